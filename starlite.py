@@ -1,0 +1,2027 @@
+"""starlite: an ASGI web framework with Starlette's API, in one file.
+
+Import from ``starlite`` what you imported from ``starlette.*``; the application class is
+``Starlite``. anyio is the only required dependency; python-multipart, httpx and jinja2 are
+optional extras, imported on first use.
+
+The file reads in the order a request travels through it:
+
+1. Types and helpers      ASGI type aliases and the door for optional extras
+2. Datastructures         URL, Headers, QueryParams, the multi-dicts, State, Secret, ...
+3. Concurrency            running blocking code in the threadpool
+4. Background tasks       work that runs after the response is sent
+5. Requests               HTTPConnection and Request: reading what the client sent
+6. Responses              Response and its subclasses, streaming, files and byte ranges
+7. Test client            TestClient: drive an ASGI app from synchronous tests, on httpx
+"""
+
+from __future__ import annotations
+
+import contextlib
+import functools
+import http.cookies
+import importlib
+import inspect
+import json
+import math
+import mimetypes
+import os
+import re
+import secrets
+import shlex
+import stat
+from collections.abc import (
+    AsyncGenerator,
+    AsyncIterable,
+    AsyncIterator,
+    Awaitable,
+    Callable,
+    ItemsView,
+    Iterable,
+    Iterator,
+    KeysView,
+    Mapping,
+    MutableMapping,
+    Sequence,
+    ValuesView,
+)
+from concurrent.futures import Future
+from datetime import datetime
+from email.utils import format_datetime, formatdate
+from types import ModuleType
+from typing import TYPE_CHECKING, Any, Literal, NamedTuple, NoReturn, ParamSpec, TypeAlias, TypeVar
+from urllib.parse import SplitResult, parse_qsl, quote, urlencode, urlsplit
+
+import anyio
+import anyio.from_thread
+import anyio.to_thread
+
+if TYPE_CHECKING:
+    import httpx
+
+__version__ = "0.1.0"
+
+__all__ = [
+    # Types and helpers
+    "ASGIApp",
+    "Message",
+    "Receive",
+    "Scope",
+    "Send",
+    # Datastructures
+    "URL",
+    "Address",
+    "CommaSeparatedStrings",
+    "Headers",
+    "ImmutableMultiDict",
+    "MultiDict",
+    "MutableHeaders",
+    "QueryParams",
+    "Secret",
+    "State",
+    "URLPath",
+    # Concurrency
+    "iterate_in_threadpool",
+    "run_in_threadpool",
+    # Background tasks
+    "BackgroundTask",
+    "BackgroundTasks",
+    # Requests
+    "ClientDisconnect",
+    "HTTPConnection",
+    "Request",
+    "cookie_parser",
+    # Responses
+    "FileResponse",
+    "HTMLResponse",
+    "JSONResponse",
+    "PlainTextResponse",
+    "RedirectResponse",
+    "Response",
+    "StreamingResponse",
+    # Test client
+    "TestClient",
+]
+
+
+# ==== Types and helpers ====
+# The ASGI interface as type aliases (https://asgi.readthedocs.io/en/latest/specs/main.html), and
+# the one door through which optional extras are imported.
+
+Scope: TypeAlias = MutableMapping[str, Any]
+Message: TypeAlias = MutableMapping[str, Any]
+Receive: TypeAlias = Callable[[], Awaitable[Message]]
+Send: TypeAlias = Callable[[Message], Awaitable[None]]
+ASGIApp: TypeAlias = Callable[[Scope, Receive, Send], Awaitable[None]]
+
+P = ParamSpec("P")
+T = TypeVar("T")
+
+
+def _import_extra(extra: str, *modules: str) -> ModuleType:
+    """Import the first of `modules` that is installed, or explain which extra provides it."""
+    for name in modules:
+        try:
+            return importlib.import_module(name)
+        except ModuleNotFoundError as exc:
+            if exc.name != name:  # the module exists but one of its own imports is missing
+                raise
+    raise ImportError(
+        f"This feature needs {' or '.join(modules)}: pip install 'starlite-asgi[{extra}]'"
+    )
+
+
+def _is_async_callable(obj: object) -> bool:
+    """Whether calling `obj` returns a coroutine: a coroutine function, a partial of one, or an
+    object whose ``__call__`` is one."""
+    return inspect.iscoroutinefunction(obj) or inspect.iscoroutinefunction(
+        getattr(obj, "__call__", None)  # noqa: B004 - we want the method itself, not callable()
+    )
+
+
+# ==== Datastructures ====
+# The value types a request and a response are made of: URLs, headers, query strings, multi-dicts,
+# request state, and small helpers for configuration values.
+
+
+class Address(NamedTuple):
+    """A client or server address: host and port."""
+
+    host: str
+    port: int
+
+
+# RFC 3986 §3.2.2-3: host [ ":" port ], where host is an IP-literal in brackets, an IPv4 address or
+# a reg-name. "@" is excluded on purpose: a Host header must never smuggle in userinfo.
+_HOST_HEADER = re.compile(
+    r"""
+    (?: \[ [0-9A-Fa-f:.]+ (?: %25 [\w.~-]+ )? \]   # IP-literal (IPv6, optional zone id)
+      | [A-Za-z0-9._~!$&'()*+,;=%-]+ )             # reg-name or IPv4address
+    (?: : (?P<port> [0-9]{1,5} ) )?                # port
+    """,
+    re.VERBOSE,
+)
+_DEFAULT_PORTS = {"http": 80, "https": 443, "ws": 80, "wss": 443}
+
+
+def _valid_host_header(value: str) -> bool:
+    """Whether a Host header is a well-formed authority that can be put in a URL."""
+    match = _HOST_HEADER.fullmatch(value)
+    return match is not None and int(match["port"] or 0) <= 65535
+
+
+def _header_value(scope: Scope, name: bytes) -> str | None:
+    """The first value of request header `name` (lower-case bytes), straight from the scope."""
+    for item_name, value in scope["headers"]:
+        if item_name == name:
+            return value.decode("latin-1")  # type: ignore[no-any-return]
+    return None
+
+
+def _scope_netloc(scope: Scope) -> str | None:
+    """The authority a request was sent to: the Host header if well formed, else the server."""
+    host_header = _header_value(scope, b"host")
+    if host_header is not None and _valid_host_header(host_header):
+        return host_header  # a malformed Host header is ignored, as if it were absent
+    server = scope.get("server")
+    if server is None or server[1] is None:  # no server, or a Unix socket
+        return None
+    host, port = server
+    if ":" in host and not host.startswith("["):
+        host = f"[{host}]"
+    if port == _DEFAULT_PORTS.get(scope.get("scheme", "http")):
+        return str(host)
+    return f"{host}:{port}"
+
+
+def _url_from_scope(scope: Scope) -> str:
+    """Rebuild the URL a client requested from an ASGI connection scope."""
+    # scope["path"] is already percent-decoded: escape only what would change how the URL parses.
+    path = scope["path"].replace("?", "%3F").replace("#", "%23").replace("\\", "%5C")
+    query = scope.get("query_string", b"").decode("latin-1")
+    netloc = _scope_netloc(scope)
+    if netloc is None:
+        if path.startswith("//"):  # without an authority, "//x" would read as host "x"
+            path = "/%2F" + path[2:]
+        return f"{path}?{query}" if query else path
+    scheme = scope.get("scheme", "http")
+    return SplitResult(scheme, netloc, path, query, "").geturl()
+
+
+class URL:
+    """A URL, built from a string, from an ASGI scope, or from components."""
+
+    _url: str
+
+    def __init__(self, url: str = "", scope: Scope | None = None, **components: Any) -> None:
+        if scope is not None:
+            if url or components:
+                raise ValueError("URL takes a string, a scope or components: only one of them")
+            url = _url_from_scope(scope)
+        elif components:
+            if url:
+                raise ValueError("URL takes a string, a scope or components: only one of them")
+            url = URL("").replace(**components)._url
+        self._url = url
+
+    @functools.cached_property
+    def components(self) -> SplitResult:
+        """The URL split into scheme, netloc, path, query and fragment."""
+        return urlsplit(self._url)
+
+    @property
+    def scheme(self) -> str:
+        """The scheme, e.g. ``https``."""
+        return self.components.scheme
+
+    @property
+    def netloc(self) -> str:
+        """The authority: ``user:password@host:port``."""
+        return self.components.netloc
+
+    @property
+    def path(self) -> str:
+        """The path."""
+        return self.components.path
+
+    @property
+    def query(self) -> str:
+        """The query string, without the ``?``."""
+        return self.components.query
+
+    @property
+    def fragment(self) -> str:
+        """The fragment, without the ``#``."""
+        return self.components.fragment
+
+    @property
+    def username(self) -> str | None:
+        """The user name of the authority, if any."""
+        return self.components.username
+
+    @property
+    def password(self) -> str | None:
+        """The password of the authority, if any."""
+        return self.components.password
+
+    @property
+    def hostname(self) -> str | None:
+        """The host, lower-cased, without brackets around an IPv6 address."""
+        return self.components.hostname
+
+    @property
+    def port(self) -> int | None:
+        """The explicit port, if any."""
+        return self.components.port
+
+    @property
+    def is_secure(self) -> bool:
+        """Whether the scheme is ``https`` or ``wss``."""
+        return self.scheme in ("https", "wss")
+
+    def replace(self, **kwargs: Any) -> URL:
+        """A copy with some components replaced; ``hostname``, ``port``, ``username`` and
+        ``password`` rebuild the netloc."""
+        if {"hostname", "port", "username", "password"} & kwargs.keys():
+            kwargs["netloc"] = self._replaced_netloc(
+                hostname=kwargs.pop("hostname", None),
+                port=kwargs.pop("port", self.port),
+                username=kwargs.pop("username", self.username),
+                password=kwargs.pop("password", self.password),
+            )
+        return self.__class__(self.components._replace(**kwargs).geturl())
+
+    def _replaced_netloc(
+        self, hostname: str | None, port: int | None, username: str | None, password: str | None
+    ) -> str:
+        if hostname is None:  # keep the current host as written, brackets and all
+            hostname = self.netloc.rpartition("@")[2]
+            if not hostname.endswith("]"):
+                hostname = hostname.rpartition(":")[0] or hostname
+        elif ":" in hostname and not hostname.startswith("["):
+            hostname = f"[{hostname}]"
+        netloc = hostname if port is None else f"{hostname}:{port}"
+        if username is None:
+            return netloc
+        userinfo = username if password is None else f"{username}:{password}"
+        return f"{userinfo}@{netloc}"
+
+    def include_query_params(self, **kwargs: Any) -> URL:
+        """A copy with these query parameters set, keeping the others."""
+        params = MultiDict(parse_qsl(self.query, keep_blank_values=True))
+        params.update({str(key): str(value) for key, value in kwargs.items()})
+        return self.replace(query=urlencode(params.multi_items()))
+
+    def replace_query_params(self, **kwargs: Any) -> URL:
+        """A copy whose query string holds exactly these parameters."""
+        return self.replace(query=urlencode([(str(k), str(v)) for k, v in kwargs.items()]))
+
+    def remove_query_params(self, keys: str | Sequence[str]) -> URL:
+        """A copy without the query parameters named in `keys`."""
+        removed = {keys} if isinstance(keys, str) else set(keys)
+        params = parse_qsl(self.query, keep_blank_values=True)
+        return self.replace(query=urlencode([(k, v) for k, v in params if k not in removed]))
+
+    def __eq__(self, other: object) -> bool:
+        return str(self) == str(other)
+
+    def __hash__(self) -> int:
+        return hash(self._url)
+
+    def __str__(self) -> str:
+        return self._url
+
+    def __repr__(self) -> str:
+        url = str(self.replace(password="********")) if self.password else self._url
+        return f"{self.__class__.__name__}({url!r})"
+
+
+class URLPath(str):
+    """A path produced by ``url_path_for``: a string that can be made absolute against a base URL.
+
+    `protocol` is ``"http"`` or ``"websocket"`` (or empty to keep the base URL's scheme); `host` is
+    set for routes under a ``Host``.
+    """
+
+    protocol: Literal["http", "websocket", ""]
+    host: str
+
+    def __new__(
+        cls, path: str, protocol: Literal["http", "websocket", ""] = "", host: str = ""
+    ) -> URLPath:
+        url_path = super().__new__(cls, path)
+        url_path.protocol = protocol
+        url_path.host = host
+        return url_path
+
+    def make_absolute_url(self, base_url: str | URL) -> URL:
+        """This path as an absolute URL on `base_url`'s scheme, host and root path."""
+        base = URL(base_url) if isinstance(base_url, str) else base_url
+        scheme = base.scheme
+        if self.protocol == "http":
+            scheme = "https" if base.is_secure else "http"
+        elif self.protocol == "websocket":
+            scheme = "wss" if base.is_secure else "ws"
+        netloc = self.host or base.netloc
+        return URL(scheme=scheme, netloc=netloc, path=base.path.rstrip("/") + str(self))
+
+
+class Secret:
+    """A string that hides its value from ``repr``, so it never lands in a log or traceback."""
+
+    def __init__(self, value: str) -> None:
+        self._value = value
+
+    def __repr__(self) -> str:
+        return f"{self.__class__.__name__}('**********')"
+
+    def __str__(self) -> str:
+        return self._value
+
+    def __bool__(self) -> bool:
+        return bool(self._value)
+
+
+class CommaSeparatedStrings(Sequence[str]):
+    """A list of strings read from ``"a, b, 'c, d'"``: commas separate, quotes group."""
+
+    def __init__(self, value: str | Sequence[str]) -> None:
+        if isinstance(value, str):
+            splitter = shlex.shlex(value, posix=True)
+            splitter.whitespace = ","
+            splitter.whitespace_split = True
+            self._items = [item.strip() for item in splitter]
+        else:
+            self._items = list(value)
+
+    def __len__(self) -> int:
+        return len(self._items)
+
+    def __getitem__(self, index: int | slice) -> Any:
+        return self._items[index]
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self._items)
+
+    def __repr__(self) -> str:
+        return f"{self.__class__.__name__}({self._items!r})"
+
+    def __str__(self) -> str:
+        return ", ".join(repr(item) for item in self)
+
+
+KeyT = TypeVar("KeyT")
+ValueT_co = TypeVar("ValueT_co", covariant=True)
+_MultiItems: TypeAlias = (
+    "ImmutableMultiDict[Any, Any] | Mapping[Any, Any] | Iterable[tuple[Any, Any]]"
+)
+
+
+class ImmutableMultiDict(Mapping[KeyT, ValueT_co]):
+    """A mapping where a key may have several values: ``[key]`` gives the last, ``getlist`` all."""
+
+    _list: list[tuple[Any, Any]]
+    _dict: dict[Any, Any]
+
+    def __init__(self, *args: _MultiItems, **kwargs: Any) -> None:
+        if len(args) > 1:
+            raise TypeError(f"{self.__class__.__name__} takes at most one positional argument")
+        value: Any = args[0] if args else []
+        if kwargs:
+            value = ImmutableMultiDict(value).multi_items() + list(kwargs.items())
+        if isinstance(value, ImmutableMultiDict):
+            items = value.multi_items()
+        elif isinstance(value, Mapping):
+            items = list(value.items())
+        else:
+            items = list(value)
+        self._list = items
+        self._dict = dict(items)
+
+    def getlist(self, key: Any) -> list[ValueT_co]:
+        """Every value of `key`, in order."""
+        return [value for item_key, value in self._list if item_key == key]
+
+    def keys(self) -> KeysView[KeyT]:
+        return self._dict.keys()
+
+    def values(self) -> ValuesView[ValueT_co]:
+        return self._dict.values()
+
+    def items(self) -> ItemsView[KeyT, ValueT_co]:
+        return self._dict.items()
+
+    def multi_items(self) -> list[tuple[KeyT, ValueT_co]]:
+        """Every (key, value) pair, repeated keys included, in order."""
+        return list(self._list)
+
+    def __getitem__(self, key: KeyT) -> ValueT_co:
+        return self._dict[key]  # type: ignore[no-any-return]
+
+    def __contains__(self, key: object) -> bool:
+        return key in self._dict
+
+    def __iter__(self) -> Iterator[KeyT]:
+        return iter(self._dict)
+
+    def __len__(self) -> int:
+        return len(self._dict)
+
+    def __eq__(self, other: object) -> bool:
+        if not isinstance(other, self.__class__):
+            return False
+        return sorted(self._list) == sorted(other._list)
+
+    __hash__ = None  # type: ignore[assignment]
+
+    def __repr__(self) -> str:
+        return f"{self.__class__.__name__}({self.multi_items()!r})"
+
+
+class MultiDict(ImmutableMultiDict[Any, Any]):
+    """A mutable `ImmutableMultiDict`."""
+
+    def __setitem__(self, key: Any, value: Any) -> None:
+        self.setlist(key, [value])
+
+    def __delitem__(self, key: Any) -> None:
+        self._list = [(k, v) for k, v in self._list if k != key]
+        del self._dict[key]
+
+    def pop(self, key: Any, default: Any = None) -> Any:
+        """Remove every value of `key` and return the last one (or `default`)."""
+        self._list = [(k, v) for k, v in self._list if k != key]
+        return self._dict.pop(key, default)
+
+    def popitem(self) -> tuple[Any, Any]:
+        """Remove a key with all its values and return it with its last value."""
+        key, value = self._dict.popitem()
+        self._list = [(k, v) for k, v in self._list if k != key]
+        return key, value
+
+    def poplist(self, key: Any) -> list[Any]:
+        """Remove every value of `key` and return them."""
+        values = [v for k, v in self._list if k == key]
+        self.pop(key)
+        return values
+
+    def clear(self) -> None:
+        """Remove everything."""
+        self._dict.clear()
+        self._list.clear()
+
+    def setdefault(self, key: Any, default: Any = None) -> Any:
+        """The value of `key`, setting it to `default` first if absent."""
+        if key not in self:
+            self._dict[key] = default
+            self._list.append((key, default))
+        return self[key]
+
+    def setlist(self, key: Any, values: list[Any]) -> None:
+        """Replace every value of `key` with `values` (an empty list removes the key)."""
+        if not values:
+            self.pop(key, None)
+            return
+        self._list = [(k, v) for k, v in self._list if k != key] + [(key, v) for v in values]
+        self._dict[key] = values[-1]
+
+    def append(self, key: Any, value: Any) -> None:
+        """Add a value to `key`, keeping its others."""
+        self._list.append((key, value))
+        self._dict[key] = value
+
+    def update(self, *args: _MultiItems, **kwargs: Any) -> None:
+        """Replace the values of every key present in the arguments."""
+        other = MultiDict(*args, **kwargs)
+        replaced = other.keys()
+        self._list = [(k, v) for k, v in self._list if k not in replaced] + other.multi_items()
+        self._dict.update(other)
+
+
+class QueryParams(ImmutableMultiDict[str, str]):
+    """The parameters of a query string (``?a=1&a=2&b=``), blank values kept."""
+
+    def __init__(self, *args: _MultiItems | str | bytes, **kwargs: Any) -> None:
+        value = args[0] if args else []
+        if isinstance(value, str | bytes):
+            text = value.decode("latin-1") if isinstance(value, bytes) else value
+            super().__init__(parse_qsl(text, keep_blank_values=True), **kwargs)
+        else:
+            super().__init__(*args, **kwargs)  # type: ignore[arg-type]
+        self._list = [(str(k), str(v)) for k, v in self._list]
+        self._dict = {str(k): str(v) for k, v in self._dict.items()}
+
+    def __str__(self) -> str:
+        return urlencode(self._list)
+
+    def __repr__(self) -> str:
+        return f"{self.__class__.__name__}({str(self)!r})"
+
+
+# RFC 9110 §5.5: a field value never contains CR, LF or NUL; writing one would let the value start
+# a new header line (response splitting), so it is refused where the app sets it.
+_FORBIDDEN_IN_HEADER = re.compile(rb"[\r\n\0]")
+
+
+def _encode_header(name: str, value: str) -> tuple[bytes, bytes]:
+    """A header as ASGI wants it: lower-cased latin-1 name and latin-1 value, checked for safety."""
+    raw_name, raw_value = name.lower().encode("latin-1"), value.encode("latin-1")
+    if _FORBIDDEN_IN_HEADER.search(raw_name) or _FORBIDDEN_IN_HEADER.search(raw_value):
+        raise ValueError(f"Header {name!r} contains CR, LF or NUL: {value!r}")
+    return raw_name, raw_value
+
+
+class Headers(Mapping[str, str]):
+    """Case-insensitive, multi-valued HTTP headers, as ASGI's list of (name, value) byte pairs.
+
+    ``headers[name]`` is the first value; ``getlist(name)`` gives all. Bytes are decoded as latin-1,
+    so no header, however odd, fails to decode.
+    """
+
+    _list: list[tuple[bytes, bytes]]
+
+    def __init__(
+        self,
+        headers: Mapping[str, str] | None = None,
+        raw: list[tuple[bytes, bytes]] | None = None,
+        scope: MutableMapping[str, Any] | None = None,
+    ) -> None:
+        if sum(arg is not None for arg in (headers, raw, scope)) > 1:
+            raise ValueError("Headers takes one of 'headers', 'raw' or 'scope'")
+        if headers is not None:
+            self._list = [_encode_header(name, value) for name, value in headers.items()]
+        elif raw is not None:
+            self._list = raw  # shared, not copied: a Response's headers view its raw_headers
+        elif scope is not None:
+            # Shared with the scope, so that a MutableHeaders over it edits the request itself.
+            self._list = scope["headers"] = list(scope["headers"])
+        else:
+            self._list = []
+
+    @property
+    def raw(self) -> list[tuple[bytes, bytes]]:
+        """The headers as a list of (lower-cased name, value) byte pairs."""
+        return list(self._list)
+
+    def keys(self) -> list[str]:  # type: ignore[override]
+        return [name.decode("latin-1") for name, _ in self._list]
+
+    def values(self) -> list[str]:  # type: ignore[override]
+        return [value.decode("latin-1") for _, value in self._list]
+
+    def items(self) -> list[tuple[str, str]]:  # type: ignore[override]
+        return [(name.decode("latin-1"), value.decode("latin-1")) for name, value in self._list]
+
+    def getlist(self, key: str) -> list[str]:
+        """Every value of header `key`, in order."""
+        name = key.lower().encode("latin-1")
+        return [value.decode("latin-1") for item_name, value in self._list if item_name == name]
+
+    def mutablecopy(self) -> MutableHeaders:
+        """A `MutableHeaders` holding a copy of these headers."""
+        return MutableHeaders(raw=list(self._list))
+
+    def __getitem__(self, key: str) -> str:
+        name = key.lower().encode("latin-1")
+        for item_name, value in self._list:
+            if item_name == name:
+                return value.decode("latin-1")
+        raise KeyError(key)
+
+    def __contains__(self, key: object) -> bool:
+        if not isinstance(key, str):
+            return False
+        name = key.lower().encode("latin-1")
+        return any(item_name == name for item_name, _ in self._list)
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self.keys())
+
+    def __len__(self) -> int:
+        return len(self._list)
+
+    def __eq__(self, other: object) -> bool:
+        if not isinstance(other, Headers):
+            return False
+        return sorted(self._list) == sorted(other._list)
+
+    __hash__ = None  # type: ignore[assignment]
+
+    def __repr__(self) -> str:
+        as_dict = dict(self.items())
+        if len(as_dict) == len(self):
+            return f"{self.__class__.__name__}({as_dict!r})"
+        return f"{self.__class__.__name__}(raw={self.raw!r})"
+
+
+class MutableHeaders(Headers):
+    """Headers that can be changed; every value set is checked for CR, LF and NUL."""
+
+    def __setitem__(self, key: str, value: str) -> None:
+        """Set a header, replacing all of its current values."""
+        name, raw_value = _encode_header(key, value)
+        self._list[:] = [(n, v) for n, v in self._list if n != name]
+        self._list.append((name, raw_value))
+
+    def __delitem__(self, key: str) -> None:
+        """Remove every value of a header."""
+        name = key.lower().encode("latin-1")
+        self._list[:] = [(n, v) for n, v in self._list if n != name]
+
+    def __ior__(self, other: Mapping[str, str]) -> MutableHeaders:
+        self.update(other)
+        return self
+
+    def __or__(self, other: Mapping[str, str]) -> MutableHeaders:
+        new = self.mutablecopy()
+        new.update(other)
+        return new
+
+    @property
+    def raw(self) -> list[tuple[bytes, bytes]]:
+        """The live list of (name, value) byte pairs behind these headers."""
+        return self._list
+
+    def setdefault(self, key: str, value: str) -> str:
+        """The header's first value, setting it to `value` first if absent."""
+        if key in self:
+            return self[key]
+        self._list.append(_encode_header(key, value))
+        return value
+
+    def update(self, other: Mapping[str, str]) -> None:
+        """Set every header of `other`, replacing current values."""
+        for key, value in other.items():
+            self[key] = value
+
+    def append(self, key: str, value: str) -> None:
+        """Add a value to a header, keeping its others."""
+        self._list.append(_encode_header(key, value))
+
+    def add_vary_header(self, vary: str) -> None:
+        """Add names to the ``Vary`` header, keeping every name already there, each once."""
+        names: dict[str, str] = {}  # lower-cased name -> name as first written
+        for value in [*self.getlist("vary"), vary]:
+            for name in value.split(","):
+                if name.strip():
+                    names.setdefault(name.strip().lower(), name.strip())
+        # RFC 9110 §12.5.5: "*" already means "varies on anything"; other names add nothing.
+        self["vary"] = "*" if "*" in names else ", ".join(names.values())
+
+
+class State:
+    """An object to hang arbitrary attributes on: ``app.state``, ``request.state``."""
+
+    _state: dict[str, Any]
+
+    def __init__(self, state: dict[str, Any] | None = None) -> None:
+        super().__setattr__("_state", {} if state is None else state)
+
+    def __setattr__(self, key: str, value: Any) -> None:
+        self._state[key] = value
+
+    def __getattr__(self, key: str) -> Any:
+        try:
+            return self._state[key]
+        except KeyError:
+            raise AttributeError(f"'State' object has no attribute '{key}'") from None
+
+    def __delattr__(self, key: str) -> None:
+        try:
+            del self._state[key]
+        except KeyError:
+            raise AttributeError(f"'State' object has no attribute '{key}'") from None
+
+    def __getitem__(self, key: str) -> Any:
+        return self._state[key]
+
+    def __setitem__(self, key: str, value: Any) -> None:
+        self._state[key] = value
+
+    def __delitem__(self, key: str) -> None:
+        del self._state[key]
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self._state)
+
+    def __len__(self) -> int:
+        return len(self._state)
+
+
+# ==== Concurrency ====
+# Blocking code (sync endpoints, sync iterators, file system calls) runs in anyio's worker threads,
+# so that the event loop keeps serving other requests.
+
+
+async def run_in_threadpool(func: Callable[P, T], *args: P.args, **kwargs: P.kwargs) -> T:
+    """Call a blocking function in a worker thread and await its result."""
+    return await anyio.to_thread.run_sync(functools.partial(func, *args, **kwargs))
+
+
+_EXHAUSTED: Any = (
+    object()
+)  # what `next` returns at the end, since StopIteration cannot cross an await
+
+
+async def iterate_in_threadpool(iterable: Iterable[T]) -> AsyncIterator[T]:
+    """Iterate a blocking iterable, each step in a worker thread.
+
+    Closing the async iterator early (a client that went away) closes the underlying generator, in
+    a thread too, so its clean-up runs.
+    """
+    iterator = iter(iterable)
+    try:
+        while (
+            item := await anyio.to_thread.run_sync(next, iterator, _EXHAUSTED)
+        ) is not _EXHAUSTED:
+            yield item
+    finally:
+        close = getattr(iterator, "close", None)
+        if close is not None:
+            with anyio.CancelScope(shield=True):
+                await anyio.to_thread.run_sync(close)
+
+
+# ==== Background tasks ====
+# Work attached to a response, run after its last byte is sent: the client does not wait for it.
+
+
+class BackgroundTask:
+    """A function to call after the response is sent; a sync one runs in the threadpool."""
+
+    def __init__(self, func: Callable[P, Any], *args: P.args, **kwargs: P.kwargs) -> None:
+        self.func = func
+        self.args = args
+        self.kwargs = kwargs
+        self.is_async = _is_async_callable(func)
+
+    async def __call__(self) -> None:
+        if self.is_async:
+            await self.func(*self.args, **self.kwargs)
+        else:
+            await run_in_threadpool(self.func, *self.args, **self.kwargs)
+
+
+class BackgroundTasks(BackgroundTask):
+    """Several background tasks, run one after the other in the order they were added."""
+
+    def __init__(self, tasks: Sequence[BackgroundTask] | None = None) -> None:
+        self.tasks = list(tasks) if tasks is not None else []
+
+    def add_task(self, func: Callable[P, Any], *args: P.args, **kwargs: P.kwargs) -> None:
+        """Append a task."""
+        self.tasks.append(BackgroundTask(func, *args, **kwargs))
+
+    async def __call__(self) -> None:
+        for task in self.tasks:
+            await task()
+
+
+# ==== Requests ====
+# HTTPConnection holds what HTTP requests and websockets share (URL, headers, cookies, client,
+# state); Request adds the method and the body, read from ASGI `http.request` messages.
+
+# RFC 6265 §4.1.1 lets a cookie value be a quoted string; Python's SimpleCookie also writes
+# backslash escapes (\" and octal \ooo) inside the quotes, which browsers send back verbatim.
+_COOKIE_ESCAPE = re.compile(r"\\(?:([0-7]{3})|(.))")
+
+
+def _unquote_cookie_value(value: str) -> str:
+    if len(value) < 2 or value[0] != '"' or value[-1] != '"':
+        return value
+    return _COOKIE_ESCAPE.sub(lambda m: chr(int(m[1], 8)) if m[1] else m[2], value[1:-1])
+
+
+def cookie_parser(cookie_string: str) -> dict[str, str]:
+    """Parse a ``Cookie`` header into a dict, leniently, as browsers do.
+
+    Browsers send cookies that break RFC 6265 (spaces, commas, no ``=``), so nothing here raises:
+    a pair without ``=`` is taken as a value with an empty name, as Firefox and Chrome do.
+    """
+    cookies: dict[str, str] = {}
+    for pair in cookie_string.split(";"):
+        name, sep, value = pair.partition("=")
+        if not sep:
+            name, value = "", name
+        name, value = name.strip(), value.strip()
+        if name or value:
+            cookies[name] = _unquote_cookie_value(value)
+    return cookies
+
+
+class ClientDisconnect(Exception):
+    """The client went away before the request body was read in full."""
+
+
+class HTTPConnection(Mapping[str, Any]):
+    """What HTTP requests and websocket connections share; also a read-only view of the scope."""
+
+    def __init__(self, scope: Scope, receive: Receive | None = None) -> None:
+        if scope["type"] not in ("http", "websocket"):
+            raise ValueError(f"Expected an 'http' or 'websocket' scope, got {scope['type']!r}")
+        self.scope = scope
+
+    def __getitem__(self, key: str) -> Any:
+        return self.scope[key]
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self.scope)
+
+    def __len__(self) -> int:
+        return len(self.scope)
+
+    # Two connections are equal only when they are the same object, never by their scopes.
+    __eq__ = object.__eq__
+    __hash__ = object.__hash__
+
+    @property
+    def app(self) -> Any:
+        """The application that received this connection."""
+        return self.scope["app"]
+
+    @functools.cached_property
+    def url(self) -> URL:
+        """The full URL the client asked for."""
+        return URL(scope=self.scope)
+
+    @functools.cached_property
+    def base_url(self) -> URL:
+        """The URL of the application's root, for building absolute links."""
+        # Inside a Mount, root_path grows; app_root_path keeps the application's own.
+        root_path = self.scope.get("app_root_path", self.scope.get("root_path", ""))
+        path = root_path if root_path.endswith("/") else root_path + "/"
+        return URL(scope={**self.scope, "path": path, "query_string": b"", "root_path": root_path})
+
+    @functools.cached_property
+    def headers(self) -> Headers:
+        """The request headers."""
+        return Headers(scope=self.scope)
+
+    @functools.cached_property
+    def query_params(self) -> QueryParams:
+        """The parameters of the query string."""
+        return QueryParams(self.scope["query_string"])
+
+    @property
+    def path_params(self) -> dict[str, Any]:
+        """The parameters the router matched in the path."""
+        return self.scope.get("path_params", {})  # type: ignore[no-any-return]
+
+    @functools.cached_property
+    def cookies(self) -> dict[str, str]:
+        """The cookies the client sent."""
+        # HTTP/2 lets a client split its cookies over several Cookie fields (RFC 9113 §8.2.3).
+        return cookie_parser("; ".join(self.headers.getlist("cookie")))
+
+    @property
+    def client(self) -> Address | None:
+        """The client's host and port, when the server knows them."""
+        client = self.scope.get("client")
+        return None if client is None else Address(*client)
+
+    @functools.cached_property
+    def state(self) -> State:
+        """Per-request state; starts as a copy of what the lifespan yielded."""
+        return State(self.scope.setdefault("state", {}))
+
+
+# The request headers a pushed response would have been negotiated with (RFC 9113 §8.4).
+_PUSHED_HEADERS = frozenset(
+    (b"accept", b"accept-encoding", b"accept-language", b"cache-control", b"user-agent")
+)
+
+
+async def _empty_receive() -> NoReturn:
+    raise RuntimeError("This Request was created without a receive channel")
+
+
+async def _empty_send(message: Message) -> NoReturn:
+    raise RuntimeError("This Request was created without a send channel")
+
+
+class Request(HTTPConnection):
+    """An HTTP request: the connection plus its method and body."""
+
+    def __init__(self, scope: Scope, receive: Receive = _empty_receive, send: Send = _empty_send):
+        if scope["type"] != "http":
+            raise ValueError(f"Request needs an 'http' scope, got {scope['type']!r}")
+        super().__init__(scope)
+        self._receive = receive
+        self._send = send
+        self._body: bytes | None = None
+        self._stream_consumed = False
+        self._is_disconnected = False
+        self._peeked_message: Message | None = None  # taken by is_disconnected(), kept for stream()
+
+    @property
+    def method(self) -> str:
+        """The request method, e.g. ``GET``."""
+        return self.scope["method"]  # type: ignore[no-any-return]
+
+    @property
+    def receive(self) -> Receive:
+        """The ASGI receive channel."""
+        return self._receive
+
+    async def _next_message(self) -> Message:
+        if self._peeked_message is not None:
+            message, self._peeked_message = self._peeked_message, None
+            return message
+        return await self._receive()
+
+    async def stream(self) -> AsyncGenerator[bytes, None]:
+        """The body as it arrives, chunk by chunk; the cached body if it was read already.
+
+        Raises `ClientDisconnect` if the client goes away first, and `RuntimeError` when the
+        body was already streamed (use ``body()``, which caches, to read it more than once).
+        """
+        if self._body is not None:
+            if self._body:
+                yield self._body
+            return
+        if self._stream_consumed:
+            raise RuntimeError(
+                "The request body was already streamed; read it with request.body() to reuse it"
+            )
+        self._stream_consumed = True
+        while True:
+            message = await self._next_message()
+            if message["type"] == "http.request":
+                if chunk := message.get("body", b""):
+                    yield chunk
+                if not message.get("more_body", False):
+                    return
+            elif message["type"] == "http.disconnect":
+                self._is_disconnected = True
+                raise ClientDisconnect()
+
+    async def body(self) -> bytes:
+        """The whole body, read once and cached."""
+        if self._body is None:
+            chunks = [chunk async for chunk in self.stream()]
+            self._body = b"".join(chunks)
+        return self._body
+
+    async def json(self) -> Any:
+        """The body parsed as JSON; raises `json.JSONDecodeError` if it is not JSON."""
+        if not hasattr(self, "_json"):
+            self._json = json.loads(await self.body())
+        return self._json
+
+    async def is_disconnected(self) -> bool:
+        """Whether the client has gone away, checked without waiting."""
+        if self._is_disconnected or self._peeked_message is not None:
+            return self._is_disconnected
+        message: Message | None = None
+        with anyio.CancelScope() as poll:
+            poll.cancel()  # take a message only if one is ready right now
+            message = await self._receive()
+        if message is not None:
+            if message["type"] == "http.disconnect":
+                self._is_disconnected = True
+            else:  # part of the body: keep it for stream(), never drop it
+                self._peeked_message = message
+        return self._is_disconnected
+
+    async def send_push_promise(self, path: str) -> None:
+        """Ask an HTTP/2 server to push `path`, if it offers the server push extension."""
+        if "http.response.push" not in self.scope.get("extensions", {}):
+            return
+        headers = [(name, value) for name, value in self.headers.raw if name in _PUSHED_HEADERS]
+        await self._send({"type": "http.response.push", "path": path, "headers": headers})
+
+    async def send_early_hints(self, link: str, /, *additional_links: str) -> None:
+        """Send a 103 Early Hints response with ``Link`` values, if the server offers it."""
+        if "http.response.early_hint" not in self.scope.get("extensions", {}):
+            return
+        links = [value.encode("latin-1") for value in (link, *additional_links)]
+        await self._send({"type": "http.response.early_hint", "links": links})
+
+
+# ==== Responses ====
+# A Response is an ASGI app that sends one response. Subclasses render HTML, text and JSON, stream
+# from iterators, and send files with byte ranges (RFC 9110 §14). Sending stops when the client
+# disconnects, and background tasks run after the last byte.
+
+# Status codes whose responses never carry content (RFC 9110 §6.4.1).
+_BODYLESS_STATUSES = frozenset((*range(100, 200), 204, 304))
+
+# mimetypes reads the system's type tables on first use; read them now, at import, rather than
+# from the event loop the first time a FileResponse guesses a type.
+mimetypes.init()
+
+
+@functools.lru_cache(maxsize=64)
+def _content_type(media_type: str, charset: str) -> bytes:
+    """The Content-Type header value for a media type: text types get the charset."""
+    if media_type.startswith("text/") and "charset=" not in media_type.lower():
+        media_type = f"{media_type}; charset={charset}"
+    return _encode_header("content-type", media_type)[1]
+
+
+def _websocket_denial_send(scope: Scope, send: Send) -> Send:
+    """The channel a response is sent on: `send` for HTTP; for a websocket, the same messages
+    prefixed with ``websocket.``, which deny the handshake (ASGI ``websocket.http.response``)."""
+    if scope["type"] != "websocket":
+        return send
+
+    async def send_prefixed(message: Message) -> None:
+        await send({**message, "type": "websocket." + message["type"]})
+
+    return send_prefixed
+
+
+# Cookie attribute values end at ";" and must not hold control characters (RFC 6265 §4.1.1).
+_UNSAFE_IN_COOKIE_ATTRIBUTE = re.compile(r"[;\x00-\x1f\x7f]")
+_SAMESITE_VALUES = frozenset(("strict", "lax", "none"))
+
+
+def _cookie_attribute(name: str, value: str) -> str:
+    if _UNSAFE_IN_COOKIE_ATTRIBUTE.search(value):
+        raise ValueError(f"Cookie {name} contains ';' or a control character: {value!r}")
+    return value
+
+
+class Response:
+    """An HTTP response with its whole body in memory; also an ASGI app that sends it.
+
+    Content-Length is set from the body and Content-Type from `media_type` (with the charset for
+    text types) unless `headers` sets them. Nothing is sent after the headers for a HEAD request or
+    a 1xx, 204 or 304 status, as RFC 9110 requires.
+    """
+
+    media_type: str | None = None
+    charset = "utf-8"
+
+    def __init__(
+        self,
+        content: Any = None,
+        status_code: int = 200,
+        headers: Mapping[str, str] | None = None,
+        media_type: str | None = None,
+        background: BackgroundTask | None = None,
+    ) -> None:
+        self.status_code = status_code
+        if media_type is not None:
+            self.media_type = media_type
+        self.background = background
+        self.body = self.render(content)
+        self.init_headers(headers)
+
+    def render(self, content: Any) -> bytes | memoryview:
+        """The body for `content`: bytes as they are, text encoded with the charset."""
+        if content is None:
+            return b""
+        if isinstance(content, bytes):
+            return content
+        if isinstance(content, str):
+            return content.encode(self.charset)
+        if isinstance(content, memoryview):  # as bytes, so that len() counts bytes, not items
+            return content.cast("B") if content.c_contiguous else content.tobytes()
+        raise TypeError(
+            f"{self.__class__.__name__} content must be str, bytes or memoryview, "
+            f"not {type(content).__name__}"
+        )
+
+    def init_headers(self, headers: Mapping[str, str] | None = None) -> None:
+        """Build `raw_headers` from `headers`, adding Content-Length and Content-Type."""
+        raw_headers = [] if headers is None else [_encode_header(k, v) for k, v in headers.items()]
+        names = {name for name, _ in raw_headers}
+        # Streaming and file responses have no body attribute: their length is not known here.
+        body = getattr(self, "body", None)
+        if (
+            body is not None
+            and b"content-length" not in names
+            and self.status_code not in _BODYLESS_STATUSES
+        ):
+            raw_headers.append((b"content-length", b"%d" % len(body)))
+        if self.media_type is not None and b"content-type" not in names:
+            raw_headers.append((b"content-type", _content_type(self.media_type, self.charset)))
+        self.raw_headers = raw_headers
+
+    @functools.cached_property
+    def headers(self) -> MutableHeaders:
+        """The response headers, editable; changes go straight to `raw_headers`."""
+        return MutableHeaders(raw=self.raw_headers)
+
+    def _sends_body(self, scope: Scope) -> bool:
+        return scope.get("method") != "HEAD" and self.status_code not in _BODYLESS_STATUSES
+
+    def set_cookie(
+        self,
+        key: str,
+        value: str = "",
+        max_age: int | None = None,
+        expires: datetime | str | int | None = None,
+        path: str | None = "/",
+        domain: str | None = None,
+        secure: bool = False,
+        httponly: bool = False,
+        samesite: Literal["lax", "strict", "none"] | None = "lax",
+        partitioned: bool = False,
+    ) -> None:
+        """Add a ``Set-Cookie`` header.
+
+        The value is quoted as the standard library's ``http.cookies`` does; an attribute that could
+        end the header early or add another attribute (``;``, CR, LF) raises ``ValueError``.
+        `partitioned` (CHIPS) works on every Python version.
+        """
+        cookie: http.cookies.SimpleCookie = http.cookies.SimpleCookie()
+        try:
+            cookie[key] = value
+        except http.cookies.CookieError:
+            raise ValueError(f"Invalid cookie name: {key!r}") from None
+        morsel = cookie[key]
+        if max_age is not None:
+            morsel["max-age"] = int(max_age)
+        if isinstance(expires, datetime):
+            morsel["expires"] = format_datetime(expires, usegmt=True)
+        elif isinstance(expires, str):
+            morsel["expires"] = _cookie_attribute("expires", expires)
+        elif expires is not None:
+            morsel["expires"] = expires  # seconds from now; http.cookies formats the date
+        if path is not None:
+            morsel["path"] = _cookie_attribute("path", path)
+        if domain is not None:
+            morsel["domain"] = _cookie_attribute("domain", domain)
+        morsel["secure"] = secure
+        morsel["httponly"] = httponly
+        if samesite is not None:
+            if samesite.lower() not in _SAMESITE_VALUES:
+                raise ValueError(f"samesite must be 'strict', 'lax' or 'none', not {samesite!r}")
+            morsel["samesite"] = samesite
+        header = morsel.OutputString()
+        if partitioned:  # http.cookies knows this attribute only from Python 3.14
+            header += "; Partitioned"
+        self.raw_headers.append(_encode_header("set-cookie", header))
+
+    def delete_cookie(
+        self,
+        key: str,
+        path: str = "/",
+        domain: str | None = None,
+        secure: bool = False,
+        httponly: bool = False,
+        samesite: Literal["lax", "strict", "none"] | None = "lax",
+        partitioned: bool = False,
+    ) -> None:
+        """Tell the client to drop a cookie (same path and domain as when it was set)."""
+        self.set_cookie(
+            key,
+            max_age=0,
+            expires=0,
+            path=path,
+            domain=domain,
+            secure=secure,
+            httponly=httponly,
+            samesite=samesite,
+            partitioned=partitioned,
+        )
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        send = _websocket_denial_send(scope, send)
+        start = {"type": "http.response.start", "status": self.status_code}
+        await send({**start, "headers": self.raw_headers})
+        body = self.body if self._sends_body(scope) else b""
+        await send({"type": "http.response.body", "body": body})
+        if self.background is not None:
+            await self.background()
+
+
+class HTMLResponse(Response):
+    """A ``text/html`` response."""
+
+    media_type = "text/html"
+
+
+class PlainTextResponse(Response):
+    """A ``text/plain`` response."""
+
+    media_type = "text/plain"
+
+
+class JSONResponse(Response):
+    """A JSON response: compact, UTF-8, and refusing NaN and infinity (``ValueError``), which JSON
+    cannot represent."""
+
+    media_type = "application/json"
+
+    def __init__(
+        self,
+        content: Any,
+        status_code: int = 200,
+        headers: Mapping[str, str] | None = None,
+        media_type: str | None = None,
+        background: BackgroundTask | None = None,
+    ) -> None:
+        super().__init__(content, status_code, headers, media_type, background)
+
+    def render(self, content: Any) -> bytes:
+        """`content` as compact UTF-8 JSON."""
+        return json.dumps(
+            content, ensure_ascii=False, allow_nan=False, indent=None, separators=(",", ":")
+        ).encode("utf-8")
+
+
+# Characters a Location URL keeps as they are; everything else is percent-encoded, CR and LF too.
+_URL_SAFE_CHARACTERS = ":/%#?=@[]!$&'()*+,;"
+
+
+class RedirectResponse(Response):
+    """A redirect to `url` (``307 Temporary Redirect`` unless told otherwise)."""
+
+    def __init__(
+        self,
+        url: str | URL,
+        status_code: int = 307,
+        headers: Mapping[str, str] | None = None,
+        background: BackgroundTask | None = None,
+    ) -> None:
+        super().__init__(b"", status_code, headers, background=background)
+        self.headers["location"] = quote(str(url), safe=_URL_SAFE_CHARACTERS)
+
+
+@functools.lru_cache(maxsize=8)
+def _parse_spec_version(version: str) -> tuple[int, ...]:
+    return tuple(int(part) for part in version.split("."))
+
+
+@contextlib.asynccontextmanager
+async def _task_group() -> AsyncIterator[anyio.abc.TaskGroup]:
+    """A task group that re-raises a lone failure as itself, not inside an ExceptionGroup, so that
+    exception handlers see the exception the app raised."""
+    lone: BaseException | None = None
+    try:
+        async with anyio.create_task_group() as task_group:
+            yield task_group
+    except BaseExceptionGroup as group:
+        if len(group.exceptions) != 1:
+            raise
+        lone = group.exceptions[0]
+    if lone is not None:
+        raise lone
+
+
+async def _send_until_disconnect(
+    scope: Scope, receive: Receive, send: Send, send_body: Callable[[Send], Awaitable[None]]
+) -> None:
+    """Run ``send_body(send)``, stopping it as soon as the client disconnects.
+
+    ASGI 2.4 servers raise ``OSError`` from ``send`` once the client is gone; with older servers a
+    second task listens for ``http.disconnect`` and cancels the sending.
+    """
+    version = scope.get("asgi", {}).get("spec_version", "2.0")
+    if _parse_spec_version(version) >= (2, 4):
+        with contextlib.suppress(ClientDisconnect):
+            await send_body(functools.partial(_send_or_disconnect, send))
+        return
+    async with _task_group() as task_group:
+
+        async def send_then_stop_listening() -> None:
+            await send_body(send)
+            task_group.cancel_scope.cancel()
+
+        task_group.start_soon(send_then_stop_listening)
+        while (await receive())["type"] != "http.disconnect":
+            pass
+        task_group.cancel_scope.cancel()
+
+
+async def _send_or_disconnect(send: Send, message: Message) -> None:
+    try:
+        await send(message)
+    except OSError:  # only the server's send, so an OSError of the app's own is not mistaken
+        raise ClientDisconnect() from None
+
+
+@contextlib.asynccontextmanager
+async def _closing(iterable: AsyncIterable[T]) -> AsyncIterator[AsyncIterator[T]]:
+    """Iterate `iterable` and close it at the end, even when cancelled, so its clean-up runs."""
+    iterator = aiter(iterable)
+    try:
+        yield iterator
+    finally:
+        aclose = getattr(iterator, "aclose", None)
+        if aclose is not None:
+            with anyio.CancelScope(shield=True):
+                await aclose()
+
+
+Content: TypeAlias = str | bytes | memoryview
+ContentStream: TypeAlias = AsyncIterable[Content] | Iterable[Content]
+
+
+class StreamingResponse(Response):
+    """A response whose body comes from an iterator, sent chunk by chunk as it is produced.
+
+    A sync iterator runs in the threadpool. When the client disconnects the iterator is closed at
+    once (its ``finally`` runs) and nothing more is produced.
+    """
+
+    body_iterator: AsyncIterable[Content]
+
+    def __init__(
+        self,
+        content: ContentStream,
+        status_code: int = 200,
+        headers: Mapping[str, str] | None = None,
+        media_type: str | None = None,
+        background: BackgroundTask | None = None,
+    ) -> None:
+        if isinstance(content, AsyncIterable):
+            self.body_iterator = content
+        else:
+            self.body_iterator = iterate_in_threadpool(content)
+        self.status_code = status_code
+        if media_type is not None:
+            self.media_type = media_type
+        self.background = background
+        self.init_headers(headers)
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        send = _websocket_denial_send(scope, send)
+        if self._sends_body(scope):
+            await _send_until_disconnect(scope, receive, send, self._stream)
+        else:
+            async with _closing(self.body_iterator):
+                await self._send_start(send)
+                await send({"type": "http.response.body", "body": b""})
+        if self.background is not None:
+            await self.background()
+
+    async def _send_start(self, send: Send) -> None:
+        start = {"type": "http.response.start", "status": self.status_code}
+        await send({**start, "headers": self.raw_headers})
+
+    async def _stream(self, send: Send) -> None:
+        async with _closing(self.body_iterator) as chunks:
+            await self._send_start(send)
+            async for chunk in chunks:
+                body = chunk.encode(self.charset) if isinstance(chunk, str) else chunk
+                await send({"type": "http.response.body", "body": body, "more_body": True})
+        await send({"type": "http.response.body", "body": b""})
+
+
+class _RangeError(Exception):
+    """A Range header that must be answered with an error status instead of content."""
+
+    def __init__(self, status_code: int, detail: str) -> None:
+        super().__init__(detail)
+        self.status_code = status_code
+        self.detail = detail
+
+
+# RFC 9110 §14.1.1:
+#   range-spec   = int-range / suffix-range
+#   int-range    = first-pos "-" [ last-pos ]
+#   suffix-range = "-" suffix-length
+_RANGE_SPEC = re.compile(r"(?P<first>[0-9]*)[ \t]*-[ \t]*(?P<last>[0-9]*)")
+# A position of more digits than this is past the end of any file: no need to convert it.
+_MAX_POSITION_DIGITS = 18
+_PAST_ANY_FILE = 10**_MAX_POSITION_DIGITS
+
+
+def _position(digits: str) -> int:
+    return int(digits) if len(digits) <= _MAX_POSITION_DIGITS else _PAST_ANY_FILE
+
+
+def _byte_range(first: str, last: str, size: int) -> tuple[int, int] | None:
+    """One range-spec as a half-open ``(start, end)`` clamped to the file, or None if it asks for
+    nothing inside it."""
+    if not first:  # suffix-range: the final `last` bytes
+        length = _position(last)
+        return (max(size - length, 0), size) if length and size else None
+    start = _position(first)
+    if last and _position(last) < start:
+        raise _RangeError(400, "Malformed range header: a range ends before it starts.")
+    end = min(_position(last) + 1, size) if last else size
+    return (start, end) if start < size else None
+
+
+def _merge_ranges(ranges: list[tuple[int, int]]) -> list[tuple[int, int]]:
+    """Sort ranges and merge those that overlap or touch (RFC 9110 §14.1.1 allows coalescing)."""
+    ranges.sort()
+    merged = [ranges[0]]
+    for start, end in ranges[1:]:
+        last_start, last_end = merged[-1]
+        if start <= last_end:
+            merged[-1] = (last_start, max(last_end, end))
+        else:
+            merged.append((start, end))
+    return merged
+
+
+def _parse_range_header(header: str, size: int, max_ranges: int) -> list[tuple[int, int]] | None:
+    """The byte ranges a Range header asks of a `size`-byte file, merged and sorted.
+
+    None means "ignore the header and send the whole file": a unit other than bytes (RFC 9110
+    §14.2 says to ignore it) or more than `max_ranges` ranges (serving them would multiply the
+    work of one request). Raises `_RangeError`: 400 when malformed, 416 when no range overlaps
+    the file. Linear in the header's length.
+    """
+    unit, equals, range_set = header.partition("=")
+    if not equals:
+        raise _RangeError(400, "Malformed range header.")
+    if unit.strip().lower() != "bytes":
+        return None
+    if range_set.count(",") >= max_ranges:
+        return None
+    ranges: list[tuple[int, int]] = []
+    specs = [spec.strip(" \t") for spec in range_set.split(",")]
+    specs = [spec for spec in specs if spec]  # RFC 9110 §5.6.1: empty list elements are allowed
+    if not specs:
+        raise _RangeError(400, "Malformed range header.")
+    for spec in specs:
+        match = _RANGE_SPEC.fullmatch(spec)
+        if match is None or not (match["first"] or match["last"]):
+            raise _RangeError(400, "Malformed range header.")
+        byte_range = _byte_range(match["first"], match["last"], size)
+        if byte_range is not None:
+            ranges.append(byte_range)
+    if not ranges:
+        raise _RangeError(416, "Range not satisfiable.")
+    return _merge_ranges(ranges)
+
+
+def _content_disposition(disposition_type: str, filename: str) -> str:
+    """A Content-Disposition value; non-ASCII names use RFC 5987's ``filename*``."""
+    quoted = quote(filename)
+    if quoted == filename:
+        return f'{disposition_type}; filename="{filename}"'
+    return f"{disposition_type}; filename*=utf-8''{quoted}"
+
+
+# One part of a file to send: bytes to send first, then the file's bytes [start, end).
+_FilePart: TypeAlias = tuple[bytes, int, int]
+
+
+class FileResponse(Response):
+    """A file from disk, with ETag, Last-Modified, and byte ranges (RFC 9110 §14).
+
+    The file is stat'ed once, off the event loop, unless `stat_result` is given. A server that
+    offers ASGI's ``http.response.pathsend`` sends the file itself. One range gets a ``206``;
+    several get a ``multipart/byteranges`` body. A malformed Range gets ``400``, one past the end
+    ``416``; an unknown unit or more than `max_ranges` ranges is ignored and the whole file sent.
+    """
+
+    chunk_size = 64 * 1024
+    # Ranges per request (Apache's default is 200): enough for any real client, and bounded.
+    max_ranges = 100
+
+    def __init__(
+        self,
+        path: str | os.PathLike[str],
+        status_code: int = 200,
+        headers: Mapping[str, str] | None = None,
+        media_type: str | None = None,
+        background: BackgroundTask | None = None,
+        filename: str | None = None,
+        stat_result: os.stat_result | None = None,
+        content_disposition_type: str = "attachment",
+    ) -> None:
+        self.path = path
+        self.status_code = status_code
+        self.filename = filename
+        if media_type is None:
+            media_type = mimetypes.guess_type(filename or path)[0] or "application/octet-stream"
+        self.media_type = media_type
+        self.background = background
+        self.init_headers(headers)
+        self.headers.setdefault("accept-ranges", "bytes")
+        if filename is not None:
+            disposition = _content_disposition(content_disposition_type, filename)
+            self.headers.setdefault("content-disposition", disposition)
+        self.stat_result = stat_result
+        if stat_result is not None:
+            self.set_stat_headers(stat_result)
+
+    def set_stat_headers(self, stat_result: os.stat_result) -> None:
+        """Set Content-Length, Last-Modified and ETag from the file's status, unless already set."""
+        self.headers.setdefault("content-length", str(stat_result.st_size))
+        self.headers.setdefault("last-modified", formatdate(stat_result.st_mtime, usegmt=True))
+        # Changes whenever the file is rewritten or resized, like nginx's and Apache's ETags.
+        self.headers.setdefault("etag", f'"{stat_result.st_mtime_ns:x}-{stat_result.st_size:x}"')
+
+    async def _stat(self) -> os.stat_result:
+        try:
+            stat_result = await anyio.to_thread.run_sync(os.stat, self.path)
+        except FileNotFoundError:
+            raise RuntimeError(f"File at path {self.path} does not exist.") from None
+        if not stat.S_ISREG(stat_result.st_mode):
+            raise RuntimeError(f"File at path {self.path} is not a file.")
+        self.set_stat_headers(stat_result)
+        return stat_result
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        send = _websocket_denial_send(scope, send)
+        if self.stat_result is None:
+            self.stat_result = await self._stat()
+        size = self.stat_result.st_size
+        try:
+            ranges = self._requested_ranges(scope, size)
+        except _RangeError as error:
+            headers = {"content-range": f"bytes */{size}"} if error.status_code == 416 else None
+            await PlainTextResponse(error.detail, error.status_code, headers)(scope, receive, send)
+            return
+        if ranges is None:
+            await self._send_whole_file(scope, receive, send)
+        else:
+            await self._send_ranges(scope, receive, send, ranges, size)
+        if self.background is not None:
+            await self.background()
+
+    def _requested_ranges(self, scope: Scope, size: int) -> list[tuple[int, int]] | None:
+        """The byte ranges to send, or None for the whole file."""
+        range_header = _header_value(scope, b"range")
+        if (
+            range_header is None
+            or self.status_code != 200
+            or scope.get("method") not in ("GET", "HEAD")
+        ):
+            return None
+        if_range = _header_value(scope, b"if-range")
+        if if_range is not None and not self._if_range_matches(if_range):
+            return None
+        return _parse_range_header(range_header, size, self.max_ranges)
+
+    def _if_range_matches(self, if_range: str) -> bool:
+        """RFC 9110 §13.1.5: a strong ETag or the exact Last-Modified date of this file."""
+        if if_range.startswith("W/"):
+            return False
+        return if_range in (self.headers.get("etag"), self.headers.get("last-modified"))
+
+    async def _send_whole_file(self, scope: Scope, receive: Receive, send: Send) -> None:
+        start = {"type": "http.response.start", "status": self.status_code}
+        if not self._sends_body(scope):
+            await send({**start, "headers": self.raw_headers})
+            await send({"type": "http.response.body", "body": b""})
+        elif "http.response.pathsend" in scope.get("extensions", {}):
+            await send({**start, "headers": self.raw_headers})
+            # ASGI wants an absolute path; abspath reads no disk, only the working directory.
+            path = os.path.abspath(self.path)  # noqa: ASYNC240
+            await send({"type": "http.response.pathsend", "path": path})
+        else:
+            size = int(self.headers["content-length"])
+            parts = [(b"", 0, size)]
+            await self._send_parts(scope, receive, send, start, self.raw_headers, parts, b"")
+
+    async def _send_ranges(
+        self,
+        scope: Scope,
+        receive: Receive,
+        send: Send,
+        ranges: list[tuple[int, int]],
+        size: int,
+    ) -> None:
+        headers = MutableHeaders(raw=list(self.raw_headers))
+        if len(ranges) == 1:
+            (first, end), suffix = ranges[0], b""
+            headers["content-range"] = f"bytes {first}-{end - 1}/{size}"
+            parts = [(b"", first, end)]
+        else:
+            # Browsers use 13 random bytes for multipart boundaries; so do we.
+            boundary = secrets.token_hex(13)
+            content_type = headers["content-type"]
+            headers["content-type"] = f"multipart/byteranges; boundary={boundary}"
+            parts = [
+                (
+                    (b"\r\n" if index else b"")
+                    + f"--{boundary}\r\nContent-Type: {content_type}\r\n"
+                    f"Content-Range: bytes {first}-{end - 1}/{size}\r\n\r\n".encode("latin-1"),
+                    first,
+                    end,
+                )
+                for index, (first, end) in enumerate(ranges)
+            ]
+            suffix = f"\r\n--{boundary}--".encode("latin-1")
+        length = sum(len(prefix) + end - first for prefix, first, end in parts) + len(suffix)
+        headers["content-length"] = str(length)
+        start = {"type": "http.response.start", "status": 206}
+        if scope.get("method") == "HEAD":
+            await send({**start, "headers": headers.raw})
+            await send({"type": "http.response.body", "body": b""})
+        else:
+            await self._send_parts(scope, receive, send, start, headers.raw, parts, suffix)
+
+    async def _send_parts(
+        self,
+        scope: Scope,
+        receive: Receive,
+        send: Send,
+        start: Message,
+        raw_headers: list[tuple[bytes, bytes]],
+        parts: list[_FilePart],
+        suffix: bytes,
+    ) -> None:
+        async def send_body(send: Send) -> None:
+            await send({**start, "headers": raw_headers})
+            async with _closing(self._read_parts(parts, suffix)) as chunks:
+                await _send_chunks(chunks, send)
+
+        await _send_until_disconnect(scope, receive, send, send_body)
+
+    async def _read_parts(self, parts: list[_FilePart], suffix: bytes) -> AsyncIterator[bytes]:
+        """Each part's prefix then its bytes, read `chunk_size` at a time; then `suffix`."""
+        file = await anyio.open_file(self.path, "rb")
+        try:
+            for prefix, first, end in parts:
+                if prefix:
+                    yield prefix
+                await file.seek(first)
+                remaining = end - first
+                while remaining:
+                    chunk = await file.read(min(self.chunk_size, remaining))
+                    if not chunk:
+                        raise RuntimeError(f"File at path {self.path} shrank while being sent.")
+                    remaining -= len(chunk)
+                    yield chunk
+            if suffix:
+                yield suffix
+        finally:
+            with anyio.CancelScope(shield=True):  # the file must be closed even when cancelled
+                await file.aclose()
+
+
+async def _send_chunks(chunks: AsyncIterator[bytes], send: Send) -> None:
+    """Send chunks as body messages, holding one back so the last can say it ends the body."""
+    previous = b""
+    async for chunk in chunks:
+        if previous:
+            await send({"type": "http.response.body", "body": previous, "more_body": True})
+        previous = chunk
+    await send({"type": "http.response.body", "body": previous})
+
+
+# ==== Test client ====
+# TestClient is an httpx.Client whose transport hands each request to the ASGI app, run on an anyio
+# event loop in another thread (a blocking portal), message by message: a streamed response can be
+# read while the app produces it. httpx is imported only when TestClient is first used.
+
+if TYPE_CHECKING:
+    _HTTPXClient = httpx.Client
+    _HTTPXBaseTransport = httpx.BaseTransport
+    _HTTPXSyncByteStream = httpx.SyncByteStream
+else:
+    # The classes below are written against httpx's; at run time they get those bases only when
+    # TestClient is first used (`_with_httpx_base`), so that `import starlite` never imports httpx.
+    _HTTPXClient = _HTTPXBaseTransport = _HTTPXSyncByteStream = object
+
+_WITH_HTTPX_BASE: dict[type[Any], type[Any]] = {}
+
+
+def _httpx() -> ModuleType:
+    # httpx2 is httpx's maintained fork with the same API: either will do.
+    return _import_extra("testclient", "httpx", "httpx2")
+
+
+def _with_httpx_base(cls: type[T], base_name: str) -> type[T]:
+    """`cls` as a subclass of the httpx class it is written against, built once."""
+    if cls not in _WITH_HTTPX_BASE:
+        name = cls.__name__.removeprefix("_")
+        namespace = {"__module__": __name__, "__qualname__": name, "__doc__": cls.__doc__}
+        _WITH_HTTPX_BASE[cls] = type(name, (cls, getattr(_httpx(), base_name)), namespace)
+    return _WITH_HTTPX_BASE[cls]
+
+
+# Response messages the app may send before the test reads them: a bound, so that an app streaming
+# an endless body to a test that reads slowly waits instead of filling memory.
+_UNREAD_MESSAGES_LIMIT = 16
+# How long a failed lifespan start-up or shut-down may take to raise its exception.
+_LIFESPAN_FAILURE_GRACE = 5.0
+
+
+class _AppRun:
+    """One request's run of the app, seen from both sides of the portal.
+
+    On the event loop: the app, and the `receive` and `send` channels it is given. On the test's
+    thread: starting the run, reading the response's messages, and finishing (waiting for the app,
+    which may still run background tasks, or cancelling it if the test stopped reading early).
+    """
+
+    def __init__(self, app: ASGIApp, scope: Scope, body: bytes) -> None:
+        self.app = app
+        self.scope = scope
+        self.body: bytes | None = body  # None once received by the app
+        self.to_test, self.from_app = anyio.create_memory_object_stream[Message](
+            _UNREAD_MESSAGES_LIMIT
+        )
+        self.response_started = False
+        self.response_complete = False
+
+    # -- on the event loop --
+
+    async def run(self, *, task_status: anyio.abc.TaskStatus[None]) -> None:
+        self.body_sent = anyio.Event()
+        with self.to_test, anyio.CancelScope() as self.cancel_scope:
+            task_status.started()
+            await self.app(self.scope, self.receive, self.send)
+
+    async def receive(self) -> Message:
+        if self.body is not None:
+            body, self.body = self.body, None
+            return {"type": "http.request", "body": body, "more_body": False}
+        await self.body_sent.wait()  # the client hangs up only once the response is complete
+        return {"type": "http.disconnect"}
+
+    async def send(self, message: Message) -> None:
+        if self.response_complete:
+            raise RuntimeError(f"The app sent {message['type']!r} after its response was complete")
+        if message["type"] == "http.response.start":
+            if self.response_started:
+                raise RuntimeError("The app sent 'http.response.start' twice")
+            self.response_started = True
+        elif message["type"] == "http.response.body":
+            if not self.response_started:
+                raise RuntimeError("The app sent 'http.response.body' before its start")
+            if not message.get("more_body", False):
+                self.response_complete = True
+                self.body_sent.set()
+        await self.to_test.send(message)
+
+    async def next_message(self) -> Message | None:
+        """The app's next message, or None once the app has returned."""
+        try:
+            return await self.from_app.receive()
+        except anyio.EndOfStream:
+            return None
+
+    # -- on the test's thread --
+
+    def start(self, portal: anyio.from_thread.BlockingPortal) -> None:
+        self.portal = portal
+        self.task: Future[None] = portal.start_task(self.run)[0]
+
+    def response_start(self) -> Message | None:
+        """The app's ``http.response.start``, or None if it returned without one."""
+        while (message := self.portal.call(self.next_message)) is not None:
+            if message["type"] == "http.response.start":
+                return message
+        return None
+
+    def body_chunks(self) -> Iterator[bytes]:
+        while (message := self.portal.call(self.next_message)) is not None:
+            if message["type"] == "http.response.body":
+                yield message.get("body", b"")
+                if not message.get("more_body", False):
+                    return
+
+    def finish(self) -> None:
+        """Wait for the app to return, cancelling it first if its response was not read in full."""
+        if not self.task.done() and not self.response_complete:
+            self.portal.call(self.cancel_scope.cancel)
+        self.task.exception()  # waits
+
+
+class _ResponseStream(_HTTPXSyncByteStream):
+    """The body of a test response, read from the app as the test iterates it."""
+
+    def __init__(self, chunks: Iterator[bytes], on_close: contextlib.ExitStack) -> None:
+        self._chunks = chunks
+        self._on_close = on_close
+
+    def __iter__(self) -> Iterator[bytes]:
+        return self._chunks
+
+    def close(self) -> None:
+        self._on_close.close()
+
+
+class _TestClientTransport(_HTTPXBaseTransport):
+    """An httpx transport that answers requests by calling an ASGI app."""
+
+    def __init__(
+        self,
+        app: ASGIApp,
+        portal_factory: Callable[[], contextlib.AbstractContextManager[Any]],
+        raise_server_exceptions: bool,
+        root_path: str,
+        client: tuple[str, int],
+        app_state: dict[str, Any],
+    ) -> None:
+        self.app = app
+        self.portal_factory = portal_factory
+        self.raise_server_exceptions = raise_server_exceptions
+        self.root_path = root_path
+        self.client = client
+        self.app_state = app_state
+
+    def handle_request(self, request: httpx.Request) -> httpx.Response:
+        run = _AppRun(self.app, self.scope_for(request), request.read())
+        with contextlib.ExitStack() as stack:
+            run.start(stack.enter_context(self.portal_factory()))
+            stack.callback(self._finish, run)
+            start = run.response_start()
+            if start is None:
+                stack.close()  # raises the app's exception, if it raised one and we should
+                return self._error_response(request)
+            stream_cls = _with_httpx_base(_ResponseStream, "SyncByteStream")
+            stream = stream_cls(run.body_chunks(), stack.pop_all())
+        response_cls: type[httpx.Response] = _httpx().Response
+        return response_cls(
+            start["status"], headers=start.get("headers", []), stream=stream, request=request
+        )
+
+    def _finish(self, run: _AppRun) -> None:
+        run.finish()
+        exception = run.task.exception()
+        if exception is not None and self.raise_server_exceptions:
+            raise exception
+        if not run.response_started and self.raise_server_exceptions:
+            raise RuntimeError("The app returned without sending a response")
+
+    def _error_response(self, request: httpx.Request) -> httpx.Response:
+        response_cls: type[httpx.Response] = _httpx().Response
+        return response_cls(500, request=request)
+
+    def scope_for(self, request: httpx.Request) -> Scope:
+        """The ASGI scope a server would give the app for `request`."""
+        url = request.url
+        headers = [(name.lower(), value) for name, value in request.headers.raw]
+        if not any(name == b"host" for name, _ in headers):
+            headers.insert(0, (b"host", url.netloc))
+        return {
+            "type": "http",
+            "asgi": {"version": "3.0"},
+            "http_version": "1.1",
+            "method": request.method,
+            "scheme": url.scheme,
+            "path": url.path,
+            "raw_path": url.raw_path.split(b"?", 1)[0],
+            "root_path": self.root_path,
+            "query_string": url.query,
+            "headers": headers,
+            "client": self.client,
+            "server": (url.host, url.port or _DEFAULT_PORTS.get(url.scheme, 80)),
+            "extensions": {},
+            "state": dict(self.app_state),
+        }
+
+
+class _Lifespan:
+    """The server's side of the ASGI lifespan protocol, for ``with TestClient(app):``."""
+
+    def __init__(self, app: ASGIApp, state: dict[str, Any]) -> None:
+        self.app = app
+        self.state = state
+        self.to_app, self.app_inbox = anyio.create_memory_object_stream[Message](math.inf)
+        self.app_outbox, self.from_app = anyio.create_memory_object_stream[Message](math.inf)
+
+    async def run(self) -> None:
+        scope = {"type": "lifespan", "asgi": {"version": "3.0"}, "state": self.state}
+        with self.app_outbox:
+            await self.app(scope, self.app_inbox.receive, self.app_outbox.send)
+
+    async def exchange(self, event: str) -> Message | None:
+        await self.to_app.send({"type": f"lifespan.{event}"})
+        try:
+            return await self.from_app.receive()
+        except anyio.EndOfStream:
+            return None
+
+    def start_up(self, portal: anyio.from_thread.BlockingPortal) -> None:
+        self.task = portal.start_task_soon(self.run)
+        self._expect_complete(portal, "startup")
+
+    def shut_down(self, portal: anyio.from_thread.BlockingPortal) -> None:
+        self._expect_complete(portal, "shutdown")
+        self.task.result()
+
+    def _expect_complete(self, portal: anyio.from_thread.BlockingPortal, event: str) -> None:
+        message = portal.call(self.exchange, event)
+        if message is None:  # the app returned: it does not do lifespan, or it raised
+            self.task.result()
+            return
+        if message["type"] == f"lifespan.{event}.complete":
+            return
+        if message["type"] != f"lifespan.{event}.failed":
+            raise RuntimeError(f"Unexpected lifespan message: {message['type']!r}")
+        # The app's own exception, if it raises one, says best what went wrong.
+        with contextlib.suppress(TimeoutError):
+            exception = self.task.exception(timeout=_LIFESPAN_FAILURE_GRACE)
+            if exception is not None:
+                raise exception
+        self.task.cancel()
+        raise RuntimeError(f"Lifespan {event} failed: {message.get('message', '')}")
+
+
+class _TestClient(_HTTPXClient):
+    """A synchronous HTTP client that calls an ASGI app in-process; an ``httpx.Client``.
+
+    ``with TestClient(app) as client:`` also runs the app's lifespan start-up and shut-down.
+    Exceptions raised by the app reach the test unless `raise_server_exceptions` is False, when
+    they become 500 responses. Needs httpx (or httpx2): ``pip install 'starlite-asgi[testclient]'``.
+    """
+
+    __test__ = False  # not a test class for pytest, whatever its name says
+
+    def __init__(
+        self,
+        app: ASGIApp,
+        base_url: str = "http://testserver",
+        raise_server_exceptions: bool = True,
+        root_path: str = "",
+        backend: Literal["asyncio", "trio"] = "asyncio",
+        backend_options: dict[str, Any] | None = None,
+        cookies: httpx._types.CookieTypes | None = None,
+        headers: dict[str, str] | None = None,
+        follow_redirects: bool = True,
+        client: tuple[str, int] = ("testclient", 50000),
+    ) -> None:
+        self.app = app
+        self.app_state: dict[str, Any] = {}
+        self.backend = backend
+        self.backend_options = backend_options or {}
+        self.portal: anyio.from_thread.BlockingPortal | None = None
+        transport = _with_httpx_base(_TestClientTransport, "BaseTransport")(
+            app, self._portal, raise_server_exceptions, root_path, client, self.app_state
+        )
+        super().__init__(
+            base_url=base_url,
+            headers={"user-agent": "testclient", **(headers or {})},
+            transport=transport,
+            follow_redirects=follow_redirects,
+            cookies=cookies,
+        )
+
+    @contextlib.contextmanager
+    def _portal(self) -> Iterator[anyio.from_thread.BlockingPortal]:
+        """The lifespan's event loop inside ``with``; a new one for each request outside."""
+        if self.portal is not None:
+            yield self.portal
+        else:
+            with anyio.from_thread.start_blocking_portal(
+                self.backend, self.backend_options
+            ) as portal:
+                yield portal
+
+    def __enter__(self) -> _TestClient:
+        super().__enter__()
+        with contextlib.ExitStack() as stack:
+            portal = stack.enter_context(
+                anyio.from_thread.start_blocking_portal(self.backend, self.backend_options)
+            )
+            stack.callback(self._forget_portal)
+            lifespan = _Lifespan(self.app, self.app_state)
+            lifespan.start_up(portal)
+            self.portal = portal
+            stack.callback(lifespan.shut_down, portal)
+            self._exit_stack = stack.pop_all()
+        return self
+
+    def __exit__(self, *exc_info: Any) -> None:
+        self._exit_stack.close()
+        super().__exit__(*exc_info)
+
+    def _forget_portal(self) -> None:
+        self.portal = None
+
+
+if TYPE_CHECKING:
+    TestClient = _TestClient
+
+
+def __getattr__(name: str) -> Any:
+    """Build `TestClient` when it is first imported: only then is httpx imported."""
+    if name == "TestClient":
+        return _with_httpx_base(_TestClient, "Client")
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
