@@ -658,10 +658,15 @@ class MutableHeaders(Headers):
     """Headers that can be changed; every value set is checked for CR, LF and NUL."""
 
     def __setitem__(self, key: str, value: str) -> None:
-        """Set a header, replacing all of its current values."""
+        """Set a header, replacing all of its current values (in the place of the first)."""
         name, raw_value = _encode_header(key, value)
-        self._list[:] = [(n, v) for n, v in self._list if n != name]
-        self._list.append((name, raw_value))
+        positions = [index for index, (item_name, _) in enumerate(self._list) if item_name == name]
+        if not positions:
+            self._list.append((name, raw_value))
+            return
+        self._list[positions[0]] = (name, raw_value)
+        for index in reversed(positions[1:]):
+            del self._list[index]
 
     def __delitem__(self, key: str) -> None:
         """Remove every value of a header."""
@@ -669,10 +674,14 @@ class MutableHeaders(Headers):
         self._list[:] = [(n, v) for n, v in self._list if n != name]
 
     def __ior__(self, other: Mapping[str, str]) -> MutableHeaders:
+        if not isinstance(other, Mapping):
+            return NotImplemented
         self.update(other)
         return self
 
     def __or__(self, other: Mapping[str, str]) -> MutableHeaders:
+        if not isinstance(other, Mapping):
+            return NotImplemented
         new = self.mutablecopy()
         new.update(other)
         return new
@@ -981,7 +990,8 @@ class Request(HTTPConnection):
             return
         if self._stream_consumed:
             raise RuntimeError(
-                "The request body was already streamed; read it with request.body() to reuse it"
+                "The request body stream was already consumed: read it with request.body(), "
+                "which caches it, to use it more than once"
             )
         self._stream_consumed = True
         while True:
@@ -1220,8 +1230,9 @@ class Response:
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         send = _websocket_denial_send(scope, send)
-        start = {"type": "http.response.start", "status": self.status_code}
-        await send({**start, "headers": self.raw_headers})
+        await send(
+            {"type": "http.response.start", "status": self.status_code, "headers": self.raw_headers}
+        )
         body = self.body if self._sends_body(scope) else b""
         await send({"type": "http.response.body", "body": body})
         if self.background is not None:
@@ -1390,8 +1401,9 @@ class StreamingResponse(Response):
             await self.background()
 
     async def _send_start(self, send: Send) -> None:
-        start = {"type": "http.response.start", "status": self.status_code}
-        await send({**start, "headers": self.raw_headers})
+        await send(
+            {"type": "http.response.start", "status": self.status_code, "headers": self.raw_headers}
+        )
 
     async def _stream(self, send: Send) -> None:
         async with _closing(self.body_iterator) as chunks:
@@ -1540,7 +1552,9 @@ class FileResponse(Response):
         self.headers.setdefault("content-length", str(stat_result.st_size))
         self.headers.setdefault("last-modified", formatdate(stat_result.st_mtime, usegmt=True))
         # Changes whenever the file is rewritten or resized, like nginx's and Apache's ETags.
-        self.headers.setdefault("etag", f'"{stat_result.st_mtime_ns:x}-{stat_result.st_size:x}"')
+        # (st_mtime, not st_mtime_ns: a stat_result built by hand has no nanoseconds.)
+        mtime_us = int(stat_result.st_mtime * 1_000_000)
+        self.headers.setdefault("etag", f'"{mtime_us:x}-{stat_result.st_size:x}"')
 
     async def _stat(self) -> os.stat_result:
         try:
@@ -1553,7 +1567,6 @@ class FileResponse(Response):
         return stat_result
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        send = _websocket_denial_send(scope, send)
         if self.stat_result is None:
             self.stat_result = await self._stat()
         size = self.stat_result.st_size
@@ -1563,10 +1576,25 @@ class FileResponse(Response):
             headers = {"content-range": f"bytes */{size}"} if error.status_code == 416 else None
             await PlainTextResponse(error.detail, error.status_code, headers)(scope, receive, send)
             return
+        send = _websocket_denial_send(scope, send)
         if ranges is None:
-            await self._send_whole_file(scope, receive, send)
+            status, raw_headers = self.status_code, self.raw_headers
+            parts, suffix = [(b"", 0, size)], b""
         else:
-            await self._send_ranges(scope, receive, send, ranges, size)
+            status = 206
+            raw_headers, parts, suffix = self._range_parts(ranges, size)
+        start = {"type": "http.response.start", "status": status, "headers": raw_headers}
+        if scope.get("method") == "HEAD" or status in _BODYLESS_STATUSES:
+            await send(start)
+            await send({"type": "http.response.body", "body": b""})
+        elif ranges is None and "http.response.pathsend" in scope.get("extensions", {}):
+            await send(start)
+            # ASGI wants an absolute path; abspath reads no disk, only the working directory.
+            path = os.path.abspath(self.path)  # noqa: ASYNC240
+            await send({"type": "http.response.pathsend", "path": path})
+        else:
+            send_body = functools.partial(self._send_parts, start, parts, suffix)
+            await _send_until_disconnect(scope, receive, send, send_body)
         if self.background is not None:
             await self.background()
 
@@ -1590,29 +1618,10 @@ class FileResponse(Response):
             return False
         return if_range in (self.headers.get("etag"), self.headers.get("last-modified"))
 
-    async def _send_whole_file(self, scope: Scope, receive: Receive, send: Send) -> None:
-        start = {"type": "http.response.start", "status": self.status_code}
-        if not self._sends_body(scope):
-            await send({**start, "headers": self.raw_headers})
-            await send({"type": "http.response.body", "body": b""})
-        elif "http.response.pathsend" in scope.get("extensions", {}):
-            await send({**start, "headers": self.raw_headers})
-            # ASGI wants an absolute path; abspath reads no disk, only the working directory.
-            path = os.path.abspath(self.path)  # noqa: ASYNC240
-            await send({"type": "http.response.pathsend", "path": path})
-        else:
-            size = int(self.headers["content-length"])
-            parts = [(b"", 0, size)]
-            await self._send_parts(scope, receive, send, start, self.raw_headers, parts, b"")
-
-    async def _send_ranges(
-        self,
-        scope: Scope,
-        receive: Receive,
-        send: Send,
-        ranges: list[tuple[int, int]],
-        size: int,
-    ) -> None:
+    def _range_parts(
+        self, ranges: list[tuple[int, int]], size: int
+    ) -> tuple[list[tuple[bytes, bytes]], list[_FilePart], bytes]:
+        """The headers, parts and closing bytes of a 206 response for `ranges`."""
         headers = MutableHeaders(raw=list(self.raw_headers))
         if len(ranges) == 1:
             (first, end), suffix = ranges[0], b""
@@ -1636,29 +1645,14 @@ class FileResponse(Response):
             suffix = f"\r\n--{boundary}--".encode("latin-1")
         length = sum(len(prefix) + end - first for prefix, first, end in parts) + len(suffix)
         headers["content-length"] = str(length)
-        start = {"type": "http.response.start", "status": 206}
-        if scope.get("method") == "HEAD":
-            await send({**start, "headers": headers.raw})
-            await send({"type": "http.response.body", "body": b""})
-        else:
-            await self._send_parts(scope, receive, send, start, headers.raw, parts, suffix)
+        return headers.raw, parts, suffix
 
     async def _send_parts(
-        self,
-        scope: Scope,
-        receive: Receive,
-        send: Send,
-        start: Message,
-        raw_headers: list[tuple[bytes, bytes]],
-        parts: list[_FilePart],
-        suffix: bytes,
+        self, start: Message, parts: list[_FilePart], suffix: bytes, send: Send
     ) -> None:
-        async def send_body(send: Send) -> None:
-            await send({**start, "headers": raw_headers})
-            async with _closing(self._read_parts(parts, suffix)) as chunks:
-                await _send_chunks(chunks, send)
-
-        await _send_until_disconnect(scope, receive, send, send_body)
+        await send(start)
+        async with _closing(self._read_parts(parts, suffix)) as chunks:
+            await _send_chunks(chunks, send)
 
     async def _read_parts(self, parts: list[_FilePart], suffix: bytes) -> AsyncIterator[bytes]:
         """Each part's prefix then its bytes, read `chunk_size` at a time; then `suffix`."""
@@ -1747,6 +1741,7 @@ class _AppRun:
         )
         self.response_started = False
         self.response_complete = False
+        self.debug_info: dict[str, Any] = {}  # sent by template responses, for tests to inspect
 
     # -- on the event loop --
 
@@ -1770,13 +1765,14 @@ class _AppRun:
             if self.response_started:
                 raise RuntimeError("The app sent 'http.response.start' twice")
             self.response_started = True
-        elif message["type"] == "http.response.body":
-            if not self.response_started:
-                raise RuntimeError("The app sent 'http.response.body' before its start")
-            if not message.get("more_body", False):
-                self.response_complete = True
-                self.body_sent.set()
+        elif message["type"] == "http.response.body" and not self.response_started:
+            raise RuntimeError("The app sent 'http.response.body' before its start")
         await self.to_test.send(message)
+        # Only once the last body message is queued for the test: the app sees a disconnect after
+        # this, and may stop what it is doing.
+        if message["type"] == "http.response.body" and not message.get("more_body", False):
+            self.response_complete = True
+            self.body_sent.set()
 
     async def next_message(self) -> Message | None:
         """The app's next message, or None once the app has returned."""
@@ -1796,6 +1792,8 @@ class _AppRun:
         while (message := self.portal.call(self.next_message)) is not None:
             if message["type"] == "http.response.start":
                 return message
+            if message["type"] == "http.response.debug":
+                self.debug_info = message.get("info", {})
         return None
 
     def body_chunks(self) -> Iterator[bytes]:
@@ -1810,6 +1808,7 @@ class _AppRun:
         if not self.task.done() and not self.response_complete:
             self.portal.call(self.cancel_scope.cancel)
         self.task.exception()  # waits
+        self.from_app.close()
 
 
 class _ResponseStream(_HTTPXSyncByteStream):
@@ -1857,9 +1856,14 @@ class _TestClientTransport(_HTTPXBaseTransport):
             stream_cls = _with_httpx_base(_ResponseStream, "SyncByteStream")
             stream = stream_cls(run.body_chunks(), stack.pop_all())
         response_cls: type[httpx.Response] = _httpx().Response
-        return response_cls(
+        response = response_cls(
             start["status"], headers=start.get("headers", []), stream=stream, request=request
         )
+        # What a template response rendered, as Starlette's TestClient exposes it.
+        for name in ("template", "context"):
+            if name in run.debug_info:
+                setattr(response, name, run.debug_info[name])
+        return response
 
     def _finish(self, run: _AppRun) -> None:
         run.finish()
@@ -1892,7 +1896,7 @@ class _TestClientTransport(_HTTPXBaseTransport):
             "headers": headers,
             "client": self.client,
             "server": (url.host, url.port or _DEFAULT_PORTS.get(url.scheme, 80)),
-            "extensions": {},
+            "extensions": {"http.response.debug": {}},
             "state": dict(self.app_state),
         }
 
@@ -1908,7 +1912,7 @@ class _Lifespan:
 
     async def run(self) -> None:
         scope = {"type": "lifespan", "asgi": {"version": "3.0"}, "state": self.state}
-        with self.app_outbox:
+        with self.app_inbox, self.app_outbox:
             await self.app(scope, self.app_inbox.receive, self.app_outbox.send)
 
     async def exchange(self, event: str) -> Message | None:
@@ -1917,6 +1921,11 @@ class _Lifespan:
             return await self.from_app.receive()
         except anyio.EndOfStream:
             return None
+
+    def close(self) -> None:
+        """Close the server's ends of the channels (the app closes its own when it returns)."""
+        self.to_app.close()
+        self.from_app.close()
 
     def start_up(self, portal: anyio.from_thread.BlockingPortal) -> None:
         self.task = portal.start_task_soon(self.run)
@@ -2002,6 +2011,7 @@ class _TestClient(_HTTPXClient):
             )
             stack.callback(self._forget_portal)
             lifespan = _Lifespan(self.app, self.app_state)
+            stack.callback(lifespan.close)
             lifespan.start_up(portal)
             self.portal = portal
             stack.callback(lifespan.shut_down, portal)
