@@ -46,7 +46,7 @@ from collections.abc import (
     ValuesView,
 )
 from concurrent.futures import Future
-from datetime import datetime
+from datetime import UTC, datetime
 from email.utils import format_datetime, formatdate
 from types import ModuleType
 from typing import TYPE_CHECKING, Any, Literal, NamedTuple, NoReturn, ParamSpec, TypeAlias, TypeVar
@@ -1185,7 +1185,9 @@ class Response:
         if max_age is not None:
             morsel["max-age"] = int(max_age)
         if isinstance(expires, datetime):
-            morsel["expires"] = format_datetime(expires, usegmt=True)
+            if expires.tzinfo is None:
+                raise ValueError("Cookie expires must be a timezone-aware datetime")
+            morsel["expires"] = format_datetime(expires.astimezone(UTC), usegmt=True)
         elif isinstance(expires, str):
             morsel["expires"] = _cookie_attribute("expires", expires)
         elif expires is not None:
@@ -1589,9 +1591,7 @@ class FileResponse(Response):
             await send({"type": "http.response.body", "body": b""})
         elif ranges is None and "http.response.pathsend" in scope.get("extensions", {}):
             await send(start)
-            # ASGI wants an absolute path; abspath reads no disk, only the working directory.
-            path = os.path.abspath(self.path)  # noqa: ASYNC240
-            await send({"type": "http.response.pathsend", "path": path})
+            await send({"type": "http.response.pathsend", "path": await self._absolute_path()})
         else:
             send_body = functools.partial(self._send_parts, start, parts, suffix)
             await _send_until_disconnect(scope, receive, send, send_body)
@@ -1617,6 +1617,14 @@ class FileResponse(Response):
         if if_range.startswith("W/"):
             return False
         return if_range in (self.headers.get("etag"), self.headers.get("last-modified"))
+
+    async def _absolute_path(self) -> str:
+        """The file's absolute path, as ASGI's pathsend wants it."""
+        path = os.fspath(self.path)
+        if os.path.isabs(path):
+            return path
+        # Resolving a relative path asks the OS for the working directory: not on the event loop.
+        return await anyio.to_thread.run_sync(os.path.abspath, path)
 
     def _range_parts(
         self, ranges: list[tuple[int, int]], size: int
@@ -1984,9 +1992,12 @@ class _TestClient(_HTTPXClient):
         transport = _with_httpx_base(_TestClientTransport, "BaseTransport")(
             app, self._portal, raise_server_exceptions, root_path, client, self.app_state
         )
+        headers = dict(headers or {})
+        if not any(name.lower() == "user-agent" for name in headers):
+            headers["user-agent"] = "testclient"
         super().__init__(
             base_url=base_url,
-            headers={"user-agent": "testclient", **(headers or {})},
+            headers=headers,
             transport=transport,
             follow_redirects=follow_redirects,
             cookies=cookies,
