@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import email.utils
+import importlib.util
 import json
 import os
 import re
@@ -3620,3 +3621,25 @@ def test_test_client_stream_of_streaming_response_yields_chunks_in_order(backend
     client = TestClient(StreamingResponse(chunks()), backend=backend)
     with client.stream("GET", "/") as response:
         assert response.read() == b"part0;part1;part2;"
+
+
+# ==== Examples ====
+
+
+def load_example(name: str) -> Any:
+    """Import examples/<name>.py as a module, as `uvicorn --app-dir examples` does."""
+    spec = importlib.util.spec_from_file_location(name, PROJECT_ROOT / "examples" / f"{name}.py")
+    assert spec is not None
+    assert spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def test_hello_example_greets_on_root_and_answers_404_elsewhere(backend: Backend) -> None:
+    app = load_example("hello").app
+    with TestClient(app, backend=backend) as client:  # runs the example's lifespan too
+        root = client.get("/")
+        missing = client.get("/missing")
+    assert (root.status_code, root.text) == (200, "Hello, world!")
+    assert (missing.status_code, missing.text) == (404, "Not Found")
