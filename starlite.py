@@ -9,7 +9,7 @@ The file reads in the order a request travels through it:
 1. Types and helpers      ASGI type aliases and the door for optional extras
 2. Datastructures         URL, Headers, QueryParams, the multi-dicts, State, Secret, ...
 3. Concurrency            running blocking code in the threadpool
-4. Exceptions             HTTPException and WebSocketException
+4. Exceptions             HTTPException, WebSocketException, and status codes by name
 5. Background tasks       work that runs after the response is sent
 6. Requests               HTTPConnection and Request: reading what the client sent
 7. Responses              Response and its subclasses, streaming, files and byte ranges
@@ -112,6 +112,7 @@ __all__ = [
     # Exceptions
     "HTTPException",
     "WebSocketException",
+    "status",
     # Background tasks
     "BackgroundTask",
     "BackgroundTasks",
@@ -894,6 +895,52 @@ class WebSocketException(Exception):
 
     def __repr__(self) -> str:
         return f"{self.__class__.__name__}(code={self.code!r}, reason={self.reason!r})"
+
+
+# WebSocket close codes (RFC 6455 §7.4.1 and IANA's registry), named as in starlette.status.
+_WEBSOCKET_CLOSE_CODES = {
+    1000: "NORMAL_CLOSURE",
+    1001: "GOING_AWAY",
+    1002: "PROTOCOL_ERROR",
+    1003: "UNSUPPORTED_DATA",
+    1005: "NO_STATUS_RCVD",
+    1006: "ABNORMAL_CLOSURE",
+    1007: "INVALID_FRAME_PAYLOAD_DATA",
+    1008: "POLICY_VIOLATION",
+    1009: "MESSAGE_TOO_BIG",
+    1010: "MANDATORY_EXT",
+    1011: "INTERNAL_ERROR",
+    1012: "SERVICE_RESTART",
+    1013: "TRY_AGAIN_LATER",
+    1014: "BAD_GATEWAY",
+    1015: "TLS_HANDSHAKE",
+}
+# RFC 9110's names where Python 3.11's HTTPStatus still has the older ones (both are kept).
+_RFC_9110_NAMES = {
+    306: "RESERVED",
+    413: "CONTENT_TOO_LARGE",
+    414: "URI_TOO_LONG",
+    416: "RANGE_NOT_SATISFIABLE",
+    422: "UNPROCESSABLE_CONTENT",
+}
+
+
+class _StatusCodes:
+    """Status codes by name, as ``starlette.status`` has them: ``status.HTTP_404_NOT_FOUND``,
+    ``status.WS_1008_POLICY_VIOLATION``."""
+
+    def __init__(self) -> None:
+        names = [(f"HTTP_{code.value}_{code.name}", code.value) for code in HTTPStatus]
+        names += [(f"HTTP_{code}_{name}", code) for code, name in _RFC_9110_NAMES.items()]
+        names += [(f"WS_{code}_{name}", code) for code, name in _WEBSOCKET_CLOSE_CODES.items()]
+        self.__dict__.update(names)
+
+    def __getattr__(self, name: str) -> int:
+        # Only reached for names that do not exist; declared so type checkers know codes are ints.
+        raise AttributeError(f"status has no code named {name!r}")
+
+
+status = _StatusCodes()
 
 
 # ==== Background tasks ====

@@ -3626,20 +3626,80 @@ def test_test_client_stream_of_streaming_response_yields_chunks_in_order(backend
 # ==== Examples ====
 
 
-def load_example(name: str) -> Any:
-    """Import examples/<name>.py as a module, as `uvicorn --app-dir examples` does."""
-    spec = importlib.util.spec_from_file_location(name, PROJECT_ROOT / "examples" / f"{name}.py")
+def load_example(name: str, monkeypatch: pytest.MonkeyPatch) -> Any:
+    """Import examples/<name>.py afresh, as the module `examples.<name>` uvicorn would import."""
+    module_name = f"examples.{name}"
+    path = PROJECT_ROOT / "examples" / f"{name}.py"
+    spec = importlib.util.spec_from_file_location(module_name, path)
     assert spec is not None
     assert spec.loader is not None
     module = importlib.util.module_from_spec(spec)
+    monkeypatch.setitem(sys.modules, module_name, module)  # dataclasses look their module up
     spec.loader.exec_module(module)
     return module
 
 
-def test_hello_example_greets_on_root_and_answers_404_elsewhere(backend: Backend) -> None:
-    app = load_example("hello").app
+def test_hello_example_greets_on_root_and_answers_404_elsewhere(
+    backend: Backend, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    app = load_example("hello", monkeypatch).app
     with TestClient(app, backend=backend) as client:  # runs the example's lifespan too
         root = client.get("/")
         missing = client.get("/missing")
     assert (root.status_code, root.text) == (200, "Hello, world!")
     assert (missing.status_code, missing.text) == (404, "Not Found")
+
+
+def test_notes_example_serves_its_pages_and_api(
+    backend: Backend, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    app = load_example("app", monkeypatch).app
+    with TestClient(app, backend=backend) as client:
+        created = client.post("/notes", json={"text": "<b>bold</b>"})
+        listing = client.get("/notes", params={"limit": "1"})
+        note = client.get(f"/notes/{created.json()['id']}")
+        page = client.get("/")
+    assert created.status_code == 201
+    assert listing.json() == [{"id": 1, "text": "Welcome to starlite."}]
+    assert note.json() == {"id": 2, "text": "<b>bold</b>"}
+    assert "&lt;b&gt;bold&lt;/b&gt;" in page.text
+    assert "http://testserver/notes/2" in page.text
+
+
+def test_notes_example_writes_its_audit_log_after_the_response(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    app = load_example("app", monkeypatch).app
+    with TestClient(app) as client:
+        client.post("/notes", json={"text": "later"})
+        notes = client.app_state["notes"]
+    assert notes.audit_log == ["created note 2"]
+
+
+@pytest.mark.parametrize(
+    ("method", "path", "body", "status_code", "error"),
+    [
+        ("GET", "/notes?limit=ten", None, 400, "limit must be a whole number from 0 to 999999"),
+        ("GET", "/notes?limit=" + "9" * 5000, None, 400, None),
+        ("GET", "/notes/99", None, 404, "No note 99"),
+        ("GET", "/notes/abc", None, 404, "Not Found"),
+        ("POST", "/notes", b"not json", 400, "The body must be JSON"),
+        ("POST", "/notes", b'{"text": ""}', 400, None),
+        ("POST", "/notes", b'["text"]', 400, None),
+        ("DELETE", "/notes", None, 405, "Method Not Allowed"),
+    ],
+)
+def test_notes_example_answers_bad_input_with_a_json_error(
+    method: str,
+    path: str,
+    body: bytes | None,
+    status_code: int,
+    error: str | None,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    with TestClient(load_example("app", monkeypatch).app) as client:
+        response = client.request(method, path, content=body)
+    assert response.status_code == status_code
+    assert "error" in response.json()
+    if error is not None:
+        assert response.json()["error"] == error
