@@ -862,6 +862,14 @@ async def iterate_in_threadpool(iterable: Iterable[T]) -> AsyncIterator[T]:
 # close (WebSocketException) by the exception handling of the Middleware section.
 
 
+def _status_phrase(status_code: int) -> str:
+    """The reason phrase of a status code ("Not Found"), or "" for a code HTTP does not name."""
+    try:
+        return HTTPStatus(status_code).phrase
+    except ValueError:
+        return ""
+
+
 class HTTPException(Exception):
     """Raise to answer with an HTTP error: `detail` defaults to the status code's reason phrase."""
 
@@ -869,7 +877,7 @@ class HTTPException(Exception):
         self, status_code: int, detail: str | None = None, headers: Mapping[str, str] | None = None
     ) -> None:
         if detail is None:
-            detail = HTTPStatus(status_code).phrase
+            detail = _status_phrase(status_code)
         self.status_code = status_code
         self.detail = detail
         self.headers = headers
@@ -1933,9 +1941,10 @@ class FloatConvertor(Convertor[float]):
 
 
 class UUIDConvertor(Convertor[uuid.UUID]):
-    """A UUID in its canonical 8-4-4-4-12 hexadecimal form."""
+    """A UUID: 32 hexadecimal digits, with or without the hyphens of the 8-4-4-4-12 form."""
 
-    regex = "[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}"
+    # Hyphens optional, as uuid.UUID() accepts them.
+    regex = "[0-9a-fA-F]{8}-?[0-9a-fA-F]{4}-?[0-9a-fA-F]{4}-?[0-9a-fA-F]{4}-?[0-9a-fA-F]{12}"
 
     def convert(self, value: str) -> uuid.UUID:
         return uuid.UUID(value)
@@ -2334,8 +2343,10 @@ class Host(BaseRoute):
     def matches(self, scope: Scope) -> tuple[Match, Scope]:
         if scope["type"] not in ("http", "websocket"):
             return Match.NONE, {}
-        host = _host_without_port(_header_value(scope, b"host") or "")
-        match = self.host_regex.match(host)
+        host_header = _header_value(scope, b"host")
+        if host_header is None or not _valid_host_header(host_header):
+            return Match.NONE, {}
+        match = self.host_regex.match(_host_without_port(host_header).lower())
         if match is None:
             return Match.NONE, {}
         try:
