@@ -3,21 +3,29 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import email.utils
+import functools
 import importlib.util
 import json
+import math
 import os
 import re
 import subprocess
 import sys
 import threading
 import time
-from collections.abc import AsyncIterator, Callable, Iterator, Mapping, Sequence
+import uuid
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator, Mapping, Sequence
+from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta, timezone
+from http import HTTPStatus
 from pathlib import Path
 from typing import Any, Literal, cast
+from urllib.parse import urljoin, urlsplit
 
 import anyio
+import anyio.from_thread
 import anyio.lowlevel
 import anyio.to_thread
 import httpx
@@ -28,42 +36,69 @@ from hypothesis import strategies as st
 
 import starlite
 from starlite import (
+    CONVERTOR_TYPES,
     URL,
     Address,
     BackgroundTask,
     BackgroundTasks,
+    BaseRoute,
     ClientDisconnect,
     CommaSeparatedStrings,
+    Convertor,
+    ExceptionMiddleware,
     FileResponse,
+    FloatConvertor,
     Headers,
+    Host,
     HTMLResponse,
     HTTPConnection,
+    HTTPEndpoint,
+    HTTPException,
     ImmutableMultiDict,
+    IntegerConvertor,
     JSONResponse,
+    Match,
     Message,
+    Middleware,
+    Mount,
     MultiDict,
     MutableHeaders,
+    NoMatchFound,
+    PathConvertor,
     PlainTextResponse,
     QueryParams,
     Receive,
     RedirectResponse,
     Request,
     Response,
+    Route,
+    Router,
     Scope,
     Secret,
     Send,
+    ServerErrorMiddleware,
+    Starlite,
     State,
     StreamingResponse,
+    StringConvertor,
     TestClient,
     URLPath,
+    UUIDConvertor,
+    WebSocketException,
+    compile_path,
     cookie_parser,
+    get_name,
     iterate_in_threadpool,
+    register_url_convertor,
+    request_response,
     run_in_threadpool,
+    status,
 )
 
 PROJECT_ROOT = Path(__file__).resolve().parent
 
 Backend = Literal["asyncio", "trio"]
+ASGIApp = Callable[[Scope, Receive, Send], Any]
 
 
 @pytest.fixture(params=["asyncio", "trio"])
@@ -139,6 +174,107 @@ def make_scope(
         scope["extensions"] = extensions
     scope.update(extra)
     return scope
+
+
+# Endpoints, exception handlers and middleware shared by the sections from Routing on.
+
+
+class Boom(Exception):
+    """An exception that no handler expects unless a test registers one."""
+
+
+def raise_boom(request: Request) -> Response:
+    raise Boom("kaboom-detail")
+
+
+def text_endpoint(body: str) -> Callable[[Request], Response]:
+    """A sync endpoint answering `body` as text."""
+
+    def endpoint(request: Request) -> Response:
+        return PlainTextResponse(body)
+
+    return endpoint
+
+
+def raising_endpoint(exc: BaseException) -> Callable[[Request], Awaitable[Response]]:
+    """An async endpoint that raises `exc`."""
+
+    async def endpoint(request: Request) -> Response:
+        raise exc
+
+    return endpoint
+
+
+class Items(HTTPEndpoint):
+    """GET is async, POST is sync: the two ways an endpoint method may be written."""
+
+    async def get(self, request: Request) -> Response:
+        return PlainTextResponse("get items")
+
+    def post(self, request: Request) -> Response:
+        return PlainTextResponse("post items")
+
+
+def error_app(debug: bool = False, **kwargs: Any) -> Starlite:
+    """An app whose "/" raises Boom("kaboom-detail"); `kwargs` go to Starlite."""
+    return Starlite(debug=debug, routes=[Route("/", raise_boom)], **kwargs)
+
+
+def allow_set(response: Any) -> set[str]:
+    """The methods of an `Allow` header as a set: the header's order is not part of the contract."""
+    return {method.strip() for method in response.headers["allow"].split(",")}
+
+
+class AddHeader:
+    """Pure ASGI middleware adding an ``x-middleware: <value>`` header to each response."""
+
+    def __init__(self, app: ASGIApp, value: str = "on") -> None:
+        self.app = app
+        self.value = value
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        async def send_with_header(message: Message) -> None:
+            if message["type"] == "http.response.start":
+                headers = [*message.get("headers", []), (b"x-middleware", self.value.encode())]
+                message = {**message, "headers": headers}
+            await send(message)
+
+        await self.app(scope, receive, send_with_header)
+
+
+class LoopThread:
+    """Pure ASGI middleware putting the event loop's thread id in ``scope["loop_thread"]``."""
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        scope["loop_thread"] = threading.get_ident()
+        await self.app(scope, receive, send)
+
+
+def in_worker_thread(request: Request) -> bool:
+    """Whether the calling code runs off the event loop (needs LoopThread in the stack)."""
+    loop_thread: int = request.scope["loop_thread"]
+    return threading.get_ident() != loop_thread
+
+
+def text_handler(body: str, status_code: int = 200) -> Callable[[Request, Exception], Response]:
+    """A sync exception handler answering `body` with `status_code`."""
+
+    def handler(request: Request, exc: Exception) -> Response:
+        return PlainTextResponse(body, status_code=status_code)
+
+    return handler
+
+
+def async_text_handler(body: str, status_code: int = 200) -> Callable[[Request, Exception], Any]:
+    """An async exception handler answering `body` with `status_code`."""
+
+    async def handler(request: Request, exc: Exception) -> Response:
+        return PlainTextResponse(body, status_code=status_code)
+
+    return handler
 
 
 # ==== Types and helpers ====
@@ -1056,6 +1192,162 @@ async def test_iterate_in_threadpool_propagates_an_error_raised_by_the_iterator(
     with pytest.raises(LookupError, match="bad item"):
         await consume()
     assert received == [1]
+
+
+# ==== Exceptions ====
+
+
+@pytest.mark.parametrize(
+    ("status_code", "detail"),
+    [
+        (400, "Bad Request"),
+        (401, "Unauthorized"),
+        (404, "Not Found"),
+        (405, "Method Not Allowed"),
+        (418, HTTPStatus(418).phrase),
+        (503, "Service Unavailable"),
+    ],
+)
+def test_http_exception_detail_defaults_to_the_status_phrase(status_code: int, detail: str) -> None:
+    assert HTTPException(status_code).detail == detail
+
+
+def test_http_exception_detail_of_an_unknown_status_is_empty() -> None:
+    assert HTTPException(599).detail == ""
+
+
+def test_http_exception_keeps_status_detail_and_headers() -> None:
+    exc = HTTPException(403, detail="members only", headers={"X-Reason": "tier"})
+    assert exc.status_code == 403
+    assert exc.detail == "members only"
+    assert exc.headers == {"X-Reason": "tier"}
+
+
+def test_http_exception_headers_default_to_none() -> None:
+    assert HTTPException(404).headers is None
+
+
+def test_http_exception_is_an_exception() -> None:
+    assert isinstance(HTTPException(500), Exception)
+
+
+@pytest.mark.parametrize(
+    ("args", "expected"),
+    [
+        ((404,), "404: Not Found"),
+        ((403, "members only"), "403: members only"),
+        ((599,), "599: "),
+    ],
+)
+def test_http_exception_str_is_status_and_detail(args: tuple[Any, ...], expected: str) -> None:
+    assert str(HTTPException(*args)) == expected
+
+
+@pytest.mark.parametrize(
+    ("args", "expected"),
+    [
+        ((404,), "HTTPException(status_code=404, detail='Not Found')"),
+        ((400, "bad 'id'"), "HTTPException(status_code=400, detail=\"bad 'id'\")"),
+    ],
+)
+def test_http_exception_repr(args: tuple[Any, ...], expected: str) -> None:
+    assert repr(HTTPException(*args)) == expected
+
+
+def test_http_exception_subclass_repr_names_the_subclass() -> None:
+    class NotAllowed(HTTPException):
+        pass
+
+    assert repr(NotAllowed(403)) == "NotAllowed(status_code=403, detail='Forbidden')"
+
+
+def test_websocket_exception_keeps_code_and_reason() -> None:
+    exc = WebSocketException(1008, reason="no token")
+    assert (exc.code, exc.reason) == (1008, "no token")
+    assert isinstance(exc, Exception)
+
+
+def test_websocket_exception_reason_defaults_to_empty() -> None:
+    assert WebSocketException(1000).reason == ""
+
+
+@pytest.mark.parametrize(
+    ("args", "text", "representation"),
+    [
+        ((1008, "no token"), "1008: no token", "WebSocketException(code=1008, reason='no token')"),
+        ((1011,), "1011: ", "WebSocketException(code=1011, reason='')"),
+    ],
+)
+def test_websocket_exception_str_and_repr(
+    args: tuple[Any, ...], text: str, representation: str
+) -> None:
+    exc = WebSocketException(*args)
+    assert str(exc) == text
+    assert repr(exc) == representation
+
+
+@pytest.mark.parametrize(
+    ("name", "value"),
+    [
+        ("HTTP_100_CONTINUE", 100),
+        ("HTTP_200_OK", 200),
+        ("HTTP_204_NO_CONTENT", 204),
+        ("HTTP_304_NOT_MODIFIED", 304),
+        ("HTTP_307_TEMPORARY_REDIRECT", 307),
+        ("HTTP_404_NOT_FOUND", 404),
+        ("HTTP_405_METHOD_NOT_ALLOWED", 405),
+        ("HTTP_413_CONTENT_TOO_LARGE", 413),
+        ("HTTP_416_RANGE_NOT_SATISFIABLE", 416),
+        ("HTTP_418_IM_A_TEAPOT", 418),
+        ("HTTP_422_UNPROCESSABLE_CONTENT", 422),
+        ("HTTP_500_INTERNAL_SERVER_ERROR", 500),
+        ("HTTP_511_NETWORK_AUTHENTICATION_REQUIRED", 511),
+        ("WS_1000_NORMAL_CLOSURE", 1000),
+        ("WS_1008_POLICY_VIOLATION", 1008),
+        ("WS_1011_INTERNAL_ERROR", 1011),
+        ("WS_1015_TLS_HANDSHAKE", 1015),
+    ],
+)
+def test_status_constant(name: str, value: int) -> None:
+    assert getattr(status, name) == value
+
+
+# starlette.status's current names (its deprecated aliases left out).
+STATUS_NAMES_TEXT = """
+HTTP_100_CONTINUE HTTP_101_SWITCHING_PROTOCOLS HTTP_102_PROCESSING HTTP_103_EARLY_HINTS HTTP_200_OK
+HTTP_201_CREATED HTTP_202_ACCEPTED HTTP_203_NON_AUTHORITATIVE_INFORMATION HTTP_204_NO_CONTENT
+HTTP_205_RESET_CONTENT HTTP_206_PARTIAL_CONTENT HTTP_207_MULTI_STATUS HTTP_208_ALREADY_REPORTED
+HTTP_226_IM_USED HTTP_300_MULTIPLE_CHOICES HTTP_301_MOVED_PERMANENTLY HTTP_302_FOUND
+HTTP_303_SEE_OTHER HTTP_304_NOT_MODIFIED HTTP_305_USE_PROXY HTTP_306_RESERVED
+HTTP_307_TEMPORARY_REDIRECT HTTP_308_PERMANENT_REDIRECT HTTP_400_BAD_REQUEST HTTP_401_UNAUTHORIZED
+HTTP_402_PAYMENT_REQUIRED HTTP_403_FORBIDDEN HTTP_404_NOT_FOUND HTTP_405_METHOD_NOT_ALLOWED
+HTTP_406_NOT_ACCEPTABLE HTTP_407_PROXY_AUTHENTICATION_REQUIRED HTTP_408_REQUEST_TIMEOUT
+HTTP_409_CONFLICT HTTP_410_GONE HTTP_411_LENGTH_REQUIRED HTTP_412_PRECONDITION_FAILED
+HTTP_413_CONTENT_TOO_LARGE HTTP_414_URI_TOO_LONG HTTP_415_UNSUPPORTED_MEDIA_TYPE
+HTTP_416_RANGE_NOT_SATISFIABLE HTTP_417_EXPECTATION_FAILED HTTP_418_IM_A_TEAPOT
+HTTP_421_MISDIRECTED_REQUEST HTTP_422_UNPROCESSABLE_CONTENT HTTP_423_LOCKED
+HTTP_424_FAILED_DEPENDENCY HTTP_425_TOO_EARLY HTTP_426_UPGRADE_REQUIRED
+HTTP_428_PRECONDITION_REQUIRED HTTP_429_TOO_MANY_REQUESTS HTTP_431_REQUEST_HEADER_FIELDS_TOO_LARGE
+HTTP_451_UNAVAILABLE_FOR_LEGAL_REASONS HTTP_500_INTERNAL_SERVER_ERROR HTTP_501_NOT_IMPLEMENTED
+HTTP_502_BAD_GATEWAY HTTP_503_SERVICE_UNAVAILABLE HTTP_504_GATEWAY_TIMEOUT
+HTTP_505_HTTP_VERSION_NOT_SUPPORTED HTTP_506_VARIANT_ALSO_NEGOTIATES HTTP_507_INSUFFICIENT_STORAGE
+HTTP_508_LOOP_DETECTED HTTP_510_NOT_EXTENDED HTTP_511_NETWORK_AUTHENTICATION_REQUIRED
+WS_1000_NORMAL_CLOSURE WS_1001_GOING_AWAY WS_1002_PROTOCOL_ERROR WS_1003_UNSUPPORTED_DATA
+WS_1005_NO_STATUS_RCVD WS_1006_ABNORMAL_CLOSURE WS_1007_INVALID_FRAME_PAYLOAD_DATA
+WS_1008_POLICY_VIOLATION WS_1009_MESSAGE_TOO_BIG WS_1010_MANDATORY_EXT WS_1011_INTERNAL_ERROR
+WS_1012_SERVICE_RESTART WS_1013_TRY_AGAIN_LATER WS_1014_BAD_GATEWAY WS_1015_TLS_HANDSHAKE
+"""
+STATUS_NAMES = STATUS_NAMES_TEXT.split()
+
+
+def test_status_has_every_starlette_constant_name() -> None:
+    assert [name for name in STATUS_NAMES if not hasattr(status, name)] == []
+
+
+def test_status_constants_equal_the_number_in_their_name() -> None:
+    assert {name: getattr(status, name) for name in STATUS_NAMES} == {
+        name: int(name.split("_")[1]) for name in STATUS_NAMES
+    }
 
 
 # ==== Background tasks ====
@@ -3117,6 +3409,3654 @@ def test_range_request_body_equals_bytes_of_the_merged_ranges(
     assert sorted(carried) == merge_ranges([(first, last) for _, first, last in specs])
 
 
+# ==== Routing ====
+
+Endpoint = Callable[[Request], Awaitable[Response]]
+
+
+def endpoint(label: str) -> Endpoint:
+    """An endpoint named `label` that answers with its label, in the body and in `x-endpoint`."""
+
+    async def answer(request: Request) -> Response:
+        return PlainTextResponse(label, headers={"x-endpoint": label})
+
+    answer.__name__ = answer.__qualname__ = label
+    return answer
+
+
+async def echo_params(request: Request) -> Response:
+    """Each path parameter as [type name, str(value)]."""
+    params = {key: [type(value).__name__, str(value)] for key, value in request.path_params.items()}
+    return JSONResponse(params)
+
+
+def echo_endpoint(label: str) -> Endpoint:
+    """An endpoint named `label` that answers its path parameters (as echo_params does)."""
+
+    async def answer(request: Request) -> Response:
+        response = await echo_params(request)
+        response.headers["x-endpoint"] = label
+        return response
+
+    answer.__name__ = answer.__qualname__ = label
+    return answer
+
+
+async def echo_urls(request: Request) -> Response:
+    """What a handler sees of where it is mounted."""
+    return JSONResponse(
+        {
+            "path": request.scope["path"],
+            "root_path": request.scope["root_path"],
+            "url": str(request.url),
+            "base_url": str(request.base_url),
+            "path_params": {key: str(value) for key, value in request.path_params.items()},
+        }
+    )
+
+
+class TagMiddleware:
+    """Pure ASGI middleware that appends an `x-tag` header to every response it passes."""
+
+    def __init__(self, app: Callable[[Scope, Receive, Send], Awaitable[None]], tag: str) -> None:
+        self.app = app
+        self.tag = tag
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        async def send_tagged(message: Message) -> None:
+            if message["type"] == "http.response.start":
+                message["headers"] = [*message.get("headers", []), (b"x-tag", self.tag.encode())]
+            await send(message)
+
+        await self.app(scope, receive, send_tagged)
+
+
+@dataclass
+class Answer:
+    """A response read straight from the ASGI messages."""
+
+    status: int
+    headers: dict[str, str]
+    body: bytes
+
+    @property
+    def allow(self) -> set[str]:
+        return {method.strip() for method in self.headers["allow"].split(",")}
+
+
+async def asgi_answer(app: Any, scope: Scope) -> Answer:
+    """Call `app` with `scope` and an empty body; collect its response."""
+    messages: list[Message] = []
+
+    async def receive() -> Message:
+        return {"type": "http.request", "body": b"", "more_body": False}
+
+    async def send(message: Message) -> None:
+        messages.append(message)
+
+    await app(scope, receive, send)
+    start = next(message for message in messages if message["type"] == "http.response.start")
+    headers = {name.decode("latin-1"): value.decode("latin-1") for name, value in start["headers"]}
+    body = b"".join(m.get("body", b"") for m in messages if m["type"] == "http.response.body")
+    return Answer(start["status"], headers, body)
+
+
+def call(app: Any, scope: Scope, backend: Backend = "asyncio") -> Answer:
+    """Run one request through `app` directly: for paths an HTTP client would rewrite."""
+    return anyio.run(asgi_answer, app, scope, backend=backend)
+
+
+# ---- Convertors ----
+
+
+@pytest.mark.parametrize(
+    ("convertor_name", "text", "value"),
+    [
+        ("str", "alice", "alice"),
+        ("str", "caf\u00e9", "caf\u00e9"),
+        ("path", "a/b/c.txt", "a/b/c.txt"),
+        ("path", "", ""),
+        ("int", "0", 0),
+        ("int", "42", 42),
+        ("float", "3.5", 3.5),
+        ("float", "0.25", 0.25),
+        (
+            "uuid",
+            "4e8bd30f-8b5a-4d6c-9a8e-1f2f3a4b5c6d",
+            uuid.UUID("4e8bd30f8b5a4d6c9a8e1f2f3a4b5c6d"),
+        ),
+    ],
+)
+def test_builtin_convertor_converts_and_round_trips(
+    convertor_name: str, text: str, value: Any
+) -> None:
+    convertor = CONVERTOR_TYPES[convertor_name]
+    assert re.fullmatch(convertor.regex, text)
+    converted = convertor.convert(text)
+    assert converted == value
+    assert type(converted) is type(value)
+    if text:
+        assert convertor.to_string(converted) == text
+
+
+@pytest.mark.parametrize(
+    ("convertor_name", "text", "matches"),
+    [
+        ("str", "a/b", False),
+        ("str", "", False),
+        ("path", "a/b/", True),
+        ("int", "-1", False),
+        ("int", "1.5", False),
+        ("int", "\u0661\u0662", False),  # Arabic-Indic digits: str.isdigit, but not [0-9]
+        ("int", "007", True),
+        ("float", "2", True),
+        ("float", "1e5", False),
+        ("float", "nan", False),
+        ("float", "inf", False),
+        ("float", ".5", False),
+        ("float", "-1.5", False),
+        ("uuid", "4E8BD30F-8B5A-4D6C-9A8E-1F2F3A4B5C6D", True),
+        ("uuid", "4e8bd30f8b5a4d6c9a8e1f2f3a4b5c6d", True),
+        ("uuid", "4e8bd30f-8b5a-4d6c-9a8e-1f2f3a4b5c6", False),
+        ("uuid", "not-a-uuid", False),
+    ],
+)
+def test_builtin_convertor_regex_accepts_only_its_syntax(
+    convertor_name: str, text: str, matches: bool
+) -> None:
+    assert bool(re.fullmatch(CONVERTOR_TYPES[convertor_name].regex, text)) is matches
+
+
+def test_convertor_types_maps_names_to_the_builtin_classes() -> None:
+    expected = {
+        "str": StringConvertor,
+        "path": PathConvertor,
+        "int": IntegerConvertor,
+        "float": FloatConvertor,
+        "uuid": UUIDConvertor,
+    }
+    for name, cls in expected.items():
+        assert isinstance(CONVERTOR_TYPES[name], cls)
+        assert isinstance(CONVERTOR_TYPES[name], Convertor)
+
+
+@pytest.mark.parametrize(
+    ("value", "text"), [(2.0, "2"), (1.5, "1.5"), (0.0, "0"), (10, "10"), (0.25, "0.25")]
+)
+def test_float_convertor_to_string_drops_trailing_zeros(value: float, text: str) -> None:
+    assert FloatConvertor().to_string(value) == text
+
+
+@pytest.mark.parametrize("value", [math.nan, math.inf, -math.inf, -1.5])
+def test_float_convertor_to_string_refuses_nan_infinity_and_negatives(value: float) -> None:
+    # No URL path can carry these: the convertor's regex would never match them back.
+    with pytest.raises((AssertionError, ValueError)):
+        FloatConvertor().to_string(value)
+
+
+@pytest.mark.parametrize(
+    ("convertor", "value"),
+    [(StringConvertor(), "a/b"), (StringConvertor(), ""), (IntegerConvertor(), -1)],
+)
+def test_convertor_to_string_refuses_values_its_regex_cannot_match(
+    convertor: Convertor[Any], value: Any
+) -> None:
+    with pytest.raises((AssertionError, ValueError)):
+        convertor.to_string(value)
+
+
+def test_integer_and_uuid_convertors_format_values() -> None:
+    # url_path_for passes a value as the caller gave it: a str of digits formats too.
+    assert IntegerConvertor().to_string("12") == "12"  # type: ignore[arg-type]
+    value = uuid.UUID("4e8bd30f8b5a4d6c9a8e1f2f3a4b5c6d")
+    assert UUIDConvertor().to_string(value) == "4e8bd30f-8b5a-4d6c-9a8e-1f2f3a4b5c6d"
+
+
+class HexConvertor(Convertor[int]):
+    regex = "[0-9a-f]+"
+
+    def convert(self, value: str) -> int:
+        return int(value, 16)
+
+    def to_string(self, value: int) -> str:
+        return format(value, "x")
+
+
+@pytest.fixture
+def hex_convertor() -> Iterator[HexConvertor]:
+    """`hex` registered as a URL convertor for one test."""
+    convertor = HexConvertor()
+    register_url_convertor("hex", convertor)
+    yield convertor
+    CONVERTOR_TYPES.pop("hex", None)
+
+
+def test_register_url_convertor_adds_a_named_convertor(hex_convertor: HexConvertor) -> None:
+    assert CONVERTOR_TYPES["hex"] is hex_convertor
+    regex, path_format, convertors = compile_path("/color/{c:hex}")
+    assert convertors == {"c": hex_convertor}
+    assert path_format == "/color/{c}"
+    assert regex.match("/color/ff0")
+    assert not regex.match("/color/xyz")
+
+
+def test_custom_convertor_converts_in_requests_and_formats_in_urls(
+    hex_convertor: HexConvertor, backend: Backend
+) -> None:
+    router = Router([Route("/color/{c:hex}", echo_params, name="color")])
+    client = TestClient(router, backend=backend)
+    assert client.get("/color/ff").json() == {"c": ["int", "255"]}
+    assert client.get("/color/zz").status_code == 404
+    assert router.url_path_for("color", c=4095) == "/color/fff"
+
+
+# ---- compile_path ----
+
+
+@pytest.mark.parametrize(
+    ("path", "path_format", "convertor_types", "matching", "params", "not_matching"),
+    [
+        ("/", "/", {}, "/", {}, ["", "/x"]),
+        ("/users", "/users", {}, "/users", {}, ["/users/", "/users/1", "/user"]),
+        (
+            "/users/{name}",
+            "/users/{name}",
+            {"name": StringConvertor},
+            "/users/alice",
+            {"name": "alice"},
+            ["/users/", "/users/a/b"],
+        ),
+        (
+            "/users/{id:int}/posts/{slug:str}",
+            "/users/{id}/posts/{slug}",
+            {"id": IntegerConvertor, "slug": StringConvertor},
+            "/users/7/posts/hello",
+            {"id": "7", "slug": "hello"},
+            ["/users/x/posts/hello", "/users/7/posts/"],
+        ),
+        (
+            "/files/{rest:path}",
+            "/files/{rest}",
+            {"rest": PathConvertor},
+            "/files/a/b.txt",
+            {"rest": "a/b.txt"},
+            ["/files", "/file/a"],
+        ),
+        (
+            "/price/{value:float}",
+            "/price/{value}",
+            {"value": FloatConvertor},
+            "/price/9.99",
+            {"value": "9.99"},
+            ["/price/9.", "/price/abc"],
+        ),
+        (
+            "/items/{key:uuid}",
+            "/items/{key}",
+            {"key": UUIDConvertor},
+            "/items/4e8bd30f-8b5a-4d6c-9a8e-1f2f3a4b5c6d",
+            {"key": "4e8bd30f-8b5a-4d6c-9a8e-1f2f3a4b5c6d"},
+            ["/items/4e8bd30f"],
+        ),
+        # Regex metacharacters in the literal text are literal.
+        ("/a.b/(c)+", "/a.b/(c)+", {}, "/a.b/(c)+", {}, ["/aXb/(c)+", "/a.b/cc"]),
+        (
+            "/v{version:int}.json",
+            "/v{version}.json",
+            {"version": IntegerConvertor},
+            "/v2.json",
+            {"version": "2"},
+            ["/v2xjson", "/vx.json"],
+        ),
+    ],
+)
+def test_compile_path_returns_regex_format_and_convertors(
+    path: str,
+    path_format: str,
+    convertor_types: dict[str, type],
+    matching: str,
+    params: dict[str, str],
+    not_matching: list[str],
+) -> None:
+    regex, compiled_format, convertors = compile_path(path)
+    assert compiled_format == path_format
+    assert {key: type(value) for key, value in convertors.items()} == convertor_types
+    match = regex.match(matching)
+    assert match is not None
+    assert match.groupdict() == params
+    for other in not_matching:
+        assert regex.match(other) is None, other
+
+
+def test_compile_path_for_a_host_matches_case_insensitively() -> None:
+    regex, path_format, convertors = compile_path("{subdomain}.example.org")
+    assert path_format == "{subdomain}.example.org"
+    assert set(convertors) == {"subdomain"}
+    match = regex.match("API.Example.ORG")
+    assert match is not None
+    assert match.groupdict() == {"subdomain": "API"}
+    assert regex.match("api.example.org.evil.com") is None
+    assert regex.match("api.exampleXorg") is None
+
+
+# ---- Start-up errors ----
+
+
+@pytest.mark.parametrize(
+    ("build", "names"),
+    [
+        (lambda: Route("users", endpoint("e")), ["/"]),
+        (lambda: Route("", endpoint("e")), ["/"]),
+        (lambda: Mount("static", app=Router()), ["/"]),
+        (lambda: Route("/users/{id:nope}", endpoint("e")), ["nope"]),
+        (lambda: compile_path("/{x:nope}"), ["nope"]),
+        (lambda: Route("/{a}/{a}", endpoint("e")), ["a"]),
+        (lambda: Route("/{a}/{b:int}/{a:int}", endpoint("e")), ["a"]),
+        (lambda: compile_path("/{a}/x/{a}"), ["a"]),
+        (lambda: Mount("/m"), ["app", "routes"]),
+        (lambda: Mount("/m", app=Router(), routes=[]), ["app", "routes"]),
+    ],
+    ids=[
+        "route-without-slash",
+        "route-empty",
+        "mount-without-slash",
+        "unknown-convertor",
+        "compile-path-unknown-convertor",
+        "duplicate-param",
+        "duplicate-param-different-convertors",
+        "compile-path-duplicate",
+        "mount-without-app-or-routes",
+        "mount-with-app-and-routes",
+    ],
+)
+def test_configuration_mistake_raises_value_error_at_start_up(
+    build: Callable[[], object], names: list[str]
+) -> None:
+    with pytest.raises(ValueError, match=r"\w") as info:
+        build()
+    for name in names:
+        assert name in str(info.value)
+
+
+# ---- Route ----
+
+
+def test_route_with_function_endpoint_answers_get_and_head(backend: Backend) -> None:
+    client = TestClient(Router([Route("/", endpoint("home"))]), backend=backend)
+    response = client.get("/")
+    assert response.status_code == 200
+    assert response.text == "home"
+    assert response.headers["content-type"] == "text/plain; charset=utf-8"
+    head = client.head("/")
+    assert head.status_code == 200
+    assert head.content == b""
+
+
+def test_route_method_not_allowed_answers_405_with_allow(backend: Backend) -> None:
+    client = TestClient(Router([Route("/", endpoint("home"))]), backend=backend)
+    response = client.post("/")
+    assert response.status_code == 405
+    assert response.text == "Method Not Allowed"
+    assert allow_set(response) == {"GET", "HEAD"}
+
+
+@pytest.mark.parametrize(
+    ("methods", "expected"),
+    [
+        (None, {"GET", "HEAD"}),
+        (["GET"], {"GET", "HEAD"}),
+        (["get", "Post"], {"GET", "HEAD", "POST"}),
+        (["POST", "PUT"], {"POST", "PUT"}),
+        (("DELETE",), {"DELETE"}),
+        ({"HEAD"}, {"HEAD"}),
+    ],
+)
+def test_route_methods_are_upper_cased_and_get_adds_head(
+    methods: Sequence[str] | None, expected: set[str]
+) -> None:
+    assert Route("/", endpoint("e"), methods=methods).methods == expected
+
+
+def test_route_with_post_only_rejects_get_and_head(backend: Backend) -> None:
+    client = TestClient(Router([Route("/x", endpoint("x"), methods=["POST"])]), backend=backend)
+    assert client.post("/x").text == "x"
+    for method in ("GET", "HEAD", "PUT"):
+        response = client.request(method, "/x")
+        assert response.status_code == 405
+        assert allow_set(response) == {"POST"}
+
+
+def test_sync_endpoint_runs_in_a_worker_thread(backend: Backend) -> None:
+    threads: dict[str, int] = {}
+
+    def sync_endpoint(request: Request) -> Response:
+        threads["handler"] = threading.get_ident()
+        # Only a worker thread started by anyio can call back into the event loop's thread.
+        threads["loop"] = anyio.from_thread.run_sync(threading.get_ident)
+        return PlainTextResponse("sync")
+
+    client = TestClient(Router([Route("/", sync_endpoint)]), backend=backend)
+    assert client.get("/").text == "sync"
+    assert threads["handler"] != threads["loop"]
+
+
+def test_route_path_params_are_converted(backend: Backend) -> None:
+    router = Router(
+        [
+            Route("/users/{id:int}/files/{rest:path}", echo_params),
+            Route("/price/{value:float}", echo_params),
+            Route("/items/{key:uuid}", echo_params),
+        ]
+    )
+    client = TestClient(router, backend=backend)
+    assert client.get("/users/12/files/a/b.txt").json() == {
+        "id": ["int", "12"],
+        "rest": ["str", "a/b.txt"],
+    }
+    assert client.get("/price/2.50").json() == {"value": ["float", "2.5"]}
+    key = "4e8bd30f-8b5a-4d6c-9a8e-1f2f3a4b5c6d"
+    assert client.get(f"/items/{key.upper()}").json() == {"key": ["UUID", key]}
+
+
+def test_route_path_params_are_percent_decoded(backend: Backend) -> None:
+    client = TestClient(Router([Route("/users/{name}", echo_params)]), backend=backend)
+    assert client.get("/users/caf%C3%A9%20au%20lait").json() == {
+        "name": ["str", "caf\u00e9 au lait"]
+    }
+
+
+class ItemsEndpoint(HTTPEndpoint):
+    async def get(self, request: Request) -> Response:
+        return PlainTextResponse("list")
+
+    async def post(self, request: Request) -> Response:
+        return PlainTextResponse("create", status_code=201)
+
+
+def test_route_with_http_endpoint_class_dispatches_by_method(backend: Backend) -> None:
+    route = Route("/items", ItemsEndpoint)
+    assert route.methods is None
+    assert route.name == "ItemsEndpoint"
+    client = TestClient(Router([route]), backend=backend)
+    assert client.get("/items").text == "list"
+    assert client.post("/items").status_code == 201
+    assert client.head("/items").status_code == 200
+    response = client.delete("/items")
+    assert response.status_code == 405
+    assert allow_set(response) == {"GET", "HEAD", "POST"}
+
+
+def test_route_with_http_endpoint_class_and_methods_filters_first(backend: Backend) -> None:
+    client = TestClient(Router([Route("/items", ItemsEndpoint, methods=["GET"])]), backend=backend)
+    assert client.get("/items").text == "list"
+    response = client.post("/items")
+    assert response.status_code == 405
+    assert allow_set(response) == {"GET", "HEAD"}
+
+
+class RawApp:
+    """An ASGI app instance: any method reaches it."""
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        await PlainTextResponse(f"raw {scope['method']}")(scope, receive, send)
+
+
+def test_route_with_asgi_instance_endpoint_accepts_every_method(backend: Backend) -> None:
+    client = TestClient(Router([Route("/raw", RawApp())]), backend=backend)
+    assert client.get("/raw").text == "raw GET"
+    assert client.request("PURGE", "/raw").text == "raw PURGE"
+
+
+def test_route_with_partial_endpoint_is_a_request_response_function(backend: Backend) -> None:
+    async def greet(request: Request, greeting: str) -> Response:
+        return PlainTextResponse(greeting)
+
+    route = Route("/hi", functools.partial(greet, greeting="hello"))
+    assert route.methods == {"GET", "HEAD"}
+    assert TestClient(Router([route]), backend=backend).get("/hi").text == "hello"
+
+
+def test_route_with_bound_method_endpoint(backend: Backend) -> None:
+    class Greeter:
+        def __init__(self, word: str) -> None:
+            self.word = word
+
+        async def greet(self, request: Request) -> Response:
+            return PlainTextResponse(self.word)
+
+    route = Route("/hi", Greeter("hey").greet)
+    assert route.name == "greet"
+    assert TestClient(Router([route]), backend=backend).get("/hi").text == "hey"
+
+
+async def plain_function(request: Request) -> Response:
+    return PlainTextResponse("")
+
+
+class PlainClass:
+    pass
+
+
+def test_get_name_uses_dunder_name_or_the_class_name() -> None:
+    assert get_name(plain_function) == "plain_function"
+    assert get_name(PlainClass) == "PlainClass"
+    assert get_name(RawApp()) == "RawApp"
+    assert get_name(ItemsEndpoint) == "ItemsEndpoint"
+
+
+def test_route_name_defaults_to_endpoint_name_and_can_be_given() -> None:
+    assert Route("/", plain_function).name == "plain_function"
+    assert Route("/", RawApp()).name == "RawApp"
+    assert Route("/", plain_function, name="home").name == "home"
+    assert Route("/users/{id}", plain_function).path == "/users/{id}"
+
+
+def test_route_middleware_wraps_only_that_route_outermost_first(backend: Backend) -> None:
+    router = Router(
+        [
+            Route(
+                "/wrapped",
+                endpoint("wrapped"),
+                middleware=[
+                    Middleware(TagMiddleware, tag="outer"),
+                    Middleware(TagMiddleware, "in"),
+                ],
+            ),
+            Route("/bare", endpoint("bare")),
+        ]
+    )
+    client = TestClient(router, backend=backend)
+    # The inner middleware sees the response first, so its header comes first.
+    assert client.get("/wrapped").headers.get_list("x-tag") == ["in", "outer"]
+    assert client.get("/bare").headers.get_list("x-tag") == []
+
+
+def test_route_is_an_asgi_app_on_its_own(backend: Backend) -> None:
+    client = TestClient(Route("/only", endpoint("only")), backend=backend)
+    assert client.get("/only").text == "only"
+    response = client.get("/other")
+    assert response.status_code == 404
+    assert response.text == "Not Found"
+
+
+def test_request_response_turns_a_function_into_an_asgi_app(backend: Backend) -> None:
+    def sync_page(request: Request) -> Response:
+        return PlainTextResponse(f"page {request.url.path}")
+
+    client = TestClient(request_response(sync_page), backend=backend)
+    assert client.get("/anything").text == "page /anything"
+
+
+def test_route_matches_reports_full_partial_and_none() -> None:
+    route = Route("/users/{id:int}", plain_function, methods=["GET"])
+    match, child_scope = route.matches(make_scope("/users/3"))
+    assert match is Match.FULL
+    assert child_scope["path_params"] == {"id": 3}
+    assert child_scope["endpoint"] is plain_function
+    match, child_scope = route.matches(make_scope("/users/3", method="DELETE"))
+    assert match is Match.PARTIAL
+    assert child_scope["path_params"] == {"id": 3}
+    assert route.matches(make_scope("/users/x"))[0] is Match.NONE
+    assert route.matches({"type": "websocket", "path": "/users/3", "headers": []})[0] is Match.NONE
+    assert [member.name for member in Match] == ["NONE", "PARTIAL", "FULL"]
+
+
+def test_route_url_path_for_needs_the_name_and_exactly_its_params() -> None:
+    route = Route("/users/{id:int}", plain_function, name="user")
+    path = route.url_path_for("user", id=4)
+    assert path == "/users/4"
+    assert isinstance(path, URLPath)
+    assert path.protocol == "http"
+    with pytest.raises(NoMatchFound, match="other"):
+        route.url_path_for("other", id=4)
+    with pytest.raises(NoMatchFound, match="user"):
+        route.url_path_for("user")
+    with pytest.raises(NoMatchFound, match="user"):
+        route.url_path_for("user", id=4, extra=1)
+
+
+def test_no_match_found_is_an_exception_naming_route_and_params() -> None:
+    error = NoMatchFound("user", {"id": 1, "slug": "x"})
+    assert isinstance(error, Exception)
+    assert "user" in str(error)
+    assert "id" in str(error)
+    assert "slug" in str(error)
+
+
+# ---- Mount ----
+
+
+def test_mount_with_routes_routes_the_remaining_path(backend: Backend) -> None:
+    router = Router(
+        [Mount("/api", routes=[Route("/users/{id:int}", echo_urls), Route("/", endpoint("idx"))])]
+    )
+    client = TestClient(router, backend=backend)
+    assert client.get("/api/users/3").json() == {
+        "path": "/api/users/3",
+        "root_path": "/api",
+        "url": "http://testserver/api/users/3",
+        "base_url": "http://testserver/",
+        "path_params": {"id": "3"},
+    }
+    assert client.get("/api/").text == "idx"
+    assert client.get("/api/nope").status_code == 404
+
+
+def test_mount_with_app_gives_it_root_path_and_whole_path(backend: Backend) -> None:
+    seen: list[tuple[str, str]] = []
+
+    async def app(scope: Scope, receive: Receive, send: Send) -> None:
+        seen.append((scope["root_path"], scope["path"]))
+        await PlainTextResponse("app")(scope, receive, send)
+
+    client = TestClient(Router([Mount("/static", app=app)]), backend=backend)
+    assert client.get("/static/css/site.css").text == "app"
+    assert client.get("/static/").text == "app"
+    assert seen == [("/static", "/static/css/site.css"), ("/static", "/static/")]
+
+
+def test_mount_does_not_match_a_longer_segment(backend: Backend) -> None:
+    router = Router([Mount("/static", app=RawApp()), Route("/staticfoo", endpoint("foo"))])
+    client = TestClient(router, backend=backend, follow_redirects=False)
+    assert client.get("/staticfoo").text == "foo"
+    # The bare prefix is not the mount: the router redirects to the slashed form.
+    response = client.get("/static")
+    assert response.status_code == 307
+    assert response.headers["location"] == "http://testserver/static/"
+
+
+def test_mount_path_trailing_slash_is_ignored(backend: Backend) -> None:
+    mount = Mount("/api/", routes=[Route("/x", endpoint("x"))])
+    assert mount.path == "/api"
+    assert TestClient(Router([mount]), backend=backend).get("/api/x").text == "x"
+
+
+def test_nested_mounts_append_root_path_and_merge_path_params(backend: Backend) -> None:
+    router = Router(
+        [
+            Mount(
+                "/org/{org}",
+                routes=[Mount("/team/{team}", routes=[Route("/users/{uid:int}", echo_urls)])],
+            )
+        ]
+    )
+    data = TestClient(router, backend=backend).get("/org/acme/team/red/users/9").json()
+    assert data == {
+        "path": "/org/acme/team/red/users/9",
+        "root_path": "/org/acme/team/red",
+        "url": "http://testserver/org/acme/team/red/users/9",
+        "base_url": "http://testserver/",
+        "path_params": {"org": "acme", "team": "red", "uid": "9"},
+    }
+
+
+def test_mount_under_an_app_root_path_keeps_url_and_base_url(backend: Backend) -> None:
+    router = Router([Mount("/api", routes=[Route("/users/{id}", echo_urls)])])
+    client = TestClient(router, backend=backend, root_path="/root")
+    assert client.get("/root/api/users/5").json() == {
+        "path": "/root/api/users/5",
+        "root_path": "/root/api",
+        "url": "http://testserver/root/api/users/5",
+        "base_url": "http://testserver/root/",
+        "path_params": {"id": "5"},
+    }
+
+
+def test_url_for_inside_nested_mounts_is_absolute_from_the_app_root(backend: Backend) -> None:
+    async def links(request: Request) -> Response:
+        return JSONResponse(
+            {
+                "self": str(request.url_for("api:v1:user", id=7)),
+                "home": str(request.url_for("home")),
+                "file": str(request.url_for("static", path="/css/a.css")),
+            }
+        )
+
+    router = Router(
+        [
+            Route("/", endpoint("home"), name="home"),
+            Mount(
+                "/api",
+                name="api",
+                routes=[
+                    Mount("/v1", name="v1", routes=[Route("/users/{id:int}", links, name="user")])
+                ],
+            ),
+            Mount("/static", app=RawApp(), name="static"),
+        ]
+    )
+    expected = {
+        "self": "http://testserver{root}/api/v1/users/7",
+        "home": "http://testserver{root}/",
+        "file": "http://testserver{root}/static/css/a.css",
+    }
+    client = TestClient(router, backend=backend)
+    data = client.get("/api/v1/users/1").json()
+    assert data == {key: value.format(root="") for key, value in expected.items()}
+    rooted = TestClient(router, backend=backend, root_path="/root")
+    data = rooted.get("/root/api/v1/users/1").json()
+    assert data == {key: value.format(root="/root") for key, value in expected.items()}
+
+
+def test_url_for_returns_a_url(backend: Backend) -> None:
+    seen: list[object] = []
+
+    async def page(request: Request) -> Response:
+        seen.append(request.url_for("page"))
+        return PlainTextResponse("")
+
+    TestClient(Router([Route("/page", page)]), backend=backend).get("/page")
+    assert isinstance(seen[0], URL)
+    assert seen[0] == "http://testserver/page"
+
+
+def test_mount_url_path_for_names_the_mount_or_its_children() -> None:
+    router = Router(
+        [
+            Mount("/static", app=RawApp(), name="static"),
+            Mount(
+                "/api", name="api", routes=[Route("/users/{id:int}", plain_function, name="user")]
+            ),
+            Mount("/anon", routes=[Route("/about", plain_function, name="about")]),
+        ]
+    )
+    assert router.url_path_for("static", path="/img/logo.png") == "/static/img/logo.png"
+    assert router.url_path_for("static", path="img/logo.png") == "/static/img/logo.png"
+    assert router.url_path_for("api:user", id=3) == "/api/users/3"
+    assert router.url_path_for("about") == "/anon/about"
+    with pytest.raises(NoMatchFound):
+        router.url_path_for("user", id=3)
+    with pytest.raises(NoMatchFound):
+        router.url_path_for("api:user")
+    with pytest.raises(NoMatchFound):
+        router.url_path_for("static")
+
+
+def test_mount_routes_exposes_the_child_routes() -> None:
+    child = Route("/x", plain_function)
+    assert Mount("/m", routes=[child]).routes == [child]
+    inner = Router([child])
+    assert Mount("/m", app=inner).routes == [child]
+    assert Mount("/m", app=RawApp()).routes == []
+
+
+def test_mount_middleware_wraps_everything_inside_the_mount(backend: Backend) -> None:
+    router = Router(
+        [
+            Mount(
+                "/m",
+                routes=[Route("/x", endpoint("x"))],
+                middleware=[Middleware(TagMiddleware, tag="mount")],
+            ),
+            Route("/y", endpoint("y")),
+        ]
+    )
+    client = TestClient(router, backend=backend)
+    assert client.get("/m/x").headers.get_list("x-tag") == ["mount"]
+    missing = client.get("/m/missing")
+    assert missing.status_code == 404
+    assert missing.headers.get_list("x-tag") == ["mount"]
+    assert client.get("/y").headers.get_list("x-tag") == []
+
+
+def test_mount_path_param_is_converted(backend: Backend) -> None:
+    router = Router([Mount("/v{version:int}", routes=[Route("/info", echo_params)])])
+    client = TestClient(router, backend=backend)
+    assert client.get("/v2/info").json() == {"version": ["int", "2"]}
+    assert client.get("/vX/info").status_code == 404
+
+
+# ---- Host ----
+
+
+def host_router() -> Router:
+    api = Router([Route("/", echo_params, name="root"), Route("/users", endpoint("api-users"))])
+    return Router(
+        [
+            Host("{sub}.example.org", app=api, name="sub"),
+            Host("[::1]", app=Router([Route("/", endpoint("ipv6"))])),
+            Host("localhost:8000", app=Router([Route("/", endpoint("local"))])),
+            Route("/", endpoint("fallback")),
+        ]
+    )
+
+
+@pytest.mark.parametrize(
+    ("host", "path", "status", "body"),
+    [
+        ("api.example.org", "/", 200, '{"sub":["str","api"]}'),
+        ("API.Example.ORG", "/", 200, '{"sub":["str","api"]}'),
+        ("api.example.org:8443", "/", 200, '{"sub":["str","api"]}'),
+        ("api.example.org", "/users", 200, "api-users"),
+        ("api.example.org", "/nope", 404, "Not Found"),
+        ("[::1]", "/", 200, "ipv6"),
+        ("[::1]:8000", "/", 200, "ipv6"),
+        ("[::2]", "/", 200, "fallback"),
+        ("localhost", "/", 200, "local"),
+        ("localhost:9999", "/", 200, "local"),
+        ("example.org", "/", 200, "fallback"),
+        ("a.b.example.org", "/", 200, '{"sub":["str","a.b"]}'),  # `{sub}` is any non-slash text
+        ("testserver", "/", 200, "fallback"),
+        ("testserver", "/users", 404, "Not Found"),
+    ],
+)
+def test_host_matches_hostname_case_insensitively_ignoring_port(
+    host: str, path: str, status: int, body: str, backend: Backend
+) -> None:
+    response = TestClient(host_router(), backend=backend).get(path, headers={"host": host})
+    assert response.status_code == status
+    assert response.text == body
+
+
+@pytest.mark.parametrize("host", [None, "evil.com/x", "[::1", "a b", "api.example.org:port"])
+def test_host_route_ignores_a_missing_or_malformed_host_header(
+    host: str | None, backend: Backend
+) -> None:
+    headers = {} if host is None else {"host": host}
+    answer = call(host_router(), make_scope("/", headers=headers), backend)
+    assert answer.body == b"fallback"
+
+
+def test_host_url_path_for_carries_the_host() -> None:
+    router = host_router()
+    path = router.url_path_for("sub:root", sub="api")
+    assert path == "/"
+    assert path.host == "api.example.org"
+    assert path.make_absolute_url("https://www.example.org/") == "https://api.example.org/"
+    whole = router.url_path_for("sub", sub="www", path="/about")
+    assert whole == "/about"
+    assert whole.host == "www.example.org"
+
+
+def test_url_for_inside_a_host_points_at_that_host(backend: Backend) -> None:
+    async def link(request: Request) -> Response:
+        return PlainTextResponse(str(request.url_for("tenant:page", tenant="b", id=2)))
+
+    app = Router([Route("/page/{id:int}", link, name="page")])
+    router = Router([Host("{tenant}.example.org", app=app, name="tenant")])
+    response = TestClient(router, backend=backend).get("/page/1", headers={"host": "a.example.org"})
+    assert response.text == "http://b.example.org/page/2"
+
+
+def test_host_matches_reports_path_params_and_endpoint() -> None:
+    app = Router()
+    host = Host("{sub}.example.org", app=app)
+    match, child_scope = host.matches(make_scope("/", headers={"host": "Docs.Example.org"}))
+    assert match is Match.FULL
+    assert child_scope["path_params"] == {"sub": "docs"}
+    assert host.matches(make_scope("/", headers={"host": "example.com"}))[0] is Match.NONE
+    assert host.routes == []
+
+
+# ---- Router ----
+
+
+def test_router_default_is_404_not_found(backend: Backend) -> None:
+    response = TestClient(Router(), backend=backend).get("/anything")
+    assert response.status_code == 404
+    assert response.text == "Not Found"
+    assert response.headers["content-type"] == "text/plain; charset=utf-8"
+
+
+def test_router_default_app_answers_unmatched_requests(backend: Backend) -> None:
+    router = Router([Route("/", endpoint("home"))], default=RawApp())
+    client = TestClient(router, backend=backend)
+    assert client.get("/").text == "home"
+    assert client.post("/missing").text == "raw POST"
+
+
+def test_app_answers_404_and_405_like_the_router(backend: Backend) -> None:
+    client = TestClient(Starlite(routes=[Route("/", endpoint("home"))]), backend=backend)
+    missing = client.get("/missing")
+    assert (missing.status_code, missing.text) == (404, "Not Found")
+    wrong = client.put("/")
+    assert (wrong.status_code, wrong.text) == (405, "Method Not Allowed")
+    assert allow_set(wrong) == {"GET", "HEAD"}
+
+
+@pytest.mark.parametrize(
+    ("routes", "path", "location"),
+    [
+        (["/users"], "/users/", "http://testserver/users"),
+        (["/users"], "/users///", "http://testserver/users"),
+        (["/users/"], "/users", "http://testserver/users/"),
+        (["/users/{id:int}"], "/users/3/", "http://testserver/users/3"),
+        (["/users/{id:int}/"], "/users/3", "http://testserver/users/3/"),
+        (["/users"], "/users/?page=2&q=a", "http://testserver/users?page=2&q=a"),
+    ],
+)
+def test_redirect_slashes_redirects_to_the_other_form(
+    routes: list[str], path: str, location: str, backend: Backend
+) -> None:
+    router = Router([Route(route, endpoint("e"), methods=["GET", "POST"]) for route in routes])
+    client = TestClient(router, backend=backend, follow_redirects=False)
+    for method in ("GET", "POST"):
+        response = client.request(method, path)
+        assert response.status_code == 307
+        assert response.headers["location"] == location
+
+
+def test_redirect_slashes_into_a_mount(backend: Backend) -> None:
+    router = Router(
+        [Mount("/m", routes=[Route("/", endpoint("m-root")), Route("/x", endpoint("x"))])]
+    )
+    client = TestClient(router, backend=backend, follow_redirects=False)
+    assert client.get("/m").headers["location"] == "http://testserver/m/"
+    # Inside the mount, its own router redirects, keeping the whole path.
+    assert client.get("/m/x/").headers["location"] == "http://testserver/m/x"
+    assert client.get("/m/", follow_redirects=True).text == "m-root"
+
+
+def test_redirect_slashes_can_be_turned_off(backend: Backend) -> None:
+    router = Router([Route("/users", endpoint("u"))], redirect_slashes=False)
+    client = TestClient(router, backend=backend, follow_redirects=False)
+    assert client.get("/users/").status_code == 404
+
+
+def test_redirect_slashes_never_redirects_the_root(backend: Backend) -> None:
+    router = Router([Route("/{name}/", endpoint("e"))])
+    client = TestClient(router, backend=backend, follow_redirects=False)
+    assert client.get("/").status_code == 404
+
+
+def test_router_middleware_wraps_matches_and_misses(backend: Backend) -> None:
+    router = Router([Route("/", endpoint("home"))], middleware=[Middleware(TagMiddleware, "r")])
+    client = TestClient(router, backend=backend)
+    assert client.get("/").headers.get_list("x-tag") == ["r"]
+    assert client.get("/missing").headers.get_list("x-tag") == ["r"]
+    assert client.post("/").headers.get_list("x-tag") == ["r"]
+
+
+def test_router_url_path_for_searches_routes_in_order() -> None:
+    router = Router(
+        [
+            Route("/first/{id}", plain_function, name="dup"),
+            Route("/second/{id}", plain_function, name="dup"),
+            Route("/other", plain_function, name="other"),
+        ]
+    )
+    assert router.url_path_for("dup", id="a") == "/first/a"
+    assert router.url_path_for("other") == "/other"
+    with pytest.raises(NoMatchFound, match="missing"):
+        router.url_path_for("missing")
+
+
+def test_app_url_path_for_and_request_url_for(backend: Backend) -> None:
+    async def link(request: Request) -> Response:
+        return PlainTextResponse(str(request.url_for("user", id=5)))
+
+    app = Starlite(routes=[Route("/users/{id:int}", link, name="user")])
+    assert app.url_path_for("user", id=1) == "/users/1"
+    assert TestClient(app, backend=backend).get("/users/1").text == "http://testserver/users/5"
+
+
+def test_scope_has_route_endpoint_router_and_path_params(backend: Backend) -> None:
+    seen: dict[str, Any] = {}
+
+    async def handler(request: Request) -> Response:
+        seen.update(request.scope)
+        return PlainTextResponse("")
+
+    route = Route("/items/{id:int}", handler)
+    mount = Mount("/shop/{shop}", routes=[route])
+    router = Router([Route("/", endpoint("home")), mount])
+    TestClient(router, backend=backend).get("/shop/main/items/4")
+    assert seen["route"] is route
+    assert seen["endpoint"] is handler
+    assert seen["router"] is router
+    assert seen["path_params"] == {"shop": "main", "id": 4}
+
+
+def test_scope_route_is_the_matched_route_of_an_app(backend: Backend) -> None:
+    seen: list[Scope] = []
+
+    async def handler(request: Request) -> Response:
+        seen.append(request.scope)
+        return PlainTextResponse("")
+
+    routes = [Route("/a", handler), Route("/{x}", handler)]
+    app = Starlite(routes=routes)
+    client = TestClient(app, backend=backend)
+    client.get("/b")
+    client.get("/a")
+    assert [scope["route"] for scope in seen] == [routes[1], routes[0]]
+    assert seen[0]["route"] is routes[1]
+    assert seen[0]["app"] is app
+    assert seen[0]["router"] is app.router
+
+
+def test_routes_added_after_construction_are_matched_in_order(backend: Backend) -> None:
+    router = Router([Route("/a", endpoint("a"))])
+    client = TestClient(router, backend=backend)
+    assert client.get("/b").status_code == 404
+    router.routes.append(Route("/b", endpoint("b")))
+    assert client.get("/b").text == "b"
+    router.routes.insert(0, Route("/{anything}", endpoint("catch-all")))
+    assert client.get("/a").text == "catch-all"
+    del router.routes[0]
+    assert client.get("/a").text == "a"
+
+
+def test_app_add_route_mount_and_host_after_first_request(backend: Backend) -> None:
+    app = Starlite(routes=[Route("/", endpoint("home"))])
+    client = TestClient(app, backend=backend)
+    assert client.get("/late").status_code == 404
+    app.add_route("/late", endpoint("late"))
+    app.mount("/sub", app=Router([Route("/x", endpoint("sub-x"))]), name="sub")
+    app.host("admin.example.org", app=Router([Route("/", endpoint("admin"))]), name="admin")
+    assert client.get("/late").text == "late"
+    assert client.get("/sub/x").text == "sub-x"
+    assert client.get("/", headers={"host": "admin.example.org"}).text == "home"
+    assert app.url_path_for("sub", path="/x") == "/sub/x"
+    assert [type(route) for route in app.routes] == [Route, Route, Mount, Host]
+
+
+# ---- url_path_for and URLPath ----
+
+
+def test_url_path_for_keeps_a_value_that_looks_like_a_placeholder() -> None:
+    router = Router([Route("/{a}/{b}", plain_function, name="ab")])
+    assert router.url_path_for("ab", a="{b}", b="x") == "/{b}/x"
+    assert router.url_path_for("ab", a="x", b="{a}") == "/x/{a}"
+
+
+@pytest.mark.parametrize(
+    ("route_path", "params", "expected"),
+    [
+        ("/files/{name}", {"name": "a\\b"}, "/files/a%5Cb"),
+        ("/{rest:path}", {"rest": "/evil.com"}, "/%2Fevil.com"),
+        ("/{rest:path}", {"rest": "//evil.com/x"}, "/%2F/evil.com/x"),
+        ("/{rest:path}", {"rest": "\\evil.com"}, "/%5Cevil.com"),
+        ("/{rest:path}", {"rest": "a//b"}, "/a//b"),
+    ],
+)
+def test_url_path_for_encodes_backslash_and_a_leading_double_slash(
+    route_path: str, params: dict[str, str], expected: str
+) -> None:
+    path = Router([Route(route_path, plain_function, name="r")]).url_path_for("r", **params)
+    assert path == expected
+    absolute = path.make_absolute_url("http://example.org")
+    assert absolute.netloc == "example.org"
+    assert urlsplit(str(absolute)).netloc == "example.org"
+
+
+@pytest.mark.parametrize(
+    ("route_path", "params", "expected"),
+    [
+        ("/users/{id:int}", {"id": 5}, "/users/5"),
+        ("/users/{id:int}", {"id": "12"}, "/users/12"),
+        ("/price/{v:float}", {"v": 2.0}, "/price/2"),
+        ("/price/{v:float}", {"v": 2.5}, "/price/2.5"),
+        (
+            "/items/{k:uuid}",
+            {"k": uuid.UUID("4e8bd30f8b5a4d6c9a8e1f2f3a4b5c6d")},
+            "/items/4e8bd30f-8b5a-4d6c-9a8e-1f2f3a4b5c6d",
+        ),
+        ("/files/{p:path}", {"p": "a/b/c"}, "/files/a/b/c"),
+        ("/u/{name}", {"name": 42}, "/u/42"),
+    ],
+)
+def test_url_path_for_formats_params_with_their_convertor(
+    route_path: str, params: dict[str, Any], expected: str
+) -> None:
+    assert Router([Route(route_path, plain_function, name="r")]).url_path_for("r", **params) == (
+        expected
+    )
+
+
+@pytest.mark.parametrize(
+    ("route_path", "params"),
+    [
+        ("/price/{v:float}", {"v": math.nan}),
+        ("/price/{v:float}", {"v": math.inf}),
+        ("/users/{id:int}", {"id": -1}),
+        ("/u/{name}", {"name": "a/b"}),
+        ("/u/{name}", {"name": ""}),
+    ],
+)
+def test_url_path_for_refuses_values_the_route_could_not_match(
+    route_path: str, params: dict[str, Any]
+) -> None:
+    router = Router([Route(route_path, plain_function, name="r")])
+    with pytest.raises((AssertionError, ValueError)):
+        router.url_path_for("r", **params)
+
+
+def test_url_path_for_through_host_and_mount_combines_host_and_prefix() -> None:
+    inner = Router(
+        [
+            Mount(
+                "/v{version:int}",
+                name="v",
+                routes=[Route("/items/{id:int}", plain_function, name="item")],
+            )
+        ]
+    )
+    router = Router([Host("{region}.api.example.org", app=inner, name="api")])
+    path = router.url_path_for("api:v:item", region="eu", version=2, id=9)
+    assert path == "/v2/items/9"
+    assert path.host == "eu.api.example.org"
+    assert path.protocol == "http"
+    assert path.make_absolute_url("https://example.org/") == "https://eu.api.example.org/v2/items/9"
+
+
+@pytest.mark.parametrize(
+    ("path", "protocol", "host", "base", "expected"),
+    [
+        ("/a", "http", "", "http://example.org", "http://example.org/a"),
+        ("/a", "http", "", "https://example.org/root/", "https://example.org/root/a"),
+        ("/a", "", "", "ftp://example.org", "ftp://example.org/a"),
+        ("/a", "http", "api.example.org", "https://example.org", "https://api.example.org/a"),
+        ("/a", "websocket", "", "http://example.org:8000", "ws://example.org:8000/a"),
+    ],
+)
+def test_urlpath_make_absolute_url(
+    path: str, protocol: Any, host: str, base: str, expected: str
+) -> None:
+    absolute = URLPath(path, protocol=protocol, host=host).make_absolute_url(base)
+    assert absolute == expected
+    assert absolute == URLPath(path, protocol=protocol, host=host).make_absolute_url(URL(base))
+
+
+# ---- Order semantics ----
+# First FULL match in declaration order wins; else the first PARTIAL answers 405 with its own Allow;
+# else a trailing-slash redirect; else 404.
+
+
+class PrefixRoute(BaseRoute):
+    """A custom route that claims every path under `prefix`: no path index can predict it."""
+
+    def __init__(self, prefix: str, label: str, methods: set[str] | None = None) -> None:
+        self.prefix = prefix
+        self.name = label
+        self.methods = methods
+
+    def matches(self, scope: Scope) -> tuple[Match, Scope]:
+        if scope["type"] != "http" or not scope["path"].startswith(self.prefix):
+            return Match.NONE, {}
+        child_scope = {"endpoint": self.handle, "path_params": {}}
+        if self.methods is not None and scope["method"] not in self.methods:
+            return Match.PARTIAL, child_scope
+        return Match.FULL, child_scope
+
+    def url_path_for(self, name: str, /, **path_params: Any) -> URLPath:
+        raise NoMatchFound(name, path_params)
+
+    async def handle(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if self.methods is not None and scope["method"] not in self.methods:
+            response = PlainTextResponse(
+                f"{self.name} refuses", status_code=405, headers={"Allow": ", ".join(self.methods)}
+            )
+        else:
+            response = PlainTextResponse(self.name, headers={"x-endpoint": self.name})
+        await response(scope, receive, send)
+
+
+class QueryRoute(Route):
+    """A Route that matches only when the query string holds `v=2`."""
+
+    def matches(self, scope: Scope) -> tuple[Match, Scope]:
+        if b"v=2" not in scope.get("query_string", b""):
+            return Match.NONE, {}
+        return super().matches(scope)
+
+
+class HeaderRoute(Route):
+    """A Route that matches only requests carrying an `x-beta` header."""
+
+    def matches(self, scope: Scope) -> tuple[Match, Scope]:
+        if not any(name == b"x-beta" for name, _ in scope["headers"]):
+            return Match.NONE, {}
+        return super().matches(scope)
+
+
+def r(path: str, label: str, methods: Sequence[str] | None = None) -> Route:
+    return Route(path, endpoint(label), methods=methods)
+
+
+# Each case: (routes, method, path, expected) where expected is the answering endpoint's label,
+# ("405", allowed methods), ("307", location) or "404".
+ORDER_CASES: dict[str, tuple[Callable[[], list[BaseRoute]], str, str, Any]] = {
+    "param-before-static": (
+        lambda: [r("/users/{name}", "param"), r("/users/me", "static")],
+        "GET",
+        "/users/me",
+        "param",
+    ),
+    "static-before-param": (
+        lambda: [r("/users/me", "static"), r("/users/{name}", "param")],
+        "GET",
+        "/users/me",
+        "static",
+    ),
+    "static-before-param-other-value": (
+        lambda: [r("/users/me", "static"), r("/users/{name}", "param")],
+        "GET",
+        "/users/you",
+        "param",
+    ),
+    "int-before-str": (
+        lambda: [r("/items/{id:int}", "int"), r("/items/{id}", "str")],
+        "GET",
+        "/items/5",
+        "int",
+    ),
+    "int-fails-falls-to-str": (
+        lambda: [r("/items/{id:int}", "int"), r("/items/{id}", "str")],
+        "GET",
+        "/items/five",
+        "str",
+    ),
+    "str-before-int": (
+        lambda: [r("/items/{id}", "str"), r("/items/{id:int}", "int")],
+        "GET",
+        "/items/5",
+        "str",
+    ),
+    "float-before-int": (
+        lambda: [r("/n/{v:float}", "float"), r("/n/{v:int}", "int")],
+        "GET",
+        "/n/3",
+        "float",
+    ),
+    "int-before-float": (
+        lambda: [r("/n/{v:int}", "int"), r("/n/{v:float}", "float")],
+        "GET",
+        "/n/3",
+        "int",
+    ),
+    "int-before-float-decimal": (
+        lambda: [r("/n/{v:int}", "int"), r("/n/{v:float}", "float")],
+        "GET",
+        "/n/3.5",
+        "float",
+    ),
+    "catch-all-first-shadows": (
+        lambda: [r("/{rest:path}", "catch-all"), r("/x", "x")],
+        "GET",
+        "/x",
+        "catch-all",
+    ),
+    "catch-all-last": (
+        lambda: [r("/x", "x"), r("/{rest:path}", "catch-all")],
+        "GET",
+        "/x",
+        "x",
+    ),
+    "catch-all-last-miss": (
+        lambda: [r("/x", "x"), r("/{rest:path}", "catch-all")],
+        "GET",
+        "/y/z/",
+        "catch-all",
+    ),
+    "path-param-in-middle": (
+        lambda: [r("/files/{p:path}/raw", "raw"), r("/files/{p:path}", "file")],
+        "GET",
+        "/files/a/b/raw",
+        "raw",
+    ),
+    "duplicate-first-wins": (
+        lambda: [r("/same", "first"), r("/same", "second")],
+        "GET",
+        "/same",
+        "first",
+    ),
+    "partial-before-full": (
+        lambda: [r("/x", "post", ["POST"]), r("/x", "get", ["GET"])],
+        "GET",
+        "/x",
+        "get",
+    ),
+    "partial-param-before-full-static": (
+        lambda: [r("/u/{id}", "post", ["POST"]), r("/u/me", "get")],
+        "GET",
+        "/u/me",
+        "get",
+    ),
+    "full-param-before-partial-static": (
+        lambda: [r("/u/{id}", "get"), r("/u/me", "post", ["POST"])],
+        "GET",
+        "/u/me",
+        "get",
+    ),
+    "partial-get-param-then-full-post-static": (
+        lambda: [r("/u/{id}", "get"), r("/u/me", "post", ["POST"])],
+        "POST",
+        "/u/me",
+        "post",
+    ),
+    "two-partials-first-allow": (
+        lambda: [r("/x", "post", ["POST"]), r("/x", "put", ["PUT", "PATCH"])],
+        "GET",
+        "/x",
+        ("405", {"POST"}),
+    ),
+    "two-partials-other-order": (
+        lambda: [r("/x", "put", ["PUT", "PATCH"]), r("/x", "post", ["POST"])],
+        "GET",
+        "/x",
+        ("405", {"PUT", "PATCH"}),
+    ),
+    "partial-param-then-partial-static": (
+        lambda: [r("/x/{y}", "param", ["DELETE"]), r("/x/y", "static", ["POST"])],
+        "GET",
+        "/x/y",
+        ("405", {"DELETE"}),
+    ),
+    "partial-allow-includes-head": (
+        lambda: [r("/x", "get", ["GET"]), r("/y", "post", ["POST"])],
+        "POST",
+        "/x",
+        ("405", {"GET", "HEAD"}),
+    ),
+    "head-uses-get-route": (
+        lambda: [r("/x", "post", ["POST"]), r("/x", "get")],
+        "HEAD",
+        "/x",
+        "get",
+    ),
+    "partial-beats-redirect": (
+        lambda: [r("/x", "post", ["POST"]), r("/x/", "slash")],
+        "GET",
+        "/x",
+        ("405", {"POST"}),
+    ),
+    "redirect-to-partial-route": (
+        lambda: [r("/x/", "post", ["POST"])],
+        "GET",
+        "/x",
+        ("307", "http://testserver/x/"),
+    ),
+    "full-beats-redirect": (
+        lambda: [r("/x/", "slash"), r("/x", "bare")],
+        "GET",
+        "/x",
+        "bare",
+    ),
+    "mount-before-route-shadows": (
+        lambda: [Mount("/api", routes=[r("/a", "mounted-a")]), r("/api/b", "b")],
+        "GET",
+        "/api/b",
+        "404",
+    ),
+    "mount-before-route-hit": (
+        lambda: [Mount("/api", routes=[r("/a", "mounted-a")]), r("/api/a", "a")],
+        "GET",
+        "/api/a",
+        "mounted-a",
+    ),
+    "route-before-mount": (
+        lambda: [r("/api/b", "b"), Mount("/api", routes=[r("/a", "mounted-a")])],
+        "GET",
+        "/api/b",
+        "b",
+    ),
+    "mount-405-shadows-later-route": (
+        lambda: [Mount("/api", routes=[r("/a", "post", ["POST"])]), r("/api/a", "get")],
+        "GET",
+        "/api/a",
+        ("405", {"POST"}),
+    ),
+    "partial-route-before-mount": (
+        lambda: [r("/api/a", "post", ["POST"]), Mount("/api", routes=[r("/a", "mounted-get")])],
+        "GET",
+        "/api/a",
+        "mounted-get",
+    ),
+    "param-mount-shadows-static-route": (
+        lambda: [Mount("/{org}", routes=[r("/info", "org-info")]), r("/static/info", "static")],
+        "GET",
+        "/static/info",
+        "org-info",
+    ),
+    "mount-not-matching-bare-prefix": (
+        lambda: [Mount("/api", routes=[r("/", "api-root")]), r("/api", "bare")],
+        "GET",
+        "/api",
+        "bare",
+    ),
+    "mount-inner-first-match": (
+        lambda: [Mount("/m", routes=[r("/{x}", "inner-param"), r("/me", "inner-static")])],
+        "GET",
+        "/m/me",
+        "inner-param",
+    ),
+    "no-match-404": (
+        lambda: [r("/a", "a"), r("/b/{x:int}", "b")],
+        "GET",
+        "/b/x",
+        "404",
+    ),
+}
+
+
+@pytest.mark.parametrize(
+    ("build", "method", "path", "expected"), list(ORDER_CASES.values()), ids=list(ORDER_CASES)
+)
+def test_first_declared_match_wins(
+    build: Callable[[], list[BaseRoute]], method: str, path: str, expected: Any, backend: Backend
+) -> None:
+    client = TestClient(Router(build()), backend=backend, follow_redirects=False)
+    response = client.request(method, path)
+    if expected == "404":
+        assert (response.status_code, response.text) == (404, "Not Found")
+    elif isinstance(expected, tuple) and expected[0] == "405":
+        assert response.status_code == 405
+        assert allow_set(response) == expected[1]
+    elif isinstance(expected, tuple):
+        assert response.status_code == 307
+        assert response.headers["location"] == expected[1]
+    else:
+        assert response.status_code == 200
+        assert response.headers["x-endpoint"] == expected
+
+
+HOST_TABLE_CASES = [
+    ("api.example.org", "/", "api-home"),
+    ("api.example.org", "/about", "404"),  # the Host matched: later path routes are not tried
+    ("www.example.org", "/", "site-home"),
+    ("www.example.org", "/about", "about"),
+]
+
+
+@pytest.mark.parametrize(("host", "path", "expected"), HOST_TABLE_CASES)
+def test_host_before_path_routes_shadows_them_for_its_host(
+    host: str, path: str, expected: str, backend: Backend
+) -> None:
+    router = Router(
+        [
+            Host("api.example.org", app=Router([r("/", "api-home")])),
+            r("/", "site-home"),
+            r("/about", "about"),
+        ]
+    )
+    response = TestClient(router, backend=backend).get(path, headers={"host": host})
+    if expected == "404":
+        assert response.status_code == 404
+    else:
+        assert response.headers["x-endpoint"] == expected
+
+
+def test_path_route_before_host_wins_for_every_host(backend: Backend) -> None:
+    router = Router([r("/", "site-home"), Host("api.example.org", app=Router([r("/", "api")]))])
+    response = TestClient(router, backend=backend).get("/", headers={"host": "api.example.org"})
+    assert response.headers["x-endpoint"] == "site-home"
+
+
+@pytest.mark.parametrize(
+    ("routes", "path", "expected"),
+    [
+        (lambda: [PrefixRoute("/v2", "custom"), r("/v2/users", "users")], "/v2/users", "custom"),
+        (lambda: [r("/v2/users", "users"), PrefixRoute("/v2", "custom")], "/v2/users", "users"),
+        (lambda: [r("/v2/users", "users"), PrefixRoute("/v2", "custom")], "/v2/other", "custom"),
+        (lambda: [PrefixRoute("/v", "custom"), r("/{x}", "param")], "/version", "custom"),
+        (lambda: [r("/{x}", "param"), PrefixRoute("/v", "custom")], "/version", "param"),
+        (lambda: [r("/{x}", "param"), PrefixRoute("/v", "custom")], "/v/1", "custom"),
+        (
+            lambda: [PrefixRoute("/x", "custom", {"POST"}), r("/x/{y}", "get")],
+            "/x/1",
+            "get",
+        ),
+    ],
+)
+def test_custom_base_route_matches_is_consulted_in_order(
+    routes: Callable[[], list[BaseRoute]], path: str, expected: str, backend: Backend
+) -> None:
+    response = TestClient(Router(routes()), backend=backend).get(path)
+    assert response.status_code == 200
+    assert response.headers["x-endpoint"] == expected
+
+
+def test_first_partial_custom_route_handles_the_405(backend: Backend) -> None:
+    router = Router([PrefixRoute("/x", "custom", {"POST"}), r("/x/{y}", "put", ["PUT"])])
+    response = TestClient(router, backend=backend).get("/x/1")
+    assert response.status_code == 405
+    assert response.text == "custom refuses"
+    assert allow_set(response) == {"POST"}
+    router = Router([r("/x/{y}", "put", ["PUT"]), PrefixRoute("/x", "custom", {"POST"})])
+    response = TestClient(router, backend=backend).get("/x/1")
+    assert response.text == "Method Not Allowed"
+    assert allow_set(response) == {"PUT"}
+
+
+@pytest.mark.parametrize(
+    ("query", "headers", "expected"),
+    [
+        ("v=2", {}, "query"),
+        ("v=1", {}, "plain"),
+        ("", {"x-beta": "1"}, "header"),
+        ("v=2", {"x-beta": "1"}, "query"),
+    ],
+)
+def test_route_subclass_overriding_matches_keeps_its_place(
+    query: str, headers: dict[str, str], expected: str, backend: Backend
+) -> None:
+    router = Router(
+        [
+            QueryRoute("/x", endpoint("query")),
+            HeaderRoute("/x", endpoint("header")),
+            Route("/x", endpoint("plain")),
+        ]
+    )
+    response = TestClient(router, backend=backend).get(f"/x?{query}", headers=headers)
+    assert response.headers["x-endpoint"] == expected
+
+
+def test_route_subclass_with_a_different_path_rule() -> None:
+    class AnyCaseRoute(Route):
+        """Matches its path whatever the case of the request path."""
+
+        def matches(self, scope: Scope) -> tuple[Match, Scope]:
+            return super().matches({**scope, "path": scope["path"].lower()})
+
+    router = Router([AnyCaseRoute("/about", endpoint("about")), r("/{page}", "page")])
+    assert call(router, make_scope("/ABOUT")).headers["x-endpoint"] == "about"
+    assert call(router, make_scope("/Other")).headers["x-endpoint"] == "page"
+
+
+# ---- the property: the router answers what in-order matching answers ----
+
+
+def route_path(scope: Scope) -> str:
+    """The part of the path a router matches on: `path` without the `root_path` prefix."""
+    path: str = scope["path"]
+    root_path: str = scope.get("root_path", "")
+    if root_path and path.startswith(root_path):
+        if path == root_path:
+            return ""
+        if path[len(root_path)] == "/":
+            return path[len(root_path) :]
+    return path
+
+
+def reference_answer(routes: Sequence[BaseRoute], scope: Scope) -> tuple[Any, ...]:
+    """What in-order matching answers, using nothing but each route's own `matches()`.
+
+    ("200", label) for a route, ("405", allowed) for the first partial, ("307", path) for a
+    trailing-slash redirect, ("404",) otherwise. A Mount's sub-routes are a router of their own.
+    """
+    first_partial: BaseRoute | None = None
+    for route in routes:
+        match, child_scope = route.matches(scope)
+        if match is Match.FULL:
+            if isinstance(route, Mount):
+                return reference_answer(route.routes, {**scope, **child_scope})
+            return ("200", cast(Route, route).name)
+        if match is Match.PARTIAL and first_partial is None:
+            first_partial = route
+    if first_partial is not None:
+        return ("405", frozenset(cast(Route, first_partial).methods or ()))
+    if route_path(scope) != "/":
+        path = scope["path"]
+        other = path.rstrip("/") if route_path(scope).endswith("/") else path + "/"
+        redirect_scope = {**scope, "path": other}
+        if any(route.matches(redirect_scope)[0] is not Match.NONE for route in routes):
+            return ("307", other)
+    return ("404",)
+
+
+def observed_answer(answer: Answer) -> tuple[Any, ...]:
+    if answer.status == 200:
+        return ("200", answer.headers["x-endpoint"])
+    if answer.status == 405:
+        return ("405", frozenset(answer.allow))
+    if answer.status == 307:
+        location = urlsplit(answer.headers["location"])
+        assert (location.scheme, location.netloc) == ("http", "example.org")
+        return ("307", location.path)
+    return (str(answer.status),)
+
+
+LEAF_TEMPLATES = [
+    "/",
+    "/a",
+    "/a/",
+    "/b",
+    "/a/b",
+    "/{x}",
+    "/{x}/",
+    "/a/{x}",
+    "/{x}/b",
+    "/{x:int}",
+    "/a/{x:int}",
+    "/a/{x}/{y:int}",
+    "/a/{p:path}",
+    "/{p:path}",
+    "/{p:path}/b",
+]
+METHOD_CHOICES: list[tuple[str, ...] | None] = [
+    None,
+    ("GET",),
+    ("POST",),
+    ("GET", "POST"),
+    ("PUT",),
+]
+MOUNT_PREFIXES = ["/a", "/b", "/{m}", "/{m:int}"]
+
+leaf_spec = st.tuples(
+    st.just("route"), st.sampled_from(LEAF_TEMPLATES), st.sampled_from(METHOD_CHOICES)
+)
+mount_spec = st.tuples(
+    st.just("mount"),
+    st.sampled_from(MOUNT_PREFIXES),
+    st.lists(
+        st.tuples(st.sampled_from(LEAF_TEMPLATES), st.sampled_from(METHOD_CHOICES)), max_size=4
+    ),
+)
+table_spec = st.lists(st.one_of(leaf_spec, leaf_spec, mount_spec), max_size=9)
+request_path = st.builds(
+    lambda segments, slash: "/" + "/".join(segments) + ("/" if slash and segments else ""),
+    st.lists(st.sampled_from(["a", "b", "1", "22", "x"]), max_size=4),
+    st.booleans(),
+)
+request_method = st.sampled_from(["GET", "HEAD", "POST", "PUT", "DELETE"])
+
+
+def build_table(spec: list[Any]) -> list[BaseRoute]:
+    """Routes labelled by position: "r3" is the fourth entry, "r3.1" the second route inside it."""
+    routes: list[BaseRoute] = []
+    for index, entry in enumerate(spec):
+        if entry[0] == "route":
+            _, template, methods = entry
+            routes.append(Route(template, endpoint(f"r{index}"), methods=methods))
+        else:
+            _, prefix, children = entry
+            inner = [
+                Route(template, endpoint(f"r{index}.{child}"), methods=methods)
+                for child, (template, methods) in enumerate(children)
+            ]
+            routes.append(Mount(prefix, routes=inner))
+    return routes
+
+
+@settings(
+    max_examples=150, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
+)
+@given(
+    spec=table_spec,
+    requests=st.lists(st.tuples(request_method, request_path), min_size=1, max_size=8),
+)
+def test_router_answers_what_in_order_matching_answers(
+    spec: list[Any], requests: list[tuple[str, str]], backend: Backend
+) -> None:
+    routes = build_table(spec)
+    router = Router(routes)
+
+    async def answers() -> list[Answer]:
+        return [
+            await asgi_answer(router, make_scope(path, method=method)) for method, path in requests
+        ]
+
+    observed = anyio.run(answers, backend=backend)
+    for (method, path), answer in zip(requests, observed, strict=True):
+        expected = reference_answer(routes, make_scope(path, method=method))
+        assert observed_answer(answer) == expected, (method, path)
+
+
+# ---- scale: the benchmark's table shape ----
+
+
+def build_benchmark_routes(groups: int = 1000) -> list[BaseRoute]:
+    routes: list[BaseRoute] = []
+    for i in range(groups):
+        routes += [
+            Route(f"/r{i}", endpoint(f"list{i}")),
+            Route(f"/r{i}/{{id:int}}", echo_endpoint(f"get{i}"), methods=["GET", "DELETE"]),
+            Route(f"/r{i}/{{id:int}}/items", endpoint(f"items{i}"), methods=["POST"]),
+            Route(f"/r{i}/{{id:int}}/items/{{item}}", echo_endpoint(f"item{i}")),
+        ]
+    # Late additions that only in-order matching places right.
+    routes += [
+        Route("/r3", endpoint("shadowed-duplicate")),
+        Route("/r7/{id:int}", endpoint("late-post"), methods=["POST"]),
+        Route("/r7/special", endpoint("late-static")),
+        Route("/r5/{id:int}/items", endpoint("late-items-put"), methods=["PUT"]),
+    ]
+    return routes
+
+
+@pytest.fixture(scope="module")
+def benchmark_routes() -> list[BaseRoute]:
+    return build_benchmark_routes()
+
+
+def test_benchmark_table_has_4000_routes(benchmark_routes: list[BaseRoute]) -> None:
+    assert len(benchmark_routes) == 4004
+
+
+@pytest.mark.parametrize(
+    ("method", "path", "status", "expected"),
+    [
+        ("GET", "/r0", 200, "list0"),
+        ("GET", "/r999", 200, "list999"),
+        ("HEAD", "/r500", 200, "list500"),
+        ("GET", "/r3", 200, "list3"),
+        ("GET", "/r998/42", 200, {"id": ["int", "42"]}),
+        ("DELETE", "/r1/0", 200, {"id": ["int", "0"]}),
+        ("POST", "/r500/7/items", 200, "items500"),
+        ("GET", "/r500/7/items/abc", 200, {"id": ["int", "7"], "item": ["str", "abc"]}),
+        ("POST", "/r7/3", 200, "late-post"),
+        ("GET", "/r7/special", 200, "late-static"),
+        ("PUT", "/r5/1/items", 200, "late-items-put"),
+        ("GET", "/r1000", 404, None),
+        ("GET", "/r5/x", 404, None),
+        ("GET", "/r5/7/other", 404, None),
+        ("GET", "/r5/7/items/a/b", 404, None),
+        ("GET", "/r", 404, None),
+        ("GET", "/x5", 404, None),
+        ("GET", "/r01", 404, None),
+        ("POST", "/r5", 405, {"GET", "HEAD"}),
+        ("PUT", "/r9/1", 405, {"GET", "HEAD", "DELETE"}),
+        ("GET", "/r9/1/items", 405, {"POST"}),
+        ("GET", "/r5/1/items", 405, {"POST"}),
+        ("DELETE", "/r9/1/items/x", 405, {"GET", "HEAD"}),
+        ("GET", "/r5/", 307, "http://testserver/r5"),
+        ("GET", "/r5/7/items/x/", 307, "http://testserver/r5/7/items/x"),
+    ],
+)
+def test_benchmark_table_answers_hits_misses_and_405(
+    benchmark_routes: list[BaseRoute],
+    method: str,
+    path: str,
+    status: int,
+    expected: Any,
+    backend: Backend,
+) -> None:
+    client = TestClient(Router(benchmark_routes), backend=backend, follow_redirects=False)
+    response = client.request(method, path)
+    assert response.status_code == status
+    if status == 405:
+        assert allow_set(response) == expected
+    elif status == 307:
+        assert response.headers["location"] == expected
+    elif isinstance(expected, dict):
+        assert response.json() == expected
+    elif expected is not None:
+        assert response.headers["x-endpoint"] == expected
+
+
+def test_benchmark_table_matches_in_order_reference_on_a_sample(
+    benchmark_routes: list[BaseRoute],
+) -> None:
+    router = Router(benchmark_routes)
+    requests = [
+        (method, path)
+        for i in (0, 3, 5, 7, 499, 999, 1000)
+        for method in ("GET", "POST", "PUT", "DELETE")
+        for path in (f"/r{i}", f"/r{i}/", f"/r{i}/12", f"/r{i}/12/items", f"/r{i}/1/items/z")
+    ]
+
+    async def answers() -> list[Answer]:
+        return [
+            await asgi_answer(router, make_scope(path, method=method)) for method, path in requests
+        ]
+
+    for (method, path), answer in zip(requests, anyio.run(answers), strict=True):
+        expected = reference_answer(benchmark_routes, make_scope(path, method=method))
+        assert observed_answer(answer) == expected, (method, path)
+
+
+def test_benchmark_table_url_path_for_finds_late_names(benchmark_routes: list[BaseRoute]) -> None:
+    router = Router(benchmark_routes)
+    assert router.url_path_for("item999", id=3, item="x") == "/r999/3/items/x"
+    assert router.url_path_for("get0", id=1) == "/r0/1"
+
+
+# ---- Bad input ----
+
+
+@pytest.mark.parametrize(
+    "path",
+    ["/nope", "/users/1/extra", "/users/", "/USERS/1", "/users/%00", "/%2e%2e/users/1", "/users"],
+)
+def test_unknown_paths_are_404(path: str, backend: Backend) -> None:
+    router = Router([Route("/users/{id:int}", endpoint("user"))], redirect_slashes=False)
+    response = TestClient(router, backend=backend).get(path)
+    assert response.status_code == 404
+    assert response.text == "Not Found"
+
+
+@pytest.mark.parametrize("method", ["POST", "PUT", "PATCH", "DELETE", "OPTIONS", "PURGE"])
+def test_wrong_method_is_405_with_allow(method: str, backend: Backend) -> None:
+    app = Starlite(routes=[Route("/users/{id:int}", endpoint("user"), methods=["GET"])])
+    response = TestClient(app, backend=backend).request(method, "/users/1")
+    assert response.status_code == 405
+    assert allow_set(response) == {"GET", "HEAD"}
+
+
+@pytest.mark.parametrize(
+    "path",
+    [
+        "/int/" + "9" * 5000,
+        "/int/-1",
+        "/int/1.0",
+        "/int/%D9%A1",
+        "/float/nan",
+        "/float/inf",
+        "/float/1e10",
+        "/float/-2.0",
+        "/uuid/not-a-uuid",
+        "/uuid/4e8bd30f-8b5a-4d6c-9a8e-1f2f3a4b5c6z",
+        "/uuid/" + "a" * 33,
+    ],
+)
+def test_params_failing_conversion_are_404_never_500(path: str, backend: Backend) -> None:
+    app = Starlite(
+        routes=[
+            Route("/int/{v:int}", echo_params),
+            Route("/float/{v:float}", echo_params),
+            Route("/uuid/{v:uuid}", echo_params),
+        ]
+    )
+    response = TestClient(app, backend=backend, raise_server_exceptions=False).get(path)
+    assert response.status_code == 404
+
+
+def test_huge_int_param_falls_through_to_a_later_route(backend: Backend) -> None:
+    digits = "9" * 5000
+    router = Router([Route("/n/{v:int}", echo_params), Route("/n/{v}", endpoint("text"))])
+    response = TestClient(router, backend=backend).get(f"/n/{digits}")
+    assert response.status_code == 200
+    assert response.text == "text"
+
+
+def test_percent_encoded_slash_is_a_separator_for_matching(backend: Backend) -> None:
+    router = Router([Route("/files/{name}", echo_params), Route("/paths/{name:path}", echo_params)])
+    client = TestClient(router, backend=backend)
+    assert client.get("/files/a%2Fb").status_code == 404
+    assert client.get("/paths/a%2Fb").json() == {"name": ["str", "a/b"]}
+    # A literal "%2F" in the decoded path (the client sent "%252F") is ordinary text.
+    answer = call(router, make_scope("/files/a%2Fb"), backend)
+    assert json.loads(answer.body) == {"name": ["str", "a%2Fb"]}
+
+
+def test_very_long_path_is_404(backend: Backend) -> None:
+    router = Router(
+        [
+            Route("/users/{id:int}", endpoint("user")),
+            Route("/files/{p:path}/raw", endpoint("raw")),
+            Mount("/api", routes=[Route("/x", endpoint("x"))]),
+            *build_benchmark_routes(50),
+        ]
+    )
+    long_path = "/" + "a/" * 50_000  # 100 KB
+    assert call(router, make_scope(long_path), backend).status == 404
+    assert call(router, make_scope("/users/" + "x" * 100_000), backend).status == 404
+    assert call(router, make_scope("/files/" + "b" * 100_000), backend).status == 404
+
+
+def test_very_long_int_param_is_404(backend: Backend) -> None:
+    router = Router([Route("/users/{id:int}", endpoint("user"))])
+    assert call(router, make_scope("/users/" + "1" * 100_000), backend).status == 404
+
+
+def test_very_long_path_reaches_a_path_route(backend: Backend) -> None:
+    router = Router([Route("/files/{p:path}", echo_params)])
+    answer = call(router, make_scope("/files/" + "a/" * 50_000), backend)
+    assert answer.status == 200
+    assert len(json.loads(answer.body)["p"][1]) == 100_000
+
+
+REDIRECT_BAIT_PATHS = ["//evil.com/", "/\\evil.com/", "///evil.com/", "//evil.com", "/\\evil.com"]
+
+
+def location_host(answer: Answer) -> str | None:
+    """The host a browser would go to after the redirect, or None without one."""
+    location = answer.headers.get("location")
+    if location is None:
+        return None
+    # Browsers treat `\` like `/` in special URLs: resolve as they would.
+    resolved = urljoin("http://example.org/current", location.replace("\\", "/"))
+    return urlsplit(resolved).netloc
+
+
+@pytest.mark.parametrize("path", REDIRECT_BAIT_PATHS)
+def test_trailing_slash_redirect_is_never_an_open_redirect(path: str, backend: Backend) -> None:
+    # A route that matches the bait only with its trailing slash removed (or added): in-order
+    # matching would redirect there.
+    template = "/{rest:path}.com" if path.endswith("/") else "/{rest:path}.com/"
+    answer = call(Router([Route(template, endpoint("com"))]), make_scope(path), backend)
+    assert answer.status in (307, 404)
+    if answer.status == 307:
+        assert location_host(answer) == "example.org"
+        assert not answer.headers["location"].startswith(("//", "/\\", "\\"))
+
+
+@pytest.mark.parametrize("path", REDIRECT_BAIT_PATHS)
+def test_redirect_bait_on_a_plain_table_stays_on_our_host(path: str, backend: Backend) -> None:
+    router = Router([Route("/users", endpoint("users")), Route("/{name}", endpoint("name"))])
+    answer = call(router, make_scope(path), backend)
+    assert answer.status in (200, 307, 404)
+    if answer.status == 307:
+        assert location_host(answer) == "example.org"
+
+
+@pytest.mark.parametrize("path", ["//evil.com/", "///evil.com/"])
+def test_redirect_bait_inside_a_mount_stays_on_our_host(path: str, backend: Backend) -> None:
+    router = Router([Mount("/", routes=[Route("/{rest:path}.com", endpoint("com"))])])
+    answer = call(router, make_scope(path), backend)
+    assert answer.status in (307, 404)
+    if answer.status == 307:
+        assert location_host(answer) == "example.org"
+
+
+# ==== Endpoints ====
+
+
+class ThreadReport(HTTPEndpoint):
+    """Answers whether each method ran off the event loop (needs LoopThread in the stack)."""
+
+    async def get(self, request: Request) -> Response:
+        return JSONResponse({"in_worker": in_worker_thread(request)})
+
+    def post(self, request: Request) -> Response:
+        return JSONResponse({"in_worker": in_worker_thread(request)})
+
+
+class EveryMethod(HTTPEndpoint):
+    """Defines a handler for every standard method, each answering its own name."""
+
+    async def get(self, request: Request) -> Response:
+        return PlainTextResponse("get")
+
+    async def head(self, request: Request) -> Response:
+        return PlainTextResponse("head", headers={"x-handler": "head"})
+
+    async def post(self, request: Request) -> Response:
+        return PlainTextResponse("post")
+
+    async def put(self, request: Request) -> Response:
+        return PlainTextResponse("put")
+
+    async def patch(self, request: Request) -> Response:
+        return PlainTextResponse("patch")
+
+    async def delete(self, request: Request) -> Response:
+        return PlainTextResponse("delete")
+
+    async def options(self, request: Request) -> Response:
+        return PlainTextResponse("options")
+
+    async def query(self, request: Request) -> Response:
+        return PlainTextResponse("query " + (await request.body()).decode())
+
+
+class NonStandard(HTTPEndpoint):
+    """Has GET, and methods named like non-standard verbs, which must never be dispatched."""
+
+    async def get(self, request: Request) -> Response:
+        return PlainTextResponse("get")
+
+    async def foo(self, request: Request) -> Response:
+        return PlainTextResponse("foo")
+
+    async def connect(self, request: Request) -> Response:
+        return PlainTextResponse("connect")
+
+    async def trace(self, request: Request) -> Response:
+        return PlainTextResponse("trace")
+
+    async def propfind(self, request: Request) -> Response:
+        return PlainTextResponse("propfind")
+
+
+class PostOnly(HTTPEndpoint):
+    def post(self, request: Request) -> Response:
+        return PlainTextResponse("post")
+
+
+def endpoint_client(endpoint: type[HTTPEndpoint], backend: Backend = "asyncio") -> TestClient:
+    app = Starlite(routes=[Route("/", endpoint)], middleware=[Middleware(LoopThread)])
+    return TestClient(app, backend=backend)
+
+
+@pytest.mark.parametrize(("method", "body"), [("GET", "get items"), ("POST", "post items")])
+def test_http_endpoint_dispatches_async_and_sync_methods(
+    backend: Backend, method: str, body: str
+) -> None:
+    response = endpoint_client(Items, backend).request(method, "/")
+    assert response.status_code == 200
+    assert response.text == body
+
+
+def test_http_endpoint_sync_method_runs_in_a_worker_thread(backend: Backend) -> None:
+    assert endpoint_client(ThreadReport, backend).post("/").json() == {"in_worker": True}
+
+
+def test_http_endpoint_async_method_runs_on_the_event_loop(backend: Backend) -> None:
+    assert endpoint_client(ThreadReport, backend).get("/").json() == {"in_worker": False}
+
+
+def test_http_endpoint_head_falls_back_to_get() -> None:
+    response = endpoint_client(Items).head("/")
+    assert response.status_code == 200
+    assert response.content == b""
+    assert response.headers["content-length"] == str(len("get items"))
+
+
+def test_http_endpoint_own_head_is_used_over_get() -> None:
+    response = endpoint_client(EveryMethod).head("/")
+    assert response.headers["x-handler"] == "head"
+
+
+@pytest.mark.parametrize("method", ["GET", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"])
+def test_http_endpoint_dispatches_every_standard_method(method: str) -> None:
+    response = endpoint_client(EveryMethod).request(method, "/")
+    assert response.status_code == 200
+    assert response.text == method.lower()
+
+
+def test_http_endpoint_dispatches_query_with_its_body(backend: Backend) -> None:
+    response = endpoint_client(EveryMethod, backend).request("QUERY", "/", content=b"name=ada")
+    assert response.status_code == 200
+    assert response.text == "query name=ada"
+
+
+@pytest.mark.parametrize("method", ["PUT", "PATCH", "DELETE", "OPTIONS", "QUERY"])
+def test_http_endpoint_undefined_method_is_405_with_allow(method: str) -> None:
+    response = endpoint_client(Items).request(method, "/")
+    assert response.status_code == 405
+    assert response.text == "Method Not Allowed"
+    assert allow_set(response) == {"GET", "HEAD", "POST"}
+
+
+def test_http_endpoint_allow_has_no_head_without_get() -> None:
+    response = endpoint_client(PostOnly).get("/")
+    assert response.status_code == 405
+    assert allow_set(response) == {"POST"}
+
+
+def test_http_endpoint_head_without_get_is_405() -> None:
+    assert endpoint_client(PostOnly).head("/").status_code == 405
+
+
+def test_http_endpoint_allow_lists_every_defined_standard_method() -> None:
+    response = endpoint_client(EveryMethod).request("FOO", "/")
+    assert response.status_code == 405
+    assert allow_set(response) == {
+        "GET",
+        "HEAD",
+        "POST",
+        "PUT",
+        "PATCH",
+        "DELETE",
+        "OPTIONS",
+        "QUERY",
+    }
+
+
+@pytest.mark.parametrize("method", ["FOO", "CONNECT", "TRACE", "PROPFIND"])
+def test_http_endpoint_never_dispatches_non_standard_methods(method: str) -> None:
+    response = endpoint_client(NonStandard).request(method, "/")
+    assert response.status_code == 405
+    assert allow_set(response) == {"GET", "HEAD"}
+
+
+def test_http_endpoint_receives_path_params(backend: Backend) -> None:
+    class Item(HTTPEndpoint):
+        async def get(self, request: Request) -> Response:
+            item_id = request.path_params["item_id"]
+            return JSONResponse({"id": item_id, "is_int": isinstance(item_id, int)})
+
+    app = Starlite(routes=[Route("/items/{item_id:int}", Item)])
+    response = TestClient(app, backend=backend).get("/items/42")
+    assert response.json() == {"id": 42, "is_int": True}
+
+
+def test_http_endpoint_reads_the_request_body(backend: Backend) -> None:
+    class Echo(HTTPEndpoint):
+        async def post(self, request: Request) -> Response:
+            return JSONResponse(await request.json())
+
+    app = Starlite(routes=[Route("/", Echo)])
+    assert TestClient(app, backend=backend).post("/", json={"a": [1]}).json() == {"a": [1]}
+
+
+def test_http_endpoint_405_goes_through_the_apps_405_handler() -> None:
+    def handler(request: Request, exc: Exception) -> Response:
+        assert isinstance(exc, HTTPException)
+        return PlainTextResponse("custom 405", status_code=405, headers=exc.headers)
+
+    app = Starlite(routes=[Route("/", Items)], exception_handlers={405: handler})
+    response = TestClient(app).delete("/")
+    assert response.status_code == 405
+    assert response.text == "custom 405"
+    assert allow_set(response) == {"GET", "HEAD", "POST"}
+
+
+def test_http_endpoint_as_a_bare_asgi_app_answers_405_itself() -> None:
+    response = TestClient(Items).put("/")
+    assert response.status_code == 405
+    assert response.text == "Method Not Allowed"
+    assert allow_set(response) == {"GET", "HEAD", "POST"}
+
+
+def test_http_endpoint_as_a_bare_asgi_app_dispatches() -> None:
+    assert TestClient(Items).get("/").text == "get items"
+
+
+def test_http_endpoint_exception_reaches_the_apps_handler() -> None:
+    class Failing(HTTPEndpoint):
+        def get(self, request: Request) -> Response:
+            raise Boom("from endpoint")
+
+    app = Starlite(routes=[Route("/", Failing)], exception_handlers={Boom: text_handler("caught")})
+    assert TestClient(app).get("/").text == "caught"
+
+
+def returns_a_dict(request: Request) -> Any:
+    return {"not": "a response"}
+
+
+async def async_returns_none(request: Request) -> Any:
+    return None
+
+
+def returns_a_string(request: Request) -> Any:
+    return "plain string"
+
+
+@pytest.mark.parametrize("endpoint", [returns_a_dict, async_returns_none, returns_a_string])
+def test_endpoint_returning_a_non_response_raises_type_error_naming_it(
+    endpoint: Callable[[Request], Any],
+) -> None:
+    app = Starlite(routes=[Route("/", endpoint)])
+    with pytest.raises(TypeError) as excinfo:
+        TestClient(app).get("/")
+    message = str(excinfo.value)
+    assert endpoint.__name__ in message
+    assert "Response" in message
+
+
+@pytest.mark.parametrize("endpoint", [returns_a_dict, async_returns_none, returns_a_string])
+def test_endpoint_returning_a_non_response_is_500_without_detail(
+    endpoint: Callable[[Request], Any],
+) -> None:
+    app = Starlite(routes=[Route("/", endpoint)])
+    response = TestClient(app, raise_server_exceptions=False).get("/")
+    assert response.status_code == 500
+    assert response.text == "Internal Server Error"
+
+
+def test_http_endpoint_method_returning_a_non_response_raises_type_error() -> None:
+    class Bad(HTTPEndpoint):
+        async def get(self, request: Request) -> Any:
+            return {"not": "a response"}
+
+    with pytest.raises(TypeError):
+        TestClient(Starlite(routes=[Route("/", Bad)])).get("/")
+
+
+# ==== Middleware ====
+
+
+def started_then_raises(exc: Exception) -> ASGIApp:
+    """A raw ASGI app that starts a 200 response, sends part of its body, then raises `exc`."""
+
+    async def app(scope: Scope, receive: Receive, send: Send) -> None:
+        await send(
+            {
+                "type": "http.response.start",
+                "status": 200,
+                "headers": [(b"content-type", b"text/plain")],
+            }
+        )
+        await send({"type": "http.response.body", "body": b"partial", "more_body": True})
+        raise exc
+
+    return app
+
+
+class Recorder:
+    """Pure ASGI middleware that logs "<name> in" and "<name> out" around each HTTP request."""
+
+    def __init__(self, app: ASGIApp, name: str, log: list[str]) -> None:
+        self.app = app
+        self.name = name
+        self.log = log
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        self.log.append(f"{self.name} in")
+        await self.app(scope, receive, send)
+        self.log.append(f"{self.name} out")
+
+
+class StatusSpy:
+    """Pure ASGI middleware logging the status of each response it sees start."""
+
+    def __init__(self, app: ASGIApp, statuses: list[int]) -> None:
+        self.app = app
+        self.statuses = statuses
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        async def spying_send(message: Message) -> None:
+            if message["type"] == "http.response.start":
+                self.statuses.append(message["status"])
+            await send(message)
+
+        await self.app(scope, receive, spying_send)
+
+
+def test_middleware_keeps_class_args_and_kwargs() -> None:
+    log: list[str] = []
+    middleware = Middleware(Recorder, "outer", log=log)
+    # mypy types `cls` as the factory protocol, which it cannot compare with a class.
+    assert middleware.cls is Recorder  # type: ignore[comparison-overlap]
+    assert middleware.args == ("outer",)
+    assert middleware.kwargs == {"log": log}
+
+
+def test_middleware_unpacks_as_class_args_kwargs() -> None:
+    cls, args, kwargs = Middleware(AddHeader, "v", extra=1)  # type: ignore[call-arg]
+    assert (cls, args, kwargs) == (AddHeader, ("v",), {"extra": 1})
+    assert list(Middleware(AddHeader)) == [AddHeader, (), {}]
+
+
+@pytest.mark.parametrize(
+    ("cls", "args", "kwargs", "expected"),
+    [
+        (AddHeader, (), {}, "Middleware(AddHeader)"),
+        (AddHeader, ("v",), {}, "Middleware(AddHeader, 'v')"),
+        (AddHeader, (), {"value": "v"}, "Middleware(AddHeader, value='v')"),
+        (Recorder, ("a",), {"log": []}, "Middleware(Recorder, 'a', log=[])"),
+    ],
+)
+def test_middleware_repr(
+    cls: Callable[..., ASGIApp], args: tuple[Any, ...], kwargs: dict[str, Any], expected: str
+) -> None:
+    assert repr(Middleware(cls, *args, **kwargs)) == expected
+
+
+def test_middleware_args_and_kwargs_reach_the_constructor() -> None:
+    app = Starlite(
+        routes=[Route("/", text_endpoint("ok"))],
+        middleware=[Middleware(AddHeader, "positional"), Middleware(AddHeader, value="keyword")],
+    )
+    assert TestClient(app).get("/").headers.get_list("x-middleware") == ["keyword", "positional"]
+
+
+def test_middleware_accepts_a_factory_function() -> None:
+    def factory(app: ASGIApp, value: str) -> ASGIApp:
+        return AddHeader(app, value=f"made by factory: {value}")
+
+    app = Starlite(routes=[Route("/", text_endpoint("ok"))], middleware=[Middleware(factory, "x")])
+    assert TestClient(app).get("/").headers["x-middleware"] == "made by factory: x"
+
+
+def test_middleware_first_in_the_list_is_outermost(backend: Backend) -> None:
+    log: list[str] = []
+
+    def endpoint(request: Request) -> Response:
+        log.append("endpoint")
+        return PlainTextResponse("ok")
+
+    app = Starlite(
+        routes=[Route("/", endpoint)],
+        middleware=[
+            Middleware(Recorder, "first", log),
+            Middleware(Recorder, "second", log),
+            Middleware(Recorder, "third", log),
+        ],
+    )
+    TestClient(app, backend=backend).get("/")
+    assert log == [
+        "first in",
+        "second in",
+        "third in",
+        "endpoint",
+        "third out",
+        "second out",
+        "first out",
+    ]
+
+
+def test_add_middleware_puts_the_new_middleware_outermost() -> None:
+    log: list[str] = []
+    app = Starlite(
+        routes=[Route("/", text_endpoint("ok"))], middleware=[Middleware(Recorder, "given", log)]
+    )
+    app.add_middleware(Recorder, "added", log)
+    TestClient(app).get("/")
+    assert log == ["added in", "given in", "given out", "added out"]
+
+
+def test_user_middleware_sees_the_lifespan_scope() -> None:
+    scope_types: list[str] = []
+
+    class ScopeTypes:
+        def __init__(self, app: ASGIApp) -> None:
+            self.app = app
+
+        async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+            scope_types.append(scope["type"])
+            await self.app(scope, receive, send)
+
+    app = Starlite(routes=[Route("/", text_endpoint("ok"))], middleware=[Middleware(ScopeTypes)])
+    with TestClient(app) as client:
+        client.get("/")
+    assert scope_types == ["lifespan", "http"]
+
+
+def test_user_middleware_sits_outside_the_exception_middleware() -> None:
+    # A handled HTTPException is already a response by the time it passes user middleware.
+    statuses: list[int] = []
+    app = Starlite(
+        routes=[Route("/", raising_endpoint(HTTPException(418)))],
+        middleware=[Middleware(StatusSpy, statuses)],
+    )
+    assert TestClient(app).get("/").status_code == 418
+    assert statuses == [418]
+
+
+def test_user_middleware_sits_inside_the_server_error_middleware() -> None:
+    class Broken:
+        def __init__(self, app: ASGIApp) -> None:
+            self.app = app
+
+        async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+            if scope["type"] == "http":
+                raise Boom("middleware broke")
+            await self.app(scope, receive, send)
+
+    app = Starlite(routes=[Route("/", text_endpoint("ok"))], middleware=[Middleware(Broken)])
+    response = TestClient(app, raise_server_exceptions=False).get("/")
+    assert response.status_code == 500
+    assert response.text == "Internal Server Error"
+
+
+# ---- ServerErrorMiddleware ----
+
+
+def test_unhandled_exception_is_500_internal_server_error_without_detail(backend: Backend) -> None:
+    client = TestClient(error_app(), raise_server_exceptions=False, backend=backend)
+    response = client.get("/")
+    assert response.status_code == 500
+    assert response.text == "Internal Server Error"
+    assert response.headers["content-type"] == "text/plain; charset=utf-8"
+
+
+def test_route_raising_in_its_handler_answers_500_without_traceback(backend: Backend) -> None:
+    def broken(request: Request) -> Response:
+        return PlainTextResponse(str(1 / 0))
+
+    app = Starlite(routes=[Route("/", broken)])
+    response = TestClient(app, raise_server_exceptions=False, backend=backend).get("/")
+    assert response.status_code == 500
+    assert response.text == "Internal Server Error"
+    assert "ZeroDivisionError" not in response.text
+
+
+@pytest.mark.parametrize("accept", ["text/html", "*/*", "application/json", None])
+def test_debug_off_error_page_never_shows_the_traceback(accept: str | None) -> None:
+    headers = {"accept": accept} if accept is not None else {}
+    response = TestClient(error_app(), raise_server_exceptions=False).get("/", headers=headers)
+    assert response.status_code == 500
+    assert response.text == "Internal Server Error"
+    assert "kaboom" not in response.text
+    assert "Traceback" not in response.text
+
+
+def test_debug_error_page_is_html_when_the_client_accepts_html(backend: Backend) -> None:
+    client = TestClient(error_app(debug=True), raise_server_exceptions=False, backend=backend)
+    response = client.get("/", headers={"accept": "text/html,application/xhtml+xml;q=0.9"})
+    assert response.status_code == 500
+    assert response.headers["content-type"].startswith("text/html")
+    assert "Boom" in response.text
+    assert "kaboom-detail" in response.text
+    assert "raise_boom" in response.text
+
+
+def test_debug_html_error_page_escapes_the_exception_message() -> None:
+    app = Starlite(
+        debug=True, routes=[Route("/", raising_endpoint(Boom("<script>alert(1)</script>")))]
+    )
+    response = TestClient(app, raise_server_exceptions=False).get(
+        "/", headers={"accept": "text/html"}
+    )
+    assert response.status_code == 500
+    assert "<script>alert(1)</script>" not in response.text
+    assert "&lt;script&gt;" in response.text
+
+
+@pytest.mark.parametrize("accept", ["*/*", "application/json", "text/plain"])
+def test_debug_error_page_is_a_plain_text_traceback_otherwise(accept: str) -> None:
+    client = TestClient(error_app(debug=True), raise_server_exceptions=False)
+    response = client.get("/", headers={"accept": accept})
+    assert response.status_code == 500
+    assert response.headers["content-type"] == "text/plain; charset=utf-8"
+    assert "Traceback" in response.text
+    assert "raise_boom" in response.text
+    assert "Boom: kaboom-detail" in response.text
+
+
+@pytest.mark.parametrize("debug", [False, True])
+def test_unhandled_exception_is_re_raised_to_the_server(backend: Backend, debug: bool) -> None:
+    with pytest.raises(Boom, match="kaboom-detail"):
+        TestClient(error_app(debug=debug), backend=backend).get("/")
+
+
+@pytest.mark.parametrize("key", [500, Exception])
+@pytest.mark.parametrize("make_handler", [text_handler, async_text_handler])
+def test_500_or_exception_handler_gives_the_error_response(
+    key: int | type[Exception], make_handler: Callable[..., Any]
+) -> None:
+    app = error_app(exception_handlers={key: make_handler("custom error page", 500)})
+    response = TestClient(app, raise_server_exceptions=False).get("/")
+    assert response.status_code == 500
+    assert response.text == "custom error page"
+
+
+def test_500_handler_receives_the_request_and_the_exception() -> None:
+    seen: list[Any] = []
+
+    def handler(request: Request, exc: Exception) -> Response:
+        seen.extend([type(request), request.url.path, exc])
+        return PlainTextResponse("handled", status_code=500)
+
+    app = Starlite(routes=[Route("/fails", raise_boom)], exception_handlers={500: handler})
+    TestClient(app, raise_server_exceptions=False).get("/fails")
+    assert seen[:2] == [Request, "/fails"]
+    assert isinstance(seen[2], Boom)
+
+
+def test_500_handler_response_is_sent_and_the_exception_still_re_raised() -> None:
+    app = error_app(exception_handlers={500: text_handler("custom", 500)})
+    with pytest.raises(Boom):
+        TestClient(app).get("/")
+
+
+@pytest.mark.parametrize("debug", [False, True])
+def test_exception_after_response_started_sends_no_second_response(debug: bool) -> None:
+    app = Starlite(debug=debug, routes=[Mount("/raw", app=started_then_raises(Boom("late")))])
+    response = TestClient(app, raise_server_exceptions=False).get(
+        "/raw/", headers={"accept": "text/html"}
+    )
+    assert response.status_code == 200
+    assert "Internal Server Error" not in response.text
+    assert "Boom" not in response.text
+
+
+def test_exception_after_response_started_is_still_re_raised(backend: Backend) -> None:
+    app = Starlite(routes=[Mount("/raw", app=started_then_raises(Boom("late")))])
+    with pytest.raises(Boom, match="late"):
+        TestClient(app, backend=backend).get("/raw/")
+
+
+def test_server_error_middleware_alone_answers_500() -> None:
+    async def app(scope: Scope, receive: Receive, send: Send) -> None:
+        raise Boom("bare")
+
+    response = TestClient(ServerErrorMiddleware(app), raise_server_exceptions=False).get("/")
+    assert response.status_code == 500
+    assert response.text == "Internal Server Error"
+
+
+def test_server_error_middleware_alone_uses_its_handler() -> None:
+    async def app(scope: Scope, receive: Receive, send: Send) -> None:
+        raise Boom("bare")
+
+    middleware = ServerErrorMiddleware(app, handler=text_handler("from handler", 503))
+    response = TestClient(middleware, raise_server_exceptions=False).get("/")
+    assert (response.status_code, response.text) == (503, "from handler")
+
+
+def test_server_error_middleware_alone_in_debug_gives_a_traceback() -> None:
+    async def app(scope: Scope, receive: Receive, send: Send) -> None:
+        raise Boom("bare-debug")
+
+    middleware = ServerErrorMiddleware(app, debug=True)
+    response = TestClient(middleware, raise_server_exceptions=False).get("/")
+    assert response.status_code == 500
+    assert "Boom: bare-debug" in response.text
+
+
+def test_server_error_middleware_passes_a_working_app_through() -> None:
+    middleware = ServerErrorMiddleware(PlainTextResponse("fine"))
+    assert TestClient(middleware).get("/").text == "fine"
+
+
+# ---- ExceptionMiddleware ----
+
+
+class Base(Exception):
+    pass
+
+
+class Child(Base):
+    pass
+
+
+class GrandChild(Child):
+    pass
+
+
+class Mixin(Exception):
+    pass
+
+
+class MixinFirst(Mixin, Base):
+    pass
+
+
+class BaseFirst(Base, Mixin):
+    pass
+
+
+@pytest.mark.parametrize(
+    ("registered", "raised", "winner"),
+    [
+        ([Base], Base, "Base"),
+        ([Base], Child, "Base"),
+        ([Base], GrandChild, "Base"),
+        ([Base, Child], Child, "Child"),
+        ([Child, Base], Child, "Child"),
+        ([Base, Child], Base, "Base"),
+        ([Base, Child], GrandChild, "Child"),
+        ([Base, GrandChild], Child, "Base"),
+        ([Base, Mixin], MixinFirst, "Mixin"),
+        ([Base, Mixin], BaseFirst, "Base"),
+        ([Exception, Base], GrandChild, "Base"),
+    ],
+)
+def test_exception_handler_for_the_most_specific_class_in_the_mro_wins(
+    registered: list[type[Exception]], raised: type[Exception], winner: str
+) -> None:
+    handlers = {cls: text_handler(cls.__name__) for cls in registered}
+    app = Starlite(routes=[Route("/", raising_endpoint(raised()))], exception_handlers=handlers)
+    response = TestClient(app).get("/")
+    assert response.status_code == 200
+    assert response.text == winner
+
+
+def test_handled_exception_is_not_re_raised(backend: Backend) -> None:
+    app = error_app(exception_handlers={Boom: text_handler("handled", 400)})
+    response = TestClient(app, backend=backend).get("/")
+    assert (response.status_code, response.text) == (400, "handled")
+
+
+@pytest.mark.parametrize("make_handler", [text_handler, async_text_handler])
+def test_exception_handler_may_be_sync_or_async(
+    backend: Backend, make_handler: Callable[..., Any]
+) -> None:
+    app = error_app(exception_handlers={Boom: make_handler("handled", 409)})
+    response = TestClient(app, backend=backend).get("/")
+    assert (response.status_code, response.text) == (409, "handled")
+
+
+def test_sync_exception_handler_runs_in_a_worker_thread(backend: Backend) -> None:
+    def handler(request: Request, exc: Exception) -> Response:
+        return JSONResponse({"in_worker": in_worker_thread(request)})
+
+    app = error_app(exception_handlers={Boom: handler}, middleware=[Middleware(LoopThread)])
+    assert TestClient(app, backend=backend).get("/").json() == {"in_worker": True}
+
+
+def test_exception_handler_receives_the_request_and_the_exception() -> None:
+    async def handler(request: Request, exc: Exception) -> Response:
+        return JSONResponse(
+            {"type": type(exc).__name__, "message": str(exc), "path": request.url.path}
+        )
+
+    app = Starlite(routes=[Route("/where", raise_boom)], exception_handlers={Boom: handler})
+    assert TestClient(app).get("/where").json() == {
+        "type": "Boom",
+        "message": "kaboom-detail",
+        "path": "/where",
+    }
+
+
+@pytest.mark.parametrize("status_code", [400, 403, 418, 503])
+def test_status_code_handler_handles_http_exceptions_with_that_status(status_code: int) -> None:
+    app = Starlite(
+        routes=[Route("/", raising_endpoint(HTTPException(status_code)))],
+        exception_handlers={status_code: text_handler(f"custom {status_code}", status_code)},
+    )
+    response = TestClient(app).get("/")
+    assert (response.status_code, response.text) == (status_code, f"custom {status_code}")
+
+
+def test_status_code_handler_handles_the_routers_404() -> None:
+    app = Starlite(
+        routes=[Route("/", text_endpoint("home"))],
+        exception_handlers={404: text_handler("nothing here", 404)},
+    )
+    response = TestClient(app).get("/missing")
+    assert (response.status_code, response.text) == (404, "nothing here")
+
+
+def test_status_code_handler_handles_the_routers_405() -> None:
+    app = Starlite(
+        routes=[Route("/", text_endpoint("home"), methods=["GET"])],
+        exception_handlers={405: text_handler("wrong verb", 405)},
+    )
+    response = TestClient(app).post("/")
+    assert (response.status_code, response.text) == (405, "wrong verb")
+
+
+def test_status_code_handler_wins_over_a_class_handler() -> None:
+    handlers = {HTTPException: text_handler("by class"), 418: text_handler("by status")}
+    app = Starlite(
+        routes=[
+            Route("/teapot", raising_endpoint(HTTPException(418))),
+            Route("/bad", raising_endpoint(HTTPException(400))),
+        ],
+        exception_handlers=handlers,
+    )
+    client = TestClient(app)
+    assert client.get("/teapot").text == "by status"
+    assert client.get("/bad").text == "by class"
+
+
+def test_status_code_handler_handles_http_exception_subclasses() -> None:
+    class PaymentRequired(HTTPException):
+        def __init__(self) -> None:
+            super().__init__(402, detail="pay first")
+
+    app = Starlite(
+        routes=[Route("/", raising_endpoint(PaymentRequired()))],
+        exception_handlers={402: text_handler("status handler", 402)},
+    )
+    assert TestClient(app).get("/").text == "status handler"
+
+
+def test_status_code_handler_ignores_exceptions_that_are_not_http_exceptions() -> None:
+    app = error_app(exception_handlers={400: text_handler("never", 400)})
+    response = TestClient(app, raise_server_exceptions=False).get("/")
+    assert (response.status_code, response.text) == (500, "Internal Server Error")
+
+
+@pytest.mark.parametrize(
+    ("status_code", "detail", "body"),
+    [
+        (400, None, "Bad Request"),
+        (403, "members only", "members only"),
+        (404, None, "Not Found"),
+        (418, None, HTTPStatus(418).phrase),
+        (422, "bad field: name", "bad field: name"),
+        (503, "try later", "try later"),
+    ],
+)
+def test_http_exception_default_response_is_plain_text_detail(
+    backend: Backend, status_code: int, detail: str | None, body: str
+) -> None:
+    app = Starlite(routes=[Route("/", raising_endpoint(HTTPException(status_code, detail)))])
+    response = TestClient(app, backend=backend).get("/")
+    assert response.status_code == status_code
+    assert response.text == body
+    assert response.headers["content-type"] == "text/plain; charset=utf-8"
+
+
+@pytest.mark.parametrize(
+    ("status_code", "headers"),
+    [
+        (401, {"WWW-Authenticate": 'Bearer realm="api"'}),
+        (429, {"Retry-After": "30"}),
+        (405, {"Allow": "GET, HEAD"}),
+        (400, {"X-One": "1", "X-Two": "2"}),
+    ],
+)
+def test_http_exception_headers_reach_the_response(
+    status_code: int, headers: dict[str, str]
+) -> None:
+    app = Starlite(
+        routes=[Route("/", raising_endpoint(HTTPException(status_code, headers=headers)))]
+    )
+    response = TestClient(app).get("/")
+    assert response.status_code == status_code
+    for name, value in headers.items():
+        assert response.headers[name] == value
+
+
+@pytest.mark.parametrize("status_code", [204, 304])
+def test_http_exception_204_and_304_have_no_body(status_code: int) -> None:
+    exc = HTTPException(status_code, headers={"x-reason": "nothing to send"})
+    app = Starlite(routes=[Route("/", raising_endpoint(exc))])
+    response = TestClient(app).get("/")
+    assert response.status_code == status_code
+    assert response.content == b""
+    assert response.headers["x-reason"] == "nothing to send"
+    assert "content-type" not in response.headers
+
+
+@pytest.mark.parametrize(
+    "headers",
+    [
+        {"X-Bad": "value\r\nSet-Cookie: session=stolen"},
+        {"X-Bad": "value\nSet-Cookie: session=stolen"},
+        {"X-Bad\r\nSet-Cookie": "session=stolen"},
+    ],
+)
+def test_http_exception_header_with_crlf_raises_value_error(headers: dict[str, str]) -> None:
+    def endpoint(request: Request) -> Response:
+        raise HTTPException(400, headers=headers)
+
+    with pytest.raises(ValueError, match=r"(?i)header|CR|LF"):
+        TestClient(Starlite(routes=[Route("/", endpoint)])).get("/")
+
+
+def test_http_exception_header_with_crlf_never_reaches_the_wire() -> None:
+    def endpoint(request: Request) -> Response:
+        raise HTTPException(400, headers={"X-Bad": "v\r\nSet-Cookie: session=stolen"})
+
+    client = TestClient(Starlite(routes=[Route("/", endpoint)]), raise_server_exceptions=False)
+    response = client.get("/")
+    assert response.status_code == 500
+    assert "set-cookie" not in response.headers
+    assert "x-bad" not in response.headers
+
+
+def test_handled_exception_after_response_started_is_a_runtime_error() -> None:
+    app = Starlite(routes=[Mount("/raw", app=started_then_raises(HTTPException(400)))])
+    with pytest.raises(
+        RuntimeError, match="Caught handled exception, but response already started"
+    ):
+        TestClient(app).get("/raw/")
+
+
+def test_class_handled_exception_after_response_started_is_a_runtime_error() -> None:
+    app = Starlite(
+        routes=[Mount("/raw", app=started_then_raises(Boom("late")))],
+        exception_handlers={Boom: text_handler("too late")},
+    )
+    with pytest.raises(
+        RuntimeError, match="Caught handled exception, but response already started"
+    ):
+        TestClient(app).get("/raw/")
+
+
+def test_handled_exception_after_response_started_sends_no_second_response() -> None:
+    app = Starlite(routes=[Mount("/raw", app=started_then_raises(HTTPException(400)))])
+    response = TestClient(app, raise_server_exceptions=False).get("/raw/")
+    assert response.status_code == 200
+    assert "Bad Request" not in response.text
+
+
+def test_handled_exception_traceback_is_cleared_for_reuse() -> None:
+    reused = Boom("shared instance")
+    app = Starlite(
+        routes=[Route("/", raising_endpoint(reused))],
+        exception_handlers={Boom: text_handler("handled")},
+    )
+    client = TestClient(app)
+    assert client.get("/").text == "handled"
+    assert client.get("/").text == "handled"
+    assert reused.__traceback__ is None
+
+
+def test_exception_middleware_alone_answers_http_exceptions() -> None:
+    async def app(scope: Scope, receive: Receive, send: Send) -> None:
+        raise HTTPException(403, detail="forbidden here")
+
+    response = TestClient(ExceptionMiddleware(app)).get("/")
+    assert (response.status_code, response.text) == (403, "forbidden here")
+
+
+def test_exception_middleware_alone_uses_its_handlers() -> None:
+    async def app(scope: Scope, receive: Receive, send: Send) -> None:
+        raise Child("x")
+
+    middleware = ExceptionMiddleware(app, handlers={Base: text_handler("base handler", 400)})
+    response = TestClient(middleware).get("/")
+    assert (response.status_code, response.text) == (400, "base handler")
+
+
+def test_exception_middleware_alone_lets_unhandled_exceptions_through() -> None:
+    async def app(scope: Scope, receive: Receive, send: Send) -> None:
+        raise Boom("unhandled")
+
+    with pytest.raises(Boom):
+        TestClient(ExceptionMiddleware(app)).get("/")
+
+
+def test_exception_handler_that_raises_gives_500(backend: Backend) -> None:
+    def handler(request: Request, exc: Exception) -> Response:
+        raise KeyError("handler is broken")
+
+    app = error_app(exception_handlers={Boom: handler})
+    response = TestClient(app, raise_server_exceptions=False, backend=backend).get("/")
+    assert response.status_code == 500
+    assert response.text == "Internal Server Error"
+
+
+def test_exception_handler_that_raises_reaches_the_server() -> None:
+    def handler(request: Request, exc: Exception) -> Response:
+        raise KeyError("handler is broken")
+
+    with pytest.raises(KeyError, match="handler is broken"):
+        TestClient(error_app(exception_handlers={Boom: handler})).get("/")
+
+
+def test_http_exception_handler_that_raises_gives_500() -> None:
+    async def handler(request: Request, exc: Exception) -> Response:
+        raise ValueError("broken 404 handler")
+
+    app = Starlite(exception_handlers={404: handler})
+    response = TestClient(app, raise_server_exceptions=False).get("/missing")
+    assert response.status_code == 500
+    assert response.text == "Internal Server Error"
+
+
+def test_500_handler_that_raises_still_gives_500() -> None:
+    def handler(request: Request, exc: Exception) -> Response:
+        raise ValueError("broken 500 handler")
+
+    app = error_app(exception_handlers={500: handler})
+    response = TestClient(app, raise_server_exceptions=False).get("/")
+    assert response.status_code == 500
+
+
+# ---- Per-route and per-Mount middleware ----
+
+
+def test_route_middleware_applies_to_its_route_only() -> None:
+    app = Starlite(
+        routes=[
+            Route("/with", text_endpoint("with"), middleware=[Middleware(AddHeader, "route")]),
+            Route("/without", text_endpoint("without")),
+        ]
+    )
+    client = TestClient(app)
+    assert client.get("/with").headers["x-middleware"] == "route"
+    assert "x-middleware" not in client.get("/without").headers
+
+
+def test_route_middleware_first_in_the_list_is_outermost() -> None:
+    log: list[str] = []
+    route = Route(
+        "/",
+        text_endpoint("ok"),
+        middleware=[Middleware(Recorder, "first", log), Middleware(Recorder, "second", log)],
+    )
+    TestClient(Starlite(routes=[route])).get("/")
+    assert log == ["first in", "second in", "second out", "first out"]
+
+
+def test_route_middleware_runs_inside_app_middleware() -> None:
+    log: list[str] = []
+    route = Route("/", text_endpoint("ok"), middleware=[Middleware(Recorder, "route", log)])
+    app = Starlite(routes=[route], middleware=[Middleware(Recorder, "app", log)])
+    TestClient(app).get("/")
+    assert log == ["app in", "route in", "route out", "app out"]
+
+
+def test_route_middleware_sees_the_path_params(backend: Backend) -> None:
+    seen: list[dict[str, Any]] = []
+
+    class PathParamsSpy:
+        def __init__(self, app: ASGIApp) -> None:
+            self.app = app
+
+        async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+            seen.append(dict(scope["path_params"]))
+            await self.app(scope, receive, send)
+
+    route = Route("/users/{id:int}", text_endpoint("ok"), middleware=[Middleware(PathParamsSpy)])
+    TestClient(Starlite(routes=[route]), backend=backend).get("/users/7")
+    assert seen == [{"id": 7}]
+
+
+def test_route_middleware_wraps_an_http_endpoint() -> None:
+    route = Route("/", Items, middleware=[Middleware(AddHeader, "endpoint")])
+    response = TestClient(Starlite(routes=[route])).post("/")
+    assert response.text == "post items"
+    assert response.headers["x-middleware"] == "endpoint"
+
+
+def test_mount_middleware_applies_to_mounted_routes_only() -> None:
+    app = Starlite(
+        routes=[
+            Mount(
+                "/api",
+                routes=[Route("/users", text_endpoint("users"))],
+                middleware=[Middleware(AddHeader, "mount")],
+            ),
+            Route("/home", text_endpoint("home")),
+        ]
+    )
+    client = TestClient(app)
+    api = client.get("/api/users")
+    assert (api.text, api.headers["x-middleware"]) == ("users", "mount")
+    assert "x-middleware" not in client.get("/home").headers
+
+
+def test_mount_middleware_wraps_a_mounted_app() -> None:
+    mount = Mount("/sub", app=PlainTextResponse("sub app"), middleware=[Middleware(AddHeader)])
+    response = TestClient(Starlite(routes=[mount])).get("/sub/anything")
+    assert response.text == "sub app"
+    assert response.headers["x-middleware"] == "on"
+
+
+def test_mount_middleware_is_outside_its_routes_middleware() -> None:
+    log: list[str] = []
+    mount = Mount(
+        "/api",
+        routes=[Route("/x", text_endpoint("x"), middleware=[Middleware(Recorder, "route", log)])],
+        middleware=[Middleware(Recorder, "mount", log)],
+    )
+    TestClient(Starlite(routes=[mount])).get("/api/x")
+    assert log == ["mount in", "route in", "route out", "mount out"]
+
+
+# ==== Application ====
+
+
+class SendLog:
+    """Pure ASGI middleware logging "response sent" once the last body message has gone out."""
+
+    def __init__(self, app: ASGIApp, log: list[str]) -> None:
+        self.app = app
+        self.log = log
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        async def logging_send(message: Message) -> None:
+            await send(message)
+            if message["type"] == "http.response.body" and not message.get("more_body", False):
+                self.log.append("response sent")
+
+        await self.app(scope, receive, logging_send)
+
+
+class CountingMiddleware:
+    """Pure ASGI middleware counting how many times it is constructed."""
+
+    instances = 0
+
+    def __init__(self, app: ASGIApp) -> None:
+        type(self).instances += 1
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        await self.app(scope, receive, send)
+
+
+@pytest.fixture
+def counting_middleware() -> type[CountingMiddleware]:
+    class Counting(CountingMiddleware):
+        instances = 0
+
+    return Counting
+
+
+def test_middleware_stack_is_built_lazily(counting_middleware: type[CountingMiddleware]) -> None:
+    app = Starlite(
+        routes=[Route("/", text_endpoint("ok"))], middleware=[Middleware(counting_middleware)]
+    )
+    assert app.middleware_stack is None
+    assert counting_middleware.instances == 0
+    TestClient(app).get("/")
+    assert app.middleware_stack is not None
+    assert counting_middleware.instances == 1
+
+
+def test_middleware_stack_is_built_once_across_requests(
+    backend: Backend, counting_middleware: type[CountingMiddleware]
+) -> None:
+    app = Starlite(
+        routes=[Route("/", text_endpoint("ok"))], middleware=[Middleware(counting_middleware)]
+    )
+    client = TestClient(app, backend=backend)
+    for _ in range(3):
+        assert client.get("/").text == "ok"
+    with TestClient(app, backend=backend) as lifespan_client:
+        lifespan_client.get("/")
+        lifespan_client.get("/")
+    assert counting_middleware.instances == 1
+
+
+def test_middleware_stack_is_built_once_for_route_middleware(
+    counting_middleware: type[CountingMiddleware],
+) -> None:
+    route = Route("/", text_endpoint("ok"), middleware=[Middleware(counting_middleware)])
+    client = TestClient(Starlite(routes=[route]))
+    for _ in range(3):
+        client.get("/")
+    assert counting_middleware.instances == 1
+
+
+def test_build_middleware_stack_wraps_server_errors_user_middleware_exceptions_router() -> None:
+    app = Starlite(middleware=[Middleware(AddHeader, "user")])
+    stack = app.build_middleware_stack()
+    assert isinstance(stack, ServerErrorMiddleware)
+    user = stack.app
+    assert isinstance(user, AddHeader)
+    assert isinstance(user.app, ExceptionMiddleware)
+    assert isinstance(user.app.app, Router)
+
+
+def test_user_middleware_lists_the_given_then_added_middleware_outermost_first() -> None:
+    given = Middleware(AddHeader, "given")
+    app = Starlite(middleware=[given])
+    app.add_middleware(AddHeader, "added")
+    assert [list(m) for m in app.user_middleware] == [
+        [AddHeader, ("added",), {}],
+        [AddHeader, ("given",), {}],
+    ]
+
+
+def test_add_middleware_after_a_request_raises() -> None:
+    app = Starlite(routes=[Route("/", text_endpoint("ok"))])
+    TestClient(app).get("/")
+    with pytest.raises(
+        RuntimeError, match="Cannot add middleware after an application has started"
+    ):
+        app.add_middleware(AddHeader)
+
+
+def test_add_middleware_after_lifespan_start_up_raises() -> None:
+    app = Starlite()
+    with TestClient(app), pytest.raises(RuntimeError, match="after an application has started"):
+        app.add_middleware(AddHeader)
+
+
+def test_add_middleware_before_start_is_used() -> None:
+    app = Starlite(routes=[Route("/", text_endpoint("ok"))])
+    app.add_middleware(AddHeader, value="added")
+    assert TestClient(app).get("/").headers["x-middleware"] == "added"
+
+
+@pytest.mark.parametrize(
+    ("key", "path", "endpoint"),
+    [
+        (Boom, "/", raise_boom),
+        (418, "/", raising_endpoint(HTTPException(418))),
+        (404, "/elsewhere", text_endpoint("elsewhere")),
+    ],
+)
+def test_add_exception_handler_registers_by_class_or_status(
+    key: int | type[Exception], path: str, endpoint: Callable[[Request], Response]
+) -> None:
+    app = Starlite(routes=[Route(path, endpoint)])
+    app.add_exception_handler(key, async_text_handler("added handler", 299))
+    response = TestClient(app).get("/")
+    assert (response.status_code, response.text) == (299, "added handler")
+
+
+def test_add_exception_handler_for_500_is_the_error_handler() -> None:
+    app = error_app()
+    app.add_exception_handler(500, text_handler("added 500", 500))
+    assert TestClient(app, raise_server_exceptions=False).get("/").text == "added 500"
+
+
+def test_add_route_serves_the_endpoint(backend: Backend) -> None:
+    app = Starlite()
+    app.add_route("/hello", text_endpoint("hello"))
+    assert TestClient(app, backend=backend).get("/hello").text == "hello"
+
+
+def test_add_route_with_methods_and_name() -> None:
+    app = Starlite()
+    app.add_route("/submit", text_endpoint("submitted"), methods=["POST"], name="submit")
+    client = TestClient(app)
+    assert client.post("/submit").text == "submitted"
+    rejected = client.get("/submit")
+    assert rejected.status_code == 405
+    assert allow_set(rejected) == {"POST"}
+    assert app.url_path_for("submit") == "/submit"
+
+
+def test_add_route_appends_to_routes() -> None:
+    first = Route("/first", text_endpoint("first"))
+    app = Starlite(routes=[first])
+    app.add_route("/second", text_endpoint("second"))
+    assert len(app.routes) == 2
+    assert app.routes[0] is first
+    assert isinstance(app.routes[1], Route)
+    assert app.routes[1].path == "/second"
+
+
+def test_mount_serves_an_asgi_app_with_root_path_extended(backend: Backend) -> None:
+    async def sub_app(scope: Scope, receive: Receive, send: Send) -> None:
+        data = {"path": scope["path"], "root_path": scope["root_path"]}
+        await JSONResponse(data)(scope, receive, send)
+
+    app = Starlite()
+    app.mount("/sub", sub_app, name="sub")
+    response = TestClient(app, backend=backend).get("/sub/a/b")
+    assert response.json() == {"path": "/sub/a/b", "root_path": "/sub"}
+    assert app.url_path_for("sub", path="/a/b") == "/sub/a/b"
+
+
+def test_mount_serves_a_sub_application() -> None:
+    sub = Starlite(routes=[Route("/users", text_endpoint("sub users"))])
+    app = Starlite()
+    app.mount("/v1", sub)
+    client = TestClient(app)
+    assert client.get("/v1/users").text == "sub users"
+    assert client.get("/v1/missing").status_code == 404
+
+
+def test_host_routes_by_the_host_header() -> None:
+    app = Starlite()
+    app.host("api.example.org", Router(routes=[Route("/", text_endpoint("api"))]), name="api")
+    app.add_route("/", text_endpoint("main site"))
+    client = TestClient(app)
+    assert client.get("/", headers={"host": "api.example.org"}).text == "api"
+    assert client.get("/").text == "main site"
+
+
+def test_url_path_for_builds_a_url_path() -> None:
+    app = Starlite(routes=[Route("/users/{user_id:int}", text_endpoint("user"), name="user")])
+    path = app.url_path_for("user", user_id=42)
+    assert isinstance(path, URLPath)
+    assert path == "/users/42"
+
+
+def test_url_path_for_through_a_named_mount() -> None:
+    app = Starlite(
+        routes=[Mount("/api", name="api", routes=[Route("/items/{id}", Items, name="item")])]
+    )
+    assert app.url_path_for("api:item", id="x1") == "/api/items/x1"
+
+
+@pytest.mark.parametrize(
+    ("name", "params"),
+    [("missing", {}), ("user", {}), ("user", {"user_id": 1, "extra": 2})],
+)
+def test_url_path_for_without_a_match_raises_no_match_found(
+    name: str, params: dict[str, Any]
+) -> None:
+    app = Starlite(routes=[Route("/users/{user_id:int}", text_endpoint("user"), name="user")])
+    with pytest.raises(NoMatchFound):
+        app.url_path_for(name, **params)
+
+
+def test_state_is_a_state_shared_through_request_app() -> None:
+    def endpoint(request: Request) -> Response:
+        return PlainTextResponse(request.app.state.greeting)
+
+    app = Starlite(routes=[Route("/", endpoint)])
+    assert isinstance(app.state, State)
+    app.state.greeting = "set on the app"
+    assert TestClient(app).get("/").text == "set on the app"
+
+
+def test_routes_are_the_given_routes() -> None:
+    routes = [Route("/a", text_endpoint("a")), Mount("/b", app=PlainTextResponse("b"))]
+    app = Starlite(routes=routes)
+    assert len(app.routes) == 2
+    assert all(got is given for got, given in zip(app.routes, routes, strict=True))
+
+
+def test_routes_default_to_empty() -> None:
+    assert list(Starlite().routes) == []
+
+
+def test_app_without_routes_answers_404() -> None:
+    response = TestClient(Starlite()).get("/")
+    assert (response.status_code, response.text) == (404, "Not Found")
+
+
+@pytest.mark.parametrize("debug", [False, True])
+def test_debug_is_readable(debug: bool) -> None:
+    assert Starlite(debug=debug).debug is debug
+
+
+def test_debug_defaults_to_false() -> None:
+    assert Starlite().debug is False
+
+
+def test_debug_set_before_the_first_request_switches_the_error_page() -> None:
+    app = error_app()
+    app.debug = True
+    assert app.debug is True
+    response = TestClient(app, raise_server_exceptions=False).get("/")
+    assert "Boom: kaboom-detail" in response.text
+
+
+def test_scope_app_and_request_app_are_the_app(backend: Backend) -> None:
+    seen: list[Any] = []
+
+    def endpoint(request: Request) -> Response:
+        seen.extend([request.scope["app"], request.app])
+        return PlainTextResponse("ok")
+
+    app = Starlite(routes=[Route("/", endpoint)])
+    TestClient(app, backend=backend).get("/")
+    assert seen == [app, app]
+    assert all(got is app for got in seen)
+
+
+def test_scope_has_the_matched_route_and_endpoint() -> None:
+    seen: dict[str, Any] = {}
+
+    def endpoint(request: Request) -> Response:
+        seen.update(route=request.scope["route"], endpoint=request.scope["endpoint"])
+        return PlainTextResponse("ok")
+
+    route = Route("/", endpoint)
+    TestClient(Starlite(routes=[route])).get("/")
+    assert seen["route"] is route
+    assert seen["endpoint"] is endpoint
+
+
+@pytest.mark.parametrize(
+    ("base_url", "expected"),
+    [
+        ("http://testserver", "http://testserver/users/7"),
+        ("https://example.org", "https://example.org/users/7"),
+        ("http://example.org:8080", "http://example.org:8080/users/7"),
+    ],
+)
+def test_request_url_for_is_an_absolute_url(base_url: str, expected: str) -> None:
+    def endpoint(request: Request) -> Response:
+        url = request.url_for("user", user_id=7)
+        assert isinstance(url, URL)
+        return PlainTextResponse(str(url))
+
+    app = Starlite(
+        routes=[
+            Route("/", endpoint),
+            Route("/users/{user_id:int}", text_endpoint("user"), name="user"),
+        ]
+    )
+    assert TestClient(app, base_url=base_url).get("/").text == expected
+
+
+def test_request_url_for_through_a_mount() -> None:
+    def endpoint(request: Request) -> Response:
+        return PlainTextResponse(str(request.url_for("api:item", id="abc")))
+
+    app = Starlite(
+        routes=[
+            Route("/", endpoint),
+            Mount("/api", name="api", routes=[Route("/items/{id}", Items, name="item")]),
+        ]
+    )
+    assert TestClient(app).get("/").text == "http://testserver/api/items/abc"
+
+
+def test_request_url_for_an_unknown_name_raises_no_match_found() -> None:
+    def endpoint(request: Request) -> Response:
+        request.url_for("nope")
+        return PlainTextResponse("unreachable")
+
+    with pytest.raises(NoMatchFound):
+        TestClient(Starlite(routes=[Route("/", endpoint)])).get("/")
+
+
+# ---- Lifespan ----
+
+
+def state_endpoint(request: Request) -> Response:
+    """Answers the lifespan state's "value" and "items" as this request sees them."""
+    return JSONResponse({"value": request.state.value, "items": request.state.items})
+
+
+def rebind_endpoint(request: Request) -> Response:
+    request.state.value = "rebound by a request"
+    request.state.items = ["replaced"]
+    return PlainTextResponse("rebound")
+
+
+def mutate_endpoint(request: Request) -> Response:
+    request.state.items.append("appended")
+    return PlainTextResponse("mutated")
+
+
+def app_with_lifespan(
+    events: list[str] | None = None, state: dict[str, Any] | None = None
+) -> Starlite:
+    """An app whose lifespan logs start-up and shut-down and yields `state`."""
+    log = [] if events is None else events
+
+    @contextlib.asynccontextmanager
+    async def lifespan(app: Starlite) -> AsyncIterator[dict[str, Any] | None]:
+        log.append("startup")
+        yield state
+        log.append("shutdown")
+
+    def endpoint(request: Request) -> Response:
+        log.append("request")
+        return PlainTextResponse("ok")
+
+    return Starlite(
+        routes=[
+            Route("/", endpoint),
+            Route("/state", state_endpoint),
+            Route("/rebind", rebind_endpoint),
+            Route("/mutate", mutate_endpoint),
+        ],
+        lifespan=lifespan,
+    )
+
+
+def test_lifespan_runs_around_the_requests(backend: Backend) -> None:
+    events: list[str] = []
+    with TestClient(app_with_lifespan(events), backend=backend) as client:
+        assert events == ["startup"]
+        client.get("/")
+    assert events == ["startup", "request", "shutdown"]
+
+
+def test_lifespan_factory_is_called_with_the_app() -> None:
+    received: list[Any] = []
+
+    @contextlib.asynccontextmanager
+    async def lifespan(app: Starlite) -> AsyncIterator[None]:
+        received.append(app)
+        yield
+
+    app = Starlite(lifespan=lifespan)
+    with TestClient(app):
+        pass
+    assert len(received) == 1
+    assert received[0] is app
+
+
+def test_lifespan_state_is_readable_as_request_state(backend: Backend) -> None:
+    app = app_with_lifespan(state={"value": "from lifespan", "items": []})
+    with TestClient(app, backend=backend) as client:
+        assert client.get("/state").json() == {"value": "from lifespan", "items": []}
+
+
+def test_lifespan_state_rebinding_in_a_request_does_not_leak(backend: Backend) -> None:
+    app = app_with_lifespan(state={"value": "original", "items": []})
+    with TestClient(app, backend=backend) as client:
+        assert client.get("/rebind").text == "rebound"
+        assert client.get("/state").json() == {"value": "original", "items": []}
+
+
+def test_lifespan_state_is_copied_shallowly(backend: Backend) -> None:
+    # Each request gets its own mapping, but the values in it are the lifespan's own objects.
+    items: list[str] = []
+    app = app_with_lifespan(state={"value": "original", "items": items})
+    with TestClient(app, backend=backend) as client:
+        client.get("/mutate")
+        assert client.get("/state").json() == {"value": "original", "items": ["appended"]}
+    assert items == ["appended"]
+
+
+def test_lifespan_yielding_none_leaves_requests_working() -> None:
+    events: list[str] = []
+    with TestClient(app_with_lifespan(events, state=None)) as client:
+        assert client.get("/").text == "ok"
+    assert events == ["startup", "request", "shutdown"]
+
+
+class StartupError(Exception):
+    pass
+
+
+class ShutdownError(Exception):
+    pass
+
+
+@contextlib.asynccontextmanager
+async def failing_startup(app: Starlite) -> AsyncIterator[None]:
+    raise StartupError("database unreachable")
+    yield  # pragma: no cover
+
+
+@contextlib.asynccontextmanager
+async def failing_shutdown(app: Starlite) -> AsyncIterator[None]:
+    yield
+    raise ShutdownError("could not flush")
+
+
+def test_lifespan_startup_failure_raises_in_the_test(backend: Backend) -> None:
+    entered = False
+    with (
+        pytest.raises(StartupError, match="database unreachable"),
+        TestClient(Starlite(lifespan=failing_startup), backend=backend),
+    ):
+        entered = True  # pragma: no cover
+    assert not entered
+
+
+def test_lifespan_shutdown_failure_raises_in_the_test(backend: Backend) -> None:
+    log: list[str] = []
+    app = Starlite(routes=[Route("/", text_endpoint("ok"))], lifespan=failing_shutdown)
+    app.add_middleware(SendLog, log)
+    client = TestClient(app, backend=backend)
+    with pytest.raises(ShutdownError, match="could not flush"), client:
+        client.get("/")
+    assert log == ["response sent"]
+
+
+def test_app_without_lifespan_starts_and_stops(backend: Backend) -> None:
+    app = Starlite(routes=[Route("/", text_endpoint("ok"))])
+    with TestClient(app, backend=backend) as client:
+        assert client.get("/").text == "ok"
+
+
+async def run_lifespan(app: Starlite, events: list[str]) -> tuple[list[Message], Scope]:
+    """Drive `app`'s lifespan as a server would, sending `events`; returns what it sent."""
+    incoming = [{"type": f"lifespan.{event}"} for event in events]
+    sent: list[Message] = []
+    scope: Scope = {"type": "lifespan", "asgi": {"version": "3.0"}, "state": {}}
+
+    async def receive() -> Message:
+        return incoming.pop(0)
+
+    async def send(message: Message) -> None:
+        sent.append(message)
+
+    await app(scope, receive, send)
+    return sent, scope
+
+
+@pytest.mark.anyio
+async def test_lifespan_protocol_without_lifespan_completes_both_events() -> None:
+    sent, _ = await run_lifespan(Starlite(), ["startup", "shutdown"])
+    assert [message["type"] for message in sent] == [
+        "lifespan.startup.complete",
+        "lifespan.shutdown.complete",
+    ]
+
+
+@pytest.mark.anyio
+async def test_lifespan_protocol_puts_the_yielded_state_in_the_scope() -> None:
+    @contextlib.asynccontextmanager
+    async def lifespan(app: Starlite) -> AsyncIterator[dict[str, Any]]:
+        yield {"pool": "ready"}
+
+    sent, scope = await run_lifespan(Starlite(lifespan=lifespan), ["startup", "shutdown"])
+    assert scope["state"] == {"pool": "ready"}
+    assert [message["type"] for message in sent][-1] == "lifespan.shutdown.complete"
+
+
+@pytest.mark.anyio
+async def test_lifespan_protocol_startup_failure_sends_failed_with_the_message() -> None:
+    messages: list[Message] = []
+
+    async def receive() -> Message:
+        return {"type": "lifespan.startup"}
+
+    async def send(message: Message) -> None:
+        messages.append(message)
+
+    scope = {"type": "lifespan", "asgi": {"version": "3.0"}, "state": {}}
+    with pytest.raises(StartupError):
+        await Starlite(lifespan=failing_startup)(scope, receive, send)
+    assert [message["type"] for message in messages] == ["lifespan.startup.failed"]
+    assert "database unreachable" in messages[0]["message"]
+
+
+@pytest.mark.anyio
+async def test_lifespan_protocol_shutdown_failure_sends_failed_with_the_message() -> None:
+    incoming = [{"type": "lifespan.startup"}, {"type": "lifespan.shutdown"}]
+    messages: list[Message] = []
+
+    async def receive() -> Message:
+        return incoming.pop(0)
+
+    async def send(message: Message) -> None:
+        messages.append(message)
+
+    scope = {"type": "lifespan", "asgi": {"version": "3.0"}, "state": {}}
+    with pytest.raises(ShutdownError):
+        await Starlite(lifespan=failing_shutdown)(scope, receive, send)
+    assert [message["type"] for message in messages] == [
+        "lifespan.startup.complete",
+        "lifespan.shutdown.failed",
+    ]
+    assert "could not flush" in messages[1]["message"]
+
+
+# ---- Background tasks through the app ----
+
+
+def test_background_task_runs_with_its_arguments(backend: Backend) -> None:
+    calls: list[tuple[Any, ...]] = []
+
+    def record(*args: Any, **kwargs: Any) -> None:
+        calls.append((args, kwargs))
+
+    def endpoint(request: Request) -> Response:
+        return PlainTextResponse("ok", background=BackgroundTask(record, 1, "two", three=3))
+
+    response = TestClient(Starlite(routes=[Route("/", endpoint)]), backend=backend).get("/")
+    assert response.text == "ok"
+    assert calls == [((1, "two"), {"three": 3})]
+
+
+@pytest.mark.parametrize("task_kind", ["sync", "async"])
+def test_endpoint_background_task_runs_after_the_response_is_sent(
+    backend: Backend, task_kind: str
+) -> None:
+    log: list[str] = []
+
+    def sync_task() -> None:
+        log.append("task")
+
+    async def async_task() -> None:
+        log.append("task")
+
+    task = sync_task if task_kind == "sync" else async_task
+
+    def endpoint(request: Request) -> Response:
+        return PlainTextResponse("ok", background=BackgroundTask(task))
+
+    app = Starlite(routes=[Route("/", endpoint)], middleware=[Middleware(SendLog, log)])
+    TestClient(app, backend=backend).get("/")
+    assert log == ["response sent", "task"]
+
+
+def test_sync_background_task_runs_in_a_worker_thread(backend: Backend) -> None:
+    where: list[bool] = []
+
+    def task(request: Request) -> None:
+        where.append(in_worker_thread(request))
+
+    async def async_task(request: Request) -> None:
+        where.append(in_worker_thread(request))
+
+    async def endpoint(request: Request) -> Response:
+        tasks = BackgroundTasks()
+        tasks.add_task(task, request)
+        tasks.add_task(async_task, request)
+        return PlainTextResponse("ok", background=tasks)
+
+    app = Starlite(routes=[Route("/", endpoint)], middleware=[Middleware(LoopThread)])
+    TestClient(app, backend=backend).get("/")
+    assert where == [True, False]
+
+
+def test_background_tasks_run_in_order(backend: Backend) -> None:
+    log: list[str] = []
+
+    def sync_step(name: str) -> None:
+        log.append(name)
+
+    async def async_step(name: str) -> None:
+        log.append(name)
+
+    def endpoint(request: Request) -> Response:
+        tasks = BackgroundTasks()
+        tasks.add_task(sync_step, "one")
+        tasks.add_task(async_step, "two")
+        tasks.add_task(sync_step, name="three")
+        tasks.add_task(async_step, name="four")
+        return JSONResponse({"queued": 4}, background=tasks)
+
+    app = Starlite(routes=[Route("/", endpoint)], middleware=[Middleware(SendLog, log)])
+    assert TestClient(app, backend=backend).get("/").json() == {"queued": 4}
+    assert log == ["response sent", "one", "two", "three", "four"]
+
+
+def test_background_tasks_built_from_a_list_run_in_order() -> None:
+    log: list[str] = []
+
+    def endpoint(request: Request) -> Response:
+        tasks = BackgroundTasks([BackgroundTask(log.append, "a"), BackgroundTask(log.append, "b")])
+        return PlainTextResponse("ok", background=tasks)
+
+    TestClient(Starlite(routes=[Route("/", endpoint)])).get("/")
+    assert log == ["a", "b"]
+
+
+def test_background_task_on_a_streaming_response_runs_after_the_stream() -> None:
+    log: list[str] = []
+
+    async def chunks() -> AsyncIterator[bytes]:
+        for chunk in (b"a", b"b"):
+            log.append(f"chunk {chunk.decode()}")
+            yield chunk
+
+    def endpoint(request: Request) -> Response:
+        return StreamingResponse(chunks(), background=BackgroundTask(log.append, "task"))
+
+    response = TestClient(Starlite(routes=[Route("/", endpoint)])).get("/")
+    assert response.text == "ab"
+    assert log == ["chunk a", "chunk b", "task"]
+
+
+def test_background_task_on_an_exception_handlers_response_runs() -> None:
+    log: list[str] = []
+
+    def handler(request: Request, exc: Exception) -> Response:
+        return PlainTextResponse("handled", background=BackgroundTask(log.append, "cleanup"))
+
+    TestClient(error_app(exception_handlers={Boom: handler})).get("/")
+    assert log == ["cleanup"]
+
+
+class TaskError(Exception):
+    pass
+
+
+def failing_tasks_app(log: list[str], task_kind: str = "sync") -> Starlite:
+    """An app whose "/" answers "done", then runs a task that fails and one that never runs."""
+
+    def sync_fail() -> None:
+        log.append("failing task")
+        raise TaskError("task failed")
+
+    async def async_fail() -> None:
+        log.append("failing task")
+        raise TaskError("task failed")
+
+    def endpoint(request: Request) -> Response:
+        tasks = BackgroundTasks()
+        tasks.add_task(sync_fail if task_kind == "sync" else async_fail)
+        tasks.add_task(log.append, "later task")
+        return PlainTextResponse("done", background=tasks)
+
+    return Starlite(routes=[Route("/", endpoint)], middleware=[Middleware(SendLog, log)])
+
+
+@pytest.mark.parametrize("task_kind", ["sync", "async"])
+def test_background_task_exception_reaches_the_test_after_the_response(
+    backend: Backend, task_kind: str
+) -> None:
+    log: list[str] = []
+    client = TestClient(failing_tasks_app(log, task_kind), backend=backend)
+    with pytest.raises(TaskError, match="task failed"):
+        client.get("/")
+    assert log == ["response sent", "failing task"]
+
+
+def test_background_task_exception_leaves_the_sent_response_intact(backend: Backend) -> None:
+    log: list[str] = []
+    client = TestClient(failing_tasks_app(log), raise_server_exceptions=False, backend=backend)
+    response = client.get("/")
+    assert (response.status_code, response.text) == (200, "done")
+    assert log == ["response sent", "failing task"]
+
+
 # ==== Test client ====
 
 
@@ -3315,10 +7255,6 @@ def test_test_client_follow_redirects_per_request_override() -> None:
         .status_code
         == 200
     )
-
-
-class Boom(Exception):
-    pass
 
 
 async def raising_app(scope: Any, receive: Any, send: Any) -> None:
