@@ -6,18 +6,19 @@ optional extras, imported on first use.
 
 The file reads in the order a request travels through it:
 
-1. Types and helpers      ASGI type aliases and the door for optional extras
-2. Datastructures         URL, Headers, QueryParams, the multi-dicts, State, Secret, ...
-3. Concurrency            running blocking code in the threadpool
-4. Exceptions             HTTPException, WebSocketException, and status codes by name
-5. Background tasks       work that runs after the response is sent
-6. Requests               HTTPConnection and Request: reading what the client sent
-7. Responses              Response and its subclasses, streaming, files and byte ranges
-8. Routing                convertors, routes, mounts, hosts, and the indexed Router
-9. Endpoints              HTTPEndpoint: a class with a method per HTTP verb
-10. Middleware            Middleware, ServerErrorMiddleware, ExceptionMiddleware
-11. Application           Starlite: the middleware stack around a router, and lifespan
-12. Test client           TestClient: drive an ASGI app from synchronous tests, on httpx
+1. Types and helpers     ASGI type aliases and the door for optional extras
+2. Datastructures        URL, Headers, QueryParams, the multi-dicts, State, Secret, ...
+3. Concurrency           running blocking code in the threadpool
+4. Exceptions            HTTPException, WebSocketException, and status codes by name
+5. Background tasks      work that runs after the response is sent
+6. Requests              HTTPConnection and Request: reading what the client sent
+7. Responses             Response and its subclasses, streaming, files and byte ranges
+8. WebSockets            WebSocket, its states and close codes
+9. Routing               convertors, routes, mounts, hosts, and the indexed Router
+10. Endpoints            HTTPEndpoint and WebSocketEndpoint: a method per verb or event
+11. Middleware           Middleware, ServerErrorMiddleware, ExceptionMiddleware
+12. Application          Starlite: the middleware stack around a router, and lifespan
+13. Test client          TestClient: drive an ASGI app from synchronous tests, on httpx
 """
 
 from __future__ import annotations
@@ -55,6 +56,7 @@ from collections.abc import (
     Sequence,
     ValuesView,
 )
+from concurrent import futures
 from concurrent.futures import Future
 from datetime import UTC, datetime
 from email.utils import format_datetime, formatdate
@@ -129,6 +131,12 @@ __all__ = [
     "RedirectResponse",
     "Response",
     "StreamingResponse",
+    # WebSockets
+    "WebSocket",
+    "WebSocketClose",
+    "WebSocketDisconnect",
+    "WebSocketDisconnected",
+    "WebSocketState",
     # Routing
     "CONVERTOR_TYPES",
     "BaseRoute",
@@ -144,12 +152,15 @@ __all__ = [
     "Router",
     "StringConvertor",
     "UUIDConvertor",
+    "WebSocketRoute",
     "compile_path",
     "get_name",
     "register_url_convertor",
     "request_response",
+    "websocket_session",
     # Endpoints
     "HTTPEndpoint",
+    "WebSocketEndpoint",
     # Middleware
     "ExceptionHandler",
     "ExceptionMiddleware",
@@ -160,6 +171,8 @@ __all__ = [
     "Starlite",
     # Test client
     "TestClient",
+    "WebSocketDenialResponse",
+    "WebSocketTestSession",
 ]
 
 
@@ -1862,6 +1875,226 @@ async def _send_chunks(chunks: AsyncIterator[bytes], send: Send) -> None:
     await send({"type": "http.response.body", "body": previous})
 
 
+# ==== WebSockets ====
+# WebSocket: an HTTPConnection that exchanges ASGI websocket messages, with the protocol's states
+# checked on both sides. A frame of the wrong kind closes with the RFC 6455 code that says so.
+
+
+class WebSocketState(Enum):
+    """Where one side of a websocket is in its life."""
+
+    CONNECTING = 0
+    CONNECTED = 1
+    DISCONNECTED = 2
+    RESPONSE = 3  # answering the handshake with an HTTP response instead (a denial)
+
+
+class WebSocketDisconnect(Exception):
+    """The client closed the websocket (or went away: code 1006)."""
+
+    def __init__(self, code: int = 1000, reason: str | None = None) -> None:
+        self.code = code
+        self.reason = reason or ""
+
+
+class WebSocketDisconnected(RuntimeError):
+    """The websocket is used after it was closed, or before it was accepted."""
+
+
+_S = WebSocketState
+# The messages each state allows, and the state each one leads to (ASGI websocket spec).
+_RECEIVABLE = {
+    _S.CONNECTING: {"websocket.connect": _S.CONNECTED},
+    _S.CONNECTED: {"websocket.receive": _S.CONNECTED, "websocket.disconnect": _S.DISCONNECTED},
+}
+_SENDABLE = {
+    _S.CONNECTING: {
+        "websocket.accept": _S.CONNECTED,
+        "websocket.close": _S.DISCONNECTED,
+        "websocket.http.response.start": _S.RESPONSE,
+    },
+    _S.CONNECTED: {"websocket.send": _S.CONNECTED, "websocket.close": _S.DISCONNECTED},
+    _S.RESPONSE: {"websocket.http.response.body": _S.DISCONNECTED},
+}
+# RFC 6455 §7.4: the close codes an endpoint may send. 1004-1006 and 1015 are reserved for
+# reporting what happened and never sent; 3000-4999 are for libraries and applications.
+_SENDABLE_CLOSE_CODES = frozenset((*range(1000, 1004), *range(1007, 1015), *range(3000, 5000)))
+# A close frame's payload is at most 125 bytes, two of which hold the code (RFC 6455 §5.5).
+_MAX_CLOSE_REASON_BYTES = 123
+
+
+def _check_close(code: int, reason: str) -> None:
+    """Refuse a close that the websocket protocol cannot carry."""
+    if code not in _SENDABLE_CLOSE_CODES:
+        raise ValueError(
+            f"WebSocket close code {code} cannot be sent: use 1000-1003, 1007-1014 or 3000-4999"
+        )
+    if len(reason.encode("utf-8")) > _MAX_CLOSE_REASON_BYTES:
+        raise ValueError(f"WebSocket close reason is longer than {_MAX_CLOSE_REASON_BYTES} bytes")
+
+
+def _expected(allowed: Mapping[str, Any], got: str) -> str:
+    names = " or ".join(repr(name) for name in allowed)
+    return f"Expected ASGI message {names}, but got {got!r}"
+
+
+class WebSocket(HTTPConnection):
+    """A websocket connection: accept it, exchange text, bytes or JSON, close it.
+
+    ``receive_text`` on a binary frame (or ``receive_bytes`` on a text one) raises a
+    `WebSocketException` that closes with 1003 (unsupported data), unless the app handles it.
+    """
+
+    def __init__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "websocket":
+            raise ValueError(f"WebSocket needs a 'websocket' scope, got {scope['type']!r}")
+        super().__init__(scope)
+        self._receive = receive
+        self._send = send
+        self.client_state = WebSocketState.CONNECTING
+        self.application_state = WebSocketState.CONNECTING
+
+    async def receive(self) -> Message:
+        """The next ASGI message from the client, checked against the protocol's state."""
+        allowed = _RECEIVABLE.get(self.client_state)
+        if allowed is None:
+            raise WebSocketDisconnected("Cannot receive: the client has disconnected")
+        message = await self._receive()
+        if message["type"] not in allowed:
+            raise RuntimeError(_expected(allowed, message["type"]))
+        self.client_state = allowed[message["type"]]
+        return message
+
+    async def send(self, message: Message) -> None:
+        """Send an ASGI message, checked against the protocol's state."""
+        allowed = _SENDABLE.get(self.application_state)
+        if allowed is None:
+            raise WebSocketDisconnected("Cannot send: the websocket is closed")
+        if message["type"] not in allowed:
+            raise RuntimeError(_expected(allowed, message["type"]))
+        if message["type"] == "websocket.close":
+            _check_close(message.get("code", 1000), message.get("reason") or "")
+        previous_state = self.application_state
+        self.application_state = allowed[message["type"]]
+        if self.application_state is _S.DISCONNECTED and message.get("more_body", False):
+            self.application_state = _S.RESPONSE  # more of the denial response's body follows
+        try:
+            await self._send(message)
+        except OSError:  # ASGI 2.4: the server could not send, the client is gone
+            self.application_state = _S.DISCONNECTED
+            raise WebSocketDisconnect(code=1006) from None
+        if previous_state is _S.CONNECTING and message["type"] == "websocket.close":
+            self.client_state = _S.DISCONNECTED  # a refused handshake: nothing more will come
+
+    async def accept(
+        self, subprotocol: str | None = None, headers: Iterable[tuple[bytes, bytes]] | None = None
+    ) -> None:
+        """Accept the connection, choosing a subprotocol and adding headers to the handshake."""
+        if self.client_state is _S.CONNECTING:
+            await self.receive()  # the client's websocket.connect
+        headers = list(headers or [])
+        await self.send(
+            {"type": "websocket.accept", "subprotocol": subprotocol, "headers": headers}
+        )
+
+    async def _receive_data(self) -> Message:
+        if self.application_state is not _S.CONNECTED:
+            raise WebSocketDisconnected("The websocket is not connected: call accept() first")
+        message = await self.receive()
+        if message["type"] == "websocket.disconnect":
+            raise WebSocketDisconnect(message.get("code", 1000), message.get("reason"))
+        return message
+
+    async def receive_text(self) -> str:
+        """The next text frame; raises `WebSocketDisconnect` when the client closes."""
+        message = await self._receive_data()
+        text = message.get("text")
+        if text is None:
+            raise WebSocketException(1003, "Expected a text frame, got a binary one")
+        return text  # type: ignore[no-any-return]
+
+    async def receive_bytes(self) -> bytes:
+        """The next binary frame; raises `WebSocketDisconnect` when the client closes."""
+        message = await self._receive_data()
+        data = message.get("bytes")
+        if data is None:
+            raise WebSocketException(1003, "Expected a binary frame, got a text one")
+        return data  # type: ignore[no-any-return]
+
+    async def receive_json(self, mode: Literal["text", "binary"] = "text") -> Any:
+        """The next frame parsed as JSON (from a text frame, or a binary one in UTF-8); raises
+        ``json.JSONDecodeError`` for invalid JSON."""
+        _check_mode(mode)
+        if mode == "text":
+            return json.loads(await self.receive_text())
+        return json.loads(await self.receive_bytes())
+
+    async def iter_text(self) -> AsyncIterator[str]:
+        """Text frames until the client closes."""
+        with contextlib.suppress(WebSocketDisconnect):
+            while True:
+                yield await self.receive_text()
+
+    async def iter_bytes(self) -> AsyncIterator[bytes]:
+        """Binary frames until the client closes."""
+        with contextlib.suppress(WebSocketDisconnect):
+            while True:
+                yield await self.receive_bytes()
+
+    async def iter_json(self) -> AsyncIterator[Any]:
+        """JSON text frames until the client closes."""
+        with contextlib.suppress(WebSocketDisconnect):
+            while True:
+                yield await self.receive_json()
+
+    async def send_text(self, data: str) -> None:
+        """Send a text frame."""
+        await self.send({"type": "websocket.send", "text": data})
+
+    async def send_bytes(self, data: bytes) -> None:
+        """Send a binary frame."""
+        await self.send({"type": "websocket.send", "bytes": data})
+
+    async def send_json(self, data: Any, mode: Literal["text", "binary"] = "text") -> None:
+        """Send `data` as compact UTF-8 JSON, in a text frame or a binary one."""
+        _check_mode(mode)
+        text = json.dumps(data, separators=(",", ":"), ensure_ascii=False)
+        if mode == "text":
+            await self.send_text(text)
+        else:
+            await self.send_bytes(text.encode("utf-8"))
+
+    async def close(self, code: int = 1000, reason: str | None = None) -> None:
+        """Close the websocket (or refuse it, before accept) with `code` and `reason`."""
+        await self.send({"type": "websocket.close", "code": code, "reason": reason or ""})
+
+    async def send_denial_response(self, response: Response) -> None:
+        """Refuse the handshake with an HTTP response, through ASGI's websocket.http.response
+        extension; raises RuntimeError if the server does not offer it."""
+        if "websocket.http.response" not in self.scope.get("extensions", {}):
+            raise RuntimeError(
+                "The server does not support the websocket denial response extension"
+            )
+        await response(self.scope, self.receive, self.send)
+
+
+def _check_mode(mode: str) -> None:
+    if mode not in ("text", "binary"):
+        raise ValueError(f"mode must be 'text' or 'binary', not {mode!r}")
+
+
+class WebSocketClose:
+    """An ASGI app that closes (or refuses) a websocket with `code` and `reason`."""
+
+    def __init__(self, code: int = 1000, reason: str | None = None) -> None:
+        self.code = code
+        self.reason = reason or ""
+        _check_close(self.code, self.reason)
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        await send({"type": "websocket.close", "code": self.code, "reason": self.reason})
+
+
 # ==== Routing ====
 # Convertors turn path parameters into values and back; Route, Mount and Host match a request;
 # Router tries them in the order declared. An index narrows a request to the few routes whose path
@@ -2024,9 +2257,18 @@ def _route_path(scope: Scope) -> str:
     return path[len(root_path) :] if path[len(root_path)] == "/" else path
 
 
-def _convert_params(match: re.Match[str], convertors: dict[str, Convertor[Any]]) -> dict[str, Any]:
-    """The matched parameters, converted; raises ValueError when one does not convert."""
-    return {name: convertors[name].convert(value) for name, value in match.groupdict().items()}
+def _matched_params(
+    regex: re.Pattern[str], convertors: dict[str, Convertor[Any]], text: str
+) -> dict[str, Any] | None:
+    """The converted parameters if `regex` matches `text`, else None. A value that fits the
+    pattern but does not convert (a 5,000-digit int) is no match: a 404, never a 500."""
+    match = regex.match(text)
+    if match is None:
+        return None
+    try:
+        return {name: convertors[name].convert(value) for name, value in match.groupdict().items()}
+    except ValueError:
+        return None
 
 
 # A generated path would read as "//host/..." to a browser: escape the second slash.
@@ -2138,6 +2380,41 @@ def _wrap_in_middleware(app: ASGIApp, middleware: Sequence[Middleware] | None) -
     return app
 
 
+def websocket_session(func: Callable[[WebSocket], Awaitable[None]]) -> ASGIApp:
+    """Make an ASGI app of an async function that takes a WebSocket."""
+
+    async def app(scope: Scope, receive: Receive, send: Send) -> None:
+        session = WebSocket(scope, receive=receive, send=send)
+
+        async def run(scope: Scope, receive: Receive, send: Send) -> None:
+            await func(session)
+
+        await _handling_exceptions(run, session)(scope, receive, send)
+
+    return app
+
+
+def _is_function(endpoint: Callable[..., Any]) -> bool:
+    """Whether an endpoint is a plain function or method (perhaps in a partial), rather than an
+    ASGI app such as an endpoint class."""
+    while isinstance(endpoint, functools.partial):
+        endpoint = endpoint.func
+    return inspect.isfunction(endpoint) or inspect.ismethod(endpoint)
+
+
+def _endpoint_url_path(
+    route: Route | WebSocketRoute,
+    name: str,
+    path_params: dict[str, Any],
+    protocol: Literal["http", "websocket"],
+) -> URLPath:
+    """The URL path of a Route or WebSocketRoute, if `name` and the parameters are its own."""
+    if name != route.name or path_params.keys() != route.param_convertors.keys():
+        raise NoMatchFound(name, path_params)
+    path, _ = _fill_path(route.path_format, route.param_convertors, path_params)
+    return URLPath(_safe_path(path), protocol=protocol)
+
+
 def _require_leading_slash(kind: str, path: str) -> None:
     if not path.startswith("/"):
         raise ValueError(f"{kind} path must start with '/': got {path!r}")
@@ -2166,10 +2443,7 @@ class Route(BaseRoute):
         self.endpoint = endpoint
         self.name = get_name(endpoint) if name is None else name
         self.include_in_schema = include_in_schema
-        handler = endpoint
-        while isinstance(handler, functools.partial):
-            handler = handler.func
-        if inspect.isfunction(handler) or inspect.ismethod(handler):
+        if _is_function(endpoint):
             app = request_response(endpoint)
             methods = ["GET"] if methods is None else methods
         else:  # an ASGI app, e.g. an HTTPEndpoint class
@@ -2186,12 +2460,8 @@ class Route(BaseRoute):
     def matches(self, scope: Scope) -> tuple[Match, Scope]:
         if scope["type"] != "http":
             return Match.NONE, {}
-        match = self.path_regex.match(_route_path(scope))
-        if match is None:
-            return Match.NONE, {}
-        try:
-            params = _convert_params(match, self.param_convertors)
-        except ValueError:  # matched the pattern but is no valid value: as if it did not match
+        params = _matched_params(self.path_regex, self.param_convertors, _route_path(scope))
+        if params is None:
             return Match.NONE, {}
         child_scope = {
             "endpoint": self.endpoint,
@@ -2202,10 +2472,7 @@ class Route(BaseRoute):
         return Match.FULL, child_scope
 
     def url_path_for(self, name: str, /, **path_params: Any) -> URLPath:
-        if name != self.name or path_params.keys() != self.param_convertors.keys():
-            raise NoMatchFound(name, path_params)
-        path, _ = _fill_path(self.path_format, self.param_convertors, path_params)
-        return URLPath(_safe_path(path), protocol="http")
+        return _endpoint_url_path(self, name, path_params, "http")
 
     async def handle(self, scope: Scope, receive: Receive, send: Send) -> None:
         if self.methods is not None and scope["method"] not in self.methods:
@@ -2229,6 +2496,54 @@ class Route(BaseRoute):
     def __repr__(self) -> str:
         name, methods = self.__class__.__name__, sorted(self.methods or [])
         return f"{name}(path={self.path!r}, name={self.name!r}, methods={methods!r})"
+
+
+class WebSocketRoute(BaseRoute):
+    """A websocket endpoint at a path: an async function taking a WebSocket, or an ASGI app
+    such as a ``WebSocketEndpoint`` class."""
+
+    def __init__(
+        self,
+        path: str,
+        endpoint: Callable[..., Any],
+        *,
+        name: str | None = None,
+        middleware: Sequence[Middleware] | None = None,
+    ) -> None:
+        _require_leading_slash("WebSocketRoute", path)
+        self.path = path
+        self.endpoint = endpoint
+        self.name = get_name(endpoint) if name is None else name
+        app = websocket_session(endpoint) if _is_function(endpoint) else endpoint
+        self.app = _wrap_in_middleware(app, middleware)
+        self.path_regex, self.path_format, self.param_convertors = compile_path(path)
+
+    def matches(self, scope: Scope) -> tuple[Match, Scope]:
+        if scope["type"] != "websocket":
+            return Match.NONE, {}
+        params = _matched_params(self.path_regex, self.param_convertors, _route_path(scope))
+        if params is None:
+            return Match.NONE, {}
+        path_params = {**scope.get("path_params", {}), **params}
+        return Match.FULL, {"endpoint": self.endpoint, "path_params": path_params}
+
+    def url_path_for(self, name: str, /, **path_params: Any) -> URLPath:
+        return _endpoint_url_path(self, name, path_params, "websocket")
+
+    async def handle(self, scope: Scope, receive: Receive, send: Send) -> None:
+        await self.app(scope, receive, send)
+
+    def __eq__(self, other: object) -> bool:
+        return (
+            isinstance(other, WebSocketRoute)
+            and self.path == other.path
+            and self.endpoint == other.endpoint
+        )
+
+    __hash__ = BaseRoute.__hash__
+
+    def __repr__(self) -> str:
+        return f"{self.__class__.__name__}(path={self.path!r}, name={self.name!r})"
 
 
 class Mount(BaseRoute):
@@ -2268,12 +2583,8 @@ class Mount(BaseRoute):
         if scope["type"] not in ("http", "websocket"):
             return Match.NONE, {}
         route_path = _route_path(scope)
-        match = self.path_regex.match(route_path)
-        if match is None:
-            return Match.NONE, {}
-        try:
-            params = _convert_params(match, self.param_convertors)
-        except ValueError:
+        params = _matched_params(self.path_regex, self.param_convertors, route_path)
+        if params is None:
             return Match.NONE, {}
         remaining_path = "/" + params.pop("path")
         matched_path = route_path[: len(route_path) - len(remaining_path)]
@@ -2346,12 +2657,9 @@ class Host(BaseRoute):
         host_header = _header_value(scope, b"host")
         if host_header is None or not _valid_host_header(host_header):
             return Match.NONE, {}
-        match = self.host_regex.match(_host_without_port(host_header).lower())
-        if match is None:
-            return Match.NONE, {}
-        try:
-            params = _convert_params(match, self.param_convertors)
-        except ValueError:
+        host = _host_without_port(host_header).lower()
+        params = _matched_params(self.host_regex, self.param_convertors, host)
+        if params is None:
             return Match.NONE, {}
         path_params = {**scope.get("path_params", {}), **params}
         return Match.FULL, {"path_params": path_params, "endpoint": self.app}
@@ -2427,7 +2735,7 @@ class _RouteIndex:
     @staticmethod
     def _template(route: BaseRoute) -> str | None:
         """The path template `route` matches, if it is one of ours and matches by path alone."""
-        if type(route).matches is Route.matches:
+        if type(route).matches in (Route.matches, WebSocketRoute.matches):
             return route.path  # type: ignore[attr-defined, no-any-return]
         if type(route).matches is Mount.matches:
             return route.path + "/{path:path}"  # type: ignore[attr-defined, no-any-return]
@@ -2672,6 +2980,15 @@ class Router:
         )
         self.routes.append(route)
 
+    def add_websocket_route(
+        self,
+        path: str,
+        endpoint: Callable[[WebSocket], Awaitable[None]],
+        name: str | None = None,
+    ) -> None:
+        """Add a WebSocketRoute."""
+        self.routes.append(WebSocketRoute(path, endpoint, name=name))
+
 
 @contextlib.asynccontextmanager
 async def _no_lifespan(app: Any) -> AsyncIterator[None]:
@@ -2679,8 +2996,8 @@ async def _no_lifespan(app: Any) -> AsyncIterator[None]:
 
 
 # ==== Endpoints ====
-# HTTPEndpoint: a class-based endpoint with one method per HTTP verb. (WebSocketEndpoint comes
-# with the websockets.)
+# Class-based endpoints: HTTPEndpoint with one method per HTTP verb, WebSocketEndpoint with one
+# per websocket event.
 
 # RFC 9110 §9 and the QUERY method draft: the verbs HTTPEndpoint dispatches, and nothing else, so
 # a request method can never name an arbitrary attribute of the endpoint.
@@ -2729,6 +3046,77 @@ class HTTPEndpoint:
         if "app" in self.scope:  # let the app's exception handlers render it
             raise HTTPException(status_code=405, headers=headers)
         return PlainTextResponse("Method Not Allowed", status_code=405, headers=headers)
+
+
+class WebSocketEndpoint:
+    """A class answering a websocket's events: ``on_connect`` (accepts by default),
+    ``on_receive`` with each frame decoded as `encoding` says, and ``on_disconnect``.
+
+    `encoding` is "text", "bytes", "json" or None (frames as they come). A frame that cannot be
+    decoded so closes the socket with 1003 (unsupported data); a `WebSocketException` raised by a
+    handler closes it with its own code.
+    """
+
+    encoding: Literal["text", "bytes", "json"] | None = None
+
+    def __init__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "websocket":
+            raise ValueError(f"WebSocketEndpoint needs a 'websocket' scope, got {scope['type']!r}")
+        self.scope = scope
+        self.receive = receive
+        self.send = send
+
+    def __await__(self) -> Generator[Any, None, None]:
+        return self.dispatch().__await__()
+
+    async def dispatch(self) -> None:
+        """Run the connection: connect, then a receive for each frame, then disconnect."""
+        websocket = WebSocket(self.scope, receive=self.receive, send=self.send)
+        await self.on_connect(websocket)
+        close_code = 1000
+        try:
+            while (message := await websocket.receive())["type"] == "websocket.receive":
+                await self.on_receive(websocket, await self.decode(websocket, message))
+            close_code = int(message.get("code") or 1000)
+        except WebSocketException as exc:
+            close_code = exc.code
+            await websocket.close(exc.code, exc.reason)
+        except Exception:
+            close_code = 1011
+            raise
+        finally:
+            await self.on_disconnect(websocket, close_code)
+
+    async def decode(self, websocket: WebSocket, message: Message) -> Any:
+        """A frame's payload as `encoding` wants it; raises WebSocketException(1003) if it is
+        of the wrong kind or, for JSON, not JSON."""
+        text, data = message.get("text"), message.get("bytes")
+        if self.encoding == "text":
+            if text is None:
+                raise WebSocketException(1003, "Expected a text frame")
+            return text
+        if self.encoding == "bytes":
+            if data is None:
+                raise WebSocketException(1003, "Expected a binary frame")
+            return data
+        if self.encoding == "json":
+            try:
+                return json.loads(text if text is not None else data or b"")
+            except ValueError:  # JSONDecodeError, or a binary frame that is not UTF-8
+                raise WebSocketException(1003, "Malformed JSON data received") from None
+        if text is None and data is None:
+            raise WebSocketException(1003, "Received a frame without a payload")
+        return text if text is not None else data
+
+    async def on_connect(self, websocket: WebSocket) -> None:
+        """Called first: accepts the connection. Override to check it, or pick a subprotocol."""
+        await websocket.accept()
+
+    async def on_receive(self, websocket: WebSocket, data: Any) -> None:
+        """Called with each decoded frame."""
+
+    async def on_disconnect(self, websocket: WebSocket, close_code: int) -> None:
+        """Called last, with the close code (1011 if a handler raised)."""
 
 
 # ==== Middleware ====
@@ -2828,7 +3216,10 @@ class ExceptionMiddleware:
         self.app = app
         self.debug = debug
         self._status_handlers: dict[int, ExceptionHandler] = {}
-        self._exception_handlers: dict[Any, ExceptionHandler] = {HTTPException: self.http_exception}
+        self._exception_handlers: dict[Any, ExceptionHandler] = {
+            HTTPException: self.http_exception,
+            WebSocketException: self.websocket_exception,
+        }
         for key, handler in (handlers or {}).items():
             self.add_exception_handler(key, handler)
 
@@ -2849,18 +3240,26 @@ class ExceptionMiddleware:
             )
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] != "http":
+        if scope["type"] not in ("http", "websocket"):
             await self.app(scope, receive, send)
             return
         scope[_HANDLERS_SCOPE_KEY] = (self._exception_handlers, self._status_handlers)
-        request = Request(scope, receive, send)
-        await _handling_exceptions(self.app, request)(scope, receive, send)
+        connection: HTTPConnection
+        if scope["type"] == "http":
+            connection = Request(scope, receive, send)
+        else:
+            connection = WebSocket(scope, receive, send)
+        await _handling_exceptions(self.app, connection)(scope, receive, send)
 
     async def http_exception(self, request: Request, exc: HTTPException) -> Response:
         """The default answer to an HTTPException: its detail as text, with its headers."""
         if exc.status_code in (204, 304):  # statuses that carry no content
             return Response(status_code=exc.status_code, headers=exc.headers)
         return PlainTextResponse(exc.detail, status_code=exc.status_code, headers=exc.headers)
+
+    async def websocket_exception(self, websocket: WebSocket, exc: WebSocketException) -> None:
+        """The default answer to a WebSocketException: close with its code and reason."""
+        await websocket.close(code=exc.code, reason=exc.reason)
 
 
 class ServerErrorMiddleware:
@@ -2880,6 +3279,9 @@ class ServerErrorMiddleware:
         self.debug = debug
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] == "websocket":
+            await self._guard_websocket(scope, receive, send)
+            return
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
@@ -2903,6 +3305,29 @@ class ServerErrorMiddleware:
             if not response_started:
                 await response(scope, receive, send)
             raise  # so that the server logs it, and a TestClient can raise it in the test
+
+    async def _guard_websocket(self, scope: Scope, receive: Receive, send: Send) -> None:
+        """On an unhandled exception, end the websocket as the protocol asks, then re-raise: a
+        500 denial response if the handshake is still open and the server offers the extension,
+        else a 1011 close (internal error)."""
+        sent: set[str] = set()
+
+        async def send_noting_type(message: Message) -> None:
+            sent.add(message["type"])
+            await send(message)
+
+        try:
+            await self.app(scope, receive, send_noting_type)
+        except Exception:
+            if not {"websocket.close", "websocket.http.response.start"} & sent:
+                can_deny = "websocket.http.response" in scope.get("extensions", {})
+                with contextlib.suppress(OSError):  # the client may be gone already
+                    if "websocket.accept" not in sent and can_deny:
+                        denial = PlainTextResponse("Internal Server Error", status_code=500)
+                        await denial(scope, receive, send)
+                    else:
+                        await send({"type": "websocket.close", "code": 1011, "reason": ""})
+            raise
 
     def debug_response(self, request: Request, exc: Exception) -> Response:
         """The traceback, as HTML for a browser and as text otherwise."""
@@ -3036,6 +3461,15 @@ class Starlite:
         self.router.add_route(
             path, route, methods=methods, name=name, include_in_schema=include_in_schema
         )
+
+    def add_websocket_route(
+        self,
+        path: str,
+        route: Callable[[WebSocket], Awaitable[None]],
+        name: str | None = None,
+    ) -> None:
+        """Add a WebSocketRoute."""
+        self.router.add_websocket_route(path, route, name=name)
 
 
 # ==== Test client ====
@@ -3197,6 +3631,11 @@ class _TestClientTransport(_HTTPXBaseTransport):
         self.app_state = app_state
 
     def handle_request(self, request: httpx.Request) -> httpx.Response:
+        if request.url.scheme in ("ws", "wss"):  # from websocket_connect(): hand a session back
+            session = WebSocketTestSession(
+                self.app, self.scope_for(request), self.portal_factory, self.raise_server_exceptions
+            )
+            raise _Upgrade(session)
         run = _AppRun(self.app, self.scope_for(request), request.read())
         with contextlib.ExitStack() as stack:
             run.start(stack.enter_context(self.portal_factory()))
@@ -3235,11 +3674,9 @@ class _TestClientTransport(_HTTPXBaseTransport):
         headers = [(name.lower(), value) for name, value in request.headers.raw]
         if not any(name == b"host" for name, _ in headers):
             headers.insert(0, (b"host", url.netloc))
-        return {
-            "type": "http",
+        scope = {
             "asgi": {"version": "3.0"},
             "http_version": "1.1",
-            "method": request.method,
             "scheme": url.scheme,
             "path": url.path,
             "raw_path": url.raw_path.split(b"?", 1)[0],
@@ -3248,9 +3685,176 @@ class _TestClientTransport(_HTTPXBaseTransport):
             "headers": headers,
             "client": self.client,
             "server": (url.host, url.port or _DEFAULT_PORTS.get(url.scheme, 80)),
-            "extensions": {"http.response.debug": {}},
             "state": dict(self.app_state),
         }
+        if url.scheme in ("ws", "wss"):
+            protocols = request.headers.get("sec-websocket-protocol", "").split(",")
+            scope["type"] = "websocket"
+            scope["subprotocols"] = [protocol.strip() for protocol in protocols if protocol.strip()]
+            scope["extensions"] = {"websocket.http.response": {}}
+        else:
+            scope["type"] = "http"
+            scope["method"] = request.method
+            scope["extensions"] = {"http.response.debug": {}}
+        return scope
+
+
+class _Upgrade(Exception):
+    """Carries a websocket session from the transport back out through httpx to
+    ``websocket_connect``, so that httpx merges the URL, headers and cookies as for a request."""
+
+    def __init__(self, session: WebSocketTestSession) -> None:
+        self.session = session
+
+
+# How long the app may take to return once the test has closed its websocket.
+_WEBSOCKET_CLOSE_GRACE = 5.0
+
+
+class WebSocketTestSession:
+    """A websocket connection to the app under test, from ``TestClient.websocket_connect``.
+
+    Use it in a ``with`` block: entering waits for the app to accept (raising
+    `WebSocketDisconnect` if it closes instead, or `WebSocketDenialResponse` if it answers with
+    an HTTP response); leaving closes the socket and waits for the app, raising what it raised.
+    ``receive_*`` raise `WebSocketDisconnect` when the app closes.
+    """
+
+    __test__ = False  # not a test class for pytest
+
+    def __init__(
+        self,
+        app: ASGIApp,
+        scope: Scope,
+        portal_factory: Callable[[], contextlib.AbstractContextManager[Any]],
+        raise_server_exceptions: bool = True,
+    ) -> None:
+        self.app = app
+        self.scope = scope
+        self.accepted_subprotocol: str | None = None
+        self.extra_headers: list[tuple[bytes, bytes]] | None = None
+        self._portal_factory = portal_factory
+        self._raise_server_exceptions = raise_server_exceptions
+        self._to_app, self._app_inbox = anyio.create_memory_object_stream[Message](math.inf)
+        self._app_outbox, self._from_app = anyio.create_memory_object_stream[Message](math.inf)
+        self._closed = False
+
+    def __enter__(self) -> WebSocketTestSession:
+        with contextlib.ExitStack() as stack:
+            # Queued before the app starts: an app that refuses without reading it is fine.
+            self._to_app.send_nowait({"type": "websocket.connect"})
+            self.portal: anyio.from_thread.BlockingPortal
+            self.portal = stack.enter_context(self._portal_factory())
+            self._task = self.portal.start_task_soon(self._run)
+            stack.callback(self._finish)
+            message = self.receive()
+            self._raise_on_close(message)
+            self.accepted_subprotocol = message.get("subprotocol")
+            self.extra_headers = message.get("headers")
+            self._exit_stack = stack.pop_all()
+        return self
+
+    def __exit__(self, *exc_info: Any) -> None:
+        with self._exit_stack:
+            if not self._closed and not self._task.done():
+                self.close(1000)
+
+    async def _run(self) -> None:
+        with self._app_inbox, self._app_outbox:  # closed when the app returns: the test sees it
+            await self.app(self.scope, self._app_inbox.receive, self._app_outbox.send)
+
+    async def _next_message(self) -> Message | None:
+        try:
+            return await self._from_app.receive()
+        except anyio.EndOfStream:
+            return None
+
+    def _finish(self) -> None:
+        """Wait for the app to return (cancelling it if it will not), then re-raise its error."""
+        if not futures.wait([self._task], timeout=_WEBSOCKET_CLOSE_GRACE).done:
+            self._task.cancel()
+        futures.wait([self._task])
+        self._to_app.close()
+        self._from_app.close()
+        if self._task.cancelled():
+            return
+        exception = self._task.exception()
+        if exception is not None and self._raise_server_exceptions:
+            raise exception
+
+    def send(self, message: Message) -> None:
+        """Send an ASGI message to the app."""
+        try:
+            self.portal.call(self._to_app.send, message)
+        except anyio.BrokenResourceError:
+            raise WebSocketDisconnected("The app has already closed the websocket") from None
+
+    def send_text(self, data: str) -> None:
+        """Send a text frame."""
+        self.send({"type": "websocket.receive", "text": data})
+
+    def send_bytes(self, data: bytes) -> None:
+        """Send a binary frame."""
+        self.send({"type": "websocket.receive", "bytes": data})
+
+    def send_json(self, data: Any, mode: Literal["text", "binary"] = "text") -> None:
+        """Send `data` as JSON, in a text frame or a binary one."""
+        _check_mode(mode)
+        text = json.dumps(data, separators=(",", ":"), ensure_ascii=False)
+        if mode == "text":
+            self.send_text(text)
+        else:
+            self.send_bytes(text.encode("utf-8"))
+
+    def close(self, code: int = 1000, reason: str | None = None) -> None:
+        """Close the websocket from the client's side."""
+        self._closed = True
+        self.send({"type": "websocket.disconnect", "code": code, "reason": reason or ""})
+
+    def receive(self) -> Message:
+        """The app's next ASGI message; raises what the app raised if it returned with an error."""
+        message = self.portal.call(self._next_message)
+        if message is not None:
+            return message
+        futures.wait([self._task])
+        if (exception := self._task.exception()) is not None and self._raise_server_exceptions:
+            raise exception
+        # An app that returns without closing: the server closes for it (ASGI spec).
+        return {"type": "websocket.close", "code": 1000, "reason": ""}
+
+    def receive_text(self) -> str:
+        """The next text frame."""
+        message = self.receive()
+        self._raise_on_close(message)
+        return message["text"]  # type: ignore[no-any-return]
+
+    def receive_bytes(self) -> bytes:
+        """The next binary frame."""
+        message = self.receive()
+        self._raise_on_close(message)
+        return message["bytes"]  # type: ignore[no-any-return]
+
+    def receive_json(self, mode: Literal["text", "binary"] = "text") -> Any:
+        """The next frame, parsed as JSON."""
+        _check_mode(mode)
+        message = self.receive()
+        self._raise_on_close(message)
+        return json.loads(message["text"] if mode == "text" else message["bytes"])
+
+    def _raise_on_close(self, message: Message) -> None:
+        if message["type"] == "websocket.close":
+            self._closed = True
+            raise WebSocketDisconnect(message.get("code", 1000), message.get("reason", ""))
+        if message["type"] == "websocket.http.response.start":
+            self._closed = True
+            body = b""
+            more_body = True
+            while more_body:
+                part = self.receive()
+                body += part.get("body", b"")
+                more_body = part.get("more_body", False) and part["type"] != "websocket.close"
+            denial_cls = _websocket_denial_response_class()
+            raise denial_cls(message["status"], headers=message.get("headers", []), content=body)
 
 
 class _Lifespan:
@@ -3380,13 +3984,47 @@ class _TestClient(_HTTPXClient):
     def _forget_portal(self) -> None:
         self.portal = None
 
+    def websocket_connect(
+        self, url: str, subprotocols: Sequence[str] | None = None, **kwargs: Any
+    ) -> WebSocketTestSession:
+        """Open a websocket to the app at `url` (relative to `base_url`); use the session in a
+        ``with`` block. `headers` and other keyword arguments go to the handshake request."""
+        http_url = self.base_url.join(url)
+        ws_url = http_url.copy_with(scheme="wss" if http_url.scheme == "https" else "ws")
+        headers = dict(kwargs.pop("headers", None) or {})
+        headers.setdefault("connection", "upgrade")
+        headers.setdefault("sec-websocket-key", "testserver==")
+        headers.setdefault("sec-websocket-version", "13")
+        if subprotocols is not None:
+            headers.setdefault("sec-websocket-protocol", ", ".join(subprotocols))
+        try:
+            self.request("GET", ws_url, headers=headers, **kwargs)
+        except _Upgrade as upgrade:
+            return upgrade.session
+        raise RuntimeError("The transport did not open a websocket")  # unreachable by design
+
+
+@functools.cache
+def _websocket_denial_response_class() -> type[WebSocketDenialResponse]:
+    """The exception a denied websocket handshake raises: an httpx.Response that is also a
+    WebSocketDisconnect, as in Starlette; built on first use, like TestClient."""
+    doc = "A websocket handshake the app answered with an HTTP response."
+    namespace = {"__module__": __name__, "__doc__": doc}
+    bases = (_httpx().Response, WebSocketDisconnect)
+    return type("WebSocketDenialResponse", bases, namespace)
+
 
 if TYPE_CHECKING:
     TestClient = _TestClient
+
+    class WebSocketDenialResponse(httpx.Response, WebSocketDisconnect):  # type: ignore[misc]
+        """A websocket handshake the app answered with an HTTP response."""
 
 
 def __getattr__(name: str) -> Any:
     """Build `TestClient` when it is first imported: only then is httpx imported."""
     if name == "TestClient":
         return _with_httpx_base(_TestClient, "Client")
+    if name == "WebSocketDenialResponse":
+        return _websocket_denial_response_class()
     raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
