@@ -1998,8 +1998,10 @@ class WebSocket(HTTPConnection):
         )
 
     async def _receive_data(self) -> Message:
-        if self.application_state is not _S.CONNECTED:
+        if self.application_state is _S.CONNECTING:
             raise WebSocketDisconnected("The websocket is not connected: call accept() first")
+        if self.application_state is not _S.CONNECTED:
+            raise WebSocketDisconnected("The websocket is closed")
         message = await self.receive()
         if message["type"] == "websocket.disconnect":
             raise WebSocketDisconnect(message.get("code", 1000), message.get("reason"))
@@ -2381,13 +2383,16 @@ def _wrap_in_middleware(app: ASGIApp, middleware: Sequence[Middleware] | None) -
 
 
 def websocket_session(func: Callable[[WebSocket], Awaitable[None]]) -> ASGIApp:
-    """Make an ASGI app of an async function that takes a WebSocket."""
+    """Make an ASGI app of an async function that takes a WebSocket. A `WebSocketDisconnect`
+    it lets out (the client closed) ends the session quietly: no error for the server to log."""
 
     async def app(scope: Scope, receive: Receive, send: Send) -> None:
         session = WebSocket(scope, receive=receive, send=send)
 
         async def run(scope: Scope, receive: Receive, send: Send) -> None:
-            await func(session)
+            # The client closing is how a websocket ends, not an error for the server to log.
+            with contextlib.suppress(WebSocketDisconnect):
+                await func(session)
 
         await _handling_exceptions(run, session)(scope, receive, send)
 
@@ -3075,12 +3080,18 @@ class WebSocketEndpoint:
         await self.on_connect(websocket)
         close_code = 1000
         try:
-            while (message := await websocket.receive())["type"] == "websocket.receive":
+            # Not entered when on_connect refused the connection.
+            while websocket.client_state is WebSocketState.CONNECTED:
+                message = await websocket.receive()
+                if message["type"] == "websocket.disconnect":
+                    close_code = int(message.get("code") or 1000)
+                    break
                 await self.on_receive(websocket, await self.decode(websocket, message))
-            close_code = int(message.get("code") or 1000)
         except WebSocketException as exc:
             close_code = exc.code
             await websocket.close(exc.code, exc.reason)
+        except WebSocketDisconnect as exc:  # a handler received after the client closed
+            close_code = exc.code
         except Exception:
             close_code = 1011
             raise
