@@ -2503,6 +2503,27 @@ class Route(BaseRoute):
         return f"{name}(path={self.path!r}, name={self.name!r}, methods={methods!r})"
 
 
+def _inner_name(outer_name: str | None, name: str) -> str | None:
+    """The route name to look for behind a Mount or Host called `outer_name` ("users:detail"
+    gives "detail"; any name, behind an unnamed one), or None if `name` is not behind it."""
+    if outer_name is None:
+        return name
+    prefix = outer_name + ":"
+    return name.removeprefix(prefix) if name.startswith(prefix) else None
+
+
+def _url_path_in(
+    routes: Iterable[BaseRoute], name: str, path_params: dict[str, Any]
+) -> URLPath | None:
+    """The path of route `name` from the first of `routes` that has it, else None."""
+    for route in routes:
+        try:
+            return route.url_path_for(name, **path_params)
+        except NoMatchFound:
+            continue
+    return None
+
+
 class WebSocketRoute(BaseRoute):
     """A websocket endpoint at a path: an async function taking a WebSocket, or an ASGI app
     such as a ``WebSocketEndpoint`` class."""
@@ -2608,22 +2629,17 @@ class Mount(BaseRoute):
             path, unused = _fill_path(self.path_format, self.param_convertors, path_params)
             if not unused:
                 return URLPath(_safe_path(path))
-        elif self.name is None or name.startswith(self.name + ":"):
-            inner_name = name if self.name is None else name[len(self.name) + 1 :]
+        elif (inner_name := _inner_name(self.name, name)) is not None:
             inner_path = path_params.pop("path", None)
             prefix, inner_params = _fill_path(
                 self.path_format, self.param_convertors, {**path_params, "path": ""}
             )
             if inner_path is not None:
                 inner_params["path"] = inner_path
-            if not _PARAMETER_IN_FORMAT.search(prefix):  # every mount parameter was given
-                for route in self.routes:
-                    try:
-                        url = route.url_path_for(inner_name, **inner_params)
-                    except NoMatchFound:
-                        continue
-                    path = prefix.rstrip("/") + str(url)
-                    return URLPath(_safe_path(path), protocol=url.protocol, host=url.host)
+            url = _url_path_in(self.routes, inner_name, inner_params)
+            if url is not None and not _PARAMETER_IN_FORMAT.search(prefix):
+                path = prefix.rstrip("/") + str(url)
+                return URLPath(_safe_path(path), protocol=url.protocol, host=url.host)
         raise NoMatchFound(name, path_params)
 
     async def handle(self, scope: Scope, receive: Receive, send: Send) -> None:
@@ -2675,16 +2691,11 @@ class Host(BaseRoute):
             host, unused = _fill_path(self.host_format, self.param_convertors, path_params)
             if not unused:
                 return URLPath(path=path, host=host)
-        elif self.name is None or name.startswith(self.name + ":"):
-            inner_name = name if self.name is None else name[len(self.name) + 1 :]
+        elif (inner_name := _inner_name(self.name, name)) is not None:
             host, inner_params = _fill_path(self.host_format, self.param_convertors, path_params)
-            if not _PARAMETER_IN_FORMAT.search(host):
-                for route in self.routes:
-                    try:
-                        url = route.url_path_for(inner_name, **inner_params)
-                    except NoMatchFound:
-                        continue
-                    return URLPath(path=str(url), protocol=url.protocol, host=host)
+            url = _url_path_in(self.routes, inner_name, inner_params)
+            if url is not None and not _PARAMETER_IN_FORMAT.search(host):
+                return URLPath(path=str(url), protocol=url.protocol, host=host)
         raise NoMatchFound(name, path_params)
 
     async def handle(self, scope: Scope, receive: Receive, send: Send) -> None:
@@ -2880,12 +2891,10 @@ class Router:
 
     def url_path_for(self, name: str, /, **path_params: Any) -> URLPath:
         """The path of the route called `name` (``"mount:route"`` inside a named Mount)."""
-        for route in self.routes:
-            try:
-                return route.url_path_for(name, **path_params)
-            except NoMatchFound:
-                pass
-        raise NoMatchFound(name, path_params)
+        url = _url_path_in(self.routes, name, path_params)
+        if url is None:
+            raise NoMatchFound(name, path_params)
+        return url
 
     async def lifespan(self, scope: Scope, receive: Receive, send: Send) -> None:
         """Run the lifespan context across ASGI's ``lifespan.startup`` and ``shutdown``."""
