@@ -11,8 +11,10 @@ import json
 import math
 import os
 import re
+import socket
 import subprocess
 import sys
+import textwrap
 import threading
 import time
 import uuid
@@ -21,7 +23,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta, timezone
 from http import HTTPStatus
 from pathlib import Path
-from typing import Any, Literal, cast
+from typing import TYPE_CHECKING, Any, Literal, cast
 from urllib.parse import urljoin, urlsplit
 
 import anyio
@@ -84,7 +86,16 @@ from starlite import (
     TestClient,
     URLPath,
     UUIDConvertor,
+    WebSocket,
+    WebSocketClose,
+    WebSocketDenialResponse,
+    WebSocketDisconnect,
+    WebSocketDisconnected,
+    WebSocketEndpoint,
     WebSocketException,
+    WebSocketRoute,
+    WebSocketState,
+    WebSocketTestSession,
     compile_path,
     cookie_parser,
     get_name,
@@ -94,6 +105,9 @@ from starlite import (
     run_in_threadpool,
     status,
 )
+
+if TYPE_CHECKING:
+    from websockets.sync.client import ClientConnection
 
 PROJECT_ROOT = Path(__file__).resolve().parent
 
@@ -174,6 +188,105 @@ def make_scope(
         scope["extensions"] = extensions
     scope.update(extra)
     return scope
+
+
+# The websocket side of ASGI, shared by the sections from WebSockets on: a websocket scope,
+# the messages a client sends, Harness (the server's side of one websocket, driven by the
+# test), and an endpoint that describes its connection.
+
+DENIAL_EXTENSION: dict[str, dict[str, Any]] = {"websocket.http.response": {}}
+
+
+def ws_scope(path: str = "/", *, deny: bool = True, subprotocols: Sequence[str] = ()) -> Scope:
+    """A websocket scope as a server gives it; `deny` offers the websocket.http.response
+    extension."""
+    scope = make_scope(
+        path,
+        type="websocket",
+        scheme="ws",
+        subprotocols=list(subprotocols),
+        extensions=dict(DENIAL_EXTENSION) if deny else {},
+    )
+    del scope["method"]
+    return scope
+
+
+def connect() -> Message:
+    return {"type": "websocket.connect"}
+
+
+def text_frame(text: str) -> Message:
+    return {"type": "websocket.receive", "text": text}
+
+
+def bytes_frame(data: bytes) -> Message:
+    return {"type": "websocket.receive", "bytes": data}
+
+
+def disconnect(code: int = 1000, reason: str = "") -> Message:
+    return {"type": "websocket.disconnect", "code": code, "reason": reason}
+
+
+def close_message(code: int = 1000, reason: str = "") -> Message:
+    return {"type": "websocket.close", "code": code, "reason": reason}
+
+
+class Harness:
+    """The server's side of one websocket: `incoming` are the client's messages, in order, and
+    `sent` collects what the app sends. Asking for more than was given fails the test, unless
+    `then_wait`: then receive waits, as a server does for a client that says nothing more."""
+
+    def __init__(self, *incoming: Message, then_wait: bool = False) -> None:
+        self.incoming = list(incoming)
+        self.then_wait = then_wait
+        self.sent: list[Message] = []
+
+    async def receive(self) -> Message:
+        if not self.incoming:
+            if self.then_wait:
+                await anyio.sleep_forever()
+            raise AssertionError("the app asked for more messages than the test gave")
+        return self.incoming.pop(0)
+
+    async def send(self, message: Message) -> None:
+        self.sent.append(message)
+
+    def websocket(self, scope: Scope | None = None) -> WebSocket:
+        return WebSocket(ws_scope() if scope is None else scope, self.receive, self.send)
+
+    async def run(self, app: ASGIApp, scope: Scope | None = None) -> list[Message]:
+        """Call `app` with this harness; what it sent."""
+        with anyio.fail_after(5):
+            await app(ws_scope() if scope is None else scope, self.receive, self.send)
+        return self.sent
+
+    @property
+    def sent_types(self) -> list[str]:
+        return [message["type"] for message in self.sent]
+
+
+async def describe(websocket: WebSocket) -> None:
+    """Accept and send back what the websocket knows of its connection, as JSON."""
+    await websocket.accept()
+    await websocket.send_json(
+        {
+            "url": str(websocket.url),
+            "base_url": str(websocket.base_url),
+            "path_params": websocket.path_params,
+            "query": list(websocket.query_params.multi_items()),
+            "token": websocket.headers.get("x-token"),
+            "cookies": websocket.cookies,
+            "root_path": websocket.scope.get("root_path", ""),
+            "subprotocols": websocket.scope["subprotocols"],
+            "client": list(websocket.client or ()),
+        }
+    )
+    await websocket.close()
+
+
+def described(client: TestClient, url: str, **kwargs: Any) -> dict[str, Any]:
+    with client.websocket_connect(url, **kwargs) as websocket:
+        return cast(dict[str, Any], websocket.receive_json())
 
 
 # Endpoints, exception handlers and middleware shared by the sections from Routing on.
@@ -275,6 +388,58 @@ def async_text_handler(body: str, status_code: int = 200) -> Callable[[Request, 
         return PlainTextResponse(body, status_code=status_code)
 
     return handler
+
+
+# Websocket middleware and test-client helpers shared by the sections from Routing on.
+
+
+class AcceptHeader:
+    """Pure ASGI middleware adding an ``x-mw`` header to a websocket's accept message and
+    recording its label in ``scope["seen_by"]``."""
+
+    def __init__(self, app: ASGIApp, label: str) -> None:
+        self.app = app
+        self.label = label
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        scope.setdefault("seen_by", []).append(self.label)
+
+        async def send_with_header(message: Message) -> None:
+            if message["type"] == "websocket.accept":
+                headers = [*message.get("headers", []), (b"x-mw", self.label.encode())]
+                message = {**message, "headers": headers}
+            await send(message)
+
+        await self.app(scope, receive, send_with_header)
+
+
+def refusal_at(client: TestClient, url: str) -> WebSocketDisconnect:
+    """The WebSocketDisconnect that opening a websocket to `url` raises."""
+    with pytest.raises(WebSocketDisconnect) as info, client.websocket_connect(url):
+        pass  # pragma: no cover - entering raises
+    return info.value
+
+
+def closes_then_raises(
+    client: TestClient,
+    url: str,
+    raise_server_exceptions: bool,
+    error: type[Exception],
+    *frames: str,
+) -> int:
+    """Send `frames` over a websocket to `url`: the code it is closed with. With
+    `raise_server_exceptions` the app's `error` must come out of the ``with`` block."""
+    codes: list[int] = []
+    with contextlib.ExitStack() as stack:
+        if raise_server_exceptions:
+            stack.enter_context(pytest.raises(error))
+        websocket = stack.enter_context(client.websocket_connect(url))
+        for frame in frames:
+            websocket.send_text(frame)
+        with pytest.raises(WebSocketDisconnect) as info:
+            websocket.receive_text()
+        codes.append(info.value.code)
+    return codes[0]
 
 
 # ==== Types and helpers ====
@@ -3409,6 +3574,434 @@ def test_range_request_body_equals_bytes_of_the_merged_ranges(
     assert sorted(carried) == merge_ranges([(first, last) for _, first, last in specs])
 
 
+# ==== WebSockets ====
+# WebSocket driven directly through ASGI messages (Harness, at the top of the file, plays the
+# server), then the connection details a websocket sees through the test client.
+
+
+async def accepted(*incoming: Message) -> tuple[WebSocket, Harness]:
+    """A websocket already accepted, with `incoming` still to come from the client."""
+    harness = Harness(connect(), *incoming)
+    websocket = harness.websocket()
+    await websocket.accept()
+    harness.sent.clear()
+    return websocket, harness
+
+
+def test_websocket_and_websocket_endpoint_refuse_an_http_scope() -> None:
+    harness = Harness()
+    with pytest.raises(ValueError, match="websocket"):
+        WebSocket(make_scope(), harness.receive, harness.send)
+    with pytest.raises(ValueError, match="websocket"):
+        WebSocketEndpoint(make_scope(), harness.receive, harness.send)
+
+
+def test_websocket_disconnect_defaults_and_exception_kinds() -> None:
+    cases: list[tuple[tuple[Any, ...], int, str]] = [
+        ((), 1000, ""),
+        ((1001,), 1001, ""),
+        ((4000, "bye"), 4000, "bye"),
+        ((1000, None), 1000, ""),
+    ]
+    for args, code, reason in cases:
+        exc = WebSocketDisconnect(*args)
+        assert (exc.code, exc.reason) == (code, reason), args
+    assert not issubclass(WebSocketDisconnect, RuntimeError)
+    assert issubclass(WebSocketDisconnected, RuntimeError)
+
+
+@pytest.mark.anyio
+async def test_accept_and_raw_receive_and_send() -> None:
+    plain = Harness(connect())
+    websocket = plain.websocket()
+    await websocket.accept()
+    assert plain.sent == [{"type": "websocket.accept", "subprotocol": None, "headers": []}]
+    chosen = Harness(connect())
+    websocket = chosen.websocket(ws_scope(subprotocols=["v1", "chat.v2"]))
+    await websocket.accept("chat.v2", [(b"x-room", b"lobby"), (b"x-room", b"hall")])
+    assert chosen.sent == [
+        {
+            "type": "websocket.accept",
+            "subprotocol": "chat.v2",
+            "headers": [(b"x-room", b"lobby"), (b"x-room", b"hall")],
+        }
+    ]
+    assert chosen.incoming == []
+    # After a raw receive of the connect message, accept does not read again.
+    harness = Harness(connect(), text_frame("hi"), disconnect(1001, "away"))
+    websocket = harness.websocket()
+    assert await websocket.receive() == connect()
+    await websocket.accept()  # the connect was read already: accept does not read again
+    assert await websocket.receive() == text_frame("hi")
+    await websocket.send({"type": "websocket.send", "bytes": b"\x01"})
+    assert harness.sent[1:] == [{"type": "websocket.send", "bytes": b"\x01"}]
+    assert await websocket.receive() == disconnect(1001, "away")
+
+
+@pytest.mark.anyio
+async def test_receive_methods_return_the_payload() -> None:
+    websocket, _ = await accepted(
+        text_frame("h\u00e9llo \U0001f600"),
+        text_frame(""),
+        bytes_frame(b"\x00\xff"),
+        bytes_frame(b""),
+        text_frame('{"a": [1, 2], "b": null}'),
+        bytes_frame('{"a": "\u00e9"}'.encode()),
+    )
+    assert await websocket.receive_text() == "h\u00e9llo \U0001f600"
+    assert await websocket.receive_text() == ""
+    assert await websocket.receive_bytes() == b"\x00\xff"
+    assert await websocket.receive_bytes() == b""
+    assert await websocket.receive_json() == {"a": [1, 2], "b": None}
+    assert await websocket.receive_json(mode="binary") == {"a": "\u00e9"}
+
+
+@pytest.mark.anyio
+async def test_receive_json_of_invalid_json_raises_and_mode_is_checked() -> None:
+    websocket, harness = await accepted(text_frame("{not json"), bytes_frame(b"[1, 2"))
+    with pytest.raises(json.JSONDecodeError):
+        await websocket.receive_json()
+    with pytest.raises(json.JSONDecodeError):
+        await websocket.receive_json(mode="binary")
+    with pytest.raises(ValueError, match="mode"):
+        await websocket.receive_json(mode="xml")  # type: ignore[arg-type]
+    with pytest.raises(ValueError, match="mode"):
+        await websocket.send_json(1, mode="xml")  # type: ignore[arg-type]
+    assert harness.sent == []
+
+
+@pytest.mark.anyio
+async def test_send_methods_send_one_frame_each() -> None:
+    websocket, harness = await accepted()
+    await websocket.send_text("h\u00e9")
+    await websocket.send_bytes(b"\x00\x01")
+    await websocket.send_json({"a": "\u00e9", "b": [1, 2]})
+    await websocket.send_json({"a": "\u00e9"}, mode="binary")
+    assert harness.sent == [
+        {"type": "websocket.send", "text": "h\u00e9"},
+        {"type": "websocket.send", "bytes": b"\x00\x01"},
+        {"type": "websocket.send", "text": '{"a":"\u00e9","b":[1,2]}'},  # compact, UTF-8
+        {"type": "websocket.send", "bytes": '{"a":"\u00e9"}'.encode()},
+    ]
+
+
+@pytest.mark.anyio
+async def test_iterators_end_when_the_client_disconnects() -> None:
+    cases: list[tuple[str, list[Message], list[Any]]] = [
+        ("iter_text", [text_frame("a"), text_frame("")], ["a", ""]),
+        ("iter_bytes", [bytes_frame(b"a"), bytes_frame(b"")], [b"a", b""]),
+        ("iter_json", [text_frame("1"), text_frame('{"k": "v"}')], [1, {"k": "v"}]),
+        ("iter_text", [], []),
+    ]
+    for method, frames, expected in cases:
+        websocket, _ = await accepted(*frames, disconnect(1001))
+        assert [item async for item in getattr(websocket, method)()] == expected
+        assert websocket.client_state is WebSocketState.DISCONNECTED
+
+
+@pytest.mark.anyio
+async def test_close_sends_code_and_reason_and_refuses_before_accept() -> None:
+    cases: list[tuple[tuple[Any, ...], Message]] = [
+        ((), close_message(1000, "")),
+        ((1001,), close_message(1001, "")),
+        ((4000, "bye"), close_message(4000, "bye")),
+        ((1000, None), close_message(1000, "")),
+    ]
+    for args, message in cases:
+        websocket, harness = await accepted()
+        await websocket.close(*args)
+        assert harness.sent == [message]
+        assert websocket.application_state is WebSocketState.DISCONNECTED
+    refusing = Harness()
+    websocket = refusing.websocket()
+    await websocket.close(status.WS_1008_POLICY_VIOLATION, "no token")  # no connect read first
+    assert refusing.sent == [close_message(1008, "no token")]
+    assert websocket.application_state is WebSocketState.DISCONNECTED
+
+
+@pytest.mark.anyio
+async def test_states_through_a_whole_connection() -> None:
+    harness = Harness(connect(), text_frame("x"), disconnect())
+    websocket = harness.websocket()
+    states = [(websocket.client_state, websocket.application_state)]
+    await websocket.accept()
+    states.append((websocket.client_state, websocket.application_state))
+    await websocket.receive_text()
+    await websocket.send_text("y")
+    states.append((websocket.client_state, websocket.application_state))
+    with pytest.raises(WebSocketDisconnect):
+        await websocket.receive_text()
+    states.append((websocket.client_state, websocket.application_state))
+    await websocket.close()
+    states.append((websocket.client_state, websocket.application_state))
+    s = WebSocketState
+    assert states == [
+        (s.CONNECTING, s.CONNECTING),
+        (s.CONNECTED, s.CONNECTED),
+        (s.CONNECTED, s.CONNECTED),
+        (s.DISCONNECTED, s.CONNECTED),
+        (s.DISCONNECTED, s.DISCONNECTED),
+    ]
+
+
+# Each wrong-state case: what brings the socket to its state, the operation, and the error: a
+# RuntimeError naming the message the state expects, or WebSocketDisconnected once it is over.
+# The harness always has a connect and then a disconnect to give.
+
+
+async def _nothing(websocket: WebSocket) -> None:
+    pass
+
+
+async def _accept(websocket: WebSocket) -> None:
+    await websocket.accept()
+
+
+async def _accept_then_close(websocket: WebSocket) -> None:
+    await websocket.accept()
+    await websocket.close()
+
+
+async def _refuse(websocket: WebSocket) -> None:
+    await websocket.close(1008)
+
+
+async def _accept_until_client_leaves(websocket: WebSocket) -> None:
+    await websocket.accept()
+    with contextlib.suppress(WebSocketDisconnect):
+        await websocket.receive_text()
+
+
+async def _deny(websocket: WebSocket) -> None:
+    await websocket.send_denial_response(PlainTextResponse("no", status_code=403))
+
+
+async def _start_denial(websocket: WebSocket) -> None:
+    await websocket.send({"type": "websocket.http.response.start", "status": 403, "headers": []})
+
+
+WRONG_STATE_CASES: dict[str, tuple[Any, Callable[[WebSocket], Awaitable[Any]], Any]] = {
+    "send-before-accept": (
+        _nothing,
+        lambda ws: ws.send_text("x"),
+        (RuntimeError, "websocket.accept"),
+    ),
+    "accept-twice": (_accept, lambda ws: ws.accept(), (RuntimeError, "websocket.send")),
+    "close-during-denial": (
+        _start_denial,
+        lambda ws: ws.close(),
+        (RuntimeError, "websocket.http.response.body"),
+    ),
+    "send-after-close": (
+        _accept_then_close,
+        lambda ws: ws.send_text("late"),
+        WebSocketDisconnected,
+    ),
+    "receive-text-after-close": (
+        _accept_then_close,
+        lambda ws: ws.receive_text(),
+        WebSocketDisconnected,
+    ),
+    "accept-after-refusal": (_refuse, lambda ws: ws.accept(), WebSocketDisconnected),
+    "send-after-denial": (_deny, lambda ws: ws.send(close_message()), WebSocketDisconnected),
+    "receive-after-disconnect": (
+        _accept_until_client_leaves,
+        lambda ws: ws.receive(),
+        WebSocketDisconnected,
+    ),
+    "receive-text-before-accept": (_nothing, lambda ws: ws.receive_text(), WebSocketDisconnected),
+}
+
+
+@pytest.mark.anyio
+@pytest.mark.parametrize(
+    ("before", "operation", "error"), list(WRONG_STATE_CASES.values()), ids=list(WRONG_STATE_CASES)
+)
+async def test_operation_in_the_wrong_state_raises_a_clear_error(
+    before: Callable[[WebSocket], Awaitable[None]],
+    operation: Callable[[WebSocket], Awaitable[Any]],
+    error: Any,
+) -> None:
+    harness = Harness(connect(), disconnect())
+    websocket = harness.websocket()
+    await before(websocket)
+    sent = list(harness.sent)
+    if isinstance(error, tuple):
+        with pytest.raises(RuntimeError, match=error[1].replace(".", r"\.")) as info:
+            await operation(websocket)
+        assert not isinstance(info.value, WebSocketDisconnected)
+    else:
+        with pytest.raises(WebSocketDisconnected):
+            await operation(websocket)
+    assert harness.sent == sent  # nothing more reached the server
+
+
+@pytest.mark.anyio
+async def test_receiving_a_message_the_state_does_not_allow_raises() -> None:
+    websocket = Harness(text_frame("too early")).websocket()
+    with pytest.raises(RuntimeError, match=r"websocket\.connect"):
+        await websocket.receive()
+    websocket = Harness(connect(), connect()).websocket()
+    await websocket.accept()
+    with pytest.raises(RuntimeError, match=r"websocket\.receive"):
+        await websocket.receive()
+
+
+@pytest.mark.anyio
+async def test_close_the_protocol_cannot_carry_raises_and_leaves_the_socket_usable() -> None:
+    websocket, harness = await accepted()
+    closes: list[tuple[Callable[[], Awaitable[None]], str]] = [
+        (lambda: websocket.close(1005), "1005"),
+        (lambda: websocket.close(1000, "x" * 124), "123"),
+        (lambda: websocket.send(close_message(1006)), "1006"),
+    ]
+    for send_close, expected in closes:
+        with pytest.raises(ValueError, match=expected):
+            await send_close()
+    assert harness.sent == []
+    assert websocket.application_state is WebSocketState.CONNECTED
+    await websocket.close(4999, "x" * 123)
+    assert harness.sent == [close_message(4999, "x" * 123)]
+
+
+@pytest.mark.parametrize("code", [999, 1005, 1015, 5000])
+def test_close_code_outside_the_sendable_ranges_is_refused(code: int) -> None:
+    with pytest.raises(ValueError, match=str(code)):
+        WebSocketClose(code)
+
+
+def test_close_codes_and_reasons_are_checked_at_the_limits() -> None:
+    for code in [0, 1004, 1006, 2999]:
+        with pytest.raises(ValueError, match=str(code)):
+            WebSocketClose(code)
+    for code in [1000, 1003, 1007, 1014, 3000, 4999]:
+        assert WebSocketClose(code).code == code
+    for reason in ["x" * 123, "\u00e9" * 61 + "x"]:  # 123 UTF-8 bytes
+        assert WebSocketClose(1000, reason).reason == reason
+    for reason in ["x" * 124, "\u00e9" * 62]:  # 124 UTF-8 bytes
+        with pytest.raises(ValueError, match="123"):
+            WebSocketClose(1000, reason)
+
+
+@pytest.mark.anyio
+async def test_websocket_close_is_an_asgi_app() -> None:
+    assert await Harness().run(WebSocketClose()) == [close_message(1000, "")]
+    assert await Harness().run(WebSocketClose(4001, "gone")) == [close_message(4001, "gone")]
+
+
+@pytest.mark.anyio
+async def test_send_denial_response_sends_the_response_through_the_extension() -> None:
+    harness = Harness(connect())
+    websocket = harness.websocket()
+    response = PlainTextResponse("go away", status_code=403, headers={"x-why": "token"})
+    await websocket.send_denial_response(response)
+    assert harness.sent_types == ["websocket.http.response.start", "websocket.http.response.body"]
+    start, body = harness.sent
+    assert start["status"] == 403
+    assert (b"x-why", b"token") in start["headers"]
+    assert body["body"] == b"go away"
+    assert websocket.application_state is WebSocketState.DISCONNECTED
+
+
+@pytest.mark.anyio
+async def test_streamed_denial_response_stays_in_the_response_state_until_its_last_part() -> None:
+    harness = Harness(connect(), then_wait=True)
+    websocket = harness.websocket()
+
+    async def parts() -> AsyncIterator[bytes]:
+        yield b"one,"
+        assert websocket.application_state is WebSocketState.RESPONSE
+        yield b"two"
+
+    with anyio.fail_after(5):
+        await websocket.send_denial_response(StreamingResponse(parts(), status_code=401))
+    assert harness.sent_types[0] == "websocket.http.response.start"
+    assert set(harness.sent_types[1:]) == {"websocket.http.response.body"}
+    assert b"".join(m.get("body", b"") for m in harness.sent[1:]) == b"one,two"
+    assert websocket.application_state is WebSocketState.DISCONNECTED
+
+
+@pytest.mark.anyio
+async def test_send_denial_response_without_the_extension_or_after_accept_raises() -> None:
+    denied = PlainTextResponse("no", status_code=403)
+    harness = Harness(connect())
+    websocket = harness.websocket(ws_scope(deny=False))
+    with pytest.raises(RuntimeError, match="extension"):
+        await websocket.send_denial_response(denied)
+    assert websocket.application_state is WebSocketState.CONNECTING
+    assert harness.sent == []
+    websocket, harness = await accepted()
+    with pytest.raises(RuntimeError, match=r"websocket\.send"):
+        await websocket.send_denial_response(denied)
+    assert harness.sent == []
+
+
+# ---- What a websocket sees of its connection (through the test client) ----
+
+HUGE = 10 * 1024 * 1024  # 10 MB: far past any frame a chat app sends
+
+
+class PassThrough:
+    """Pure ASGI middleware that only forwards: the frames go through one more layer."""
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        await self.app(scope, receive, send)
+
+
+def test_websocket_sees_its_path_params_query_headers_cookies_and_url(backend: Backend) -> None:
+    app = Starlite(routes=[WebSocketRoute("/rooms/{room}", describe)])
+    client = TestClient(app, backend=backend, cookies={"session": "s1"})
+    seen = described(client, "/rooms/lobby?a=1&a=2&b=x", headers={"x-token": "t0k"})
+    assert seen == {
+        "url": "ws://testserver/rooms/lobby?a=1&a=2&b=x",
+        "base_url": "ws://testserver/",
+        "path_params": {"room": "lobby"},
+        "query": [["a", "1"], ["a", "2"], ["b", "x"]],
+        "token": "t0k",
+        "cookies": {"session": "s1"},
+        "root_path": "",
+        "subprotocols": [],
+        "client": ["testclient", 50000],
+    }
+    secure = TestClient(app, base_url="https://testserver", backend=backend)
+    assert described(secure, "/rooms/x")["url"] == "wss://testserver/rooms/x"
+
+
+def test_huge_text_frame_passes_through_intact(backend: Backend) -> None:
+    async def echo_once(websocket: WebSocket) -> None:
+        await websocket.accept()
+        await websocket.send_text(await websocket.receive_text())
+        await websocket.close()
+
+    text = "\u00e9" + "x" * (HUGE - 2) + "\U0001f600"
+    client = TestClient(Starlite(routes=[WebSocketRoute("/", echo_once)]), backend=backend)
+    with client.websocket_connect("/") as websocket:
+        websocket.send_text(text)
+        assert websocket.receive_text() == text
+
+
+@pytest.mark.anyio
+async def test_huge_text_frame_reaches_the_endpoint_without_being_copied() -> None:
+    received: list[str] = []
+
+    async def echo_once(websocket: WebSocket) -> None:
+        await websocket.accept()
+        received.append(await websocket.receive_text())
+        await websocket.send_text(received[0])
+        await websocket.close()
+
+    text = "x" * HUGE
+    app = Starlite(routes=[WebSocketRoute("/", echo_once)], middleware=[Middleware(PassThrough)])
+    harness = Harness(connect(), text_frame(text))
+    await harness.run(app, ws_scope())
+    assert received[0] is text
+    assert harness.sent_types == ["websocket.accept", "websocket.send", "websocket.close"]
+    assert harness.sent[1]["text"] is text
+
+
 # ==== Routing ====
 
 Endpoint = Callable[[Request], Awaitable[Response]]
@@ -5340,6 +5933,321 @@ def test_redirect_bait_inside_a_mount_stays_on_our_host(path: str, backend: Back
         assert location_host(answer) == "example.org"
 
 
+# ---- WebSockets ----
+# WebSocketRoute on its own, in Mount and Host, beside HTTP routes, and url_path_for / url_for.
+
+
+def ws_label(label: str) -> Callable[[WebSocket], Awaitable[None]]:
+    """A websocket endpoint named `label` that sends its label, then closes."""
+
+    async def answer(websocket: WebSocket) -> None:
+        await websocket.accept()
+        await websocket.send_text(label)
+        await websocket.close()
+
+    answer.__name__ = answer.__qualname__ = label
+    return answer
+
+
+def ws_route(path: str, label: str) -> WebSocketRoute:
+    return WebSocketRoute(path, ws_label(label))
+
+
+def http_route(path: str, label: str, methods: Sequence[str] | None = None) -> Route:
+    return Route(path, endpoint(label), methods=methods)
+
+
+def label_at(client: TestClient, url: str) -> str:
+    """The label the websocket endpoint at `url` sends."""
+    with client.websocket_connect(url) as websocket:
+        return websocket.receive_text()
+
+
+async def typed_params(websocket: WebSocket) -> None:
+    """Accept and send each path parameter as [type name, str(value)]."""
+    await websocket.accept()
+    params = websocket.path_params
+    await websocket.send_json({key: [type(v).__name__, str(v)] for key, v in params.items()})
+    await websocket.close()
+
+
+UUID_TEXT = "5b8f8c8e-1c43-4c58-9a55-3d6f0f4f2d6a"
+
+
+def url_routes() -> list[BaseRoute]:
+    return [
+        WebSocketRoute("/ws/{id:int}", ws_label("feed"), name="feed"),
+        Mount(
+            "/chat", routes=[WebSocketRoute("/{room}", ws_label("room"), name="room")], name="chat"
+        ),
+        Host("live.example.org", app=Router([ws_route("/scores", "scores")]), name="live"),
+        http_route("/page", "page"),
+    ]
+
+
+async def seen_by(websocket: WebSocket) -> None:
+    await websocket.accept()
+    await websocket.send_json(websocket.scope.get("seen_by", []))
+    await websocket.close()
+
+
+def test_websocket_route_converts_path_params(backend: Backend) -> None:
+    cases = [
+        ("/str/{room}", "/str/lobby", {"room": ["str", "lobby"]}),
+        ("/int/{id:int}", "/int/42", {"id": ["int", "42"]}),
+        ("/float/{x:float}", "/float/1.5", {"x": ["float", "1.5"]}),
+        ("/uuid/{key:uuid}", f"/uuid/{UUID_TEXT}", {"key": ["UUID", UUID_TEXT]}),
+        ("/path/{rest:path}", "/path/a/b/c", {"rest": ["str", "a/b/c"]}),
+        ("/two/{org}/{id:int}", "/two/acme/7", {"org": ["str", "acme"], "id": ["int", "7"]}),
+    ]
+    app = Starlite(routes=[WebSocketRoute(path, typed_params) for path, _, _ in cases])
+    client = TestClient(app, backend=backend)
+    for _, url, params in cases:
+        with client.websocket_connect(url) as websocket:
+            assert websocket.receive_json() == params, url
+
+
+def test_websocket_no_route_matches_is_closed_with_1000(backend: Backend) -> None:
+    app = Starlite(routes=[WebSocketRoute("/ws/{id:int}", typed_params), http_route("/page", "p")])
+    client = TestClient(app, backend=backend)
+    for url in ["/ws/abc", "/ws/1/2", "/other", "/page"]:
+        refusal = refusal_at(client, url)
+        assert (refusal.code, refusal.reason) == (status.WS_1000_NORMAL_CLOSURE, ""), url
+
+
+def test_websocket_route_inside_mount(backend: Backend) -> None:
+    app = Starlite(
+        routes=[Mount("/orgs/{org}", routes=[WebSocketRoute("/rooms/{room}", describe)])]
+    )
+    seen = described(TestClient(app, backend=backend), "/orgs/acme/rooms/lobby")
+    assert seen["path_params"] == {"org": "acme", "room": "lobby"}
+    assert seen["root_path"] == "/orgs/acme"
+    assert seen["url"] == "ws://testserver/orgs/acme/rooms/lobby"
+
+
+def test_websocket_route_inside_host(backend: Backend) -> None:
+    app = Starlite(
+        routes=[
+            Host("{sub}.example.org", app=Router([WebSocketRoute("/ws", typed_params)])),
+            ws_route("/ws", "fallback"),
+        ]
+    )
+    client = TestClient(app, backend=backend)
+    for url in ["ws://chat.example.org/ws", "ws://CHAT.example.org:8000/ws"]:
+        with client.websocket_connect(url) as websocket:
+            assert websocket.receive_json() == {"sub": ["str", "chat"]}, url
+    assert label_at(client, "ws://example.org/ws") == "fallback"
+
+
+def test_websocket_route_url_path_for_has_the_websocket_protocol() -> None:
+    router = Router(url_routes())
+    cases: list[tuple[str, dict[str, Any], str, str]] = [
+        ("feed", {"id": 3}, "/ws/3", ""),
+        ("chat:room", {"room": "lobby"}, "/chat/lobby", ""),
+        ("live:scores", {}, "/scores", "live.example.org"),
+    ]
+    for name, params, path, host in cases:
+        url = router.url_path_for(name, **params)
+        assert (url, url.protocol, url.host) == (path, "websocket", host), name
+    route = WebSocketRoute("/ws/{id:int}", ws_label("feed"))
+    assert route.url_path_for("feed", id=1) == URLPath("/ws/1", protocol="websocket")
+    for name, params in [("other", {"id": 1}), ("feed", {}), ("feed", {"id": 1, "x": 2})]:
+        with pytest.raises(starlite.NoMatchFound):
+            route.url_path_for(name, **params)
+
+
+def test_url_for_gives_absolute_websocket_urls(backend: Backend) -> None:
+    async def links(websocket: WebSocket) -> None:
+        await websocket.accept()
+        room = websocket.url_for("chat:room", room="lobby")
+        await websocket.send_json([str(room), str(websocket.url_for("page"))])
+        await websocket.close()
+
+    async def link(request: Request) -> Response:
+        return PlainTextResponse(str(request.url_for("feed", id=5)))
+
+    app = Starlite(routes=[WebSocketRoute("/links", links), Route("/link", link), *url_routes()])
+    client = TestClient(app, backend=backend)
+    with client.websocket_connect("/links") as websocket:
+        assert websocket.receive_json() == ["ws://testserver/chat/lobby", "http://testserver/page"]
+    assert client.get("/link").text == "ws://testserver/ws/5"
+    secure = TestClient(app, base_url="https://testserver", backend=backend)
+    with secure.websocket_connect("/links") as websocket:
+        assert websocket.receive_json() == [
+            "wss://testserver/chat/lobby",
+            "https://testserver/page",
+        ]
+    assert secure.get("/link").text == "wss://testserver/ws/5"
+
+
+def test_route_kinds_match_only_their_own_scope_type() -> None:
+    websocket_route = ws_route("/x", "ws")
+    route = http_route("/x", "http")
+    assert websocket_route.matches(make_scope("/x"))[0] is Match.NONE
+    assert route.matches(ws_scope("/x"))[0] is Match.NONE
+    assert websocket_route.matches(ws_scope("/x"))[0] is Match.FULL
+    assert route.matches(make_scope("/x"))[0] is Match.FULL
+
+
+def test_websocket_route_and_route_with_the_same_path_coexist(backend: Backend) -> None:
+    for routes in (
+        [ws_route("/live", "websocket"), http_route("/live", "http")],
+        [http_route("/live", "http"), ws_route("/live", "websocket")],
+    ):
+        client = TestClient(Starlite(routes=routes), backend=backend)
+        assert client.get("/live").text == "http"
+        assert label_at(client, "/live") == "websocket"
+
+
+# Each case: (routes, path, expected) for an HTTP GET, expected being the answering endpoint's
+# label, ("405", allowed methods) or "404": the websocket routes must make no difference.
+HTTP_ORDER_CASES: dict[str, tuple[Callable[[], list[BaseRoute]], str, Any]] = {
+    "ws-param-before-static": (
+        lambda: [ws_route("/users/{name}", "ws"), http_route("/users/me", "static")],
+        "/users/me",
+        "static",
+    ),
+    "ws-before-partial": (
+        lambda: [ws_route("/form", "ws"), http_route("/form", "post", ["POST"])],
+        "/form",
+        ("405", {"POST"}),
+    ),
+    "ws-only": (lambda: [ws_route("/ws", "ws"), ws_route("/{rest:path}", "all")], "/ws", "404"),
+}
+
+
+@pytest.mark.parametrize(
+    ("build", "path", "expected"), list(HTTP_ORDER_CASES.values()), ids=list(HTTP_ORDER_CASES)
+)
+def test_websocket_routes_are_ignored_by_http_requests_in_route_order(
+    build: Callable[[], list[BaseRoute]], path: str, expected: Any, backend: Backend
+) -> None:
+    response = TestClient(Router(build()), backend=backend, follow_redirects=False).get(path)
+    if expected == "404":
+        assert (response.status_code, response.text) == (404, "Not Found")
+    elif isinstance(expected, tuple):
+        assert response.status_code == 405
+        assert allow_set(response) == expected[1]
+    else:
+        assert response.status_code == 200
+        assert response.headers["x-endpoint"] == expected
+
+
+WEBSOCKET_ORDER_CASES: dict[str, tuple[Callable[[], list[BaseRoute]], str, str]] = {
+    "param-before-static": (
+        lambda: [ws_route("/users/{name}", "param"), ws_route("/users/me", "static")],
+        "/users/me",
+        "param",
+    ),
+    "http-routes-ignored": (
+        lambda: [
+            http_route("/chat", "http"),
+            Mount("/chat", routes=[http_route("/", "mounted-http")]),
+            ws_route("/{room}", "room"),
+        ],
+        "/chat",
+        "room",
+    ),
+}
+
+
+@pytest.mark.parametrize(
+    ("build", "path", "expected"),
+    list(WEBSOCKET_ORDER_CASES.values()),
+    ids=list(WEBSOCKET_ORDER_CASES),
+)
+def test_first_matching_websocket_route_in_declaration_order_wins(
+    build: Callable[[], list[BaseRoute]], path: str, expected: str, backend: Backend
+) -> None:
+    assert label_at(TestClient(Router(build()), backend=backend), path) == expected
+
+
+@pytest.mark.anyio
+async def test_websocket_route_used_alone_as_an_asgi_app() -> None:
+    route = WebSocketRoute("/ws/{id:int}", typed_params)
+    harness = Harness(connect())
+    await harness.run(route, ws_scope("/ws/9"))
+    assert harness.sent[1] == {"type": "websocket.send", "text": '{"id":["int","9"]}'}
+    assert await Harness().run(route, ws_scope("/ws/x")) == [close_message(1000, "")]
+
+
+def test_websocket_route_middleware_wraps_only_its_route(backend: Backend) -> None:
+    middleware = [Middleware(AcceptHeader, "outer"), Middleware(AcceptHeader, "inner")]
+    app = Starlite(
+        routes=[
+            WebSocketRoute("/wrapped", seen_by, middleware=middleware),
+            WebSocketRoute("/plain", seen_by),
+        ]
+    )
+    client = TestClient(app, backend=backend)
+    with client.websocket_connect("/wrapped") as websocket:
+        assert websocket.receive_json() == ["outer", "inner"]
+        assert websocket.extra_headers == [(b"x-mw", b"inner"), (b"x-mw", b"outer")]
+    with client.websocket_connect("/plain") as websocket:
+        assert websocket.receive_json() == []
+        assert websocket.extra_headers == []
+
+
+@pytest.mark.parametrize(("target", "name"), [("router", None), ("app", "live")])
+def test_add_websocket_route_adds_a_websocket_route(
+    target: str, name: str | None, backend: Backend
+) -> None:
+    app = Starlite()
+    owner: Router | Starlite = app.router if target == "router" else app
+    endpoint = ws_label("feed")
+    owner.add_websocket_route("/feed/{id:int}", endpoint, name=name)
+    (route,) = app.routes
+    assert isinstance(route, WebSocketRoute)
+    assert (route.path, route.endpoint, route.name) == ("/feed/{id:int}", endpoint, name or "feed")
+    url = app.url_path_for(name or "feed", id=2)
+    assert (url, url.protocol) == ("/feed/2", "websocket")
+    assert label_at(TestClient(app, backend=backend), "/feed/2") == "feed"
+
+
+@pytest.mark.parametrize(
+    "make",
+    [
+        lambda: WebSocketRoute("ws", ws_label("ws")),
+        lambda: Router().add_websocket_route("ws/{id}", ws_label("ws")),
+        lambda: Starlite().add_websocket_route("", ws_label("ws")),
+    ],
+    ids=["route", "router", "app"],
+)
+def test_websocket_route_path_without_leading_slash_is_refused(make: Callable[[], Any]) -> None:
+    with pytest.raises(ValueError, match="must start with '/'"):
+        make()
+
+
+def test_websocket_route_name_equality_and_repr() -> None:
+    class Feed(WebSocketEndpoint):
+        pass
+
+    live = ws_label("live")
+    assert WebSocketRoute("/ws", live).name == "live"
+    assert WebSocketRoute("/ws", Feed).name == "Feed"
+    assert WebSocketRoute("/ws", live) == WebSocketRoute("/ws", live)
+    assert WebSocketRoute("/ws", live) != WebSocketRoute("/other", live)
+    assert WebSocketRoute("/ws", live) != Route("/ws", endpoint("live"))
+    assert repr(WebSocketRoute("/ws", live)) == "WebSocketRoute(path='/ws', name='live')"
+
+
+def test_websocket_function_ends_quietly_when_the_client_closes(backend: Backend) -> None:
+    returned: list[str] = []
+
+    async def reader(websocket: WebSocket) -> None:
+        await websocket.accept()
+        try:
+            while True:  # the usual loop: WebSocketDisconnect ends it
+                await websocket.receive_text()
+        finally:
+            returned.append("left")
+
+    client = TestClient(Starlite(routes=[WebSocketRoute("/ws", reader)]), backend=backend)
+    with client.websocket_connect("/ws") as session:  # exiting would raise if the app had
+        session.send_text("hello")
+    assert returned == ["left"]
+
+
 # ==== Endpoints ====
 
 
@@ -5585,6 +6493,200 @@ def test_http_endpoint_method_returning_a_non_response_raises_type_error() -> No
 
     with pytest.raises(TypeError):
         TestClient(Starlite(routes=[Route("/", Bad)])).get("/")
+
+
+# ---- WebSockets ----
+# WebSocketEndpoint: decoding per `encoding`, the order of its events, and how it closes.
+
+
+def recording_endpoint(
+    encoding: str | None, events: list[Any], **overrides: Any
+) -> type[WebSocketEndpoint]:
+    """A WebSocketEndpoint that logs its events to `events` and echoes what it decodes as JSON
+    ([type name, value], bytes as latin-1 text); `overrides` replace its methods."""
+
+    class Recorder(WebSocketEndpoint):
+        async def on_connect(self, websocket: WebSocket) -> None:
+            events.append("connect")
+            await websocket.accept()
+
+        async def on_receive(self, websocket: WebSocket, data: Any) -> None:
+            events.append(("receive", data))
+            shown = data.decode("latin-1") if isinstance(data, bytes) else data
+            await websocket.send_json([type(data).__name__, shown])
+
+        async def on_disconnect(self, websocket: WebSocket, close_code: int) -> None:
+            events.append(("disconnect", close_code))
+
+    Recorder.encoding = cast(Any, encoding)
+    for name, method in overrides.items():
+        setattr(Recorder, name, method)
+    return Recorder
+
+
+def ws_endpoint_client(
+    endpoint: type[WebSocketEndpoint], backend: Backend, **kwargs: Any
+) -> TestClient:
+    return TestClient(Starlite(routes=[WebSocketRoute("/", endpoint)]), backend=backend, **kwargs)
+
+
+# Per encoding: frames and what on_receive gets for each, as [type name, value]; empty payloads
+# are frames like any other.
+ENCODING_CASES: dict[str, tuple[str | None, list[tuple[Message, list[Any]]]]] = {
+    "text": ("text", [(text_frame("h\u00e9"), ["str", "h\u00e9"]), (text_frame(""), ["str", ""])]),
+    "bytes": (
+        "bytes",
+        [(bytes_frame(b"\x00\xff"), ["bytes", "\x00\xff"]), (bytes_frame(b""), ["bytes", ""])],
+    ),
+    "json": (
+        "json",
+        [
+            (text_frame('{"a": [1]}'), ["dict", {"a": [1]}]),
+            (bytes_frame(b'{"a": [1]}'), ["dict", {"a": [1]}]),
+            (text_frame("null"), ["NoneType", None]),
+        ],
+    ),
+    "none": (
+        None,
+        [
+            (text_frame("t"), ["str", "t"]),
+            (bytes_frame(b"b"), ["bytes", "b"]),
+            (text_frame(""), ["str", ""]),
+            (bytes_frame(b""), ["bytes", ""]),
+        ],
+    ),
+}
+
+
+@pytest.mark.parametrize(
+    ("encoding", "frames"), list(ENCODING_CASES.values()), ids=list(ENCODING_CASES)
+)
+def test_websocket_endpoint_decodes_frames_by_encoding(
+    encoding: str | None, frames: list[tuple[Message, list[Any]]], backend: Backend
+) -> None:
+    events: list[Any] = []
+    client = ws_endpoint_client(recording_endpoint(encoding, events), backend)
+    with client.websocket_connect("/") as ws:
+        for message, echo in frames:
+            ws.send(dict(message))
+            assert ws.receive_json() == echo
+    assert events[0] == "connect"
+    assert len(events) == len(frames) + 2
+    assert events[-1] == ("disconnect", 1000)
+
+
+@pytest.mark.parametrize(
+    ("encoding", "message"),
+    [
+        ("text", bytes_frame(b"x")),
+        ("bytes", text_frame("x")),
+        ("json", text_frame("{not json")),
+        (None, {"type": "websocket.receive"}),
+    ],
+    ids=["bytes-to-text", "text-to-bytes", "invalid-json", "no-payload"],
+)
+def test_websocket_endpoint_closes_with_1003_on_a_frame_it_cannot_decode(
+    encoding: str | None, message: Message, backend: Backend
+) -> None:
+    events: list[Any] = []
+    client = ws_endpoint_client(recording_endpoint(encoding, events), backend)
+    with client.websocket_connect("/") as websocket:  # exits without an exception from the app
+        websocket.send(message)
+        with pytest.raises(WebSocketDisconnect) as info:
+            websocket.receive_text()
+        assert info.value.code == status.WS_1003_UNSUPPORTED_DATA
+    assert events == ["connect", ("disconnect", 1003)]
+
+
+def test_websocket_endpoint_events_come_in_order_with_the_client_close_code(
+    backend: Backend,
+) -> None:
+    events: list[Any] = []
+    client = ws_endpoint_client(recording_endpoint("text", events), backend)
+    with client.websocket_connect("/") as ws:
+        ws.send_text("a")
+        assert ws.receive_json() == ["str", "a"]
+        ws.send_text("b")
+        assert ws.receive_json() == ["str", "b"]
+        ws.close(4000, "tab closed")
+    assert events == ["connect", ("receive", "a"), ("receive", "b"), ("disconnect", 4000)]
+
+
+def test_websocket_exception_in_on_receive_closes_with_its_code(backend: Backend) -> None:
+    events: list[Any] = []
+
+    async def on_receive(self: WebSocketEndpoint, websocket: WebSocket, data: Any) -> None:
+        raise WebSocketException(4001, "bad request")
+
+    endpoint = recording_endpoint("text", events, on_receive=on_receive)
+    with ws_endpoint_client(endpoint, backend).websocket_connect("/") as websocket:
+        websocket.send_text("x")
+        with pytest.raises(WebSocketDisconnect) as info:
+            websocket.receive_text()
+        assert (info.value.code, info.value.reason) == (4001, "bad request")
+    assert events == ["connect", ("disconnect", 4001)]
+
+
+@pytest.mark.parametrize("raise_server_exceptions", [True, False])
+def test_other_exception_in_on_receive_disconnects_with_1011_and_is_raised(
+    raise_server_exceptions: bool, backend: Backend
+) -> None:
+    events: list[Any] = []
+
+    async def on_receive(self: WebSocketEndpoint, websocket: WebSocket, data: Any) -> None:
+        raise Boom("in on_receive")
+
+    endpoint = recording_endpoint("text", events, on_receive=on_receive)
+    client = ws_endpoint_client(endpoint, backend, raise_server_exceptions=raise_server_exceptions)
+    assert closes_then_raises(client, "/", raise_server_exceptions, Boom, "x") == 1011
+    assert events == ["connect", ("disconnect", 1011)]
+
+
+def test_websocket_endpoint_on_connect_can_refuse(backend: Backend) -> None:
+    events: list[Any] = []
+
+    async def on_connect(self: WebSocketEndpoint, websocket: WebSocket) -> None:
+        events.append("connect")
+        await websocket.close(status.WS_1008_POLICY_VIOLATION, "no token")
+
+    client = ws_endpoint_client(recording_endpoint("text", events, on_connect=on_connect), backend)
+    refusal = refusal_at(client, "/")
+    assert type(refusal) is WebSocketDisconnect  # not an error the app raised
+    assert (refusal.code, refusal.reason) == (1008, "no token")
+    assert events[0] == "connect"
+    assert events[-1][0] == "disconnect"
+
+
+def test_websocket_endpoint_on_connect_can_pick_a_subprotocol(backend: Backend) -> None:
+    events: list[Any] = []
+
+    async def on_connect(self: WebSocketEndpoint, websocket: WebSocket) -> None:
+        await websocket.accept(subprotocol=websocket.scope["subprotocols"][-1])
+
+    client = ws_endpoint_client(recording_endpoint("text", events, on_connect=on_connect), backend)
+    with client.websocket_connect("/", subprotocols=["v1", "v2"]) as websocket:
+        assert websocket.accepted_subprotocol == "v2"
+        websocket.send_text("hello")
+        assert websocket.receive_json() == ["str", "hello"]
+
+
+def test_websocket_endpoint_gets_the_close_code_of_a_receive_in_its_handler(
+    backend: Backend,
+) -> None:
+    codes: list[int] = []
+
+    class Waiter(WebSocketEndpoint):
+        async def on_receive(self, websocket: WebSocket, data: Any) -> None:
+            await websocket.receive_text()  # the client closes meanwhile
+
+        async def on_disconnect(self, websocket: WebSocket, close_code: int) -> None:
+            codes.append(close_code)
+
+    client = TestClient(Starlite(routes=[WebSocketRoute("/ws", Waiter)]), backend=backend)
+    with client.websocket_connect("/ws") as session:
+        session.send_text("first")
+        session.close(4002)
+    assert codes == [4002]
 
 
 # ==== Middleware ====
@@ -6338,6 +7440,219 @@ def test_mount_middleware_is_outside_its_routes_middleware() -> None:
     )
     TestClient(Starlite(routes=[mount])).get("/api/x")
     assert log == ["mount in", "route in", "route out", "mount out"]
+
+
+# ---- WebSockets ----
+# ServerErrorMiddleware ending a failed websocket, ExceptionMiddleware turning exceptions into
+# closes (or denials), and user middleware seeing websocket scopes.
+
+
+def failing(where: str, exc: Exception) -> Callable[[WebSocket], Awaitable[None]]:
+    """A websocket endpoint that raises `exc` "before" or "after" accepting."""
+
+    async def endpoint(websocket: WebSocket) -> None:
+        if where == "after":
+            await websocket.accept()
+        raise exc
+
+    return endpoint
+
+
+def websocket_app(endpoint: Callable[[WebSocket], Awaitable[None]]) -> ASGIApp:
+    """An ASGI app running `endpoint` with no exception handling around it."""
+
+    async def app(scope: Scope, receive: Receive, send: Send) -> None:
+        await endpoint(WebSocket(scope, receive, send))
+
+    return app
+
+
+def close_of(client: TestClient, url: str) -> WebSocketDisconnect:
+    """How the websocket at `url` is closed: on entry (refused) or at the first receive."""
+    with contextlib.ExitStack() as stack:
+        info = stack.enter_context(pytest.raises(WebSocketDisconnect))
+        websocket = stack.enter_context(client.websocket_connect(url))
+        websocket.receive_text()
+    return info.value
+
+
+class MessageLog:
+    """Pure ASGI middleware logging the type (and close code) of what the app sends."""
+
+    def __init__(self, app: ASGIApp, log: list[Any]) -> None:
+        self.app = app
+        self.log = log
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        async def send_logged(message: Message) -> None:
+            self.log.append((message["type"], message.get("code")))
+            await send(message)
+
+        await self.app(scope, receive, send_logged)
+
+
+@pytest.mark.anyio
+@pytest.mark.parametrize(
+    ("where", "deny", "expected"),
+    [
+        ("before", True, ["websocket.http.response.start", "websocket.http.response.body"]),
+        ("before", False, ["websocket.close"]),
+        ("after", True, ["websocket.accept", "websocket.close"]),
+    ],
+    ids=["before-accept-with-extension", "before-accept-without", "after-accept"],
+)
+async def test_server_error_middleware_ends_a_failed_websocket(
+    where: str, deny: bool, expected: list[str]
+) -> None:
+    app = ServerErrorMiddleware(websocket_app(failing(where, Boom("boom"))))
+    harness = Harness(connect())
+    with pytest.raises(Boom, match="boom"):
+        await harness.run(app, ws_scope(deny=deny))
+    assert harness.sent_types == expected
+    if expected[-1] == "websocket.close":
+        assert harness.sent[-1]["code"] == status.WS_1011_INTERNAL_ERROR
+    else:
+        assert harness.sent[0]["status"] == 500
+        assert harness.sent[-1]["body"] == b"Internal Server Error"
+
+
+@pytest.mark.anyio
+async def test_server_error_middleware_sends_nothing_once_the_socket_is_ended() -> None:
+    async def close_then_fail(websocket: WebSocket) -> None:
+        await websocket.accept()
+        await websocket.close(4000)
+        raise Boom("late")
+
+    async def deny_then_fail(websocket: WebSocket) -> None:
+        await websocket.send_denial_response(PlainTextResponse("no", status_code=403))
+        raise Boom("late")
+
+    closed = Harness(connect())
+    with pytest.raises(Boom):
+        await closed.run(ServerErrorMiddleware(websocket_app(close_then_fail)))
+    assert closed.sent_types == ["websocket.accept", "websocket.close"]
+    assert closed.sent[-1]["code"] == 4000
+    denied = Harness(connect())
+    with pytest.raises(Boom):
+        await denied.run(ServerErrorMiddleware(websocket_app(deny_then_fail)))
+    assert denied.sent_types == ["websocket.http.response.start", "websocket.http.response.body"]
+    assert denied.sent[0]["status"] == 403
+
+
+@pytest.mark.parametrize("raise_server_exceptions", [True, False])
+def test_unhandled_exception_before_accept(raise_server_exceptions: bool, backend: Backend) -> None:
+    app = Starlite(routes=[WebSocketRoute("/", failing("before", Boom("early")))])
+    client = TestClient(app, backend=backend, raise_server_exceptions=raise_server_exceptions)
+    if raise_server_exceptions:
+        with pytest.raises(Boom, match="early"), client.websocket_connect("/"):
+            pass  # pragma: no cover - entering raises
+        return
+    with pytest.raises(WebSocketDenialResponse) as info, client.websocket_connect("/"):
+        pass  # pragma: no cover - entering raises
+    assert (info.value.status_code, info.value.text) == (500, "Internal Server Error")
+
+
+@pytest.mark.parametrize("raise_server_exceptions", [True, False])
+def test_unhandled_exception_after_accept_closes_with_1011(
+    raise_server_exceptions: bool, backend: Backend
+) -> None:
+    app = Starlite(routes=[WebSocketRoute("/", failing("after", Boom("late")))])
+    client = TestClient(app, backend=backend, raise_server_exceptions=raise_server_exceptions)
+    code = closes_then_raises(client, "/", raise_server_exceptions, Boom)
+    assert code == status.WS_1011_INTERNAL_ERROR
+
+
+@pytest.mark.parametrize(
+    ("where", "code", "reason"), [("before", 1008, "no token"), ("after", 4404, "")]
+)
+def test_websocket_exception_closes_with_its_code_and_reason(
+    where: str, code: int, reason: str, backend: Backend
+) -> None:
+    exc = WebSocketException(code, reason or None)
+    client = TestClient(
+        Starlite(routes=[WebSocketRoute("/", failing(where, exc))]), backend=backend
+    )
+    close = close_of(client, "/")
+    assert (close.code, close.reason) == (code, reason)
+
+
+def sync_close_handler(websocket: WebSocket, exc: Exception) -> None:
+    """A sync websocket exception handler: it runs in the threadpool, so it closes through the
+    event loop."""
+    assert threading.current_thread() is not threading.main_thread()
+    anyio.from_thread.run(websocket.close, 4100, f"sync: {exc}")
+
+
+async def async_close_handler(websocket: WebSocket, exc: Exception) -> None:
+    await websocket.close(4200, f"async: {exc}")
+
+
+class RoomFull(Exception):
+    """An application's own exception, with a websocket handler registered for it."""
+
+    def __str__(self) -> str:
+        return "room full"
+
+
+@pytest.mark.parametrize(
+    ("handler", "key", "exc", "where", "expected"),
+    [
+        (
+            sync_close_handler,
+            WebSocketException,
+            WebSocketException(1008, "why"),
+            "before",
+            (4100, "sync: 1008: why"),
+        ),
+        (async_close_handler, RoomFull, RoomFull(), "after", (4200, "async: room full")),
+    ],
+    ids=["sync-websocket-exception-before-accept", "async-own-exception-after-accept"],
+)
+def test_custom_exception_handlers_close_the_websocket(
+    handler: Callable[..., Any],
+    key: type[Exception],
+    exc: Exception,
+    where: str,
+    expected: tuple[int, str],
+    backend: Backend,
+) -> None:
+    app = Starlite(routes=[WebSocketRoute("/", failing(where, exc))])
+    app.add_exception_handler(key, handler)
+    close = close_of(TestClient(app, backend=backend), "/")
+    assert (close.code, close.reason) == expected
+
+
+def test_http_exception_before_accept_becomes_a_denial_response(backend: Backend) -> None:
+    endpoint = failing("before", HTTPException(403, "members only", headers={"x-why": "login"}))
+    app = Starlite(routes=[WebSocketRoute("/", endpoint)])
+    denial = refusal_at(TestClient(app, backend=backend), "/")
+    assert isinstance(denial, WebSocketDenialResponse)
+    assert (denial.status_code, denial.text) == (403, "members only")
+    assert denial.headers["x-why"] == "login"
+
+
+def test_middleware_sees_websocket_scopes_and_the_close_an_exception_became(
+    backend: Backend,
+) -> None:
+    route_log: list[Any] = []
+    app_log: list[Any] = []
+    app = Starlite(
+        routes=[
+            WebSocketRoute(
+                "/",
+                failing("after", WebSocketException(4005)),
+                middleware=[Middleware(MessageLog, route_log)],
+            )
+        ],
+        middleware=[Middleware(AcceptHeader, "app"), Middleware(MessageLog, app_log)],
+    )
+    with TestClient(app, backend=backend).websocket_connect("/") as websocket:
+        assert websocket.extra_headers == [(b"x-mw", b"app")]
+        with pytest.raises(WebSocketDisconnect):
+            websocket.receive_text()
+    # The route's middleware sees the close, not the exception, as the app's middleware does.
+    assert route_log == [("websocket.accept", None), ("websocket.close", 4005)]
+    assert app_log == route_log
 
 
 # ==== Application ====
@@ -7559,6 +8874,322 @@ def test_test_client_stream_of_streaming_response_yields_chunks_in_order(backend
         assert response.read() == b"part0;part1;part2;"
 
 
+# ---- WebSockets ----
+# TestClient.websocket_connect and WebSocketTestSession, on both backends, outside and inside
+# `with TestClient(app)`; then the bad input of issue 5.
+
+
+async def echo(websocket: WebSocket) -> None:
+    """Echo each frame as it came: text as text, bytes as bytes."""
+    await websocket.accept()
+    while (message := await websocket.receive())["type"] == "websocket.receive":
+        await websocket.send({**message, "type": "websocket.send"})
+
+
+def echo_client(backend: Backend) -> TestClient:
+    return TestClient(Starlite(routes=[WebSocketRoute("/", echo)]), backend=backend)
+
+
+def test_session_sends_and_receives_each_kind_of_frame(backend: Backend) -> None:
+    with echo_client(backend).websocket_connect("/") as websocket:
+        websocket.send_text("h\u00e9llo")
+        assert websocket.receive_text() == "h\u00e9llo"
+        websocket.send_bytes(b"\x00\xff")
+        assert websocket.receive_bytes() == b"\x00\xff"
+        websocket.send_json({"a": ["\u00e9", 1]})
+        assert websocket.receive_json() == {"a": ["\u00e9", 1]}
+        websocket.send_json([1, None], mode="binary")
+        assert websocket.receive_json(mode="binary") == [1, None]
+        websocket.send_json({"a": "\u00e9", "b": [1]})
+        assert websocket.receive() == {"type": "websocket.send", "text": '{"a":"\u00e9","b":[1]}'}
+        websocket.send_json({"a": "\u00e9"}, mode="binary")
+        assert websocket.receive() == {"type": "websocket.send", "bytes": '{"a":"\u00e9"}'.encode()}
+        with pytest.raises(ValueError, match="mode"):
+            websocket.send_json(1, mode="xml")  # type: ignore[arg-type]
+        with pytest.raises(ValueError, match="mode"):
+            websocket.receive_json(mode="xml")  # type: ignore[arg-type]
+
+
+def test_session_accepted_subprotocol_and_extra_headers(backend: Backend) -> None:
+    offered: list[Any] = []
+    headers = [(b"x-one", b"1"), (b"x-one", b"2"), (b"x-two", b"\xe9")]
+
+    async def endpoint(websocket: WebSocket) -> None:
+        subprotocols = websocket.scope["subprotocols"]
+        offered.append((subprotocols, websocket.headers.get("sec-websocket-protocol")))
+        if subprotocols:
+            await websocket.accept(subprotocol=subprotocols[-1], headers=headers)
+        else:
+            await websocket.accept()
+        await websocket.close()
+
+    client = TestClient(Starlite(routes=[WebSocketRoute("/", endpoint)]), backend=backend)
+    with client.websocket_connect("/", subprotocols=["v1", "v2"]) as websocket:
+        assert websocket.accepted_subprotocol == "v2"
+        assert websocket.extra_headers == headers
+    with client.websocket_connect("/") as websocket:
+        assert websocket.accepted_subprotocol is None
+        assert websocket.extra_headers == []
+    assert offered == [(["v1", "v2"], "v1, v2"), ([], None)]
+
+
+def test_entering_raises_websocket_disconnect_when_the_app_refuses(backend: Backend) -> None:
+    app = Starlite(
+        routes=[
+            WebSocketRoute("/plain", WebSocketClose()),
+            WebSocketRoute("/policy", WebSocketClose(1008, "policy")),
+        ]
+    )
+    client = TestClient(app, backend=backend)
+    for url, expected in [("/plain", (1000, "")), ("/policy", (1008, "policy"))]:
+        refusal = refusal_at(client, url)
+        assert (refusal.code, refusal.reason) == expected
+
+
+def test_denial_response_raises_websocket_denial_response(backend: Backend) -> None:
+    async def parts() -> AsyncIterator[bytes]:
+        yield b"members "
+        yield b"only"
+
+    async def endpoint(websocket: WebSocket) -> None:
+        response = StreamingResponse(parts(), status_code=401, headers={"x-why": "login"})
+        await websocket.send_denial_response(response)
+
+    client = TestClient(Starlite(routes=[WebSocketRoute("/", endpoint)]), backend=backend)
+    with pytest.raises(WebSocketDenialResponse) as info, client.websocket_connect("/"):
+        pass  # pragma: no cover - entering raises
+    denial = info.value
+    assert isinstance(denial, httpx.Response)
+    assert isinstance(denial, WebSocketDisconnect)
+    assert (denial.status_code, denial.text) == (401, "members only")
+    assert denial.headers["x-why"] == "login"
+
+
+def test_session_close_reaches_the_app_and_exiting_waits_for_it(backend: Backend) -> None:
+    seen: list[Any] = []
+
+    async def endpoint(websocket: WebSocket) -> None:
+        await websocket.accept()
+        try:
+            await websocket.receive_text()
+        except WebSocketDisconnect as exc:
+            seen.append((exc.code, exc.reason))
+        for _ in range(10):
+            await anyio.lowlevel.checkpoint()
+        seen.append("cleaned up")
+
+    client = TestClient(Starlite(routes=[WebSocketRoute("/", endpoint)]), backend=backend)
+    with client.websocket_connect("/") as websocket:
+        websocket.close(4000, "bye")
+    with client.websocket_connect("/"):
+        pass  # leaving the block closes with 1000, and waits for the app to return
+    assert seen == [(4000, "bye"), "cleaned up", (1000, ""), "cleaned up"]
+
+
+def test_session_receive_raises_websocket_disconnect_when_the_app_closes(backend: Backend) -> None:
+    async def endpoint(websocket: WebSocket) -> None:
+        await websocket.accept()
+        await websocket.send_bytes(b"raw")
+        await websocket.close(4004, "done")
+
+    client = TestClient(Starlite(routes=[WebSocketRoute("/", endpoint)]), backend=backend)
+    with client.websocket_connect("/") as websocket:
+        assert websocket.receive() == {"type": "websocket.send", "bytes": b"raw"}
+        assert websocket.receive() == close_message(4004, "done")
+    for method in ["receive_text", "receive_bytes", "receive_json"]:
+        with client.websocket_connect("/") as websocket:
+            websocket.receive_bytes()
+            with pytest.raises(WebSocketDisconnect) as info:
+                getattr(websocket, method)()
+            assert (info.value.code, info.value.reason) == (4004, "done"), method
+
+
+def test_app_returning_closes_with_1000_and_sending_afterwards_raises(backend: Backend) -> None:
+    async def close_and_return(websocket: WebSocket) -> None:
+        await websocket.accept()
+        await websocket.close()
+
+    async def just_return(websocket: WebSocket) -> None:
+        await websocket.accept()
+
+    app = Starlite(
+        routes=[
+            WebSocketRoute("/closes", close_and_return),
+            WebSocketRoute("/returns", just_return),
+            WebSocketRoute("/echo", echo),
+        ]
+    )
+    client = TestClient(app, backend=backend)
+    for url in ["/closes", "/returns"]:  # returning without a close looks like a close with 1000
+        with client.websocket_connect(url) as websocket:
+            with pytest.raises(WebSocketDisconnect) as info:
+                websocket.receive_text()
+            assert (info.value.code, info.value.reason) == (1000, ""), url
+            websocket.receive()  # once the app has returned: its close was read already
+            with pytest.raises(WebSocketDisconnected):
+                websocket.send_text("too late")
+    with client.websocket_connect("/echo") as websocket:
+        websocket.close()
+        websocket.receive()  # the app returns once it sees the close
+        with pytest.raises(WebSocketDisconnected):
+            websocket.send_text("after my own close")
+
+
+def test_exiting_the_session_raises_what_the_app_raised(backend: Backend) -> None:
+    async def endpoint(websocket: WebSocket) -> None:
+        await websocket.accept()
+        with contextlib.suppress(WebSocketDisconnect):
+            await websocket.receive_text()
+        raise Boom("after the close")
+
+    client = TestClient(Starlite(routes=[WebSocketRoute("/", endpoint)]), backend=backend)
+    with pytest.raises(Boom, match="after the close"), client.websocket_connect("/"):
+        pass
+
+
+def test_exiting_the_session_cancels_an_app_that_will_not_return(
+    backend: Backend, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(starlite, "_WEBSOCKET_CLOSE_GRACE", 0.05)
+    log: list[str] = []
+
+    async def endpoint(websocket: WebSocket) -> None:
+        await websocket.accept()
+        try:
+            await anyio.sleep_forever()
+        finally:
+            log.append("cancelled")
+
+    client = TestClient(Starlite(routes=[WebSocketRoute("/", endpoint)]), backend=backend)
+    with client.websocket_connect("/"):
+        pass
+    assert log == ["cancelled"]
+
+
+def test_session_receive_raises_the_exception_of_an_app_that_died(backend: Backend) -> None:
+    async def app(scope: Scope, receive: Receive, send: Send) -> None:
+        websocket = WebSocket(scope, receive, send)
+        await websocket.accept()
+        raise Boom("no close sent")
+
+    raised: list[str] = []
+    with contextlib.ExitStack() as stack:
+        stack.enter_context(pytest.raises(Boom, match="no close sent"))  # again at exit
+        websocket = stack.enter_context(TestClient(app, backend=backend).websocket_connect("/"))
+        with pytest.raises(Boom, match="no close sent"):
+            websocket.receive_text()
+        raised.append("at receive")
+    assert raised == ["at receive"]
+
+
+def test_websocket_sees_lifespan_state_and_loop_only_inside_with_test_client(
+    backend: Backend,
+) -> None:
+    @contextlib.asynccontextmanager
+    async def lifespan(app: Starlite) -> AsyncIterator[dict[str, Any]]:
+        yield {"greeting": "from lifespan"}
+
+    async def endpoint(websocket: WebSocket) -> None:
+        await websocket.accept()
+        greeting = getattr(websocket.state, "greeting", None)
+        await websocket.send_json([greeting, _current_async_library(), threading.get_ident()])
+        await websocket.close()
+
+    async def page(request: Request) -> Response:
+        return PlainTextResponse(str(threading.get_ident()))
+
+    app = Starlite(routes=[WebSocketRoute("/ws", endpoint), Route("/", page)], lifespan=lifespan)
+    outside = TestClient(app, backend=backend)
+    with outside.websocket_connect("/ws") as websocket:
+        assert websocket.receive_json()[:2] == [None, backend]
+    with TestClient(app, backend=backend) as client:
+        threads = {int(client.get("/").text)}
+        for _ in range(2):
+            with client.websocket_connect("/ws") as websocket:
+                greeting, library, thread = websocket.receive_json()
+            assert (greeting, library) == ("from lifespan", backend)
+            threads.add(thread)
+    assert len(threads) == 1  # the sessions and the request ran on the lifespan's event loop
+
+
+# ---- WebSockets: bad input (issue 5) ----
+
+
+@pytest.mark.parametrize("raise_server_exceptions", [True, False])
+def test_invalid_json_on_a_json_socket_closes_with_1011_and_raises(
+    raise_server_exceptions: bool, backend: Backend
+) -> None:
+    async def endpoint(websocket: WebSocket) -> None:
+        await websocket.accept()
+        await websocket.send_json(await websocket.receive_json())
+
+    app = Starlite(routes=[WebSocketRoute("/", endpoint)])
+    client = TestClient(app, backend=backend, raise_server_exceptions=raise_server_exceptions)
+    code = closes_then_raises(
+        client, "/", raise_server_exceptions, json.JSONDecodeError, '{"unterminated": '
+    )
+    assert code == status.WS_1011_INTERNAL_ERROR
+
+
+def test_frame_of_the_wrong_kind_closes_with_1003(backend: Backend) -> None:
+    reasons: list[str] = []
+
+    async def endpoint(websocket: WebSocket) -> None:
+        await websocket.accept()
+        method = websocket.query_params["method"]
+        try:
+            await getattr(websocket, method)()
+        except WebSocketException as exc:
+            reasons.append(exc.reason)
+            raise
+
+    client = TestClient(Starlite(routes=[WebSocketRoute("/", endpoint)]), backend=backend)
+    for method, frame in [("receive_text", bytes_frame(b"x")), ("receive_bytes", text_frame("x"))]:
+        with client.websocket_connect(f"/?method={method}") as websocket:  # no app exception
+            websocket.send(frame)
+            with pytest.raises(WebSocketDisconnect) as info:
+                websocket.receive_text()
+        assert info.value.code == status.WS_1003_UNSUPPORTED_DATA, method
+        assert info.value.reason == reasons[-1] != ""
+
+
+def test_closing_with_what_the_protocol_cannot_carry_raises_in_the_test(backend: Backend) -> None:
+    async def endpoint(websocket: WebSocket) -> None:
+        await websocket.accept()
+        await websocket.close(int(websocket.query_params["code"]), websocket.query_params["reason"])
+
+    client = TestClient(Starlite(routes=[WebSocketRoute("/", endpoint)]), backend=backend)
+    for url in ["/?code=999&reason=", f"/?code=1000&reason={'r' * 124}"]:
+        code = closes_then_raises(client, url, True, ValueError)
+        assert code == status.WS_1011_INTERNAL_ERROR, url
+
+
+def test_app_using_its_websocket_after_the_end_gets_websocket_disconnected(
+    backend: Backend,
+) -> None:
+    errors: list[str] = []
+
+    async def endpoint(websocket: WebSocket) -> None:
+        await websocket.accept()
+        async for _ in websocket.iter_text():
+            pass
+        for operation in (websocket.receive_text, websocket.receive):
+            try:
+                await operation()
+            except WebSocketDisconnected:
+                errors.append("receive")
+        await websocket.close()
+        try:
+            await websocket.send_text("late")
+        except WebSocketDisconnected:
+            errors.append("send")
+
+    client = TestClient(Starlite(routes=[WebSocketRoute("/", endpoint)]), backend=backend)
+    with client.websocket_connect("/") as websocket:
+        websocket.send_text("one")
+    assert errors == ["receive", "receive", "send"]
+
+
 # ==== Examples ====
 
 
@@ -7573,6 +9204,39 @@ def load_example(name: str, monkeypatch: pytest.MonkeyPatch) -> Any:
     monkeypatch.setitem(sys.modules, module_name, module)  # dataclasses look their module up
     spec.loader.exec_module(module)
     return module
+
+
+def expect_all(expected: dict[str, Any], *sessions: WebSocketTestSession) -> None:
+    """Each session's next message is `expected`."""
+    for session in sessions:
+        assert session.receive_json() == expected
+
+
+class FakeClient:
+    """The server side of one chat member, for the Room on its own: it records what it is sent,
+    or fails every send as a server does once its client has gone, or never finishes one."""
+
+    def __init__(self, behaviour: Literal["reads", "gone", "stalls"] = "reads") -> None:
+        self.behaviour = behaviour
+        self.received: list[Any] = []
+
+    async def receive(self) -> Message:
+        return {"type": "websocket.connect"}
+
+    async def send(self, message: Message) -> None:
+        if message["type"] != "websocket.send":
+            return
+        if self.behaviour == "gone":
+            raise OSError("connection reset")  # as uvicorn's ClientDisconnected
+        if self.behaviour == "stalls":
+            await anyio.sleep_forever()
+        self.received.append(json.loads(message["text"]))
+
+    async def accepted_socket(self) -> WebSocket:
+        scope: Scope = {"type": "websocket", "path": "/ws", "headers": [], "subprotocols": []}
+        websocket = WebSocket(scope, self.receive, self.send)
+        await websocket.accept()
+        return websocket
 
 
 def test_hello_example_greets_on_root_and_answers_404_elsewhere(
@@ -7639,3 +9303,475 @@ def test_notes_example_answers_bad_input_with_a_json_error(
     assert "error" in response.json()
     if error is not None:
         assert response.json()["error"] == error
+
+
+def test_chat_page_opens_a_websocket_beside_itself_and_renders_with_text_content(
+    backend: Backend, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    app = load_example("chat", monkeypatch).app
+    with TestClient(app, backend=backend) as client:
+        page = client.get("/")
+    assert page.status_code == 200
+    assert page.headers["content-type"] == "text/html; charset=utf-8"
+    assert "new WebSocket(url)" in page.text
+    assert 'new URL("ws", location.href)' in page.text
+    assert "textContent" in page.text
+    assert "innerHTML" not in page.text
+
+
+def test_chat_broadcasts_each_message_to_every_member_the_sender_too(
+    backend: Backend, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    app = load_example("chat", monkeypatch).app
+    with (
+        TestClient(app, backend=backend) as client,
+        client.websocket_connect("/ws?name=alice") as alice,
+    ):
+        expect_all({"event": "join", "user": "alice"}, alice)
+        with client.websocket_connect("/ws?name=bob") as bob:
+            expect_all({"event": "join", "user": "bob"}, alice, bob)
+            with client.websocket_connect("/ws?name=carol") as carol:
+                expect_all({"event": "join", "user": "carol"}, alice, bob, carol)
+                bob.send_json({"text": "hello <b>all</b>"})
+                expect_all({"user": "bob", "text": "hello <b>all</b>"}, alice, bob, carol)
+                carol.send_json({"text": "hi bob"})
+                alice.send_json({"text": "héllo"})
+                expect_all({"user": "carol", "text": "hi bob"}, alice, bob, carol)
+                expect_all({"user": "alice", "text": "héllo"}, alice, bob, carol)
+                assert len(client.app_state["room"].members) == 3
+
+
+def test_chat_takes_the_name_from_the_first_message_without_a_query_parameter(
+    backend: Backend, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    app = load_example("chat", monkeypatch).app
+    with (
+        TestClient(app, backend=backend) as client,
+        client.websocket_connect("/ws") as dave,
+    ):
+        dave.send_json({"name": "  dave  "})
+        expect_all({"event": "join", "user": "dave"}, dave)
+        dave.send_json({"text": "", "extra": "ignored"})  # an empty message is still a message
+        expect_all({"user": "dave", "text": ""}, dave)
+
+
+def test_chat_announces_a_leave_to_the_members_left_and_forgets_the_member(
+    backend: Backend, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    app = load_example("chat", monkeypatch).app
+    with (
+        TestClient(app, backend=backend) as client,
+        client.websocket_connect("/ws?name=alice") as alice,
+    ):
+        room = client.app_state["room"]
+        expect_all({"event": "join", "user": "alice"}, alice)
+        with client.websocket_connect("/ws?name=bob") as bob:
+            expect_all({"event": "join", "user": "bob"}, alice, bob)
+        # Leaving the `with` closed bob's socket and waited for its session to end.
+        expect_all({"event": "leave", "user": "bob"}, alice)
+        assert len(room.members) == 1
+        with client.websocket_connect("/ws?name=carol") as carol:
+            carol.close(1001)  # going away, with a code of its own
+            expect_all({"event": "join", "user": "carol"}, alice)
+            expect_all({"event": "leave", "user": "carol"}, alice)
+    assert room.members == set()
+
+
+def test_chat_closes_an_over_long_message_with_1009_and_the_room_goes_on(
+    backend: Backend, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    chat = load_example("chat", monkeypatch)
+    with (
+        TestClient(chat.app, backend=backend) as client,
+        client.websocket_connect("/ws?name=alice") as alice,
+    ):
+        expect_all({"event": "join", "user": "alice"}, alice)
+        with client.websocket_connect("/ws?name=mallory") as mallory:
+            expect_all({"event": "join", "user": "mallory"}, alice, mallory)
+            longest = json.dumps({"text": "x" * (chat.MAX_MESSAGE_LENGTH - 12)})
+            assert len(longest) == chat.MAX_MESSAGE_LENGTH
+            mallory.send_text(longest)  # exactly the limit: accepted
+            expect_all(json.loads(longest) | {"user": "mallory"}, alice, mallory)
+            mallory.send_text(json.dumps({"text": "x" * chat.MAX_MESSAGE_LENGTH}))
+            with pytest.raises(WebSocketDisconnect) as closed:
+                mallory.receive_json()
+        assert (closed.value.code, closed.value.reason) == (
+            1009,
+            f"Messages are limited to {chat.MAX_MESSAGE_LENGTH} characters",
+        )
+        expect_all({"event": "leave", "user": "mallory"}, alice)  # nothing of the long message
+        alice.send_json({"text": "still here"})
+        expect_all({"user": "alice", "text": "still here"}, alice)
+
+
+def test_chat_refuses_a_binary_frame_with_1003(
+    backend: Backend, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    app = load_example("chat", monkeypatch).app
+    with (
+        TestClient(app, backend=backend) as client,
+        client.websocket_connect("/ws?name=alice") as alice,
+    ):
+        expect_all({"event": "join", "user": "alice"}, alice)
+        with client.websocket_connect("/ws?name=bob") as bob:
+            expect_all({"event": "join", "user": "bob"}, alice, bob)
+            bob.send_json({"text": "binary"}, mode="binary")  # valid JSON, in the wrong frame
+            with pytest.raises(WebSocketDisconnect) as closed:
+                bob.receive_json()
+        # starlite's receive_text refuses the frame; the app's exception handling closes with it.
+        assert (closed.value.code, closed.value.reason) == (
+            1003,
+            "Expected a text frame, got a binary one",
+        )
+        expect_all({"event": "leave", "user": "bob"}, alice)
+
+
+@pytest.mark.parametrize(
+    ("path", "frame", "code", "reason"),
+    [
+        ("/ws?name=eve", "not json", 1003, "Messages must be JSON"),
+        ("/ws?name=eve", '["text", "hi"]', 1003, "Messages must be JSON objects"),
+        ("/ws?name=eve", '{"text": 5}', 1003, 'Expected {"text": "..."}'),
+        ("/ws?name=eve", '{"message": "hi"}', 1003, 'Expected {"text": "..."}'),
+        ("/ws", '{"text": "hi"}', 1003, 'Expected {"name": "..."}'),
+        ("/ws", '{"name": "   "}', 1008, "A name is 1 to 32 characters"),
+        ("/ws", json.dumps({"name": "e" * 33}), 1008, "A name is 1 to 32 characters"),
+    ],
+)
+def test_chat_closes_a_socket_that_breaks_the_protocol(
+    path: str, frame: str, code: int, reason: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    app = load_example("chat", monkeypatch).app
+    with TestClient(app) as client, client.websocket_connect(path) as eve:
+        if path != "/ws":
+            expect_all({"event": "join", "user": "eve"}, eve)
+        eve.send_text(frame)
+        with pytest.raises(WebSocketDisconnect) as closed:
+            eve.receive_json()
+    assert (closed.value.code, closed.value.reason) == (code, reason)
+
+
+def test_chat_closes_a_blank_name_from_the_query_string_with_1008(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    app = load_example("chat", monkeypatch).app
+    with TestClient(app) as client, client.websocket_connect("/ws?name=") as nobody:
+        with pytest.raises(WebSocketDisconnect) as closed:
+            nobody.receive_json()
+        assert client.app_state["room"].members == set()
+    assert closed.value.code == 1008
+
+
+def test_chat_ends_quietly_when_a_client_leaves_before_naming_itself(
+    backend: Backend, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    app = load_example("chat", monkeypatch).app
+    with TestClient(app, backend=backend) as client:
+        with client.websocket_connect("/ws"):
+            pass  # leaving closes with 1000, and would raise what the app raised
+        assert client.app_state["room"].members == set()
+
+
+def test_chat_closes_a_member_dropped_from_the_room_at_its_next_message(
+    backend: Backend, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    app = load_example("chat", monkeypatch).app
+    with (
+        TestClient(app, backend=backend) as client,
+        client.websocket_connect("/ws?name=alice") as alice,
+    ):
+        expect_all({"event": "join", "user": "alice"}, alice)
+        room = client.app_state["room"]
+        assert client.portal is not None
+        client.portal.call(room.members.clear)  # as a broadcast that timed out would
+        alice.send_json({"text": "anyone?"})
+        with pytest.raises(WebSocketDisconnect) as closed:
+            alice.receive_json()
+    assert (closed.value.code, closed.value.reason) == (
+        1008,
+        "Dropped from the room: too slow to receive",
+    )
+
+
+@pytest.mark.anyio
+async def test_chat_room_drops_members_that_are_gone_or_too_slow_and_serves_the_others(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    chat = load_example("chat", monkeypatch)
+    monkeypatch.setattr(chat, "SEND_TIMEOUT", 0.05)
+    reader, gone, staller = FakeClient(), FakeClient("gone"), FakeClient("stalls")
+    room = chat.Room()
+    members = {await client.accepted_socket(): client for client in (reader, gone, staller)}
+    room.members.update(members)
+    with anyio.fail_after(5):
+        await room.broadcast({"user": "alice", "text": "one"})
+        await room.broadcast({"user": "alice", "text": "two"})
+    assert [members[member] for member in room.members] == [reader]
+    assert reader.received == [{"user": "alice", "text": "one"}, {"user": "alice", "text": "two"}]
+
+
+# ==== Real servers ====
+# uvicorn in a subprocess, serving this repository's starlite.py (PYTHONPATH first: an installed
+# copy, editable or not, is a snapshot), and the `websockets` client library talking to it.
+
+# Every wait is bounded: the server's start-up, each client's handshake, close and receive.
+SERVER_START_TIMEOUT = 10.0
+SERVER_STOP_TIMEOUT = 5.0
+CLIENT_TIMEOUT = 5.0
+
+ECHO_APP = '''
+"""The app the real-server tests serve: echoes, a subprotocol, a close, a denial."""
+
+import starlite
+from starlite import PlainTextResponse, Starlite, WebSocket, WebSocketRoute
+
+
+async def where(websocket: WebSocket) -> None:
+    await websocket.accept()
+    await websocket.send_text(starlite.__file__)
+    await websocket.close()
+
+
+async def echo_text(websocket: WebSocket) -> None:
+    await websocket.accept()
+    async for text in websocket.iter_text():
+        await websocket.send_text(text)
+
+
+async def echo_bytes(websocket: WebSocket) -> None:
+    await websocket.accept()
+    async for data in websocket.iter_bytes():
+        await websocket.send_bytes(data)
+
+
+async def echo_json(websocket: WebSocket) -> None:
+    await websocket.accept()
+    async for data in websocket.iter_json():
+        await websocket.send_json({"echo": data})
+
+
+async def subprotocol(websocket: WebSocket) -> None:
+    offered = websocket.scope["subprotocols"]
+    chosen = next((name for name in offered if name in {"chat.v2", "chat.v3"}), None)
+    await websocket.accept(subprotocol=chosen)
+    await websocket.send_json({"offered": offered, "chosen": chosen})
+    await websocket.close()
+
+
+async def close(websocket: WebSocket) -> None:
+    await websocket.accept()
+    await websocket.close(4001, "bye")
+
+
+async def deny(websocket: WebSocket) -> None:
+    await websocket.send_denial_response(PlainTextResponse("nope", status_code=403))
+
+
+app = Starlite(
+    routes=[
+        WebSocketRoute("/where", where),
+        WebSocketRoute("/text", echo_text),
+        WebSocketRoute("/bytes", echo_bytes),
+        WebSocketRoute("/json", echo_json),
+        WebSocketRoute("/subprotocol", subprotocol),
+        WebSocketRoute("/close", close),
+        WebSocketRoute("/deny", deny),
+    ]
+)
+'''
+
+
+def free_port() -> int:
+    """A port nothing listens on now: the system's pick for a socket bound to port 0."""
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port: int = probe.getsockname()[1]
+        return port
+
+
+def wait_until_accepting(server: subprocess.Popen[bytes], port: int, log: Path) -> None:
+    """Poll a TCP connect until the server accepts, failing if it exits or takes too long."""
+    deadline = time.monotonic() + SERVER_START_TIMEOUT
+    while time.monotonic() < deadline:
+        if server.poll() is not None:
+            pytest.fail(f"uvicorn exited with {server.returncode}:\n{log.read_text()}")
+        try:
+            with socket.create_connection(("127.0.0.1", port), timeout=0.5):
+                return
+        except OSError:
+            time.sleep(0.05)
+    pytest.fail(f"uvicorn did not accept within {SERVER_START_TIMEOUT} s:\n{log.read_text()}")
+
+
+def stop(server: subprocess.Popen[bytes]) -> None:
+    """Stop the server by its PID: SIGTERM (a graceful shut-down), then SIGKILL if need be."""
+    server.terminate()
+    try:
+        server.wait(timeout=SERVER_STOP_TIMEOUT)
+    except subprocess.TimeoutExpired:
+        server.kill()
+        server.wait(timeout=SERVER_STOP_TIMEOUT)
+
+
+Serve = Callable[..., str]
+
+
+@pytest.fixture(scope="module")
+def serve(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Serve]:
+    """A function starting uvicorn on `app` ("module:attribute") on 127.0.0.1 and a free port,
+    with `app_dir` and the repository root first on the path; returns its ws:// base URL. Every
+    server is stopped, and must have logged no traceback, when the module's tests are done."""
+    pytest.importorskip("uvicorn", reason="the real-server tests run the app under uvicorn")
+    pytest.importorskip("websockets", reason="the real-server tests talk to it with websockets")
+    servers: list[tuple[subprocess.Popen[bytes], Path]] = []
+
+    def start(app: str, app_dir: Path = PROJECT_ROOT) -> str:
+        port = free_port()
+        log = tmp_path_factory.mktemp("uvicorn") / "server.log"
+        env = {**os.environ, "PYTHONPATH": os.pathsep.join((str(app_dir), str(PROJECT_ROOT)))}
+        command = [sys.executable, "-m", "uvicorn", app, "--host", "127.0.0.1"]
+        command += ["--port", str(port), "--log-level", "warning"]
+        command += ["--timeout-graceful-shutdown", "2"]
+        with log.open("wb") as log_file:
+            server = subprocess.Popen(
+                command, cwd=PROJECT_ROOT, env=env, stdout=log_file, stderr=subprocess.STDOUT
+            )
+        servers.append((server, log))
+        wait_until_accepting(server, port, log)
+        return f"ws://127.0.0.1:{port}"
+
+    yield start
+    for server, _ in servers:
+        stop(server)
+    for _, log in servers:
+        assert "Traceback" not in log.read_text(), log.read_text()
+
+
+@pytest.fixture(scope="module")
+def echo_url(serve: Serve, tmp_path_factory: pytest.TempPathFactory) -> str:
+    """The ws:// base URL of ECHO_APP under uvicorn."""
+    app_dir = tmp_path_factory.mktemp("echo_app")
+    (app_dir / "echo_app.py").write_text(textwrap.dedent(ECHO_APP))
+    url: str = serve("echo_app:app", app_dir)
+    return url
+
+
+@pytest.fixture(scope="module")
+def chat_url(serve: Serve) -> str:
+    """The ws:// base URL of examples/chat.py under uvicorn, imported as uvicorn's docs say."""
+    url: str = serve("examples.chat:app")
+    return url
+
+
+def ws_client(url: str, **options: Any) -> ClientConnection:
+    """A `websockets` sync client connection, every wait bounded."""
+    from websockets.sync.client import connect
+
+    connection: ClientConnection = connect(
+        url, open_timeout=CLIENT_TIMEOUT, close_timeout=CLIENT_TIMEOUT, **options
+    )
+    return connection
+
+
+def test_real_server_imports_the_repositorys_starlite(echo_url: str) -> None:
+    with ws_client(f"{echo_url}/where") as websocket:
+        path = websocket.recv(timeout=CLIENT_TIMEOUT)
+    assert isinstance(path, str)
+    assert Path(path) == PROJECT_ROOT / "starlite.py"
+
+
+def test_real_server_echoes_text(echo_url: str) -> None:
+    with ws_client(f"{echo_url}/text") as websocket:
+        for text in ("hello", "", "héllo ✓", "x" * 100_000):
+            websocket.send(text)
+            assert websocket.recv(timeout=CLIENT_TIMEOUT) == text
+
+
+def test_real_server_echoes_bytes(echo_url: str) -> None:
+    with ws_client(f"{echo_url}/bytes") as websocket:
+        for data in (b"\x00\xff", b"", bytes(range(256)) * 2048):  # the last is 512 KiB
+            websocket.send(data)
+            assert websocket.recv(timeout=CLIENT_TIMEOUT) == data
+
+
+def test_real_server_echoes_json(echo_url: str) -> None:
+    document = {"text": "héllo", "numbers": [1, 2.5, None], "nested": {"ok": True}}
+    with ws_client(f"{echo_url}/json") as websocket:
+        websocket.send(json.dumps(document))
+        reply = websocket.recv(timeout=CLIENT_TIMEOUT)
+    assert json.loads(reply) == {"echo": document}
+    assert "héllo" in reply  # send_json writes UTF-8, not \\u escapes
+
+
+def test_real_server_negotiates_a_subprotocol(echo_url: str) -> None:
+    with ws_client(f"{echo_url}/subprotocol", subprotocols=["chat.v1", "chat.v2"]) as websocket:
+        assert websocket.subprotocol == "chat.v2"
+        seen = json.loads(websocket.recv(timeout=CLIENT_TIMEOUT))
+    assert seen == {"offered": ["chat.v1", "chat.v2"], "chosen": "chat.v2"}
+
+
+def test_real_server_closes_with_the_apps_code_and_reason(echo_url: str) -> None:
+    from websockets.exceptions import ConnectionClosed
+
+    with ws_client(f"{echo_url}/close") as websocket, pytest.raises(ConnectionClosed) as closed:
+        websocket.recv(timeout=CLIENT_TIMEOUT)
+    assert closed.value.rcvd is not None
+    assert (closed.value.rcvd.code, closed.value.rcvd.reason) == (4001, "bye")
+
+
+def test_real_server_sends_the_apps_denial_response(echo_url: str) -> None:
+    from websockets.exceptions import InvalidStatus
+
+    # uvicorn offers ASGI's websocket.http.response extension since 0.25 (pyproject asks for
+    # 0.30 or later), in each of its websocket implementations: the handshake is answered with
+    # the app's own HTTP response, which the client sees as InvalidStatus. Without the extension
+    # starlite would raise RuntimeError, and the client would see uvicorn's 500 instead.
+    with pytest.raises(InvalidStatus) as denied:
+        ws_client(f"{echo_url}/deny")
+    response = denied.value.response
+    assert (response.status_code, response.body) == (403, b"nope")
+    assert response.headers["content-type"] == "text/plain; charset=utf-8"
+    assert response.headers["content-length"] == "4"
+
+
+def test_chat_example_under_uvicorn_broadcasts_between_two_real_clients(chat_url: str) -> None:
+    from websockets.exceptions import ConnectionClosed
+
+    def next_json(websocket: ClientConnection) -> Any:
+        return json.loads(websocket.recv(timeout=CLIENT_TIMEOUT))
+
+    with ws_client(f"{chat_url}/ws?name=alice") as alice:
+        assert next_json(alice) == {"event": "join", "user": "alice"}
+        with ws_client(f"{chat_url}/ws") as bob:
+            bob.send(json.dumps({"name": "bob"}))
+            assert next_json(alice) == next_json(bob) == {"event": "join", "user": "bob"}
+            bob.send(json.dumps({"text": "hi alice"}))
+            assert next_json(alice) == next_json(bob) == {"user": "bob", "text": "hi alice"}
+            alice.send(json.dumps({"text": "hi bob"}))
+            assert next_json(alice) == next_json(bob) == {"user": "alice", "text": "hi bob"}
+            bob.send(b"binary")
+            with pytest.raises(ConnectionClosed) as closed:
+                bob.recv(timeout=CLIENT_TIMEOUT)
+        assert closed.value.rcvd is not None
+        assert closed.value.rcvd.code == 1003
+        assert next_json(alice) == {"event": "leave", "user": "bob"}
+
+
+def test_chat_example_under_uvicorn_survives_a_client_that_vanishes(chat_url: str) -> None:
+    # carol's TCP connection ends without a close frame. Whichever the server notices first, her
+    # disconnect or a failed broadcast to her, alice gets her own message and carol's leave, and
+    # the server logs no traceback (checked when the server stops).
+    def next_json(websocket: ClientConnection) -> Any:
+        return json.loads(websocket.recv(timeout=CLIENT_TIMEOUT))
+
+    with ws_client(f"{chat_url}/ws?name=alice") as alice:
+        assert next_json(alice) == {"event": "join", "user": "alice"}
+        with ws_client(f"{chat_url}/ws?name=carol") as carol:
+            assert next_json(alice) == next_json(carol) == {"event": "join", "user": "carol"}
+            carol.socket.shutdown(socket.SHUT_RDWR)
+            alice.send(json.dumps({"text": "carol?"}))
+            received = [next_json(alice), next_json(alice)]
+        assert sorted(received, key=json.dumps) == [
+            {"event": "leave", "user": "carol"},
+            {"text": "carol?", "user": "alice"},
+        ]
