@@ -16,13 +16,15 @@ The file reads in the order a request travels through it:
 8. WebSockets            WebSocket, its states and close codes
 9. Routing               convertors, routes, mounts, hosts, and the indexed Router
 10. Endpoints            HTTPEndpoint and WebSocketEndpoint: a method per verb or event
-11. Middleware           Middleware, ServerErrorMiddleware, ExceptionMiddleware
+11. Middleware           Middleware, ServerErrorMiddleware, ExceptionMiddleware, body limits
 12. Application          Starlite: the middleware stack around a router, and lifespan
-13. Test client          TestClient: drive an ASGI app from synchronous tests, on httpx
+13. Forms                FormData, UploadFile, and streaming form parsers with limits
+14. Test client          TestClient: drive an ASGI app from synchronous tests, on httpx
 """
 
 from __future__ import annotations
 
+import codecs
 import contextlib
 import functools
 import html
@@ -46,6 +48,7 @@ from collections.abc import (
     Awaitable,
     Callable,
     Collection,
+    Coroutine,
     Generator,
     ItemsView,
     Iterable,
@@ -62,8 +65,10 @@ from datetime import UTC, datetime
 from email.utils import format_datetime, formatdate
 from enum import Enum
 from http import HTTPStatus
+from tempfile import SpooledTemporaryFile
 from types import ModuleType
 from typing import (
+    IO,
     TYPE_CHECKING,
     Any,
     ClassVar,
@@ -78,7 +83,7 @@ from typing import (
     TypeAlias,
     TypeVar,
 )
-from urllib.parse import SplitResult, parse_qsl, quote, urlencode, urlsplit
+from urllib.parse import SplitResult, parse_qsl, quote, unquote_plus, urlencode, urlsplit
 
 import anyio
 import anyio.from_thread
@@ -165,10 +170,17 @@ __all__ = [
     "ExceptionHandler",
     "ExceptionMiddleware",
     "Middleware",
+    "RequestBodyLimitMiddleware",
     "ServerErrorMiddleware",
     # Application
     "Lifespan",
     "Starlite",
+    # Forms
+    "FormData",
+    "FormParser",
+    "MultiPartException",
+    "MultiPartParser",
+    "UploadFile",
     # Test client
     "TestClient",
     "WebSocketDenialResponse",
@@ -1121,6 +1133,24 @@ _PUSHED_HEADERS = frozenset(
 )
 
 
+class _FormContext:
+    """What ``request.form()`` returns: await it for the form, or enter it with ``async with``
+    to have the form's upload files closed on leaving."""
+
+    def __init__(self, parsing: Coroutine[Any, Any, FormData]) -> None:
+        self._parsing = parsing
+
+    def __await__(self) -> Generator[Any, None, FormData]:
+        return self._parsing.__await__()
+
+    async def __aenter__(self) -> FormData:
+        self._form = await self._parsing
+        return self._form
+
+    async def __aexit__(self, *exc_info: object) -> None:
+        await self._form.close()
+
+
 async def _empty_receive() -> NoReturn:
     raise RuntimeError("This Request was created without a receive channel")
 
@@ -1142,6 +1172,7 @@ class Request(HTTPConnection):
         self._stream_consumed = False
         self._is_disconnected = False
         self._peeked_message: Message | None = None  # taken by is_disconnected(), kept for stream()
+        self._form: FormData | None = None
 
     @property
     def method(self) -> str:
@@ -1198,6 +1229,60 @@ class Request(HTTPConnection):
         if not hasattr(self, "_json"):
             self._json = json.loads(await self.body())
         return self._json
+
+    def form(
+        self,
+        *,
+        max_files: int | float = 1000,
+        max_fields: int | float = 1000,
+        max_part_size: int = 1024 * 1024,
+    ) -> _FormContext:
+        """The body parsed as a form, once and cached: urlencoded, or multipart (which needs
+        python-multipart). Await it, or use ``async with request.form() as form:`` to close its
+        upload files at the end (they are closed when the request ends in any case).
+
+        A form beyond a limit, or malformed, raises ``HTTPException(400)`` inside an app
+        (``MultiPartException`` outside one): `max_files` uploaded files, `max_fields` other
+        fields, `max_part_size` bytes for any field that is not a file.
+        """
+        return _FormContext(self._parse_form(max_files, max_fields, max_part_size))
+
+    async def _parse_form(
+        self, max_files: int | float, max_fields: int | float, max_part_size: int
+    ) -> FormData:
+        if self._form is not None:
+            return self._form
+        content_type, _ = _header_parameters(self.headers.get("content-type", ""))
+        async with contextlib.aclosing(self.stream()) as stream:
+            parser: FormParser | MultiPartParser
+            if content_type == "multipart/form-data":
+                parser = MultiPartParser(
+                    self.headers,
+                    stream,
+                    max_files=max_files,
+                    max_fields=max_fields,
+                    max_part_size=max_part_size,
+                )
+            elif content_type == "application/x-www-form-urlencoded":
+                parser = FormParser(
+                    self.headers, stream, max_fields=max_fields, max_part_size=max_part_size
+                )
+            else:
+                self._form = FormData()
+                return self._form
+            try:
+                self._form = await parser.parse()
+            except MultiPartException as exc:
+                if "app" in self.scope:
+                    raise HTTPException(status_code=400, detail=exc.message) from exc
+                raise
+        return self._form
+
+    async def close(self) -> None:
+        """Close the upload files of the parsed form, if any; their data is deleted."""
+        if self._form is not None:
+            with anyio.CancelScope(shield=True):  # done even when the request is cancelled
+                await self._form.close()
 
     async def is_disconnected(self) -> bool:
         """Whether the client has gone away, checked without waiting."""
@@ -2370,7 +2455,10 @@ def request_response(func: Callable[[Request], Awaitable[Response] | Response]) 
                 )
             await response(scope, receive, send)
 
-        await _handling_exceptions(respond, request)(scope, receive, send)
+        try:
+            await _handling_exceptions(respond, request)(scope, receive, send)
+        finally:
+            await request.close()  # the uploaded files of a form it parsed
 
     return app
 
@@ -2380,6 +2468,11 @@ def _wrap_in_middleware(app: ASGIApp, middleware: Sequence[Middleware] | None) -
     for cls, args, kwargs in reversed(middleware or []):
         app = cls(app, *args, **kwargs)
     return app
+
+
+def _with_body_limit(app: ASGIApp, max_body_size: int | None) -> ASGIApp:
+    """`app` behind a RequestBodyLimitMiddleware, if a limit is given."""
+    return app if max_body_size is None else RequestBodyLimitMiddleware(app, max_body_size)
 
 
 def websocket_session(func: Callable[[WebSocket], Awaitable[None]]) -> ASGIApp:
@@ -2442,6 +2535,7 @@ class Route(BaseRoute):
         name: str | None = None,
         include_in_schema: bool = True,
         middleware: Sequence[Middleware] | None = None,
+        max_body_size: int | None = None,
     ) -> None:
         _require_leading_slash("Route", path)
         self.path = path
@@ -2453,7 +2547,7 @@ class Route(BaseRoute):
             methods = ["GET"] if methods is None else methods
         else:  # an ASGI app, e.g. an HTTPEndpoint class
             app = endpoint
-        self.app = _wrap_in_middleware(app, middleware)
+        self.app = _with_body_limit(_wrap_in_middleware(app, middleware), max_body_size)
         self.methods: set[str] | None = None
         if methods is not None:
             self.methods = {method.upper() for method in methods}
@@ -2587,6 +2681,7 @@ class Mount(BaseRoute):
         name: str | None = None,
         *,
         middleware: Sequence[Middleware] | None = None,
+        max_body_size: int | None = None,
     ) -> None:
         if path:
             _require_leading_slash("Mount", path)
@@ -2594,7 +2689,7 @@ class Mount(BaseRoute):
             raise ValueError("Mount takes either an app or a list of routes")
         self.path = path.rstrip("/")
         self._base_app: ASGIApp = app if app is not None else Router(routes=routes)
-        self.app = _wrap_in_middleware(self._base_app, middleware)
+        self.app = _with_body_limit(_wrap_in_middleware(self._base_app, middleware), max_body_size)
         self.name = name
         self.path_regex, self.path_format, self.param_convertors = compile_path(
             self.path + "/{path:path}"
@@ -2865,12 +2960,15 @@ class Router:
         lifespan: Lifespan[Any] | None = None,
         *,
         middleware: Sequence[Middleware] | None = None,
+        max_body_size: int | None = None,
     ) -> None:
         self.routes = [] if routes is None else list(routes)
         self.redirect_slashes = redirect_slashes
         self.default: ASGIApp = _not_found if default is None else default
         self.lifespan_context: Lifespan[Any] = _no_lifespan if lifespan is None else lifespan
-        self.middleware_stack = _wrap_in_middleware(self.app, middleware)
+        self.middleware_stack = _with_body_limit(
+            _wrap_in_middleware(self.app, middleware), max_body_size
+        )
 
     @property
     def routes(self) -> list[BaseRoute]:
@@ -3051,8 +3149,11 @@ class HTTPEndpoint:
         handler: Callable[[Request], Any] = self.method_not_allowed
         if method in self._allowed_methods:
             handler = getattr(self, method.lower())
-        response = await _call_maybe_async(handler, request)
-        await response(self.scope, self.receive, self.send)
+        try:
+            response = await _call_maybe_async(handler, request)
+            await response(self.scope, self.receive, self.send)
+        finally:
+            await request.close()
 
     async def method_not_allowed(self, request: Request) -> Response:
         """405, with the methods this endpoint does answer."""
@@ -3221,6 +3322,107 @@ def _handling_exceptions(app: ASGIApp, connection: HTTPConnection) -> ASGIApp:
             exc.__traceback__ = None
 
     return app_with_handlers
+
+
+# Where the request's body limit lives while a RequestBodyLimitMiddleware counts its body.
+_BODY_LIMIT_SCOPE_KEY = "starlite.body_limit"
+
+
+class _BodyTooLarge(HTTPException):
+    """The request body is over the limit: answered 413 by the exception handlers."""
+
+    def __init__(self) -> None:
+        super().__init__(status_code=413, detail="Content Too Large")
+
+
+class _ResponseReplaced(Exception):
+    """The app's response was replaced by a 413: stop the app."""
+
+
+class _BodyLimit:
+    """One request's body limit: the innermost middleware's size, against every byte received."""
+
+    def __init__(self, max_body_size: int, content_length: int | None) -> None:
+        self.max_body_size = max_body_size
+        self.content_length = content_length
+        self.received = 0
+
+    def declared_too_large(self) -> bool:
+        return self.content_length is not None and self.content_length > self.max_body_size
+
+    def check(self) -> None:
+        if self.declared_too_large() or self.received > self.max_body_size:
+            raise _BodyTooLarge()
+
+
+def _content_length(scope: Scope) -> int | None:
+    """The request's Content-Length, if it is a plain number (anything else is not trusted)."""
+    value = _header_value(scope, b"content-length")
+    if value is None or not (value.isascii() and value.isdigit()):
+        return None
+    return int(value) if len(value) <= _MAX_POSITION_DIGITS else _PAST_ANY_FILE
+
+
+class RequestBodyLimitMiddleware:
+    """Answers ``413 Content Too Large`` to a request body over `max_body_size` bytes.
+
+    A Content-Length over the limit is refused before any of the body is read (and replaces the
+    response of an app that never reads it); a streamed body is refused as soon as it crosses the
+    limit, so nothing beyond it is ever held. Where limits nest (application, router, mount,
+    route) the innermost wins. Inside an app the 413 goes through its HTTPException handlers.
+    """
+
+    def __init__(self, app: ASGIApp, max_body_size: int) -> None:
+        if max_body_size < 0:
+            raise ValueError(f"max_body_size must not be negative: {max_body_size}")
+        self.app = app
+        self.max_body_size = max_body_size
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        outer: _BodyLimit | None = scope.get(_BODY_LIMIT_SCOPE_KEY)
+        if outer is not None:  # an outer middleware counts the body: our size replaces its own
+            outer.max_body_size = self.max_body_size
+            outer.check()
+            await self.app(scope, receive, send)
+            return
+        limit = _BodyLimit(self.max_body_size, _content_length(scope))
+        scope[_BODY_LIMIT_SCOPE_KEY] = limit
+        try:
+            await self._limit(limit, scope, receive, send)
+        finally:
+            del scope[_BODY_LIMIT_SCOPE_KEY]
+
+    async def _limit(self, limit: _BodyLimit, scope: Scope, receive: Receive, send: Send) -> None:
+        response_started = False
+
+        async def receive_counting() -> Message:
+            limit.check()  # a Content-Length over the limit: refuse before reading any of it
+            message = await receive()
+            if message["type"] == "http.request":
+                limit.received += len(message.get("body", b""))
+                limit.check()
+            return message
+
+        async def send_unless_refused(message: Message) -> None:
+            nonlocal response_started
+            if message["type"] == "http.response.start":
+                response_started = True
+                if limit.declared_too_large():  # the app never read the body it was sent
+                    await PlainTextResponse("Content Too Large", 413)(scope, receive, send)
+                    raise _ResponseReplaced()
+            await send(message)
+
+        try:
+            await self.app(scope, receive_counting, send_unless_refused)
+        except _BodyTooLarge:
+            if response_started:
+                raise
+            await PlainTextResponse("Content Too Large", 413)(scope, receive, send)
+        except _ResponseReplaced:
+            pass
 
 
 class ExceptionMiddleware:
@@ -3399,8 +3601,11 @@ class Starlite:
         middleware: Sequence[Middleware] | None = None,
         exception_handlers: Mapping[Any, ExceptionHandler] | None = None,
         lifespan: Lifespan[Any] | None = None,
+        *,
+        max_body_size: int | None = None,
     ) -> None:
         self._debug = debug
+        self.max_body_size = max_body_size
         self.state = State()
         self.router = Router(routes, lifespan=lifespan)
         self.exception_handlers = {} if exception_handlers is None else dict(exception_handlers)
@@ -3418,8 +3623,8 @@ class Starlite:
         self.middleware_stack = None
 
     def build_middleware_stack(self) -> ASGIApp:
-        """ServerErrorMiddleware, then the user's middleware, then ExceptionMiddleware, around
-        the router."""
+        """ServerErrorMiddleware, the body limit if any, the user's middleware, then
+        ExceptionMiddleware, around the router."""
         error_handler = None
         handlers: dict[Any, ExceptionHandler] = {}
         for key, handler in self.exception_handlers.items():
@@ -3429,6 +3634,7 @@ class Starlite:
                 handlers[key] = handler
         app: ASGIApp = ExceptionMiddleware(self.router, handlers=handlers, debug=self.debug)
         app = _wrap_in_middleware(app, self.user_middleware)
+        app = _with_body_limit(app, self.max_body_size)
         return ServerErrorMiddleware(app, handler=error_handler, debug=self.debug)
 
     @property
@@ -3490,6 +3696,390 @@ class Starlite:
     ) -> None:
         """Add a WebSocketRoute."""
         self.router.add_websocket_route(path, route, name=name)
+
+
+# ==== Forms ====
+# Parsing request bodies into FormData: urlencoded forms with a small streaming parser of our own,
+# multipart forms on python-multipart's streaming parser. Every limit is checked while the body
+# streams, so no form can make the server hold more than the limits allow.
+
+
+class UploadFile:
+    """A file uploaded in a multipart form.
+
+    Its data sits in a ``SpooledTemporaryFile``: in memory up to 1 MiB, then on disk. Once on
+    disk, and for the write that moves it there, reads and writes run in the threadpool, so the
+    event loop never waits on the disk.
+    """
+
+    def __init__(
+        self,
+        file: IO[bytes],
+        *,
+        size: int | None = None,
+        filename: str | None = None,
+        headers: Headers | None = None,
+    ) -> None:
+        self.file = file
+        self.size = size
+        self.filename = filename
+        self.headers = headers or Headers()
+
+    @property
+    def content_type(self) -> str | None:
+        """The part's Content-Type, as the client sent it."""
+        return self.headers.get("content-type")
+
+    def _in_memory(self) -> bool:
+        """Whether the data is in memory: only then may the event loop touch the file."""
+        # SpooledTemporaryFile has no public way to tell where its data is; this private
+        # attribute has been there since Python 2.6. Any other file counts as on disk.
+        return not getattr(self.file, "_rolled", True)
+
+    def _stays_in_memory(self, extra_bytes: int) -> bool:
+        """Whether writing `extra_bytes` more keeps the data in memory (no roll-over to disk)."""
+        max_size: int = getattr(self.file, "_max_size", 0)
+        return self._in_memory() and (not max_size or self.file.tell() + extra_bytes <= max_size)
+
+    async def write(self, data: bytes) -> None:
+        """Append `data` (during parsing, the file's position is its end)."""
+        if self.size is not None:
+            self.size += len(data)
+        if self._stays_in_memory(len(data)):
+            self.file.write(data)
+        else:
+            await run_in_threadpool(self.file.write, data)
+
+    async def read(self, size: int = -1) -> bytes:
+        """Read up to `size` bytes (all, by default) from the current position."""
+        if self._in_memory():
+            return self.file.read(size)
+        return await run_in_threadpool(self.file.read, size)
+
+    async def seek(self, offset: int) -> None:
+        """Move to byte `offset`."""
+        if self._in_memory():
+            self.file.seek(offset)
+        else:
+            await run_in_threadpool(self.file.seek, offset)
+
+    async def close(self) -> None:
+        """Close the file, deleting its temporary data; closing twice does nothing more."""
+        if self.file.closed:
+            return
+        if self._in_memory():
+            self.file.close()
+        else:
+            await run_in_threadpool(self.file.close)
+
+    def __repr__(self) -> str:
+        return (
+            f"{self.__class__.__name__}(filename={self.filename!r}, size={self.size!r}, "
+            f"headers={self.headers!r})"
+        )
+
+
+class FormData(ImmutableMultiDict[str, "UploadFile | str"]):
+    """The fields of a form: text values and uploaded files."""
+
+    async def close(self) -> None:
+        """Close every uploaded file."""
+        for _, value in self.multi_items():
+            if isinstance(value, UploadFile):
+                await value.close()
+
+
+class MultiPartException(Exception):
+    """A form that breaks a limit or the multipart format; answered with 400 inside an app."""
+
+    def __init__(self, message: str) -> None:
+        super().__init__(message)
+        self.message = message
+
+
+def _too_many(kind: str, limit: float) -> MultiPartException:
+    return MultiPartException(f"Too many {kind}. Maximum number of {kind} is {limit}.")
+
+
+class FormParser:
+    """Parses an ``application/x-www-form-urlencoded`` body as it streams in.
+
+    Fields are split on ``&`` and ``=`` as the chunks arrive, so a field may span chunks and the
+    last one ends with the body, trailing ``&`` or not. Needs no extra library.
+    """
+
+    def __init__(
+        self,
+        headers: Headers,
+        stream: AsyncIterator[bytes],
+        *,
+        max_fields: int | float = 1000,
+        max_part_size: int = 1024 * 1024,
+    ) -> None:
+        self.headers = headers
+        self.stream = stream
+        self.max_fields = max_fields
+        self.max_part_size = max_part_size
+        self._items: list[tuple[str, str | UploadFile]] = []
+
+    async def parse(self) -> FormData:
+        """The form's fields, in order."""
+        pending = bytearray()  # the start of a field whose end has not arrived yet
+        async for chunk in self.stream:
+            first, *fields = chunk.split(b"&")
+            pending += first  # appended, never copied whole: linear in the body's size
+            if fields:
+                self._on_field(bytes(pending))
+                *complete, rest = fields
+                for field in complete:
+                    self._on_field(field)
+                pending = bytearray(rest)
+            if len(pending) > self.max_part_size:
+                raise self._field_too_large()
+        self._on_field(bytes(pending))
+        return FormData(self._items)
+
+    def _on_field(self, field: bytes) -> None:
+        if not field:  # "a=1&&b=2" and a trailing "&" hold empty fields: nothing to add
+            return
+        if len(field) > self.max_part_size:
+            raise self._field_too_large()
+        if len(self._items) >= self.max_fields:
+            raise _too_many("fields", self.max_fields)
+        name, _, value = field.partition(b"=")
+        # As browsers encode: "+" is a space, %XX escapes are UTF-8; raw bytes are kept as latin-1.
+        self._items.append(
+            (unquote_plus(name.decode("latin-1")), unquote_plus(value.decode("latin-1")))
+        )
+
+    def _field_too_large(self) -> MultiPartException:
+        return MultiPartException(
+            f"Field exceeded maximum size of {int(self.max_part_size / 1024)}KB."
+        )
+
+
+# RFC 2046 §5.1.1: a boundary is 1 to 70 of these characters, not ending with a space.
+_BOUNDARY = re.compile(r"[0-9A-Za-z'()+_,\-./:=? ]{0,69}[0-9A-Za-z'()+_,\-./:=?]")
+# Bytes of part data fed to python-multipart at a time: however large a chunk the server hands
+# over, what parsing holds at once stays this small (the size of a typical server read).
+_PARSE_STEP = 64 * 1024
+
+
+# RFC 9110 §5.6.4 and §5.6.6: parameters are separated by ";", and a value may be a
+# quoted-string, inside which ";" and escaped quotes ("\\"") are data. The three alternatives
+# start with different characters, so the scan never backtracks: linear in the header's length.
+_PARAMETER_TOKEN = re.compile(r'"(?:[^"\\]|\\.)*"?|;|[^;"]+')
+_QUOTED_PAIR = re.compile(r"\\(.)")
+
+
+def _header_parameters(value: str) -> tuple[str, dict[str, str]]:
+    """Split ``type/subtype; name=value; name="quoted; value"`` into the lower-cased type and its
+    parameters (names lower-cased, quotes removed)."""
+    pieces: list[list[str]] = [[]]
+    for token in _PARAMETER_TOKEN.findall(value):
+        if token == ";":
+            pieces.append([])
+        else:
+            pieces[-1].append(token)
+    parameters: dict[str, str] = {}
+    for piece in pieces[1:]:
+        name, equals, parameter = "".join(piece).partition("=")
+        parameter = parameter.strip()
+        if len(parameter) >= 2 and parameter[0] == parameter[-1] == '"':
+            parameter = _QUOTED_PAIR.sub(r"\1", parameter[1:-1])
+        if equals:
+            parameters[name.strip().lower()] = parameter
+    return "".join(pieces[0]).strip().lower(), parameters
+
+
+# A part's headers, all together (browsers send two short ones): the size h11 allows for the
+# whole head of an HTTP request.
+_MAX_PART_HEADERS_SIZE = 16 * 1024
+
+
+class _Part:
+    """The part of a multipart body being parsed."""
+
+    def __init__(self) -> None:
+        self.headers: list[tuple[bytes, bytes]] = []
+        self.headers_size = 0
+        self.header_name = bytearray()
+        self.header_value = bytearray()
+        self.name = ""
+        self.data = bytearray()  # a field's value (a file's data goes to `file`)
+        self.file: UploadFile | None = None
+
+
+class MultiPartParser:
+    """Parses a ``multipart/form-data`` body as it streams in, on python-multipart.
+
+    Files go to spooled temporary files as they arrive; a field without a filename may be at most
+    `max_part_size` bytes, checked while it streams. A ``_charset_`` field sets the encoding of
+    the fields after it. Any malformed body raises `MultiPartException`.
+    """
+
+    spool_max_size = 1024 * 1024
+    """The size past which an uploaded file moves from memory to disk."""
+
+    def __init__(
+        self,
+        headers: Headers,
+        stream: AsyncIterator[bytes],
+        *,
+        max_files: int | float = 1000,
+        max_fields: int | float = 1000,
+        max_part_size: int = 1024 * 1024,
+    ) -> None:
+        self.headers = headers
+        self.stream = stream
+        self.max_files = max_files
+        self.max_fields = max_fields
+        self.max_part_size = max_part_size
+        self._items: list[tuple[str, str | UploadFile]] = []
+        self._files = 0
+        self._fields = 0
+        self._encoding = "utf-8"
+        self._part = _Part()
+        self._file_writes: list[tuple[UploadFile, bytes]] = []  # data waiting to be written
+        self._opened: list[UploadFile] = []
+        self._ended = False
+
+    async def parse(self) -> FormData:
+        """The form's fields and files, in order. On an error, files already opened are closed."""
+        multipart = _import_extra("multipart", "python_multipart")
+        _, parameters = _header_parameters(self.headers.get("content-type", ""))
+        boundary = parameters.get("boundary")
+        if boundary is None:
+            raise MultiPartException("Missing boundary in multipart.")
+        if not _BOUNDARY.fullmatch(boundary):
+            raise MultiPartException("Invalid boundary in multipart.")
+        parser = multipart.MultipartParser(boundary.encode("latin-1"), self._callbacks())
+        try:
+            async for chunk in self.stream:
+                for start in range(0, len(chunk), _PARSE_STEP):
+                    self._feed(parser, chunk[start : start + _PARSE_STEP])
+                    await self._write_files()
+            if not self._ended:
+                raise MultiPartException("The multipart body ended before its final boundary.")
+            for file in self._opened:  # ready to be read from the start
+                await file.seek(0)
+        except BaseException:
+            with anyio.CancelScope(shield=True):  # temporary files must go, even when cancelled
+                for file in self._opened:
+                    await file.close()
+            raise
+        return FormData(self._items)
+
+    def _feed(self, parser: Any, data: bytes) -> None:
+        try:
+            parser.write(data)
+        except MultiPartException:
+            raise
+        except ValueError as exc:  # python-multipart's parse errors are ValueErrors
+            raise MultiPartException(f"Invalid multipart data: {exc}") from None
+
+    async def _write_files(self) -> None:
+        writes, self._file_writes = self._file_writes, []
+        for file, data in writes:
+            await file.write(data)
+
+    def _callbacks(self) -> dict[str, Callable[..., None]]:
+        return {
+            "on_part_begin": self._on_part_begin,
+            "on_header_field": self._on_header_field,
+            "on_header_value": self._on_header_value,
+            "on_header_end": self._on_header_end,
+            "on_headers_finished": self._on_headers_finished,
+            "on_part_data": self._on_part_data,
+            "on_part_end": self._on_part_end,
+            "on_end": self._on_end,
+        }
+
+    def _on_part_begin(self) -> None:
+        self._part = _Part()
+
+    def _on_header_field(self, data: bytes, start: int, end: int) -> None:
+        self._part.header_name += data[start:end]
+        self._count_header_bytes(end - start)
+
+    def _on_header_value(self, data: bytes, start: int, end: int) -> None:
+        self._part.header_value += data[start:end]
+        self._count_header_bytes(end - start)
+
+    def _count_header_bytes(self, size: int) -> None:
+        self._part.headers_size += size
+        if self._part.headers_size > _MAX_PART_HEADERS_SIZE:
+            raise MultiPartException("A part's headers are too large.")
+
+    def _on_header_end(self) -> None:
+        part = self._part
+        name, value = bytes(part.header_name.strip().lower()), bytes(part.header_value.strip())
+        part.headers.append((name, value))
+        part.header_name, part.header_value = bytearray(), bytearray()
+
+    def _on_headers_finished(self) -> None:
+        part = self._part
+        headers = Headers(raw=part.headers)
+        _, disposition = _header_parameters(headers.get("content-disposition", ""))
+        if "name" not in disposition:
+            raise MultiPartException(
+                'The Content-Disposition header field "name" must be provided.'
+            )
+        part.name = self._decode(disposition["name"].encode("latin-1"))
+        if "filename" not in disposition:
+            self._fields += 1
+            if self._fields > self.max_fields:
+                raise _too_many("fields", self.max_fields)
+            return
+        self._files += 1
+        if self._files > self.max_files:
+            raise _too_many("files", self.max_files)
+        part.file = UploadFile(
+            SpooledTemporaryFile(max_size=self.spool_max_size),  # noqa: SIM115 - closed by its form
+            size=0,
+            filename=self._decode(disposition["filename"].encode("latin-1")),
+            headers=headers,
+        )
+        self._opened.append(part.file)
+
+    def _on_part_data(self, data: bytes, start: int, end: int) -> None:
+        part = self._part
+        if part.file is not None:
+            self._file_writes.append((part.file, data[start:end]))
+            return
+        part.data += data[start:end]
+        if len(part.data) > self.max_part_size:
+            size_kb = int(self.max_part_size / 1024)
+            raise MultiPartException(f"Part exceeded maximum size of {size_kb}KB.")
+
+    def _on_part_end(self) -> None:
+        part = self._part
+        if part.file is not None:
+            self._items.append((part.name, part.file))
+            return
+        value = self._decode(bytes(part.data))
+        if part.name == "_charset_":
+            self._encoding = self._codec_name(value)
+        self._items.append((part.name, value))
+
+    def _on_end(self) -> None:
+        self._ended = True
+
+    def _decode(self, data: bytes) -> str:
+        # Browsers send names and values in the form's charset; what fails to decode is kept as
+        # latin-1 (every byte is a character there) rather than rejected.
+        try:
+            return data.decode(self._encoding)
+        except UnicodeDecodeError:
+            return data.decode("latin-1")
+
+    @staticmethod
+    def _codec_name(charset: str) -> str:
+        """The codec for a ``_charset_`` value, looked up once; UTF-8 if Python has none."""
+        try:
+            return codecs.lookup(charset).name
+        except LookupError:
+            return "utf-8"
 
 
 # ==== Test client ====
