@@ -3397,8 +3397,11 @@ class RequestBodyLimitMiddleware:
 
     async def _limit(self, limit: _BodyLimit, scope: Scope, receive: Receive, send: Send) -> None:
         response_started = False
+        body_wanted = False
 
         async def receive_counting() -> Message:
+            nonlocal body_wanted
+            body_wanted = True
             limit.check()  # a Content-Length over the limit: refuse before reading any of it
             message = await receive()
             if message["type"] == "http.request":
@@ -3410,7 +3413,9 @@ class RequestBodyLimitMiddleware:
             nonlocal response_started
             if message["type"] == "http.response.start":
                 response_started = True
-                if limit.declared_too_large():  # the app never read the body it was sent
+                # An app that never asked for the body answers as if it were fine: refuse it here.
+                # One that did was refused already, and answers with its own 413 handler.
+                if limit.declared_too_large() and not body_wanted:
                     await PlainTextResponse("Content Too Large", 413)(scope, receive, send)
                     raise _ResponseReplaced()
             await send(message)
