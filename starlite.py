@@ -3346,13 +3346,21 @@ class _BodyLimit:
         self.max_body_size = max_body_size
         self.content_length = content_length
         self.received = 0
+        self.refused = False  # the app was told, and answers with its own 413
 
     def declared_too_large(self) -> bool:
         return self.content_length is not None and self.content_length > self.max_body_size
 
     def check(self) -> None:
         if self.declared_too_large() or self.received > self.max_body_size:
+            self.refused = True
             raise _BodyTooLarge()
+
+
+def _checked_body_size(max_body_size: int) -> int:
+    if max_body_size < 0:
+        raise ValueError(f"max_body_size must not be negative: {max_body_size}")
+    return max_body_size
 
 
 def _content_length(scope: Scope) -> int | None:
@@ -3373,10 +3381,8 @@ class RequestBodyLimitMiddleware:
     """
 
     def __init__(self, app: ASGIApp, max_body_size: int) -> None:
-        if max_body_size < 0:
-            raise ValueError(f"max_body_size must not be negative: {max_body_size}")
         self.app = app
-        self.max_body_size = max_body_size
+        self.max_body_size = _checked_body_size(max_body_size)
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
@@ -3397,11 +3403,8 @@ class RequestBodyLimitMiddleware:
 
     async def _limit(self, limit: _BodyLimit, scope: Scope, receive: Receive, send: Send) -> None:
         response_started = False
-        body_wanted = False
 
         async def receive_counting() -> Message:
-            nonlocal body_wanted
-            body_wanted = True
             limit.check()  # a Content-Length over the limit: refuse before reading any of it
             message = await receive()
             if message["type"] == "http.request":
@@ -3415,7 +3418,7 @@ class RequestBodyLimitMiddleware:
                 response_started = True
                 # An app that never asked for the body answers as if it were fine: refuse it here.
                 # One that did was refused already, and answers with its own 413 handler.
-                if limit.declared_too_large() and not body_wanted:
+                if limit.declared_too_large() and not limit.refused:
                     await PlainTextResponse("Content Too Large", 413)(scope, receive, send)
                     raise _ResponseReplaced()
             await send(message)
@@ -3610,7 +3613,7 @@ class Starlite:
         max_body_size: int | None = None,
     ) -> None:
         self._debug = debug
-        self.max_body_size = max_body_size
+        self.max_body_size = None if max_body_size is None else _checked_body_size(max_body_size)
         self.state = State()
         self.router = Router(routes, lifespan=lifespan)
         self.exception_handlers = {} if exception_handlers is None else dict(exception_handlers)
@@ -3874,7 +3877,9 @@ _PARSE_STEP = 64 * 1024
 # quoted-string, inside which ";" and escaped quotes ("\\"") are data. The three alternatives
 # start with different characters, so the scan never backtracks: linear in the header's length.
 _PARAMETER_TOKEN = re.compile(r'"(?:[^"\\]|\\.)*"?|;|[^;"]+')
-_QUOTED_PAIR = re.compile(r"\\(.)")
+# Browsers write a file name's backslashes as they are (the HTML standard escapes only '"', CR and
+# LF), so only an escaped backslash or quote is unescaped: "C:\\x.txt" keeps its backslash.
+_QUOTED_PAIR = re.compile(r'\\([\\"])')
 
 
 def _header_parameters(value: str) -> tuple[str, dict[str, str]]:
@@ -4489,10 +4494,11 @@ class _Lifespan:
             await self.app(scope, self.app_inbox.receive, self.app_outbox.send)
 
     async def exchange(self, event: str) -> Message | None:
-        await self.to_app.send({"type": f"lifespan.{event}"})
+        """Send a lifespan event; the app's answer, or None if the app has returned."""
         try:
+            await self.to_app.send({"type": f"lifespan.{event}"})
             return await self.from_app.receive()
-        except anyio.EndOfStream:
+        except (anyio.BrokenResourceError, anyio.EndOfStream):
             return None
 
     def close(self) -> None:
