@@ -16,7 +16,7 @@ The file reads in the order a request travels through it:
 8. WebSockets            WebSocket, its states and close codes
 9. Routing               convertors, routes, mounts, hosts, and the indexed Router
 10. Endpoints            HTTPEndpoint and WebSocketEndpoint: a method per verb or event
-11. Middleware           Middleware, ServerErrorMiddleware, ExceptionMiddleware, body limits
+11. Middleware           error handling, body limits, trusted hosts, HTTPS, CORS, GZip
 12. Application          Starlite: the middleware stack around a router, and lifespan
 13. Forms                FormData, UploadFile, and streaming form parsers with limits
 14. Test client          TestClient: drive an ASGI app from synchronous tests, on httpx
@@ -41,6 +41,7 @@ import shlex
 import stat
 import traceback
 import uuid
+import zlib
 from collections.abc import (
     AsyncGenerator,
     AsyncIterable,
@@ -170,8 +171,13 @@ __all__ = [
     "ExceptionHandler",
     "ExceptionMiddleware",
     "Middleware",
+    "CORSMiddleware",
+    "DEFAULT_EXCLUDED_CONTENT_TYPES",
+    "GZipMiddleware",
+    "HTTPSRedirectMiddleware",
     "RequestBodyLimitMiddleware",
     "ServerErrorMiddleware",
+    "TrustedHostMiddleware",
     # Application
     "Lifespan",
     "Starlite",
@@ -3241,8 +3247,9 @@ class WebSocketEndpoint:
 
 
 # ==== Middleware ====
-# Middleware wraps an ASGI app in another. ServerErrorMiddleware (outermost) turns any exception
-# into a 500; ExceptionMiddleware (innermost) turns exceptions with a handler into responses.
+# Middleware wraps an ASGI app in another, all of it pure ASGI. ServerErrorMiddleware (outermost)
+# turns any exception into a 500; ExceptionMiddleware (innermost) turns exceptions with a handler
+# into responses. Then the suite an app adds: body limits, trusted hosts, HTTPS, CORS, GZip.
 
 
 class _MiddlewareFactory(Protocol[P]):
@@ -3583,6 +3590,363 @@ class ServerErrorMiddleware:
             "pre{background:#f6f6f6;padding:1em;overflow:auto}</style></head>"
             f"<body><h1>500 Server Error</h1><h2>{title}</h2><pre>{trace}</pre></body></html>"
         )
+
+
+class TrustedHostMiddleware:
+    """Refuses requests whose Host header is not one of `allowed_hosts` (400).
+
+    A pattern is a host name, or ``*.example.com`` for its subdomains (not example.com itself),
+    or ``*`` for any. Matching ignores case and port; a missing or malformed Host is refused.
+    With `www_redirect`, a request for ``example.com`` when only ``www.example.com`` is allowed
+    is redirected there.
+    """
+
+    def __init__(
+        self,
+        app: ASGIApp,
+        allowed_hosts: Sequence[str] | None = None,
+        www_redirect: bool = True,
+    ) -> None:
+        patterns = ["*"] if allowed_hosts is None else [host.lower() for host in allowed_hosts]
+        for pattern in patterns:
+            if "*" in pattern[1:] or (pattern.startswith("*") and not pattern.startswith("*.")):
+                raise ValueError(
+                    f"Host pattern {pattern!r}: a wildcard can only be '*' or start '*.'"
+                )
+        self.app = app
+        self.allowed_hosts = patterns
+        self.allow_any = "*" in patterns
+        self.www_redirect = www_redirect
+        self._exact = frozenset(pattern for pattern in patterns if not pattern.startswith("*"))
+        self._suffixes = tuple(pattern[1:] for pattern in patterns if pattern.startswith("*."))
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if self.allow_any or scope["type"] not in ("http", "websocket"):
+            await self.app(scope, receive, send)
+            return
+        host_header = _header_value(scope, b"host")
+        if host_header is None or not _valid_host_header(host_header):
+            await _refuse(scope, receive, send, PlainTextResponse("Invalid host header", 400))
+            return
+        host = _host_without_port(host_header).lower()
+        if host in self._exact or host.endswith(self._suffixes):
+            await self.app(scope, receive, send)
+        elif self.www_redirect and f"www.{host}" in self._exact:
+            url = URL(scope=scope)
+            await _refuse(
+                scope, receive, send, RedirectResponse(url.replace(netloc=f"www.{url.netloc}"))
+            )
+        else:
+            await _refuse(scope, receive, send, PlainTextResponse("Invalid host header", 400))
+
+
+async def _refuse(scope: Scope, receive: Receive, send: Send, response: Response) -> None:
+    """Answer with `response`; a websocket gets it as a denial response where the server offers
+    one, and a policy-violation close (1008) where it does not."""
+    if scope["type"] == "websocket" and "websocket.http.response" not in scope.get(
+        "extensions", {}
+    ):
+        await send({"type": "websocket.close", "code": 1008, "reason": ""})
+        return
+    await response(scope, receive, send)
+
+
+class HTTPSRedirectMiddleware:
+    """Redirects ``http`` to ``https`` and ``ws`` to ``wss`` (307), on the same host and path,
+    dropping a default port; a request without a valid Host gets 400."""
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] not in ("http", "websocket") or scope.get("scheme") not in ("http", "ws"):
+            await self.app(scope, receive, send)
+            return
+        url = URL(scope=scope)
+        if not url.netloc:  # no Host, or a malformed one: no host of ours to redirect to
+            await _refuse(scope, receive, send, PlainTextResponse("Invalid host header", 400))
+            return
+        netloc = _host_without_port(url.netloc) if url.port in (80, 443) else url.netloc
+        secure = url.replace(scheme={"http": "https", "ws": "wss"}[url.scheme], netloc=netloc)
+        await _refuse(scope, receive, send, RedirectResponse(secure, status_code=307))
+
+
+# Methods and request headers CORS allows whatever the configuration (Fetch standard §2.2.2:
+# "CORS-safelisted request-header").
+_CORS_ALL_METHODS = ("DELETE", "GET", "HEAD", "OPTIONS", "PATCH", "POST", "PUT", "QUERY")
+_CORS_SAFELISTED_HEADERS = frozenset(
+    ("accept", "accept-language", "content-language", "content-type")
+)
+
+
+class CORSMiddleware:
+    """Cross-Origin Resource Sharing, per the Fetch standard.
+
+    Preflight requests are answered here: 200 when the origin, method and headers are all
+    allowed, 400 naming what is not. Other requests from an allowed origin get
+    ``Access-Control-Allow-Origin`` (the origin itself when credentials are allowed: never ``*``
+    for a credentialed request), and every response gets ``Vary: Origin``, so that caches keep
+    the answers for different origins apart. `allow_origin_regex` must match the whole origin;
+    the ``null`` origin (sandboxed pages, ``file:`` URLs) is allowed only if listed by name.
+    """
+
+    def __init__(
+        self,
+        app: ASGIApp,
+        allow_origins: Collection[str] = (),
+        allow_methods: Collection[str] = ("GET",),
+        allow_headers: Collection[str] = (),
+        allow_credentials: bool = False,
+        allow_origin_regex: str | None = None,
+        allow_private_network: bool = False,
+        expose_headers: Collection[str] = (),
+        max_age: int = 600,
+    ) -> None:
+        self.app = app
+        self.allow_origins = frozenset(allow_origins)
+        self.allow_all_origins = "*" in self.allow_origins
+        self.allow_origin_regex = (
+            None if allow_origin_regex is None else re.compile(allow_origin_regex)
+        )
+        methods = _CORS_ALL_METHODS if "*" in allow_methods else [m.upper() for m in allow_methods]
+        self.allow_methods = tuple(methods)
+        self.allow_all_headers = "*" in allow_headers
+        self.allow_headers = _CORS_SAFELISTED_HEADERS | {h.lower() for h in allow_headers}
+        self.allow_credentials = allow_credentials
+        self.allow_private_network = allow_private_network
+        # Worked out once: the headers that depend only on the configuration.
+        self._simple_headers: dict[str, str] = {}
+        if allow_credentials:
+            self._simple_headers["Access-Control-Allow-Credentials"] = "true"
+        if expose_headers:
+            self._simple_headers["Access-Control-Expose-Headers"] = ", ".join(expose_headers)
+        self._preflight_headers = {
+            "Vary": "Origin, Access-Control-Request-Method, Access-Control-Request-Headers, "
+            "Access-Control-Request-Private-Network",
+            "Access-Control-Allow-Methods": ", ".join(self.allow_methods),
+            "Access-Control-Max-Age": str(max_age),
+            **self._simple_headers,
+        }
+        self._preflight_headers.pop("Access-Control-Expose-Headers", None)
+        if not self.allow_all_headers:
+            allowed = ", ".join(sorted(self.allow_headers))
+            self._preflight_headers["Access-Control-Allow-Headers"] = allowed
+
+    def is_allowed_origin(self, origin: str) -> bool:
+        """Whether requests from `origin` may read responses."""
+        if origin == "null":  # no wildcard or pattern may let in the opaque origin by accident
+            return "null" in self.allow_origins
+        if self.allow_all_origins or origin in self.allow_origins:
+            return True
+        return self.allow_origin_regex is not None and bool(
+            self.allow_origin_regex.fullmatch(origin)
+        )
+
+    def _allow_origin_value(self, origin: str) -> str:
+        """``*`` where any origin may read without credentials; the origin itself otherwise."""
+        return "*" if self.allow_all_origins and not self.allow_credentials else origin
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        origin = _header_value(scope, b"origin")
+        requested_method = _header_value(scope, b"access-control-request-method")
+        if scope["method"] == "OPTIONS" and origin is not None and requested_method is not None:
+            await self.preflight_response(scope, origin, requested_method)(scope, receive, send)
+            return
+
+        async def send_with_cors_headers(message: Message) -> None:
+            if message["type"] == "http.response.start":
+                message = {**message, "headers": self._cors_headers(message, origin)}
+            await send(message)
+
+        await self.app(scope, receive, send_with_cors_headers)
+
+    def _cors_headers(self, start: Message, origin: str | None) -> list[tuple[bytes, bytes]]:
+        """The response's headers plus CORS's (a copy: the app's own list is left alone)."""
+        headers = MutableHeaders(raw=list(start.get("headers", [])))
+        headers.add_vary_header("Origin")
+        if origin is not None and self.is_allowed_origin(origin):
+            headers["Access-Control-Allow-Origin"] = self._allow_origin_value(origin)
+            headers.update(self._simple_headers)
+        return headers.raw
+
+    def preflight_response(self, scope: Scope, origin: str, requested_method: str) -> Response:
+        """The answer to a preflight: 200, or 400 naming what is not allowed."""
+        headers = dict(self._preflight_headers)
+        failures = []
+        if self.is_allowed_origin(origin):
+            headers["Access-Control-Allow-Origin"] = self._allow_origin_value(origin)
+        else:
+            failures.append("origin")
+        if requested_method not in self.allow_methods:
+            failures.append("method")
+        requested_headers = _header_value(scope, b"access-control-request-headers")
+        if requested_headers is not None:
+            if self.allow_all_headers:
+                headers["Access-Control-Allow-Headers"] = requested_headers
+            elif not {h.strip().lower() for h in requested_headers.split(",") if h.strip()} <= (
+                self.allow_headers
+            ):
+                failures.append("headers")
+        if _header_value(scope, b"access-control-request-private-network") is not None:
+            if self.allow_private_network:
+                headers["Access-Control-Allow-Private-Network"] = "true"
+            else:
+                failures.append("private-network")
+        if failures:
+            return PlainTextResponse("Disallowed CORS " + ", ".join(failures), 400, headers)
+        return PlainTextResponse("OK", status_code=200, headers=headers)
+
+
+# Types that are compressed already, or must reach the client unbuffered (server-sent events,
+# gRPC): GZipMiddleware passes them through as they are.
+DEFAULT_EXCLUDED_CONTENT_TYPES = (
+    "application/grpc",
+    "application/gzip",
+    "application/x-gzip",
+    "application/zip",
+    "audio/*",
+    "font/woff",
+    "font/woff2",
+    "image/avif",
+    "image/gif",
+    "image/jpeg",
+    "image/png",
+    "image/webp",
+    "text/event-stream",
+    "video/*",
+)
+# gzip's framing in zlib: wbits 16 + 15 (RFC 1952 header and trailer, 32 KiB window).
+_GZIP_WBITS = 31
+
+
+def _coding_quality(value: str) -> float:
+    """The q value of one Accept-Encoding entry's parameters (1 if absent, 0 if unreadable)."""
+    for parameter in value.split(";"):
+        name, _, quality = parameter.partition("=")
+        if name.strip().lower() == "q":
+            try:
+                return float(quality)
+            except ValueError:
+                return 0.0
+    return 1.0
+
+
+def _accepts_gzip(scope: Scope) -> bool:
+    """Whether Accept-Encoding accepts gzip: listed, or covered by ``*``, with a quality above
+    zero (RFC 9110 §12.5.3)."""
+    qualities: dict[str, float] = {}
+    for coding in (_header_value(scope, b"accept-encoding") or "").split(","):
+        name, _, parameters = coding.partition(";")
+        qualities.setdefault(name.strip().lower(), _coding_quality(parameters))
+    return qualities.get("gzip", qualities.get("*", 0.0)) > 0
+
+
+class GZipMiddleware:
+    """Compresses responses with gzip for clients that accept it.
+
+    Responses under `minimum_size` bytes, partial (206) responses, responses that already have a
+    Content-Encoding, and `exclude_content_types` (compressed media, server-sent events, gRPC)
+    pass through untouched, their start sent at once. A streamed response is compressed chunk by
+    chunk, each flushed so the client gets it at once; a chunk over `thread_minimum_size` is
+    compressed in a worker thread. Trailers pass through.
+    """
+
+    def __init__(
+        self,
+        app: ASGIApp,
+        minimum_size: int = 500,
+        compresslevel: int = 9,
+        thread_minimum_size: int = 128 * 1024,
+        *,
+        exclude_content_types: tuple[str, ...] = DEFAULT_EXCLUDED_CONTENT_TYPES,
+    ) -> None:
+        self.app = app
+        self.minimum_size = minimum_size
+        self.compresslevel = compresslevel
+        self.thread_minimum_size = thread_minimum_size
+        self.exclude_content_types = frozenset(t.lower() for t in exclude_content_types)
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http" or not _accepts_gzip(scope):
+            await self.app(scope, receive, send)
+            return
+        await self.app(scope, receive, _GZipSender(self, send).send)
+
+    def compresses(self, start: Message) -> bool:
+        """Whether a response with this start may be compressed at all."""
+        if start["status"] == 206:
+            return False
+        headers = Headers(raw=list(start.get("headers", [])))
+        if "content-encoding" in headers:
+            return False
+        media_type = headers.get("content-type", "").partition(";")[0].strip().lower()
+        kinds = {media_type, media_type.partition("/")[0] + "/*"}
+        if media_type.startswith("application/grpc+"):
+            kinds.add("application/grpc")
+        return kinds.isdisjoint(self.exclude_content_types)
+
+
+class _GZipSender:
+    """One response's way through GZipMiddleware: holds the start until the first body message
+    says whether compressing is worth it."""
+
+    def __init__(self, middleware: GZipMiddleware, send: Send) -> None:
+        self.middleware = middleware
+        self._send = send
+        self.start: Message | None = None  # held back, until we know the headers
+        self.compressor: Any = None  # created only for a response that is compressed
+
+    async def send(self, message: Message) -> None:
+        if message["type"] == "http.response.start":
+            if self.middleware.compresses(message):
+                self.start = message
+            else:
+                await self._send(message)
+        elif message["type"] == "http.response.body" and self.start is not None:
+            await self._first_body(self.start, message)
+            self.start = None
+        elif message["type"] == "http.response.body" and self.compressor is not None:
+            await self._send({**message, "body": await self._compress(message)})
+        elif message["type"] == "http.response.pathsend" and self.start is not None:
+            await self._send(self.start)  # a file the server sends: not ours to compress
+            self.start = None
+            await self._send(message)
+        else:
+            await self._send(message)
+
+    async def _first_body(self, start: Message, message: Message) -> None:
+        body, more_body = message.get("body", b""), message.get("more_body", False)
+        if not more_body and len(body) < self.middleware.minimum_size:
+            await self._send(start)
+            await self._send(message)
+            return
+        level = self.middleware.compresslevel
+        self.compressor = zlib.compressobj(level, zlib.DEFLATED, _GZIP_WBITS)
+        compressed = await self._compress(message)
+        headers = MutableHeaders(raw=list(start.get("headers", [])))
+        headers["Content-Encoding"] = "gzip"
+        headers.add_vary_header("Accept-Encoding")
+        if more_body or start.get("trailers", False):
+            del headers["Content-Length"]  # not known until the end, or carried in trailers
+        else:
+            headers["Content-Length"] = str(len(compressed))
+        await self._send({**start, "headers": headers.raw})
+        await self._send({**message, "body": compressed})
+
+    async def _compress(self, message: Message) -> bytes:
+        body, more_body = message.get("body", b""), message.get("more_body", False)
+        if len(body) >= self.middleware.thread_minimum_size:
+            return await anyio.to_thread.run_sync(self._compress_now, body, more_body)
+        return self._compress_now(body, more_body)
+
+    def _compress_now(self, body: bytes, more_body: bool) -> bytes:
+        # A sync flush after each streamed chunk, so the client can decompress it at once.
+        mode = zlib.Z_SYNC_FLUSH if more_body else zlib.Z_FINISH
+        compressed: bytes = self.compressor.compress(body) + self.compressor.flush(mode)
+        return compressed
 
 
 # ==== Application ====
