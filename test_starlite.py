@@ -7,6 +7,8 @@ import contextlib
 import email.utils
 import functools
 import importlib.util
+import io
+import itertools
 import json
 import math
 import os
@@ -18,12 +20,21 @@ import textwrap
 import threading
 import time
 import uuid
-from collections.abc import AsyncIterator, Awaitable, Callable, Iterator, Mapping, Sequence
+from collections.abc import (
+    AsyncIterator,
+    Awaitable,
+    Callable,
+    Iterable,
+    Iterator,
+    Mapping,
+    Sequence,
+)
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta, timezone
 from http import HTTPStatus
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Literal, cast
+from tempfile import SpooledTemporaryFile
+from typing import IO, TYPE_CHECKING, Any, Literal, cast
 from urllib.parse import urljoin, urlsplit
 
 import anyio
@@ -32,7 +43,7 @@ import anyio.lowlevel
 import anyio.to_thread
 import httpx
 import pytest
-from blockbuster import BlockBuster, blockbuster_ctx
+from blockbuster import BlockBuster, BlockingError, blockbuster_ctx
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
@@ -50,6 +61,7 @@ from starlite import (
     ExceptionMiddleware,
     FileResponse,
     FloatConvertor,
+    FormData,
     Headers,
     Host,
     HTMLResponse,
@@ -64,6 +76,8 @@ from starlite import (
     Middleware,
     Mount,
     MultiDict,
+    MultiPartException,
+    MultiPartParser,
     MutableHeaders,
     NoMatchFound,
     PathConvertor,
@@ -72,6 +86,7 @@ from starlite import (
     Receive,
     RedirectResponse,
     Request,
+    RequestBodyLimitMiddleware,
     Response,
     Route,
     Router,
@@ -84,6 +99,7 @@ from starlite import (
     StreamingResponse,
     StringConvertor,
     TestClient,
+    UploadFile,
     URLPath,
     UUIDConvertor,
     WebSocket,
@@ -188,6 +204,146 @@ def make_scope(
         scope["extensions"] = extensions
     scope.update(extra)
     return scope
+
+
+# Bodies, receive channels and apps shared by the form and body-limit tests: Requests (Forms),
+# Middleware (Body limits) and Forms.
+
+URLENCODED = "application/x-www-form-urlencoded"
+BOUNDARY = "boundary"
+MULTIPART = f"multipart/form-data; boundary={BOUNDARY}"
+SPOOL_MAX_SIZE = MultiPartParser.spool_max_size
+
+
+def _encoded(text: str | bytes) -> bytes:
+    return text if isinstance(text, bytes) else text.encode()
+
+
+def part(
+    name: str | bytes,
+    value: bytes = b"",
+    *,
+    filename: str | bytes | None = None,
+    content_type: str | None = None,
+    headers: Sequence[bytes] = (),
+) -> bytes:
+    """One part of a multipart body: its header lines, a blank line, and its content. Names go
+    between quotes exactly as given (a str as UTF-8), as browsers send them."""
+    disposition = b'Content-Disposition: form-data; name="' + _encoded(name) + b'"'
+    if filename is not None:
+        disposition += b'; filename="' + _encoded(filename) + b'"'
+    lines = [disposition, *headers]
+    if content_type is not None:
+        lines.append(b"Content-Type: " + content_type.encode())
+    return b"".join(line + b"\r\n" for line in lines) + b"\r\n" + value
+
+
+def multipart(*parts: bytes, boundary: str = BOUNDARY, final: bool = True) -> bytes:
+    """A multipart body of `parts`; without `final`, the closing delimiter never comes."""
+    delimiter = b"--" + boundary.encode()
+    body = b"".join(delimiter + b"\r\n" + each + b"\r\n" for each in parts)
+    return body + delimiter + b"--\r\n" if final else body
+
+
+def chunked(data: bytes, size: int) -> list[bytes]:
+    """`data` in pieces of `size` bytes."""
+    return [data[start : start + size] for start in range(0, len(data), size)]
+
+
+class StreamedBody:
+    """An ASGI `receive` giving the request body as `chunks` (any iterable, even an endless one),
+    one per call, then ``http.disconnect``. The last chunk has ``more_body=False`` unless
+    `empty_final_chunk`, when an empty message ends the body. Counts calls and bytes given."""
+
+    def __init__(self, chunks: Iterable[bytes], *, empty_final_chunk: bool = False) -> None:
+        self._chunks = iter(chunks)
+        self._next = next(self._chunks, None)
+        self._ended = False
+        self.empty_final_chunk = empty_final_chunk
+        self.calls = 0
+        self.bytes_given = 0
+
+    async def __call__(self) -> Message:
+        self.calls += 1
+        if self._ended:
+            return {"type": "http.disconnect"}
+        if self._next is None:
+            self._ended = True
+            return {"type": "http.request", "body": b"", "more_body": False}
+        chunk = self._next
+        self._next = next(self._chunks, None)
+        self._ended = self._next is None and not self.empty_final_chunk
+        self.bytes_given += len(chunk)
+        return {"type": "http.request", "body": chunk, "more_body": not self._ended}
+
+
+def form_scope(
+    content_type: str | None = MULTIPART,
+    *,
+    content_length: int | bytes | None = None,
+    path: str = "/",
+) -> Scope:
+    """A POST scope with the given Content-Type and Content-Length headers."""
+    headers = [(b"host", b"example.org")]
+    if content_type is not None:
+        headers.append((b"content-type", content_type.encode("latin-1")))
+    if content_length is not None:
+        length = content_length if isinstance(content_length, bytes) else b"%d" % content_length
+        headers.append((b"content-length", length))
+    return make_scope(path, method="POST", headers=headers)
+
+
+def form_request(body: bytes | Iterable[bytes], content_type: str | None = MULTIPART) -> Request:
+    """A Request outside any app whose body is `body` (bytes: one message; else its chunks)."""
+    return Request(
+        form_scope(content_type), StreamedBody([body] if isinstance(body, bytes) else body)
+    )
+
+
+async def describe_form(form: FormData) -> list[list[Any]]:
+    """The form's items as JSON-able lists; a file as a dict, its data as latin-1 text."""
+    described: list[list[Any]] = []
+    for name, value in form.multi_items():
+        if isinstance(value, str):
+            described.append([name, value])
+            continue
+        data = await value.read()
+        file = {
+            "filename": value.filename,
+            "content_type": value.content_type,
+            "size": value.size,
+            "data": data.decode("latin-1"),
+        }
+        described.append([name, file])
+    return described
+
+
+def form_app(**limits: Any) -> Starlite:
+    """An app whose ``POST /`` answers with the described form, parsed with `limits`."""
+
+    async def echo(request: Request) -> Response:
+        async with request.form(**limits) as form:
+            return JSONResponse(await describe_form(form))
+
+    return Starlite(routes=[Route("/", echo, methods=["POST"])])
+
+
+async def call_app(app: ASGIApp, scope: Scope, receive: Receive) -> list[Message]:
+    """Call `app` as a server would, with a bounded wait; the messages it sent."""
+    sent: list[Message] = []
+
+    async def send(message: Message) -> None:
+        sent.append(message)
+
+    with anyio.fail_after(30):
+        await app(scope, receive, send)
+    return sent
+
+
+def on_disk(file: IO[bytes]) -> bool:
+    """Whether a SpooledTemporaryFile's data has rolled over to disk (a private attribute that
+    starlite reads too: the standard library has no public one)."""
+    return bool(cast(Any, file)._rolled)
 
 
 # The websocket side of ASGI, shared by the sections from WebSockets on: a websocket scope,
@@ -2193,6 +2349,134 @@ def test_request_is_not_disconnected_while_the_test_client_waits_for_the_respons
 
     response = TestClient(json_app(handler)).post("/", content=b"abc")
     assert response.json() == {"disconnected": False}
+
+
+# ---- Forms ----
+
+
+def keep_upload_endpoint(stored: list[UploadFile]) -> Callable[[Request], Awaitable[Response]]:
+    """An endpoint that parses the form, keeps its upload "f" in `stored`, and answers
+    whether that file is on disk."""
+
+    async def keep_upload(request: Request) -> Response:
+        upload = (await request.form())["f"]
+        assert isinstance(upload, UploadFile)
+        stored.append(upload)
+        return PlainTextResponse(f"on disk: {on_disk(upload.file)}")
+
+    return keep_upload
+
+
+@pytest.mark.anyio
+async def test_request_form_is_parsed_once_and_cached() -> None:
+    receive = StreamedBody([b"a=1"])
+    request = Request(form_scope(URLENCODED), receive)
+    first = await request.form()
+    calls = receive.calls
+    second = await request.form(max_fields=0)  # the cached form: new limits change nothing
+    assert second is first
+    assert receive.calls == calls
+    assert list(second.multi_items()) == [("a", "1")]
+
+
+@pytest.mark.anyio
+async def test_request_form_picks_the_parser_by_media_type_only() -> None:
+    parsed = {
+        "Application/X-WWW-Form-Urlencoded": [("a", "1")],
+        ' application/x-www-form-urlencoded ; charset=utf-8; x="a;b"': [("a", "1")],
+        "text/plain": [],
+        "application/json": [],
+        "application/x-www-form-urlencoded-not": [],
+    }
+    for content_type, items in parsed.items():
+        form = await form_request(b"a=1", content_type).form()
+        assert list(form.multi_items()) == items, content_type
+    assert list((await form_request(b"a=1", None).form()).multi_items()) == []
+
+
+@pytest.mark.anyio
+async def test_async_with_request_form_closes_its_files_on_exit_even_on_error() -> None:
+    body = multipart(part("a", b"1"), part("f", b"data", filename="f.txt"))
+    async with form_request(body).form() as form:
+        upload = form["f"]
+        assert isinstance(upload, UploadFile)
+        assert not upload.file.closed
+        assert await upload.read() == b"data"
+    assert upload.file.closed
+
+    uploads: list[UploadFile | str] = []
+
+    async def keep_upload_then_fail() -> None:
+        async with form_request(body).form() as form:
+            uploads.append(form["f"])
+            raise LookupError
+
+    with pytest.raises(LookupError):
+        await keep_upload_then_fail()
+    assert isinstance(uploads[0], UploadFile)
+    assert uploads[0].file.closed
+
+
+@pytest.mark.anyio
+async def test_request_close_closes_the_files_of_the_parsed_form() -> None:
+    request = form_request(multipart(part("f", b"1", filename="a"), part("f", b"2", filename="b")))
+    await request.close()  # nothing parsed yet: nothing to do
+    form = await request.form()
+    uploads = [value for value in form.getlist("f") if isinstance(value, UploadFile)]
+    assert len(uploads) == 2
+    await request.close()
+    assert all(upload.file.closed for upload in uploads)
+    await request.close()  # twice is harmless
+
+
+def test_form_files_are_closed_when_the_request_ends(backend: Backend) -> None:
+    stored: list[UploadFile] = []
+    app = Starlite(routes=[Route("/", keep_upload_endpoint(stored), methods=["POST"])])
+    client = TestClient(app, backend=backend)
+    response = client.post("/", files={"f": ("big", b"x" * (SPOOL_MAX_SIZE + 1))})
+    assert response.text == "on disk: True"  # so closing it ran in the threadpool
+    assert stored[0].file.closed
+
+
+def test_form_files_are_closed_when_the_endpoint_raises(backend: Backend) -> None:
+    stored: list[UploadFile] = []
+    keep_upload = keep_upload_endpoint(stored)
+
+    async def keep_then_fail(request: Request) -> Response:
+        await keep_upload(request)
+        raise HTTPException(status_code=422, detail="rejected")
+
+    app = Starlite(routes=[Route("/", keep_then_fail, methods=["POST"])])
+    response = TestClient(app, backend=backend).post("/", files={"f": ("a", b"x")})
+    assert (response.status_code, response.text) == (422, "rejected")
+    assert stored[0].file.closed
+
+
+def test_form_files_are_closed_when_an_http_endpoint_request_ends(backend: Backend) -> None:
+    stored: list[UploadFile] = []
+
+    class Upload(HTTPEndpoint):
+        post = staticmethod(keep_upload_endpoint(stored))
+
+    app = Starlite(routes=[Route("/", Upload)])
+    response = TestClient(app, backend=backend).post("/", files={"f": ("a", b"x")})
+    assert response.text == "on disk: False"
+    assert stored[0].file.closed
+
+
+def test_form_error_goes_through_the_apps_http_exception_handlers(backend: Backend) -> None:
+    def handler(request: Request, exc: Exception) -> Response:
+        assert isinstance(exc, HTTPException)
+        return JSONResponse({"error": exc.detail}, status_code=exc.status_code)
+
+    app = form_app(max_files=0)
+    app.add_exception_handler(400, handler)
+    body = multipart(part("f", b"x", filename="f"))
+    response = TestClient(app, backend=backend).post(
+        "/", content=body, headers={"content-type": MULTIPART}
+    )
+    assert response.status_code == 400
+    assert response.json() == {"error": "Too many files. Maximum number of files is 0."}
 
 
 # ==== Responses ====
@@ -7655,6 +7939,245 @@ def test_middleware_sees_websocket_scopes_and_the_close_an_exception_became(
     assert app_log == route_log
 
 
+# ---- Body limits ----
+
+LimitLevel = Literal["app", "router", "mount", "route"]
+LEVELS: list[LimitLevel] = ["app", "router", "mount", "route"]
+
+
+async def body_length(request: Request) -> Response:
+    return PlainTextResponse(str(len(await request.body())))
+
+
+def limited_app(
+    level: LimitLevel, max_body_size: int, endpoint: Callable[..., Any] = body_length
+) -> Starlite:
+    """An app whose ``POST /up`` runs `endpoint`, with `max_body_size` set at `level` only."""
+    at = {level: max_body_size}
+    route = Route("/up", endpoint, methods=["POST"], max_body_size=at.get("route"))
+    if level == "router":  # a Router holding the route, mounted at the root
+        return Starlite(routes=[Mount("", app=Router([route], max_body_size=max_body_size))])
+    mount = Mount("", routes=[route], max_body_size=at.get("mount"))
+    return Starlite(routes=[mount], max_body_size=at.get("app"))
+
+
+async def post_raw(
+    app: ASGIApp,
+    body: bytes,
+    *,
+    chunk_size: int | None = None,
+    content_length: int | bytes | None = None,
+    path: str = "/up",
+) -> tuple[int, bytes, StreamedBody]:
+    """POST `body` to `app` through a raw ASGI server: one message, or `chunk_size` pieces.
+    The status, the response body, and the receive channel (to count what was read)."""
+    receive = StreamedBody([body] if chunk_size is None else chunked(body, chunk_size))
+    sent = await call_app(app, form_scope(None, content_length=content_length, path=path), receive)
+    return start_message(sent)["status"], sent_body(sent), receive
+
+
+@pytest.mark.parametrize(
+    "make",
+    [
+        pytest.param(
+            lambda: RequestBodyLimitMiddleware(PlainTextResponse(""), -1), id="middleware"
+        ),
+        pytest.param(lambda: Route("/", body_length, max_body_size=-1), id="route"),
+        pytest.param(lambda: Mount("/m", routes=[], max_body_size=-1), id="mount"),
+        pytest.param(lambda: Router([], max_body_size=-10), id="router"),
+    ],
+)
+def test_negative_max_body_size_raises_value_error(make: Callable[[], object]) -> None:
+    with pytest.raises(ValueError, match="must not be negative"):
+        make()
+
+
+def test_negative_max_body_size_of_the_app_raises_value_error_at_once() -> None:
+    with pytest.raises(ValueError, match="must not be negative"):
+        Starlite(max_body_size=-1)
+
+
+@pytest.mark.anyio
+@pytest.mark.parametrize("level", LEVELS)
+async def test_content_length_over_max_body_size_is_refused_before_any_body_is_read(
+    level: LimitLevel,
+) -> None:
+    app = limited_app(level, 100)
+    assert (await post_raw(app, b"x" * 100, content_length=100))[:2] == (200, b"100")
+    status, body, receive = await post_raw(app, b"x" * 101, content_length=101)
+    assert (status, body) == (413, b"Content Too Large")
+    assert receive.calls == 0
+
+
+@pytest.mark.anyio
+async def test_content_length_over_limit_fails_the_apps_first_receive() -> None:
+    received: list[Message] = []
+
+    async def reader(scope: Scope, receive: Receive, send: Send) -> None:
+        received.append(await receive())
+        raise AssertionError("receive returned a body over the limit")  # pragma: no cover
+
+    app = RequestBodyLimitMiddleware(reader, 10)
+    status, body, receive = await post_raw(app, b"x" * 11, content_length=11)
+    assert (status, body) == (413, b"Content Too Large")
+    assert (received, receive.calls) == ([], 0)
+
+
+@pytest.mark.anyio
+@pytest.mark.parametrize("level", ["app", "route"])
+async def test_response_of_an_app_that_never_reads_an_oversized_body_is_replaced_by_413(
+    level: LimitLevel,
+) -> None:
+    async def ignore_body(request: Request) -> Response:
+        return PlainTextResponse("ignored the body")
+
+    app = limited_app(level, 10, ignore_body)
+    status, body, receive = await post_raw(app, b"x" * 11, content_length=11)
+    assert (status, body) == (413, b"Content Too Large")
+    assert receive.calls == 0
+    assert (await post_raw(app, b"x" * 10, content_length=10))[:2] == (200, b"ignored the body")
+
+
+@pytest.mark.anyio
+@pytest.mark.parametrize("level", LEVELS)
+async def test_streamed_body_crossing_the_limit_is_refused_and_later_chunks_are_never_read(
+    level: LimitLevel,
+) -> None:
+    # No Content-Length: ten chunks of 10 bytes against a limit of 25 bytes.
+    status, body, receive = await post_raw(limited_app(level, 25), b"x" * 100, chunk_size=10)
+    assert (status, body) == (413, b"Content Too Large")
+    assert (receive.calls, receive.bytes_given) == (3, 30)
+    # Exactly at the limit, even one byte at a time, passes.
+    assert (await post_raw(limited_app(level, 25), b"x" * 25, chunk_size=1))[:2] == (200, b"25")
+
+
+@pytest.mark.anyio
+async def test_non_numeric_content_length_is_ignored_but_the_streamed_count_applies() -> None:
+    app = limited_app("app", 10)
+    arabic_five = b"\xd9\xa5"
+    for content_length in (b"abc", b"-5", b" 5", b"5.0", arabic_five):
+        small = await post_raw(app, b"x" * 5, content_length=content_length)
+        assert small[:2] == (200, b"5"), content_length
+        large = await post_raw(app, b"x" * 50, chunk_size=5, content_length=content_length)
+        assert (large[0], large[2].calls) == (413, 3), content_length
+
+
+@pytest.mark.anyio
+async def test_huge_content_length_is_refused() -> None:
+    status, _, receive = await post_raw(limited_app("app", 10), b"x", content_length=b"9" * 40)
+    assert (status, receive.calls) == (413, 0)
+
+
+@pytest.mark.anyio
+@pytest.mark.parametrize(
+    ("outer", "inner", "status"),
+    [
+        pytest.param(10, 1000, 200, id="outer-smaller-than-inner"),
+        pytest.param(1000, 10, 413, id="outer-larger-than-inner"),
+    ],
+)
+async def test_innermost_body_limit_wins(outer: int, inner: int, status: int) -> None:
+    route = Route("/up", body_length, methods=["POST"], max_body_size=inner)
+    app = Starlite(routes=[route], max_body_size=outer)
+    assert (await post_raw(app, b"x" * 500, content_length=500))[0] == status
+    assert (await post_raw(app, b"x" * 500, chunk_size=50))[0] == status
+
+
+@pytest.mark.anyio
+async def test_innermost_of_three_nested_limits_wins() -> None:
+    route = Route("/up", body_length, methods=["POST"], max_body_size=20)
+    mount = Mount("/m", routes=[route], max_body_size=1000)
+    app = Starlite(routes=[mount], max_body_size=10)
+    statuses = [
+        (await post_raw(app, b"x" * size, content_length=size, path="/m/up"))[0]
+        for size in (20, 21, 500)
+    ]
+    assert statuses == [200, 413, 413]
+
+
+@pytest.mark.anyio
+async def test_limit_applies_only_to_the_routes_below_it() -> None:
+    limited = Route("/up", body_length, methods=["POST"], max_body_size=10)
+    free = Route("/free", body_length, methods=["POST"])
+    app = Starlite(routes=[limited, free])
+    assert (await post_raw(app, b"x" * 50, content_length=50))[0] == 413
+    assert (await post_raw(app, b"x" * 50, content_length=50, path="/free"))[:2] == (200, b"50")
+
+
+@pytest.mark.parametrize(
+    ("app_limit", "route_limit"),
+    [(10, None), (None, 10), (1000, 10)],
+    ids=["app", "route", "route-inside-app"],
+)
+def test_custom_http_exception_handler_renders_the_413(
+    backend: Backend, app_limit: int | None, route_limit: int | None
+) -> None:
+    def handler(request: Request, exc: Exception) -> Response:
+        assert isinstance(exc, HTTPException)
+        return JSONResponse({"custom": exc.status_code}, status_code=exc.status_code)
+
+    route = Route("/up", body_length, methods=["POST"], max_body_size=route_limit)
+    app = Starlite(routes=[route], max_body_size=app_limit)
+    app.add_exception_handler(HTTPException, handler)
+
+    def streamed() -> Iterator[bytes]:  # no Content-Length: the body is counted as it comes
+        yield b"x" * 6
+        yield b"x" * 6
+
+    client = TestClient(app, backend=backend)
+    for content in (b"x" * 11, streamed()):  # with a Content-Length, then without
+        response = client.post("/up", content=content)
+        assert response.status_code == 413
+        assert response.json() == {"custom": 413}
+
+
+def test_oversized_upload_gets_413_not_400(backend: Backend) -> None:
+    app = form_app()
+    app.max_body_size = 100
+    client = TestClient(app, backend=backend)
+    response = client.post("/", files={"f": ("big.bin", b"x" * 1000)})
+    assert (response.status_code, response.text) == (413, "Content Too Large")
+
+
+@pytest.mark.anyio
+async def test_body_over_the_limit_after_the_response_started_raises() -> None:
+    async def start_then_read(scope: Scope, receive: Receive, send: Send) -> None:
+        await send({"type": "http.response.start", "status": 200, "headers": []})
+        await Request(scope, receive).body()
+
+    app = RequestBodyLimitMiddleware(start_then_read, 5)
+    with pytest.raises(HTTPException) as info:
+        await post_raw(app, b"x" * 10, chunk_size=3)
+    assert info.value.status_code == 413
+
+
+@pytest.mark.anyio
+async def test_body_limit_middleware_passes_websocket_scopes_through() -> None:
+    seen: list[str] = []
+
+    async def websocket_app(scope: Scope, receive: Receive, send: Send) -> None:
+        seen.append(scope["type"])
+        await send({"type": "websocket.close", "code": 1000, "reason": ""})
+
+    scope = make_scope(type="websocket", scheme="ws", subprotocols=[])
+    sent = await call_app(RequestBodyLimitMiddleware(websocket_app, 0), scope, StreamedBody([]))
+    assert seen == ["websocket"]
+    assert sent == [{"type": "websocket.close", "code": 1000, "reason": ""}]
+
+
+def test_websocket_route_and_lifespan_under_a_zero_body_limit_work(backend: Backend) -> None:
+    async def echo(websocket: WebSocket) -> None:
+        await websocket.accept()
+        await websocket.send_text(await websocket.receive_text())
+        await websocket.close()
+
+    mount = Mount("/m", routes=[WebSocketRoute("/ws", echo)], max_body_size=0)
+    app = Starlite(routes=[mount], max_body_size=0)
+    with TestClient(app, backend=backend) as client, client.websocket_connect("/m/ws") as ws:
+        ws.send_text("a message much longer than zero bytes")
+        assert ws.receive_text() == "a message much longer than zero bytes"
+
+
 # ==== Application ====
 
 
@@ -8372,6 +8895,739 @@ def test_background_task_exception_leaves_the_sent_response_intact(backend: Back
     assert log == ["response sent", "failing task"]
 
 
+# ==== Forms ====
+
+
+async def form_items(
+    body: bytes | Iterable[bytes], content_type: str = MULTIPART, **limits: Any
+) -> list[list[Any]]:
+    """The described form that a Request outside any app parses from `body` (files closed)."""
+    async with form_request(body, content_type).form(**limits) as form:
+        return await describe_form(form)
+
+
+class RecordingSpool(SpooledTemporaryFile[bytes]):
+    """A SpooledTemporaryFile recording each read, write, seek and close as (method, thread id,
+    on disk before the call, on disk after it)."""
+
+    _rolled: bool
+
+    def __init__(self, max_size: int = 0) -> None:
+        super().__init__(max_size=max_size)
+        self.calls: list[tuple[str, int, bool, bool]] = []
+
+    def _record(self, method: str, on_disk_before: bool) -> None:
+        self.calls.append((method, threading.get_ident(), on_disk_before, self._rolled))
+
+    def write(self, s: Any) -> int:
+        before = self._rolled
+        written = super().write(s)
+        self._record("write", before)
+        return written
+
+    def read(self, n: int = -1, /) -> bytes:
+        before = self._rolled
+        data = super().read(n)
+        self._record("read", before)
+        return data
+
+    def seek(self, offset: int, whence: int = 0) -> int:
+        before = self._rolled
+        position = super().seek(offset, whence)
+        self._record("seek", before)
+        return position
+
+    def close(self) -> None:
+        if not self.closed:
+            before = self._rolled
+            super().close()
+            self._record("close", before)
+
+    def disk_io_off(self, loop_thread: int) -> bool:
+        """Whether every call that touched the disk ran outside `loop_thread`; the write that
+        rolls over counts (it writes the whole file to disk)."""
+        return all(
+            thread != loop_thread for _, thread, before, after in self.calls if before or after
+        )
+
+
+@pytest.fixture
+def spools(monkeypatch: pytest.MonkeyPatch) -> list[RecordingSpool]:
+    """Every SpooledTemporaryFile that starlite's multipart parser creates, kept for the test."""
+    created: list[RecordingSpool] = []
+
+    def recording_spool(max_size: int = 0) -> RecordingSpool:
+        spool = RecordingSpool(max_size=max_size)
+        created.append(spool)
+        return spool
+
+    monkeypatch.setattr(starlite, "SpooledTemporaryFile", recording_spool)
+    return created
+
+
+# UploadFile
+
+
+def test_upload_file_exposes_filename_headers_content_type_and_size() -> None:
+    headers = Headers({"content-type": "image/png", "x-extra": "1"})
+    upload = UploadFile(io.BytesIO(b"png"), size=3, filename="a.png", headers=headers)
+    assert (upload.filename, upload.content_type, upload.size) == ("a.png", "image/png", 3)
+    assert upload.headers["x-extra"] == "1"
+    assert "a.png" in repr(upload)
+    bare = UploadFile(io.BytesIO())
+    assert (bare.filename, bare.content_type, bare.size) == (None, None, None)
+    assert list(bare.headers.items()) == []
+
+
+@pytest.mark.anyio
+async def test_upload_file_io_below_the_spool_size_stays_in_memory() -> None:
+    spool = RecordingSpool(max_size=1024)
+    upload = UploadFile(spool, size=0)
+    await upload.write(b"hello ")
+    await upload.write(b"x" * 1018)  # exactly at the spool size: still in memory
+    assert upload.size == 1024
+    await upload.seek(0)
+    assert await upload.read(5) == b"hello"
+    await upload.seek(1023)
+    assert await upload.read() == b"x"
+    await upload.close()
+    await upload.close()  # twice is harmless
+    assert [call[0] for call in spool.calls] == [
+        "write",
+        "write",
+        "seek",
+        "read",
+        "seek",
+        "read",
+        "close",
+    ]
+    assert not any(before or after for _, _, before, after in spool.calls)
+    uncounted = UploadFile(RecordingSpool(max_size=10))
+    await uncounted.write(b"abc")
+    assert uncounted.size is None  # only a size given is counted
+    await uncounted.close()
+
+
+@pytest.mark.anyio
+async def test_upload_file_rolls_over_to_disk_in_a_worker_thread() -> None:
+    loop_thread = threading.get_ident()
+    spool = RecordingSpool(max_size=1024)
+    upload = UploadFile(spool, size=0)
+    await upload.write(b"a" * 1000)
+    assert not on_disk(spool)
+    await upload.write(b"b" * 25)  # one byte past the spool size: this write rolls over
+    assert on_disk(spool)
+    await upload.write(b"c" * 10)
+    await upload.seek(0)
+    assert await upload.read() == b"a" * 1000 + b"b" * 25 + b"c" * 10
+    await upload.close()
+    await upload.close()  # twice is harmless
+    assert upload.file.closed
+    assert upload.size == 1035
+    assert [call[0] for call in spool.calls] == ["write", "write", "write", "seek", "read", "close"]
+    assert spool.calls[1][2:] == (False, True)  # the rolling write
+    assert all(thread != loop_thread for _, thread, _, _ in spool.calls[1:])
+    assert spool.disk_io_off(loop_thread)
+
+
+@pytest.mark.anyio
+@pytest.mark.parametrize("anyio_backend", ["asyncio"])
+async def test_blockbuster_catches_disk_io_on_the_event_loop() -> None:
+    # Proof that the autouse blockbuster watches these tests (on asyncio): the write UploadFile
+    # hands to the threadpool fails when made on the loop, so tests that pass never made it.
+    with SpooledTemporaryFile(max_size=8) as spool, pytest.raises(BlockingError):
+        spool.write(b"x" * 16)
+
+
+# FormData
+
+
+def test_form_data_keeps_every_item_in_order() -> None:
+    upload = UploadFile(io.BytesIO(), filename="a")
+    form = FormData([("a", "1"), ("f", upload), ("a", "2")])
+    assert isinstance(form, ImmutableMultiDict)
+    assert form["a"] == "2"  # the last value, as in Starlette
+    assert form.getlist("a") == ["1", "2"]
+    assert form["f"] is upload
+    assert list(form.multi_items()) == [("a", "1"), ("f", upload), ("a", "2")]
+    assert list(FormData().multi_items()) == []
+
+
+@pytest.mark.anyio
+async def test_form_data_close_closes_every_file() -> None:
+    uploads = [UploadFile(RecordingSpool(max_size=8), size=0) for _ in range(3)]
+    await uploads[2].write(b"x" * 100)  # one of them on disk
+    form = FormData([("f", uploads[0]), ("f", uploads[1]), ("text", "v"), ("g", uploads[2])])
+    await form.close()
+    assert all(upload.file.closed for upload in uploads)
+    await form.close()
+
+
+# FormParser (urlencoded), through request.form()
+
+
+@pytest.mark.anyio
+@pytest.mark.parametrize(
+    ("body", "items"),
+    [
+        pytest.param(b"a=1&b=2&a=3", [["a", "1"], ["b", "2"], ["a", "3"]], id="repeated-keys"),
+        pytest.param(
+            b"q=a+b&p%2Bq=%C3%A9t%C3%A9&bad=%ZZ%4&twice=%2526",
+            [["q", "a b"], ["p+q", "été"], ["bad", "%ZZ%4"], ["twice", "%26"]],
+            id="plus-and-percent",
+        ),
+        pytest.param(b"v=\xe9t\xe9&w=\xc3\xa9", [["v", "été"], ["w", "Ã©"]], id="raw-bytes"),
+        pytest.param(b"&a=1&&b=2&&&", [["a", "1"], ["b", "2"]], id="empty-fields"),
+        pytest.param(
+            b"c&=v&a=&e=1=2",
+            [["c", ""], ["", "v"], ["a", ""], ["e", "1=2"]],
+            id="without-equals-and-empty-parts",
+        ),
+        pytest.param(b"", [], id="empty-body"),
+    ],
+)
+async def test_form_parser_parses_fields(body: bytes, items: list[list[str]]) -> None:
+    assert await form_items(body, URLENCODED) == items
+
+
+@pytest.mark.anyio
+@pytest.mark.parametrize("empty_final_chunk", [False, True])
+async def test_form_parser_joins_fields_split_over_one_byte_chunks(empty_final_chunk: bool) -> None:
+    # Without an empty final chunk, the last field ends with the body's last byte.
+    body = b"first=hello+world&second=%C3%A9t%C3%A9&&flag&last=end"
+    receive = StreamedBody(chunked(body, 1), empty_final_chunk=empty_final_chunk)
+    form = await Request(form_scope(URLENCODED), receive).form()
+    assert list(form.multi_items()) == [
+        ("first", "hello world"),
+        ("second", "été"),
+        ("flag", ""),
+        ("last", "end"),
+    ]
+    assert receive.calls == len(body) + empty_final_chunk
+
+
+@pytest.mark.anyio
+async def test_form_parser_max_fields() -> None:
+    # Empty fields do not count; the field after the last allowed one is refused.
+    assert len(await form_items(b"a=1&&&b=2&", URLENCODED, max_fields=2)) == 2
+    with pytest.raises(MultiPartException) as info:
+        await form_items(chunked(b"a=1&b=2&c", 1), URLENCODED, max_fields=2)
+    assert info.value.message == "Too many fields. Maximum number of fields is 2."
+
+
+@pytest.mark.anyio
+@pytest.mark.parametrize("chunk_size", [None, 1], ids=["one-chunk", "1-byte-chunks"])
+async def test_form_parser_max_part_size(chunk_size: int | None) -> None:
+    def body(field_size: int, trailing: bytes = b"&b=2") -> list[bytes]:
+        data = b"a=" + b"x" * (field_size - 2) + trailing
+        return [data] if chunk_size is None else chunked(data, chunk_size)
+
+    assert (await form_items(body(1024), URLENCODED, max_part_size=1024))[0] == ["a", "x" * 1022]
+    for trailing in (b"&b=2", b""):  # the field over the limit is the last one, or not
+        with pytest.raises(MultiPartException) as info:
+            await form_items(body(1025, trailing), URLENCODED, max_part_size=1024)
+        assert info.value.message == "Field exceeded maximum size of 1KB."
+
+
+def test_form_parser_limits_in_an_app_answer_400_with_their_message(backend: Backend) -> None:
+    client = TestClient(form_app(max_fields=2, max_part_size=1024), backend=backend)
+    answers = [
+        (response.status_code, response.text)
+        for response in (
+            client.post("/", content=b"a=1&b=2&c=3", headers={"content-type": URLENCODED}),
+            client.post("/", content=b"a=" + b"x" * 2000, headers={"content-type": URLENCODED}),
+        )
+    ]
+    assert answers == [
+        (400, "Too many fields. Maximum number of fields is 2."),
+        (400, "Field exceeded maximum size of 1KB."),
+    ]
+
+
+@pytest.mark.anyio
+async def test_form_parser_refuses_a_huge_field_while_it_streams() -> None:
+    # A 4 MiB field in 1 KiB chunks: refused once it passes 10 KiB, so the parser never holds
+    # more than the limit and a chunk, and never reads the rest.
+    receive = StreamedBody(itertools.chain([b"a="], itertools.repeat(b"x" * 1024, 4096)))
+    request = Request(form_scope(URLENCODED), receive)
+    with pytest.raises(MultiPartException, match="Field exceeded maximum size of 10KB"):
+        await request.form(max_part_size=10 * 1024)
+    assert receive.calls <= 1 + 10 + 1
+
+
+def test_urlencoded_form_works_without_python_multipart() -> None:
+    result = run_python(
+        textwrap.dedent(
+            """
+            import sys
+            sys.modules['python_multipart'] = sys.modules['multipart'] = None
+            from starlite import JSONResponse, Route, Starlite, TestClient
+
+            async def echo(request):
+                form = await request.form()
+                return JSONResponse(list(form.multi_items()))
+
+            app = Starlite(routes=[Route('/', echo, methods=['POST'])])
+            print(TestClient(app).post('/', data={'a': '1', 'b': 'x+y'}).text)
+            """
+        )
+    )
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.strip() == '[["a","1"],["b","x+y"]]'
+
+
+def test_multipart_form_without_python_multipart_names_the_extra() -> None:
+    result = run_python(
+        textwrap.dedent(
+            """
+            import sys
+            sys.modules['python_multipart'] = None
+            import anyio
+            from starlite import Request
+
+            async def main():
+                body = (b'--b\\r\\nContent-Disposition: form-data; name="a"\\r\\n\\r\\n'
+                        b'1\\r\\n--b--\\r\\n')
+                messages = [{'type': 'http.request', 'body': body}]
+                async def receive():
+                    return messages.pop(0)
+                scope = {'type': 'http', 'method': 'POST', 'path': '/', 'query_string': b'',
+                         'headers': [(b'content-type', b'multipart/form-data; boundary=b')]}
+                try:
+                    await Request(scope, receive).form()
+                except ImportError as exc:
+                    print(exc)
+
+            anyio.run(main)
+            """
+        )
+    )
+    assert result.returncode == 0, result.stderr
+    assert "pip install 'starlite-asgi[multipart]'" in result.stdout
+
+
+# MultiPartParser, through request.form()
+
+
+def test_multipart_form_has_fields_and_files(backend: Backend) -> None:
+    client = TestClient(form_app(), backend=backend)
+    response = client.post(
+        "/",
+        data={"title": "two files", "tags": ["a", "b"]},
+        files=[
+            ("docs", ("a.txt", b"first file", "text/plain")),
+            ("docs", ("b.bin", b"\x00\x01\xff", "application/octet-stream")),
+            ("image", ("c.png", b"\x89PNG", "image/png")),
+        ],
+    )
+    assert response.status_code == 200
+    docs_a = {"filename": "a.txt", "content_type": "text/plain", "size": 10, "data": "first file"}
+    docs_b = {
+        "filename": "b.bin",
+        "content_type": "application/octet-stream",
+        "size": 3,
+        "data": "\x00\x01\xff",
+    }
+    image = {"filename": "c.png", "content_type": "image/png", "size": 4, "data": "\x89PNG"}
+    assert response.json() == [
+        ["title", "two files"],
+        ["tags", "a"],
+        ["tags", "b"],
+        ["docs", docs_a],
+        ["docs", docs_b],
+        ["image", image],
+    ]
+
+
+@pytest.mark.anyio
+async def test_multipart_part_headers_are_kept_and_files_start_at_zero() -> None:
+    body = multipart(
+        part("f", b"data", filename="f.txt", content_type="text/csv", headers=[b"X-Custom: yes"]),
+        part("g", b"raw", filename="g"),
+        part("text", b"value", content_type="text/plain"),
+        b'content-disposition: FORM-DATA; NAME="h"; FileName="h.txt"\r\n\r\nh',
+    )
+    async with form_request(body).form() as form:
+        f, g = form["f"], form["g"]
+        assert isinstance(f, UploadFile)
+        assert isinstance(g, UploadFile)
+        assert (f.content_type, f.headers["x-custom"]) == ("text/csv", "yes")
+        assert 'filename="f.txt"' in f.headers["content-disposition"]
+        assert g.content_type is None
+        assert (f.file.tell(), f.size, await f.read()) == (0, 4, b"data")
+        assert form["text"] == "value"  # a part without a filename is a field, whatever its type
+        h = form["h"]  # header and parameter names are case-insensitive
+        assert isinstance(h, UploadFile)
+        assert h.filename == "h.txt"
+
+
+@pytest.mark.anyio
+async def test_multipart_empty_file_empty_field_and_empty_form() -> None:
+    empty_file = {"filename": "", "content_type": None, "size": 0, "data": ""}
+    body = multipart(part("f", b"", filename=""), part("t", b""))
+    assert await form_items(body) == [["f", empty_file], ["t", ""]]
+    assert await form_items(multipart()) == []  # the closing delimiter alone
+
+
+@pytest.mark.anyio
+@pytest.mark.parametrize(
+    ("parts", "expected"),
+    [
+        pytest.param(
+            [
+                part("before", b"caf\xc3\xa9"),
+                part("_charset_", b"iso-8859-1"),
+                part("after", b"caf\xc3\xa9"),
+                part("latin", b"caf\xe9"),
+                part(b"nom-\xe9", b"x", filename=b"f-\xe9"),
+            ],
+            [
+                ["before", "café"],
+                ["_charset_", "iso-8859-1"],
+                ["after", "cafÃ©"],
+                ["latin", "café"],
+                ["nom-é", {"filename": "f-é", "content_type": None, "size": 1, "data": "x"}],
+            ],
+            id="latin-1-for-values-names-and-filenames-after-it",
+        ),
+        pytest.param(
+            [part("_charset_", b"no-such-charset"), part("name", b"caf\xc3\xa9")],
+            [["_charset_", "no-such-charset"], ["name", "café"]],
+            id="unknown-charset-is-utf-8",
+        ),
+        pytest.param(
+            [part(b"n\xe9", b"v\xe9\xff"), part("ok", "é".encode())],
+            [["né", "vé\xff"], ["ok", "é"]],
+            id="no-charset-non-utf-8-falls-back-to-latin-1",
+        ),
+    ],
+)
+async def test_multipart_charset_field_sets_the_encoding(
+    parts: list[bytes], expected: list[list[Any]]
+) -> None:
+    assert await form_items(multipart(*parts)) == expected
+
+
+# Sent (between the quotes of filename="...") and what the app must see.
+PATH_LIKE_FILENAMES = {
+    b"../../etc/passwd": "../../etc/passwd",
+    b"/etc/passwd": "/etc/passwd",
+    b"..": "..",
+    rb"C:\\evil\\x.txt": "C:\\evil\\x.txt",  # RFC 9110 quoted-pairs
+    b"a;b.txt": "a;b.txt",
+    b'a; name="other".txt': 'a; name="other".txt',
+    rb"a\"b.txt": 'a"b.txt',
+    b"we%22ird.txt": "we%22ird.txt",  # as browsers escape a quote: kept as sent
+    "café ✓.txt".encode(): "café ✓.txt",
+    b"caf\xe9.txt": "café.txt",  # not UTF-8: latin-1
+}
+
+
+@pytest.mark.anyio
+async def test_multipart_path_like_and_odd_filenames_are_kept_as_data() -> None:
+    body = multipart(*(part("f", b"content", filename=sent) for sent in PATH_LIKE_FILENAMES))
+    async with form_request(body).form() as form:
+        uploads = [upload for upload in form.getlist("f") if isinstance(upload, UploadFile)]
+        assert [upload.filename for upload in uploads] == list(PATH_LIKE_FILENAMES.values())
+        assert [await upload.read() for upload in uploads] == [b"content"] * len(uploads)
+
+
+@pytest.mark.anyio
+async def test_multipart_windows_path_filename_as_browsers_send_it_keeps_its_backslashes() -> None:
+    # Browsers do not escape a backslash in a filename (WHATWG multipart/form-data encoding:
+    # only '"', CR and LF are escaped, as %22, %0D, %0A), so a Windows path arrives raw.
+    body = multipart(part("f", b"content", filename=rb"C:\evil\x.txt"))
+    items = await form_items(body)
+    assert items[0][1]["filename"] == "C:\\evil\\x.txt"
+
+
+def test_path_like_filename_never_creates_a_file_there(backend: Backend, tmp_path: Path) -> None:
+    target = tmp_path / "uploads" / ".." / "planted.txt"
+    client = TestClient(form_app(), backend=backend)
+    response = client.post("/", files={"f": (str(target), b"x" * (SPOOL_MAX_SIZE + 10))})
+    assert response.status_code == 200
+    assert response.json()[0][1]["filename"] == str(target)
+    assert list(tmp_path.iterdir()) == []  # the data went to an anonymous temporary file
+
+
+# Content that contains the boundary's text, without being a delimiter (CRLF "--boundary"
+# followed by CRLF or "--").
+CONTENT_LIKE_BOUNDARIES = [
+    b"--boundar",
+    b"\r\n--boundar\r\n",
+    b"--boundary",
+    b"x\r\n--boundaryX\r\ny",
+    b"a--boundary--b\r\n--boundar--",
+    b"\r\n\r\n--\r\n-",
+]
+
+
+@pytest.mark.anyio
+@pytest.mark.parametrize("chunk_size", [None, 1], ids=["one-chunk", "one-byte-chunks"])
+async def test_multipart_boundary_text_inside_content_is_data(chunk_size: int | None) -> None:
+    body = multipart(
+        *(part("f", content, filename="f") for content in CONTENT_LIKE_BOUNDARIES),
+        *(part("t", content) for content in CONTENT_LIKE_BOUNDARIES),
+    )
+    items = await form_items(body if chunk_size is None else chunked(body, chunk_size))
+    files = [value["data"].encode("latin-1") for name, value in items if name == "f"]
+    fields = [value.encode() for name, value in items if name == "t"]
+    assert files == fields == CONTENT_LIKE_BOUNDARIES
+
+
+@pytest.mark.anyio
+async def test_multipart_valid_boundaries() -> None:
+    for boundary in ("b", "x" * 70, "----WebKitFormBoundary7MA4YWxkTrZu0gW", "a'()+_,-./:=? b"):
+        body = multipart(part("a", b"1"), boundary=boundary)
+        assert await form_items(body, f'multipart/form-data; boundary="{boundary}"') == [["a", "1"]]
+    # A quoted parameter may hold ";" and what looks like another parameter.
+    content_type = 'Multipart/Form-Data; x="a; boundary=evil"; Boundary=real'
+    assert await form_items(multipart(part("a", b"1"), boundary="real"), content_type) == [
+        ["a", "1"]
+    ]
+
+
+# More headers than starlite allows in one part, each short enough for python-multipart.
+TOO_MANY_HEADER_BYTES = [b"X-Big-%d: " % n + b"h" * 4000 for n in range(5)]
+
+# Every error of decisions6: (body, content type, limits, message).
+MULTIPART_ERRORS = [
+    pytest.param(
+        multipart(part("a", b"1")),
+        'multipart/form-data; x="boundary=b"',
+        {},
+        "Missing boundary in multipart.",
+        id="missing-boundary",
+    ),
+    pytest.param(
+        b"--\r\n",
+        'multipart/form-data; boundary=""',
+        {},
+        "Invalid boundary in multipart.",
+        id="empty",
+    ),
+    pytest.param(
+        multipart(part("a", b"1"), boundary="x" * 71),
+        "multipart/form-data; boundary=" + "x" * 71,
+        {},
+        "Invalid boundary in multipart.",
+        id="boundary-of-71-chars",
+    ),
+    pytest.param(
+        multipart(part("a", b"1"), final=False),
+        MULTIPART,
+        {},
+        "The multipart body ended before its final boundary.",
+        id="no-final-boundary",
+    ),
+    pytest.param(
+        multipart(part("f", b"abcdef", filename="f"))[:-20],
+        MULTIPART,
+        {},
+        "The multipart body ended before its final boundary.",
+        id="truncated-in-a-part",
+    ),
+    pytest.param(
+        multipart(b"\r\nvalue"),
+        MULTIPART,
+        {},
+        'The Content-Disposition header field "name" must be provided.',
+        id="part-without-headers",
+    ),
+    pytest.param(
+        multipart(b'Content-Disposition: form-data; filename="f"\r\n\r\nx'),
+        MULTIPART,
+        {},
+        'The Content-Disposition header field "name" must be provided.',
+        id="part-without-name",
+    ),
+    pytest.param(
+        multipart(*(part("f", b"x", filename=f"{n}.txt") for n in range(3))),
+        MULTIPART,
+        {"max_files": 2},
+        "Too many files. Maximum number of files is 2.",
+        id="too-many-files",
+    ),
+    pytest.param(
+        multipart(*(part(f"f{n}", b"x") for n in range(3))),
+        MULTIPART,
+        {"max_fields": 2},
+        "Too many fields. Maximum number of fields is 2.",
+        id="too-many-fields",
+    ),
+    pytest.param(
+        multipart(part("a", b"x" * 1025)),
+        MULTIPART,
+        {"max_part_size": 1024},
+        "Part exceeded maximum size of 1KB.",
+        id="part-too-large",
+    ),
+    pytest.param(
+        multipart(part("a", b"1", headers=TOO_MANY_HEADER_BYTES)),
+        MULTIPART,
+        {},
+        "A part's headers are too large.",
+        id="headers-too-large",
+    ),
+    pytest.param(
+        multipart(b"Bad Header Line\r\n\r\nx"),
+        MULTIPART,
+        {},
+        "Invalid multipart data: ",
+        id="invalid-data",
+    ),
+]
+
+
+@pytest.mark.anyio
+@pytest.mark.parametrize(("body", "content_type", "limits", "message"), MULTIPART_ERRORS)
+async def test_multipart_error_is_400_in_an_app_and_multipart_exception_outside(
+    body: bytes, content_type: str, limits: dict[str, Any], message: str
+) -> None:
+    with pytest.raises(MultiPartException) as info:
+        await form_items(body, content_type, **limits)
+    sent = await call_app(form_app(**limits), form_scope(content_type), StreamedBody([body]))
+    assert start_message(sent)["status"] == 400
+    assert sent_body(sent).decode() == info.value.message
+    if message.endswith(": "):  # python-multipart's own words follow
+        assert info.value.message.startswith(message)
+    else:
+        assert info.value.message == message
+
+
+@pytest.mark.anyio
+async def test_multipart_limits_at_exactly_their_value_pass() -> None:
+    body = multipart(
+        part("f1", b"x" * 5000, filename="1"),  # max_part_size is not for files
+        part("f2", b"x", filename="2"),
+        part("a", b"x" * 1024),
+        part("b", b"y"),
+    )
+    items = await form_items(body, max_files=2, max_fields=2, max_part_size=1024)
+    assert [name for name, _ in items] == ["f1", "f2", "a", "b"]
+    assert items[0][1]["size"] == 5000
+
+
+@pytest.mark.anyio
+async def test_multipart_oversized_field_is_refused_while_it_streams() -> None:
+    # A 50 MiB field in 64 KiB chunks: refused once it passes max_part_size (1 MiB), having read
+    # no more than the limit and a couple of chunks, never the rest of the body.
+    chunk = 64 * 1024
+    head = b'--boundary\r\nContent-Disposition: form-data; name="big"\r\n\r\n'
+    fifty_mib = itertools.chain([head], itertools.repeat(b"x" * chunk, 50 * 1024 * 1024 // chunk))
+    receive = StreamedBody(fifty_mib)
+    with pytest.raises(MultiPartException, match="Part exceeded maximum size of 1024KB"):
+        await Request(form_scope(), receive).form()
+    assert receive.bytes_given <= len(head) + 1024 * 1024 + 2 * chunk
+    assert receive.calls <= 1 + 1024 * 1024 // chunk + 2
+
+
+@pytest.mark.anyio
+async def test_multipart_large_file_rolls_over_to_disk_off_the_loop(
+    spools: list[RecordingSpool],
+) -> None:
+    loop_thread = threading.get_ident()
+    data = bytes(range(256)) * (3 * SPOOL_MAX_SIZE // 256)
+    body = multipart(part("small", b"s", filename="s"), part("big", data, filename="b"))
+    request = form_request(chunked(body, 100_000))
+    form = await request.form()
+    small, big = form["small"], form["big"]
+    assert isinstance(small, UploadFile)
+    assert isinstance(big, UploadFile)
+    assert (on_disk(small.file), on_disk(big.file)) == (False, True)
+    assert big.size == len(data)
+    assert await big.read() == data
+    await request.close()
+    assert [spool.closed for spool in spools] == [True, True]
+    assert any(before != after for _, _, before, after in spools[1].calls)  # it rolled over
+    assert all(spool.disk_io_off(loop_thread) for spool in spools)
+
+
+# Content-Type headers of 200 KB crafted to make a backtracking parameter parser slow.
+SLOW_CONTENT_TYPES = [
+    "multipart/form-data; boundary=x" + '";' * 100_000,
+    'multipart/form-data; boundary="' + "\\" * 200_000,
+    'multipart/form-data; a="' * 40_000,
+    "multipart/form-data; " + "a=b; " * 40_000,
+    "multipart/form-data" + ";" * 200_000,
+]
+
+
+@pytest.mark.anyio
+async def test_content_type_crafted_to_be_slow_is_answered_400_in_bounded_time() -> None:
+    # Bounded by call_app's wait, far above the milliseconds each takes: no timing threshold.
+    for content_type in SLOW_CONTENT_TYPES:
+        body = multipart(part("a", b"1"))
+        sent = await call_app(form_app(), form_scope(content_type), StreamedBody([body]))
+        assert start_message(sent)["status"] == 400
+
+
+@pytest.mark.anyio
+@pytest.mark.parametrize(
+    ("body", "limits"),
+    [
+        pytest.param(
+            multipart(part("f", b"1", filename="1"), part("g", b"2", filename="2")),
+            {"max_files": 1},
+            id="too-many-files",
+        ),
+        pytest.param(
+            multipart(
+                part("f", b"x" * (SPOOL_MAX_SIZE + 1), filename="1"),
+                part("t", b"x" * 2000),
+            ),
+            {"max_part_size": 1024},
+            id="part-too-large-after-a-file-on-disk",
+        ),
+    ],
+)
+async def test_multipart_error_closes_the_files_already_created(
+    spools: list[RecordingSpool], body: bytes, limits: dict[str, Any]
+) -> None:
+    with pytest.raises(MultiPartException):
+        await form_items(chunked(body, 4096), **limits)
+    assert spools
+    assert all(spool.closed for spool in spools)
+
+
+def test_multipart_error_in_an_app_closes_the_files(
+    backend: Backend, spools: list[RecordingSpool]
+) -> None:
+    body = multipart(part("f", b"1", filename="1"), b"Bad Header\r\n\r\nx")
+    client = TestClient(form_app(), backend=backend)
+    response = client.post("/", content=body, headers={"content-type": MULTIPART})
+    assert response.status_code == 400
+    assert len(spools) == 1
+    assert spools[0].closed
+
+
+@pytest.mark.anyio
+async def test_multipart_files_are_closed_when_parsing_is_cancelled(
+    spools: list[RecordingSpool],
+) -> None:
+    head = multipart(part("f", b"x" * 100, filename="f"), final=False)
+    waiting = anyio.Event()
+
+    async def receive() -> Message:
+        if not waiting.is_set():
+            waiting.set()
+            return {"type": "http.request", "body": head, "more_body": True}
+        await anyio.sleep_forever()
+        raise AssertionError("unreachable")  # pragma: no cover
+
+    async def parse() -> None:
+        await Request(form_scope(), receive).form()
+
+    with anyio.fail_after(10):
+        async with anyio.create_task_group() as task_group:
+            task_group.start_soon(parse)
+            await waiting.wait()
+            await anyio.wait_all_tasks_blocked()
+            task_group.cancel_scope.cancel()
+    assert len(spools) == 1
+    assert spools[0].closed
+
+
 # ==== Test client ====
 
 
@@ -8784,6 +10040,14 @@ def test_test_client_lifespan_exception_during_startup_raises() -> None:
 
     with pytest.raises(Boom, match="startup crashed"), TestClient(app):
         pass  # pragma: no cover
+
+
+def test_lifespan_of_an_app_that_fails_before_reading_startup_raises_its_error() -> None:
+    async def app(scope: Scope, receive: Receive, send: Send) -> None:
+        raise LookupError("no lifespan here")
+
+    with pytest.raises(LookupError, match="no lifespan here"), TestClient(app):
+        pass
 
 
 def test_test_client_lifespan_startup_failed_message_alone_raises() -> None:
@@ -9239,6 +10503,43 @@ class FakeClient:
         return websocket
 
 
+# For examples/upload.py: the example stores into a directory of each test's own (UPLOAD_DIR).
+
+# What a stored name looks like: a uuid4 in hex, perhaps an allowed extension.
+STORED_NAME = re.compile(r"[0-9a-f]{32}(\.[a-z]+)?")
+
+
+@pytest.fixture
+def upload_dir(tmp_path: Path) -> Path:
+    """Where the example stores files: deep inside tmp_path, so that a path in a file name
+    ("../../x") followed as a path would land inside tmp_path, where a test sees it."""
+    return tmp_path / "a" / "b" / "uploads"
+
+
+@pytest.fixture
+def upload(upload_dir: Path, monkeypatch: pytest.MonkeyPatch) -> Any:
+    """The example module, storing into `upload_dir` (set before the module is loaded)."""
+    monkeypatch.setenv("UPLOAD_DIR", str(upload_dir))
+    return load_example("upload", monkeypatch)
+
+
+def files_under(root: Path) -> list[Path]:
+    """Every file below `root`, wherever it is."""
+    return sorted(path for path in root.rglob("*") if path.is_file())
+
+
+def multipart_body(size: int, chunk_size: int = 256 * 1024) -> Iterator[bytes]:
+    """A multipart body with one file of `size` zero bytes, in chunks made as they are sent."""
+    yield (
+        b'--b\r\nContent-Disposition: form-data; name="files"; filename="big.bin"\r\n'
+        b"Content-Type: application/octet-stream\r\n\r\n"
+    )
+    chunk = bytes(chunk_size)
+    for start in range(0, size, chunk_size):
+        yield chunk[: min(chunk_size, size - start)]
+    yield b"\r\n--b--\r\n"
+
+
 def test_hello_example_greets_on_root_and_answers_404_elsewhere(
     backend: Backend, monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -9508,6 +10809,260 @@ async def test_chat_room_drops_members_that_are_gone_or_too_slow_and_serves_the_
         await room.broadcast({"user": "alice", "text": "two"})
     assert [members[member] for member in room.members] == [reader]
     assert reader.received == [{"user": "alice", "text": "one"}, {"user": "alice", "text": "two"}]
+
+
+def test_upload_page_is_a_multipart_form_sending_several_files(
+    upload: Any, backend: Backend
+) -> None:
+    with TestClient(upload.app, backend=backend) as client:
+        page = client.get("/")
+    assert page.status_code == 200
+    assert page.headers["content-type"] == "text/html; charset=utf-8"
+    assert 'method="post"' in page.text
+    assert 'enctype="multipart/form-data"' in page.text
+    assert '<input type="file" name="files" multiple required>' in page.text
+    assert 'action="upload"' in page.text
+
+
+def test_upload_directory_is_created_at_start_up(
+    upload: Any, upload_dir: Path, backend: Backend
+) -> None:
+    assert not upload_dir.exists()
+    with TestClient(upload.app, backend=backend):
+        assert upload_dir.is_dir()
+
+
+def test_upload_stores_each_file_under_a_generated_name_with_its_bytes(
+    upload: Any, upload_dir: Path, backend: Backend
+) -> None:
+    files = [
+        ("files", ("report.PDF", b"%PDF-1.7 first", "application/pdf")),
+        ("files", ("notes.txt", b"second file\n", "text/plain")),
+    ]
+    with TestClient(upload.app, backend=backend) as client:
+        response = client.post("/upload", files=files)
+    assert response.status_code == 201
+    stored = response.json()["files"]
+    assert [(item["filename"], item["size"], item["content_type"]) for item in stored] == [
+        ("report.PDF", 14, "application/pdf"),
+        ("notes.txt", 12, "text/plain"),
+    ]
+    first, second = (item["stored_name"] for item in stored)
+    assert re.fullmatch(r"[0-9a-f]{32}\.pdf", first)
+    assert re.fullmatch(r"[0-9a-f]{32}\.txt", second)
+    assert (upload_dir / first).read_bytes() == b"%PDF-1.7 first"
+    assert (upload_dir / second).read_bytes() == b"second file\n"
+    assert files_under(upload_dir) == sorted([upload_dir / first, upload_dir / second])
+
+
+@pytest.mark.parametrize(
+    "filename",
+    [
+        "../../etc/passwd",
+        "../../../../../../etc/passwd",
+        "/etc/passwd",
+        "..\\..\\windows\\win.ini",
+        "a/../../escape.txt",
+        "..",
+        "caf\u00e9/\u2028.txt",
+    ],
+)
+def test_upload_keeps_a_path_like_filename_as_data_and_stores_inside_the_directory(
+    filename: str, upload: Any, upload_dir: Path, tmp_path: Path, backend: Backend
+) -> None:
+    with TestClient(upload.app, backend=backend) as client:
+        response = client.post("/upload", files={"files": (filename, b"root:x:0:0")})
+    assert response.status_code == 201
+    [stored] = response.json()["files"]
+    assert stored["filename"] == filename  # reported as data, exactly as sent
+    assert STORED_NAME.fullmatch(stored["stored_name"])
+    assert files_under(tmp_path) == [upload_dir / stored["stored_name"]]
+    assert (upload_dir / stored["stored_name"]).read_bytes() == b"root:x:0:0"
+    assert not (tmp_path.parent / "etc").exists()
+
+
+@pytest.mark.parametrize(
+    ("filename", "extension"),
+    [
+        ("photo.PNG", ".png"),
+        ("data.csv", ".csv"),
+        ("page.html", ""),
+        ("image.svg", ""),
+        ("shell.php", ""),
+        ("archive.tar.gz", ""),
+        ("notes.txt.php", ""),
+        ("shell.php.txt", ".txt"),
+        ("README", ""),
+        ("trailing.", ""),
+        (".png", ".png"),
+        ("", ""),
+    ],
+)
+def test_stored_extension_is_the_clients_only_if_on_the_allow_list(
+    filename: str, extension: str, upload: Any
+) -> None:
+    assert upload.stored_extension(filename) == extension
+
+
+def test_upload_accepts_max_files_and_refuses_one_more_with_400(
+    upload: Any, upload_dir: Path, backend: Backend
+) -> None:
+    def files(count: int) -> list[tuple[str, tuple[str, bytes]]]:
+        return [("files", (f"f{i}.txt", b"x")) for i in range(count)]
+
+    with TestClient(upload.app, backend=backend) as client:
+        most = client.post("/upload", files=files(upload.MAX_FILES))
+        too_many = client.post("/upload", files=files(upload.MAX_FILES + 1))
+    assert most.status_code == 201
+    assert len(most.json()["files"]) == upload.MAX_FILES
+    assert too_many.status_code == 400
+    assert too_many.json() == {
+        "error": f"Too many files. Maximum number of files is {upload.MAX_FILES}."
+    }
+    assert len(files_under(upload_dir)) == upload.MAX_FILES  # the refused upload stored nothing
+
+
+def test_upload_refuses_a_field_over_max_part_size_with_400(
+    upload: Any, upload_dir: Path, backend: Backend
+) -> None:
+    with TestClient(upload.app, backend=backend) as client:
+        response = client.post(
+            "/upload",
+            data={"token": "t" * (upload.MAX_FIELD_SIZE + 1)},
+            files={"files": ("a.txt", b"a")},
+        )
+    assert response.status_code == 400
+    assert response.json() == {"error": "Part exceeded maximum size of 1KB."}
+    assert files_under(upload_dir) == []
+
+
+def test_upload_without_a_chosen_file_is_400(upload: Any, upload_dir: Path) -> None:
+    # What a browser sends when no file was chosen: one empty part with an empty filename.
+    browser_body = (
+        b"--b\r\n"
+        b'Content-Disposition: form-data; name="files"; filename=""\r\n'
+        b"Content-Type: application/octet-stream\r\n\r\n"
+        b"\r\n--b--\r\n"
+    )
+    with TestClient(upload.app) as client:
+        nothing_chosen = client.post(
+            "/upload",
+            content=browser_body,
+            headers={"content-type": "multipart/form-data; boundary=b"},
+        )
+        other_name = client.post("/upload", files={"other": ("a.txt", b"a")})
+    for response in (nothing_chosen, other_name):
+        assert (response.status_code, response.json()) == (
+            400,
+            {"error": "Choose at least one file"},
+        )
+    assert files_under(upload_dir) == []
+
+
+def test_upload_refuses_a_text_value_sent_as_files_with_400(upload: Any) -> None:
+    with TestClient(upload.app) as client:
+        response = client.post("/upload", data={"files": "not a file"})
+    assert (response.status_code, response.json()) == (
+        400,
+        {"error": "'files' must be sent as files"},
+    )
+
+
+def test_upload_refuses_a_declared_body_over_the_limit_with_413_before_reading_it(
+    upload: Any, upload_dir: Path, backend: Backend
+) -> None:
+    # The Content-Length a client declares is refused before any of the body is read, so a few
+    # bytes stand in for the body here. The refusal reaches the app as it starts to read the form,
+    # so the app's own error handler renders the 413, as for a streamed body.
+    headers = {
+        "content-type": "multipart/form-data; boundary=b",
+        "content-length": str(upload.MAX_BODY_SIZE + 1),
+    }
+    with TestClient(upload.app, backend=backend) as client:
+        response = client.post("/upload", content=b"--b", headers=headers)
+    assert (response.status_code, response.content) == (413, b'{"error":"Content Too Large"}')
+    assert files_under(upload_dir) == []
+
+
+@pytest.mark.anyio
+async def test_upload_refuses_a_streamed_body_crossing_the_limit_with_413(
+    upload: Any, upload_dir: Path
+) -> None:
+    """Without a Content-Length (a chunked request), the body is refused once it crosses the
+    limit, and the bytes after that are never read."""
+    await anyio.Path(upload_dir).mkdir(parents=True)
+    body = multipart_body(upload.MAX_BODY_SIZE)
+    chunks_read = 0
+    sent: list[Message] = []
+
+    async def receive() -> Message:
+        nonlocal chunks_read
+        chunk = next(body, None)
+        if chunk is None:
+            return {"type": "http.request", "body": b"", "more_body": False}
+        chunks_read += 1
+        return {"type": "http.request", "body": chunk, "more_body": True}
+
+    async def send(message: Message) -> None:
+        sent.append(message)
+
+    scope = make_scope(
+        "/upload",
+        method="POST",
+        headers=[
+            (b"host", b"example.org"),
+            (b"content-type", b"multipart/form-data; boundary=b"),
+            (b"transfer-encoding", b"chunked"),
+        ],
+        client=("127.0.0.1", 1),
+        state={"upload_dir": anyio.Path(upload_dir)},  # what the lifespan would have set
+    )
+    await upload.app(scope, receive, send)
+    assert sent[0]["status"] == 413
+    assert b"".join(message.get("body", b"") for message in sent[1:]) == (
+        b'{"error":"Content Too Large"}'  # raised as the form read the body: the app's handler
+    )
+    # The prefix and MAX_BODY_SIZE bytes of data are over the limit one chunk before the last.
+    assert chunks_read == 1 + upload.MAX_BODY_SIZE // (256 * 1024)
+    assert await anyio.to_thread.run_sync(files_under, upload_dir) == []
+
+
+def test_upload_stores_a_file_larger_than_the_spool_threshold_intact(
+    upload: Any, upload_dir: Path, backend: Backend
+) -> None:
+    """A file over 1 MiB is spooled to disk by the parser, then copied chunk by chunk."""
+    data = os.urandom(3 * MultiPartParser.spool_max_size + 12345)
+    with TestClient(upload.app, backend=backend) as client:
+        response = client.post("/upload", files={"files": ("big.zip", data, "application/zip")})
+    assert response.status_code == 201
+    [stored] = response.json()["files"]
+    assert stored["size"] == len(data)
+    assert (upload_dir / stored["stored_name"]).read_bytes() == data
+
+
+def test_files_lists_stored_files_oldest_first_and_nothing_else(
+    upload: Any, upload_dir: Path, backend: Backend
+) -> None:
+    with TestClient(upload.app, backend=backend) as client:
+        assert client.get("/files").json() == {"files": []}
+        stored = [
+            client.post("/upload", files={"files": (name, content)}).json()["files"][0]
+            for name, content in [("b.txt", b"bb"), ("a.png", b"a")]
+        ]
+        # Made oldest first, whatever the clock's resolution.
+        for mtime, item in enumerate(stored, start=1_000_000):
+            os.utime(upload_dir / item["stored_name"], (mtime, mtime))
+        # Not stored by the app: a copy still being written, and a file someone put there.
+        (upload_dir / f"{'0' * 32}.txt.part").write_bytes(b"half")
+        (upload_dir / "notes.txt").write_bytes(b"mine")
+        listing = client.get("/files")
+    assert listing.status_code == 200
+    assert listing.json() == {
+        "files": [
+            {"stored_name": stored[0]["stored_name"], "size": 2},
+            {"stored_name": stored[1]["stored_name"], "size": 1},
+        ]
+    }
 
 
 # ==== Real servers ====
