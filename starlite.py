@@ -3592,6 +3592,13 @@ class ServerErrorMiddleware:
         )
 
 
+def _valid_host_pattern(pattern: str) -> bool:
+    """A host pattern is "*", a host name, or "*." and a host name: no other wildcard."""
+    if pattern == "*":
+        return True
+    return "*" not in pattern.removeprefix("*.")
+
+
 class TrustedHostMiddleware:
     """Refuses requests whose Host header is not one of `allowed_hosts` (400).
 
@@ -3609,7 +3616,7 @@ class TrustedHostMiddleware:
     ) -> None:
         patterns = ["*"] if allowed_hosts is None else [host.lower() for host in allowed_hosts]
         for pattern in patterns:
-            if "*" in pattern[1:] or (pattern.startswith("*") and not pattern.startswith("*.")):
+            if not _valid_host_pattern(pattern):
                 raise ValueError(
                     f"Host pattern {pattern!r}: a wildcard can only be '*' or start '*.'"
                 )
@@ -3662,10 +3669,12 @@ class HTTPSRedirectMiddleware:
         if scope["type"] not in ("http", "websocket") or scope.get("scheme") not in ("http", "ws"):
             await self.app(scope, receive, send)
             return
-        url = URL(scope=scope)
-        if not url.netloc:  # no Host, or a malformed one: no host of ours to redirect to
+        host_header = _header_value(scope, b"host")
+        if host_header is None or not _valid_host_header(host_header):
+            # No host of ours to redirect to (and never one the client made up)
             await _refuse(scope, receive, send, PlainTextResponse("Invalid host header", 400))
             return
+        url = URL(scope=scope)
         netloc = _host_without_port(url.netloc) if url.port in (80, 443) else url.netloc
         secure = url.replace(scheme={"http": "https", "ws": "wss"}[url.scheme], netloc=netloc)
         await _refuse(scope, receive, send, RedirectResponse(secure, status_code=307))
@@ -3849,7 +3858,8 @@ class GZipMiddleware:
 
     Responses under `minimum_size` bytes, partial (206) responses, responses that already have a
     Content-Encoding, and `exclude_content_types` (compressed media, server-sent events, gRPC)
-    pass through untouched, their start sent at once. A streamed response is compressed chunk by
+    pass through untouched, their start sent at once. A response it would have compressed for a
+    client that does not accept gzip gets ``Vary: Accept-Encoding`` all the same. A streamed response is compressed chunk by
     chunk, each flushed so the client gets it at once; a chunk over `thread_minimum_size` is
     compressed in a worker thread. Trailers pass through.
     """
@@ -3867,13 +3877,15 @@ class GZipMiddleware:
         self.minimum_size = minimum_size
         self.compresslevel = compresslevel
         self.thread_minimum_size = thread_minimum_size
-        self.exclude_content_types = frozenset(t.lower() for t in exclude_content_types)
+        self.exclude_content_types = frozenset(
+            media_type.partition(";")[0].strip().lower() for media_type in exclude_content_types
+        )
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] != "http" or not _accepts_gzip(scope):
+        if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
-        await self.app(scope, receive, _GZipSender(self, send).send)
+        await self.app(scope, receive, _GZipSender(self, send, _accepts_gzip(scope)).send)
 
     def compresses(self, start: Message) -> bool:
         """Whether a response with this start may be compressed at all."""
@@ -3893,9 +3905,10 @@ class _GZipSender:
     """One response's way through GZipMiddleware: holds the start until the first body message
     says whether compressing is worth it."""
 
-    def __init__(self, middleware: GZipMiddleware, send: Send) -> None:
+    def __init__(self, middleware: GZipMiddleware, send: Send, accepts_gzip: bool) -> None:
         self.middleware = middleware
         self._send = send
+        self.accepts_gzip = accepts_gzip
         self.start: Message | None = None  # held back, until we know the headers
         self.compressor: Any = None  # created only for a response that is compressed
 
@@ -3921,6 +3934,12 @@ class _GZipSender:
         body, more_body = message.get("body", b""), message.get("more_body", False)
         if not more_body and len(body) < self.middleware.minimum_size:
             await self._send(start)
+            await self._send(message)
+            return
+        if not self.accepts_gzip:  # sent as it is, but caches must know it depends on the client
+            headers = MutableHeaders(raw=list(start.get("headers", [])))
+            headers.add_vary_header("Accept-Encoding")
+            await self._send({**start, "headers": headers.raw})
             await self._send(message)
             return
         level = self.middleware.compresslevel
