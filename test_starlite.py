@@ -20,10 +20,12 @@ import textwrap
 import threading
 import time
 import uuid
+import zlib
 from collections.abc import (
     AsyncIterator,
     Awaitable,
     Callable,
+    Collection,
     Iterable,
     Iterator,
     Mapping,
@@ -50,6 +52,7 @@ from hypothesis import strategies as st
 import starlite
 from starlite import (
     CONVERTOR_TYPES,
+    DEFAULT_EXCLUDED_CONTENT_TYPES,
     URL,
     Address,
     BackgroundTask,
@@ -58,16 +61,19 @@ from starlite import (
     ClientDisconnect,
     CommaSeparatedStrings,
     Convertor,
+    CORSMiddleware,
     ExceptionMiddleware,
     FileResponse,
     FloatConvertor,
     FormData,
+    GZipMiddleware,
     Headers,
     Host,
     HTMLResponse,
     HTTPConnection,
     HTTPEndpoint,
     HTTPException,
+    HTTPSRedirectMiddleware,
     ImmutableMultiDict,
     IntegerConvertor,
     JSONResponse,
@@ -99,6 +105,7 @@ from starlite import (
     StreamingResponse,
     StringConvertor,
     TestClient,
+    TrustedHostMiddleware,
     UploadFile,
     URLPath,
     UUIDConvertor,
@@ -8176,6 +8183,1136 @@ def test_websocket_route_and_lifespan_under_a_zero_body_limit_work(backend: Back
     with TestClient(app, backend=backend) as client, client.websocket_connect("/m/ws") as ws:
         ws.send_text("a message much longer than zero bytes")
         assert ws.receive_text() == "a message much longer than zero bytes"
+
+
+# ---- Trusted hosts ----
+# TrustedHostMiddleware, HTTPSRedirectMiddleware, CORSMiddleware and GZipMiddleware (issue 7).
+# Ordinary cases go through the TestClient; paths httpx would read as another host ("//evil.com/"),
+# websockets and the order of ASGI messages are driven as raw ASGI with a scope of our own. The
+# app and the server's side of ASGI below are shared by these four sub-parts.
+
+
+class RecordingApp:
+    """An ASGI app that notes each scope it is called with and answers HTTP with a fresh
+    `respond()`; a websocket is accepted and closed."""
+
+    def __init__(self, respond: Callable[[], Response] | None = None) -> None:
+        self.respond = respond or (lambda: PlainTextResponse("ok"))
+        self.scopes: list[Scope] = []
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        self.scopes.append(scope)
+        if scope["type"] == "websocket":
+            await send({"type": "websocket.accept"})
+            await send({"type": "websocket.close", "code": 1000, "reason": ""})
+        elif scope["type"] == "http":
+            await self.respond()(scope, receive, send)
+
+
+async def call_middleware(
+    app: ASGIApp, scope: Scope, log: list[str] | None = None
+) -> list[Message]:
+    """Call `app` as a server would, with a bounded wait; the messages it sent (each also noted
+    in `log`). The request body is empty; then the client waits, saying nothing more."""
+    sent: list[Message] = []
+    request_sent = False
+
+    async def receive() -> Message:
+        nonlocal request_sent
+        if scope["type"] == "websocket":
+            return {"type": "websocket.connect"}
+        if not request_sent:
+            request_sent = True
+            return {"type": "http.request", "body": b"", "more_body": False}
+        await anyio.sleep_forever()
+        raise AssertionError("unreachable")
+
+    async def send(message: Message) -> None:
+        if log is not None:
+            log.append("server gets " + message["type"])
+        sent.append(message)
+
+    with anyio.fail_after(10):
+        await app(scope, receive, send)
+    return sent
+
+
+def headers_of(message: Message) -> Headers:
+    """The headers of a start message, as a read-only view of a copy."""
+    return Headers(raw=list(message.get("headers", [])))
+
+
+def vary_names(values: Sequence[str]) -> list[str]:
+    """The names in one or more Vary header values, lower-cased, in order."""
+    return [name.strip().lower() for value in values for name in value.split(",") if name.strip()]
+
+
+HOSTS = ["example.com", "*.example.com", "[::1]"]
+
+
+@pytest.mark.parametrize(
+    ("host", "status_code"),
+    [
+        ("example.com", 200),
+        ("EXAMPLE.COM", 200),
+        ("example.com:8000", 200),
+        ("A.B.Example.Com", 200),
+        ("[::1]:8000", 200),
+        ("evil.com", 400),
+        ("example.com.evil.com", 400),
+        ("notexample.com", 400),
+        ("example.com:bad", 400),
+        ("", 400),
+    ],
+)
+def test_trusted_host_allows_listed_hosts_and_wildcard_subdomains_only(
+    host: str, status_code: int
+) -> None:
+    endpoint = RecordingApp()
+    client = TestClient(TrustedHostMiddleware(endpoint, allowed_hosts=HOSTS))
+    response = client.get("/", headers={"host": host})
+    assert response.status_code == status_code
+    if status_code == 400:
+        assert response.text == "Invalid host header"
+        assert endpoint.scopes == []
+    else:
+        assert response.text == "ok"
+
+
+def test_trusted_host_patterns_are_case_insensitive(backend: Backend) -> None:
+    middleware = TrustedHostMiddleware(RecordingApp(), allowed_hosts=["Example.COM", "*.API.Test"])
+    client = TestClient(middleware, backend=backend)
+    assert client.get("/", headers={"host": "example.com"}).status_code == 200
+    assert client.get("/", headers={"host": "v1.api.test"}).status_code == 200
+
+
+def test_trusted_host_wildcard_subdomain_does_not_cover_the_bare_domain() -> None:
+    client = TestClient(TrustedHostMiddleware(RecordingApp(), allowed_hosts=["*.example.com"]))
+    assert client.get("/", headers={"host": "example.com"}).status_code == 400
+    assert client.get("/", headers={"host": "www.example.com"}).status_code == 200
+
+
+@pytest.mark.parametrize("allowed_hosts", [None, ["example.com", "*"]])
+def test_trusted_host_star_allows_any_host(allowed_hosts: list[str] | None) -> None:
+    client = TestClient(TrustedHostMiddleware(RecordingApp(), allowed_hosts=allowed_hosts))
+    assert client.get("/", headers={"host": "anything.invalid"}).text == "ok"
+
+
+@pytest.mark.parametrize("pattern", ["*example.com", "a.*.com", "*.*.example.com"])
+def test_trusted_host_rejects_a_misplaced_wildcard_at_start_up(pattern: str) -> None:
+    with pytest.raises(ValueError, match="wildcard"):
+        TrustedHostMiddleware(RecordingApp(), allowed_hosts=["example.com", pattern])
+
+
+@pytest.mark.anyio
+async def test_trusted_host_refuses_a_request_without_a_host_header() -> None:
+    endpoint = RecordingApp()
+    middleware = TrustedHostMiddleware(endpoint, allowed_hosts=["example.org"])
+    sent = await call_middleware(middleware, make_scope(headers=[]))
+    assert sent[0]["status"] == 400
+    assert sent_body(sent) == b"Invalid host header"
+    assert endpoint.scopes == []
+
+
+def test_trusted_host_redirects_the_bare_domain_to_its_www_host() -> None:
+    client = TestClient(
+        TrustedHostMiddleware(RecordingApp(), allowed_hosts=["www.example.com"]),
+        follow_redirects=False,
+    )
+    response = client.get("/a/b?x=1", headers={"host": "Example.com:8000"})
+    assert response.status_code == 307
+    assert response.headers["location"] == "http://www.Example.com:8000/a/b?x=1"
+
+
+def test_trusted_host_without_www_redirect_refuses_the_bare_domain() -> None:
+    middleware = TrustedHostMiddleware(
+        RecordingApp(), allowed_hosts=["www.example.com"], www_redirect=False
+    )
+    response = TestClient(middleware, follow_redirects=False).get(
+        "/", headers={"host": "example.com"}
+    )
+    assert response.status_code == 400
+    assert "location" not in response.headers
+
+
+def test_trusted_host_www_redirect_applies_only_to_the_listed_www_host() -> None:
+    client = TestClient(
+        TrustedHostMiddleware(RecordingApp(), allowed_hosts=["www.example.com"]),
+        follow_redirects=False,
+    )
+    for host in ("api.example.com", "evil.com", "www.www.example.com"):
+        assert client.get("/", headers={"host": host}).status_code == 400
+
+
+@pytest.mark.anyio
+async def test_trusted_host_www_redirect_of_an_odd_path_stays_on_our_host() -> None:
+    middleware = TrustedHostMiddleware(RecordingApp(), allowed_hosts=["www.example.com"])
+    for path in ("//evil.com/", "/\\evil.com"):
+        sent = await call_middleware(middleware, make_scope(path, headers={"host": "example.com"}))
+        location = headers_of(sent[0])["location"]
+        assert sent[0]["status"] == 307
+        assert urlsplit(location).netloc == "www.example.com"
+        assert location.startswith("http://www.example.com/")
+
+
+@pytest.mark.anyio
+async def test_trusted_host_denies_a_websocket_with_a_400_response_when_the_server_can() -> None:
+    endpoint = RecordingApp()
+    middleware = TrustedHostMiddleware(endpoint, allowed_hosts=["example.com"])
+    for host in ("evil.com", ""):
+        scope = {**ws_scope(), "headers": [(b"host", host.encode())]}
+        sent = await call_middleware(middleware, scope)
+        assert [m["type"] for m in sent] == [
+            "websocket.http.response.start",
+            "websocket.http.response.body",
+        ]
+        assert sent[0]["status"] == 400
+        assert sent[1]["body"] == b"Invalid host header"
+    assert endpoint.scopes == []
+
+
+@pytest.mark.anyio
+async def test_trusted_host_closes_a_websocket_with_1008_without_the_denial_extension() -> None:
+    endpoint = RecordingApp()
+    middleware = TrustedHostMiddleware(endpoint, allowed_hosts=["example.com"])
+    scope = {**ws_scope(deny=False), "headers": [(b"host", b"evil.com")]}
+    sent = await call_middleware(middleware, scope)
+    assert sent == [{"type": "websocket.close", "code": 1008, "reason": ""}]
+    assert endpoint.scopes == []
+
+
+@pytest.mark.anyio
+async def test_trusted_host_lets_a_websocket_to_an_allowed_host_through() -> None:
+    endpoint = RecordingApp()
+    middleware = TrustedHostMiddleware(endpoint, allowed_hosts=["*.example.com"])
+    scope = {**ws_scope(), "headers": [(b"host", b"chat.example.com:8443")]}
+    sent = await call_middleware(middleware, scope)
+    assert [m["type"] for m in sent] == ["websocket.accept", "websocket.close"]
+    assert len(endpoint.scopes) == 1
+
+
+# ---- HTTPS redirects ----
+
+
+@pytest.mark.parametrize(
+    ("url", "location"),
+    [
+        ("http://example.com/a/b?x=1&y=%2F", "https://example.com/a/b?x=1&y=%2F"),
+        ("http://example.com:80/", "https://example.com/"),
+        ("http://example.com:8080/p", "https://example.com:8080/p"),
+        ("http://[::1]:8000/", "https://[::1]:8000/"),
+        ("http://example.com/caf%C3%A9%20x", "https://example.com/caf%C3%A9%20x"),
+    ],
+)
+def test_https_redirect_sends_http_to_https_with_307(url: str, location: str) -> None:
+    endpoint = RecordingApp()
+    client = TestClient(HTTPSRedirectMiddleware(endpoint), follow_redirects=False)
+    response = client.post(url, content=b"data")
+    assert response.status_code == 307  # the method and body are kept
+    assert response.headers["location"] == location
+    assert endpoint.scopes == []
+
+
+def test_https_redirect_lets_https_requests_through(backend: Backend) -> None:
+    client = TestClient(
+        HTTPSRedirectMiddleware(RecordingApp()), base_url="https://example.com", backend=backend
+    )
+    response = client.get("/")
+    assert response.status_code == 200
+    assert response.text == "ok"
+
+
+@pytest.mark.anyio
+async def test_https_redirect_denies_ws_with_a_307_to_wss() -> None:
+    endpoint = RecordingApp()
+    expected = {
+        "example.com": "wss://example.com/chat?room=1",
+        "example.com:80": "wss://example.com/chat?room=1",
+        "example.com:8080": "wss://example.com:8080/chat?room=1",
+    }
+    for host, location in expected.items():
+        scope = {
+            **ws_scope("/chat"),
+            "query_string": b"room=1",
+            "headers": [(b"host", host.encode())],
+        }
+        sent = await call_middleware(HTTPSRedirectMiddleware(endpoint), scope)
+        assert [m["type"] for m in sent] == [
+            "websocket.http.response.start",
+            "websocket.http.response.body",
+        ]
+        assert sent[0]["status"] == 307
+        assert headers_of(sent[0])["location"] == location
+    assert endpoint.scopes == []
+
+
+@pytest.mark.anyio
+async def test_https_redirect_closes_ws_with_1008_without_the_denial_extension() -> None:
+    endpoint = RecordingApp()
+    sent = await call_middleware(HTTPSRedirectMiddleware(endpoint), ws_scope(deny=False))
+    assert sent == [{"type": "websocket.close", "code": 1008, "reason": ""}]
+    assert endpoint.scopes == []
+
+
+@pytest.mark.anyio
+async def test_https_redirect_lets_wss_through() -> None:
+    endpoint = RecordingApp()
+    sent = await call_middleware(HTTPSRedirectMiddleware(endpoint), {**ws_scope(), "scheme": "wss"})
+    assert [m["type"] for m in sent] == ["websocket.accept", "websocket.close"]
+
+
+@pytest.mark.anyio
+async def test_https_redirect_of_an_odd_path_is_never_an_open_redirect() -> None:
+    for path in ("//evil.com/", "/\\evil.com", "///evil.com/x", "/\\/evil.com"):
+        scope = make_scope(path, headers={"host": "example.com"})
+        sent = await call_middleware(HTTPSRedirectMiddleware(RecordingApp()), scope)
+        location = headers_of(sent[0])["location"]
+        assert sent[0]["status"] == 307
+        assert location.startswith("https://example.com/")
+        assert urlsplit(location).netloc == "example.com"
+
+
+@pytest.mark.anyio
+async def test_https_redirect_answers_400_without_any_host_to_redirect_to() -> None:
+    endpoint = RecordingApp()
+    scope = make_scope("//evil.com/", headers=[], server=None)
+    sent = await call_middleware(HTTPSRedirectMiddleware(endpoint), scope)
+    assert sent[0]["status"] == 400
+    assert sent_body(sent) == b"Invalid host header"
+    assert "location" not in headers_of(sent[0])
+    assert endpoint.scopes == []
+
+
+@pytest.mark.anyio
+async def test_https_redirect_answers_400_for_a_malformed_host_as_documented() -> None:
+    # The docstring: "a request without a valid Host gets 400", even when the scope names a
+    # server whose address a redirect could fall back to.
+    endpoint = RecordingApp()
+    for host in (b"example.com:bad", b"", b"evil.com/x", b"user@evil.com"):
+        scope = make_scope("/", headers=[(b"host", host)], server=("example.org", 80))
+        sent = await call_middleware(HTTPSRedirectMiddleware(endpoint), scope)
+        assert (host, sent[0]["status"]) == (host, 400)
+        assert "location" not in headers_of(sent[0])
+    assert endpoint.scopes == []
+
+
+@pytest.mark.anyio
+async def test_suite_middleware_pass_other_scope_types_through() -> None:
+    factories: list[Callable[[ASGIApp], ASGIApp]] = [
+        lambda app: TrustedHostMiddleware(app, allowed_hosts=["example.com"]),
+        HTTPSRedirectMiddleware,
+        lambda app: CORSMiddleware(app, allow_origins=["*"]),
+        GZipMiddleware,
+    ]
+    for factory in factories:
+        endpoint = RecordingApp()
+        scope: Scope = {"type": "lifespan", "asgi": {"version": "3.0"}, "state": {}}
+        assert await call_middleware(factory(endpoint), scope) == []
+        assert endpoint.scopes == [scope]
+
+
+# ---- CORS ----
+
+ORIGIN = "https://app.example.com"
+OTHER_ORIGIN = "https://other.example.net"
+
+
+def cors_client(endpoint: ASGIApp | None = None, **options: Any) -> TestClient:
+    """A TestClient for CORSMiddleware(**options) around `endpoint` (a plain "ok" app)."""
+    return TestClient(CORSMiddleware(endpoint or RecordingApp(), **options))
+
+
+def preflight_headers(origin: str = ORIGIN, method: str = "POST", **extra: str) -> dict[str, str]:
+    """The headers of a browser's preflight; `extra` names use underscores for dashes."""
+    headers = {"origin": origin, "access-control-request-method": method}
+    headers.update({name.replace("_", "-"): value for name, value in extra.items()})
+    return headers
+
+
+def listed_names(value: str) -> set[str]:
+    """A comma-separated header value as a set of lower-cased names."""
+    return {name.strip().lower() for name in value.split(",") if name.strip()}
+
+
+def test_cors_simple_request_from_an_allowed_origin_gets_its_origin_back() -> None:
+    response = cors_client(allow_origins=[ORIGIN]).get("/", headers={"origin": ORIGIN})
+    assert response.status_code == 200
+    assert response.text == "ok"
+    assert response.headers["access-control-allow-origin"] == ORIGIN
+    assert vary_names(response.headers.get_list("vary")) == ["origin"]
+    assert "access-control-allow-credentials" not in response.headers
+
+
+@pytest.mark.parametrize("origin", [OTHER_ORIGIN, None], ids=["disallowed-origin", "no-origin"])
+def test_cors_response_without_an_allowed_origin_still_varies_on_origin(
+    origin: str | None,
+) -> None:
+    headers = {} if origin is None else {"origin": origin}
+    client = cors_client(allow_origins=[ORIGIN], allow_credentials=True, expose_headers=["X-Total"])
+    response = client.get("/", headers=headers)
+    assert response.status_code == 200
+    assert response.text == "ok"
+    assert vary_names(response.headers.get_list("vary")) == ["origin"]
+    assert not any(name.startswith("access-control-") for name in response.headers)
+
+
+def test_cors_wildcard_without_credentials_answers_star() -> None:
+    response = cors_client(allow_origins=["*"]).get("/", headers={"origin": OTHER_ORIGIN})
+    assert response.headers["access-control-allow-origin"] == "*"
+    assert "origin" in vary_names(response.headers.get_list("vary"))
+
+
+def test_cors_wildcard_with_credentials_never_answers_star(backend: Backend) -> None:
+    client = TestClient(
+        CORSMiddleware(RecordingApp(), allow_origins=["*"], allow_credentials=True), backend=backend
+    )
+    simple = client.get("/", headers={"origin": OTHER_ORIGIN, "cookie": "session=1"})
+    assert simple.headers["access-control-allow-origin"] == OTHER_ORIGIN
+    assert simple.headers["access-control-allow-credentials"] == "true"
+    assert "origin" in vary_names(simple.headers.get_list("vary"))
+    preflight = client.options("/", headers=preflight_headers(OTHER_ORIGIN, "GET"))
+    assert preflight.status_code == 200
+    assert preflight.headers["access-control-allow-origin"] == OTHER_ORIGIN
+    assert preflight.headers["access-control-allow-credentials"] == "true"
+
+
+def make_list(items: list[str]) -> Collection[str]:
+    return list(items)
+
+
+def make_tuple(items: list[str]) -> Collection[str]:
+    return tuple(items)
+
+
+def make_set(items: list[str]) -> Collection[str]:
+    return set(items)
+
+
+def make_frozenset(items: list[str]) -> Collection[str]:
+    return frozenset(items)
+
+
+def make_dict_keys(items: list[str]) -> Collection[str]:
+    return dict.fromkeys(items).keys()
+
+
+@pytest.mark.parametrize(
+    "kind",
+    [make_list, make_tuple, make_set, make_frozenset, make_dict_keys],
+    ids=["list", "tuple", "set", "frozenset", "dict_keys"],
+)
+def test_cors_accepts_any_collection_type_for_its_options(
+    kind: Callable[[list[str]], Collection[str]],
+) -> None:
+    client = cors_client(
+        allow_origins=kind([ORIGIN, "https://second.example.com"]),
+        allow_methods=kind(["GET", "PUT"]),
+        allow_headers=kind(["X-Token", "X-Trace"]),
+        expose_headers=kind(["X-Total", "X-Page"]),
+    )
+    preflight = client.options(
+        "/", headers=preflight_headers(method="PUT", access_control_request_headers="x-token")
+    )
+    assert preflight.status_code == 200
+    assert preflight.headers["access-control-allow-origin"] == ORIGIN
+    assert listed_names(preflight.headers["access-control-allow-methods"]) == {"get", "put"}
+    assert {"x-token", "x-trace"} <= listed_names(preflight.headers["access-control-allow-headers"])
+    simple = client.get("/", headers={"origin": "https://second.example.com"})
+    assert simple.headers["access-control-allow-origin"] == "https://second.example.com"
+    assert listed_names(simple.headers["access-control-expose-headers"]) == {"x-total", "x-page"}
+    assert (
+        client.get("/", headers={"origin": OTHER_ORIGIN}).headers.get("access-control-allow-origin")
+        is None
+    )
+
+
+@pytest.mark.parametrize(
+    ("origin", "allowed"),
+    [
+        ("https://example.com", True),
+        ("https://api.example.com", True),
+        ("https://example.com.evil.com", False),
+        ("https://evilexample.com", False),
+    ],
+)
+def test_cors_origin_regex_must_match_the_whole_origin(origin: str, allowed: bool) -> None:
+    middleware = CORSMiddleware(
+        RecordingApp(), allow_origin_regex=r"https://([a-z]+\.)?example\.com"
+    )
+    assert middleware.is_allowed_origin(origin) is allowed
+    response = TestClient(middleware).get("/", headers={"origin": origin})
+    assert response.headers.get("access-control-allow-origin") == (origin if allowed else None)
+
+
+def test_cors_origin_regex_lookalike_is_refused_in_a_preflight() -> None:
+    client = cors_client(allow_origin_regex=r"https://example\.com", allow_methods=["POST"])
+    response = client.options("/", headers=preflight_headers("https://example.com.evil.com"))
+    assert response.status_code == 400
+    assert response.text == "Disallowed CORS origin"
+    assert "access-control-allow-origin" not in response.headers
+
+
+@pytest.mark.parametrize(
+    "options",
+    [
+        {"allow_origins": ["*"]},
+        {"allow_origins": ["*"], "allow_credentials": True},
+        {"allow_origin_regex": ".*"},
+        {"allow_origins": [ORIGIN]},
+    ],
+    ids=["wildcard", "wildcard-credentials", "match-all-regex", "listed-origins"],
+)
+def test_cors_null_origin_is_refused_unless_listed_by_name(options: dict[str, Any]) -> None:
+    client = cors_client(allow_methods=["POST"], **options)
+    simple = client.get("/", headers={"origin": "null"})
+    assert simple.status_code == 200
+    assert "access-control-allow-origin" not in simple.headers
+    preflight = client.options("/", headers=preflight_headers("null"))
+    assert preflight.status_code == 400
+    assert preflight.text == "Disallowed CORS origin"
+    assert "access-control-allow-origin" not in preflight.headers
+
+
+def test_cors_null_origin_listed_by_name_is_allowed() -> None:
+    client = cors_client(allow_origins=["null"], allow_methods=["POST"])
+    assert (
+        client.get("/", headers={"origin": "null"}).headers["access-control-allow-origin"] == "null"
+    )
+    preflight = client.options("/", headers=preflight_headers("null"))
+    assert preflight.status_code == 200
+    assert preflight.headers["access-control-allow-origin"] == "null"
+
+
+def test_cors_preflight_for_an_allowed_request_is_answered_without_the_app() -> None:
+    endpoint = RecordingApp()
+    client = cors_client(endpoint, allow_origins=[ORIGIN], allow_methods=["GET", "POST"])
+    response = client.options(
+        "/anything", headers=preflight_headers(access_control_request_headers="Content-Type")
+    )
+    assert response.status_code == 200
+    assert response.text == "OK"
+    assert response.headers["access-control-allow-origin"] == ORIGIN
+    assert listed_names(response.headers["access-control-allow-methods"]) == {"get", "post"}
+    assert response.headers["access-control-max-age"] == "600"
+    assert listed_names(response.headers["access-control-allow-headers"]) == {
+        "accept",
+        "accept-language",
+        "content-language",
+        "content-type",
+    }
+    assert set(vary_names(response.headers.get_list("vary"))) == {
+        "origin",
+        "access-control-request-method",
+        "access-control-request-headers",
+        "access-control-request-private-network",
+    }
+    assert "access-control-allow-credentials" not in response.headers
+    assert endpoint.scopes == []
+
+
+def test_cors_preflight_of_a_wildcard_without_credentials_answers_star() -> None:
+    response = cors_client(allow_origins=["*"]).options(
+        "/", headers=preflight_headers(OTHER_ORIGIN, "GET")
+    )
+    assert response.status_code == 200
+    assert response.headers["access-control-allow-origin"] == "*"
+
+
+@pytest.mark.parametrize(
+    ("headers", "failure"),
+    [
+        (preflight_headers(OTHER_ORIGIN), "origin"),
+        (preflight_headers(method="DELETE"), "method"),
+        (preflight_headers(access_control_request_headers="X-Secret"), "headers"),
+        (preflight_headers(access_control_request_headers="content-type, x-secret"), "headers"),
+        (
+            preflight_headers(OTHER_ORIGIN, "DELETE", access_control_request_headers="X-Secret"),
+            "origin, method, headers",
+        ),
+    ],
+    ids=["origin", "method", "header", "one-of-headers", "all-three"],
+)
+def test_cors_preflight_names_what_is_disallowed_with_400(
+    headers: dict[str, str], failure: str
+) -> None:
+    endpoint = RecordingApp()
+    client = cors_client(
+        endpoint, allow_origins=[ORIGIN], allow_methods=["GET", "POST"], allow_headers=["X-Token"]
+    )
+    response = client.options("/", headers=headers)
+    assert response.status_code == 400
+    assert response.text == f"Disallowed CORS {failure}"
+    if "origin" in failure:
+        assert "access-control-allow-origin" not in response.headers
+    assert endpoint.scopes == []
+
+
+def test_cors_preflight_allows_listed_headers_in_any_case_and_spacing() -> None:
+    client = cors_client(allow_origins=[ORIGIN], allow_methods=["POST"], allow_headers=["X-Token"])
+    response = client.options(
+        "/",
+        headers=preflight_headers(access_control_request_headers=" x-TOKEN ,Content-Type,accept"),
+    )
+    assert response.status_code == 200
+    assert "x-token" in listed_names(response.headers["access-control-allow-headers"])
+
+
+def test_cors_allow_headers_star_echoes_the_requested_headers() -> None:
+    client = cors_client(allow_origins=[ORIGIN], allow_methods=["POST"], allow_headers=["*"])
+    requested = "X-Anything, X-Other-Thing"
+    response = client.options(
+        "/", headers=preflight_headers(access_control_request_headers=requested)
+    )
+    assert response.status_code == 200
+    assert response.headers["access-control-allow-headers"] == requested
+
+
+def test_cors_allow_methods_star_allows_every_method() -> None:
+    client = cors_client(allow_origins=[ORIGIN], allow_methods=["*"])
+    expected = {"delete", "get", "head", "options", "patch", "post", "put", "query"}
+    for method in ("DELETE", "PATCH", "QUERY", "PUT"):
+        response = client.options("/", headers=preflight_headers(method=method))
+        assert response.status_code == 200
+        assert listed_names(response.headers["access-control-allow-methods"]) == expected
+
+
+def test_cors_max_age_is_sent_in_the_preflight() -> None:
+    response = cors_client(allow_origins=[ORIGIN], allow_methods=["POST"], max_age=86400).options(
+        "/", headers=preflight_headers()
+    )
+    assert response.headers["access-control-max-age"] == "86400"
+
+
+def test_cors_expose_headers_go_on_simple_responses_only() -> None:
+    client = cors_client(
+        allow_origins=[ORIGIN], allow_methods=["POST"], expose_headers=["X-Total", "X-Page"]
+    )
+    simple = client.get("/", headers={"origin": ORIGIN})
+    assert listed_names(simple.headers["access-control-expose-headers"]) == {"x-total", "x-page"}
+    preflight = client.options("/", headers=preflight_headers())
+    assert "access-control-expose-headers" not in preflight.headers
+
+
+def test_cors_credentials_are_announced_for_an_allowed_origin() -> None:
+    client = cors_client(allow_origins=[ORIGIN], allow_methods=["POST"], allow_credentials=True)
+    simple = client.get("/", headers={"origin": ORIGIN, "cookie": "a=b"})
+    assert simple.headers["access-control-allow-origin"] == ORIGIN
+    assert simple.headers["access-control-allow-credentials"] == "true"
+    preflight = client.options("/", headers=preflight_headers())
+    assert preflight.headers["access-control-allow-credentials"] == "true"
+
+
+@pytest.mark.parametrize(("allow_private_network", "status_code"), [(True, 200), (False, 400)])
+def test_cors_private_network_preflight_is_allowed_only_when_configured(
+    allow_private_network: bool, status_code: int
+) -> None:
+    client = cors_client(
+        allow_origins=[ORIGIN],
+        allow_methods=["POST"],
+        allow_private_network=allow_private_network,
+    )
+    response = client.options(
+        "/", headers=preflight_headers(access_control_request_private_network="true")
+    )
+    assert response.status_code == status_code
+    if allow_private_network:
+        assert response.headers["access-control-allow-private-network"] == "true"
+    else:
+        assert response.text == "Disallowed CORS private-network"
+        assert "access-control-allow-private-network" not in response.headers
+
+
+def test_cors_without_a_private_network_request_sends_no_private_network_header() -> None:
+    client = cors_client(allow_origins=[ORIGIN], allow_methods=["POST"], allow_private_network=True)
+    response = client.options("/", headers=preflight_headers())
+    assert response.status_code == 200
+    assert "access-control-allow-private-network" not in response.headers
+
+
+@pytest.mark.parametrize(
+    ("app_vary", "expected"),
+    [
+        ("Accept-Encoding", ["accept-encoding", "origin"]),
+        ("Cookie, origin", ["cookie", "origin"]),
+        ("*", ["*"]),
+    ],
+)
+def test_cors_vary_is_merged_with_the_apps_own(app_vary: str, expected: list[str]) -> None:
+    endpoint = RecordingApp(lambda: PlainTextResponse("ok", headers={"Vary": app_vary}))
+    response = cors_client(endpoint, allow_origins=[ORIGIN]).get("/", headers={"origin": ORIGIN})
+    assert vary_names(response.headers.get_list("vary")) == expected
+    assert response.headers["access-control-allow-origin"] == ORIGIN
+
+
+@pytest.mark.parametrize(
+    "headers",
+    [{"origin": ORIGIN}, {"access-control-request-method": "POST"}],
+    ids=["without-request-method", "without-origin"],
+)
+def test_cors_options_request_that_is_not_a_preflight_reaches_the_app(
+    headers: dict[str, str],
+) -> None:
+    endpoint = RecordingApp()
+    response = cors_client(endpoint, allow_origins=[ORIGIN]).options("/", headers=headers)
+    assert response.text == "ok"
+    assert len(endpoint.scopes) == 1
+    assert "origin" in vary_names(response.headers.get_list("vary"))
+
+
+def test_cors_leaves_a_reused_responses_headers_alone() -> None:
+    shared = PlainTextResponse("ok", headers={"Vary": "Cookie"})
+    before = list(shared.raw_headers)
+    client = TestClient(CORSMiddleware(shared, allow_origins=[ORIGIN]))
+    first = client.get("/", headers={"origin": ORIGIN})
+    second = client.get("/", headers={"origin": OTHER_ORIGIN})
+    assert shared.raw_headers == before
+    assert first.headers["access-control-allow-origin"] == ORIGIN
+    assert "access-control-allow-origin" not in second.headers
+    assert vary_names(second.headers.get_list("vary")) == ["cookie", "origin"]
+
+
+@pytest.mark.anyio
+async def test_cors_passes_a_websocket_through_untouched() -> None:
+    endpoint = RecordingApp()
+    scope = {
+        **ws_scope(),
+        "headers": [(b"host", b"example.org"), (b"origin", OTHER_ORIGIN.encode())],
+    }
+    sent = await call_middleware(CORSMiddleware(endpoint, allow_origins=[ORIGIN]), scope)
+    assert sent == [
+        {"type": "websocket.accept"},
+        {"type": "websocket.close", "code": 1000, "reason": ""},
+    ]
+
+
+# ---- GZip ----
+
+TEXT = b"".join(b"line %d of a body that compresses well\n" % number for number in range(300))
+
+
+def gzip_scope(accept_encoding: str | None = "gzip", **extra: Any) -> Scope:
+    """An HTTP scope whose client accepts `accept_encoding` (no header when None)."""
+    headers = {"host": "example.org"}
+    if accept_encoding is not None:
+        headers["accept-encoding"] = accept_encoding
+    return make_scope(headers=headers, **extra)
+
+
+def response_start_message(
+    status: int = 200, headers: Mapping[str, str] | None = None, **extra: Any
+) -> Message:
+    """An http.response.start message; headers default to a text/plain content type."""
+    raw = [(k.lower().encode(), v.encode()) for k, v in (headers or {}).items()]
+    if headers is None:
+        raw = [(b"content-type", b"text/plain; charset=utf-8")]
+    return {"type": "http.response.start", "status": status, "headers": raw, **extra}
+
+
+def response_body_message(data: bytes, more_body: bool = False) -> Message:
+    return {"type": "http.response.body", "body": data, "more_body": more_body}
+
+
+def scripted_app(*messages: Message, log: list[str] | None = None) -> ASGIApp:
+    """An ASGI app that sends `messages` in order, noting each in `log` before sending it."""
+
+    async def app(scope: Scope, receive: Receive, send: Send) -> None:
+        for message in messages:
+            if log is not None:
+                log.append("app sends " + message["type"])
+            await send(message)
+
+    return app
+
+
+def gunzip(data: bytes) -> bytes:
+    return zlib.decompress(data, 31)
+
+
+def text_response(**kwargs: Any) -> Callable[[], Response]:
+    """A factory of fresh PlainTextResponses holding TEXT."""
+    return lambda: PlainTextResponse(TEXT, **kwargs)
+
+
+@pytest.mark.anyio
+async def test_gzip_compresses_a_large_response_and_sets_its_headers() -> None:
+    app = scripted_app(
+        response_start_message(
+            headers={"content-type": "text/html", "content-length": str(len(TEXT))}
+        ),
+        response_body_message(TEXT),
+    )
+    sent = await call_middleware(GZipMiddleware(app), gzip_scope())
+    headers = headers_of(sent[0])
+    assert headers["content-encoding"] == "gzip"
+    assert vary_names(headers.getlist("vary")) == ["accept-encoding"]
+    assert headers["content-length"] == str(len(sent[1]["body"]))
+    assert len(headers.getlist("content-length")) == 1
+    assert headers["content-type"] == "text/html"
+    assert len(sent[1]["body"]) < len(TEXT)
+    assert gunzip(sent_body(sent)) == TEXT
+
+
+def test_gzip_response_decompresses_in_a_client(backend: Backend) -> None:
+    client = TestClient(GZipMiddleware(RecordingApp(text_response())), backend=backend)
+    response = client.get("/", headers={"accept-encoding": "gzip"})
+    assert response.headers["content-encoding"] == "gzip"
+    assert response.content == TEXT
+
+
+@pytest.mark.parametrize(
+    ("accept_encoding", "compressed"),
+    [
+        ("gzip", True),
+        ("GZIP", True),
+        ("deflate, gzip;q=0.5", True),
+        ("*;q=0.5", True),
+        ("*;q=0, gzip", True),
+        ("gzip;q=0", False),
+        ("*;q=0", False),
+        ("gzip;q=0, *", False),
+        ("gzip;q=abc", False),
+    ],
+)
+def test_gzip_follows_accept_encoding_and_its_q_values(
+    accept_encoding: str, compressed: bool
+) -> None:
+    client = TestClient(GZipMiddleware(RecordingApp(text_response())))
+    response = client.get("/", headers={"accept-encoding": accept_encoding})
+    assert (response.headers.get("content-encoding") == "gzip") is compressed
+    assert response.content == TEXT
+
+
+@pytest.mark.anyio
+async def test_gzip_leaves_the_body_alone_without_accept_encoding_but_adds_vary() -> None:
+    app = scripted_app(response_start_message(), response_body_message(TEXT))
+    sent = await call_middleware(GZipMiddleware(app), gzip_scope(None))
+    vary_start = response_start_message(
+        headers={"content-type": "text/plain; charset=utf-8", "vary": "Accept-Encoding"}
+    )
+    assert sent == [vary_start, response_body_message(TEXT)]
+
+
+def test_gzip_response_a_client_could_have_compressed_still_varies_on_accept_encoding() -> None:
+    # A cache must not give this identity response to a client that accepts gzip, or the other
+    # way round: the answer depends on Accept-Encoding whichever way it went (RFC 9110 §12.5.5).
+    client = TestClient(GZipMiddleware(RecordingApp(text_response())))
+    response = client.get("/", headers={"accept-encoding": "identity"})
+    assert "content-encoding" not in response.headers
+    assert vary_names(response.headers.get_list("vary")) == ["accept-encoding"]
+
+
+@pytest.mark.parametrize(
+    ("size", "minimum_size", "compressed"),
+    [
+        (499, 500, False),
+        (500, 500, True),
+        (0, 500, False),
+        (10, 10, True),
+    ],
+)
+def test_gzip_compresses_from_minimum_size_on(
+    size: int, minimum_size: int, compressed: bool
+) -> None:
+    content = (TEXT * 2)[:size]
+    endpoint = RecordingApp(lambda: PlainTextResponse(content))
+    client = TestClient(GZipMiddleware(endpoint, minimum_size=minimum_size))
+    response = client.get("/", headers={"accept-encoding": "gzip"})
+    assert (response.headers.get("content-encoding") == "gzip") is compressed
+    assert response.content == content
+    if not compressed:
+        assert response.headers["content-length"] == str(size)
+        assert "vary" not in response.headers
+
+
+def test_gzip_streamed_response_is_compressed_however_small_its_first_chunk() -> None:
+    app = scripted_app(
+        response_start_message(),
+        response_body_message(b"a", more_body=True),
+        response_body_message(b"b"),
+    )
+    response = TestClient(GZipMiddleware(app)).get("/", headers={"accept-encoding": "gzip"})
+    assert response.headers["content-encoding"] == "gzip"
+    assert response.content == b"ab"
+
+
+def test_gzip_compresslevel_is_passed_to_the_compressor(monkeypatch: pytest.MonkeyPatch) -> None:
+    levels: list[int] = []
+    real_compressobj = zlib.compressobj
+
+    def compressobj(level: int = -1, *args: Any, **kwargs: Any) -> Any:
+        levels.append(level)
+        return real_compressobj(level, *args, **kwargs)
+
+    monkeypatch.setattr(zlib, "compressobj", compressobj)
+    client = TestClient(GZipMiddleware(RecordingApp(text_response()), compresslevel=1))
+    response = client.get("/", headers={"accept-encoding": "gzip"})
+    assert response.content == TEXT
+    assert levels == [1]
+
+
+@pytest.mark.parametrize(
+    ("media_type", "compressed"),
+    [
+        ("text/event-stream", False),
+        ("application/grpc", False),
+        ("application/grpc+proto", False),
+        ("IMAGE/JPEG", False),
+        ("audio/mpeg", False),
+        ("image/svg+xml", True),
+        ("application/grpc-web-text", True),
+    ],
+)
+def test_gzip_skips_starlettes_default_excluded_content_types(
+    media_type: str, compressed: bool
+) -> None:
+    endpoint = RecordingApp(lambda: Response(TEXT, media_type=media_type))
+    response = TestClient(GZipMiddleware(endpoint)).get("/", headers={"accept-encoding": "gzip"})
+    assert (response.headers.get("content-encoding") == "gzip") is compressed
+    assert response.content == TEXT
+
+
+def test_gzip_default_exclusions_are_starlettes() -> None:
+    assert GZipMiddleware(RecordingApp()).exclude_content_types == frozenset(
+        DEFAULT_EXCLUDED_CONTENT_TYPES
+    )
+    assert {"text/event-stream", "application/grpc"} <= set(DEFAULT_EXCLUDED_CONTENT_TYPES)
+
+
+@pytest.mark.parametrize(
+    ("exclude", "media_type", "compressed"),
+    [
+        (("text/plain",), "text/plain", False),
+        (("text/plain; charset=utf-8",), "text/plain", False),
+        (("text/plain",), "text/event-stream", True),
+        ((), "image/png", True),
+    ],
+)
+def test_gzip_custom_exclusions_replace_the_defaults(
+    exclude: tuple[str, ...], media_type: str, compressed: bool
+) -> None:
+    endpoint = RecordingApp(lambda: Response(TEXT, media_type=media_type))
+    middleware = GZipMiddleware(endpoint, exclude_content_types=exclude)
+    response = TestClient(middleware).get("/", headers={"accept-encoding": "gzip"})
+    assert (response.headers.get("content-encoding") == "gzip") is compressed
+    assert response.content == TEXT
+
+
+@pytest.mark.anyio
+async def test_gzip_passes_an_uncompressible_response_through_starting_it_at_once() -> None:
+    uncompressible = {
+        "partial": response_start_message(
+            206, {"content-type": "text/plain", "content-range": "bytes 0-9/99"}
+        ),
+        "content-encoding": response_start_message(
+            200, {"content-type": "text/plain", "content-encoding": "br"}
+        ),
+        "excluded-type": response_start_message(200, {"content-type": "text/event-stream"}),
+    }
+    for reason, response_start in uncompressible.items():
+        log: list[str] = []
+        app = scripted_app(
+            response_start,
+            response_body_message(TEXT, more_body=True),
+            response_body_message(b"end"),
+            log=log,
+        )
+        sent = await call_middleware(GZipMiddleware(app), gzip_scope(), log)
+        assert sent == [
+            response_start,
+            response_body_message(TEXT, more_body=True),
+            response_body_message(b"end"),
+        ], reason
+        assert log[:3] == [
+            "app sends http.response.start",
+            "server gets http.response.start",
+            "app sends http.response.body",
+        ], reason
+
+
+@pytest.mark.anyio
+async def test_gzip_holds_a_compressible_start_until_the_first_body() -> None:
+    log: list[str] = []
+    app = scripted_app(
+        response_start_message(),
+        response_body_message(TEXT, more_body=True),
+        response_body_message(b""),
+        log=log,
+    )
+    await call_middleware(GZipMiddleware(app), gzip_scope(), log)
+    assert log[:4] == [
+        "app sends http.response.start",
+        "app sends http.response.body",
+        "server gets http.response.start",
+        "server gets http.response.body",
+    ]
+
+
+@pytest.mark.anyio
+async def test_gzip_flushes_each_streamed_chunk_so_it_decompresses_on_arrival() -> None:
+    chunks = [b"first", TEXT, b"", b"x" * 3000, b"tail"]
+    messages = [response_body_message(chunk, more_body=True) for chunk in chunks]
+    app = scripted_app(
+        response_start_message(headers={"content-type": "text/plain", "content-length": "99999"}),
+        *messages,
+        response_body_message(b""),
+    )
+    sent = await call_middleware(GZipMiddleware(app), gzip_scope())
+    headers = headers_of(sent[0])
+    assert headers["content-encoding"] == "gzip"
+    assert "content-length" not in headers
+    assert vary_names(headers.getlist("vary")) == ["accept-encoding"]
+    assert [m.get("more_body", False) for m in sent[1:]] == [True] * len(chunks) + [False]
+    decompressor = zlib.decompressobj(31)
+    for chunk, message in zip(chunks, sent[1:], strict=False):
+        assert decompressor.decompress(message["body"]) == chunk
+    assert decompressor.decompress(sent[-1]["body"]) == b""
+    assert decompressor.eof
+
+
+@pytest.mark.anyio
+async def test_gzip_keeps_trailers_and_drops_content_length() -> None:
+    trailers: Message = {
+        "type": "http.response.trailers",
+        "headers": [(b"x-checksum", b"abc123")],
+        "more_trailers": False,
+    }
+    response_start = response_start_message(
+        headers={"content-type": "text/plain", "content-length": str(len(TEXT))}, trailers=True
+    )
+    for chunks in ([TEXT], [TEXT[:1000], TEXT[1000:]]):  # in one body message, then streamed
+        messages = [
+            response_body_message(chunk, more_body=n < len(chunks) - 1)
+            for n, chunk in enumerate(chunks)
+        ]
+        app = scripted_app(response_start, *messages, trailers)
+        sent = await call_middleware(GZipMiddleware(app), gzip_scope())
+        assert [m["type"] for m in sent] == [
+            "http.response.start",
+            *["http.response.body"] * len(chunks),
+            "http.response.trailers",
+        ]
+        headers = headers_of(sent[0])
+        assert sent[0]["trailers"] is True
+        assert headers["content-encoding"] == "gzip"
+        assert "content-length" not in headers
+        assert sent[-1] == trailers
+        assert gunzip(sent_body(sent)) == TEXT
+
+
+@pytest.mark.anyio
+async def test_gzip_sends_the_held_start_before_a_pathsend() -> None:
+    response_start = response_start_message(
+        headers={"content-type": "text/plain", "content-length": "5000"}
+    )
+    pathsend: Message = {"type": "http.response.pathsend", "path": "/srv/file.txt"}
+    sent = await call_middleware(
+        GZipMiddleware(scripted_app(response_start, pathsend)), gzip_scope()
+    )
+    assert sent == [response_start, pathsend]
+
+
+class ThreadNotingCompressor:
+    """A zlib compressor that notes the thread each chunk is compressed in."""
+
+    def __init__(self, real: Any, threads: list[int]) -> None:
+        self.real = real
+        self.threads = threads
+
+    def compress(self, data: bytes) -> bytes:
+        self.threads.append(threading.get_ident())
+        return cast(bytes, self.real.compress(data))
+
+    def flush(self, mode: int = zlib.Z_FINISH) -> bytes:
+        return cast(bytes, self.real.flush(mode))
+
+
+@pytest.mark.anyio
+async def test_gzip_compresses_a_large_chunk_in_a_worker_thread(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    threads: list[int] = []
+    real_compressobj = zlib.compressobj
+    monkeypatch.setattr(
+        zlib,
+        "compressobj",
+        lambda *args: ThreadNotingCompressor(real_compressobj(*args), threads),
+    )
+    threshold = GZipMiddleware(RecordingApp()).thread_minimum_size
+    assert threshold == 128 * 1024
+    small, large = TEXT[:1000], (TEXT * 30)[:threshold]
+    app = scripted_app(
+        response_start_message(),
+        response_body_message(small, more_body=True),
+        response_body_message(large[:-1], more_body=True),
+        response_body_message(large, more_body=True),
+        response_body_message(small),
+    )
+    loop_thread = threading.get_ident()
+    sent = await call_middleware(GZipMiddleware(app), gzip_scope())
+    assert gunzip(sent_body(sent)) == small + large[:-1] + large + small
+    assert threads[0] == threads[1] == threads[3] == loop_thread
+    assert threads[2] != loop_thread
+
+
+@pytest.mark.parametrize(
+    ("respond", "accept_encoding"),
+    [
+        (lambda: PlainTextResponse("tiny"), "gzip"),
+        (text_response(), "identity"),
+        (lambda: Response(TEXT, media_type="image/png"), "gzip"),
+        (text_response(status_code=206, headers={"content-range": "bytes 0-1/2"}), "gzip"),
+        (text_response(headers={"content-encoding": "br"}), "gzip"),
+    ],
+    ids=["small", "not-accepted", "excluded-type", "partial", "content-encoding"],
+)
+def test_gzip_creates_no_compressor_for_a_response_it_does_not_compress(
+    monkeypatch: pytest.MonkeyPatch, respond: Callable[[], Response], accept_encoding: str
+) -> None:
+    created: list[Any] = []
+    real_compressobj = zlib.compressobj
+
+    def compressobj(*args: Any) -> Any:
+        created.append(args)
+        return real_compressobj(*args)
+
+    monkeypatch.setattr(zlib, "compressobj", compressobj)
+    client = TestClient(GZipMiddleware(RecordingApp(respond)))
+    response = client.get("/", headers={"accept-encoding": accept_encoding})
+    assert response.headers.get("content-encoding") in (None, "br")
+    assert created == []
+
+
+def test_gzip_leaves_a_reused_responses_raw_headers_alone() -> None:
+    shared = PlainTextResponse(TEXT, headers={"Vary": "Cookie"})
+    before = list(shared.raw_headers)
+    client = TestClient(GZipMiddleware(shared))
+    for _ in range(2):
+        response = client.get("/", headers={"accept-encoding": "gzip"})
+        assert response.headers["content-encoding"] == "gzip"
+        assert response.content == TEXT
+        assert vary_names(response.headers.get_list("vary")) == ["cookie", "accept-encoding"]
+        assert len(response.headers.get_list("content-length")) == 1
+    assert shared.raw_headers == before
+    identity = client.get("/", headers={"accept-encoding": "identity"})
+    assert identity.headers["content-length"] == str(len(TEXT))
+
+
+def test_gzip_and_cors_together_vary_on_both_and_keep_a_reused_response_clean(
+    backend: Backend,
+) -> None:
+    shared = PlainTextResponse(TEXT)
+    before = list(shared.raw_headers)
+    app = CORSMiddleware(GZipMiddleware(shared), allow_origins=[ORIGIN])
+    client = TestClient(app, backend=backend)
+    for origin in (ORIGIN, OTHER_ORIGIN):
+        response = client.get("/", headers={"accept-encoding": "gzip", "origin": origin})
+        assert response.content == TEXT
+        assert sorted(vary_names(response.headers.get_list("vary"))) == [
+            "accept-encoding",
+            "origin",
+        ]
+    assert response.headers.get("access-control-allow-origin") is None
+    assert shared.raw_headers == before
 
 
 # ==== Application ====
