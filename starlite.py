@@ -3859,9 +3859,9 @@ class GZipMiddleware:
     Responses under `minimum_size` bytes, partial (206) responses, responses that already have a
     Content-Encoding, and `exclude_content_types` (compressed media, server-sent events, gRPC)
     pass through untouched, their start sent at once. A response it would have compressed for a
-    client that does not accept gzip gets ``Vary: Accept-Encoding`` all the same. A streamed response is compressed chunk by
-    chunk, each flushed so the client gets it at once; a chunk over `thread_minimum_size` is
-    compressed in a worker thread. Trailers pass through.
+    client that does not accept gzip gets ``Vary: Accept-Encoding`` all the same. A streamed
+    response is compressed chunk by chunk, each flushed so the client gets it at once; a chunk
+    over `thread_minimum_size` is compressed in a worker thread. Trailers pass through.
     """
 
     def __init__(
