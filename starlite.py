@@ -1364,6 +1364,51 @@ def _cookie_attribute(name: str, value: str) -> str:
     return value
 
 
+def _set_cookie_header(
+    key: str,
+    value: str,
+    max_age: int | None,
+    expires: datetime | str | int | None,
+    path: str | None,
+    domain: str | None,
+    secure: bool,
+    httponly: bool,
+    samesite: str | None,
+    partitioned: bool,
+) -> tuple[bytes, bytes]:
+    """A ``Set-Cookie`` header (see `Response.set_cookie`), checked for injection."""
+    cookie: http.cookies.SimpleCookie = http.cookies.SimpleCookie()
+    try:
+        cookie[key] = value
+    except http.cookies.CookieError:
+        raise ValueError(f"Invalid cookie name: {key!r}") from None
+    morsel = cookie[key]
+    if max_age is not None:
+        morsel["max-age"] = int(max_age)
+    if isinstance(expires, datetime):
+        if expires.tzinfo is None:
+            raise ValueError("Cookie expires must be a timezone-aware datetime")
+        morsel["expires"] = format_datetime(expires.astimezone(UTC), usegmt=True)
+    elif isinstance(expires, str):
+        morsel["expires"] = _cookie_attribute("expires", expires)
+    elif expires is not None:
+        morsel["expires"] = expires  # seconds from now; http.cookies formats the date
+    if path is not None:
+        morsel["path"] = _cookie_attribute("path", path)
+    if domain is not None:
+        morsel["domain"] = _cookie_attribute("domain", domain)
+    morsel["secure"] = secure
+    morsel["httponly"] = httponly
+    if samesite is not None:
+        if samesite.lower() not in _SAMESITE_VALUES:
+            raise ValueError(f"samesite must be 'strict', 'lax' or 'none', not {samesite!r}")
+        morsel["samesite"] = samesite
+    header = morsel.OutputString()
+    if partitioned:  # http.cookies knows this attribute only from Python 3.14
+        header += "; Partitioned"
+    return _encode_header("set-cookie", header)
+
+
 class Response:
     """An HTTP response with its whole body in memory; also an ASGI app that sends it.
 
@@ -1448,36 +1493,11 @@ class Response:
         end the header early or add another attribute (``;``, CR, LF) raises ``ValueError``.
         `partitioned` (CHIPS) works on every Python version.
         """
-        cookie: http.cookies.SimpleCookie = http.cookies.SimpleCookie()
-        try:
-            cookie[key] = value
-        except http.cookies.CookieError:
-            raise ValueError(f"Invalid cookie name: {key!r}") from None
-        morsel = cookie[key]
-        if max_age is not None:
-            morsel["max-age"] = int(max_age)
-        if isinstance(expires, datetime):
-            if expires.tzinfo is None:
-                raise ValueError("Cookie expires must be a timezone-aware datetime")
-            morsel["expires"] = format_datetime(expires.astimezone(UTC), usegmt=True)
-        elif isinstance(expires, str):
-            morsel["expires"] = _cookie_attribute("expires", expires)
-        elif expires is not None:
-            morsel["expires"] = expires  # seconds from now; http.cookies formats the date
-        if path is not None:
-            morsel["path"] = _cookie_attribute("path", path)
-        if domain is not None:
-            morsel["domain"] = _cookie_attribute("domain", domain)
-        morsel["secure"] = secure
-        morsel["httponly"] = httponly
-        if samesite is not None:
-            if samesite.lower() not in _SAMESITE_VALUES:
-                raise ValueError(f"samesite must be 'strict', 'lax' or 'none', not {samesite!r}")
-            morsel["samesite"] = samesite
-        header = morsel.OutputString()
-        if partitioned:  # http.cookies knows this attribute only from Python 3.14
-            header += "; Partitioned"
-        self.raw_headers.append(_encode_header("set-cookie", header))
+        self.raw_headers.append(
+            _set_cookie_header(
+                key, value, max_age, expires, path, domain, secure, httponly, samesite, partitioned
+            )
+        )
 
     def delete_cookie(
         self,
