@@ -16,7 +16,7 @@ The file reads in the order a request travels through it:
 8. WebSockets            WebSocket, its states and close codes
 9. Routing               convertors, routes, mounts, hosts, and the indexed Router
 10. Endpoints            HTTPEndpoint and WebSocketEndpoint: a method per verb or event
-11. Middleware           error handling, body limits, trusted hosts, HTTPS, CORS, GZip
+11. Middleware           error handling, body limits, hosts, HTTPS, CORS, GZip, sessions
 12. Application          Starlite: the middleware stack around a router, and lifespan
 13. Forms                FormData, UploadFile, and streaming form parsers with limits
 14. Test client          TestClient: drive an ASGI app from synchronous tests, on httpx
@@ -24,9 +24,11 @@ The file reads in the order a request travels through it:
 
 from __future__ import annotations
 
+import base64
 import codecs
 import contextlib
 import functools
+import hmac
 import html
 import http.cookies
 import importlib
@@ -39,6 +41,7 @@ import re
 import secrets
 import shlex
 import stat
+import time
 import traceback
 import uuid
 import zlib
@@ -177,6 +180,7 @@ __all__ = [
     "HTTPSRedirectMiddleware",
     "RequestBodyLimitMiddleware",
     "ServerErrorMiddleware",
+    "SessionMiddleware",
     "TrustedHostMiddleware",
     # Application
     "Lifespan",
@@ -1049,6 +1053,13 @@ def cookie_parser(cookie_string: str) -> dict[str, str]:
     return cookies
 
 
+def _scope_cookies(scope: Scope) -> dict[str, str]:
+    """The cookies of a request; HTTP/2 lets a client split them over several Cookie fields
+    (RFC 9113 §8.2.3), so all are read."""
+    fields = [value.decode("latin-1") for name, value in scope["headers"] if name == b"cookie"]
+    return cookie_parser("; ".join(fields))
+
+
 class ClientDisconnect(Exception):
     """The client went away before the request body was read in full."""
 
@@ -1110,8 +1121,15 @@ class HTTPConnection(Mapping[str, Any]):
     @functools.cached_property
     def cookies(self) -> dict[str, str]:
         """The cookies the client sent."""
-        # HTTP/2 lets a client split its cookies over several Cookie fields (RFC 9113 §8.2.3).
-        return cookie_parser("; ".join(self.headers.getlist("cookie")))
+        return _scope_cookies(self.scope)
+
+    @property
+    def session(self) -> dict[str, Any]:
+        """The session kept by SessionMiddleware. Reading it makes the response vary by Cookie."""
+        if "session" not in self.scope:
+            raise RuntimeError("SessionMiddleware must be installed to use request.session")
+        self.scope[_SESSION_READ_SCOPE_KEY] = True
+        return self.scope["session"]  # type: ignore[no-any-return]
 
     @property
     def client(self) -> Address | None:
@@ -3269,7 +3287,8 @@ class WebSocketEndpoint:
 # ==== Middleware ====
 # Middleware wraps an ASGI app in another, all of it pure ASGI. ServerErrorMiddleware (outermost)
 # turns any exception into a 500; ExceptionMiddleware (innermost) turns exceptions with a handler
-# into responses. Then the suite an app adds: body limits, trusted hosts, HTTPS, CORS, GZip.
+# into responses. Then the suite an app adds: body limits, trusted hosts, HTTPS, CORS, GZip,
+# and sessions in a signed cookie.
 
 
 class _MiddlewareFactory(Protocol[P]):
@@ -3986,6 +4005,151 @@ class _GZipSender:
         mode = zlib.Z_SYNC_FLUSH if more_body else zlib.Z_FINISH
         compressed: bytes = self.compressor.compress(body) + self.compressor.flush(mode)
         return compressed
+
+
+# A session cookie is "payload.timestamp.signature": the JSON session in unpadded base64url, the
+# signing time in seconds, and an HMAC-SHA256 of both. Browsers keep cookies up to 4096 bytes
+# (RFC 6265 §6.1): a session that would not fit is an error, never silently dropped.
+_MAX_COOKIE_SIZE = 4096
+# Digits of a timestamp in a cookie: enough until the year 33658.
+_MAX_TIMESTAMP_DIGITS = 12
+
+
+def _b64encode(data: bytes) -> str:
+    return base64.urlsafe_b64encode(data).rstrip(b"=").decode("ascii")
+
+
+def _b64decode(text: str) -> bytes:
+    return base64.urlsafe_b64decode(text + "=" * (-len(text) % 4))
+
+
+class _SessionSigner:
+    """Signs and checks session cookies with HMAC-SHA256 (standard library only)."""
+
+    def __init__(self, secret_key: str, max_age: int | None) -> None:
+        # A key of its own for sessions, derived from the secret: the secret itself signs
+        # nothing, so no other use of it can forge a session.
+        self._key = hmac.new(secret_key.encode("utf-8"), b"starlite.session", "sha256").digest()
+        self.max_age = max_age
+
+    def _signature(self, signed: str) -> str:
+        return _b64encode(hmac.new(self._key, signed.encode("ascii"), "sha256").digest())
+
+    def sign(self, session: Mapping[str, Any]) -> str:
+        payload = _b64encode(json.dumps(session, separators=(",", ":")).encode("utf-8"))
+        signed = f"{payload}.{int(time.time())}"
+        return f"{signed}.{self._signature(signed)}"
+
+    def load(self, cookie: str) -> dict[str, Any]:
+        """The session in a cookie; empty if it is tampered with, malformed or expired."""
+        signed, _, signature = cookie.rpartition(".")
+        payload, _, timestamp = signed.partition(".")
+        if not hmac.compare_digest(signature.encode(), self._signature(signed).encode()):
+            return {}
+        if (
+            not (timestamp.isascii() and timestamp.isdigit())
+            or len(timestamp) > _MAX_TIMESTAMP_DIGITS
+        ):
+            return {}
+        if self.max_age is not None and time.time() - int(timestamp) > self.max_age:
+            return {}
+        try:
+            session = json.loads(_b64decode(payload))
+        except ValueError:  # not base64, not UTF-8 or not JSON, though signed: an old format
+            return {}
+        return session if isinstance(session, dict) else {}
+
+
+# Where SessionMiddleware notes that the app read the session (see HTTPConnection.session).
+_SESSION_READ_SCOPE_KEY = "starlite.session_read"
+
+
+class SessionMiddleware:
+    """Keeps ``request.session``, a JSON-serialisable dict, in a signed cookie.
+
+    The cookie is signed and timestamped with HMAC-SHA256 from the standard library (no
+    itsdangerous), so starlite's session cookies cannot be read by Starlette, nor Starlette's by
+    starlite. A cookie that is tampered with, malformed or older than `max_age` seconds gives an
+    empty session, never an error. The cookie is written only when the session changed, and
+    cleared when it was emptied; a response whose handler read the session gets ``Vary: Cookie``.
+    """
+
+    def __init__(
+        self,
+        app: ASGIApp,
+        secret_key: str | Secret,
+        session_cookie: str = "session",
+        max_age: int | None = 14 * 24 * 60 * 60,  # 14 days
+        path: str = "/",
+        same_site: Literal["lax", "strict", "none"] = "lax",
+        https_only: bool = False,
+        domain: str | None = None,
+        partitioned: bool = False,
+    ) -> None:
+        self.app = app
+        self.session_cookie = session_cookie
+        self.max_age = max_age
+        self.path = path
+        self.same_site = same_site
+        self.https_only = https_only
+        self.domain = domain
+        self.partitioned = partitioned
+        self._signer = _SessionSigner(str(secret_key), max_age)
+        # The cookie that empties a session, the same for every response: built once.
+        self._clearing_cookie = self._cookie_header("null", max_age=0)
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] not in ("http", "websocket"):
+            await self.app(scope, receive, send)
+            return
+        cookie = _scope_cookies(scope).get(self.session_cookie)
+        session = self._signer.load(cookie) if cookie else {}
+        loaded = json.dumps(session, sort_keys=True)
+        scope["session"] = session
+
+        async def send_with_session(message: Message) -> None:
+            if message["type"] == "http.response.start":
+                message = {**message, "headers": self._session_headers(scope, message, loaded)}
+            await send(message)
+
+        await self.app(scope, receive, send_with_session)
+
+    def _session_headers(
+        self, scope: Scope, start: Message, loaded: str
+    ) -> list[tuple[bytes, bytes]]:
+        """The response's headers, with the session cookie if it changed and Vary if read."""
+        headers = MutableHeaders(raw=list(start.get("headers", [])))
+        session = scope["session"]
+        # Compared as JSON, so that a change inside a nested value counts as a change too.
+        if json.dumps(session, sort_keys=True) != loaded:
+            if session:
+                value = self._signer.sign(session)
+                headers.raw.append(self._cookie_header(value, max_age=self.max_age))
+            else:
+                headers.raw.append(self._clearing_cookie)
+        if scope.get(_SESSION_READ_SCOPE_KEY):
+            headers.add_vary_header("Cookie")
+        return headers.raw
+
+    def _cookie_header(self, value: str, max_age: int | None) -> tuple[bytes, bytes]:
+        if len(self.session_cookie) + len(value) + 1 > _MAX_COOKIE_SIZE:
+            raise ValueError(
+                f"The session is too large for a cookie ({len(value)} bytes once signed; "
+                f"browsers keep {_MAX_COOKIE_SIZE}): keep less in request.session"
+            )
+        expires = 0 if max_age == 0 else None  # a cleared cookie also expires in the past
+        return _set_cookie_header(
+            self.session_cookie,
+            value,
+            max_age,
+            expires,
+            self.path,
+            self.domain,
+            self.https_only,
+            True,
+            self.same_site,
+            self.partitioned,
+        )
 
 
 # ==== Application ====
