@@ -4042,6 +4042,8 @@ class _SessionSigner:
 
     def load(self, cookie: str) -> dict[str, Any]:
         """The session in a cookie; empty if it is tampered with, malformed or expired."""
+        if not cookie.isascii():  # no cookie we sign holds anything else
+            return {}
         signed, _, signature = cookie.rpartition(".")
         payload, _, timestamp = signed.partition(".")
         if not hmac.compare_digest(signature.encode(), self._signature(signed).encode()):

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import base64
 import contextlib
 import email.utils
 import functools
@@ -100,6 +101,7 @@ from starlite import (
     Secret,
     Send,
     ServerErrorMiddleware,
+    SessionMiddleware,
     Starlite,
     State,
     StreamingResponse,
@@ -9313,6 +9315,580 @@ def test_gzip_and_cors_together_vary_on_both_and_keep_a_reused_response_clean(
         ]
     assert response.headers.get("access-control-allow-origin") is None
     assert shared.raw_headers == before
+
+
+# ---- Sessions ----
+# SessionMiddleware (issue 7): the session, a JSON dict, in a cookie signed and timestamped with
+# HMAC-SHA256. Most tests go through the TestClient and session_app. Bad cookies are built with
+# the middleware's own signer (a private class), so that each one that carries a valid signature
+# fails at the step it names (base64, JSON, dict, timestamp), not at the signature.
+
+SESSION_SECRET = "session-test-secret"
+FOURTEEN_DAYS = 14 * 24 * 60 * 60
+A_TIME = 1_700_000_000  # a fixed "now" for the tests that set the clock
+
+
+def session_app(**options: Any) -> Starlite:
+    """An app under ``SessionMiddleware(secret_key=SESSION_SECRET, **options)``.
+
+    ``/read`` answers the session as JSON (``/read-vary`` also sends ``Vary: Accept-Encoding``),
+    ``POST /set`` merges the JSON body into it, ``POST /append`` appends the body's "item" to its
+    "items" list in place, ``POST /replace`` puts the JSON body in ``scope["session"]``,
+    ``/clear`` empties it, ``/untouched`` never looks at it, and the websocket ``/ws`` sends it.
+    """
+
+    def read(request: Request) -> Response:
+        return JSONResponse(request.session)
+
+    def read_vary(request: Request) -> Response:
+        return JSONResponse(request.session, headers={"Vary": "Accept-Encoding"})
+
+    async def set_values(request: Request) -> Response:
+        request.session.update(await request.json())
+        return JSONResponse(request.session)
+
+    async def append(request: Request) -> Response:
+        items = request.session["items"]
+        items.append((await request.json())["item"])
+        return JSONResponse(request.session)
+
+    async def replace(request: Request) -> Response:
+        request.scope["session"] = await request.json()
+        return PlainTextResponse("replaced")
+
+    def clear(request: Request) -> Response:
+        request.session.clear()
+        return PlainTextResponse("cleared")
+
+    async def websocket_session(websocket: WebSocket) -> None:
+        await websocket.accept()
+        await websocket.send_json(websocket.session)
+        await websocket.close()
+
+    routes: list[BaseRoute] = [
+        Route("/read", read),
+        Route("/read-vary", read_vary),
+        Route("/set", set_values, methods=["POST"]),
+        Route("/append", append, methods=["POST"]),
+        Route("/replace", replace, methods=["POST"]),
+        Route("/clear", clear),
+        Route("/untouched", text_endpoint("untouched")),
+        WebSocketRoute("/ws", websocket_session),
+    ]
+    middleware = [Middleware(SessionMiddleware, **{"secret_key": SESSION_SECRET, **options})]
+    return Starlite(routes=routes, middleware=middleware)
+
+
+def session_signer(
+    secret: str = SESSION_SECRET, max_age: int | None = FOURTEEN_DAYS
+) -> starlite._SessionSigner:
+    """The signer a SessionMiddleware with this secret and max_age uses."""
+    return starlite._SessionSigner(secret, max_age)
+
+
+def b64(data: bytes) -> str:
+    """`data` in unpadded base64url, as a session cookie holds its payload."""
+    return base64.urlsafe_b64encode(data).rstrip(b"=").decode("ascii")
+
+
+def signed(payload: str, timestamp: str | None = None) -> str:
+    """A cookie of `payload` and `timestamp` (now by default) with a valid signature for
+    SESSION_SECRET, whatever the two hold."""
+    signed_part = f"{payload}.{int(time.time()) if timestamp is None else timestamp}"
+    return f"{signed_part}.{session_signer()._signature(signed_part)}"
+
+
+def alice_cookie() -> str:
+    return session_signer().sign({"user": "alice"})
+
+
+def flipped(text: str, index: int) -> str:
+    """`text` with the character at `index` replaced by another base64url character."""
+    replacement = "B" if text[index] == "A" else "A"
+    return text[:index] + replacement + text[index + 1 :]
+
+
+def with_session_cookie(value: str | bytes, name: str = "session") -> dict[bytes, bytes]:
+    """Request headers sending `value` as the cookie `name` (bytes are sent as they are)."""
+    if isinstance(value, str):
+        value = value.encode("latin-1")
+    return {b"cookie": name.encode() + b"=" + value}
+
+
+def signed_without_timestamp() -> str:
+    """A validly signed cookie of a payload alone, with no timestamp between them."""
+    payload = b64(b'{"user":"alice"}')
+    return f"{payload}.{session_signer()._signature(payload)}"
+
+
+def session_set_cookie(response: httpx.Response) -> tuple[str, str, dict[str, str | bool]]:
+    """The one Set-Cookie of `response`, parsed (attribute names lower-cased)."""
+    (header,) = response.headers.get_list("set-cookie")
+    return parse_set_cookie(header)
+
+
+def test_session_round_trip_login_then_a_later_request_reads_it(backend: Backend) -> None:
+    client = TestClient(session_app(), backend=backend)
+    assert client.get("/read").json() == {}
+    login = client.post("/set", json={"user": "alice", "roles": ["admin"], "prefs": {"n": 1}})
+    assert "set-cookie" in login.headers
+    later = client.get("/read")
+    assert later.json() == {"user": "alice", "roles": ["admin"], "prefs": {"n": 1}}
+    assert "set-cookie" not in later.headers
+
+
+@pytest.mark.parametrize(
+    "session",
+    [
+        {"name": "Zoë ✓ 日本"},
+        {"nested": {"list": [1, 2.5, True, None, "x"], "empty": {}}},
+        {'quote"and;semicolon': "a=b; c,d \\ \n"},
+    ],
+    ids=["non-ascii", "nested", "cookie-special-characters"],
+)
+def test_session_values_json_can_hold_survive_the_cookie(session: dict[str, Any]) -> None:
+    client = TestClient(session_app())
+    client.post("/set", json=session)
+    assert client.get("/read").json() == session
+
+
+def test_session_cookie_is_base64_json_a_timestamp_and_a_signature(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    # The session is signed, not encrypted: anyone holding the cookie can read it.
+    monkeypatch.setattr("starlite.time.time", lambda: A_TIME + 0.75)
+    response = TestClient(session_app()).post("/set", json={"user": "alice"})
+    _, value, _ = session_set_cookie(response)
+    payload, timestamp, signature = value.split(".")
+    assert json.loads(base64.urlsafe_b64decode(payload + "=" * (-len(payload) % 4))) == {
+        "user": "alice"
+    }
+    assert timestamp == str(A_TIME)
+    assert re.fullmatch(r"[A-Za-z0-9_-]{43}", signature)  # 32 bytes of SHA-256, unpadded
+
+
+@pytest.mark.parametrize(
+    ("options", "expected"),
+    [
+        ({}, {"path": "/", "samesite": "lax", "max-age": str(FOURTEEN_DAYS)}),
+        ({"path": "/admin"}, {"path": "/admin"}),
+        ({"domain": "example.com"}, {"domain": "example.com"}),
+        ({"same_site": "strict"}, {"samesite": "strict"}),
+        ({"same_site": "none"}, {"samesite": "none"}),
+        ({"https_only": True}, {"secure": True}),
+        ({"max_age": 60}, {"max-age": "60"}),
+        ({"partitioned": True}, {"partitioned": True}),
+    ],
+    ids=["defaults", "path", "domain", "strict", "none", "https-only", "max-age", "partitioned"],
+)
+def test_session_cookie_attributes_follow_the_options(
+    options: dict[str, Any], expected: dict[str, str | bool]
+) -> None:
+    response = TestClient(session_app(**options)).post("/set", json={"user": "alice"})
+    name, _, attributes = session_set_cookie(response)
+    assert name == "session"
+    assert attributes["httponly"] is True  # always: scripts never see the session
+    found = {key: attributes.get(key) for key in expected}
+    if "samesite" in found:
+        found["samesite"] = str(found["samesite"]).lower()
+    assert found == expected
+
+
+def test_session_cookie_defaults_leave_out_secure_domain_partitioned_and_expires() -> None:
+    response = TestClient(session_app()).post("/set", json={"user": "alice"})
+    _, _, attributes = session_set_cookie(response)
+    for absent in ("secure", "domain", "partitioned", "expires"):
+        assert absent not in attributes
+
+
+def test_session_without_max_age_is_a_browser_session_cookie() -> None:
+    response = TestClient(session_app(max_age=None)).post("/set", json={"user": "alice"})
+    _, _, attributes = session_set_cookie(response)
+    assert "max-age" not in attributes
+    assert "expires" not in attributes
+
+
+def test_session_with_https_only_round_trips_over_https() -> None:
+    client = TestClient(session_app(https_only=True), base_url="https://testserver")
+    client.post("/set", json={"user": "alice"})
+    assert client.get("/read").json() == {"user": "alice"}
+
+
+def test_session_custom_cookie_name_is_written_and_read() -> None:
+    client = TestClient(session_app(session_cookie="sid"))
+    name, _, _ = session_set_cookie(client.post("/set", json={"user": "alice"}))
+    assert name == "sid"
+    assert client.get("/read").json() == {"user": "alice"}
+    other = TestClient(session_app(session_cookie="sid"))
+    assert other.get("/read", headers=with_session_cookie(alice_cookie())).json() == {}
+
+
+def test_session_secret_key_may_be_a_secret_and_signs_as_its_string() -> None:
+    client = TestClient(session_app(secret_key=Secret(SESSION_SECRET)))
+    response = client.get("/read", headers=with_session_cookie(alice_cookie()))
+    assert response.json() == {"user": "alice"}
+
+
+def test_sessions_of_two_clients_are_kept_apart() -> None:
+    app = session_app()
+    alice, bob = TestClient(app), TestClient(app)
+    alice.post("/set", json={"user": "alice"})
+    assert bob.get("/read").json() == {}
+    bob.post("/set", json={"user": "bob"})
+    assert alice.get("/read").json() == {"user": "alice"}
+
+
+# Written only when modified.
+
+
+@pytest.mark.parametrize("path", ["/read", "/untouched"])
+def test_session_request_that_does_not_change_it_gets_no_set_cookie(path: str) -> None:
+    client = TestClient(session_app())
+    client.post("/set", json={"user": "alice"})
+    assert "set-cookie" not in client.get(path).headers
+
+
+def test_session_setting_a_value_it_already_holds_is_not_a_change() -> None:
+    client = TestClient(session_app())
+    client.post("/set", json={"user": "alice"})
+    assert "set-cookie" not in client.post("/set", json={"user": "alice"}).headers
+
+
+def test_session_nested_change_in_place_is_written() -> None:
+    client = TestClient(session_app())
+    client.post("/set", json={"items": ["a"]})
+    response = client.post("/append", json={"item": "b"})
+    assert "set-cookie" in response.headers
+    assert client.get("/read").json() == {"items": ["a", "b"]}
+
+
+@pytest.mark.parametrize(
+    ("replacement", "written"),
+    [
+        ({"user": "alice", "n": 1}, False),
+        ({"n": 1, "user": "alice"}, False),  # key order is not a change
+        ({"user": "bob", "n": 1}, True),
+        ({"user": "alice", "n": 1, "extra": True}, True),
+    ],
+)
+def test_session_replaced_in_the_scope_is_written_only_if_it_differs(
+    replacement: dict[str, Any], written: bool
+) -> None:
+    client = TestClient(session_app())
+    client.post("/set", json={"user": "alice", "n": 1})
+    response = client.post("/replace", json=replacement)
+    assert ("set-cookie" in response.headers) is written
+    assert client.get("/read").json() == replacement
+
+
+def test_session_emptied_sends_a_clearing_cookie_and_the_next_request_is_empty() -> None:
+    client = TestClient(session_app())
+    client.post("/set", json={"user": "alice"})
+    response = client.get("/clear")
+    name, _, attributes = session_set_cookie(response)
+    assert name == "session"
+    assert attributes["max-age"] == "0"
+    expires = email.utils.parsedate_to_datetime(str(attributes["expires"]))
+    assert expires <= datetime.now(UTC)
+    assert "session" not in client.cookies
+    assert client.get("/read").json() == {}
+
+
+def test_session_clearing_cookie_keeps_the_attributes_that_name_the_cookie() -> None:
+    # A browser clears a cookie only when its path and domain match the cookie it holds.
+    options: dict[str, Any] = {
+        "path": "/",
+        "domain": "example.com",
+        "same_site": "strict",
+        "https_only": True,
+        "partitioned": True,
+    }
+    response = TestClient(session_app(**options)).get(
+        "/clear", headers=with_session_cookie(alice_cookie())
+    )
+    _, _, attributes = session_set_cookie(response)
+    assert attributes["max-age"] == "0"
+    assert attributes["domain"] == "example.com"
+    assert attributes["path"] == "/"
+    assert str(attributes["samesite"]).lower() == "strict"
+    assert attributes["secure"] is attributes["httponly"] is attributes["partitioned"] is True
+
+
+@pytest.mark.parametrize("cookie", [None, "not-a-session"], ids=["no-cookie", "bad-cookie"])
+def test_session_emptying_an_empty_session_sends_no_cookie(cookie: str | None) -> None:
+    headers = None if cookie is None else with_session_cookie(cookie)
+    response = TestClient(session_app()).get("/clear", headers=headers)
+    assert response.status_code == 200
+    assert "set-cookie" not in response.headers
+
+
+def test_session_cookie_comes_beside_the_handlers_own_cookies() -> None:
+    async def login(request: Request) -> Response:
+        request.session["user"] = "alice"
+        response = PlainTextResponse("ok")
+        response.set_cookie("theme", "dark")
+        return response
+
+    app = Starlite(
+        routes=[Route("/", login)],
+        middleware=[Middleware(SessionMiddleware, secret_key=SESSION_SECRET)],
+    )
+    response = TestClient(app).get("/")
+    names = [parse_set_cookie(h)[0] for h in response.headers.get_list("set-cookie")]
+    assert sorted(names) == ["session", "theme"]
+
+
+# Vary: Cookie when the session was read.
+
+
+@pytest.mark.parametrize(
+    ("method", "path", "vary"),
+    [
+        ("GET", "/read", ["cookie"]),
+        ("POST", "/set", ["cookie"]),
+        ("GET", "/clear", ["cookie"]),
+        ("GET", "/read-vary", ["accept-encoding", "cookie"]),
+        ("GET", "/untouched", []),
+        ("POST", "/replace", []),  # the scope was written, request.session never read
+    ],
+)
+def test_session_response_varies_by_cookie_only_when_the_session_was_read(
+    method: str, path: str, vary: list[str]
+) -> None:
+    client = TestClient(session_app())
+    response = client.request(method, path, json={"user": "alice"})
+    assert response.status_code == 200
+    assert vary_names(response.headers.get_list("vary")) == vary
+
+
+def test_session_read_inside_a_mount_still_varies_by_cookie() -> None:
+    app = Starlite(
+        routes=[Mount("/sub", routes=[Route("/read", lambda r: JSONResponse(r.session))])],
+        middleware=[Middleware(SessionMiddleware, secret_key=SESSION_SECRET)],
+    )
+    response = TestClient(app).get("/sub/read", headers=with_session_cookie(alice_cookie()))
+    assert response.json() == {"user": "alice"}
+    assert vary_names(response.headers.get_list("vary")) == ["cookie"]
+
+
+# Bad cookies: each gives an empty session and a 200, never an error.
+
+BAD_SESSION_COOKIES = [
+    pytest.param(lambda: flipped(alice_cookie(), -10), id="flipped-signature-byte"),
+    pytest.param(lambda: flipped(alice_cookie(), 3), id="flipped-payload-byte"),
+    pytest.param(lambda: session_signer("another-key").sign({"user": "alice"}), id="other-key"),
+    pytest.param(lambda: alice_cookie().rpartition(".")[0], id="signature-cut-off"),
+    pytest.param(lambda: alice_cookie() + "A", id="signature-too-long"),
+    pytest.param(lambda: alice_cookie().replace(".", "", 1), id="first-dot-dropped"),
+    pytest.param(lambda: signed("x"), id="not-base64-signed"),
+    pytest.param(lambda: signed("*!*!"), id="not-base64-alphabet-signed"),
+    pytest.param(lambda: signed(b64(b"not json")), id="base64-not-json-signed"),
+    pytest.param(lambda: signed(b64(b'{"user": "\xff"}')), id="not-utf8-signed"),
+    pytest.param(lambda: signed(b64(b'["user", "alice"]')), id="json-list-signed"),
+    pytest.param(lambda: signed(b64(b'"alice"')), id="json-string-signed"),
+    pytest.param(lambda: signed(b64(b"null")), id="json-null-signed"),
+    pytest.param(lambda: "no-dots-at-all", id="no-dots"),
+    pytest.param(lambda: "..", id="only-dots"),
+    pytest.param(signed_without_timestamp, id="no-timestamp-signed"),
+    pytest.param(lambda: signed(b64(b"{}"), "12a"), id="timestamp-not-digits-signed"),
+    pytest.param(lambda: signed(b64(b"{}"), "-5"), id="timestamp-negative-signed"),
+    pytest.param(lambda: signed(b64(b"{}"), "9" * 13), id="timestamp-13-digits-signed"),
+    pytest.param(lambda: signed(b64(b"{}"), "9" * 400), id="timestamp-huge-signed"),
+    pytest.param(lambda: "", id="empty"),
+]
+
+
+@pytest.mark.parametrize("make_cookie", BAD_SESSION_COOKIES)
+def test_session_bad_cookie_gives_an_empty_session_and_a_200(
+    make_cookie: Callable[[], str],
+) -> None:
+    client = TestClient(session_app(), raise_server_exceptions=False)
+    response = client.get("/read", headers=with_session_cookie(make_cookie()))
+    assert response.status_code == 200
+    assert response.json() == {}
+    assert "set-cookie" not in response.headers
+
+
+def test_session_bad_cookie_is_replaced_when_the_session_is_written(backend: Backend) -> None:
+    client = TestClient(session_app(), backend=backend)
+    bad = with_session_cookie(flipped(alice_cookie(), -10))
+    response = client.post("/set", json={"user": "bob"}, headers=bad)
+    _, value, _ = session_set_cookie(response)
+    assert session_signer().load(value) == {"user": "bob"}
+
+
+@pytest.mark.parametrize(
+    "cookie",
+    [
+        b"caf\xc3\xa9.1700000000.signature",
+        b"e30.17\xc2\xb2.signature",
+        b"e30.1700000000.sign\xc3\xa9",
+        b"\xff\xfe\xfd",
+    ],
+    ids=["in-payload", "in-timestamp", "in-signature", "only-high-bytes"],
+)
+def test_session_cookie_with_non_ascii_bytes_gives_an_empty_session(cookie: bytes) -> None:
+    client = TestClient(session_app(), raise_server_exceptions=False)
+    response = client.get("/read", headers=with_session_cookie(cookie))
+    assert response.status_code == 200
+    assert response.json() == {}
+
+
+@pytest.mark.parametrize(
+    ("max_age", "age", "kept"),
+    [
+        (60, 0, True),
+        (60, 60, True),
+        (60, 61, False),
+        (FOURTEEN_DAYS, FOURTEEN_DAYS + 1, False),
+        (None, 100 * 365 * 24 * 60 * 60, True),
+    ],
+    ids=["fresh", "at-max-age", "expired", "expired-default", "no-max-age"],
+)
+def test_session_cookie_older_than_max_age_gives_an_empty_session(
+    monkeypatch: pytest.MonkeyPatch, max_age: int | None, age: int, kept: bool
+) -> None:
+    clock = [float(A_TIME)]
+    monkeypatch.setattr("starlite.time.time", lambda: clock[0])
+    cookie = session_signer(max_age=max_age).sign({"user": "alice"})
+    clock[0] += age
+    client = TestClient(session_app(max_age=max_age))
+    response = client.get("/read", headers=with_session_cookie(cookie))
+    assert response.status_code == 200
+    assert response.json() == ({"user": "alice"} if kept else {})
+
+
+@given(st.text())
+def test_session_signer_never_raises_on_arbitrary_text(cookie: str) -> None:
+    assert session_signer().load(cookie) == {}
+
+
+@given(index=st.integers(min_value=0), replacement=st.characters(codec="ascii"))
+def test_session_cookie_changed_at_any_one_place_gives_an_empty_session(
+    index: int, replacement: str
+) -> None:
+    cookie = signed(b64(b'{"user":"alice"}'), str(A_TIME))
+    index %= len(cookie)
+    if cookie[index] == replacement:
+        return
+    tampered = cookie[:index] + replacement + cookie[index + 1 :]
+    assert session_signer(max_age=None).load(tampered) == {}
+
+
+# Limits and misuse.
+
+
+def test_session_too_large_for_a_cookie_raises_value_error_naming_its_size() -> None:
+    client = TestClient(session_app())
+    with pytest.raises(ValueError, match=r"too large for a cookie \(\d+ bytes.*4096"):
+        client.post("/set", json={"data": "x" * 4000})
+
+
+def test_session_too_large_for_a_cookie_is_a_500_without_a_cookie() -> None:
+    client = TestClient(session_app(), raise_server_exceptions=False)
+    response = client.post("/set", json={"data": "x" * 4000})
+    assert response.status_code == 500
+    assert "set-cookie" not in response.headers
+
+
+def test_session_cookie_of_exactly_4096_bytes_is_written_and_one_more_raises(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    # RFC 6265 §6.1's 4096 bytes, counted as "name=value": the cookie name's length sets the
+    # total to the byte.
+    monkeypatch.setattr("starlite.time.time", lambda: float(A_TIME))
+    session = {"data": "x" * 3000}
+    name = "s" * (4096 - len("=") - len(session_signer().sign(session)))
+    response = TestClient(session_app(session_cookie=name)).post("/set", json=session)
+    cookie_name, value, _ = session_set_cookie(response)
+    assert len(f"{cookie_name}={value}") == 4096
+    with pytest.raises(ValueError, match="too large"):
+        TestClient(session_app(session_cookie=name + "s")).post("/set", json=session)
+
+
+@pytest.mark.parametrize("scope", [make_scope(), ws_scope()], ids=["http", "websocket"])
+def test_session_without_the_middleware_raises_runtime_error_naming_it(scope: Scope) -> None:
+    with pytest.raises(RuntimeError, match="SessionMiddleware"):
+        _ = HTTPConnection(scope).session
+
+
+def test_session_read_in_an_app_without_the_middleware_raises_runtime_error() -> None:
+    app = Starlite(routes=[Route("/", lambda request: JSONResponse(request.session))])
+    with pytest.raises(RuntimeError, match="SessionMiddleware must be installed"):
+        TestClient(app).get("/")
+
+
+# WebSockets and other scope types.
+
+
+def test_session_is_read_in_a_websocket_endpoint(backend: Backend) -> None:
+    client = TestClient(session_app(), backend=backend)
+    client.post("/set", json={"user": "alice"})
+    with client.websocket_connect("/ws") as websocket:
+        assert websocket.receive_json() == {"user": "alice"}
+
+
+@pytest.mark.parametrize(
+    ("cookie", "session"),
+    [
+        (alice_cookie, {"user": "alice"}),
+        (lambda: flipped(alice_cookie(), -10), {}),
+        (lambda: "", {}),
+    ],
+    ids=["valid", "tampered", "empty"],
+)
+def test_session_cookie_in_the_websocket_handshake_headers(
+    cookie: Callable[[], str], session: dict[str, Any]
+) -> None:
+    client = TestClient(session_app())
+    with client.websocket_connect("/ws", headers=with_session_cookie(cookie())) as websocket:
+        assert websocket.receive_json() == session
+
+
+@pytest.mark.anyio
+async def test_session_changed_by_a_websocket_leaves_its_messages_alone() -> None:
+    async def endpoint(scope: Scope, receive: Receive, send: Send) -> None:
+        websocket = WebSocket(scope, receive, send)
+        websocket.session["seen"] = True
+        await websocket.accept()
+        await websocket.close()
+
+    scope = ws_scope()
+    scope["headers"] = [*scope["headers"], *with_session_cookie(alice_cookie()).items()]
+    harness = Harness(connect())
+    await harness.run(SessionMiddleware(endpoint, secret_key=SESSION_SECRET), scope)
+    assert harness.sent_types == ["websocket.accept", "websocket.close"]
+    assert all(b"set-cookie" not in dict(m.get("headers", [])) for m in harness.sent)
+    assert scope["session"] == {"user": "alice", "seen": True}
+
+
+@pytest.mark.anyio
+@pytest.mark.parametrize("scope_type", ["lifespan", "custom"])
+async def test_session_middleware_passes_other_scope_types_through(scope_type: str) -> None:
+    endpoint = RecordingApp()
+    scope: Scope = {"type": scope_type, "asgi": {"version": "3.0"}, "state": {}}
+    middleware = SessionMiddleware(endpoint, secret_key=SESSION_SECRET)
+    assert await call_middleware(middleware, scope) == []
+    assert endpoint.scopes == [scope]
+    assert "session" not in scope
+
+
+def test_session_app_runs_its_lifespan(backend: Backend) -> None:
+    started: list[bool] = []
+
+    @contextlib.asynccontextmanager
+    async def lifespan(app: Starlite) -> AsyncIterator[None]:
+        started.append(True)
+        yield
+
+    app = Starlite(
+        routes=[Route("/", lambda request: JSONResponse(request.session))],
+        middleware=[Middleware(SessionMiddleware, secret_key=SESSION_SECRET)],
+        lifespan=lifespan,
+    )
+    with TestClient(app, backend=backend) as client:
+        assert client.get("/").json() == {}
+    assert started == [True]
 
 
 # ==== Application ====
