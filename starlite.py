@@ -16,7 +16,7 @@ The file reads in the order a request travels through it:
 8. WebSockets            WebSocket, its states and close codes
 9. Routing               convertors, routes, mounts, hosts, and the indexed Router
 10. Endpoints            HTTPEndpoint and WebSocketEndpoint: a method per verb or event
-11. Middleware           error handling, body limits, hosts, HTTPS, CORS, GZip, sessions
+11. Middleware           error handling, limits, hosts, HTTPS, CORS, GZip, sessions, auth
 12. Application          Starlite: the middleware stack around a router, and lifespan
 13. Forms                FormData, UploadFile, and streaming form parsers with limits
 14. Test client          TestClient: drive an ASGI app from synchronous tests, on httpx
@@ -182,6 +182,16 @@ __all__ = [
     "ServerErrorMiddleware",
     "SessionMiddleware",
     "TrustedHostMiddleware",
+    # Authentication
+    "AuthCredentials",
+    "AuthenticationBackend",
+    "AuthenticationError",
+    "AuthenticationMiddleware",
+    "BaseUser",
+    "SimpleUser",
+    "UnauthenticatedUser",
+    "has_required_scope",
+    "requires",
     # Application
     "Lifespan",
     "Starlite",
@@ -1130,6 +1140,20 @@ class HTTPConnection(Mapping[str, Any]):
             raise RuntimeError("SessionMiddleware must be installed to use request.session")
         self.scope[_SESSION_READ_SCOPE_KEY] = True
         return self.scope["session"]  # type: ignore[no-any-return]
+
+    @property
+    def auth(self) -> Any:
+        """The credentials AuthenticationMiddleware found (an AuthCredentials)."""
+        if "auth" not in self.scope:
+            raise RuntimeError("AuthenticationMiddleware must be installed to use request.auth")
+        return self.scope["auth"]
+
+    @property
+    def user(self) -> Any:
+        """The user AuthenticationMiddleware found (a BaseUser)."""
+        if "user" not in self.scope:
+            raise RuntimeError("AuthenticationMiddleware must be installed to use request.user")
+        return self.scope["user"]
 
     @property
     def client(self) -> Address | None:
@@ -3288,7 +3312,7 @@ class WebSocketEndpoint:
 # Middleware wraps an ASGI app in another, all of it pure ASGI. ServerErrorMiddleware (outermost)
 # turns any exception into a 500; ExceptionMiddleware (innermost) turns exceptions with a handler
 # into responses. Then the suite an app adds: body limits, trusted hosts, HTTPS, CORS, GZip,
-# and sessions in a signed cookie.
+# sessions in a signed cookie, and authentication with the @requires guard.
 
 
 class _MiddlewareFactory(Protocol[P]):
@@ -4152,6 +4176,185 @@ class SessionMiddleware:
             self.same_site,
             self.partitioned,
         )
+
+
+class AuthenticationError(Exception):
+    """Raised by an authentication backend for credentials that are present but invalid."""
+
+
+class AuthCredentials:
+    """What an authenticated connection may do: a list of scopes (``"authenticated"``, ...)."""
+
+    def __init__(self, scopes: Sequence[str] | None = None) -> None:
+        self.scopes = [] if scopes is None else list(scopes)
+
+
+class BaseUser:
+    """The user behind a connection, as an authentication backend knows it."""
+
+    @property
+    def is_authenticated(self) -> bool:
+        """Whether this is a known user."""
+        raise NotImplementedError()
+
+    @property
+    def display_name(self) -> str:
+        """A name to show."""
+        raise NotImplementedError()
+
+    @property
+    def identity(self) -> str:
+        """A name that identifies the user."""
+        raise NotImplementedError()
+
+
+class SimpleUser(BaseUser):
+    """An authenticated user known by a user name."""
+
+    def __init__(self, username: str) -> None:
+        self.username = username
+
+    @property
+    def is_authenticated(self) -> bool:
+        return True
+
+    @property
+    def display_name(self) -> str:
+        return self.username
+
+
+class UnauthenticatedUser(BaseUser):
+    """The user of a connection no backend recognised."""
+
+    @property
+    def is_authenticated(self) -> bool:
+        return False
+
+    @property
+    def display_name(self) -> str:
+        return ""
+
+
+class AuthenticationBackend:
+    """Recognises the user of a connection: return credentials and a user, or None for an
+    anonymous connection; raise AuthenticationError for invalid credentials."""
+
+    async def authenticate(self, conn: HTTPConnection) -> tuple[AuthCredentials, BaseUser] | None:
+        raise NotImplementedError()
+
+
+def _authentication_failed(conn: HTTPConnection, exc: AuthenticationError) -> Response:
+    return PlainTextResponse(str(exc), status_code=400)
+
+
+class AuthenticationMiddleware:
+    """Sets ``request.auth`` and ``request.user`` from `backend`.
+
+    An AuthenticationError is answered by `on_error` (400 with the error's text by default); a
+    websocket is closed instead (1008, policy violation).
+    """
+
+    def __init__(
+        self,
+        app: ASGIApp,
+        backend: AuthenticationBackend,
+        on_error: Callable[[HTTPConnection, AuthenticationError], Response] | None = None,
+    ) -> None:
+        self.app = app
+        self.backend = backend
+        self.on_error = _authentication_failed if on_error is None else on_error
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] not in ("http", "websocket"):
+            await self.app(scope, receive, send)
+            return
+        connection = HTTPConnection(scope)
+        try:
+            result = await self.backend.authenticate(connection)
+        except AuthenticationError as exc:
+            if scope["type"] == "websocket":
+                await send({"type": "websocket.close", "code": 1008, "reason": ""})
+            else:
+                await self.on_error(connection, exc)(scope, receive, send)
+            return
+        scope["auth"], scope["user"] = result or (AuthCredentials(), UnauthenticatedUser())
+        await self.app(scope, receive, send)
+
+
+def has_required_scope(conn: HTTPConnection, scopes: Sequence[str]) -> bool:
+    """Whether the connection's credentials hold every one of `scopes`."""
+    return set(scopes) <= set(conn.auth.scopes)
+
+
+def _connection_argument(func: Callable[..., Any]) -> tuple[str, int]:
+    """The name ("request" or "websocket") and position of the connection a function takes."""
+    for position, name in enumerate(inspect.signature(func).parameters):
+        if name in ("request", "websocket"):
+            return name, position
+    raise TypeError(f"{get_name(func)} has no 'request' or 'websocket' argument for @requires")
+
+
+def requires(
+    scopes: str | Sequence[str], status_code: int = 403, redirect: str | None = None
+) -> Callable[[Callable[P, Any]], Callable[P, Any]]:
+    """Let only connections whose credentials hold `scopes` into an endpoint.
+
+    Others get `status_code` (an HTTPException), or a 303 redirect to the route named `redirect`
+    with ``?next=`` the URL they asked for; a websocket is closed (1008). Works on sync and async
+    functions and endpoint methods whose connection argument is named request or websocket.
+    """
+    required = [scopes] if isinstance(scopes, str) else list(scopes)
+
+    def decorator(func: Callable[P, Any]) -> Callable[P, Any]:
+        kind, position = _connection_argument(func)
+
+        def connection_of(args: tuple[Any, ...], kwargs: dict[str, Any]) -> HTTPConnection:
+            connection = kwargs.get(kind, args[position] if position < len(args) else None)
+            if not isinstance(connection, HTTPConnection):
+                raise TypeError(f"{get_name(func)} was not given a {kind} for @requires")
+            return connection
+
+        def refusal(request: HTTPConnection) -> Response:
+            if redirect is None:
+                raise HTTPException(status_code=status_code)
+            next_url = request.url_for(redirect).include_query_params(next=str(request.url))
+            return RedirectResponse(next_url, status_code=303)
+
+        if kind == "websocket":
+
+            @functools.wraps(func)
+            async def websocket_endpoint(*args: P.args, **kwargs: P.kwargs) -> None:
+                websocket = connection_of(args, kwargs)
+                if not isinstance(websocket, WebSocket):
+                    raise TypeError(f"{get_name(func)} was not given a WebSocket for @requires")
+                if not has_required_scope(websocket, required):
+                    await websocket.close(1008)  # a websocket is refused, never answered in HTTP
+                    return
+                await func(*args, **kwargs)
+
+            return websocket_endpoint
+
+        if _is_async_callable(func):
+
+            @functools.wraps(func)
+            async def async_endpoint(*args: P.args, **kwargs: P.kwargs) -> Any:
+                request = connection_of(args, kwargs)
+                if not has_required_scope(request, required):
+                    return refusal(request)
+                return await func(*args, **kwargs)
+
+            return async_endpoint
+
+        @functools.wraps(func)
+        def sync_endpoint(*args: P.args, **kwargs: P.kwargs) -> Any:
+            request = connection_of(args, kwargs)
+            if not has_required_scope(request, required):
+                return refusal(request)
+            return func(*args, **kwargs)
+
+        return sync_endpoint
+
+    return decorator
 
 
 # ==== Application ====
