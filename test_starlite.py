@@ -8,6 +8,7 @@ import contextlib
 import email.utils
 import functools
 import importlib.util
+import inspect
 import io
 import itertools
 import json
@@ -38,7 +39,7 @@ from http import HTTPStatus
 from pathlib import Path
 from tempfile import SpooledTemporaryFile
 from typing import IO, TYPE_CHECKING, Any, Literal, cast
-from urllib.parse import urljoin, urlsplit
+from urllib.parse import parse_qs, urlencode, urljoin, urlsplit
 
 import anyio
 import anyio.from_thread
@@ -56,9 +57,14 @@ from starlite import (
     DEFAULT_EXCLUDED_CONTENT_TYPES,
     URL,
     Address,
+    AuthCredentials,
+    AuthenticationBackend,
+    AuthenticationError,
+    AuthenticationMiddleware,
     BackgroundTask,
     BackgroundTasks,
     BaseRoute,
+    BaseUser,
     ClientDisconnect,
     CommaSeparatedStrings,
     Convertor,
@@ -102,12 +108,14 @@ from starlite import (
     Send,
     ServerErrorMiddleware,
     SessionMiddleware,
+    SimpleUser,
     Starlite,
     State,
     StreamingResponse,
     StringConvertor,
     TestClient,
     TrustedHostMiddleware,
+    UnauthenticatedUser,
     UploadFile,
     URLPath,
     UUIDConvertor,
@@ -124,9 +132,11 @@ from starlite import (
     compile_path,
     cookie_parser,
     get_name,
+    has_required_scope,
     iterate_in_threadpool,
     register_url_convertor,
     request_response,
+    requires,
     run_in_threadpool,
     status,
 )
@@ -9889,6 +9899,646 @@ def test_session_app_runs_its_lifespan(backend: Backend) -> None:
     with TestClient(app, backend=backend) as client:
         assert client.get("/").json() == {}
     assert started == [True]
+
+
+# ---- Authentication ----
+# AuthenticationMiddleware, the user types and @requires. Most tests go through auth_app, whose
+# backend reads HTTP Basic credentials (RFC 7617) and gives each user the scopes AUTH_USERS
+# lists; the websocket side checks that a refusal is a close (1008), never an HTTP answer.
+
+AUTH_USERS = {
+    "alice": ["authenticated", "admin"],
+    "bob": ["authenticated"],
+    "carol": ["admin"],  # holds "admin" without "authenticated"
+}
+BAD_BASIC_CREDENTIALS = "Invalid basic auth credentials"
+
+
+class BasicAuthBackend(AuthenticationBackend):
+    """Reads ``Authorization: Basic``; the password is not checked, the scopes are the user's in
+    AUTH_USERS (["authenticated"] for anyone else). Another scheme, or none, is anonymous."""
+
+    async def authenticate(self, conn: HTTPConnection) -> tuple[AuthCredentials, BaseUser] | None:
+        scheme, _, encoded = conn.headers.get("authorization", "").partition(" ")
+        if scheme.lower() != "basic":
+            return None
+        try:
+            decoded = base64.b64decode(encoded, validate=True).decode("utf-8")
+        except ValueError as exc:  # binascii.Error and UnicodeDecodeError are ValueErrors
+            raise AuthenticationError(BAD_BASIC_CREDENTIALS) from exc
+        username, colon, _ = decoded.partition(":")
+        if not colon:
+            raise AuthenticationError(BAD_BASIC_CREDENTIALS)
+        return AuthCredentials(AUTH_USERS.get(username, ["authenticated"])), SimpleUser(username)
+
+
+class FixedBackend(AuthenticationBackend):
+    """Gives every connection `result` (or raises it) and keeps each connection it sees."""
+
+    def __init__(self, result: tuple[AuthCredentials, BaseUser] | Exception | None) -> None:
+        self.result = result
+        self.seen: list[HTTPConnection] = []
+
+    async def authenticate(self, conn: HTTPConnection) -> tuple[AuthCredentials, BaseUser] | None:
+        self.seen.append(conn)
+        if isinstance(self.result, Exception):
+            raise self.result
+        return self.result
+
+
+def basic(username: str, password: str = "secret") -> dict[str, str]:
+    """Request headers sending `username` and `password` as HTTP Basic credentials."""
+    token = base64.b64encode(f"{username}:{password}".encode()).decode("ascii")
+    return {"authorization": f"Basic {token}"}
+
+
+def whoami(conn: HTTPConnection) -> dict[str, Any]:
+    """What the connection's user and credentials say, as JSON."""
+    return {
+        "user": conn.user.display_name,
+        "user_type": type(conn.user).__name__,
+        "authenticated": conn.user.is_authenticated,
+        "scopes": conn.auth.scopes,
+    }
+
+
+class AuthItems(HTTPEndpoint):
+    """GET (async) needs "authenticated", POST (sync) needs "admin"."""
+
+    @requires("authenticated")
+    async def get(self, request: Request) -> Response:
+        return JSONResponse(whoami(request))
+
+    @requires("admin")
+    def post(self, request: Request) -> Response:
+        return JSONResponse({**whoami(request), "worker_thread": in_worker_thread(request)})
+
+
+class AuthFeed(WebSocketEndpoint):
+    """A WebSocketEndpoint whose on_connect needs "authenticated"; it sends whoami."""
+
+    @requires("authenticated")
+    async def on_connect(self, websocket: WebSocket) -> None:
+        await websocket.accept()
+        await websocket.send_json(whoami(websocket))
+        await websocket.close()
+
+
+def auth_app(**options: Any) -> Starlite:
+    """An app under ``AuthenticationMiddleware(BasicAuthBackend(), **options)`` (inside
+    LoopThread).
+
+    ``/`` answers whoami to anyone; ``/dashboard`` (async) needs "authenticated", ``/admin``
+    (sync) needs ["authenticated", "admin"], both answering whoami and "worker_thread";
+    ``/private`` needs "authenticated" and redirects to ``/login`` (named "login"); ``/items`` is
+    AuthItems; the websockets ``/ws`` (a function) and ``/ws-endpoint`` (AuthFeed) need
+    "authenticated" and send whoami.
+    """
+
+    async def homepage(request: Request) -> Response:
+        return JSONResponse(whoami(request))
+
+    @requires("authenticated")
+    async def dashboard(request: Request) -> Response:
+        return JSONResponse({**whoami(request), "worker_thread": in_worker_thread(request)})
+
+    @requires(["authenticated", "admin"])
+    def admin(request: Request) -> Response:
+        return JSONResponse({**whoami(request), "worker_thread": in_worker_thread(request)})
+
+    @requires("authenticated", redirect="login")
+    async def private(request: Request) -> Response:
+        return PlainTextResponse("private page")
+
+    @requires("authenticated")
+    async def websocket_whoami(websocket: WebSocket) -> None:
+        await websocket.accept()
+        await websocket.send_json(whoami(websocket))
+        await websocket.close()
+
+    routes: list[BaseRoute] = [
+        Route("/", homepage),
+        Route("/dashboard", dashboard),
+        Route("/admin", admin),
+        Route("/private", private),
+        Route("/login", text_endpoint("login page"), name="login"),
+        Route("/items", AuthItems, methods=["GET", "POST"]),
+        WebSocketRoute("/ws", websocket_whoami),
+        WebSocketRoute("/ws-endpoint", AuthFeed),
+    ]
+    middleware = [
+        Middleware(LoopThread),
+        Middleware(AuthenticationMiddleware, **{"backend": BasicAuthBackend(), **options}),
+    ]
+    return Starlite(routes=routes, middleware=middleware)
+
+
+def auth_client(user: str | None = None, **kwargs: Any) -> TestClient:
+    """A TestClient of auth_app() sending `user`'s Basic credentials (none for None) with every
+    request and websocket; `kwargs` go to TestClient."""
+    return TestClient(auth_app(), headers=None if user is None else basic(user), **kwargs)
+
+
+def anonymous() -> dict[str, Any]:
+    return {"user": "", "user_type": "UnauthenticatedUser", "authenticated": False, "scopes": []}
+
+
+def signed_in(user: str, scopes: list[str]) -> dict[str, Any]:
+    return {"user": user, "user_type": "SimpleUser", "authenticated": True, "scopes": scopes}
+
+
+# Functions @requires cannot guard: none takes a request or a websocket.
+
+
+def _page_without_a_connection(user: str) -> Response:
+    return PlainTextResponse(user)  # pragma: no cover - never called
+
+
+def _page_with_no_arguments() -> Response:
+    return PlainTextResponse("")  # pragma: no cover - never called
+
+
+async def _page_with_a_misnamed_connection(req: Request) -> Response:
+    return PlainTextResponse("")  # pragma: no cover - never called
+
+
+# The types.
+
+
+@pytest.mark.parametrize("name", ["is_authenticated", "display_name", "identity"])
+def test_base_user_properties_raise_not_implemented_error(name: str) -> None:
+    with pytest.raises(NotImplementedError):
+        getattr(BaseUser(), name)
+
+
+def test_simple_user_is_authenticated_and_displays_its_username() -> None:
+    user = SimpleUser("alice")
+    assert isinstance(user, BaseUser)
+    assert user.username == "alice"
+    assert user.is_authenticated is True
+    assert user.display_name == "alice"
+
+
+def test_unauthenticated_user_is_not_authenticated_and_has_an_empty_display_name() -> None:
+    user = UnauthenticatedUser()
+    assert isinstance(user, BaseUser)
+    assert user.is_authenticated is False
+    assert user.display_name == ""
+
+
+@pytest.mark.parametrize(
+    ("given", "scopes"),
+    [(None, []), ([], []), (["authenticated"], ["authenticated"]), (("a", "b"), ["a", "b"])],
+    ids=["default", "empty", "list", "tuple"],
+)
+def test_auth_credentials_hold_their_scopes_as_a_list(
+    given: Sequence[str] | None, scopes: list[str]
+) -> None:
+    credentials = AuthCredentials() if given is None else AuthCredentials(given)
+    assert credentials.scopes == scopes
+    assert isinstance(credentials.scopes, list)
+
+
+def test_auth_credentials_default_scopes_are_not_shared() -> None:
+    first, second = AuthCredentials(), AuthCredentials()
+    first.scopes.append("admin")
+    assert second.scopes == []
+
+
+@pytest.mark.anyio
+async def test_authentication_backend_authenticate_raises_not_implemented_error() -> None:
+    with pytest.raises(NotImplementedError):
+        await AuthenticationBackend().authenticate(HTTPConnection(make_scope()))
+
+
+@pytest.mark.parametrize(
+    ("held", "required", "expected"),
+    [
+        (["a", "b"], ["a"], True),
+        (["a", "b"], ("b", "a"), True),
+        (["a"], ["a", "b"], False),
+        (["b"], ["a"], False),
+        ([], ["a"], False),
+        (["a"], [], True),
+        ([], [], True),
+    ],
+)
+def test_has_required_scope_needs_every_scope(
+    held: list[str], required: Sequence[str], expected: bool
+) -> None:
+    connection = HTTPConnection(make_scope(auth=AuthCredentials(held)))
+    assert has_required_scope(connection, required) is expected
+
+
+@pytest.mark.parametrize("scope", [make_scope(), ws_scope()], ids=["http", "websocket"])
+@pytest.mark.parametrize("name", ["auth", "user"])
+def test_auth_and_user_without_the_middleware_raise_runtime_error_naming_it(
+    scope: Scope, name: str
+) -> None:
+    with pytest.raises(RuntimeError, match=f"AuthenticationMiddleware.*request.{name}"):
+        getattr(HTTPConnection(scope), name)
+
+
+def test_user_read_in_an_app_without_the_middleware_raises_runtime_error() -> None:
+    app = Starlite(routes=[Route("/", lambda request: JSONResponse(whoami(request)))])
+    with pytest.raises(RuntimeError, match="AuthenticationMiddleware must be installed"):
+        TestClient(app).get("/")
+
+
+# The middleware.
+
+
+@pytest.mark.parametrize(
+    ("headers", "expected"),
+    [
+        (None, anonymous()),
+        ({"authorization": "Bearer some-token"}, anonymous()),
+        (basic("alice"), signed_in("alice", ["authenticated", "admin"])),
+        (basic("dave", "pass:with:colons"), signed_in("dave", ["authenticated"])),
+        (basic("Zoë"), signed_in("Zoë", ["authenticated"])),
+    ],
+    ids=["no-credentials", "other-scheme", "alice", "colons-in-password", "non-ascii-user"],
+)
+def test_authentication_sets_request_auth_and_user_from_the_backend(
+    backend: Backend, headers: dict[str, str] | None, expected: dict[str, Any]
+) -> None:
+    response = TestClient(auth_app(), backend=backend).get("/", headers=headers)
+    assert response.status_code == 200
+    assert response.json() == expected
+
+
+@pytest.mark.parametrize(
+    "authorization",
+    [
+        "Basic !!not-base64!!",
+        "Basic YWxpY2U",  # "alice" without its padding
+        "Basic " + base64.b64encode(b"alice").decode(),  # no colon
+        "Basic ",
+        "Basic " + base64.b64encode(b"\xff\xfe:secret").decode(),  # not UTF-8
+    ],
+    ids=["not-base64", "bad-padding", "no-colon", "empty", "not-utf8"],
+)
+def test_authentication_error_is_a_400_with_the_error_text(
+    backend: Backend, authorization: str
+) -> None:
+    client = TestClient(auth_app(), backend=backend)
+    for path in ("/", "/dashboard", "/admin"):
+        response = client.get(path, headers={"authorization": authorization})
+        assert response.status_code == 400, path
+        assert response.text == BAD_BASIC_CREDENTIALS
+        assert response.headers["content-type"].startswith("text/plain")
+
+
+def test_authentication_error_is_answered_by_a_custom_on_error(backend: Backend) -> None:
+    errors: list[tuple[str, str]] = []
+
+    def on_error(conn: HTTPConnection, exc: AuthenticationError) -> Response:
+        errors.append((type(conn).__name__, str(exc)))
+        return JSONResponse(
+            {"error": str(exc), "path": conn.url.path},
+            status_code=401,
+            headers={"WWW-Authenticate": 'Basic realm="starlite"'},
+        )
+
+    client = TestClient(auth_app(on_error=on_error), backend=backend)
+    response = client.get("/dashboard?x=1", headers={"authorization": "Basic !!"})
+    assert response.status_code == 401
+    assert response.json() == {"error": BAD_BASIC_CREDENTIALS, "path": "/dashboard"}
+    assert response.headers["www-authenticate"] == 'Basic realm="starlite"'
+    assert errors == [("HTTPConnection", BAD_BASIC_CREDENTIALS)]
+
+
+@pytest.mark.parametrize("path", ["/ws", "/ws-endpoint"])
+def test_authentication_error_closes_a_websocket_with_1008_without_on_error(
+    backend: Backend, path: str
+) -> None:
+    errors: list[AuthenticationError] = []
+
+    def on_error(conn: HTTPConnection, exc: AuthenticationError) -> Response:
+        errors.append(exc)  # pragma: no cover - never called for a websocket
+        return PlainTextResponse("not for websockets", status_code=401)  # pragma: no cover
+
+    client = TestClient(
+        auth_app(on_error=on_error), backend=backend, headers={"authorization": "Basic !!"}
+    )
+    assert refusal_at(client, path).code == 1008
+    assert errors == []
+
+
+@pytest.mark.anyio
+async def test_authentication_error_on_a_websocket_sends_only_a_close_even_with_denial() -> None:
+    # The server offers the websocket.http.response extension: still a close, not an HTTP answer.
+    endpoint = RecordingApp()
+    middleware = AuthenticationMiddleware(endpoint, FixedBackend(AuthenticationError("bad")))
+    sent = await Harness(connect()).run(middleware, ws_scope(deny=True))
+    assert sent == [close_message(1008)]
+    assert endpoint.scopes == []
+
+
+@pytest.mark.anyio
+@pytest.mark.parametrize("scope", [make_scope(), ws_scope()], ids=["http", "websocket"])
+async def test_authentication_puts_the_backends_own_objects_in_the_scope(scope: Scope) -> None:
+    credentials, user = AuthCredentials(["authenticated"]), SimpleUser("alice")
+    backend = FixedBackend((credentials, user))
+    endpoint = RecordingApp()
+    await call_middleware(AuthenticationMiddleware(endpoint, backend), scope)
+    assert [conn.scope for conn in backend.seen] == [scope]
+    assert endpoint.scopes == [scope]
+    assert scope["auth"] is credentials
+    assert scope["user"] is user
+
+
+@pytest.mark.anyio
+async def test_authentication_without_a_result_gives_fresh_empty_credentials() -> None:
+    endpoint = RecordingApp()
+    middleware = AuthenticationMiddleware(endpoint, FixedBackend(None))
+    first, second = make_scope(), make_scope()
+    await call_middleware(middleware, first)
+    await call_middleware(middleware, second)
+    assert isinstance(first["user"], UnauthenticatedUser)
+    assert first["auth"].scopes == second["auth"].scopes == []
+    assert first["auth"] is not second["auth"]
+
+
+def test_authentication_backend_error_other_than_authentication_error_is_not_caught() -> None:
+    middleware = [Middleware(AuthenticationMiddleware, backend=FixedBackend(Boom("backend down")))]
+    app = Starlite(routes=[Route("/", text_endpoint("ok"))], middleware=middleware)
+    with pytest.raises(Boom, match="backend down"):
+        TestClient(app).get("/")
+    assert TestClient(app, raise_server_exceptions=False).get("/").status_code == 500
+
+
+@pytest.mark.anyio
+@pytest.mark.parametrize("scope_type", ["lifespan", "custom"])
+async def test_authentication_middleware_passes_other_scope_types_through(
+    scope_type: str,
+) -> None:
+    endpoint = RecordingApp()
+    backend = FixedBackend(AuthenticationError("must not be asked"))
+    scope: Scope = {"type": scope_type, "asgi": {"version": "3.0"}, "state": {}}
+    assert await call_middleware(AuthenticationMiddleware(endpoint, backend), scope) == []
+    assert endpoint.scopes == [scope]
+    assert backend.seen == []
+    assert "auth" not in scope
+    assert "user" not in scope
+
+
+def test_authentication_app_runs_its_lifespan(backend: Backend) -> None:
+    started: list[bool] = []
+
+    @contextlib.asynccontextmanager
+    async def lifespan(app: Starlite) -> AsyncIterator[None]:
+        started.append(True)
+        yield
+
+    app = Starlite(
+        routes=[Route("/", lambda request: JSONResponse(whoami(request)))],
+        middleware=[Middleware(AuthenticationMiddleware, backend=BasicAuthBackend())],
+        lifespan=lifespan,
+    )
+    with TestClient(app, backend=backend) as client:
+        assert client.get("/", headers=basic("bob")).json() == signed_in("bob", ["authenticated"])
+    assert started == [True]
+
+
+# @requires over HTTP.
+
+
+@pytest.mark.parametrize(
+    ("path", "user", "status_code"),
+    [
+        ("/dashboard", None, 403),
+        ("/dashboard", "bob", 200),
+        ("/dashboard", "carol", 403),
+        ("/admin", None, 403),
+        ("/admin", "bob", 403),  # "authenticated" alone is not enough
+        ("/admin", "carol", 403),  # nor "admin" alone
+        ("/admin", "alice", 200),
+    ],
+)
+def test_requires_lets_in_only_connections_holding_every_scope(
+    backend: Backend, path: str, user: str | None, status_code: int
+) -> None:
+    response = auth_client(user, backend=backend).get(path)
+    assert response.status_code == status_code
+    if status_code == 403:
+        assert response.text == "Forbidden"
+    else:
+        assert response.json()["user"] == user
+
+
+@pytest.mark.parametrize(
+    ("path", "worker_thread"), [("/admin", True), ("/dashboard", False)], ids=["sync", "async"]
+)
+def test_requires_keeps_a_sync_endpoint_in_the_threadpool_and_an_async_one_on_the_loop(
+    backend: Backend, path: str, worker_thread: bool
+) -> None:
+    response = auth_client("alice", backend=backend).get(path)
+    assert response.json()["worker_thread"] is worker_thread
+
+
+def test_requires_keeps_a_sync_function_sync_and_an_async_one_async() -> None:
+    def sync_page(request: Request) -> Response:
+        return PlainTextResponse("sync")  # pragma: no cover - never called
+
+    async def async_page(request: Request) -> Response:
+        return PlainTextResponse("async")  # pragma: no cover - never called
+
+    assert not inspect.iscoroutinefunction(requires("a")(sync_page))
+    assert inspect.iscoroutinefunction(requires("a")(async_page))
+
+
+@pytest.mark.parametrize("status_code", [401, 404, 418])
+def test_requires_refuses_with_the_given_status_code(backend: Backend, status_code: int) -> None:
+    @requires("admin", status_code=status_code)
+    async def page(request: Request) -> Response:
+        return PlainTextResponse("admin page")  # pragma: no cover - refused
+
+    app = Starlite(
+        routes=[Route("/", page)],
+        middleware=[Middleware(AuthenticationMiddleware, backend=BasicAuthBackend())],
+    )
+    response = TestClient(app, backend=backend).get("/", headers=basic("bob"))
+    assert response.status_code == status_code
+    assert response.text == HTTPStatus(status_code).phrase
+
+
+def test_requires_refusal_is_an_http_exception_the_app_handlers_answer() -> None:
+    app = auth_app()
+    app.add_exception_handler(403, text_handler("members only", 403))
+    response = TestClient(app).get("/dashboard")
+    assert (response.status_code, response.text) == (403, "members only")
+
+
+@pytest.mark.parametrize("query", ["", "?page=2&sort=name", "?q=a%20b&q=c"])
+def test_requires_redirect_is_a_303_to_the_named_route_with_next_keeping_the_query(
+    backend: Backend, query: str
+) -> None:
+    client = auth_client(backend=backend, follow_redirects=False)
+    response = client.get("/private" + query)
+    assert response.status_code == 303
+    next_url = "http://testserver/private" + query
+    assert response.headers["location"] == "http://testserver/login?" + urlencode(
+        {"next": next_url}
+    )
+    assert parse_qs(urlsplit(response.headers["location"]).query) == {"next": [next_url]}
+
+
+def test_requires_redirect_followed_lands_on_the_named_route() -> None:
+    response = auth_client().get("/private")
+    assert response.text == "login page"
+    assert response.url.path == "/login"
+
+
+def test_requires_redirect_lets_an_allowed_connection_in() -> None:
+    response = auth_client("bob", follow_redirects=False).get("/private")
+    assert (response.status_code, response.text) == (200, "private page")
+
+
+@pytest.mark.parametrize(
+    ("method", "user", "status_code"),
+    [
+        ("GET", None, 403),
+        ("GET", "bob", 200),
+        ("POST", "bob", 403),
+        ("POST", "carol", 200),
+    ],
+)
+def test_requires_on_http_endpoint_methods_sync_and_async(
+    backend: Backend, method: str, user: str | None, status_code: int
+) -> None:
+    response = auth_client(user, backend=backend).request(method, "/items")
+    assert response.status_code == status_code
+    if status_code == 200:
+        assert response.json()["user"] == user
+    if method == "POST" and status_code == 200:
+        assert response.json()["worker_thread"] is True
+
+
+def test_requires_keeps_the_name_docstring_and_wrapped_function() -> None:
+    def sync_page(request: Request) -> Response:
+        """A sync page."""
+        return PlainTextResponse("sync")  # pragma: no cover - never called
+
+    async def async_page(request: Request) -> Response:
+        """An async page."""
+        return PlainTextResponse("async")  # pragma: no cover - never called
+
+    async def socket(websocket: WebSocket) -> None:
+        """A websocket."""
+
+    for func in (sync_page, async_page, socket):
+        wrapped: Any = requires("authenticated")(func)
+        assert wrapped.__name__ == func.__name__
+        assert wrapped.__qualname__ == func.__qualname__
+        assert wrapped.__doc__ == func.__doc__
+        assert wrapped.__wrapped__ is func
+        assert get_name(wrapped) == func.__name__
+
+
+def test_requires_takes_a_string_as_one_scope_not_as_its_letters() -> None:
+    @requires("admin")
+    def page(request: Request) -> Response:
+        return PlainTextResponse("admin page")  # pragma: no cover - refused
+
+    request = Request(make_scope(auth=AuthCredentials(list("admin"))))
+    with pytest.raises(HTTPException) as info:
+        page(request)
+    assert info.value.status_code == 403
+
+
+@pytest.mark.anyio
+@pytest.mark.parametrize("kind", ["sync", "async"])
+async def test_requires_finds_a_request_passed_by_keyword(kind: str) -> None:
+    def sync_page(prefix: str, request: Request) -> Response:
+        return PlainTextResponse(f"{prefix} {request.user.display_name}")
+
+    async def async_page(prefix: str, request: Request) -> Response:
+        return sync_page(prefix, request)
+
+    page: Any = requires("admin")(sync_page if kind == "sync" else async_page)
+
+    async def call(request: Request) -> Response:
+        result = page("hello", request=request)
+        return cast(Response, await result if kind == "async" else result)
+
+    allowed = Request(make_scope(auth=AuthCredentials(["admin"]), user=SimpleUser("alice")))
+    assert (await call(allowed)).body == b"hello alice"
+    refused = Request(make_scope(auth=AuthCredentials(["authenticated"])))
+    with pytest.raises(HTTPException) as info:
+        await call(refused)
+    assert info.value.status_code == 403
+
+
+@pytest.mark.parametrize(
+    "func",
+    [_page_without_a_connection, _page_with_no_arguments, _page_with_a_misnamed_connection],
+)
+def test_requires_on_a_function_without_request_or_websocket_raises_type_error_at_once(
+    func: Callable[..., Any],
+) -> None:
+    message = f"{func.__name__} has no 'request' or 'websocket' argument"
+    with pytest.raises(TypeError, match=message):
+        requires("authenticated")(func)
+
+
+# @requires over websockets.
+
+
+@pytest.mark.parametrize("path", ["/ws", "/ws-endpoint"], ids=["function", "endpoint"])
+def test_requires_lets_an_allowed_websocket_in(backend: Backend, path: str) -> None:
+    with auth_client("bob", backend=backend).websocket_connect(path) as websocket:
+        assert websocket.receive_json() == signed_in("bob", ["authenticated"])
+
+
+@pytest.mark.parametrize("user", [None, "carol"], ids=["anonymous", "without-the-scope"])
+@pytest.mark.parametrize("path", ["/ws", "/ws-endpoint"], ids=["function", "endpoint"])
+def test_requires_closes_a_refused_websocket_with_1008(
+    backend: Backend, path: str, user: str | None
+) -> None:
+    assert refusal_at(auth_client(user, backend=backend), path).code == 1008
+
+
+@pytest.mark.anyio
+async def test_requires_refusing_a_websocket_sends_only_a_close_even_with_denial() -> None:
+    # A redirect or status_code is for HTTP: a websocket is closed whatever the server offers.
+    @requires("admin", status_code=401, redirect="login")
+    async def socket(websocket: WebSocket) -> None:
+        await websocket.accept()  # pragma: no cover - refused
+
+    harness = Harness(connect())
+    scope = ws_scope(deny=True)
+    scope["auth"] = AuthCredentials(["authenticated"])
+    await socket(harness.websocket(scope))
+    assert harness.sent == [close_message(1008)]
+
+
+@pytest.mark.anyio
+@pytest.mark.parametrize(
+    ("kind", "argument", "message"),
+    [
+        ("request", None, "was not given a request"),
+        ("request", "not a request", "was not given a request"),
+        ("websocket", None, "was not given a websocket"),
+        ("websocket", "request", "was not given a WebSocket"),
+    ],
+)
+async def test_requires_called_without_its_connection_raises_type_error(
+    kind: str, argument: str | None, message: str
+) -> None:
+    async def page(request: Request) -> Response:
+        return PlainTextResponse("")  # pragma: no cover - never called
+
+    async def socket(websocket: WebSocket) -> None:
+        pass  # pragma: no cover - never called
+
+    wrapped: Any = requires("authenticated")(page if kind == "request" else socket)
+    if argument == "request":
+        args: tuple[Any, ...] = (Request(make_scope(auth=AuthCredentials(["authenticated"]))),)
+    else:
+        args = () if argument is None else (argument,)
+    with pytest.raises(TypeError, match=message):
+        await wrapped(*args)
 
 
 # ==== Application ====
