@@ -16,7 +16,8 @@ The file reads in the order a request travels through it:
 8. WebSockets            WebSocket, its states and close codes
 9. Routing               convertors, routes, mounts, hosts, and the indexed Router
 10. Endpoints            HTTPEndpoint and WebSocketEndpoint: a method per verb or event
-11. Middleware           error handling, limits, hosts, HTTPS, CORS, GZip, sessions, auth
+11. Middleware           error handling, limits, hosts, HTTPS, CORS, GZip, sessions, auth,
+                         and BaseHTTPMiddleware
 12. Application          Starlite: the middleware stack around a router, and lifespan
 13. Forms                FormData, UploadFile, and streaming form parsers with limits
 14. Test client          TestClient: drive an ASGI app from synchronous tests, on httpx
@@ -27,6 +28,7 @@ from __future__ import annotations
 import base64
 import codecs
 import contextlib
+import contextvars
 import functools
 import hmac
 import html
@@ -174,6 +176,9 @@ __all__ = [
     "ExceptionHandler",
     "ExceptionMiddleware",
     "Middleware",
+    "BaseHTTPMiddleware",
+    "DispatchFunction",
+    "RequestResponseEndpoint",
     "CORSMiddleware",
     "DEFAULT_EXCLUDED_CONTENT_TYPES",
     "GZipMiddleware",
@@ -3312,7 +3317,8 @@ class WebSocketEndpoint:
 # Middleware wraps an ASGI app in another, all of it pure ASGI. ServerErrorMiddleware (outermost)
 # turns any exception into a 500; ExceptionMiddleware (innermost) turns exceptions with a handler
 # into responses. Then the suite an app adds: body limits, trusted hosts, HTTPS, CORS, GZip,
-# sessions in a signed cookie, and authentication with the @requires guard.
+# sessions in a signed cookie, authentication with the @requires guard, and BaseHTTPMiddleware
+# for middleware written as one function of the request.
 
 
 class _MiddlewareFactory(Protocol[P]):
@@ -4355,6 +4361,274 @@ def requires(
         return sync_endpoint
 
     return decorator
+
+
+# ---- BaseHTTPMiddleware: middleware as a function of the request ----
+
+RequestResponseEndpoint: TypeAlias = Callable[[Request], Awaitable[Response]]
+DispatchFunction: TypeAlias = Callable[[Request, RequestResponseEndpoint], Awaitable[Response]]
+
+
+class _DownstreamReceive:
+    """The receive channel a BaseHTTPMiddleware hands on: the body again, if the middleware read it.
+
+    Whatever `dispatch` did with the body, the app below can read one: a cached body is replayed
+    whole, a body streamed away without caching reads as empty (rather than waiting for bytes that
+    will never come), and an unread body passes straight through, chunk by chunk.
+    """
+
+    def __init__(self, request: Request) -> None:
+        self.request = request
+        self.first_call = True
+
+    async def __call__(self) -> Message:
+        request = self.request
+        if self.first_call:
+            self.first_call = False
+            if request._body is not None:
+                return {"type": "http.request", "body": request._body, "more_body": False}
+            if request._stream_consumed:
+                return {"type": "http.request", "body": b"", "more_body": False}
+            request._stream_consumed = True  # the body now belongs to the app below
+        message = await request._next_message()
+        if message["type"] == "http.disconnect":
+            request._is_disconnected = True
+        return message
+
+
+def _adopt_context_changes(before: contextvars.Context, after: contextvars.Context) -> None:
+    """Set here each context variable whose value differs between `before` and `after`.
+
+    The app below a BaseHTTPMiddleware runs in a task of its own, with a copy of the context:
+    without this a variable the endpoint set (a request id, a database session) would be lost to
+    the middleware and to everything outside it.
+    """
+    for variable, value in after.items():
+        if variable not in before or before[variable] is not value:
+            variable.set(value)
+
+
+class _AppCall:
+    """One run of the app below a BaseHTTPMiddleware, started by ``call_next``.
+
+    The app runs in its own task and its messages cross an unbuffered stream, so its response
+    goes out as it is produced and no faster than it is sent on. Its last message waits until the
+    middleware's response is sent, so that its background tasks run after that; if the response
+    is never sent in full (a client that went away, a response `dispatch` replaced) it is
+    cancelled instead.
+    """
+
+    def __init__(self, app: ASGIApp, request: Request, response_sent: anyio.Event) -> None:
+        self.app = app
+        self.request = request
+        self.response_sent = response_sent
+        self.to_middleware, self.from_app = anyio.create_memory_object_stream[Message]()
+        self.cancel_scope = anyio.CancelScope()
+        self.context_at_call = contextvars.copy_context()
+        self.context_at_response = self.context_at_call
+        self.expects_trailers = False
+        self.response_complete = False
+        self.error: Exception | None = None
+
+    async def run(self) -> None:
+        with self.cancel_scope, self.to_middleware:
+            try:
+                await self.app(self.request.scope, _DownstreamReceive(self.request), self.send)
+            except Exception as exc:  # raised in the middleware, where it waits for the app
+                self.error = exc
+
+    async def send(self, message: Message) -> None:
+        if message["type"] == "http.response.start":
+            self.expects_trailers = message.get("trailers", False)
+            self.context_at_response = contextvars.copy_context()
+        await self.to_middleware.send(message)
+        if self._ends_response(message):
+            self.response_complete = True
+            await self.response_sent.wait()
+
+    def _ends_response(self, message: Message) -> bool:
+        kind: str = message["type"]
+        if kind == "http.response.body":
+            return not (message.get("more_body", False) or self.expects_trailers)
+        if kind == "http.response.trailers":
+            return not message.get("more_trailers", False)
+        return kind == "http.response.pathsend"
+
+    async def receive(self) -> Message | None:
+        """The app's next message, or None once it has returned (raising its error, if any)."""
+        try:
+            return await self.from_app.receive()
+        except anyio.EndOfStream:
+            self.raise_error()
+            return None
+
+    def raise_error(self) -> None:
+        """Raise the app's exception, once."""
+        error, self.error = self.error, None
+        if error is not None:
+            raise error
+
+    async def response(self) -> Response:
+        """The app's response, as soon as it starts."""
+        debug_info: Message | None = None
+        while (message := await self.receive()) is not None:
+            if message["type"] == "http.response.start":
+                _adopt_context_changes(self.context_at_call, self.context_at_response)
+                return _AppResponse(message, _AppBody(self), debug_info)
+            if message["type"] == "http.response.debug":
+                debug_info = message  # sent with this response, if it is sent
+            else:  # an early hint: on to the client at once
+                await self.request._send(message)
+        raise RuntimeError("No response returned.")
+
+    def close(self) -> None:
+        """Let the app go on to its background tasks if its response was sent, else stop it."""
+        if not (self.response_complete and self.response_sent.is_set()):
+            self.cancel_scope.cancel()
+        self.from_app.close()
+
+
+class _AppBody:
+    """The body of the app's response, as an async iterator of byte chunks.
+
+    Trailers after the body are collected for the response to send, and a file the app sends with
+    ``pathsend`` is read here, so that whoever iterates sees every byte.
+    """
+
+    def __init__(self, call: _AppCall) -> None:
+        self.call = call
+        self.finished = False
+        self.file: anyio.AsyncFile[bytes] | None = None
+        self.trailers: list[tuple[bytes, bytes]] = []
+
+    def __aiter__(self) -> _AppBody:
+        return self
+
+    async def __anext__(self) -> bytes:
+        if self.file is not None:
+            return await self._read(self.file)
+        while not self.finished and (message := await self.call.receive()) is not None:
+            if message["type"] == "http.response.pathsend":
+                self.finished = True
+                self.file = await anyio.open_file(message["path"], "rb")
+                return await self._read(self.file)
+            if message["type"] != "http.response.body":
+                continue
+            self.finished = not message.get("more_body", False)
+            if self.finished and self.call.expects_trailers:
+                await self._collect_trailers()
+            if body := message.get("body", b""):
+                return bytes(body)
+        raise StopAsyncIteration
+
+    async def _read(self, file: anyio.AsyncFile[bytes]) -> bytes:
+        if chunk := await file.read(FileResponse.chunk_size):
+            return chunk
+        await self.aclose()
+        raise StopAsyncIteration
+
+    async def _collect_trailers(self) -> None:
+        while (message := await self.call.receive()) is not None:
+            self.trailers += message.get("headers", [])
+            if not message.get("more_trailers", False):
+                return
+
+    async def aclose(self) -> None:
+        """Close the file being read, if any."""
+        if self.file is not None:
+            await self.file.aclose()
+            self.file = None
+
+
+class _AppResponse(Response):
+    """What ``call_next`` returns: the app's status and headers, and its body as it comes."""
+
+    def __init__(self, start: Message, body: _AppBody, debug_info: Message | None) -> None:
+        self.status_code = start["status"]
+        self.raw_headers = list(start.get("headers", []))
+        self.body_iterator: AsyncIterable[Content] = body
+        self.background = None
+        self.app_body = body
+        self.has_trailers = start.get("trailers", False)
+        self.debug_info = debug_info
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if self.debug_info is not None:
+            await send(self.debug_info)
+        with contextlib.suppress(ClientDisconnect):
+            await self._relay(functools.partial(_send_or_disconnect, send))
+        if self.background is not None:
+            await self.background()
+
+    async def _relay(self, send: Send) -> None:
+        await send(
+            {
+                "type": "http.response.start",
+                "status": self.status_code,
+                "headers": self.raw_headers,
+                "trailers": self.has_trailers,
+            }
+        )
+        async with _closing(self.body_iterator) as chunks:
+            async for chunk in chunks:
+                body = chunk.encode(self.charset) if isinstance(chunk, str) else chunk
+                await send({"type": "http.response.body", "body": body, "more_body": True})
+        await send({"type": "http.response.body", "body": b""})
+        if self.has_trailers:
+            trailers = self.app_body.trailers
+            await send({"type": "http.response.trailers", "headers": trailers})
+
+
+class BaseHTTPMiddleware:
+    """Middleware written as one method, ``async def dispatch(request, call_next) -> Response``.
+
+    ``await call_next(request)`` runs the rest of the app and returns its response as soon as it
+    starts; the body streams through as the app produces it. The request body can be read in
+    `dispatch` and again by the app. The app's background tasks run once the response is sent,
+    and not at all if it never is. An exception from the app is raised from ``call_next`` (or from
+    the body, once the response has started), so the exception handlers outside see it. Context
+    variables the endpoint set are set in `dispatch` when ``call_next`` returns, where Starlette
+    loses them. Websocket and lifespan scopes pass straight through. Each request costs a task:
+    write middleware that must be fast as pure ASGI.
+    """
+
+    def __init__(self, app: ASGIApp, dispatch: DispatchFunction | None = None) -> None:
+        if dispatch is None and type(self).dispatch is BaseHTTPMiddleware.dispatch:
+            raise TypeError(
+                f"{type(self).__name__} needs a dispatch function: "
+                "override dispatch(), or pass dispatch=..."
+            )
+        self.app = app
+        self.dispatch_func = self.dispatch if dispatch is None else dispatch
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        request = Request(scope, receive, send)
+        response_sent = anyio.Event()
+        calls: list[_AppCall] = []
+        async with _task_group() as task_group:
+
+            async def call_next(request_: Request) -> Response:
+                call = _AppCall(self.app, request, response_sent)
+                calls.append(call)
+                task_group.start_soon(call.run)
+                return await call.response()
+
+            try:
+                response = await self.dispatch_func(request, call_next)
+                await response(scope, _DownstreamReceive(request), send)
+                response_sent.set()
+            finally:
+                for call in calls:
+                    call.close()
+        for call in calls:  # a failure after the response was sent: a background task's, say
+            call.raise_error()
+
+    async def dispatch(self, request: Request, call_next: RequestResponseEndpoint) -> Response:
+        """Answer `request`, with ``await call_next(request)`` for the app's response."""
+        raise NotImplementedError  # never reached: __init__ insists on an override or a function
 
 
 # ==== Application ====

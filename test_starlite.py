@@ -13428,6 +13428,183 @@ def test_files_lists_stored_files_oldest_first_and_nothing_else(
     }
 
 
+# For examples/auth.py: loaded once, since hashing its demo passwords takes a moment.
+
+
+@pytest.fixture(scope="module")
+def auth_example() -> Iterator[Any]:
+    """examples/auth.py's app, with a fixed secret key and two allowed API origins."""
+    with pytest.MonkeyPatch.context() as monkeypatch:
+        monkeypatch.setenv("SECRET_KEY", "a test key")
+        monkeypatch.setenv("API_ORIGINS", "https://app.example, https://other.example")
+        yield load_example("auth", monkeypatch).app
+
+
+def sign_in(
+    client: TestClient, username: str, password: str, next_page: str = "/"
+) -> httpx.Response:
+    form = {"username": username, "password": password, "next": next_page}
+    return client.post("/login", data=form, follow_redirects=False)
+
+
+def test_auth_example_sends_an_anonymous_visitor_to_sign_in_then_back(
+    auth_example: Any, backend: Backend
+) -> None:
+    with TestClient(auth_example, backend=backend) as client:
+        assert "not signed in" in client.get("/").text
+        refused = client.get("/account", follow_redirects=False)
+        assert refused.status_code == 303
+        login_url = refused.headers["location"]
+        assert login_url == "http://testserver/login?next=http%3A%2F%2Ftestserver%2Faccount"
+        form = client.get(login_url)
+        assert "value='http://testserver/account'" in form.text
+        signed_in = sign_in(client, "bob", "builder", "http://testserver/account")
+        assert signed_in.status_code == 303
+        assert signed_in.headers["location"] == "/account"
+        cookie = signed_in.headers["set-cookie"]
+        assert "HttpOnly" in cookie
+        assert "SameSite=lax" in cookie
+        page = client.get("/account")
+    assert page.status_code == 200
+    assert "<h1>bob</h1>" in page.text
+
+
+def test_auth_example_admin_page_needs_the_admin_scope(auth_example: Any, backend: Backend) -> None:
+    with (
+        TestClient(auth_example, backend=backend) as bob,
+        TestClient(auth_example, backend=backend) as alice,
+    ):
+        sign_in(bob, "bob", "builder")
+        sign_in(alice, "alice", "wonderland")
+        assert bob.get("/admin").status_code == 403
+        admin = alice.get("/admin")
+    assert admin.status_code == 200
+    assert "alice, bob" in admin.text
+
+
+@pytest.mark.parametrize(
+    ("username", "password"), [("bob", "wonderland"), ("bob", ""), ("mallory", "builder")]
+)
+def test_auth_example_refuses_a_wrong_password_or_unknown_user(
+    auth_example: Any, username: str, password: str
+) -> None:
+    with TestClient(auth_example) as client:
+        response = sign_in(client, username, password)
+        assert response.status_code == 400
+        assert "Wrong user or password." in response.text
+        assert "set-cookie" not in response.headers
+        assert client.get("/account", follow_redirects=False).status_code == 303
+
+
+@pytest.mark.parametrize(
+    "next_page",
+    [
+        "https://evil.example/steal",
+        "//evil.example/steal",
+        "/\\evil.example/steal",
+        "http://testserver.evil.example/",
+        "javascript:alert(1)",
+        "",
+    ],
+)
+def test_auth_example_never_redirects_off_site_after_sign_in(
+    auth_example: Any, next_page: str
+) -> None:
+    with TestClient(auth_example) as client:
+        response = sign_in(client, "bob", "builder", next_page)
+    assert response.status_code == 303
+    assert response.headers["location"] == "/"
+
+
+def test_auth_example_keeps_a_local_path_with_its_query(auth_example: Any) -> None:
+    with TestClient(auth_example) as client:
+        response = sign_in(client, "bob", "builder", "/account?tab=keys")
+    assert response.headers["location"] == "/account?tab=keys"
+
+
+def test_auth_example_escapes_next_in_the_form(auth_example: Any) -> None:
+    with TestClient(auth_example) as client:
+        form = client.get("/login", params={"next": "'><script>alert(1)</script>"})
+    assert "<script>" not in form.text
+    assert "&#x27;&gt;&lt;script&gt;" in form.text
+
+
+def test_auth_example_refuses_a_form_that_is_not_a_login(auth_example: Any) -> None:
+    with TestClient(auth_example) as client:
+        as_file = client.post(
+            "/login", data={"password": "builder"}, files={"username": ("bob", b"bob")}
+        )
+        too_many = client.post("/login", data={f"field{i}": "x" for i in range(10)})
+        too_long = client.post("/login", data={"username": "bob", "password": "x" * 5000})
+    assert as_file.status_code == 400
+    assert too_many.status_code == 400
+    assert too_long.status_code == 400
+
+
+def test_auth_example_ignores_a_tampered_session_cookie(auth_example: Any) -> None:
+    with TestClient(auth_example) as client:
+        cookie = sign_in(client, "bob", "builder").cookies["session"]
+    _, timestamp, signature = cookie.split(".")
+    forged_payload = base64.urlsafe_b64encode(b'{"user":"alice"}').decode().rstrip("=")
+    with TestClient(
+        auth_example, cookies={"session": f"{forged_payload}.{timestamp}.{signature}"}
+    ) as client:
+        assert client.get("/admin", follow_redirects=False).status_code == 403
+        assert "not signed in" in client.get("/").text
+
+
+def test_auth_example_sign_out_clears_the_session(auth_example: Any, backend: Backend) -> None:
+    with TestClient(auth_example, backend=backend) as client:
+        sign_in(client, "alice", "wonderland")
+        assert client.get("/account").status_code == 200
+        signed_out = client.post("/logout", follow_redirects=False)
+        assert signed_out.status_code == 303
+        assert "Max-Age=0" in signed_out.headers["set-cookie"]
+        assert client.get("/account", follow_redirects=False).status_code == 303
+
+
+def test_auth_example_api_answers_an_allowed_origin_with_credentials(
+    auth_example: Any, backend: Backend
+) -> None:
+    origin = {"origin": "https://app.example"}
+    with TestClient(auth_example, backend=backend) as client:
+        preflight = client.options(
+            "/api/me", headers={**origin, "access-control-request-method": "GET"}
+        )
+        anonymous = client.get("/api/me", headers=origin)
+        sign_in(client, "bob", "builder")
+        me = client.get("/api/me", headers=origin)
+    assert preflight.status_code == 200
+    assert preflight.headers["access-control-allow-origin"] == "https://app.example"
+    assert preflight.headers["access-control-allow-credentials"] == "true"
+    assert anonymous.status_code == 401
+    assert me.status_code == 200
+    assert me.json() == {"user": "bob", "scopes": ["authenticated"]}
+    assert me.headers["access-control-allow-origin"] == "https://app.example"
+    assert me.headers["access-control-allow-credentials"] == "true"
+
+
+@pytest.mark.parametrize(
+    "origin", ["https://evil.example", "https://app.example.evil.example", "null"]
+)
+def test_auth_example_api_refuses_other_origins(auth_example: Any, origin: str) -> None:
+    with TestClient(auth_example) as client:
+        sign_in(client, "bob", "builder")
+        preflight = client.options(
+            "/api/me", headers={"origin": origin, "access-control-request-method": "GET"}
+        )
+        simple = client.get("/api/me", headers={"origin": origin})
+    assert preflight.status_code == 400
+    assert "access-control-allow-origin" not in preflight.headers
+    assert "access-control-allow-origin" not in simple.headers
+
+
+def test_auth_example_cors_is_only_on_the_api(auth_example: Any) -> None:
+    with TestClient(auth_example) as client:
+        home = client.get("/", headers={"origin": "https://app.example"})
+    assert "access-control-allow-origin" not in home.headers
+
+
 # ==== Real servers ====
 # uvicorn in a subprocess, serving this repository's starlite.py (PYTHONPATH first: an installed
 # copy, editable or not, is a snapshot), and the `websockets` client library talking to it.
