@@ -20,7 +20,9 @@ The file reads in the order a request travels through it:
                          and BaseHTTPMiddleware
 12. Application          Starlite: the middleware stack around a router, and lifespan
 13. Forms                FormData, UploadFile, and streaming form parsers with limits
-14. Test client          TestClient: drive an ASGI app from synchronous tests, on httpx
+14. Config               settings from the environment and a .env file, cast and checked
+15. Static files and templates   StaticFiles, safe by construction; Jinja2Templates
+16. Test client          TestClient: drive an ASGI app from synchronous tests, on httpx
 """
 
 from __future__ import annotations
@@ -34,6 +36,7 @@ import hmac
 import html
 import http.cookies
 import importlib
+import importlib.util
 import inspect
 import json
 import math
@@ -46,6 +49,7 @@ import stat
 import time
 import traceback
 import uuid
+import warnings
 import zlib
 from collections.abc import (
     AsyncGenerator,
@@ -68,7 +72,7 @@ from collections.abc import (
 from concurrent import futures
 from concurrent.futures import Future
 from datetime import UTC, datetime
-from email.utils import format_datetime, formatdate
+from email.utils import format_datetime, formatdate, parsedate_to_datetime
 from enum import Enum
 from http import HTTPStatus
 from tempfile import SpooledTemporaryFile
@@ -88,6 +92,7 @@ from typing import (
     SupportsIndex,
     TypeAlias,
     TypeVar,
+    overload,
 )
 from urllib.parse import SplitResult, parse_qsl, quote, unquote_plus, urlencode, urlsplit
 
@@ -97,6 +102,7 @@ import anyio.to_thread
 
 if TYPE_CHECKING:
     import httpx
+    import jinja2
 
 __version__ = "0.1.0"
 
@@ -206,6 +212,14 @@ __all__ = [
     "MultiPartException",
     "MultiPartParser",
     "UploadFile",
+    # Config
+    "Config",
+    "Environ",
+    "EnvironError",
+    "environ",
+    # Static files and templates
+    "Jinja2Templates",
+    "StaticFiles",
     # Test client
     "TestClient",
     "WebSocketDenialResponse",
@@ -5136,6 +5150,460 @@ class MultiPartParser:
             return codecs.lookup(charset).name
         except LookupError:
             return "utf-8"
+
+
+# ==== Config ====
+# Settings read from the environment and from a .env file, cast and checked once at start-up:
+# Config, and Environ, the view of os.environ that refuses to change a value already read. Secret
+# and CommaSeparatedStrings (Datastructures) are the casts for passwords and lists.
+
+
+class EnvironError(Exception):
+    """An environment variable was changed after Config had read it."""
+
+
+class Environ(MutableMapping[str, str]):
+    """``os.environ``, refusing to set or delete a variable once it has been read.
+
+    A test that changes a setting after the app has read it would test a configuration the app
+    never sees: this makes that mistake an error instead of a silent pass.
+    """
+
+    def __init__(self, environ: MutableMapping[str, str] = os.environ) -> None:
+        self._environ = environ
+        self._has_been_read: set[str] = set()
+
+    def __getitem__(self, key: str) -> str:
+        self._has_been_read.add(key)
+        return self._environ[key]
+
+    def __setitem__(self, key: str, value: str) -> None:
+        self._refuse_if_read(key, "set")
+        self._environ[key] = value
+
+    def __delitem__(self, key: str) -> None:
+        self._refuse_if_read(key, "deleted")
+        del self._environ[key]
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self._environ)
+
+    def __len__(self) -> int:
+        return len(self._environ)
+
+    def _refuse_if_read(self, key: str, change: str) -> None:
+        if key in self._has_been_read:
+            raise EnvironError(
+                f"Environment variable '{key}' has already been read, so cannot be {change}."
+            )
+
+
+environ = Environ()
+
+# The spellings of a boolean setting, as systemd, YAML 1.1 and most .env tools accept them.
+_BOOLEANS = {
+    **dict.fromkeys(("true", "1", "yes", "on"), True),
+    **dict.fromkeys(("false", "0", "no", "off"), False),
+}
+
+
+class _Undefined:
+    """No default given: a missing setting is an error."""
+
+
+class Config:
+    """Settings from the environment, then from `env_file`, each looked up as `env_prefix` + key.
+
+    ``config("DEBUG", cast=bool, default=False)``: a cast that fails raises ``ValueError`` naming
+    the key, and a missing key without a default raises ``KeyError`` naming it. The .env file
+    holds ``KEY=value`` lines; blank lines and ``#`` comments are skipped, an ``export`` in front
+    is allowed, and one pair of matching quotes around the value is removed. A missing file only
+    warns, since the environment may hold everything; a line that is not ``KEY=value`` raises.
+    """
+
+    def __init__(
+        self,
+        env_file: str | os.PathLike[str] | None = None,
+        environ: Mapping[str, str] = environ,
+        env_prefix: str = "",
+        encoding: str = "utf-8",
+    ) -> None:
+        self.environ = environ
+        self.env_prefix = env_prefix
+        self.file_values: dict[str, str] = {}
+        if env_file is not None:
+            if os.path.isfile(env_file):
+                self.file_values = _read_env_file(env_file, encoding)
+            else:
+                warnings.warn(f"Config file '{os.fspath(env_file)}' not found.", stacklevel=2)
+
+    @overload
+    def __call__(self, key: str, *, default: None) -> str | None: ...
+    @overload
+    def __call__(self, key: str, cast: type[T], default: T = ...) -> T: ...
+    @overload
+    def __call__(self, key: str, cast: type[str] = ..., default: str = ...) -> str: ...
+    @overload
+    def __call__(self, key: str, cast: Callable[[Any], T] = ..., default: Any = ...) -> T: ...
+    @overload
+    def __call__(self, key: str, cast: type[str] = ..., default: T = ...) -> T | str: ...
+
+    def __call__(
+        self, key: str, cast: Callable[[Any], Any] | None = None, default: Any = _Undefined
+    ) -> Any:
+        """The setting `key`, cast with `cast`; `default` (cast too) when it is not set."""
+        return self.get(key, cast, default)
+
+    def get(
+        self, key: str, cast: Callable[[Any], Any] | None = None, default: Any = _Undefined
+    ) -> Any:
+        """The setting `key`, cast with `cast`; `default` (cast too) when it is not set."""
+        key = self.env_prefix + key
+        if key in self.environ:
+            return _cast_setting(key, self.environ[key], cast)
+        if key in self.file_values:
+            return _cast_setting(key, self.file_values[key], cast)
+        if default is not _Undefined:
+            return _cast_setting(key, default, cast)
+        raise KeyError(f"Config '{key}' is missing, and has no default.")
+
+
+def _read_env_file(path: str | os.PathLike[str], encoding: str) -> dict[str, str]:
+    """The ``KEY=value`` pairs of a .env file; a line of another shape is a ValueError that gives
+    its number but not its text, which may hold a secret."""
+    values = {}
+    with open(path, encoding=encoding) as file:
+        for number, line in enumerate(file, start=1):
+            line = line.strip()
+            if not line or line.startswith("#"):
+                continue
+            key, equals, value = line.removeprefix("export ").partition("=")
+            key = key.strip()
+            if not equals or not key:
+                raise ValueError(f"{os.fspath(path)}, line {number}: expected KEY=value")
+            values[key] = _unquote(value.strip())
+    return values
+
+
+def _unquote(value: str) -> str:
+    """`value` without one pair of matching outer quotes."""
+    if len(value) >= 2 and value[0] == value[-1] and value[0] in "\"'":
+        return value[1:-1]
+    return value
+
+
+def _cast_setting(key: str, value: Any, cast: Callable[[Any], Any] | None) -> Any:
+    if cast is None or value is None:
+        return value
+    if cast is bool and isinstance(value, str):
+        try:
+            return _BOOLEANS[value.strip().lower()]
+        except KeyError:
+            choices = ", ".join(_BOOLEANS)
+            raise ValueError(f"Config '{key}' is not a valid bool: use one of {choices}") from None
+    try:
+        return cast(value)
+    except (TypeError, ValueError) as exc:
+        name = getattr(cast, "__name__", repr(cast))
+        raise ValueError(f"Config '{key}' is not a valid {name}") from exc
+
+
+# ==== Static files and templates ====
+# StaticFiles serves a directory safely (no path can leave it), with conditional requests and
+# ranges through FileResponse; Jinja2Templates renders HTML responses with jinja2, an optional
+# extra imported on first use.
+
+
+# RFC 9110 §8.8.3: entity-tag = [ "W/" ] DQUOTE *etagc DQUOTE, where etagc may be a comma, so
+# If-None-Match is read tag by tag rather than split on commas.
+_ENTITY_TAG = re.compile(
+    r"""
+    \s* (?: W/ )? ( "[^"]*" ) \s*   # a tag; weak or strong compare the same for If-None-Match
+    (?: , | $ )                     # then the next one, or the end
+    """,
+    re.VERBOSE,
+)
+
+
+def _etag_matches(if_none_match: str, etag: str) -> bool:
+    """Whether If-None-Match names `etag` (weak comparison, RFC 9110 §13.1.2), or is ``*``."""
+    if if_none_match.strip() == "*":
+        return True
+    opaque = etag.removeprefix("W/")
+    return any(match.group(1) == opaque for match in _ENTITY_TAG.finditer(if_none_match))
+
+
+def _not_modified_since(if_modified_since: str, last_modified: float) -> bool:
+    """Whether the file is no newer than If-Modified-Since; a date that does not parse is
+    ignored (RFC 9110 §13.1.3), never an error."""
+    try:
+        since = parsedate_to_datetime(if_modified_since)
+    except (TypeError, ValueError):
+        return False
+    if since.tzinfo is None:  # "-0000" means UTC too
+        since = since.replace(tzinfo=UTC)
+    return int(last_modified) <= since.timestamp()
+
+
+# What a 304 carries over from the 200 it stands for (RFC 9110 §15.4.5).
+_NOT_MODIFIED_HEADERS = ("cache-control", "content-location", "date", "etag", "expires", "vary")
+
+
+def _not_modified(response: FileResponse) -> Response:
+    """The 304 Not Modified that stands for `response`."""
+    headers = {
+        name: response.headers[name] for name in _NOT_MODIFIED_HEADERS if name in response.headers
+    }
+    return Response(status_code=304, headers=headers)
+
+
+class _Found(NamedTuple):
+    """A file under a static directory: its resolved path, its status, and the name to guess its
+    media type from (the name asked for, not the target of a symlink)."""
+
+    path: str
+    stat_result: os.stat_result
+    name: str
+
+
+class StaticFiles:
+    """Serves the files of `directory`, and of the ``statics`` directory of each of `packages`.
+
+    No request can reach a file outside them: a path with ``..``, a backslash or a NUL byte is a
+    404 before the file system is asked, and a symlink that points outside is a 404 unless
+    `follow_symlink` is true. Only GET and HEAD are allowed (405 otherwise). ``If-None-Match`` and
+    ``If-Modified-Since`` are answered with 304, and ``Range`` by FileResponse. With `html`,
+    a directory serves its ``index.html`` (redirecting to the trailing slash first), and a
+    missing file the ``404.html`` at the top, if there is one. File system calls run in a worker
+    thread, never on the event loop.
+    """
+
+    def __init__(
+        self,
+        *,
+        directory: str | os.PathLike[str] | None = None,
+        packages: Sequence[str | tuple[str, str]] | None = None,
+        html: bool = False,
+        check_dir: bool = True,
+        follow_symlink: bool = False,
+    ) -> None:
+        if check_dir and directory is not None and not os.path.isdir(directory):
+            raise RuntimeError(f"Directory '{os.fspath(directory)}' does not exist")
+        self.directory = directory
+        self.packages = packages
+        self.html = html
+        self.follow_symlink = follow_symlink
+        self.all_directories = self.get_directories(directory, packages)
+        # Resolved once here: each request compares its file against these.
+        resolve = os.path.abspath if follow_symlink else os.path.realpath
+        self._roots = [resolve(root) for root in self.all_directories]
+        self._root_prefixes = [root.rstrip(os.sep) + os.sep for root in self._roots]
+
+    def get_directories(
+        self,
+        directory: str | os.PathLike[str] | None = None,
+        packages: Sequence[str | tuple[str, str]] | None = None,
+    ) -> list[str]:
+        """`directory`, then each package's statics directory (``statics``, unless given)."""
+        directories = [] if directory is None else [os.fspath(directory)]
+        for package in packages or []:
+            name, statics = (package, "statics") if isinstance(package, str) else package
+            spec = importlib.util.find_spec(name)
+            if spec is None or spec.origin is None:
+                raise RuntimeError(f"Package {name!r} could not be found.")
+            package_statics = os.path.join(os.path.dirname(spec.origin), statics)
+            if not os.path.isdir(package_statics):
+                raise RuntimeError(f"Directory {statics!r} in package {name!r} could not be found.")
+            directories.append(package_statics)
+        return directories
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] == "websocket":
+            await _refuse(scope, receive, send, PlainTextResponse("Not Found", 404))
+            return
+        response = await self.get_response(_route_path(scope), scope)
+        await response(scope, receive, send)
+
+    async def get_response(self, path: str, scope: Scope) -> Response:
+        """The response for the file at `path` (relative to the directories)."""
+        if scope["method"] not in ("GET", "HEAD"):
+            return _static_error(scope, 405, {"Allow": "GET, HEAD"})
+        segments = _safe_segments(path)
+        if segments is None:
+            return _static_error(scope, 404)
+        found = await anyio.to_thread.run_sync(self._find, segments)
+        if found is not None and not stat.S_ISDIR(found.stat_result.st_mode):
+            return _static_file_response(found, scope)
+        if found is not None and self.html:
+            index = await anyio.to_thread.run_sync(self._find, [*segments, "index.html"])
+            if index is not None and stat.S_ISREG(index.stat_result.st_mode):
+                if not scope["path"].endswith("/"):
+                    url = URL(scope=scope)
+                    return RedirectResponse(url.replace(path=url.path + "/"))
+                return _static_file_response(index, scope)
+        if self.html:
+            page = await anyio.to_thread.run_sync(self._find, ["404.html"])
+            if page is not None and stat.S_ISREG(page.stat_result.st_mode):
+                return FileResponse(page.path, 404, stat_result=page.stat_result)
+        return _static_error(scope, 404)
+
+    def _find(self, segments: list[str]) -> _Found | None:
+        """The first file or directory at `segments` under the roots that stays inside its root.
+
+        Runs in a worker thread: it resolves symlinks and stats.
+        """
+        for root, prefix in zip(self._roots, self._root_prefixes, strict=True):
+            joined = os.path.join(root, *segments)
+            resolved = os.path.abspath(joined) if self.follow_symlink else os.path.realpath(joined)
+            if resolved != root and not resolved.startswith(prefix):
+                continue  # a symlink out of the directory
+            try:
+                stat_result = os.stat(resolved)
+            except OSError:  # missing, a file used as a directory, a name too long, a loop
+                continue
+            if stat.S_ISREG(stat_result.st_mode) or stat.S_ISDIR(stat_result.st_mode):
+                return _Found(resolved, stat_result, joined)
+        return None
+
+
+def _static_file_response(found: _Found, scope: Scope) -> Response:
+    """The file `found`, or a 304 if the client's copy is current."""
+    media_type = mimetypes.guess_type(found.name)[0]
+    response = FileResponse(found.path, media_type=media_type, stat_result=found.stat_result)
+    if _is_not_modified(found.stat_result, response, scope):
+        return _not_modified(response)
+    return response
+
+
+def _is_not_modified(stat_result: os.stat_result, response: FileResponse, scope: Scope) -> bool:
+    """RFC 9110 §13.2.2: If-None-Match decides when present; If-Modified-Since otherwise."""
+    if_none_match = _header_value(scope, b"if-none-match")
+    if if_none_match is not None:
+        return _etag_matches(if_none_match, response.headers["etag"])
+    if_modified_since = _header_value(scope, b"if-modified-since")
+    return if_modified_since is not None and _not_modified_since(
+        if_modified_since, stat_result.st_mtime
+    )
+
+
+def _safe_segments(path: str) -> list[str] | None:
+    """The segments of a URL path to look up under a directory; None if one could step outside
+    it (``..``) or mean something else to the file system (a backslash, a NUL byte)."""
+    segments = [segment for segment in path.split("/") if segment not in ("", ".")]
+    if any(segment == ".." or "\\" in segment or "\0" in segment for segment in segments):
+        return None
+    return segments
+
+
+def _static_error(
+    scope: Scope, status_code: int, headers: dict[str, str] | None = None
+) -> Response:
+    """An error status for StaticFiles: raised inside an app, so its exception handlers render
+    it; answered directly when StaticFiles is served on its own."""
+    if _HANDLERS_SCOPE_KEY in scope:
+        raise HTTPException(status_code, headers=headers)
+    return PlainTextResponse(HTTPStatus(status_code).phrase, status_code, headers)
+
+
+class _TemplateResponse(HTMLResponse):
+    """An HTML response rendered from a template when it is sent, in a worker thread: jinja2
+    reads and stats template files, which must not block the event loop.
+
+    ``body`` exists once the response is rendered; a TestClient response carries the
+    ``template`` and ``context`` that made it.
+    """
+
+    def __init__(
+        self,
+        env: jinja2.Environment,
+        name: str,
+        context: dict[str, Any],
+        status_code: int = 200,
+        headers: Mapping[str, str] | None = None,
+        media_type: str | None = None,
+        background: BackgroundTask | None = None,
+    ) -> None:
+        self.env = env
+        self.name = name
+        self.context = context
+        self.template: jinja2.Template | None = None
+        self.status_code = status_code
+        if media_type is not None:
+            self.media_type = media_type
+        self.background = background
+        self.init_headers(headers)  # no body yet, so no Content-Length: rendering adds it
+
+    def render_template(self) -> None:
+        """Load and render the template, and set the body and its Content-Length (blocking)."""
+        self.template = self.env.get_template(self.name)
+        self.body = self.render(self.template.render(self.context))
+        if self.status_code not in _BODYLESS_STATUSES:
+            self.headers.setdefault("content-length", str(len(self.body)))
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if self.template is None:
+            await run_in_threadpool(self.render_template)
+        if "http.response.debug" in scope.get("extensions", {}):
+            info = {"template": self.template, "context": self.context}
+            await send({"type": "http.response.debug", "info": info})
+        await super().__call__(scope, receive, send)
+
+
+def _template_url_for(context: Mapping[str, Any], name: str, /, **path_params: Any) -> URL:
+    """``url_for`` in a template: the URL of the route `name`, for the request being answered."""
+    request: Request = context["request"]
+    return request.url_for(name, **path_params)
+
+
+class Jinja2Templates:
+    """Renders jinja2 templates into responses: ``templates.TemplateResponse(request, name)``.
+
+    Give either a `directory` (or several) to load templates from, or a ready jinja2 `env`.
+    Autoescaping is on for every template from a directory except ``.txt`` ones (Starlette only
+    escapes ``.html``, ``.htm`` and ``.xml``). Templates get ``request`` and ``url_for`` and
+    what each of `context_processors` returns for the request. jinja2 is imported here, on first
+    use: ``pip install 'starlite-asgi[templates]'``.
+    """
+
+    def __init__(
+        self,
+        directory: str | os.PathLike[str] | Sequence[str | os.PathLike[str]] | None = None,
+        *,
+        context_processors: Sequence[Callable[[Request], dict[str, Any]]] | None = None,
+        env: jinja2.Environment | None = None,
+    ) -> None:
+        jinja = _import_extra("templates", "jinja2")
+        if (directory is None) == (env is None):
+            raise TypeError("Jinja2Templates needs either directory= or env=, and not both")
+        if env is None:
+            autoescape = jinja.select_autoescape(disabled_extensions=("txt",), default=True)
+            env = jinja.Environment(loader=jinja.FileSystemLoader(directory), autoescape=autoescape)
+        self.env: jinja2.Environment = env
+        self.context_processors = list(context_processors or [])
+        self.env.globals.setdefault("url_for", jinja.pass_context(_template_url_for))
+
+    def get_template(self, name: str) -> jinja2.Template:
+        """The template `name` (this reads its file: not for the event loop)."""
+        return self.env.get_template(name)
+
+    def TemplateResponse(
+        self,
+        request: Request,
+        name: str,
+        context: Mapping[str, Any] | None = None,
+        status_code: int = 200,
+        headers: Mapping[str, str] | None = None,
+        media_type: str | None = None,
+        background: BackgroundTask | None = None,
+    ) -> _TemplateResponse:
+        """An HTML response from the template `name` with `context`, plus ``request`` and the
+        context processors' values; rendered when it is sent."""
+        full_context = {"request": request, **(context or {})}
+        for processor in self.context_processors:
+            full_context.update(processor(request))
+        return _TemplateResponse(
+            self.env, name, full_context, status_code, headers, media_type, background
+        )
 
 
 # ==== Test client ====
