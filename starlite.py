@@ -5303,9 +5303,10 @@ def _cast_setting(key: str, value: Any, cast: Callable[[Any], Any] | None) -> An
             raise ValueError(f"Config '{key}' is not a valid bool: use one of {choices}") from None
     try:
         return cast(value)
-    except (TypeError, ValueError) as exc:
+    except (TypeError, ValueError):
         name = getattr(cast, "__name__", repr(cast))
-        raise ValueError(f"Config '{key}' is not a valid {name}") from exc
+        # Not chained to the cast's own error, which usually quotes the value: it may be secret.
+        raise ValueError(f"Config '{key}' is not a valid {name}") from None
 
 
 # ==== Static files and templates ====

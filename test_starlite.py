@@ -39,7 +39,7 @@ from http import HTTPStatus
 from pathlib import Path
 from tempfile import SpooledTemporaryFile
 from typing import IO, TYPE_CHECKING, Any, Literal, cast
-from urllib.parse import parse_qs, urlencode, urljoin, urlsplit
+from urllib.parse import parse_qs, unquote, urlencode, urljoin, urlsplit
 
 import anyio
 import anyio.from_thread
@@ -13603,6 +13603,110 @@ def test_auth_example_cors_is_only_on_the_api(auth_example: Any) -> None:
     with TestClient(auth_example) as client:
         home = client.get("/", headers={"origin": "https://app.example"})
     assert "access-control-allow-origin" not in home.headers
+
+
+# For examples/site.py.
+
+
+@pytest.fixture
+def site_app(monkeypatch: pytest.MonkeyPatch) -> ASGIApp:
+    """examples/site.py's app, loaded before any event loop runs (loading reads files)."""
+    app: ASGIApp = load_example("site", monkeypatch).app
+    return app
+
+
+def test_site_example_renders_its_pages_from_templates(
+    monkeypatch: pytest.MonkeyPatch, backend: Backend
+) -> None:
+    site = load_example("site", monkeypatch)
+    with TestClient(site.app, backend=backend) as client:
+        home = client.get("/")
+        article = client.get("/articles/hello")
+    assert home.status_code == 200
+    assert home.template.name == "index.html"  # type: ignore[attr-defined]
+    assert '<a href="http://testserver/articles/hello">Hello, starlite</a>' in home.text
+    assert '<link rel="stylesheet" href="http://testserver/static/style.css">' in home.text
+    assert article.template.name == "article.html"  # type: ignore[attr-defined]
+    assert article.context["article"] is site.ARTICLES["hello"]  # type: ignore[attr-defined]
+    assert "<title>Hello, starlite · starlite notes</title>" in article.text
+
+
+def test_site_example_escapes_article_text(monkeypatch: pytest.MonkeyPatch) -> None:
+    site = load_example("site", monkeypatch)
+    with TestClient(site.app) as client:
+        page = client.get("/articles/escaping")
+    assert "&lt;script&gt;alert(1)&lt;/script&gt;" in page.text
+    assert "<script>" not in page.text
+
+
+def test_site_example_takes_its_name_from_the_environment(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setenv("SITE_NAME", "Tom & Jerry's")
+    site = load_example("site", monkeypatch)
+    with TestClient(site.app) as client:
+        home = client.get("/")
+    assert "<title>Tom &amp; Jerry&#39;s</title>" in home.text
+
+
+def test_site_example_serves_its_stylesheet_with_conditional_requests(
+    monkeypatch: pytest.MonkeyPatch, backend: Backend
+) -> None:
+    site = load_example("site", monkeypatch)
+    css = (PROJECT_ROOT / "examples" / "site_files" / "static" / "style.css").read_bytes()
+    with TestClient(site.app, backend=backend) as client:
+        first = client.get("/static/style.css")
+        again = client.get("/static/style.css", headers={"if-none-match": first.headers["etag"]})
+    assert first.status_code == 200
+    assert first.content == css
+    assert first.headers["content-type"] == "text/css; charset=utf-8"
+    assert again.status_code == 304
+    assert again.content == b""
+
+
+@pytest.mark.parametrize("path", ["/articles/nope", "/static/nope.css", "/nope"])
+def test_site_example_answers_a_missing_page_with_its_404_template(
+    monkeypatch: pytest.MonkeyPatch, path: str
+) -> None:
+    site = load_example("site", monkeypatch)
+    with TestClient(site.app) as client:
+        response = client.get(path)
+    assert response.status_code == 404
+    assert response.template.name == "404.html"  # type: ignore[attr-defined]
+    assert f"There is nothing at {path}." in response.text
+
+
+@pytest.mark.parametrize(
+    ("path", "outside"),
+    [
+        ("/static/../../site.py", "examples/site.py"),
+        ("/static/../templates/base.html", "examples/site_files/templates/base.html"),
+        ("/static/%2e%2e/%2e%2e/site.py", "examples/site.py"),
+        ("/static/..%2f..%2fsite.py", "examples/site.py"),
+        ("/static/../../../README.md", "README.md"),
+        (f"/static/{PROJECT_ROOT}/README.md", "README.md"),
+    ],
+)
+@pytest.mark.anyio
+async def test_site_example_never_serves_a_file_outside_its_static_directory(
+    site_app: ASGIApp, anyio_backend: str, path: str, outside: str
+) -> None:
+    secret = (await anyio.Path(PROJECT_ROOT / outside).read_bytes())[:200]
+    # A server percent-decodes the path, "%2f" included: the app sees what the file system would.
+    decoded = unquote(path)
+    sent: list[Message] = []
+
+    async def receive() -> Message:
+        return {"type": "http.request", "body": b"", "more_body": False}
+
+    async def send(message: Message) -> None:
+        sent.append(message)
+
+    await site_app(make_scope(decoded, raw_path=path.encode()), receive, send)
+    assert sent[0]["status"] == 404
+    body = b"".join(message.get("body", b"") for message in sent[1:])
+    assert b"There is nothing at" in body
+    assert secret not in body
 
 
 # ==== Real servers ====
