@@ -22,6 +22,7 @@ import textwrap
 import threading
 import time
 import uuid
+import warnings
 import zlib
 from collections.abc import (
     AsyncIterator,
@@ -31,6 +32,7 @@ from collections.abc import (
     Iterable,
     Iterator,
     Mapping,
+    MutableMapping,
     Sequence,
 )
 from dataclasses import dataclass
@@ -67,8 +69,11 @@ from starlite import (
     BaseUser,
     ClientDisconnect,
     CommaSeparatedStrings,
+    Config,
     Convertor,
     CORSMiddleware,
+    Environ,
+    EnvironError,
     ExceptionMiddleware,
     FileResponse,
     FloatConvertor,
@@ -11989,6 +11994,586 @@ async def test_multipart_files_are_closed_when_parsing_is_cancelled(
             task_group.cancel_scope.cancel()
     assert len(spools) == 1
     assert spools[0].closed
+
+
+# ==== Config ====
+
+
+def write_env_file(tmp_path: Path, text: str, *, encoding: str = "utf-8") -> Path:
+    """A .env file in `tmp_path` holding `text` (dedented), encoded with `encoding`."""
+    path = tmp_path / ".env"
+    path.write_bytes(textwrap.dedent(text).encode(encoding))
+    return path
+
+
+def unique_variable() -> str:
+    """An environment variable name no other test reads: `starlite.environ` remembers forever
+    which names have been read."""
+    return f"STARLITE_TEST_{uuid.uuid4().hex.upper()}"
+
+
+# Lookups, defaults and casts
+
+
+def test_config_reads_a_setting_from_the_given_environ() -> None:
+    config = Config(environ={"DATABASE_URL": "sqlite://"})
+    assert config("DATABASE_URL") == "sqlite://"
+    assert config.get("DATABASE_URL") == "sqlite://"
+    assert config("DATABASE_URL", cast=str) == "sqlite://"
+
+
+def test_config_takes_its_arguments_in_starlettes_order(tmp_path: Path) -> None:
+    path = write_env_file(tmp_path, "APP_NAME=caf\xe9\n", encoding="latin-1")
+    positional = Config(path, {"APP_PORT": "80"}, "APP_", "latin-1")
+    keywords = Config(
+        env_file=path, environ={"APP_PORT": "80"}, env_prefix="APP_", encoding="latin-1"
+    )
+    for config in (positional, keywords):
+        assert config("NAME") == "caf\xe9"
+        assert config("PORT", cast=int) == 80
+
+
+def test_config_casts_the_setting_with_the_given_callable() -> None:
+    config = Config(environ={"PORT": "8000", "RATIO": "0.5", "NAMES": "a b"})
+    assert config("PORT", cast=int) == 8000
+    assert config("RATIO", cast=float) == 0.5
+    assert config("NAMES", cast=str.split) == ["a", "b"]
+    assert config.get("PORT", int) == 8000
+
+
+def test_config_setting_that_is_set_wins_over_the_default_even_when_empty() -> None:
+    config = Config(environ={"PORT": "8000", "NAME": ""})
+    assert config("PORT", cast=int, default=1) == 8000
+    assert config("NAME", default="fallback") == ""
+
+
+def test_config_default_is_returned_and_cast_when_the_key_is_missing() -> None:
+    config = Config(environ={})
+    assert config("PORT", default="8000") == "8000"
+    assert config("PORT", cast=int, default="8000") == 8000
+    assert config.get("PORT", int, "8000") == 8000
+    assert config("DEBUG", cast=bool, default="yes") is True
+
+
+def test_config_default_none_is_returned_without_casting() -> None:
+    calls: list[Any] = []
+
+    def recording_cast(value: Any) -> str:
+        calls.append(value)
+        return "cast"
+
+    config = Config(environ={})
+    assert config("PORT", cast=int, default=None) is None
+    assert config("DEBUG", cast=bool, default=None) is None
+    assert config("NAME", default=None) is None
+    assert config("OTHER", cast=recording_cast, default=None) is None
+    assert calls == []
+
+
+def test_config_default_that_fails_its_cast_raises_value_error_naming_the_key() -> None:
+    config = Config(environ={})
+    with pytest.raises(ValueError, match="'PORT'"):
+        config("PORT", cast=int, default="eighty")
+
+
+@pytest.mark.parametrize("env_prefix", ["", "APP_"])
+def test_config_missing_key_without_default_raises_key_error_naming_it(env_prefix: str) -> None:
+    config = Config(environ={"OTHER": "1"}, env_prefix=env_prefix)
+    with pytest.raises(KeyError, match=f"'{env_prefix}SECRET_KEY'"):
+        config("SECRET_KEY")
+    with pytest.raises(KeyError, match=f"'{env_prefix}SECRET_KEY'"):
+        config.get("SECRET_KEY", cast=int)
+
+
+# bool
+
+
+@pytest.mark.parametrize(
+    ("value", "expected"),
+    [
+        ("true", True),
+        ("True", True),
+        ("TRUE", True),
+        ("1", True),
+        ("yes", True),
+        ("Yes", True),
+        ("on", True),
+        ("ON", True),
+        ("  true  ", True),
+        ("\tyes\n", True),
+        ("false", False),
+        ("False", False),
+        ("0", False),
+        ("no", False),
+        ("NO", False),
+        ("off", False),
+        ("Off", False),
+        (" 0 ", False),
+        ("\toff\n", False),
+    ],
+)
+def test_config_bool_accepts_the_usual_spellings(value: str, expected: bool) -> None:
+    config = Config(environ={"DEBUG": value})
+    assert config("DEBUG", cast=bool) is expected
+    assert config("DEBUG", cast=bool, default=not expected) is expected
+
+
+@pytest.mark.parametrize(
+    "value", ["", " ", "maybe", "2", "-1", "truthy", "t", "y", "n", "nope", "o n", "true!"]
+)
+def test_config_bool_rejects_other_strings_with_a_value_error_naming_the_key(value: str) -> None:
+    config = Config(environ={"DEBUG_MODE": value})
+    with pytest.raises(ValueError, match="'DEBUG_MODE'"):
+        config("DEBUG_MODE", cast=bool)
+    with pytest.raises(ValueError, match="'DEBUG_MODE'"):
+        config("DEBUG_MODE", cast=bool, default=True)
+
+
+def test_config_bool_error_does_not_show_the_value() -> None:
+    config = Config(environ={"FEATURE_FLAG": "hunter2-not-a-bool"})
+    with pytest.raises(ValueError, match="'FEATURE_FLAG'") as info:
+        config("FEATURE_FLAG", cast=bool)
+    assert "hunter2" not in str(info.value)
+
+
+@pytest.mark.parametrize(
+    ("default", "expected"), [(True, True), (False, False), (1, True), (0, False), ([], False)]
+)
+def test_config_bool_default_that_is_not_a_string_goes_through_bool(
+    default: Any, expected: bool
+) -> None:
+    config = Config(environ={})
+    assert config("DEBUG", cast=bool, default=default) is expected
+
+
+# Cast errors
+
+
+def test_config_failed_int_cast_names_the_key_and_cast_but_not_the_value() -> None:
+    config = Config(environ={"PORT": "abc-hunter2"})
+    with pytest.raises(ValueError, match="'PORT'") as info:
+        config("PORT", cast=int)
+    assert "int" in str(info.value)
+    assert "abc-hunter2" not in str(info.value)
+
+
+@pytest.mark.parametrize("error", [ValueError, TypeError])
+def test_config_custom_cast_error_becomes_value_error_naming_key_and_cast(
+    error: type[Exception],
+) -> None:
+    def parse_token(value: str) -> str:
+        raise error(f"bad token {value}")
+
+    config = Config(environ={"API_TOKEN": "tok-hunter2"})
+    with pytest.raises(ValueError, match="'API_TOKEN'") as info:
+        config("API_TOKEN", cast=parse_token)
+    assert type(info.value) is ValueError
+    assert "parse_token" in str(info.value)
+    assert "tok-hunter2" not in str(info.value)
+
+
+def test_config_cast_without_a_name_still_raises_value_error_naming_the_key() -> None:
+    config = Config(environ={"MASK": "zz"})
+    assert Config(environ={"MASK": "ff"})("MASK", cast=functools.partial(int, base=16)) == 255
+    with pytest.raises(ValueError, match="'MASK'"):
+        config("MASK", cast=functools.partial(int, base=16))
+
+
+def test_config_cast_errors_other_than_value_and_type_errors_propagate() -> None:
+    def lookup(value: str) -> int:
+        return {"a": 1}[value]
+
+    config = Config(environ={"CHOICE": "b"})
+    with pytest.raises(KeyError):
+        config("CHOICE", cast=lookup)
+
+
+# Secret and CommaSeparatedStrings as casts
+
+
+def test_config_secret_cast_hides_the_value_from_every_repr() -> None:
+    config = Config(environ={"API_KEY": "hunter2-api-key"})
+    api_key = config("API_KEY", cast=Secret)
+    assert isinstance(api_key, Secret)
+    assert str(api_key) == "hunter2-api-key"
+    assert f"{api_key}" == "hunter2-api-key"
+    for shown in (
+        repr(api_key),
+        f"{api_key!r}",
+        repr([api_key]),
+        repr({"key": api_key}),
+        repr((api_key,)),
+        str([api_key]),
+    ):
+        assert "hunter2" not in shown
+    assert "Secret(" in repr(api_key)
+
+
+def test_config_secret_cast_applies_to_file_values_and_defaults(tmp_path: Path) -> None:
+    config = Config(write_env_file(tmp_path, "API_KEY='from-file'\n"), environ={})
+    assert str(config("API_KEY", cast=Secret)) == "from-file"
+    fallback = config("OTHER_KEY", cast=Secret, default="from-default")
+    assert isinstance(fallback, Secret)
+    assert str(fallback) == "from-default"
+    assert "from-default" not in repr(fallback)
+
+
+def test_config_comma_separated_strings_cast_splits_the_setting(tmp_path: Path) -> None:
+    path = write_env_file(tmp_path, 'HOSTS="example.org, *.example.org"\n')
+    config = Config(path, environ={"ORIGINS": "a.com, b.com,'c, d'"})
+    origins = config("ORIGINS", cast=CommaSeparatedStrings)
+    assert isinstance(origins, CommaSeparatedStrings)
+    assert list(origins) == ["a.com", "b.com", "c, d"]
+    assert list(config("HOSTS", cast=CommaSeparatedStrings)) == ["example.org", "*.example.org"]
+    assert list(config("EMPTY", cast=CommaSeparatedStrings, default="")) == []
+    assert list(config("LISTED", cast=CommaSeparatedStrings, default=["x", "y"])) == ["x", "y"]
+
+
+# The .env file
+
+
+def test_config_env_file_skips_comments_and_blank_lines_and_allows_export(tmp_path: Path) -> None:
+    path = write_env_file(
+        tmp_path,
+        """\
+        # A comment without an equals sign
+        # COMMENTED=out
+
+           # an indented comment
+        export EXPORTED=1
+        PLAIN=2
+        export=3
+        """,
+    )
+    config = Config(path, environ={})
+    assert config.file_values == {"EXPORTED": "1", "PLAIN": "2", "export": "3"}
+    assert config("EXPORTED") == "1"
+    assert config("export") == "3"
+    with pytest.raises(KeyError, match="COMMENTED"):
+        config("COMMENTED")
+
+
+def test_config_env_file_strips_spaces_around_keys_equals_and_values(tmp_path: Path) -> None:
+    path = write_env_file(tmp_path, "A = 1\n  B=  two words  \nC\t=\tthree\nexport  D = 4\n E=\n")
+    config = Config(path, environ={})
+    assert config.file_values == {"A": "1", "B": "two words", "C": "three", "D": "4", "E": ""}
+
+
+def test_config_env_file_accepts_crlf_line_endings(tmp_path: Path) -> None:
+    path = tmp_path / ".env"
+    path.write_bytes(b"A=1\r\nB='two'\r\n\r\n# note\r\nC=3")
+    assert Config(path, environ={}).file_values == {"A": "1", "B": "two", "C": "3"}
+
+
+@pytest.mark.parametrize(
+    ("raw", "expected"),
+    [
+        ('"a"', "a"),
+        ("'a'", "a"),
+        ("\"a'", "\"a'"),
+        ("'a\"", "'a\""),
+        ('""', ""),
+        ("''", ""),
+        ("\"'a'\"", "'a'"),
+        ("'\"a\"'", '"a"'),
+        ('"a"b"', 'a"b'),
+        ('"a', '"a'),
+        ('a"', 'a"'),
+        ('"', '"'),
+        ("'", "'"),
+        ('"  spaced  "', "  spaced  "),
+        ('"with # hash"', "with # hash"),
+        ('"a" # comment', '"a" # comment'),
+        ("it's", "it's"),
+    ],
+)
+def test_config_env_file_strips_one_pair_of_matching_quotes(
+    tmp_path: Path, raw: str, expected: str
+) -> None:
+    config = Config(write_env_file(tmp_path, f"VALUE={raw}\n"), environ={})
+    assert config("VALUE") == expected
+
+
+def test_config_env_file_keeps_equals_and_hash_signs_in_values(tmp_path: Path) -> None:
+    path = write_env_file(
+        tmp_path,
+        """\
+        DATABASE_URL=postgres://user:p=ss@host/db?sslmode=require
+        COLOR=#fff
+        NOTE=keep # this too
+        TOKEN=abc==
+        """,
+    )
+    config = Config(path, environ={})
+    assert config("DATABASE_URL") == "postgres://user:p=ss@host/db?sslmode=require"
+    assert config("COLOR") == "#fff"
+    assert config("NOTE") == "keep # this too"
+    assert config("TOKEN") == "abc=="
+
+
+def test_config_env_file_later_duplicate_key_wins(tmp_path: Path) -> None:
+    path = write_env_file(tmp_path, "MODE=first\nOTHER=x\nMODE=second\nexport MODE='third'\n")
+    assert Config(path, environ={})("MODE") == "third"
+
+
+def test_config_env_file_is_read_with_the_given_encoding(tmp_path: Path) -> None:
+    path = write_env_file(tmp_path, "GREETING=caf\xe9 \xfcber\n", encoding="latin-1")
+    assert Config(path, environ={}, encoding="latin-1")("GREETING") == "caf\xe9 \xfcber"
+    with pytest.raises(UnicodeDecodeError):
+        Config(path, environ={})
+
+
+def test_config_env_file_is_utf8_by_default(tmp_path: Path) -> None:
+    path = write_env_file(tmp_path, "GREETING=caf\xe9 \u2603\n")
+    assert Config(path, environ={})("GREETING") == "caf\xe9 \u2603"
+
+
+def test_config_env_file_may_be_a_str_or_a_path(tmp_path: Path) -> None:
+    path = write_env_file(tmp_path, "A=1\n")
+    assert Config(str(path), environ={})("A", cast=int) == 1
+    assert Config(path, environ={})("A", cast=int) == 1
+
+
+def test_config_env_file_values_are_cast(tmp_path: Path) -> None:
+    path = write_env_file(tmp_path, "PORT=8000\nDEBUG=yes\nRATIO = '0.25'\n")
+    config = Config(path, environ={})
+    assert config("PORT", cast=int) == 8000
+    assert config("DEBUG", cast=bool) is True
+    assert config("RATIO", cast=float) == 0.25
+
+
+def test_config_env_file_is_read_once_at_construction(tmp_path: Path) -> None:
+    path = write_env_file(tmp_path, "MODE=before\n")
+    config = Config(path, environ={})
+    path.write_text("MODE=after\n")
+    assert config("MODE") == "before"
+    path.unlink()
+    assert config("MODE") == "before"
+
+
+def test_config_environment_wins_over_the_env_file(tmp_path: Path) -> None:
+    path = write_env_file(tmp_path, "MODE=file\nONLY_FILE=file\n")
+    config = Config(path, environ={"MODE": "environ", "ONLY_ENV": "environ"})
+    assert config("MODE") == "environ"
+    assert config("ONLY_FILE") == "file"
+    assert config("ONLY_ENV") == "environ"
+    assert config("MODE", default="default") == "environ"
+    assert config("ONLY_FILE", default="default") == "file"
+
+
+def test_config_missing_env_file_warns_naming_it_and_still_reads_the_environ(
+    tmp_path: Path,
+) -> None:
+    path = tmp_path / "missing.env"
+    with pytest.warns(UserWarning, match=re.escape(str(path))) as record:
+        config = Config(path, environ={"MODE": "environ"})
+    assert [warning.filename for warning in record] == [__file__]
+    assert config.file_values == {}
+    assert config("MODE") == "environ"
+    assert config("OTHER", default="x") == "x"
+
+
+def test_config_env_file_that_is_a_directory_warns_as_missing(tmp_path: Path) -> None:
+    with pytest.warns(UserWarning, match=re.escape(str(tmp_path))):
+        config = Config(tmp_path, environ={"MODE": "environ"})
+    assert config("MODE") == "environ"
+
+
+def test_config_without_env_file_does_not_warn() -> None:
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        config = Config(environ={"A": "1"})
+    assert config("A") == "1"
+
+
+def test_config_env_prefix_is_prepended_to_every_key(tmp_path: Path) -> None:
+    path = write_env_file(tmp_path, "APP_FROM_FILE=file\nUNPREFIXED=file\nAPP_BOTH=file\n")
+    config = Config(
+        path,
+        environ={"APP_FROM_ENV": "environ", "APP_BOTH": "environ", "PLAIN": "environ"},
+        env_prefix="APP_",
+    )
+    assert config("FROM_ENV") == "environ"
+    assert config("FROM_FILE") == "file"
+    assert config("BOTH") == "environ"
+    with pytest.raises(KeyError, match="'APP_UNPREFIXED'"):
+        config("UNPREFIXED")
+    with pytest.raises(KeyError, match="'APP_PLAIN'"):
+        config("PLAIN")
+    assert config("PLAIN", default="default") == "default"
+
+
+@pytest.mark.parametrize(
+    "line",
+    [
+        "hunter2secretline",
+        "=hunter2secretvalue",
+        "   =   hunter2secretvalue",
+        "export hunter2secretline",
+        "export =hunter2secretvalue",
+    ],
+)
+def test_config_malformed_env_file_line_raises_naming_file_and_line_not_its_text(
+    tmp_path: Path, line: str
+) -> None:
+    path = write_env_file(tmp_path, f"# settings\n\nGOOD=1\n{line}\nLATER=2\n")
+    with pytest.raises(ValueError, match=re.escape(str(path))) as info:
+        Config(path, environ={})
+    message = str(info.value)
+    assert re.search(r"\bline 4\b", message)
+    assert "hunter2" not in message
+
+
+# Environ
+
+
+def test_environ_is_a_mutable_mapping_over_the_given_dict() -> None:
+    backing = {"A": "1", "B": "2"}
+    env = Environ(backing)
+    assert isinstance(env, MutableMapping)
+    assert env["A"] == "1"
+    assert env.get("B") == "2"
+    assert env.get("MISSING") is None
+    assert "A" in env
+    assert "MISSING" not in env
+    assert sorted(env) == ["A", "B"]
+    assert len(env) == 2
+    with pytest.raises(KeyError):
+        env["MISSING"]
+
+
+def test_environ_sets_and_deletes_keys_not_yet_read() -> None:
+    backing = {"A": "1", "B": "2"}
+    env = Environ(backing)
+    env["C"] = "3"
+    env["A"] = "changed"
+    del env["B"]
+    assert backing == {"A": "changed", "C": "3"}
+    assert len(env) == 2
+    assert env["A"] == "changed"
+
+
+@pytest.mark.parametrize("read", ["getitem", "get", "contains"])
+def test_environ_refuses_to_set_or_delete_a_key_already_read(read: str) -> None:
+    backing = {"SECRET_KEY": "old"}
+    env = Environ(backing)
+    if read == "getitem":
+        _ = env["SECRET_KEY"]
+    elif read == "get":
+        env.get("SECRET_KEY")
+    else:
+        assert "SECRET_KEY" in env
+    with pytest.raises(EnvironError, match="'SECRET_KEY'"):
+        env["SECRET_KEY"] = "new"
+    with pytest.raises(EnvironError, match="'SECRET_KEY'"):
+        del env["SECRET_KEY"]
+    assert backing == {"SECRET_KEY": "old"}
+    env["OTHER"] = "fine"
+    assert backing == {"SECRET_KEY": "old", "OTHER": "fine"}
+
+
+def test_environ_refuses_to_set_a_key_config_looked_up_even_when_missing() -> None:
+    backing = {"PORT": "80"}
+    env = Environ(backing)
+    config = Config(environ=env)
+    assert config("PORT", cast=int) == 80
+    assert config("DEBUG", cast=bool, default=False) is False
+    with pytest.raises(EnvironError, match="'PORT'"):
+        env["PORT"] = "81"
+    with pytest.raises(EnvironError, match="'DEBUG'"):
+        env["DEBUG"] = "true"
+    assert backing == {"PORT": "80"}
+
+
+def test_module_environ_is_an_environ_over_os_environ(monkeypatch: pytest.MonkeyPatch) -> None:
+    name = unique_variable()
+    monkeypatch.setenv(name, "from-os")
+    assert isinstance(starlite.environ, Environ)
+    assert name in list(starlite.environ)
+    assert len(starlite.environ) == len(os.environ)
+    starlite.environ[name] = "set-before-read"
+    assert os.environ[name] == "set-before-read"
+    assert starlite.environ[name] == "set-before-read"
+    with pytest.raises(EnvironError, match=name):
+        starlite.environ[name] = "set-after-read"
+    assert os.environ[name] == "set-before-read"
+
+
+def test_environ_defaults_to_os_environ(monkeypatch: pytest.MonkeyPatch) -> None:
+    name = unique_variable()
+    monkeypatch.setenv(name, "from-os")
+    assert Environ()[name] == "from-os"
+
+
+def test_config_reads_the_module_environ_by_default(monkeypatch: pytest.MonkeyPatch) -> None:
+    name = unique_variable()
+    monkeypatch.setenv(name, "8080")
+    config = Config()
+    assert config.environ is starlite.environ
+    assert config(name, cast=int) == 8080
+    with pytest.raises(EnvironError, match=name):
+        starlite.environ[name] = "9090"
+
+
+# Typing
+
+TYPED_CONFIG_USER = """\
+from typing import assert_type
+
+from starlite import CommaSeparatedStrings, Config, Secret
+
+config = Config(environ={})
+assert_type(config("A"), str)
+assert_type(config("A", cast=int), int)
+assert_type(config("A", default=None), str | None)
+assert_type(config("A", default="x"), str)
+assert_type(config("A", cast=bool, default=False), bool)
+assert_type(config("A", cast=Secret), Secret)
+assert_type(config("A", cast=CommaSeparatedStrings), CommaSeparatedStrings)
+name: str = config("A")
+port: int = config("A", cast=int)
+maybe: str | None = config("A", default=None)
+debug: bool = config("A", cast=bool, default=False)
+wrong: int = config("A")  # type: ignore[assignment]
+"""
+
+
+def run_mypy_strict(source: Path, cache_dir: Path) -> subprocess.CompletedProcess[str]:
+    """`mypy --strict` on `source`, where ``import starlite`` finds the starlite.py under test;
+    errors inside starlite.py itself are left to the check of starlite.py."""
+    starlite_dir = Path(starlite.__file__).resolve().parent
+    command = [sys.executable, "-m", "mypy", "--strict", "--follow-imports=silent"]
+    command += ["--cache-dir", str(cache_dir), str(source)]
+    return subprocess.run(
+        command,
+        capture_output=True,
+        text=True,
+        cwd=starlite_dir,
+        env={**os.environ, "MYPYPATH": str(starlite_dir)},
+        timeout=120,
+        check=False,
+    )
+
+
+def test_config_call_overloads_give_the_cast_type_under_mypy_strict(tmp_path: Path) -> None:
+    source = tmp_path / "typed_config_user.py"
+    source.write_text(TYPED_CONFIG_USER)
+    # The assert_type lines pass, and the `type: ignore[assignment]` line must hold that error:
+    # --strict warns of unused ignores, so an ignore with nothing to ignore is an error too.
+    result = run_mypy_strict(source, tmp_path / "mypy_cache")
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert "Success: no issues found in 1 source file" in result.stdout
+
+    source.write_text(TYPED_CONFIG_USER.replace("  # type: ignore[assignment]", ""))
+    result = run_mypy_strict(source, tmp_path / "mypy_cache")
+    assert result.returncode == 1, result.stdout + result.stderr
+    errors = [line for line in result.stdout.splitlines() if ": error:" in line]
+    assert len(errors) == 1, result.stdout
+    wrong_line = TYPED_CONFIG_USER.splitlines().index(
+        'wrong: int = config("A")  # type: ignore[assignment]'
+    )
+    assert f"{source.name}:{wrong_line + 1}: error: Incompatible types in assignment" in errors[0]
+    assert '(expression has type "str", variable has type "int")' in errors[0]
 
 
 # ==== Test client ====
