@@ -12,7 +12,8 @@ The file reads in the order a request travels through it:
 4. Exceptions            HTTPException, WebSocketException, and status codes by name
 5. Background tasks      work that runs after the response is sent
 6. Requests              HTTPConnection and Request: reading what the client sent
-7. Responses             Response and its subclasses, streaming, files and byte ranges
+7. Responses             Response and its subclasses, streaming, server-sent events, files
+                         and byte ranges
 8. WebSockets            WebSocket, its states and close codes
 9. Routing               convertors, routes, mounts, hosts, and the indexed Router
 10. Endpoints            HTTPEndpoint and WebSocketEndpoint: a method per verb or event
@@ -148,6 +149,8 @@ __all__ = [
     "RedirectResponse",
     "Response",
     "StreamingResponse",
+    "EventSourceResponse",
+    "ServerSentEvent",
     # WebSockets
     "WebSocket",
     "WebSocketClose",
@@ -1226,6 +1229,10 @@ async def _empty_send(message: Message) -> NoReturn:
     raise RuntimeError("This Request was created without a send channel")
 
 
+# Where a BaseHTTPMiddleware leaves a form its dispatch parsed, for the Request of the app below.
+_FORM_SCOPE_KEY = "starlite.form"
+
+
 class Request(HTTPConnection):
     """An HTTP request: the connection plus its method and body."""
 
@@ -1317,8 +1324,16 @@ class Request(HTTPConnection):
     async def _parse_form(
         self, max_files: int | float, max_fields: int | float, max_part_size: int
     ) -> FormData:
-        if self._form is not None:
-            return self._form
+        if self._form is None:
+            # A BaseHTTPMiddleware whose dispatch parsed the form hands it on with the scope.
+            self._form = self.scope.get(_FORM_SCOPE_KEY)
+        if self._form is None:
+            self._form = await self._read_form(max_files, max_fields, max_part_size)
+        return self._form
+
+    async def _read_form(
+        self, max_files: int | float, max_fields: int | float, max_part_size: int
+    ) -> FormData:
         content_type, _ = _header_parameters(self.headers.get("content-type", ""))
         async with contextlib.aclosing(self.stream()) as stream:
             parser: FormParser | MultiPartParser
@@ -1335,15 +1350,13 @@ class Request(HTTPConnection):
                     self.headers, stream, max_fields=max_fields, max_part_size=max_part_size
                 )
             else:
-                self._form = FormData()
-                return self._form
+                return FormData()
             try:
-                self._form = await parser.parse()
+                return await parser.parse()
             except MultiPartException as exc:
                 if "app" in self.scope:
                     raise HTTPException(status_code=400, detail=exc.message) from exc
                 raise
-        return self._form
 
     async def close(self) -> None:
         """Close the upload files of the parsed form, if any; their data is deleted."""
@@ -1767,6 +1780,144 @@ class StreamingResponse(Response):
                 body = chunk.encode(self.charset) if isinstance(chunk, str) else chunk
                 await send({"type": "http.response.body", "body": body, "more_body": True})
         await send({"type": "http.response.body", "body": b""})
+
+
+# The line ends the event-stream format knows (WHATWG HTML §9.2.4): a field value split on these
+# can never carry a second field or end its event early.
+_EVENT_STREAM_LINE_END = re.compile(r"\r\n|\r|\n")
+
+
+def _single_line(field: str, value: str) -> str:
+    if "\r" in value or "\n" in value:
+        raise ValueError(f"ServerSentEvent {field} must be one line: got {value!r}")
+    return value
+
+
+class ServerSentEvent:
+    """One event of an event stream: `data` (may span lines), `event` (its type), `id`, `retry`
+    (the reconnection delay in milliseconds) and a `comment`.
+
+    Data and comments of several lines become several ``data:`` or ``:`` lines, so no text can
+    inject a field or another event; an `event` or `id` with a line break, or an `id` with a NUL
+    (which browsers ignore), is a ``ValueError``.
+    """
+
+    def __init__(
+        self,
+        data: Any = None,
+        *,
+        event: str | None = None,
+        id: str | None = None,
+        retry: int | None = None,
+        comment: str | None = None,
+    ) -> None:
+        if id is not None and "\0" in _single_line("id", id):
+            raise ValueError(f"ServerSentEvent id must not contain NUL: got {id!r}")
+        if retry is not None and (not isinstance(retry, int) or retry < 0):
+            raise ValueError(f"ServerSentEvent retry must be a whole number of ms: got {retry!r}")
+        self.data = None if data is None else str(data)
+        self.event = None if event is None else _single_line("event", event)
+        self.id = id
+        self.retry = retry
+        self.comment = comment
+
+    def encode(self) -> bytes:
+        """The event as it goes on the wire, ending with the blank line that dispatches it."""
+        lines = []
+        if self.comment is not None:
+            lines += [f": {line}" for line in _EVENT_STREAM_LINE_END.split(self.comment)]
+        if self.event is not None:
+            lines.append(f"event: {self.event}")
+        if self.data is not None:
+            lines += [f"data: {line}" for line in _EVENT_STREAM_LINE_END.split(self.data)]
+        if self.id is not None:
+            lines.append(f"id: {self.id}")
+        if self.retry is not None:
+            lines.append(f"retry: {self.retry}")
+        return ("\n".join(lines) + "\n\n").encode()
+
+    def __repr__(self) -> str:
+        fields = ("data", "event", "id", "retry", "comment")
+        shown = [
+            f"{name}={getattr(self, name)!r}" for name in fields if getattr(self, name) is not None
+        ]
+        return f"{self.__class__.__name__}({', '.join(shown)})"
+
+
+EventItem: TypeAlias = ServerSentEvent | Mapping[str, Any] | str
+_PING = ServerSentEvent(comment="ping").encode()
+
+
+def _encode_event(item: EventItem) -> bytes:
+    if isinstance(item, ServerSentEvent):
+        return item.encode()
+    if isinstance(item, str):
+        return ServerSentEvent(item).encode()
+    if isinstance(item, Mapping):
+        return ServerSentEvent(**item).encode()
+    raise TypeError(
+        f"EventSourceResponse items must be ServerSentEvent, dict or str, not {type(item).__name__}"
+    )
+
+
+class EventSourceResponse(StreamingResponse):
+    """Server-sent events (``text/event-stream``) from an iterator of events, sent as produced.
+
+    Items are `ServerSentEvent`\\s, dicts of their fields, or strings of data. A comment goes out
+    every `ping` seconds the iterator is silent (``None`` for never), so that proxies keep the
+    connection open. The iterator is closed (its ``finally`` runs) as soon as the client goes away.
+    The client's ``Last-Event-ID`` header, sent when it reconnects, says where to resume.
+    Not in Starlette: its users install sse-starlette for this.
+    """
+
+    media_type = "text/event-stream"
+
+    def __init__(
+        self,
+        content: AsyncIterable[EventItem] | Iterable[EventItem],
+        status_code: int = 200,
+        headers: Mapping[str, str] | None = None,
+        media_type: str | None = None,
+        background: BackgroundTask | None = None,
+        ping: float | None = 15,
+    ) -> None:
+        if ping is not None and not ping > 0:
+            raise ValueError(f"ping must be a number of seconds above 0, or None: got {ping!r}")
+        events = content if isinstance(content, AsyncIterable) else iterate_in_threadpool(content)
+        super().__init__(_encoded_events(events), status_code, headers, media_type, background)
+        self.ping = ping
+        self.headers.setdefault("cache-control", "no-cache")
+        # nginx buffers responses by default, which would hold events back: this turns it off.
+        self.headers.setdefault("x-accel-buffering", "no")
+
+    async def _stream(self, send: Send) -> None:
+        silence = math.inf if self.ping is None else self.ping
+        to_sender, from_iterator = anyio.create_memory_object_stream[Content]()
+        async with _task_group() as task_group, from_iterator:
+            task_group.start_soon(self._produce, to_sender)
+            await self._send_start(send)
+            while True:
+                chunk: Content = _PING  # unless an event comes first
+                with anyio.move_on_after(silence):
+                    try:
+                        chunk = await from_iterator.receive()
+                    except anyio.EndOfStream:
+                        break
+                await send({"type": "http.response.body", "body": chunk, "more_body": True})
+        await send({"type": "http.response.body", "body": b""})
+
+    async def _produce(self, to_sender: anyio.abc.ObjectSendStream[Content]) -> None:
+        """Iterate the events in a task of their own, so that waiting for the next one can be
+        interrupted for a ping without interrupting the iterator."""
+        async with to_sender, _closing(self.body_iterator) as chunks:
+            async for chunk in chunks:
+                await to_sender.send(chunk)
+
+
+async def _encoded_events(events: AsyncIterable[EventItem]) -> AsyncIterator[bytes]:
+    async with _closing(events) as items:
+        async for item in items:
+            yield _encode_event(item)
 
 
 class _RangeError(Exception):
@@ -4387,13 +4538,16 @@ class _DownstreamReceive:
     """The receive channel a BaseHTTPMiddleware hands on: the body again, if the middleware read it.
 
     Whatever `dispatch` did with the body, the app below can read one: a cached body is replayed
-    whole, a body streamed away without caching reads as empty (rather than waiting for bytes that
-    will never come), and an unread body passes straight through, chunk by chunk.
+    whole, a form parsed from it is handed on as parsed (its files must still be open to be read
+    again), a body streamed away otherwise reads as empty (rather than waiting for bytes that will
+    never come), and an unread body passes straight through, chunk by chunk.
     """
 
     def __init__(self, request: Request) -> None:
         self.request = request
         self.first_call = True
+        if request._form is not None and request._body is None:  # parsed, and the body is gone
+            request.scope[_FORM_SCOPE_KEY] = request._form
 
     async def __call__(self) -> Message:
         request = self.request
@@ -4443,6 +4597,7 @@ class _AppCall:
         self.expects_trailers = False
         self.response_complete = False
         self.error: Exception | None = None
+        self.body = _AppBody(self)
 
     async def run(self) -> None:
         with self.cancel_scope, self.to_middleware:
@@ -4457,7 +4612,6 @@ class _AppCall:
             self.context_at_response = contextvars.copy_context()
         await self.to_middleware.send(message)
         if self._ends_response(message):
-            self.response_complete = True
             await self.response_sent.wait()
 
     def _ends_response(self, message: Message) -> bool:
@@ -4471,10 +4625,13 @@ class _AppCall:
     async def receive(self) -> Message | None:
         """The app's next message, or None once it has returned (raising its error, if any)."""
         try:
-            return await self.from_app.receive()
+            message = await self.from_app.receive()
         except anyio.EndOfStream:
             self.raise_error()
             return None
+        # Noted here, as the middleware takes it: the app's task may not run again before close().
+        self.response_complete = self.response_complete or self._ends_response(message)
+        return message
 
     def raise_error(self) -> None:
         """Raise the app's exception, once."""
@@ -4488,18 +4645,19 @@ class _AppCall:
         while (message := await self.receive()) is not None:
             if message["type"] == "http.response.start":
                 _adopt_context_changes(self.context_at_call, self.context_at_response)
-                return _AppResponse(message, _AppBody(self), debug_info)
+                return _AppResponse(message, self.body, debug_info)
             if message["type"] == "http.response.debug":
                 debug_info = message  # sent with this response, if it is sent
             else:  # an early hint: on to the client at once
                 await self.request._send(message)
         raise RuntimeError("No response returned.")
 
-    def close(self) -> None:
+    async def close(self) -> None:
         """Let the app go on to its background tasks if its response was sent, else stop it."""
         if not (self.response_complete and self.response_sent.is_set()):
             self.cancel_scope.cancel()
         self.from_app.close()
+        await self.body.aclose()  # a file it was reading, if the response was not read to the end
 
 
 class _AppBody:
@@ -4635,8 +4793,10 @@ class BaseHTTPMiddleware:
                 await response(scope, _DownstreamReceive(request), send)
                 response_sent.set()
             finally:
-                for call in calls:
-                    call.close()
+                with anyio.CancelScope(shield=True):  # even when cancelled: files to close
+                    for call in calls:
+                        await call.close()
+                    await request.close()
         for call in calls:  # a failure after the response was sent: a background task's, say
             call.raise_error()
 

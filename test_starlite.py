@@ -5,8 +5,10 @@ from __future__ import annotations
 import asyncio
 import base64
 import contextlib
+import contextvars
 import email.utils
 import functools
+import gc
 import importlib.util
 import inspect
 import io
@@ -65,6 +67,7 @@ from starlite import (
     AuthenticationMiddleware,
     BackgroundTask,
     BackgroundTasks,
+    BaseHTTPMiddleware,
     BaseRoute,
     BaseUser,
     ClientDisconnect,
@@ -72,6 +75,7 @@ from starlite import (
     Config,
     Convertor,
     CORSMiddleware,
+    DispatchFunction,
     Environ,
     EnvironError,
     ExceptionMiddleware,
@@ -105,6 +109,7 @@ from starlite import (
     RedirectResponse,
     Request,
     RequestBodyLimitMiddleware,
+    RequestResponseEndpoint,
     Response,
     Route,
     Router,
@@ -10544,6 +10549,1374 @@ async def test_requires_called_without_its_connection_raises_type_error(
         args = () if argument is None else (argument,)
     with pytest.raises(TypeError, match=message):
         await wrapped(*args)
+
+
+# BaseHTTPMiddleware
+
+
+def without_final_chunk(receive: StreamedBody) -> Receive:
+    """`receive` with its body's closing empty message turned into a disconnect."""
+
+    async def disconnecting() -> Message:
+        message = await receive()
+        if message["type"] == "http.request" and not message.get("more_body", False):
+            return {"type": "http.disconnect"}
+        return message
+
+    return disconnecting
+
+
+# ---- BaseHTTPMiddleware ----
+
+
+class CallNext(BaseHTTPMiddleware):
+    """Answers with the app's response, untouched."""
+
+    async def dispatch(self, request: Request, call_next: RequestResponseEndpoint) -> Response:
+        return await call_next(request)
+
+
+class TagResponse(BaseHTTPMiddleware):
+    """Adds an ``x-tag: <tag>`` header to the app's response."""
+
+    def __init__(self, app: ASGIApp, tag: str) -> None:
+        super().__init__(app)
+        self.tag = tag
+
+    async def dispatch(self, request: Request, call_next: RequestResponseEndpoint) -> Response:
+        response = await call_next(request)
+        response.headers.append("x-tag", self.tag)
+        return response
+
+
+class ReadBody(BaseHTTPMiddleware):
+    """Reads the request body before calling the app, and logs it as ``(name, body)``."""
+
+    def __init__(self, app: ASGIApp, name: str, log: list[tuple[str, bytes]]) -> None:
+        super().__init__(app)
+        self.name = name
+        self.log = log
+
+    async def dispatch(self, request: Request, call_next: RequestResponseEndpoint) -> Response:
+        self.log.append((self.name, await request.body()))
+        return await call_next(request)
+
+
+def with_dispatch(dispatch: DispatchFunction) -> Middleware:
+    """A BaseHTTPMiddleware built with the `dispatch` function."""
+    return Middleware(BaseHTTPMiddleware, dispatch=dispatch)
+
+
+def app_with(
+    endpoint: Callable[[Request], Any], *middleware: Middleware, **kwargs: Any
+) -> Starlite:
+    """An app answering any method at "/" with `endpoint`, behind `middleware`."""
+    methods = ["GET", "HEAD", "POST"]
+    routes = [Route("/", endpoint, methods=methods)]
+    return Starlite(routes=routes, middleware=list(middleware), **kwargs)
+
+
+async def echo_body(request: Request) -> Response:
+    return Response(await request.body(), media_type="application/octet-stream")
+
+
+class Transcript:
+    """The server's side of one HTTP request, for calling a middleware directly.
+
+    `receive` gives the request `body` in one message and then waits for a disconnect (a client
+    that says nothing more). The disconnect comes once `disconnect_after` non-empty body chunks
+    were sent, or never; with ASGI `spec_version` 2.4, `send` then raises OSError, as a server
+    does for a client that has gone.
+    """
+
+    def __init__(
+        self,
+        body: bytes = b"",
+        *,
+        disconnect_after: int | None = None,
+        spec_version: str = "2.3",
+    ) -> None:
+        self.body: bytes | None = body
+        self.disconnect_after = disconnect_after
+        self.spec_version = spec_version
+        self.disconnected = anyio.Event()
+        self.sent: list[Message] = []
+        self.chunks_sent = 0
+
+    async def receive(self) -> Message:
+        if self.body is not None:
+            body, self.body = self.body, None
+            return {"type": "http.request", "body": body, "more_body": False}
+        await self.disconnected.wait()
+        return {"type": "http.disconnect"}
+
+    async def send(self, message: Message) -> None:
+        if self.disconnected.is_set() and self.spec_version == "2.4":
+            raise OSError("the client has gone")
+        self.sent.append(message)
+        if message["type"] == "http.response.body" and message.get("body"):
+            self.chunks_sent += 1
+            if self.chunks_sent == self.disconnect_after:
+                self.disconnected.set()
+
+    def scope(self, **kwargs: Any) -> Scope:
+        return make_scope(asgi={"version": "3.0", "spec_version": self.spec_version}, **kwargs)
+
+    async def run(self, app: ASGIApp, scope: Scope | None = None) -> list[Message]:
+        """Call `app` with this transcript, with a bounded wait; what it sent."""
+        with anyio.fail_after(5):
+            await app(self.scope() if scope is None else scope, self.receive, self.send)
+        return self.sent
+
+    @property
+    def sent_types(self) -> list[str]:
+        return [message["type"] for message in self.sent]
+
+    @property
+    def body_sent(self) -> bytes:
+        return b"".join(m.get("body", b"") for m in self.sent if m["type"] == "http.response.body")
+
+
+TRAILERS: Message = {
+    "type": "http.response.trailers",
+    "headers": [(b"x-checksum", b"abc")],
+    "more_trailers": False,
+}
+
+
+# construction
+
+
+def test_base_http_middleware_subclass_dispatch_wraps_the_app(backend: Backend) -> None:
+    app = app_with(text_endpoint("ok"), Middleware(TagResponse, "sub"))
+    response = TestClient(app, backend=backend).get("/")
+    assert response.text == "ok"
+    assert response.headers["x-tag"] == "sub"
+
+
+def test_base_http_middleware_dispatch_function_wraps_the_app(backend: Backend) -> None:
+    seen: list[str] = []
+
+    async def dispatch(request: Request, call_next: RequestResponseEndpoint) -> Response:
+        seen.append(request.url.path)
+        response = await call_next(request)
+        response.headers["x-dispatch"] = "function"
+        return response
+
+    app = app_with(text_endpoint("ok"), with_dispatch(dispatch))
+    response = TestClient(app, backend=backend).get("/")
+    assert response.text == "ok"
+    assert response.headers["x-dispatch"] == "function"
+    assert seen == ["/"]
+
+
+def test_base_http_middleware_dispatch_function_wins_over_the_method(backend: Backend) -> None:
+    class Method(BaseHTTPMiddleware):
+        async def dispatch(self, request: Request, call_next: RequestResponseEndpoint) -> Response:
+            return PlainTextResponse("from the method")  # pragma: no cover - never called
+
+    async def function(request: Request, call_next: RequestResponseEndpoint) -> Response:
+        return PlainTextResponse("from the function")
+
+    app = app_with(text_endpoint("ok"), Middleware(Method, dispatch=function))
+    assert TestClient(app, backend=backend).get("/").text == "from the function"
+
+
+def test_base_http_middleware_without_dispatch_is_a_type_error_naming_the_class() -> None:
+    class NoDispatch(BaseHTTPMiddleware):
+        pass
+
+    with pytest.raises(TypeError, match="BaseHTTPMiddleware"):
+        BaseHTTPMiddleware(PlainTextResponse("ok"))
+    with pytest.raises(TypeError, match="NoDispatch"):
+        NoDispatch(PlainTextResponse("ok"))
+
+
+def test_base_http_middleware_without_dispatch_fails_the_app_at_start_up() -> None:
+    class NoDispatch(BaseHTTPMiddleware):
+        pass
+
+    app = app_with(text_endpoint("ok"), Middleware(NoDispatch))
+    with pytest.raises(TypeError, match="NoDispatch"), TestClient(app):
+        pass  # pragma: no cover - start-up raises
+    with pytest.raises(TypeError, match="NoDispatch"):
+        Route("/", text_endpoint("ok"), middleware=[Middleware(NoDispatch)])
+
+
+def test_base_http_middleware_type_aliases_are_exported() -> None:
+    assert {"BaseHTTPMiddleware", "DispatchFunction", "RequestResponseEndpoint"} <= set(
+        starlite.__all__
+    )
+    assert starlite.RequestResponseEndpoint is RequestResponseEndpoint
+    assert starlite.DispatchFunction is DispatchFunction
+
+
+def test_base_http_middleware_per_route_and_per_mount(backend: Backend) -> None:
+    app = Starlite(
+        routes=[
+            Route("/route", text_endpoint("route"), middleware=[Middleware(TagResponse, "r")]),
+            Route("/plain", text_endpoint("plain")),
+            Mount(
+                "/mount",
+                routes=[Route("/inner", text_endpoint("mounted"))],
+                middleware=[Middleware(TagResponse, "m")],
+            ),
+        ],
+        middleware=[Middleware(TagResponse, "app")],
+    )
+    client = TestClient(app, backend=backend)
+    route = client.get("/route")
+    assert route.text == "route"
+    assert route.headers.get_list("x-tag") == ["r", "app"]
+    assert client.get("/plain").headers.get_list("x-tag") == ["app"]
+    mounted = client.get("/mount/inner")
+    assert mounted.text == "mounted"
+    assert mounted.headers.get_list("x-tag") == ["m", "app"]
+
+
+# scopes other than http
+
+
+def test_base_http_middleware_lets_a_websocket_through(backend: Backend) -> None:
+    dispatched: list[str] = []
+
+    async def dispatch(request: Request, call_next: RequestResponseEndpoint) -> Response:
+        dispatched.append(request.url.path)  # pragma: no cover - never called for a websocket
+        return await call_next(request)  # pragma: no cover
+
+    async def echo(websocket: WebSocket) -> None:
+        await websocket.accept()
+        await websocket.send_text("echo: " + await websocket.receive_text())
+        await websocket.close()
+
+    app = Starlite(routes=[WebSocketRoute("/ws", echo)], middleware=[with_dispatch(dispatch)])
+    with TestClient(app, backend=backend).websocket_connect("/ws") as websocket:
+        websocket.send_text("hi")
+        assert websocket.receive_text() == "echo: hi"
+    assert dispatched == []
+
+
+def test_base_http_middleware_lets_the_lifespan_through(backend: Backend) -> None:
+    log: list[str] = []
+
+    @contextlib.asynccontextmanager
+    async def lifespan(app: Starlite) -> AsyncIterator[dict[str, str]]:
+        log.append("start-up")
+        yield {"resource": "ready"}
+        log.append("shut-down")
+
+    async def dispatch(request: Request, call_next: RequestResponseEndpoint) -> Response:
+        log.append(f"dispatch {request.state.resource}")
+        return await call_next(request)
+
+    app = Starlite(
+        routes=[Route("/", text_endpoint("ok"))],
+        middleware=[with_dispatch(dispatch)],
+        lifespan=lifespan,
+    )
+    with TestClient(app, backend=backend) as client:
+        assert client.get("/").text == "ok"
+    assert log == ["start-up", "dispatch ready", "shut-down"]
+
+
+# the response
+
+
+def test_base_http_middleware_streams_body_as_produced(backend: Backend) -> None:
+    released = threading.Event()
+    waited: list[bool] = []
+
+    def chunks() -> Iterator[bytes]:
+        yield b"first"
+        waited.append(released.wait(5))  # until the test has read the first chunk
+        yield b"second"
+
+    def endpoint(request: Request) -> Response:
+        return StreamingResponse(chunks(), media_type="text/plain")
+
+    client = TestClient(app_with(endpoint, Middleware(CallNext)), backend=backend)
+    with client.stream("GET", "/") as response:
+        assert response.status_code == 200
+        body = response.iter_bytes()
+        assert next(body) == b"first"
+        released.set()
+        assert b"".join(body) == b"second"
+    assert waited == [True]
+
+
+@pytest.mark.anyio
+async def test_base_http_middleware_response_starts_before_the_body_is_produced() -> None:
+    produced = anyio.Event()
+
+    async def chunks() -> AsyncIterator[bytes]:
+        yield b"first"
+        with anyio.fail_after(5):
+            await produced.wait()  # set only once call_next has returned
+        yield b"second"
+
+    async def dispatch(request: Request, call_next: RequestResponseEndpoint) -> Response:
+        response = await call_next(request)
+        produced.set()
+        return response
+
+    transcript = Transcript()
+    await transcript.run(BaseHTTPMiddleware(StreamingResponse(chunks()), dispatch=dispatch))
+    assert transcript.body_sent == b"firstsecond"
+
+
+def test_base_http_middleware_passes_status_and_headers_through(backend: Backend) -> None:
+    def endpoint(request: Request) -> Response:
+        return PlainTextResponse("created", status_code=201, headers={"x-custom": "1"})
+
+    response = TestClient(app_with(endpoint, Middleware(CallNext)), backend=backend).get("/")
+    assert response.status_code == 201
+    assert response.text == "created"
+    assert response.headers["content-length"] == "7"
+    assert response.headers["content-type"] == "text/plain; charset=utf-8"
+    assert response.headers["x-custom"] == "1"
+
+
+def test_base_http_middleware_can_change_status_and_headers(backend: Backend) -> None:
+    async def dispatch(request: Request, call_next: RequestResponseEndpoint) -> Response:
+        response = await call_next(request)
+        response.status_code = 202
+        response.headers["x-added"] = "yes"
+        del response.headers["x-removed"]
+        return response
+
+    def endpoint(request: Request) -> Response:
+        return PlainTextResponse("body", headers={"x-removed": "1"})
+
+    response = TestClient(app_with(endpoint, with_dispatch(dispatch)), backend=backend).get("/")
+    assert response.status_code == 202
+    assert response.text == "body"
+    assert response.headers["x-added"] == "yes"
+    assert "x-removed" not in response.headers
+    assert response.headers["content-length"] == "4"
+
+
+def test_base_http_middleware_can_answer_without_calling_the_app(backend: Backend) -> None:
+    called: list[str] = []
+
+    def endpoint(request: Request) -> Response:
+        called.append("endpoint")  # pragma: no cover - never called
+        return PlainTextResponse("app")  # pragma: no cover
+
+    async def dispatch(request: Request, call_next: RequestResponseEndpoint) -> Response:
+        return JSONResponse({"refused": True}, status_code=403)
+
+    response = TestClient(app_with(endpoint, with_dispatch(dispatch)), backend=backend).get("/")
+    assert response.status_code == 403
+    assert response.json() == {"refused": True}
+    assert called == []
+
+
+def test_base_http_middleware_can_read_the_body_and_answer_with_a_new_response(
+    backend: Backend,
+) -> None:
+    async def chunks() -> AsyncIterator[str]:
+        for word in ("one", "two", "three"):
+            yield word
+
+    def endpoint(request: Request) -> Response:
+        return StreamingResponse(chunks(), headers={"x-app": "1"}, media_type="text/plain")
+
+    async def dispatch(request: Request, call_next: RequestResponseEndpoint) -> Response:
+        response = await call_next(request)
+        read = [chunk async for chunk in response.body_iterator]  # type: ignore[attr-defined]
+        body = b"".join(c if isinstance(c, bytes) else str(c).encode() for c in read)
+        return Response(body.upper(), status_code=response.status_code, headers=response.headers)
+
+    response = TestClient(app_with(endpoint, with_dispatch(dispatch)), backend=backend).get("/")
+    assert response.text == "ONETWOTHREE"
+    assert response.headers["x-app"] == "1"
+
+
+def test_base_http_middleware_answers_head_with_headers_and_no_body(backend: Backend) -> None:
+    def endpoint(request: Request) -> Response:
+        return PlainTextResponse("hello world", headers={"x-custom": "1"})
+
+    client = TestClient(app_with(endpoint, Middleware(TagResponse, "t")), backend=backend)
+    response = client.head("/")
+    assert response.status_code == 200
+    assert response.content == b""
+    assert response.headers["content-length"] == "11"
+    assert response.headers["content-type"] == "text/plain; charset=utf-8"
+    assert response.headers["x-custom"] == "1"
+    assert response.headers["x-tag"] == "t"
+
+
+# the request body
+
+
+async def form_echo(request: Request) -> Response:
+    form = await request.form()
+    return JSONResponse({name: str(value) for name, value in form.multi_items()})
+
+
+@pytest.mark.parametrize(
+    "reader",
+    [
+        "body",
+        "json",
+        "body, then form",
+        "form",
+    ],
+)
+def test_base_http_middleware_body_read_in_dispatch_is_read_again_by_the_endpoint(
+    backend: Backend, reader: str
+) -> None:
+    read_in_dispatch: list[Any] = []
+
+    async def dispatch(request: Request, call_next: RequestResponseEndpoint) -> Response:
+        if reader == "body":
+            read_in_dispatch.append(await request.body())
+        elif reader == "json":
+            read_in_dispatch.append(await request.json())
+        else:
+            if reader == "body, then form":
+                await request.body()
+            form = await request.form()
+            read_in_dispatch.append(dict(form))
+        return await call_next(request)
+
+    endpoint = echo_body if reader in ("body", "json") else form_echo
+    client = TestClient(app_with(endpoint, with_dispatch(dispatch)), backend=backend)
+    if reader in ("body", "json"):
+        response = client.post("/", content=b'{"k": [1, 2]}')
+        assert response.content == b'{"k": [1, 2]}'
+        expected = {"k": [1, 2]} if reader == "json" else b'{"k": [1, 2]}'
+        assert read_in_dispatch == [expected]
+    else:
+        response = client.post("/", data={"name": "Ada", "lang": "en"})
+        assert read_in_dispatch == [{"name": "Ada", "lang": "en"}]
+        assert response.json() == {"name": "Ada", "lang": "en"}
+
+
+@pytest.mark.parametrize(
+    "read_body_first",
+    [True, False],
+)
+def test_base_http_middleware_multipart_form_read_in_dispatch_is_read_again(
+    backend: Backend, read_body_first: bool
+) -> None:
+    async def dispatch(request: Request, call_next: RequestResponseEndpoint) -> Response:
+        if read_body_first:  # the body is replayed: the endpoint parses a form of its own
+            await request.body()
+            async with request.form() as form:
+                upload = form["file"]
+                assert not isinstance(upload, str)
+                names = f"{form['field']}+{upload.filename}"
+        else:  # the body is gone: the endpoint gets this form, its files still open
+            form = await request.form()
+            upload = form["file"]
+            assert not isinstance(upload, str)
+            names = f"{form['field']}+{upload.filename}"
+        response = await call_next(request)
+        response.headers["x-seen"] = names
+        return response
+
+    async def endpoint(request: Request) -> Response:
+        async with request.form() as form:
+            upload = form["file"]
+            assert not isinstance(upload, str)
+            return PlainTextResponse(f"{form['field']}:{(await upload.read()).decode()}")
+
+    client = TestClient(app_with(endpoint, with_dispatch(dispatch)), backend=backend)
+    response = client.post("/", data={"field": "v"}, files={"file": ("a.txt", b"contents")})
+    assert response.headers["x-seen"] == "v+a.txt"
+    assert response.text == "v:contents"
+
+
+@pytest.mark.anyio
+async def test_base_http_middleware_unread_body_streams_to_the_endpoint_chunk_by_chunk() -> None:
+    receive = StreamedBody([b"one", b"two", b"three"])
+    seen: list[tuple[bytes, int]] = []
+
+    async def endpoint(request: Request) -> Response:
+        async for chunk in request.stream():
+            seen.append((chunk, receive.calls))
+        return PlainTextResponse("done")
+
+    scope = make_scope(method="POST")
+    sent = await call_app(CallNext(Route("/", endpoint, methods=["POST"])), scope, receive)
+    # Each chunk reaches the endpoint as it is received, not after the whole body.
+    assert seen == [(b"one", 1), (b"two", 2), (b"three", 3)]
+    assert b"".join(message.get("body", b"") for message in sent[1:]) == b"done"
+
+
+def test_base_http_middleware_body_streamed_away_in_dispatch_is_empty_for_the_endpoint(
+    backend: Backend,
+) -> None:
+    streamed: list[bytes] = []
+
+    async def dispatch(request: Request, call_next: RequestResponseEndpoint) -> Response:
+        streamed.extend([chunk async for chunk in request.stream()])
+        return await call_next(request)
+
+    client = TestClient(app_with(echo_body, with_dispatch(dispatch)), backend=backend)
+    response = client.post("/", content=b"payload")
+    assert response.status_code == 200
+    assert response.content == b""
+    assert streamed == [b"payload"]
+
+
+@pytest.mark.anyio
+async def test_base_http_middleware_body_streamed_away_does_not_leave_the_endpoint_waiting() -> (
+    None
+):
+    async def dispatch(request: Request, call_next: RequestResponseEndpoint) -> Response:
+        async for _ in request.stream():
+            pass
+        return await call_next(request)
+
+    transcript = Transcript(b"payload")  # after the body, receive waits for a disconnect
+    app = BaseHTTPMiddleware(Route("/", echo_body, methods=["POST"]), dispatch=dispatch)
+    await transcript.run(app, transcript.scope(method="POST"))
+    assert transcript.sent[0]["status"] == 200
+    assert transcript.body_sent == b""
+
+
+@pytest.mark.parametrize("count", [2, 3])
+def test_stacked_base_http_middlewares_each_reading_the_body_give_it_to_the_endpoint(
+    backend: Backend, count: int
+) -> None:
+    log: list[tuple[str, bytes]] = []
+    middleware = [Middleware(ReadBody, f"mw{n}", log) for n in range(count)]
+    client = TestClient(app_with(echo_body, *middleware), backend=backend)
+    assert client.post("/", content=b"the body").content == b"the body"
+    assert log == [(f"mw{n}", b"the body") for n in range(count)]
+
+
+@pytest.mark.anyio
+async def test_stacked_base_http_middlewares_pass_a_streamed_body_on() -> None:
+    log: list[tuple[str, bytes]] = []
+    app: ASGIApp = Route("/", echo_body, methods=["POST"])
+    app = ReadBody(CallNext(ReadBody(app, "inner", log)), "outer", log)
+    sent = await call_app(app, make_scope(method="POST"), StreamedBody([b"a", b"b", b"c"]))
+    assert b"".join(m.get("body", b"") for m in sent[1:]) == b"abc"
+    assert log == [("outer", b"abc"), ("inner", b"abc")]
+
+
+@pytest.mark.parametrize("cache_first", [True, False])
+def test_base_http_middleware_call_next_twice_replays_only_a_cached_body(
+    backend: Backend, cache_first: bool
+) -> None:
+    bodies: list[bytes] = []
+
+    async def endpoint(request: Request) -> Response:
+        bodies.append(await request.body())
+        if len(bodies) == 1:
+            raise Boom("first attempt")
+        return PlainTextResponse("second attempt")
+
+    async def retry(request: Request, call_next: RequestResponseEndpoint) -> Response:
+        if cache_first:
+            await request.body()
+        try:
+            return await call_next(request)
+        except Boom:
+            return await call_next(request)
+
+    client = TestClient(app_with(endpoint, with_dispatch(retry)), backend=backend)
+    assert client.post("/", content=b"data").text == "second attempt"
+    # Uncached, the first call took the body: the second reads it as empty, and does not wait.
+    assert bodies == [b"data", b"data" if cache_first else b""]
+
+
+# background tasks
+
+
+def test_base_http_middleware_runs_background_task_after_the_response_is_sent(
+    backend: Backend,
+) -> None:
+    log: list[str] = []
+    released = threading.Event()
+
+    def chunks() -> Iterator[bytes]:
+        yield b"first"
+        released.wait(5)
+        yield b"second"
+
+    def endpoint(request: Request) -> Response:
+        return StreamingResponse(chunks(), background=BackgroundTask(log.append, "background"))
+
+    client = TestClient(app_with(endpoint, Middleware(CallNext)), backend=backend)
+    with client.stream("GET", "/") as response:
+        body = response.iter_bytes()
+        assert next(body) == b"first"
+        assert log == []
+        released.set()
+        assert b"".join(body) == b"second"
+    assert log == ["background"]
+
+
+@pytest.mark.anyio
+async def test_base_http_middleware_background_task_waits_for_the_last_body_message() -> None:
+    log: list[str] = []
+
+    async def slow_send(message: Message) -> None:
+        if message["type"] == "http.response.body" and not message.get("more_body", False):
+            await anyio.sleep(0.02)  # a slow client: the background task must still wait
+            log.append("response sent")
+
+    app = PlainTextResponse("ok", background=BackgroundTask(log.append, "background"))
+    with anyio.fail_after(5):
+        await CallNext(app)(make_scope(), StreamedBody([]), slow_send)
+    assert log == ["response sent", "background"]
+
+
+def finished_app(kind: str, log: list[str]) -> ASGIApp:
+    """An app answering b"body" that logs "finished" once done: with a response's background
+    task, or (a raw app) after its trailers."""
+    background = BackgroundTask(log.append, "finished")
+    if kind == "plain":
+        return PlainTextResponse("body", background=background)
+    if kind == "streaming":
+
+        async def chunks() -> AsyncIterator[bytes]:
+            yield b"bo"
+            yield b"dy"
+
+        return StreamingResponse(chunks(), background=background)
+    messages = [
+        response_body_message(b"bo", more_body=True),
+        response_body_message(b"dy"),
+        TRAILERS,
+    ]
+    app = scripted_app(response_start_message(trailers=True), *messages)
+
+    async def trailing_app(scope: Scope, receive: Receive, send: Send) -> None:
+        await app(scope, receive, send)
+        log.append("finished")
+
+    return trailing_app
+
+
+@pytest.mark.anyio
+@pytest.mark.parametrize("kind", ["plain", "streaming", "trailers"])
+async def test_base_http_middleware_lets_the_app_finish_when_send_never_waits(kind: str) -> None:
+    log: list[str] = []
+    transcript = Transcript()  # its send returns at once, as a server's usually does
+    scope = transcript.scope(extensions={"http.response.trailers": {}})
+    await transcript.run(CallNext(finished_app(kind, log)), scope)
+    assert transcript.body_sent == b"body"
+    assert log == ["finished"]
+
+
+@pytest.mark.parametrize(
+    "backend",
+    [
+        "asyncio",
+        "trio",
+    ],
+)
+def test_base_http_middleware_runs_the_background_of_every_streamed_response(
+    backend: Backend,
+) -> None:
+    log: list[str] = []
+
+    async def chunks() -> AsyncIterator[bytes]:
+        yield b"a"
+        yield b"b"
+
+    async def endpoint(request: Request) -> Response:
+        return StreamingResponse(chunks(), background=BackgroundTask(log.append, "background"))
+
+    with TestClient(app_with(endpoint, Middleware(CallNext)), backend=backend) as client:
+        for _ in range(30):  # on trio about 4 in 10 are lost
+            assert client.get("/").content == b"ab"
+    assert log == ["background"] * 30
+
+
+def test_base_http_middleware_replaced_response_cancels_the_app_and_its_background(
+    backend: Backend,
+) -> None:
+    log: list[str] = []
+
+    async def endless() -> AsyncIterator[bytes]:
+        try:
+            while True:
+                yield b"original "
+                await anyio.lowlevel.checkpoint()
+        finally:
+            log.append("generator closed")
+
+    async def endpoint(request: Request) -> Response:
+        return StreamingResponse(endless(), background=BackgroundTask(log.append, "background"))
+
+    async def dispatch(request: Request, call_next: RequestResponseEndpoint) -> Response:
+        response = await call_next(request)
+        return PlainTextResponse("replaced", status_code=response.status_code)
+
+    response = TestClient(app_with(endpoint, with_dispatch(dispatch)), backend=backend).get("/")
+    assert response.text == "replaced"
+    assert log == ["generator closed"]
+
+
+def test_base_http_middleware_replaced_plain_response_skips_its_background(
+    backend: Backend,
+) -> None:
+    log: list[str] = []
+
+    def endpoint(request: Request) -> Response:
+        return PlainTextResponse("original", background=BackgroundTask(log.append, "background"))
+
+    async def dispatch(request: Request, call_next: RequestResponseEndpoint) -> Response:
+        await call_next(request)
+        return PlainTextResponse("replaced")
+
+    response = TestClient(app_with(endpoint, with_dispatch(dispatch)), backend=backend).get("/")
+    assert response.text == "replaced"
+    assert log == []
+
+
+@pytest.mark.parametrize("raise_server_exceptions", [True, False])
+def test_base_http_middleware_dispatch_raising_after_call_next_skips_the_background(
+    backend: Backend, raise_server_exceptions: bool
+) -> None:
+    log: list[str] = []
+
+    def endpoint(request: Request) -> Response:
+        return PlainTextResponse("ok", background=BackgroundTask(log.append, "background"))
+
+    async def dispatch(request: Request, call_next: RequestResponseEndpoint) -> Response:
+        await call_next(request)
+        raise Boom("after call_next")
+
+    app = app_with(endpoint, with_dispatch(dispatch))
+    client = TestClient(app, backend=backend, raise_server_exceptions=raise_server_exceptions)
+    if raise_server_exceptions:
+        with pytest.raises(Boom, match="after call_next"):
+            client.get("/")
+    else:
+        response = client.get("/")
+        assert response.status_code == 500
+        assert response.text == "Internal Server Error"
+    assert log == []
+
+
+def test_base_http_middleware_background_set_in_dispatch_runs_with_the_app_background(
+    backend: Backend,
+) -> None:
+    log: list[str] = []
+
+    def endpoint(request: Request) -> Response:
+        return PlainTextResponse("ok", background=BackgroundTask(log.append, "app"))
+
+    async def dispatch(request: Request, call_next: RequestResponseEndpoint) -> Response:
+        response = await call_next(request)
+        response.background = BackgroundTask(log.append, "middleware")
+        return response
+
+    response = TestClient(app_with(endpoint, with_dispatch(dispatch)), backend=backend).get("/")
+    assert response.text == "ok"
+    assert sorted(log) == ["app", "middleware"]
+
+
+# exceptions
+
+
+def test_base_http_middleware_call_next_raises_the_endpoint_exception(backend: Backend) -> None:
+    caught: list[Exception] = []
+
+    async def dispatch(request: Request, call_next: RequestResponseEndpoint) -> Response:
+        try:
+            return await call_next(request)
+        except Boom as exc:
+            caught.append(exc)
+            return PlainTextResponse("unavailable", status_code=503)
+
+    app = app_with(raising_endpoint(Boom("endpoint failed")), with_dispatch(dispatch))
+    response = TestClient(app, backend=backend).get("/")
+    assert response.status_code == 503
+    assert response.text == "unavailable"
+    assert [type(exc) for exc in caught] == [Boom]
+    assert str(caught[0]) == "endpoint failed"
+
+
+@pytest.mark.parametrize("key", [500, Exception])
+def test_base_http_middleware_uncaught_endpoint_exception_reaches_the_error_handler(
+    backend: Backend, key: Any
+) -> None:
+    seen: list[Exception] = []
+
+    def handler(request: Request, exc: Exception) -> Response:
+        seen.append(exc)
+        return PlainTextResponse("handled", status_code=500)
+
+    app = app_with(
+        raising_endpoint(Boom("endpoint failed")),
+        Middleware(CallNext),
+        exception_handlers={key: handler},
+    )
+    response = TestClient(app, backend=backend, raise_server_exceptions=False).get("/")
+    assert response.status_code == 500
+    assert response.text == "handled"
+    assert [type(exc) for exc in seen] == [Boom]
+
+
+def test_base_http_middleware_uncaught_endpoint_exception_is_a_500(backend: Backend) -> None:
+    app = app_with(raising_endpoint(Boom("endpoint failed")), Middleware(CallNext))
+    response = TestClient(app, backend=backend, raise_server_exceptions=False).get("/")
+    assert response.status_code == 500
+    assert response.text == "Internal Server Error"
+
+
+@pytest.mark.parametrize("count", [1, 3])
+def test_base_http_middleware_endpoint_exception_reaches_the_test_as_itself(
+    backend: Backend, count: int
+) -> None:
+    middleware = [Middleware(CallNext) for _ in range(count)]
+    app = app_with(raising_endpoint(Boom("endpoint failed")), *middleware)
+    with pytest.raises(Boom, match="endpoint failed") as info:
+        TestClient(app, backend=backend).get("/")
+    assert type(info.value) is Boom
+
+
+@pytest.mark.parametrize("status_code", [404, 418])
+def test_base_http_middleware_sees_an_http_exception_as_a_response(
+    backend: Backend, status_code: int
+) -> None:
+    statuses: list[int] = []
+
+    async def dispatch(request: Request, call_next: RequestResponseEndpoint) -> Response:
+        response = await call_next(request)
+        statuses.append(response.status_code)
+        return response
+
+    app = app_with(raising_endpoint(HTTPException(status_code, "nope")), with_dispatch(dispatch))
+    response = TestClient(app, backend=backend).get("/")
+    assert response.status_code == status_code
+    assert response.text == "nope"
+    assert statuses == [status_code]
+
+
+def test_base_http_middleware_dispatch_exception_reaches_server_error_middleware(
+    backend: Backend,
+) -> None:
+    async def dispatch(request: Request, call_next: RequestResponseEndpoint) -> Response:
+        raise Boom("dispatch failed")
+
+    app = app_with(text_endpoint("ok"), with_dispatch(dispatch))
+    response = TestClient(app, backend=backend, raise_server_exceptions=False).get("/")
+    assert response.status_code == 500
+    assert response.text == "Internal Server Error"
+    with pytest.raises(Boom, match="dispatch failed") as info:
+        TestClient(app, backend=backend).get("/")
+    assert type(info.value) is Boom
+
+
+def test_base_http_middleware_background_task_exception_reaches_the_test(
+    backend: Backend,
+) -> None:
+    def fail() -> None:
+        raise Boom("background failed")
+
+    def endpoint(request: Request) -> Response:
+        return PlainTextResponse("sent", background=BackgroundTask(fail))
+
+    app = app_with(endpoint, Middleware(CallNext))
+    with pytest.raises(Boom, match="background failed") as info:
+        TestClient(app, backend=backend).get("/")
+    assert type(info.value) is Boom
+    response = TestClient(app, backend=backend, raise_server_exceptions=False).get("/")
+    assert response.status_code == 200
+    assert response.text == "sent"
+
+
+def test_base_http_middleware_streaming_body_exception_reaches_the_test(backend: Backend) -> None:
+    async def chunks() -> AsyncIterator[bytes]:
+        yield b"partial"
+        raise Boom("generator failed")
+
+    def endpoint(request: Request) -> Response:
+        return StreamingResponse(chunks())
+
+    app = app_with(endpoint, Middleware(CallNext))
+    with pytest.raises(Boom, match="generator failed") as info:
+        TestClient(app, backend=backend).get("/")
+    assert type(info.value) is Boom
+
+
+@pytest.mark.anyio
+async def test_base_http_middleware_body_exception_comes_out_of_the_middleware_call() -> None:
+    async def chunks() -> AsyncIterator[bytes]:
+        yield b"partial"
+        raise Boom("generator failed")
+
+    transcript = Transcript()
+    with pytest.raises(Boom, match="generator failed"):
+        await transcript.run(CallNext(StreamingResponse(chunks())))
+    assert transcript.sent_types[0] == "http.response.start"
+    assert transcript.body_sent == b"partial"
+
+
+def test_base_http_middleware_app_without_a_response_is_a_runtime_error(
+    backend: Backend,
+) -> None:
+    caught: list[str] = []
+
+    async def silent_app(scope: Scope, receive: Receive, send: Send) -> None:
+        pass
+
+    async def dispatch(request: Request, call_next: RequestResponseEndpoint) -> Response:
+        try:
+            return await call_next(request)
+        except RuntimeError as exc:
+            caught.append(str(exc))
+            return PlainTextResponse("no response", status_code=502)
+
+    response = TestClient(BaseHTTPMiddleware(silent_app, dispatch), backend=backend).get("/")
+    assert response.status_code == 502
+    assert caught == ["No response returned."]
+    with pytest.raises(RuntimeError, match=r"^No response returned\.$"):
+        TestClient(CallNext(silent_app), backend=backend).get("/")
+
+
+# client disconnects
+
+
+def test_base_http_middleware_client_closing_the_stream_closes_the_generator(
+    backend: Backend,
+) -> None:
+    log: list[str] = []
+
+    async def endless() -> AsyncIterator[bytes]:
+        try:
+            while True:
+                yield b"chunk"
+                await anyio.lowlevel.checkpoint()
+        finally:
+            log.append("generator closed")
+
+    def endpoint(request: Request) -> Response:
+        return StreamingResponse(endless(), background=BackgroundTask(log.append, "background"))
+
+    client = TestClient(app_with(endpoint, Middleware(CallNext)), backend=backend)
+    for _ in range(2):
+        with client.stream("GET", "/") as response:
+            assert next(response.iter_bytes()) == b"chunk"
+    assert log == ["generator closed"] * 2
+
+
+@pytest.mark.anyio
+@pytest.mark.parametrize("spec_version", ["2.3", "2.4"])
+async def test_base_http_middleware_stops_the_app_when_the_client_disconnects(
+    spec_version: str,
+) -> None:
+    log: list[str] = []
+
+    async def endless() -> AsyncIterator[bytes]:
+        try:
+            while True:
+                yield b"chunk"
+                await anyio.lowlevel.checkpoint()
+        finally:
+            log.append("generator closed")
+
+    transcript = Transcript(disconnect_after=1, spec_version=spec_version)
+    await transcript.run(CallNext(StreamingResponse(endless())))
+    assert log == ["generator closed"]
+    assert transcript.sent_types[0] == "http.response.start"
+    assert transcript.disconnected.is_set()
+
+
+@pytest.mark.anyio
+@pytest.mark.parametrize("spec_version", ["2.3", "2.4"])
+async def test_base_http_middleware_stops_its_own_response_when_the_client_disconnects(
+    spec_version: str,
+) -> None:
+    log: list[str] = []
+
+    async def endless() -> AsyncIterator[bytes]:
+        try:
+            while True:
+                yield b"chunk"
+                await anyio.lowlevel.checkpoint()
+        finally:
+            log.append("generator closed")
+
+    async def dispatch(request: Request, call_next: RequestResponseEndpoint) -> Response:
+        await call_next(request)
+        return StreamingResponse(endless())
+
+    transcript = Transcript(disconnect_after=1, spec_version=spec_version)
+    await transcript.run(BaseHTTPMiddleware(PlainTextResponse("app"), dispatch))
+    assert log == ["generator closed"]
+    assert transcript.body_sent.startswith(b"chunk")
+
+
+# context variables
+
+request_id: contextvars.ContextVar[str] = contextvars.ContextVar("request_id", default="unset")
+
+
+def test_base_http_middleware_sees_a_context_variable_the_endpoint_set(backend: Backend) -> None:
+    async def endpoint(request: Request) -> Response:
+        request_id.set("set by the endpoint")
+        return PlainTextResponse("ok")
+
+    async def dispatch(request: Request, call_next: RequestResponseEndpoint) -> Response:
+        assert request_id.get() == "unset"
+        response = await call_next(request)
+        response.headers["x-request-id"] = request_id.get()
+        return response
+
+    response = TestClient(app_with(endpoint, with_dispatch(dispatch)), backend=backend).get("/")
+    assert response.headers["x-request-id"] == "set by the endpoint"
+
+
+def test_base_http_middleware_context_variable_set_in_dispatch_reaches_the_endpoint(
+    backend: Backend,
+) -> None:
+    async def endpoint(request: Request) -> Response:
+        return PlainTextResponse(request_id.get())
+
+    def sync_endpoint(request: Request) -> Response:
+        return PlainTextResponse(request_id.get())
+
+    async def dispatch(request: Request, call_next: RequestResponseEndpoint) -> Response:
+        request_id.set("set in dispatch")
+        return await call_next(request)
+
+    app = Starlite(
+        routes=[Route("/", endpoint), Route("/sync", sync_endpoint)],
+        middleware=[with_dispatch(dispatch)],
+    )
+    client = TestClient(app, backend=backend)
+    assert client.get("/").text == "set in dispatch"
+    assert client.get("/sync").text == "set in dispatch"
+
+
+class ContextSpy:
+    """Pure ASGI middleware logging `request_id` once the app inside it has returned."""
+
+    def __init__(self, app: ASGIApp, log: list[str]) -> None:
+        self.app = app
+        self.log = log
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        await self.app(scope, receive, send)
+        if scope["type"] == "http":
+            self.log.append(request_id.get())
+
+
+@pytest.mark.parametrize("count", [1, 2])
+def test_base_http_middleware_hands_the_endpoint_context_variables_outwards(
+    backend: Backend, count: int
+) -> None:
+    log: list[str] = []
+
+    async def endpoint(request: Request) -> Response:
+        request_id.set("set by the endpoint")
+        return PlainTextResponse("ok")
+
+    middleware = [Middleware(CallNext) for _ in range(count)]
+    app = app_with(endpoint, Middleware(ContextSpy, log), *middleware)
+    assert TestClient(app, backend=backend).get("/").text == "ok"
+    assert log == ["set by the endpoint"]
+
+
+def test_base_http_middleware_context_variable_reset_by_the_endpoint_stays_reset(
+    backend: Backend,
+) -> None:
+    async def endpoint(request: Request) -> Response:
+        request_id.set("unset")  # back to the value the middleware had
+        return PlainTextResponse("ok")
+
+    async def dispatch(request: Request, call_next: RequestResponseEndpoint) -> Response:
+        request_id.set("set in dispatch")
+        response = await call_next(request)
+        response.headers["x-request-id"] = request_id.get()
+        return response
+
+    response = TestClient(app_with(endpoint, with_dispatch(dispatch)), backend=backend).get("/")
+    assert response.headers["x-request-id"] == "unset"
+
+
+# garbage
+
+
+def test_stacked_base_http_middlewares_leave_no_noise_for_the_garbage_collector(
+    backend: Backend, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    unraisable: list[Any] = []
+    monkeypatch.setattr(sys, "unraisablehook", unraisable.append)
+
+    async def chunks() -> AsyncIterator[bytes]:
+        for _ in range(3):
+            yield b"chunk"
+            await anyio.lowlevel.checkpoint()
+
+    async def endless() -> AsyncIterator[bytes]:
+        while True:
+            yield b"chunk"
+            await anyio.lowlevel.checkpoint()
+
+    async def finite(request: Request) -> Response:
+        return StreamingResponse(chunks(), background=BackgroundTask(anyio.lowlevel.checkpoint))
+
+    async def endless_endpoint(request: Request) -> Response:
+        await request.body()
+        return StreamingResponse(endless())
+
+    log: list[tuple[str, bytes]] = []
+    app = Starlite(
+        routes=[Route("/", finite), Route("/endless", endless_endpoint, methods=["POST"])],
+        middleware=[
+            Middleware(ReadBody, "outer", log),
+            Middleware(TagResponse, "middle"),
+            Middleware(ReadBody, "inner", log),
+        ],
+    )
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        with TestClient(app, backend=backend) as client:  # one event loop for every request
+            for _ in range(5):
+                assert client.get("/").content == b"chunk" * 3
+                with client.stream("POST", "/endless", content=b"body") as response:
+                    assert next(response.iter_bytes()) == b"chunk"
+        client = TestClient(app, backend=backend)  # one event loop for each request
+        for _ in range(5):
+            assert client.get("/").headers["x-tag"] == "middle"
+            with client.stream("POST", "/endless", content=b"body") as response:
+                assert next(response.iter_bytes()) == b"chunk"
+        gc.collect()
+    assert unraisable == []
+    assert [str(warning.message) for warning in caught] == []
+    assert set(log) == {("outer", b""), ("inner", b""), ("outer", b"body"), ("inner", b"body")}
+
+
+# ASGI extensions and debug messages
+
+
+async def template_app(scope: Scope, receive: Receive, send: Send) -> None:
+    info = {"template": "page.html", "context": {"name": "Ada"}}
+    await send({"type": "http.response.debug", "info": info})
+    await send(response_start_message())
+    await send(response_body_message(b"rendered"))
+
+
+def test_base_http_middleware_passes_the_debug_info_on(backend: Backend) -> None:
+    response = TestClient(CallNext(template_app), backend=backend).get("/")
+    assert response.text == "rendered"
+    assert response.template == "page.html"  # type: ignore[attr-defined]
+    assert response.context == {"name": "Ada"}  # type: ignore[attr-defined]
+
+
+def test_base_http_middleware_drops_the_debug_info_of_a_replaced_response(
+    backend: Backend,
+) -> None:
+    async def dispatch(request: Request, call_next: RequestResponseEndpoint) -> Response:
+        await call_next(request)
+        return PlainTextResponse("replaced")
+
+    response = TestClient(BaseHTTPMiddleware(template_app, dispatch), backend=backend).get("/")
+    assert response.text == "replaced"
+    assert not hasattr(response, "template")
+
+
+@pytest.mark.anyio
+@pytest.mark.parametrize("chunks", [[b"whole body"], [b"whole", b" body"]])
+async def test_base_http_middleware_passes_trailers_on(chunks: list[bytes]) -> None:
+    body = [
+        response_body_message(chunk, more_body=n < len(chunks) - 1)
+        for n, chunk in enumerate(chunks)
+    ]
+    app = scripted_app(response_start_message(trailers=True), *body, TRAILERS)
+    transcript = Transcript()
+    scope = transcript.scope(extensions={"http.response.trailers": {}})
+    await transcript.run(CallNext(app), scope)
+    start, *rest = transcript.sent
+    assert start["type"] == "http.response.start"
+    assert start["trailers"] is True
+    assert [m["type"] for m in rest[:-1]] == ["http.response.body"] * (len(rest) - 1)
+    assert not rest[-2].get("more_body", False)
+    assert transcript.body_sent == b"whole body"
+    assert rest[-1]["type"] == "http.response.trailers"
+    assert rest[-1]["headers"] == [(b"x-checksum", b"abc")]
+    assert not rest[-1].get("more_trailers", False)
+    assert transcript.sent_types.count("http.response.trailers") == 1
+
+
+@pytest.mark.anyio
+async def test_base_http_middleware_gathers_split_trailers() -> None:
+    first = {**TRAILERS, "headers": [(b"x-one", b"1")], "more_trailers": True}
+    second = {**TRAILERS, "headers": [(b"x-two", b"2")]}
+    app = scripted_app(
+        response_start_message(trailers=True), response_body_message(b"body"), first, second
+    )
+    transcript = Transcript()
+    scope = transcript.scope(extensions={"http.response.trailers": {}})
+    await transcript.run(CallNext(app), scope)
+    assert transcript.body_sent == b"body"
+    trailers = [m for m in transcript.sent if m["type"] == "http.response.trailers"]
+    assert [m["headers"] for m in trailers] == [[(b"x-one", b"1"), (b"x-two", b"2")]]
+
+
+@pytest.fixture
+def big_file(tmp_path: Path) -> Path:
+    """A file over two of FileResponse's chunks long."""
+    path = tmp_path / "big.bin"
+    path.write_bytes(bytes(range(256)) * (FileResponse.chunk_size * 2 // 256 + 10))
+    return path
+
+
+@pytest.mark.anyio
+async def test_base_http_middleware_reads_a_pathsend_file_into_the_body(big_file: Path) -> None:
+    expected = await anyio.Path(big_file).read_bytes()
+
+    async def endpoint(request: Request) -> Response:
+        return FileResponse(big_file, background=BackgroundTask(anyio.lowlevel.checkpoint))
+
+    transcript = Transcript()
+    scope = transcript.scope(extensions={"http.response.pathsend": {}})
+    app = Starlite(routes=[Route("/", endpoint)], middleware=[Middleware(CallNext)])
+    await transcript.run(app, scope)
+    assert "http.response.pathsend" not in transcript.sent_types
+    assert transcript.sent[0]["status"] == 200
+    assert transcript.body_sent == expected
+    assert transcript.sent_types.count("http.response.body") > 2  # in chunks, as read
+    assert not transcript.sent[-1].get("more_body", False)
+
+
+@pytest.mark.anyio
+async def test_base_http_middleware_body_iterator_reads_a_pathsend_file(big_file: Path) -> None:
+    expected = await anyio.Path(big_file).read_bytes()
+    read: list[bytes] = []
+
+    async def dispatch(request: Request, call_next: RequestResponseEndpoint) -> Response:
+        response = await call_next(request)
+        async for chunk in response.body_iterator:  # type: ignore[attr-defined]
+            assert isinstance(chunk, bytes)
+            read.append(chunk)
+        return Response(b"%d bytes" % len(b"".join(read)))
+
+    transcript = Transcript()
+    scope = transcript.scope(extensions={"http.response.pathsend": {}})
+    await transcript.run(BaseHTTPMiddleware(FileResponse(big_file), dispatch), scope)
+    assert b"".join(read) == expected
+    assert transcript.body_sent == b"%d bytes" % len(expected)
+
+
+@pytest.mark.anyio
+async def test_base_http_middleware_closes_a_pathsend_file_read_in_part(big_file: Path) -> None:
+    async def dispatch(request: Request, call_next: RequestResponseEndpoint) -> Response:
+        response = await call_next(request)
+        chunks = aiter(response.body_iterator)  # type: ignore[attr-defined]
+        assert len(await anext(chunks)) == FileResponse.chunk_size
+        return PlainTextResponse("replaced")
+
+    transcript = Transcript()
+    scope = transcript.scope(extensions={"http.response.pathsend": {}})
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        await transcript.run(BaseHTTPMiddleware(FileResponse(big_file), dispatch), scope)
+        gc.collect()
+    assert transcript.body_sent == b"replaced"
+    assert [str(warning.message) for warning in caught] == []
+
+
+@pytest.mark.anyio
+async def test_base_http_middleware_forwards_early_hints_before_the_response() -> None:
+    hint: Message = {"type": "http.response.early_hint", "links": [b"</a.css>; rel=preload"]}
+    released = anyio.Event()
+    order: list[str] = []
+
+    async def app(scope: Scope, receive: Receive, send: Send) -> None:
+        await send(hint)
+        with anyio.fail_after(5):
+            await released.wait()  # the hint is on its way before the app answers
+        await send(response_start_message())
+        await send(response_body_message(b"ok"))
+
+    async def dispatch(request: Request, call_next: RequestResponseEndpoint) -> Response:
+        order.append("dispatch")
+        return await call_next(request)
+
+    async def send(message: Message) -> None:
+        order.append(message["type"])
+        released.set()
+
+    scope = make_scope(extensions={"http.response.early_hint": {}})
+    with anyio.fail_after(5):
+        await BaseHTTPMiddleware(app, dispatch)(scope, StreamedBody([]), send)
+    assert order == [
+        "dispatch",
+        "http.response.early_hint",
+        "http.response.start",
+        "http.response.body",
+        "http.response.body",
+    ]
+
+
+# bad input
+
+
+@pytest.mark.parametrize("reader", ["dispatch", "endpoint"])
+def test_base_http_middleware_body_over_the_app_limit_is_413(backend: Backend, reader: str) -> None:
+    log: list[tuple[str, bytes]] = []
+    middleware = Middleware(ReadBody, "mw", log) if reader == "dispatch" else Middleware(CallNext)
+    client = TestClient(app_with(echo_body, middleware, max_body_size=10), backend=backend)
+    response = client.post("/", content=b"x" * 100)
+    assert response.status_code == 413
+    assert response.text == "Content Too Large"
+    assert client.post("/", content=b"small").content == b"small"
+    assert log == ([("mw", b"small")] if reader == "dispatch" else [])
+
+
+@pytest.mark.anyio
+async def test_base_http_middleware_streamed_body_over_the_app_limit_is_413() -> None:
+    log: list[tuple[str, bytes]] = []
+    app = app_with(echo_body, Middleware(ReadBody, "mw", log), max_body_size=10)
+    receive = StreamedBody([b"x" * 6] * 5)  # no Content-Length: the limit counts what comes
+    sent = await call_app(app, make_scope(method="POST"), receive)
+    assert sent[0]["status"] == 413
+    assert b"".join(m.get("body", b"") for m in sent[1:]) == b"Content Too Large"
+    assert receive.bytes_given == 12  # nothing read past the limit
+    assert log == []
+
+
+@pytest.mark.anyio
+async def test_base_http_middleware_client_gone_mid_body_is_client_disconnect_in_dispatch() -> None:
+    seen: list[str] = []
+
+    async def endpoint(request: Request) -> Response:
+        seen.append("endpoint")  # pragma: no cover - never reached
+        return PlainTextResponse("ok")  # pragma: no cover
+
+    async def dispatch(request: Request, call_next: RequestResponseEndpoint) -> Response:
+        try:
+            await request.body()
+        except ClientDisconnect:
+            seen.append("ClientDisconnect")
+            raise
+        return await call_next(request)  # pragma: no cover
+
+    receive = StreamedBody([b"part"], empty_final_chunk=True)  # then a disconnect
+    app = BaseHTTPMiddleware(Route("/", endpoint, methods=["POST"]), dispatch)
+    with pytest.raises(ClientDisconnect):
+        await call_app(app, make_scope(method="POST"), without_final_chunk(receive))
+    assert seen == ["ClientDisconnect"]
+
+
+@pytest.mark.anyio
+async def test_base_http_middleware_client_gone_mid_body_raises_from_call_next() -> None:
+    caught: list[str] = []
+
+    async def dispatch(request: Request, call_next: RequestResponseEndpoint) -> Response:
+        try:
+            return await call_next(request)
+        except ClientDisconnect:
+            caught.append("ClientDisconnect")
+            raise
+
+    receive = without_final_chunk(StreamedBody([b"part"], empty_final_chunk=True))
+    app = BaseHTTPMiddleware(Route("/", echo_body, methods=["POST"]), dispatch)
+    with pytest.raises(ClientDisconnect):
+        await call_app(app, make_scope(method="POST"), receive)
+    assert caught == ["ClientDisconnect"]
 
 
 # ==== Application ====
