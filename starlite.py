@@ -23,7 +23,7 @@ The file reads in the order a request travels through it:
 13. Forms                FormData, UploadFile, and streaming form parsers with limits
 14. Config               settings from the environment and a .env file, cast and checked
 15. Static files and templates   StaticFiles, safe by construction; Jinja2Templates
-16. Test client          TestClient: drive an ASGI app from synchronous tests, on httpx
+16. Test client          TestClient and AsyncTestClient: drive an ASGI app from tests, on httpx
 """
 
 from __future__ import annotations
@@ -71,7 +71,6 @@ from collections.abc import (
     ValuesView,
 )
 from concurrent import futures
-from concurrent.futures import Future
 from datetime import UTC, datetime
 from email.utils import format_datetime, formatdate, parsedate_to_datetime
 from enum import Enum
@@ -224,6 +223,7 @@ __all__ = [
     "Jinja2Templates",
     "StaticFiles",
     # Test client
+    "AsyncTestClient",
     "TestClient",
     "WebSocketDenialResponse",
     "WebSocketTestSession",
@@ -5770,16 +5770,21 @@ class Jinja2Templates:
 # ==== Test client ====
 # TestClient is an httpx.Client whose transport hands each request to the ASGI app, run on an anyio
 # event loop in another thread (a blocking portal), message by message: a streamed response can be
-# read while the app produces it. httpx is imported only when TestClient is first used.
+# read while the app produces it. AsyncTestClient does the same on the test's own event loop, for
+# async tests. httpx is imported only when a test client is first used.
 
 if TYPE_CHECKING:
     _HTTPXClient = httpx.Client
     _HTTPXBaseTransport = httpx.BaseTransport
     _HTTPXSyncByteStream = httpx.SyncByteStream
+    _HTTPXAsyncClient = httpx.AsyncClient
+    _HTTPXAsyncBaseTransport = httpx.AsyncBaseTransport
+    _HTTPXAsyncByteStream = httpx.AsyncByteStream
 else:
     # The classes below are written against httpx's; at run time they get those bases only when
-    # TestClient is first used (`_with_httpx_base`), so that `import starlite` never imports httpx.
+    # a test client is first used (`_with_httpx_base`), so `import starlite` never imports httpx.
     _HTTPXClient = _HTTPXBaseTransport = _HTTPXSyncByteStream = object
+    _HTTPXAsyncClient = _HTTPXAsyncBaseTransport = _HTTPXAsyncByteStream = object
 
 _WITH_HTTPX_BASE: dict[type[Any], type[Any]] = {}
 
@@ -5806,31 +5811,39 @@ _LIFESPAN_FAILURE_GRACE = 5.0
 
 
 class _AppRun:
-    """One request's run of the app, seen from both sides of the portal.
+    """One request's run of the app: the app, the `receive` and `send` channels it is given, and
+    the client's side of them (the response's start, its body chunk by chunk, and finishing).
 
-    On the event loop: the app, and the `receive` and `send` channels it is given. On the test's
-    thread: starting the run, reading the response's messages, and finishing (waiting for the app,
-    which may still run background tasks, or cancelling it if the test stopped reading early).
+    All of it runs on the event loop: AsyncTestClient awaits it, TestClient calls it through a
+    blocking portal. The app's exception is kept in `error` for the client to raise.
     """
 
     def __init__(self, app: ASGIApp, scope: Scope, body: bytes) -> None:
         self.app = app
         self.scope = scope
         self.body: bytes | None = body  # None once received by the app
-        self.to_test, self.from_app = anyio.create_memory_object_stream[Message](
+        self.to_client, self.from_app = anyio.create_memory_object_stream[Message](
             _UNREAD_MESSAGES_LIMIT
         )
         self.response_started = False
         self.response_complete = False
+        self.body_read = False
+        self.error: Exception | None = None
         self.debug_info: dict[str, Any] = {}  # sent by template responses, for tests to inspect
 
-    # -- on the event loop --
+    # -- the app's side --
 
     async def run(self, *, task_status: anyio.abc.TaskStatus[None]) -> None:
         self.body_sent = anyio.Event()
-        with self.to_test, anyio.CancelScope() as self.cancel_scope:
-            task_status.started()
-            await self.app(self.scope, self.receive, self.send)
+        self.returned = anyio.Event()
+        try:
+            with self.to_client, anyio.CancelScope() as self.cancel_scope:
+                task_status.started()
+                await self.app(self.scope, self.receive, self.send)
+        except Exception as exc:  # for the client to raise in the test
+            self.error = exc
+        finally:
+            self.returned.set()
 
     async def receive(self) -> Message:
         if self.body is not None:
@@ -5848,12 +5861,14 @@ class _AppRun:
             self.response_started = True
         elif message["type"] == "http.response.body" and not self.response_started:
             raise RuntimeError("The app sent 'http.response.body' before its start")
-        await self.to_test.send(message)
-        # Only once the last body message is queued for the test: the app sees a disconnect after
-        # this, and may stop what it is doing.
+        await self.to_client.send(message)
+        # Only once the last body message is queued for the client: the app sees a disconnect
+        # after this, and may stop what it is doing.
         if message["type"] == "http.response.body" and not message.get("more_body", False):
             self.response_complete = True
             self.body_sent.set()
+
+    # -- the client's side --
 
     async def next_message(self) -> Message | None:
         """The app's next message, or None once the app has returned."""
@@ -5862,45 +5877,102 @@ class _AppRun:
         except anyio.EndOfStream:
             return None
 
-    # -- on the test's thread --
-
-    def start(self, portal: anyio.from_thread.BlockingPortal) -> None:
-        self.portal = portal
-        self.task: Future[None] = portal.start_task(self.run)[0]
-
-    def response_start(self) -> Message | None:
+    async def response_start(self) -> Message | None:
         """The app's ``http.response.start``, or None if it returned without one."""
-        while (message := self.portal.call(self.next_message)) is not None:
+        while (message := await self.next_message()) is not None:
             if message["type"] == "http.response.start":
                 return message
             if message["type"] == "http.response.debug":
                 self.debug_info = message.get("info", {})
         return None
 
-    def body_chunks(self) -> Iterator[bytes]:
-        while (message := self.portal.call(self.next_message)) is not None:
+    async def next_chunk(self) -> bytes | None:
+        """The next chunk of the response body, or None after the last."""
+        while not self.body_read and (message := await self.next_message()) is not None:
             if message["type"] == "http.response.body":
-                yield message.get("body", b"")
-                if not message.get("more_body", False):
-                    return
+                self.body_read = not message.get("more_body", False)
+                return bytes(message.get("body", b""))
+        return None
 
-    def finish(self) -> None:
+    async def finish(self) -> None:
         """Wait for the app to return, cancelling it first if its response was not read in full."""
-        if not self.task.done() and not self.response_complete:
-            self.portal.call(self.cancel_scope.cancel)
-        self.task.exception()  # waits
+        if not self.response_complete:
+            self.cancel_scope.cancel()
+        await self.returned.wait()
         self.from_app.close()
+
+    def raise_error(self, raise_server_exceptions: bool) -> None:
+        """Raise what the app raised, or a RuntimeError if it sent no response, when asked to."""
+        if not raise_server_exceptions:
+            return
+        if self.error is not None:
+            raise self.error
+        if not self.response_started:
+            raise RuntimeError("The app returned without sending a response")
+
+
+def _test_response(
+    request: httpx.Request, run: _AppRun, start: Message | None, stream: Any
+) -> httpx.Response:
+    """The httpx response for `run`: a 500 if the app sent no response (and it is not raised)."""
+    response_cls: type[httpx.Response] = _httpx().Response
+    if start is None:
+        return response_cls(500, request=request)
+    headers = start.get("headers", [])
+    response = response_cls(start["status"], headers=headers, stream=stream, request=request)
+    # What a template response rendered, as Starlette's TestClient exposes it.
+    for name in ("template", "context"):
+        if name in run.debug_info:
+            setattr(response, name, run.debug_info[name])
+    return response
+
+
+def _test_scope(
+    request: httpx.Request, root_path: str, client: tuple[str, int], app_state: dict[str, Any]
+) -> Scope:
+    """The ASGI scope a server would give the app for `request`."""
+    url = request.url
+    headers = [(name.lower(), value) for name, value in request.headers.raw]
+    if not any(name == b"host" for name, _ in headers):
+        headers.insert(0, (b"host", url.netloc))
+    scope = {
+        "asgi": {"version": "3.0"},
+        "http_version": "1.1",
+        "scheme": url.scheme,
+        "path": url.path,
+        "raw_path": url.raw_path.split(b"?", 1)[0],
+        "root_path": root_path,
+        "query_string": url.query,
+        "headers": headers,
+        "client": client,
+        "server": (url.host, url.port or _DEFAULT_PORTS.get(url.scheme, 80)),
+        "state": dict(app_state),
+    }
+    if url.scheme in ("ws", "wss"):
+        protocols = request.headers.get("sec-websocket-protocol", "").split(",")
+        scope["type"] = "websocket"
+        scope["subprotocols"] = [protocol.strip() for protocol in protocols if protocol.strip()]
+        scope["extensions"] = {"websocket.http.response": {}}
+    else:
+        scope["type"] = "http"
+        scope["method"] = request.method
+        scope["extensions"] = {"http.response.debug": {}}
+    return scope
 
 
 class _ResponseStream(_HTTPXSyncByteStream):
     """The body of a test response, read from the app as the test iterates it."""
 
-    def __init__(self, chunks: Iterator[bytes], on_close: contextlib.ExitStack) -> None:
-        self._chunks = chunks
+    def __init__(
+        self, portal: anyio.from_thread.BlockingPortal, run: _AppRun, on_close: contextlib.ExitStack
+    ) -> None:
+        self._portal = portal
+        self._run = run
         self._on_close = on_close
 
     def __iter__(self) -> Iterator[bytes]:
-        return self._chunks
+        while (chunk := self._portal.call(self._run.next_chunk)) is not None:
+            yield chunk
 
     def close(self) -> None:
         self._on_close.close()
@@ -5926,72 +5998,28 @@ class _TestClientTransport(_HTTPXBaseTransport):
         self.app_state = app_state
 
     def handle_request(self, request: httpx.Request) -> httpx.Response:
-        if request.url.scheme in ("ws", "wss"):  # from websocket_connect(): hand a session back
+        scope = _test_scope(request, self.root_path, self.client, self.app_state)
+        if scope["type"] == "websocket":  # from websocket_connect(): hand a session back
             session = WebSocketTestSession(
-                self.app, self.scope_for(request), self.portal_factory, self.raise_server_exceptions
+                self.app, scope, self.portal_factory, self.raise_server_exceptions
             )
             raise _Upgrade(session)
-        run = _AppRun(self.app, self.scope_for(request), request.read())
+        run = _AppRun(self.app, scope, request.read())
         with contextlib.ExitStack() as stack:
-            run.start(stack.enter_context(self.portal_factory()))
-            stack.callback(self._finish, run)
-            start = run.response_start()
+            portal = stack.enter_context(self.portal_factory())
+            portal.start_task(run.run)
+            stack.callback(self._finish, portal, run)
+            start = portal.call(run.response_start)
             if start is None:
                 stack.close()  # raises the app's exception, if it raised one and we should
-                return self._error_response(request)
+                return _test_response(request, run, start, None)
             stream_cls = _with_httpx_base(_ResponseStream, "SyncByteStream")
-            stream = stream_cls(run.body_chunks(), stack.pop_all())
-        response_cls: type[httpx.Response] = _httpx().Response
-        response = response_cls(
-            start["status"], headers=start.get("headers", []), stream=stream, request=request
-        )
-        # What a template response rendered, as Starlette's TestClient exposes it.
-        for name in ("template", "context"):
-            if name in run.debug_info:
-                setattr(response, name, run.debug_info[name])
-        return response
+            stream = stream_cls(portal, run, stack.pop_all())
+        return _test_response(request, run, start, stream)
 
-    def _finish(self, run: _AppRun) -> None:
-        run.finish()
-        exception = run.task.exception()
-        if exception is not None and self.raise_server_exceptions:
-            raise exception
-        if not run.response_started and self.raise_server_exceptions:
-            raise RuntimeError("The app returned without sending a response")
-
-    def _error_response(self, request: httpx.Request) -> httpx.Response:
-        response_cls: type[httpx.Response] = _httpx().Response
-        return response_cls(500, request=request)
-
-    def scope_for(self, request: httpx.Request) -> Scope:
-        """The ASGI scope a server would give the app for `request`."""
-        url = request.url
-        headers = [(name.lower(), value) for name, value in request.headers.raw]
-        if not any(name == b"host" for name, _ in headers):
-            headers.insert(0, (b"host", url.netloc))
-        scope = {
-            "asgi": {"version": "3.0"},
-            "http_version": "1.1",
-            "scheme": url.scheme,
-            "path": url.path,
-            "raw_path": url.raw_path.split(b"?", 1)[0],
-            "root_path": self.root_path,
-            "query_string": url.query,
-            "headers": headers,
-            "client": self.client,
-            "server": (url.host, url.port or _DEFAULT_PORTS.get(url.scheme, 80)),
-            "state": dict(self.app_state),
-        }
-        if url.scheme in ("ws", "wss"):
-            protocols = request.headers.get("sec-websocket-protocol", "").split(",")
-            scope["type"] = "websocket"
-            scope["subprotocols"] = [protocol.strip() for protocol in protocols if protocol.strip()]
-            scope["extensions"] = {"websocket.http.response": {}}
-        else:
-            scope["type"] = "http"
-            scope["method"] = request.method
-            scope["extensions"] = {"http.response.debug": {}}
-        return scope
+    def _finish(self, portal: anyio.from_thread.BlockingPortal, run: _AppRun) -> None:
+        portal.call(run.finish)
+        run.raise_error(self.raise_server_exceptions)
 
 
 class _Upgrade(Exception):
@@ -6155,20 +6183,41 @@ class WebSocketTestSession:
 
 
 class _Lifespan:
-    """The server's side of the ASGI lifespan protocol, for ``with TestClient(app):``."""
+    """The server's side of the ASGI lifespan protocol, for ``with TestClient(app):`` and
+    ``async with AsyncTestClient(app):``; all of it runs on the event loop."""
 
     def __init__(self, app: ASGIApp, state: dict[str, Any]) -> None:
         self.app = app
         self.state = state
         self.to_app, self.app_inbox = anyio.create_memory_object_stream[Message](math.inf)
         self.app_outbox, self.from_app = anyio.create_memory_object_stream[Message](math.inf)
+        self.error: Exception | None = None
 
-    async def run(self) -> None:
+    async def run(self, *, task_status: anyio.abc.TaskStatus[None]) -> None:
+        self.returned = anyio.Event()
         scope = {"type": "lifespan", "asgi": {"version": "3.0"}, "state": self.state}
-        with self.app_inbox, self.app_outbox:
-            await self.app(scope, self.app_inbox.receive, self.app_outbox.send)
+        try:
+            with self.app_inbox, self.app_outbox, anyio.CancelScope() as self.cancel_scope:
+                task_status.started()
+                await self.app(scope, self.app_inbox.receive, self.app_outbox.send)
+        except Exception as exc:  # for start_up or shut_down to raise in the test
+            self.error = exc
+        finally:
+            self.returned.set()
 
-    async def exchange(self, event: str) -> Message | None:
+    async def start_up(self) -> None:
+        await self._expect_complete("startup")
+
+    async def shut_down(self) -> None:
+        await self._expect_complete("shutdown")
+        await self._returned()
+
+    def close(self) -> None:
+        """Close the server's ends of the channels (the app closes its own when it returns)."""
+        self.to_app.close()
+        self.from_app.close()
+
+    async def _exchange(self, event: str) -> Message | None:
         """Send a lifespan event; the app's answer, or None if the app has returned."""
         try:
             await self.to_app.send({"type": f"lifespan.{event}"})
@@ -6176,35 +6225,34 @@ class _Lifespan:
         except (anyio.BrokenResourceError, anyio.EndOfStream):
             return None
 
-    def close(self) -> None:
-        """Close the server's ends of the channels (the app closes its own when it returns)."""
-        self.to_app.close()
-        self.from_app.close()
+    async def _returned(self) -> None:
+        """Wait for the app to return; raise what it raised."""
+        await self.returned.wait()
+        if self.error is not None:
+            raise self.error
 
-    def start_up(self, portal: anyio.from_thread.BlockingPortal) -> None:
-        self.task = portal.start_task_soon(self.run)
-        self._expect_complete(portal, "startup")
-
-    def shut_down(self, portal: anyio.from_thread.BlockingPortal) -> None:
-        self._expect_complete(portal, "shutdown")
-        self.task.result()
-
-    def _expect_complete(self, portal: anyio.from_thread.BlockingPortal, event: str) -> None:
-        message = portal.call(self.exchange, event)
+    async def _expect_complete(self, event: str) -> None:
+        message = await self._exchange(event)
         if message is None:  # the app returned: it does not do lifespan, or it raised
-            self.task.result()
+            await self._returned()
             return
         if message["type"] == f"lifespan.{event}.complete":
             return
         if message["type"] != f"lifespan.{event}.failed":
             raise RuntimeError(f"Unexpected lifespan message: {message['type']!r}")
         # The app's own exception, if it raises one, says best what went wrong.
-        with contextlib.suppress(TimeoutError):
-            exception = self.task.exception(timeout=_LIFESPAN_FAILURE_GRACE)
-            if exception is not None:
-                raise exception
-        self.task.cancel()
+        with anyio.move_on_after(_LIFESPAN_FAILURE_GRACE):
+            await self._returned()
+        self.cancel_scope.cancel()
         raise RuntimeError(f"Lifespan {event} failed: {message.get('message', '')}")
+
+
+def _test_headers(headers: Mapping[str, str] | None) -> dict[str, str]:
+    """A test client's default headers: `headers`, with ``User-Agent: testclient`` unless given."""
+    headers = dict(headers or {})
+    if not any(name.lower() == "user-agent" for name in headers):
+        headers["user-agent"] = "testclient"
+    return headers
 
 
 class _TestClient(_HTTPXClient):
@@ -6238,12 +6286,9 @@ class _TestClient(_HTTPXClient):
         transport = _with_httpx_base(_TestClientTransport, "BaseTransport")(
             app, self._portal, raise_server_exceptions, root_path, client, self.app_state
         )
-        headers = dict(headers or {})
-        if not any(name.lower() == "user-agent" for name in headers):
-            headers["user-agent"] = "testclient"
         super().__init__(
             base_url=base_url,
-            headers=headers,
+            headers=_test_headers(headers),
             transport=transport,
             follow_redirects=follow_redirects,
             cookies=cookies,
@@ -6269,9 +6314,10 @@ class _TestClient(_HTTPXClient):
             stack.callback(self._forget_portal)
             lifespan = _Lifespan(self.app, self.app_state)
             stack.callback(lifespan.close)
-            lifespan.start_up(portal)
+            portal.start_task(lifespan.run)
+            portal.call(lifespan.start_up)
             self.portal = portal
-            stack.callback(lifespan.shut_down, portal)
+            stack.callback(portal.call, lifespan.shut_down)
             self._exit_stack = stack.pop_all()
         return self
 
@@ -6302,6 +6348,121 @@ class _TestClient(_HTTPXClient):
         raise RuntimeError("The transport did not open a websocket")  # unreachable by design
 
 
+class _AsyncResponseStream(_HTTPXAsyncByteStream):
+    """The body of an async test response, read from the app as the test iterates it."""
+
+    def __init__(self, run: _AppRun, raise_server_exceptions: bool) -> None:
+        self._run = run
+        self._raise_server_exceptions = raise_server_exceptions
+
+    async def __aiter__(self) -> AsyncIterator[bytes]:
+        while (chunk := await self._run.next_chunk()) is not None:
+            yield chunk
+
+    async def aclose(self) -> None:
+        await self._run.finish()
+        self._run.raise_error(self._raise_server_exceptions)
+
+
+class _AsyncTestClientTransport(_HTTPXAsyncBaseTransport):
+    """An httpx async transport that answers requests by calling an ASGI app, each in a task of
+    the client's task group."""
+
+    def __init__(
+        self,
+        app: ASGIApp,
+        raise_server_exceptions: bool,
+        root_path: str,
+        client: tuple[str, int],
+        app_state: dict[str, Any],
+    ) -> None:
+        self.app = app
+        self.raise_server_exceptions = raise_server_exceptions
+        self.root_path = root_path
+        self.client = client
+        self.app_state = app_state
+        self.task_group: anyio.abc.TaskGroup | None = None  # while the client is open
+
+    async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
+        if self.task_group is None:
+            raise RuntimeError(
+                "Use AsyncTestClient in 'async with AsyncTestClient(app) as client:'"
+            )
+        scope = _test_scope(request, self.root_path, self.client, self.app_state)
+        if scope["type"] == "websocket":
+            raise RuntimeError("AsyncTestClient does not do websockets: use TestClient")
+        run = _AppRun(self.app, scope, await request.aread())
+        await self.task_group.start(run.run)
+        start = await run.response_start()
+        if start is None:
+            await run.finish()
+            run.raise_error(self.raise_server_exceptions)
+            return _test_response(request, run, start, None)
+        stream_cls = _with_httpx_base(_AsyncResponseStream, "AsyncByteStream")
+        return _test_response(request, run, start, stream_cls(run, self.raise_server_exceptions))
+
+
+class _AsyncTestClient(_HTTPXAsyncClient):
+    """An async HTTP client that calls an ASGI app in-process; an ``httpx.AsyncClient``.
+
+    ``async with AsyncTestClient(app) as client:`` runs the app's lifespan start-up (its
+    failure raised in the test) and shut-down, on the test's own event loop, asyncio or trio;
+    `app_state` is the state the lifespan yielded. Requests (``await client.get(...)``,
+    ``async with client.stream(...)``) run the app in a task of their own, message by message.
+    Exceptions raised by the app reach the test unless `raise_server_exceptions` is False, when
+    they become 500 responses. Not in Starlette: its users combine asgi-lifespan with httpx's
+    ASGITransport, which reads a whole response before returning it.
+    """
+
+    __test__ = False  # not a test class for pytest, whatever its name says
+
+    def __init__(
+        self,
+        app: ASGIApp,
+        base_url: str = "http://testserver",
+        raise_server_exceptions: bool = True,
+        root_path: str = "",
+        cookies: httpx._types.CookieTypes | None = None,
+        headers: dict[str, str] | None = None,
+        follow_redirects: bool = True,
+        client: tuple[str, int] = ("testclient", 50000),
+    ) -> None:
+        self.app = app
+        self.app_state: dict[str, Any] = {}
+        self._transport_to_app = _with_httpx_base(_AsyncTestClientTransport, "AsyncBaseTransport")(
+            app, raise_server_exceptions, root_path, client, self.app_state
+        )
+        super().__init__(
+            base_url=base_url,
+            headers=_test_headers(headers),
+            transport=self._transport_to_app,
+            follow_redirects=follow_redirects,
+            cookies=cookies,
+        )
+
+    async def __aenter__(self) -> _AsyncTestClient:
+        await super().__aenter__()
+        async with contextlib.AsyncExitStack() as stack:
+            task_group = await stack.enter_async_context(_task_group())
+            # At the end, after the shut-down: stop the runs of responses the test left unread.
+            stack.callback(task_group.cancel_scope.cancel)
+            lifespan = _Lifespan(self.app, self.app_state)
+            stack.callback(lifespan.close)
+            await task_group.start(lifespan.run)
+            await lifespan.start_up()
+            self._transport_to_app.task_group = task_group
+            stack.callback(setattr, self._transport_to_app, "task_group", None)
+            stack.push_async_callback(lifespan.shut_down)
+            self._exit_stack = stack.pop_all()
+        return self
+
+    async def __aexit__(self, *exc_info: Any) -> None:
+        try:
+            await self._exit_stack.__aexit__(*exc_info)
+        finally:
+            await super().__aexit__(*exc_info)
+
+
 @functools.cache
 def _websocket_denial_response_class() -> type[WebSocketDenialResponse]:
     """The exception a denied websocket handshake raises: an httpx.Response that is also a
@@ -6314,15 +6475,18 @@ def _websocket_denial_response_class() -> type[WebSocketDenialResponse]:
 
 if TYPE_CHECKING:
     TestClient = _TestClient
+    AsyncTestClient = _AsyncTestClient
 
     class WebSocketDenialResponse(httpx.Response, WebSocketDisconnect):  # type: ignore[misc]
         """A websocket handshake the app answered with an HTTP response."""
 
 
 def __getattr__(name: str) -> Any:
-    """Build `TestClient` when it is first imported: only then is httpx imported."""
+    """Build the test clients when first imported: only then is httpx imported."""
     if name == "TestClient":
         return _with_httpx_base(_TestClient, "Client")
+    if name == "AsyncTestClient":
+        return _with_httpx_base(_AsyncTestClient, "AsyncClient")
     if name == "WebSocketDenialResponse":
         return _websocket_denial_response_class()
     raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
