@@ -5476,11 +5476,12 @@ def _cast_setting(key: str, value: Any, cast: Callable[[Any], Any] | None) -> An
 
 
 # RFC 9110 §8.8.3: entity-tag = [ "W/" ] DQUOTE *etagc DQUOTE, where etagc may be a comma, so
-# If-None-Match is read tag by tag rather than split on commas.
+# If-None-Match is read tag by tag, each match starting where the last ended (linear time), and
+# anything that is not a list of tags matches nothing.
 _ENTITY_TAG = re.compile(
     r"""
-    \s* (?: W/ )? ( "[^"]*" ) \s*   # a tag; weak or strong compare the same for If-None-Match
-    (?: , | $ )                     # then the next one, or the end
+    (?: W/ )? ( "[^"]*" )   # a tag; weak or strong compare the same for If-None-Match
+    [ \t]* (?: , [ \t]* | $ )  # then the next one, or the end
     """,
     re.VERBOSE,
 )
@@ -5488,10 +5489,16 @@ _ENTITY_TAG = re.compile(
 
 def _etag_matches(if_none_match: str, etag: str) -> bool:
     """Whether If-None-Match names `etag` (weak comparison, RFC 9110 §13.1.2), or is ``*``."""
-    if if_none_match.strip() == "*":
+    tags = if_none_match.strip(" \t")
+    if tags == "*":
         return True
     opaque = etag.removeprefix("W/")
-    return any(match.group(1) == opaque for match in _ENTITY_TAG.finditer(if_none_match))
+    position = 0
+    while position < len(tags) and (match := _ENTITY_TAG.match(tags, position)):
+        if match.group(1) == opaque:
+            return True
+        position = match.end()
+    return False
 
 
 def _not_modified_since(if_modified_since: str, last_modified: float) -> bool:
@@ -5499,7 +5506,7 @@ def _not_modified_since(if_modified_since: str, last_modified: float) -> bool:
     ignored (RFC 9110 §13.1.3), never an error."""
     try:
         since = parsedate_to_datetime(if_modified_since)
-    except (TypeError, ValueError):
+    except (TypeError, ValueError, OverflowError):  # year 9999999999, say
         return False
     if since.tzinfo is None:  # "-0000" means UTC too
         since = since.replace(tzinfo=UTC)
@@ -5639,7 +5646,7 @@ def _static_file_response(found: _Found, scope: Scope) -> Response:
 def _is_not_modified(stat_result: os.stat_result, response: FileResponse, scope: Scope) -> bool:
     """RFC 9110 §13.2.2: If-None-Match decides when present; If-Modified-Since otherwise."""
     if_none_match = _header_value(scope, b"if-none-match")
-    if if_none_match is not None:
+    if if_none_match is not None and if_none_match.strip(" \t"):  # an empty one counts as none
         return _etag_matches(if_none_match, response.headers["etag"])
     if_modified_since = _header_value(scope, b"if-modified-since")
     return if_modified_since is not None and _not_modified_since(

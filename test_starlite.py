@@ -15,6 +15,7 @@ import io
 import itertools
 import json
 import math
+import mimetypes
 import os
 import re
 import socket
@@ -39,6 +40,7 @@ from collections.abc import (
 )
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta, timezone
+from email.utils import formatdate
 from http import HTTPStatus
 from pathlib import Path
 from tempfile import SpooledTemporaryFile
@@ -50,6 +52,7 @@ import anyio.from_thread
 import anyio.lowlevel
 import anyio.to_thread
 import httpx
+import jinja2
 import pytest
 from blockbuster import BlockBuster, BlockingError, blockbuster_ctx
 from hypothesis import HealthCheck, given, settings
@@ -92,6 +95,7 @@ from starlite import (
     HTTPSRedirectMiddleware,
     ImmutableMultiDict,
     IntegerConvertor,
+    Jinja2Templates,
     JSONResponse,
     Match,
     Message,
@@ -121,6 +125,7 @@ from starlite import (
     SimpleUser,
     Starlite,
     State,
+    StaticFiles,
     StreamingResponse,
     StringConvertor,
     TestClient,
@@ -13947,6 +13952,1269 @@ def test_config_call_overloads_give_the_cast_type_under_mypy_strict(tmp_path: Pa
     )
     assert f"{source.name}:{wrong_line + 1}: error: Incompatible types in assignment" in errors[0]
     assert '(expression has type "str", variable has type "int")' in errors[0]
+
+
+# ==== Static files and templates ====
+
+
+# The directory of the starlite.py under test (the repository root, as tests run from there).
+
+
+# Static files: a directory to serve, and secrets beside it that no request may reach.
+
+SECRET = "TOP-SECRET-OUTSIDE"
+# A fixed modification time with a fraction of a second: Last-Modified has whole seconds only.
+MTIME = 1_700_000_000.75
+
+
+@dataclass
+class Tree:
+    """`root` is served; `outside` holds files that must never be: `secret` (a file),
+    `outside_dir` (a directory with a secret index.html), and an index.html beside them."""
+
+    outside: Path
+    root: Path
+    secret: Path
+    outside_dir: Path
+
+
+def write(path: Path, text: str) -> Path:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(text, encoding="utf-8")
+    os.utime(path, (MTIME, MTIME))
+    return path
+
+
+def make_tree(base: Path) -> Tree:
+    """The served directory `base/static` and secrets outside it, with symlinks both ways."""
+    secret = write(base / "secret.txt", SECRET)
+    write(base / "index.html", f"<p>{SECRET} index</p>")
+    outside_dir = base / "outside"
+    write(outside_dir / "secret.txt", SECRET + " in a directory")
+    write(outside_dir / "index.html", f"<p>{SECRET} outside index</p>")
+    # A sibling whose name starts with the served directory's: outside all the same.
+    sibling = write(base / "static_sibling" / "secret.txt", SECRET + " in a sibling")
+    root = base / "static"
+    write(root / "a.txt", "hello static")
+    write(root / "style.css", "body { color: red }")
+    write(root / "script.js", "console.log('hi')")
+    write(root / "bundle.bin", "export default 1")
+    write(root / "sub" / "index.html", "<p>sub index</p>")
+    write(root / "sub" / "page.txt", "sub page")
+    (root / "empty").mkdir()
+    (root / "link_in.txt").symlink_to("a.txt")  # inside, relative
+    (root / "alias").symlink_to(root / "sub", target_is_directory=True)  # inside, absolute
+    (root / "app.js").symlink_to("bundle.bin")
+    (root / "link_out.txt").symlink_to(secret)
+    (root / "dir_out").symlink_to(outside_dir, target_is_directory=True)
+    (root / "up").symlink_to("..", target_is_directory=True)
+    (root / "sibling.txt").symlink_to(sibling)
+    (root / "sibling_dir").symlink_to(sibling.parent, target_is_directory=True)
+    write(root / "back\\slash.txt", "a backslash in its name")
+    return Tree(base, root, secret, outside_dir)
+
+
+@pytest.fixture(scope="module")
+def tree(tmp_path_factory: pytest.TempPathFactory) -> Tree:
+    """A tree shared by the tests that only read it."""
+    return make_tree(tmp_path_factory.mktemp("tree"))
+
+
+@pytest.fixture
+def fresh_tree(tmp_path: Path) -> Tree:
+    """A tree of the test's own, to change."""
+    return make_tree(tmp_path)
+
+
+@dataclass
+class Sent:
+    """What an app sent for one request: the types of its messages, the status, headers and
+    body of its response (a websocket's denial response too)."""
+
+    types: list[str]
+    status: int | None
+    headers: Headers
+    body: bytes
+    messages: list[Message]
+
+
+async def serve_static(app: ASGIApp, scope: Scope) -> Sent:
+    """Call `app` as a server would (a request without a body, then a client that waits), with
+    a bounded wait; what it sent."""
+    incoming: list[Message] = [
+        {"type": "http.request", "body": b"", "more_body": False}
+        if scope["type"] == "http"
+        else {"type": "websocket.connect"}
+    ]
+    sent: list[Message] = []
+
+    async def receive() -> Message:
+        if incoming:
+            return incoming.pop(0)
+        await anyio.sleep_forever()
+        raise AssertionError("unreachable")  # pragma: no cover
+
+    async def send(message: Message) -> None:
+        sent.append(message)
+
+    with anyio.fail_after(5):
+        await app(scope, receive, send)
+    status: int | None = None
+    raw_headers: list[tuple[bytes, bytes]] = []
+    body = b""
+    for message in sent:
+        kind = message["type"].removeprefix("websocket.")
+        if kind == "http.response.start":
+            status = message["status"]
+            raw_headers = list(message.get("headers", []))
+        elif kind == "http.response.body":
+            body += message.get("body", b"")
+    return Sent([m["type"] for m in sent], status, Headers(raw=raw_headers), body, sent)
+
+
+async def static_files(**options: Any) -> StaticFiles:
+    """StaticFiles built off the event loop: building it checks its directory on disk."""
+    return await anyio.to_thread.run_sync(functools.partial(StaticFiles, **options))
+
+
+def static_app(static: StaticFiles, **kwargs: Any) -> Starlite:
+    """An app serving `static` at /static; `kwargs` go to Starlite."""
+    return Starlite(routes=[Mount("/static", static, name="static")], **kwargs)
+
+
+def status_echo(request: Request, exc: Exception) -> Response:
+    """An exception handler answering "custom <status>" with the exception's status and headers."""
+    assert isinstance(exc, HTTPException)
+    return PlainTextResponse(f"custom {exc.status_code}", exc.status_code, exc.headers)
+
+
+# StaticFiles: no path leaves the directory
+
+# (id, path under the mount, raw path under the mount or None for the path encoded)
+TRAVERSALS = [
+    ("dot-dot", "/../secret.txt", None),
+    ("dot-dot-deep", "/sub/../../secret.txt", None),
+    ("dot-dot-to-a-directory", "/../outside/secret.txt", None),
+    ("dot-dot-directory-index", "/../outside/", None),
+    ("dot-dot-alone", "/..", None),
+    ("dot-dot-slash", "/../", None),
+    ("percent-encoded-dots", "/../secret.txt", b"/%2e%2e/secret.txt"),
+    ("encoded-slashes", "/sub/../../secret.txt", b"/sub/..%2f..%2fsecret.txt"),
+    ("absolute-path", "/{secret}", None),
+    ("absolute-directory", "/{outside_dir}/secret.txt", None),
+    ("backslashes", "/..\\secret.txt", None),
+    ("backslashes-deep", "/sub\\..\\..\\secret.txt", None),
+    ("nul-byte", "/a.txt\x00", None),
+    ("nul-byte-then-dot-dot", "/a.txt\x00/../../secret.txt", None),
+    ("name-too-long", "/" + "a" * 5000, None),
+    ("path-too-long", "/" + "a/" * 3000 + "secret.txt", None),
+]
+
+SYMLINKS_OUT = [
+    "/link_out.txt",
+    "/dir_out/secret.txt",
+    "/dir_out/",
+    "/dir_out",
+    "/up/secret.txt",
+    "/up/",
+    "/sibling.txt",
+    "/sibling_dir/secret.txt",
+]
+
+
+def traversal_path(tree: Tree, template: str) -> str:
+    return template.format(secret=tree.secret, outside_dir=tree.outside_dir)
+
+
+@pytest.mark.anyio
+@pytest.mark.parametrize("html", [False, True], ids=["files", "html"])
+@pytest.mark.parametrize(
+    ("path", "raw_path"), [t[1:] for t in TRAVERSALS], ids=[t[0] for t in TRAVERSALS]
+)
+async def test_static_files_refuses_every_path_out_of_the_directory_with_404(
+    tree: Tree, path: str, raw_path: bytes | None, html: bool
+) -> None:
+    path = traversal_path(tree, path)
+    for follow_symlink in (False, True):
+        static = await static_files(directory=tree.root, html=html, follow_symlink=follow_symlink)
+        for mounted in (False, True):
+            prefix = "/static" if mounted else ""
+            raw = {} if raw_path is None else {"raw_path": prefix.encode() + raw_path}
+            answer = await serve_static(
+                static_app(static) if mounted else static, make_scope(prefix + path, **raw)
+            )
+            case = f"follow_symlink={follow_symlink}, mounted={mounted}"
+            assert answer.status == 404, case
+            assert SECRET.encode() not in answer.body, case
+            assert answer.body == b"Not Found", case
+
+
+@pytest.mark.anyio
+@pytest.mark.parametrize("html", [False, True], ids=["files", "html"])
+@pytest.mark.parametrize("path", SYMLINKS_OUT)
+async def test_static_files_refuses_a_symlink_out_of_the_directory_with_404(
+    tree: Tree, path: str, html: bool
+) -> None:
+    static = await static_files(directory=tree.root, html=html)
+    for app, prefix in [(static, ""), (static_app(static), "/static")]:
+        answer = await serve_static(app, make_scope(prefix + path))
+        assert answer.status == 404, prefix
+        assert SECRET.encode() not in answer.body, prefix
+
+
+@pytest.fixture
+def linked_404(fresh_tree: Tree) -> Tree:
+    (fresh_tree.root / "404.html").symlink_to(fresh_tree.secret)
+    return fresh_tree
+
+
+@pytest.mark.anyio
+async def test_static_files_refuses_a_404_page_that_links_out_of_the_directory(
+    linked_404: Tree,
+) -> None:
+    tree = linked_404
+    answer = await serve_static(
+        await static_files(directory=tree.root, html=True), make_scope("/missing")
+    )
+    assert answer.status == 404
+    assert answer.body == b"Not Found"
+
+
+@pytest.mark.anyio
+@pytest.mark.parametrize("path", ["/sub/../a.txt", "/./sub/../a.txt", "/sub/..", "/empty/../"])
+async def test_static_files_refuses_dot_dot_segments_that_resolve_inside(
+    tree: Tree, path: str
+) -> None:
+    static = await static_files(directory=tree.root, html=True)
+    answer = await serve_static(static, make_scope(path))
+    assert answer.status == 404
+
+
+@pytest.mark.anyio
+async def test_static_files_refuses_a_backslash_even_in_a_real_file_name(tree: Tree) -> None:
+    # On POSIX a backslash is an ordinary character, but on Windows a separator: never looked up.
+    answer = await serve_static(
+        await static_files(directory=tree.root), make_scope("/back\\slash.txt")
+    )
+    assert (answer.status, answer.body) == (404, b"Not Found")
+
+
+@pytest.mark.anyio
+@pytest.mark.parametrize(
+    ("path", "content"),
+    [
+        ("/./a.txt", b"hello static"),
+        ("//a.txt", b"hello static"),
+        ("/sub//page.txt", b"sub page"),
+        ("/sub/./page.txt", b"sub page"),
+    ],
+)
+async def test_static_files_ignores_empty_and_dot_segments(
+    tree: Tree, path: str, content: bytes
+) -> None:
+    answer = await serve_static(await static_files(directory=tree.root), make_scope(path))
+    assert (answer.status, answer.body) == (200, content)
+
+
+def test_static_files_serves_a_symlink_to_a_file_inside_the_directory(
+    tree: Tree, backend: Backend
+) -> None:
+    client = TestClient(static_app(StaticFiles(directory=tree.root)), backend=backend)
+    response = client.get("/static/link_in.txt")
+    assert (response.status_code, response.text) == (200, "hello static")
+    response = client.get("/static/alias/page.txt")
+    assert (response.status_code, response.text) == (200, "sub page")
+
+
+@pytest.mark.parametrize(
+    ("path", "content"),
+    [("/static/link_out.txt", SECRET), ("/static/dir_out/secret.txt", SECRET + " in a directory")],
+)
+def test_static_files_follows_a_symlink_out_of_the_directory_when_asked(
+    tree: Tree, backend: Backend, path: str, content: str
+) -> None:
+    static = StaticFiles(directory=tree.root, follow_symlink=True)
+    client = TestClient(static_app(static), backend=backend)
+    response = client.get(path)
+    assert (response.status_code, response.text) == (200, content)
+
+
+# StaticFiles: methods, websockets, errors
+
+
+@pytest.mark.parametrize("method", ["POST", "PUT", "DELETE", "PATCH", "OPTIONS"])
+def test_static_files_answers_other_methods_with_405_through_the_apps_handlers(
+    tree: Tree, backend: Backend, method: str
+) -> None:
+    app = static_app(StaticFiles(directory=tree.root), exception_handlers={405: status_echo})
+    response = TestClient(app, backend=backend).request(method, "/static/a.txt")
+    assert response.status_code == 405
+    assert response.text == "custom 405"
+    assert response.headers["allow"] == "GET, HEAD"
+
+
+def test_static_files_405_inside_an_app_without_handlers_says_allow(
+    tree: Tree, backend: Backend
+) -> None:
+    client = TestClient(static_app(StaticFiles(directory=tree.root)), backend=backend)
+    response = client.post("/static/a.txt")
+    assert response.status_code == 405
+    assert response.headers["allow"] == "GET, HEAD"
+
+
+@pytest.mark.anyio
+@pytest.mark.parametrize("method", ["POST", "PUT", "DELETE", "PATCH"])
+@pytest.mark.parametrize("path", ["/a.txt", "/missing"])
+async def test_bare_static_files_answers_other_methods_with_a_plain_405(
+    tree: Tree, method: str, path: str
+) -> None:
+    answer = await serve_static(
+        await static_files(directory=tree.root), make_scope(path, method=method)
+    )
+    assert answer.status == 405
+    assert answer.headers["allow"] == "GET, HEAD"
+    assert answer.headers["content-type"] == "text/plain; charset=utf-8"
+    assert answer.body == b"Method Not Allowed"
+
+
+def test_static_files_missing_file_reaches_the_apps_404_handler(
+    tree: Tree, backend: Backend
+) -> None:
+    app = static_app(StaticFiles(directory=tree.root), exception_handlers={404: status_echo})
+    response = TestClient(app, backend=backend).get("/static/missing.txt")
+    assert (response.status_code, response.text) == (404, "custom 404")
+
+
+@pytest.mark.anyio
+@pytest.mark.parametrize("method", ["GET", "HEAD"])
+async def test_bare_static_files_answers_a_missing_file_with_a_plain_404(
+    tree: Tree, method: str
+) -> None:
+    answer = await serve_static(
+        await static_files(directory=tree.root), make_scope("/missing", method=method)
+    )
+    assert answer.status == 404
+    assert answer.headers["content-type"] == "text/plain; charset=utf-8"
+    assert answer.body == (b"Not Found" if method == "GET" else b"")
+
+
+@pytest.mark.anyio
+async def test_static_files_in_a_router_without_an_app_answers_its_own_errors(tree: Tree) -> None:
+    router = Router(routes=[Mount("/static", await static_files(directory=tree.root))])
+    missing = await serve_static(router, make_scope("/static/missing"))
+    assert (missing.status, missing.body) == (404, b"Not Found")
+    post = await serve_static(router, make_scope("/static/a.txt", method="POST"))
+    assert (post.status, post.headers["allow"]) == (405, "GET, HEAD")
+
+
+@pytest.mark.anyio
+@pytest.mark.parametrize("path", ["/a.txt", "/missing", "/../secret.txt"])
+async def test_static_files_denies_a_websocket_with_404_where_the_server_allows(
+    tree: Tree, path: str
+) -> None:
+    scope = ws_scope(path)
+    answer = await serve_static(await static_files(directory=tree.root), scope)
+    assert answer.types == ["websocket.http.response.start", "websocket.http.response.body"]
+    assert answer.status == 404
+    assert SECRET.encode() not in answer.body
+
+
+@pytest.mark.anyio
+async def test_static_files_closes_a_websocket_with_1008_without_denial_responses(
+    tree: Tree,
+) -> None:
+    scope = ws_scope("/a.txt", deny=False)
+    answer = await serve_static(await static_files(directory=tree.root), scope)
+    assert answer.messages == [{"type": "websocket.close", "code": 1008, "reason": ""}]
+
+
+def test_static_files_mounted_in_an_app_denies_a_websocket(tree: Tree, backend: Backend) -> None:
+    client = TestClient(static_app(StaticFiles(directory=tree.root)), backend=backend)
+    with pytest.raises(WebSocketDenialResponse) as info, client.websocket_connect("/static/a.txt"):
+        pass  # pragma: no cover - entering raises
+    assert info.value.status_code == 404
+
+
+# StaticFiles: serving files
+
+
+def test_static_files_serves_a_file_with_its_headers(tree: Tree, backend: Backend) -> None:
+    client = TestClient(static_app(StaticFiles(directory=tree.root)), backend=backend)
+    response = client.get("/static/a.txt")
+    assert response.status_code == 200
+    assert response.text == "hello static"
+    assert response.headers["content-type"] == "text/plain; charset=utf-8"
+    assert response.headers["content-length"] == str(len("hello static"))
+    assert response.headers["last-modified"] == formatdate(MTIME, usegmt=True)
+    assert response.headers["accept-ranges"] == "bytes"
+    assert response.headers["etag"].startswith('"')
+
+
+def test_static_files_head_has_the_headers_of_get_and_no_body(tree: Tree, backend: Backend) -> None:
+    client = TestClient(static_app(StaticFiles(directory=tree.root)), backend=backend)
+    get = client.get("/static/style.css")
+    head = client.head("/static/style.css")
+    assert head.status_code == 200
+    assert head.content == b""
+    assert head.headers == get.headers
+    assert head.headers["content-length"] == str(len(get.content))
+
+
+@pytest.mark.parametrize(
+    ("name", "media_type"), [("style.css", "text/css"), ("a.txt", "text/plain")]
+)
+def test_static_files_guesses_the_media_type_from_the_name(
+    tree: Tree, backend: Backend, name: str, media_type: str
+) -> None:
+    client = TestClient(static_app(StaticFiles(directory=tree.root)), backend=backend)
+    response = client.get(f"/static/{name}")
+    assert response.headers["content-type"] == f"{media_type}; charset=utf-8"
+
+
+def test_static_files_serves_javascript_as_javascript(tree: Tree, backend: Backend) -> None:
+    client = TestClient(static_app(StaticFiles(directory=tree.root)), backend=backend)
+    expected = mimetypes.guess_type("x.js")[0]
+    assert expected is not None
+    assert "javascript" in expected
+    response = client.get("/static/script.js")
+    assert response.headers["content-type"].split(";")[0] == expected
+
+
+def test_static_files_types_a_symlink_by_the_name_asked_for_not_its_target(
+    tree: Tree, backend: Backend
+) -> None:
+    client = TestClient(static_app(StaticFiles(directory=tree.root)), backend=backend)
+    expected = mimetypes.guess_type("app.js")[0]
+    assert expected is not None
+    response = client.get("/static/app.js")
+    assert response.text == "export default 1"
+    assert response.headers["content-type"].split(";")[0] == expected
+    target = client.get("/static/bundle.bin")
+    assert target.headers["content-type"] == "application/octet-stream"
+
+
+def test_static_files_answers_a_range_with_206(tree: Tree, backend: Backend) -> None:
+    client = TestClient(static_app(StaticFiles(directory=tree.root)), backend=backend)
+    response = client.get("/static/a.txt", headers={"range": "bytes=0-1"})
+    assert response.status_code == 206
+    assert response.content == b"he"
+    assert response.headers["content-range"] == f"bytes 0-1/{len('hello static')}"
+    assert response.headers["content-length"] == "2"
+
+
+def test_static_files_answers_an_unsatisfiable_range_with_416(tree: Tree, backend: Backend) -> None:
+    client = TestClient(static_app(StaticFiles(directory=tree.root)), backend=backend)
+    response = client.get("/static/a.txt", headers={"range": "bytes=100-200"})
+    assert response.status_code == 416
+    assert response.headers["content-range"] == f"bytes */{len('hello static')}"
+
+
+def test_static_files_without_html_answers_a_directory_with_404(
+    tree: Tree, backend: Backend
+) -> None:
+    client = TestClient(static_app(StaticFiles(directory=tree.root)), backend=backend)
+    for path in ["/static/sub/", "/static/sub", "/static/empty/", "/static/"]:
+        response = client.get(path, follow_redirects=False)
+        assert response.status_code == 404, path
+        assert b"sub index" not in response.content
+
+
+def test_static_files_finds_files_under_an_apps_root_path(tree: Tree, backend: Backend) -> None:
+    client = TestClient(
+        static_app(StaticFiles(directory=tree.root, html=True)),
+        root_path="/prefix",
+        backend=backend,
+    )
+    response = client.get("/prefix/static/a.txt")
+    assert (response.status_code, response.text) == (200, "hello static")
+    response = client.get("/prefix/static/sub", follow_redirects=False)
+    assert response.status_code == 307
+    assert response.headers["location"] == "http://testserver/prefix/static/sub/"
+    response = client.get("/prefix/static/sub/")
+    assert (response.status_code, response.text) == (200, "<p>sub index</p>")
+
+
+def test_static_files_is_keyword_only(tree: Tree) -> None:
+    with pytest.raises(TypeError):
+        StaticFiles(tree.root)  # type: ignore[misc]
+
+
+# StaticFiles: html mode
+
+
+@pytest.fixture(scope="module")
+def html_tree(tmp_path_factory: pytest.TempPathFactory) -> Tree:
+    """A tree with an index.html at the top and a 404.html."""
+    tree = make_tree(tmp_path_factory.mktemp("html_tree"))
+    write(tree.root / "index.html", "<p>root index</p>")
+    write(tree.root / "404.html", "<p>custom not found</p>")
+    return tree
+
+
+def test_static_files_html_serves_a_directorys_index(html_tree: Tree, backend: Backend) -> None:
+    client = TestClient(
+        static_app(StaticFiles(directory=html_tree.root, html=True)), backend=backend
+    )
+    response = client.get("/static/sub/")
+    assert (response.status_code, response.text) == (200, "<p>sub index</p>")
+    assert response.headers["content-type"] == "text/html; charset=utf-8"
+    response = client.get("/static/")
+    assert (response.status_code, response.text) == (200, "<p>root index</p>")
+
+
+@pytest.mark.parametrize(
+    ("path", "location"),
+    [
+        ("/static/sub", "http://testserver/static/sub/"),
+        ("/static/sub?x=1&y=%20", "http://testserver/static/sub/?x=1&y=%20"),
+        ("/static/alias", "http://testserver/static/alias/"),
+        ("/static", "http://testserver/static/"),
+    ],
+)
+def test_static_files_html_redirects_a_directory_to_its_trailing_slash(
+    html_tree: Tree, backend: Backend, path: str, location: str
+) -> None:
+    client = TestClient(
+        static_app(StaticFiles(directory=html_tree.root, html=True)), backend=backend
+    )
+    response = client.get(path, follow_redirects=False)
+    assert response.status_code == 307
+    assert response.headers["location"] == location
+
+
+@pytest.mark.anyio
+async def test_bare_static_files_html_redirects_its_root_to_the_trailing_slash(
+    html_tree: Tree,
+) -> None:
+    static = await static_files(directory=html_tree.root, html=True)
+    answer = await serve_static(static, make_scope("/static", root_path="/static"))
+    assert answer.status == 307
+    assert answer.headers["location"] == "http://example.org/static/"
+    answer = await serve_static(static, make_scope("/static/", root_path="/static"))
+    assert (answer.status, answer.body) == (200, b"<p>root index</p>")
+
+
+def test_static_files_html_serves_404_html_for_a_missing_file(
+    html_tree: Tree, backend: Backend
+) -> None:
+    client = TestClient(
+        static_app(StaticFiles(directory=html_tree.root, html=True)), backend=backend
+    )
+    for path in ["/static/missing.txt", "/static/sub/missing/", "/static/empty/"]:
+        response = client.get(path)
+        assert response.status_code == 404, path
+        assert response.text == "<p>custom not found</p>"
+        assert response.headers["content-type"] == "text/html; charset=utf-8"
+
+
+def test_static_files_html_without_404_html_answers_a_plain_404(
+    tree: Tree, backend: Backend
+) -> None:
+    client = TestClient(static_app(StaticFiles(directory=tree.root, html=True)), backend=backend)
+    for path in ["/static/missing.txt", "/static/empty/", "/static/empty"]:
+        response = client.get(path, follow_redirects=False)
+        assert (response.status_code, response.text) == (404, "Not Found"), path
+
+
+def test_static_files_html_still_serves_plain_files(html_tree: Tree, backend: Backend) -> None:
+    client = TestClient(
+        static_app(StaticFiles(directory=html_tree.root, html=True)), backend=backend
+    )
+    response = client.get("/static/sub/page.txt")
+    assert (response.status_code, response.text) == (200, "sub page")
+    response = client.get("/static/sub/index.html")
+    assert (response.status_code, response.text) == (200, "<p>sub index</p>")
+
+
+# StaticFiles: conditional requests
+
+
+@pytest.fixture
+def file_client(tree: Tree, backend: Backend) -> TestClient:
+    return TestClient(static_app(StaticFiles(directory=tree.root, html=True)), backend=backend)
+
+
+def etag_of(client: TestClient, path: str = "/static/a.txt") -> str:
+    return client.get(path).headers["etag"]
+
+
+def assert_not_modified(response: Any, etag: str) -> None:
+    assert response.status_code == 304
+    assert response.content == b""
+    assert response.headers["etag"] == etag
+    for name in ("content-length", "content-type", "last-modified", "content-range"):
+        assert name not in response.headers
+
+
+@pytest.mark.parametrize(
+    "header",
+    ["{etag}", "W/{etag}", '"x", {etag}', '{etag}, "x"', '"x",{etag}', ' "a,b" , W/{etag} ', "*"],
+)
+def test_static_files_answers_a_matching_if_none_match_with_304(
+    file_client: TestClient, header: str
+) -> None:
+    etag = etag_of(file_client)
+    response = file_client.get("/static/a.txt", headers={"if-none-match": header.format(etag=etag)})
+    assert_not_modified(response, etag)
+
+
+def test_static_files_answers_if_none_match_for_an_index_with_304(file_client: TestClient) -> None:
+    etag = etag_of(file_client, "/static/sub/")
+    response = file_client.get("/static/sub/", headers={"if-none-match": etag})
+    assert_not_modified(response, etag)
+    head = file_client.head("/static/a.txt", headers={"if-none-match": etag_of(file_client)})
+    assert head.status_code == 304
+
+
+@pytest.mark.parametrize(
+    "header",
+    [
+        '"other"',
+        'W/"other"',
+        "garbage",
+        '"unterminated',
+        ",,,",
+        "W/",
+        "",
+        "**",
+        '"' + "a" * 100_000,
+        "W/" * 50_000,
+        "," * 100_000,
+        '"x",' * 20_000,
+        "{bare}",  # the tag without its quotes
+        'garbage"{bare}"',  # the tag, but not as a list of tags
+        '"unterminated, "{bare}"',
+    ],
+    ids=lambda header: header[:20],
+)
+def test_static_files_serves_the_file_when_if_none_match_does_not_match(
+    file_client: TestClient, header: str
+) -> None:
+    etag = etag_of(file_client)
+    header = header.format(bare=etag.strip('"'))
+    started = time.perf_counter()
+    response = file_client.get("/static/a.txt", headers={"if-none-match": header})
+    assert time.perf_counter() - started < 2
+    assert (response.status_code, response.text) == (200, "hello static")
+
+
+@pytest.mark.parametrize("filler", [" ", "\t"], ids=["spaces", "tabs"])
+def test_static_files_reads_a_long_if_none_match_of_whitespace_in_linear_time(
+    filler: str,
+) -> None:
+    # Read linearly, 400,000 characters take a millisecond; a quadratic read, hours.
+    value = '"a"' + filler * 400_000 + "x"
+    started = time.perf_counter()
+    assert not starlite._etag_matches(value, '"b"')
+    assert time.perf_counter() - started < 1
+
+
+def test_static_files_reads_an_empty_if_none_match_as_none(file_client: TestClient) -> None:
+    etag = etag_of(file_client)
+    since = formatdate(MTIME, usegmt=True)
+    headers = {"if-none-match": " ", "if-modified-since": since}
+    assert_not_modified(file_client.get("/static/a.txt", headers=headers), etag)
+
+
+@pytest.mark.parametrize("delta", [0, 0.2, 3600, 10 * 365 * 86400])
+def test_static_files_answers_a_current_if_modified_since_with_304(
+    file_client: TestClient, delta: float
+) -> None:
+    etag = etag_of(file_client)
+    since = formatdate(MTIME + delta, usegmt=True)
+    response = file_client.get("/static/a.txt", headers={"if-modified-since": since})
+    assert_not_modified(response, etag)
+
+
+@pytest.mark.parametrize("delta", [-1, -3600])
+def test_static_files_serves_a_file_newer_than_if_modified_since(
+    file_client: TestClient, delta: float
+) -> None:
+    since = formatdate(MTIME + delta, usegmt=True)
+    response = file_client.get("/static/a.txt", headers={"if-modified-since": since})
+    assert (response.status_code, response.text) == (200, "hello static")
+
+
+@pytest.mark.parametrize(
+    "since",
+    [
+        "garbage",
+        "Mon, 99 Foo 2020",
+        "",
+        "0",
+        "Mon, 01 Jan 2020 99:00:00 GMT",
+        "Mon, 01 Jan 99999 00:00:00 GMT",
+        "Mon, 01 Jan 2090 00:00:00 +9999",
+        "Mon, 01 Jan 9999999999999999999999 00:00:00 GMT",
+        "1 Jan 2090 00:00:00 -1234567890123456789",
+    ],
+)
+def test_static_files_ignores_an_if_modified_since_that_does_not_parse(
+    tree: Tree, backend: Backend, since: str
+) -> None:
+    client = TestClient(
+        static_app(StaticFiles(directory=tree.root)), backend=backend, raise_server_exceptions=False
+    )
+    response = client.get("/static/a.txt", headers={"if-modified-since": since})
+    assert (response.status_code, response.text) == (200, "hello static")
+
+
+def test_static_files_lets_if_none_match_decide_over_if_modified_since(
+    file_client: TestClient,
+) -> None:
+    etag = etag_of(file_client)
+    current = formatdate(MTIME + 3600, usegmt=True)
+    stale = formatdate(MTIME - 3600, usegmt=True)
+    response = file_client.get(
+        "/static/a.txt", headers={"if-none-match": '"other"', "if-modified-since": current}
+    )
+    assert (response.status_code, response.text) == (200, "hello static")
+    response = file_client.get(
+        "/static/a.txt", headers={"if-none-match": etag, "if-modified-since": stale}
+    )
+    assert_not_modified(response, etag)
+
+
+def test_static_files_etag_changes_when_the_file_changes(
+    fresh_tree: Tree, backend: Backend
+) -> None:
+    tree = fresh_tree
+    client = TestClient(static_app(StaticFiles(directory=tree.root)), backend=backend)
+    etag = etag_of(client)
+    write(tree.root / "a.txt", "hello static, longer")
+    response = client.get("/static/a.txt", headers={"if-none-match": etag})
+    assert (response.status_code, response.text) == (200, "hello static, longer")
+    assert response.headers["etag"] != etag
+
+
+def test_not_modified_keeps_only_the_headers_a_304_carries(tree: Tree) -> None:
+    path = tree.root / "a.txt"
+    response = FileResponse(
+        path,
+        headers={"cache-control": "max-age=60", "vary": "accept-encoding", "x-other": "1"},
+        stat_result=path.stat(),
+    )
+    not_modified = starlite._not_modified(response)
+    assert not_modified.status_code == 304
+    assert dict(not_modified.headers) == {
+        "cache-control": "max-age=60",
+        "vary": "accept-encoding",
+        "etag": response.headers["etag"],
+    }
+
+
+# StaticFiles: directories and packages
+
+
+def test_static_files_refuses_a_missing_directory_naming_it(tmp_path: Path) -> None:
+    missing = tmp_path / "nowhere"
+    with pytest.raises(RuntimeError, match="nowhere"):
+        StaticFiles(directory=missing)
+    write(tmp_path / "file.txt", "not a directory")
+    with pytest.raises(RuntimeError, match=r"file\.txt"):
+        StaticFiles(directory=tmp_path / "file.txt")
+
+
+def test_static_files_without_check_dir_answers_404_until_the_directory_exists(
+    tmp_path: Path, backend: Backend
+) -> None:
+    directory = tmp_path / "later"
+    static = StaticFiles(directory=directory, check_dir=False, html=True)
+    client = TestClient(static_app(static), backend=backend, raise_server_exceptions=False)
+    for path in ["/static/a.txt", "/static/", "/static/sub/"]:
+        assert client.get(path).status_code == 404, path
+    write(directory / "a.txt", "arrived")
+    write(directory / "index.html", "<p>arrived index</p>")
+    assert client.get("/static/a.txt").text == "arrived"
+    assert client.get("/static/").text == "<p>arrived index</p>"
+
+
+@pytest.fixture
+def package(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> str:
+    """A package on sys.path (its name unique: find_spec remembers packages) with a ``statics``
+    and an ``assets`` directory."""
+    name = f"static_pkg_{uuid.uuid4().hex}"
+    write(tmp_path / name / "__init__.py", "")
+    write(tmp_path / name / "statics" / "x.txt", "x from statics")
+    write(tmp_path / name / "statics" / "shared.txt", "shared from package")
+    write(tmp_path / name / "assets" / "y.txt", "y from assets")
+    monkeypatch.syspath_prepend(tmp_path)
+    return name
+
+
+def test_static_files_serves_a_packages_statics_directory(package: str, backend: Backend) -> None:
+    client = TestClient(static_app(StaticFiles(packages=[package])), backend=backend)
+    assert client.get("/static/x.txt").text == "x from statics"
+    assert client.get("/static/y.txt").status_code == 404
+
+
+def test_static_files_serves_a_packages_named_directory(package: str, backend: Backend) -> None:
+    client = TestClient(static_app(StaticFiles(packages=[(package, "assets")])), backend=backend)
+    assert client.get("/static/y.txt").text == "y from assets"
+    assert client.get("/static/x.txt").status_code == 404
+
+
+def test_static_files_refuses_a_missing_package_or_statics_directory(package: str) -> None:
+    with pytest.raises(RuntimeError, match="no_such_package_here"):
+        StaticFiles(packages=["no_such_package_here"])
+    with pytest.raises(RuntimeError, match=r"'nothing'.*" + package):
+        StaticFiles(packages=[(package, "nothing")])
+
+
+def test_static_files_looks_in_the_directory_before_the_packages(
+    fresh_tree: Tree, package: str, backend: Backend
+) -> None:
+    tree = fresh_tree
+    write(tree.root / "shared.txt", "shared from directory")
+    static = StaticFiles(directory=tree.root, packages=[package, (package, "assets")])
+    client = TestClient(static_app(static), backend=backend)
+    assert client.get("/static/shared.txt").text == "shared from directory"
+    assert client.get("/static/x.txt").text == "x from statics"
+    assert client.get("/static/y.txt").text == "y from assets"
+    assert client.get("/static/a.txt").text == "hello static"
+
+
+def test_static_files_refuses_a_symlink_from_one_root_into_another(
+    tmp_path: Path, backend: Backend
+) -> None:
+    first = tmp_path / "first"
+    second = tmp_path / "second"
+    write(second / "only.txt", "in second")
+    first.mkdir()
+    (first / "cross.txt").symlink_to(second / "only.txt")
+    static = StaticFiles(directory=first)
+    client = TestClient(static_app(static), backend=backend)
+    assert client.get("/static/cross.txt").status_code == 404
+
+
+# StaticFiles: the event loop never blocks
+
+
+@pytest.mark.anyio
+@pytest.mark.parametrize("anyio_backend", ["asyncio"])
+async def test_blockbuster_catches_a_stat_on_the_event_loop(tree: Tree) -> None:
+    # Proof that the autouse blockbuster watches these tests on asyncio, so that tests that pass
+    # never stat'ed or opened a file on the loop.
+    with pytest.raises(BlockingError):
+        os.stat(tree.root / "a.txt")
+
+
+@pytest.fixture
+def served(html_tree: Tree) -> tuple[StaticFiles, Starlite]:
+    static = StaticFiles(directory=html_tree.root, html=True)
+    return static, static_app(static)
+
+
+@pytest.mark.anyio
+@pytest.mark.parametrize("anyio_backend", ["asyncio"])
+async def test_static_files_never_blocks_the_event_loop(
+    served: tuple[StaticFiles, Starlite],
+) -> None:
+    static, app = served
+    for asgi_app, prefix in [(static, ""), (app, "/static")]:
+        file = await serve_static(asgi_app, make_scope(prefix + "/a.txt"))
+        assert (file.status, file.body) == (200, b"hello static")
+        headers = {"if-none-match": file.headers["etag"]}
+        assert (
+            await serve_static(asgi_app, make_scope(prefix + "/a.txt", headers=headers))
+        ).status == 304
+        index = await serve_static(asgi_app, make_scope(prefix + "/sub/"))
+        assert (index.status, index.body) == (200, b"<p>sub index</p>")
+        redirect = await serve_static(asgi_app, make_scope(prefix + "/sub"))
+        assert redirect.status == 307
+        page = await serve_static(asgi_app, make_scope(prefix + "/missing"))
+        assert (page.status, page.body) == (404, b"<p>custom not found</p>")
+        ranged = await serve_static(
+            asgi_app, make_scope(prefix + "/a.txt", headers={"range": "bytes=1-2"})
+        )
+        assert (ranged.status, ranged.body) == (206, b"el")
+        link = await serve_static(asgi_app, make_scope(prefix + "/link_out.txt"))
+        assert link.status == 404
+
+
+def test_static_files_never_blocks_the_test_clients_loop(html_tree: Tree) -> None:
+    # TestClient's app runs on an asyncio loop in the portal's thread: blockbuster watches it too.
+    client = TestClient(static_app(StaticFiles(directory=html_tree.root, html=True)))
+    assert client.get("/static/sub/").text == "<p>sub index</p>"
+    assert client.get("/static/a.txt", headers={"if-none-match": "*"}).status_code == 304
+    assert client.get("/static/missing").text == "<p>custom not found</p>"
+
+
+@pytest.mark.anyio
+async def test_static_files_stats_files_off_the_event_loop(
+    served: tuple[StaticFiles, Starlite], html_tree: Tree, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # On trio too, where blockbuster does not look: every stat of a served file is in a worker.
+    threads: list[int] = []
+    real_stat = os.stat
+
+    def recording_stat(path: Any, *args: Any, **kwargs: Any) -> os.stat_result:
+        if isinstance(path, str | Path) and html_tree.outside.name in Path(path).parts:
+            threads.append(threading.get_ident())
+        return real_stat(path, *args, **kwargs)
+
+    monkeypatch.setattr(os, "stat", recording_stat)
+    static, _ = served
+    loop_thread = threading.get_ident()
+    for path in ["/a.txt", "/sub/", "/missing"]:
+        await serve_static(static, make_scope(path))
+    assert threads
+    assert loop_thread not in threads
+
+
+# Templates
+
+
+@pytest.fixture(scope="module")
+def template_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    directory = tmp_path_factory.mktemp("templates")
+    write(directory / "index.html", "Hello {{ name }} at {{ request.url.path }}")
+    write(directory / "processed.html", "{{ user }}|{{ theme }}|{{ name }}")
+    write(directory / "urls.html", "{{ url_for('home') }}|{{ url_for('user', user_id=3) }}")
+    write(directory / "static.html", "{{ url_for('static', path='/a.txt') }}")
+    write(directory / "unknown.html", "{{ url_for('nowhere') }}")
+    write(directory / "thread.html", "{{ thread_id() }}")
+    for extension in ("html", "htm", "xml", "jinja", "j2", "txt", "TXT", "xhtml"):
+        write(directory / f"value.{extension}", "{{ value }}")
+    return directory
+
+
+@pytest.fixture
+def templates(template_dir: Path) -> Jinja2Templates:
+    return Jinja2Templates(directory=template_dir)
+
+
+def templated_app(
+    templates: Jinja2Templates, name: str, context: dict[str, Any] | None = None, **kwargs: Any
+) -> Starlite:
+    """An app whose "/" answers the template `name` with `context`; `kwargs` go to
+    TemplateResponse. "/users/{user_id}" is named "user", "/" "home"."""
+
+    def home(request: Request) -> Response:
+        return templates.TemplateResponse(request, name, context, **kwargs)
+
+    def user(request: Request) -> Response:
+        return PlainTextResponse("user")
+
+    return Starlite(
+        routes=[
+            Route("/", home, name="home"),
+            Route("/users/{user_id:int}", user, name="user"),
+        ]
+    )
+
+
+def test_template_response_renders_with_request_and_context(
+    templates: Jinja2Templates, backend: Backend
+) -> None:
+    app = templated_app(templates, "index.html", {"name": "Ada"})
+    response = TestClient(app, backend=backend).get("/")
+    assert response.status_code == 200
+    assert response.text == "Hello Ada at /"
+    assert response.headers["content-type"] == "text/html; charset=utf-8"
+    assert response.headers["content-length"] == str(len(response.content))
+
+
+def test_test_client_response_carries_the_template_and_its_context(
+    templates: Jinja2Templates, backend: Backend
+) -> None:
+    app = templated_app(templates, "index.html", {"name": "Ada"})
+    response = TestClient(app, backend=backend).get("/")
+    assert response.template.name == "index.html"  # type: ignore[attr-defined]
+    context = response.context  # type: ignore[attr-defined]
+    assert context["name"] == "Ada"
+    assert isinstance(context["request"], Request)
+    assert context["request"].url.path == "/"
+
+
+def test_template_response_adds_the_context_processors_values(
+    template_dir: Path, backend: Backend
+) -> None:
+    def user(request: Request) -> dict[str, Any]:
+        return {"user": f"user-of-{request.url.path}"}
+
+    def theme(request: Request) -> dict[str, Any]:
+        return {"theme": "dark"}
+
+    templates = Jinja2Templates(directory=template_dir, context_processors=[user, theme])
+    app = templated_app(templates, "processed.html", {"name": "Ada"})
+    response = TestClient(app, backend=backend).get("/")
+    assert response.text == "user-of-/|dark|Ada"
+    context = response.context  # type: ignore[attr-defined]
+    assert (context["user"], context["theme"], context["name"]) == ("user-of-/", "dark", "Ada")
+    assert isinstance(context["request"], Request)
+
+
+def test_template_response_honours_status_headers_and_media_type(
+    templates: Jinja2Templates, backend: Backend
+) -> None:
+    app = templated_app(
+        templates,
+        "index.html",
+        {"name": "Ada"},
+        status_code=201,
+        headers={"x-extra": "yes"},
+        media_type="text/plain",
+    )
+    response = TestClient(app, backend=backend).get("/")
+    assert response.status_code == 201
+    assert response.headers["x-extra"] == "yes"
+    assert response.headers["content-type"] == "text/plain; charset=utf-8"
+    assert response.text == "Hello Ada at /"
+
+
+def test_template_response_content_length_counts_bytes(
+    templates: Jinja2Templates, backend: Backend
+) -> None:
+    app = templated_app(templates, "index.html", {"name": "Zoë ✓ 雪"})
+    response = TestClient(app, backend=backend).get("/")
+    assert response.text == "Hello Zoë ✓ 雪 at /"
+    assert response.headers["content-length"] == str(len(response.text.encode()))
+    assert int(response.headers["content-length"]) > len(response.text)
+
+
+def test_template_response_head_has_the_length_of_get(
+    templates: Jinja2Templates, backend: Backend
+) -> None:
+    app = templated_app(templates, "index.html", {"name": "Zoë"})
+    client = TestClient(app, backend=backend)
+    get = client.get("/")
+    head = client.head("/")
+    assert head.content == b""
+    assert head.headers["content-length"] == get.headers["content-length"]
+
+
+@pytest.mark.anyio
+async def test_template_response_runs_its_background_task_after_the_response(
+    templates: Jinja2Templates,
+) -> None:
+    sent_before_task: list[list[str]] = []
+    answer_types: list[str] = []
+
+    def task() -> None:
+        sent_before_task.append(list(answer_types))
+
+    scope = make_scope("/")
+    request = Request(scope)
+    response = templates.TemplateResponse(
+        request, "index.html", {"name": "Ada"}, background=BackgroundTask(task)
+    )
+
+    async def send(message: Message) -> None:
+        answer_types.append(message["type"])
+
+    async def receive() -> Message:
+        await anyio.sleep_forever()
+        raise AssertionError("unreachable")  # pragma: no cover
+
+    with anyio.fail_after(5):
+        await response(scope, receive, send)
+    assert sent_before_task == [["http.response.start", "http.response.body"]]
+
+
+def test_template_response_background_task_runs_through_the_test_client(
+    templates: Jinja2Templates, backend: Backend
+) -> None:
+    ran: list[str] = []
+    task = BackgroundTask(ran.append, "done")
+    app = templated_app(templates, "index.html", {"name": "Ada"}, background=task)
+    response = TestClient(app, backend=backend).get("/")
+    assert response.text == "Hello Ada at /"
+    assert ran == ["done"]
+
+
+@pytest.mark.anyio
+async def test_template_response_renders_when_sent_in_a_worker_thread(
+    template_dir: Path,
+) -> None:
+    env = jinja2.Environment(loader=jinja2.FileSystemLoader(template_dir), autoescape=True)
+    env.globals["thread_id"] = threading.get_ident
+    templates = Jinja2Templates(env=env)
+    scope = make_scope("/")
+    response = templates.TemplateResponse(Request(scope), "thread.html")
+    assert response.template is None  # nothing rendered yet
+    missing = templates.TemplateResponse(Request(scope), "no-such-template.html")  # no error yet
+    answer = await serve_static(response, scope)
+    assert answer.status == 200
+    assert answer.body.decode() != str(threading.get_ident())
+    assert int(answer.body.decode()) > 0
+    assert response.template is not None
+    with pytest.raises(jinja2.TemplateNotFound):
+        await serve_static(missing, scope)
+
+
+@pytest.mark.anyio
+async def test_template_response_sends_debug_info_only_where_offered(
+    templates: Jinja2Templates,
+) -> None:
+    plain_scope = make_scope("/")
+    response = templates.TemplateResponse(Request(plain_scope), "index.html", {"name": "Ada"})
+    answer = await serve_static(response, plain_scope)
+    assert answer.types == ["http.response.start", "http.response.body"]
+    assert answer.body == b"Hello Ada at /"
+
+    debug_scope = make_scope("/", extensions={"http.response.debug": {}})
+    response = templates.TemplateResponse(Request(debug_scope), "index.html", {"name": "Bo"})
+    answer = await serve_static(response, debug_scope)
+    assert answer.types == ["http.response.debug", "http.response.start", "http.response.body"]
+    info = answer.messages[0]["info"]
+    assert info["template"].name == "index.html"
+    assert info["context"]["name"] == "Bo"
+    assert info["context"]["request"].scope is debug_scope
+
+
+def test_template_url_for_gives_absolute_urls_for_the_request(
+    templates: Jinja2Templates, backend: Backend
+) -> None:
+    client = TestClient(templated_app(templates, "urls.html"), backend=backend)
+    assert client.get("/").text == "http://testserver/|http://testserver/users/3"
+    response = client.get("http://example.com:8080/")
+    assert response.text == "http://example.com:8080/|http://example.com:8080/users/3"
+
+
+def test_template_url_for_finds_a_static_mount(
+    templates: Jinja2Templates, tree: Tree, backend: Backend
+) -> None:
+    def page(request: Request) -> Response:
+        return templates.TemplateResponse(request, "static.html")
+
+    app = Starlite(
+        routes=[Route("/", page), Mount("/static", StaticFiles(directory=tree.root), name="static")]
+    )
+    client = TestClient(app, backend=backend)
+    url = client.get("/").text
+    assert url == "http://testserver/static/a.txt"
+    assert client.get(url).text == "hello static"
+
+
+def test_template_url_for_an_unknown_route_raises_no_match_found(
+    templates: Jinja2Templates, backend: Backend
+) -> None:
+    app = templated_app(templates, "unknown.html")
+    with pytest.raises(NoMatchFound):
+        TestClient(app, backend=backend).get("/")
+    response = TestClient(app, backend=backend, raise_server_exceptions=False).get("/")
+    assert response.status_code == 500
+
+
+@pytest.mark.parametrize("extension", ["html", "htm", "xml", "jinja", "j2", "xhtml"])
+def test_templates_autoescape_every_template_but_text(
+    templates: Jinja2Templates, backend: Backend, extension: str
+) -> None:
+    app = templated_app(templates, f"value.{extension}", {"value": "<script>&'\""})
+    response = TestClient(app, backend=backend).get("/")
+    assert response.text == "&lt;script&gt;&amp;&#39;&#34;"
+
+
+@pytest.mark.parametrize("extension", ["txt", "TXT"])
+def test_templates_do_not_escape_text_templates(
+    templates: Jinja2Templates, backend: Backend, extension: str
+) -> None:
+    app = templated_app(templates, f"value.{extension}", {"value": "<script>"})
+    response = TestClient(app, backend=backend).get("/")
+    assert response.text == "<script>"
+
+
+def test_templates_use_a_given_environment_and_add_url_for(backend: Backend) -> None:
+    env = jinja2.Environment(
+        loader=jinja2.DictLoader({"page.html": "{{ greeting }} {{ url_for('home') }} {{ v }}"}),
+        autoescape=False,
+    )
+    env.globals["greeting"] = "hi"
+    templates = Jinja2Templates(env=env)
+    assert templates.env is env
+    assert "url_for" in env.globals
+    assert templates.get_template("page.html").name == "page.html"
+    app = templated_app(templates, "page.html", {"v": "<b>"})
+    response = TestClient(app, backend=backend).get("/")
+    assert response.text == "hi http://testserver/ <b>"  # the env's own autoescape=False
+
+
+def test_templates_keep_a_url_for_the_user_set(backend: Backend) -> None:
+    env = jinja2.Environment(loader=jinja2.DictLoader({"page.html": "{{ url_for('home') }}"}))
+    env.globals["url_for"] = lambda name: f"mine:{name}"
+    templates = Jinja2Templates(env=env)
+    response = TestClient(templated_app(templates, "page.html"), backend=backend).get("/")
+    assert response.text == "mine:home"
+
+
+def test_templates_need_exactly_one_of_directory_and_env(template_dir: Path) -> None:
+    with pytest.raises(TypeError):
+        Jinja2Templates()
+    with pytest.raises(TypeError):
+        Jinja2Templates(directory=template_dir, env=jinja2.Environment())
+
+
+def test_a_missing_template_raises_template_not_found_or_answers_500(
+    templates: Jinja2Templates, backend: Backend
+) -> None:
+    app = templated_app(templates, "no-such-template.html")
+    with pytest.raises(jinja2.TemplateNotFound):
+        TestClient(app, backend=backend).get("/")
+    response = TestClient(app, backend=backend, raise_server_exceptions=False).get("/")
+    assert response.status_code == 500
+
+
+def test_templates_look_in_their_directories_in_order(tmp_path: Path, backend: Backend) -> None:
+    first = tmp_path / "first"
+    second = tmp_path / "second"
+    write(first / "page.html", "from first")
+    write(second / "page.html", "from second")
+    write(second / "only.html", "only in second")
+    templates = Jinja2Templates(directory=[first, second])
+    client = TestClient(templated_app(templates, "page.html"), backend=backend)
+    assert client.get("/").text == "from first"
+    client = TestClient(templated_app(templates, "only.html"), backend=backend)
+    assert client.get("/").text == "only in second"
+
+
+@pytest.mark.anyio
+@pytest.mark.parametrize("anyio_backend", ["asyncio"])
+async def test_template_rendering_never_blocks_the_event_loop(
+    templates: Jinja2Templates,
+) -> None:
+    # A template loads from disk (stat, open): blockbuster fails the test if that is on the loop.
+    for _ in range(2):  # the second time from jinja2's cache, which stats the file to check it
+        scope = make_scope("/")
+        response = templates.TemplateResponse(Request(scope), "index.html", {"name": "Ada"})
+        answer = await serve_static(response, scope)
+        assert answer.body == b"Hello Ada at /"
+
+
+def test_template_rendering_never_blocks_the_test_clients_loop(
+    templates: Jinja2Templates,
+) -> None:
+    response = TestClient(templated_app(templates, "index.html", {"name": "Ada"})).get("/")
+    assert response.text == "Hello Ada at /"
+
+
+def test_jinja2_is_imported_only_by_templates_and_named_by_its_extra() -> None:
+    code = (
+        "import sys\n"
+        "import starlite\n"
+        "assert 'jinja2' not in sys.modules, 'imported at import'\n"
+        "sys.modules['jinja2'] = None\n"
+        "try:\n"
+        "    starlite.Jinja2Templates(directory='.')\n"
+        "except ImportError as exc:\n"
+        "    print('ImportError:', exc)\n"
+    )
+    result = run_python(code)
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.startswith("ImportError:")
+    assert "starlite-asgi[templates]" in result.stdout
+
+
+def test_starlite_imports_without_jinja2() -> None:
+    code = (
+        "import sys\n"
+        "sys.modules['jinja2'] = None\n"
+        "import starlite\n"
+        "print(starlite.StaticFiles.__name__, starlite.Jinja2Templates.__name__)\n"
+    )
+    result = run_python(code)
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.split() == ["StaticFiles", "Jinja2Templates"]
 
 
 # ==== Test client ====
