@@ -16935,6 +16935,100 @@ async def test_site_example_never_serves_a_file_outside_its_static_directory(
     assert secret not in body
 
 
+# For examples/events.py.
+
+
+def parse_event_stream(text: str) -> list[dict[str, str]]:
+    """The events of an event stream, each a dict of its fields (data lines joined); comments
+    dropped."""
+    events = []
+    for block in text.split("\n\n"):
+        fields: dict[str, str] = {}
+        for line in block.splitlines():
+            if not line or line.startswith(":"):
+                continue
+            name, _, value = line.partition(": ")
+            fields[name] = f"{fields[name]}\n{value}" if name in fields else value
+        if fields:
+            events.append(fields)
+    return events
+
+
+def test_events_example_page_listens_to_the_progress_stream(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    events = load_example("events", monkeypatch)
+    with TestClient(events.app) as client:
+        page = client.get("/")
+    assert page.status_code == 200
+    assert 'new EventSource("/progress")' in page.text
+
+
+def test_events_example_streams_every_step_then_done(
+    monkeypatch: pytest.MonkeyPatch, backend: Backend
+) -> None:
+    events = load_example("events", monkeypatch)
+    with TestClient(events.app, backend=backend) as client:
+        response = client.get("/progress", params={"step_seconds": "0"})
+    assert response.headers["content-type"] == "text/event-stream; charset=utf-8"
+    received = parse_event_stream(response.text)
+    assert received[0] == {"event": "progress", "data": '{"percent": 1}', "id": "1"}
+    assert [event["id"] for event in received[:-1]] == [str(step) for step in range(1, 101)]
+    assert received[-1] == {"event": "done", "data": "finished"}
+
+
+def test_events_example_resumes_after_the_last_event_id(
+    monkeypatch: pytest.MonkeyPatch, backend: Backend
+) -> None:
+    events = load_example("events", monkeypatch)
+    with TestClient(events.app, backend=backend) as client:
+        response = client.get(
+            "/progress", params={"step_seconds": "0"}, headers={"last-event-id": "98"}
+        )
+    assert parse_event_stream(response.text) == [
+        {"event": "progress", "data": '{"percent": 99}', "id": "99"},
+        {"event": "progress", "data": '{"percent": 100}', "id": "100"},
+        {"event": "done", "data": "finished"},
+    ]
+
+
+def test_events_example_sends_events_as_they_happen(monkeypatch: pytest.MonkeyPatch) -> None:
+    events = load_example("events", monkeypatch)
+    with (
+        TestClient(events.app) as client,
+        client.stream("GET", "/progress", params={"step_seconds": "0.2"}) as response,
+    ):
+        lines = response.iter_lines()
+        # The first event arrives after one step, long before the stream's 20 seconds are up.
+        first = [next(lines) for _ in range(3)]
+    assert first == ["event: progress", 'data: {"percent": 1}', "id: 1"]
+
+
+@pytest.mark.parametrize(
+    ("params", "headers"),
+    [
+        ({}, {"last-event-id": "abc"}),
+        ({}, {"last-event-id": "101"}),
+        ({}, {"last-event-id": "-1"}),
+        ({}, {"last-event-id": "9" * 5000}),
+        ({}, {"last-event-id": "\u0661"}),  # an Arabic-Indic digit: isdigit() says yes
+        ({"step_seconds": "x"}, {}),
+        ({"step_seconds": "2"}, {}),
+        ({"step_seconds": "-1"}, {}),
+        ({"step_seconds": "nan"}, {}),
+        ({"step_seconds": "inf"}, {}),
+    ],
+)
+def test_events_example_refuses_a_bad_resume_point_or_pace_with_400(
+    monkeypatch: pytest.MonkeyPatch, params: dict[str, str], headers: dict[str, str]
+) -> None:
+    events = load_example("events", monkeypatch)
+    encoded = {name: value.encode() for name, value in headers.items()}
+    with TestClient(events.app) as client:
+        response = client.get("/progress", params=params, headers=encoded)
+    assert response.status_code == 400
+
+
 # ==== Real servers ====
 # uvicorn in a subprocess, serving this repository's starlite.py (PYTHONPATH first: an installed
 # copy, editable or not, is a snapshot), and the `websockets` client library talking to it.
