@@ -92,6 +92,7 @@ from typing import (
     SupportsIndex,
     TypeAlias,
     TypeVar,
+    cast,
     overload,
 )
 from urllib.parse import SplitResult, parse_qsl, quote, unquote_plus, urlencode, urlsplit
@@ -1096,7 +1097,17 @@ class ClientDisconnect(Exception):
     """The client went away before the request body was read in full."""
 
 
-class HTTPConnection(Mapping[str, Any]):
+if TYPE_CHECKING:
+    # The default (PEP 696, Python 3.13) is for type checkers alone, which typing_extensions
+    # gives it to on every Python; at run time a plain TypeVar does, and nothing is imported.
+    from typing_extensions import TypeVar as _TypeVarWithDefault
+
+    StateT = _TypeVarWithDefault("StateT", bound=Mapping[str, Any] | State, default=State)
+else:
+    StateT = TypeVar("StateT")
+
+
+class HTTPConnection(Mapping[str, Any], Generic[StateT]):
     """What HTTP requests and websocket connections share; also a read-only view of the scope."""
 
     def __init__(self, scope: Scope, receive: Receive | None = None) -> None:
@@ -1192,9 +1203,14 @@ class HTTPConnection(Mapping[str, Any]):
         return url_path.make_absolute_url(base_url=self.base_url)
 
     @functools.cached_property
-    def state(self) -> State:
-        """Per-request state; starts as a copy of what the lifespan yielded."""
-        return State(self.scope.setdefault("state", {}))
+    def state(self) -> StateT:
+        """Per-request state; starts as a copy of what the lifespan yielded.
+
+        Annotate the connection with the state's type, ``Request[AppState]``, for a type checker
+        to check its use: a TypedDict (``request.state["db"]``) or a subclass of State declaring
+        its attributes (``request.state.db``). At run time it is always a State.
+        """
+        return cast("StateT", State(self.scope.setdefault("state", {})))
 
 
 # The request headers a pushed response would have been negotiated with (RFC 9113 §8.4).
@@ -1233,7 +1249,7 @@ async def _empty_send(message: Message) -> NoReturn:
 _FORM_SCOPE_KEY = "starlite.form"
 
 
-class Request(HTTPConnection):
+class Request(HTTPConnection[StateT]):
     """An HTTP request: the connection plus its method and body."""
 
     def __init__(self, scope: Scope, receive: Receive = _empty_receive, send: Send = _empty_send):
@@ -2261,7 +2277,7 @@ def _expected(allowed: Mapping[str, Any], got: str) -> str:
     return f"Expected ASGI message {names}, but got {got!r}"
 
 
-class WebSocket(HTTPConnection):
+class WebSocket(HTTPConnection[StateT]):
     """A websocket connection: accept it, exchange text, bytes or JSON, close it.
 
     ``receive_text`` on a binary frame (or ``receive_bytes`` on a text one) raises a

@@ -196,6 +196,23 @@ def run_python(code: str) -> subprocess.CompletedProcess[str]:
     )
 
 
+def run_mypy_strict(source: Path, cache_dir: Path) -> subprocess.CompletedProcess[str]:
+    """`mypy --strict` on `source`, where ``import starlite`` finds the starlite.py under test;
+    errors inside starlite.py itself are left to the check of starlite.py."""
+    starlite_dir = Path(starlite.__file__).resolve().parent
+    command = [sys.executable, "-m", "mypy", "--strict", "--follow-imports=silent"]
+    command += ["--cache-dir", str(cache_dir), str(source)]
+    return subprocess.run(
+        command,
+        capture_output=True,
+        text=True,
+        cwd=starlite_dir,
+        env={**os.environ, "MYPYPATH": str(starlite_dir)},
+        timeout=120,
+        check=False,
+    )
+
+
 def make_scope(
     path: str = "/",
     *,
@@ -2511,6 +2528,80 @@ def test_form_error_goes_through_the_apps_http_exception_handlers(backend: Backe
     )
     assert response.status_code == 400
     assert response.json() == {"error": "Too many files. Maximum number of files is 0."}
+
+
+TYPED_STATE_USER = """
+from typing import TypedDict, assert_type
+
+from starlite import PlainTextResponse, Request, Response, State, WebSocket
+
+
+class Database:
+    name = "db"
+
+
+class AppState(TypedDict):
+    database: Database
+    greeting: str
+
+
+class AppAttributes(State):
+    database: Database
+
+
+async def by_key(request: Request[AppState]) -> Response:
+    assert_type(request.state["database"], Database)
+    return PlainTextResponse(request.state["greeting"])
+
+
+async def by_attribute(request: Request[AppAttributes]) -> Response:
+    assert_type(request.state.database, Database)
+    return PlainTextResponse(request.state.database.name)
+
+
+async def on_socket(websocket: WebSocket[AppState]) -> None:
+    await websocket.send_text(websocket.state["greeting"])
+
+
+async def untyped(request: Request) -> Response:
+    assert_type(request.state, State)
+    return PlainTextResponse(request.state.anything)
+
+
+async def misspelled(request: Request[AppState]) -> Response:
+    return PlainTextResponse(request.state["greting"])
+"""
+
+
+def test_request_state_is_typed_by_the_requests_type_argument(tmp_path: Path) -> None:
+    source = tmp_path / "typed_state_user.py"
+    source.write_text(TYPED_STATE_USER)
+    result = run_mypy_strict(source, tmp_path / "mypy_cache")
+    errors = [line for line in result.stdout.splitlines() if ": error:" in line]
+    misspelled_line = TYPED_STATE_USER.splitlines().index(
+        '    return PlainTextResponse(request.state["greting"])'
+    )
+    assert len(errors) == 1, result.stdout + result.stderr
+    assert f"{source.name}:{misspelled_line + 1}: error: " in errors[0]
+    assert '"greting"' in errors[0]
+
+
+@pytest.mark.parametrize("connection_class", [Request, WebSocket])
+def test_connection_type_argument_changes_nothing_at_run_time(
+    connection_class: type[Request] | type[WebSocket],
+) -> None:
+    scope = make_scope(state={"greeting": "hello"})
+    if connection_class is WebSocket:
+        scope["type"] = "websocket"
+
+    async def unused_channel(*args: Any) -> Any:
+        raise AssertionError("not called")
+
+    typed_class = connection_class[dict[str, str]]  # type: ignore[index]
+    connection = typed_class(scope, unused_channel, unused_channel)
+    assert isinstance(connection, connection_class)
+    assert isinstance(connection.state, State)
+    assert connection.state["greeting"] == connection.state.greeting == "hello"
 
 
 # ==== Responses ====
@@ -13916,23 +14007,6 @@ wrong: int = config("A")  # type: ignore[assignment]
 """
 
 
-def run_mypy_strict(source: Path, cache_dir: Path) -> subprocess.CompletedProcess[str]:
-    """`mypy --strict` on `source`, where ``import starlite`` finds the starlite.py under test;
-    errors inside starlite.py itself are left to the check of starlite.py."""
-    starlite_dir = Path(starlite.__file__).resolve().parent
-    command = [sys.executable, "-m", "mypy", "--strict", "--follow-imports=silent"]
-    command += ["--cache-dir", str(cache_dir), str(source)]
-    return subprocess.run(
-        command,
-        capture_output=True,
-        text=True,
-        cwd=starlite_dir,
-        env={**os.environ, "MYPYPATH": str(starlite_dir)},
-        timeout=120,
-        check=False,
-    )
-
-
 def test_config_call_overloads_give_the_cast_type_under_mypy_strict(tmp_path: Path) -> None:
     source = tmp_path / "typed_config_user.py"
     source.write_text(TYPED_CONFIG_USER)
@@ -13955,9 +14029,6 @@ def test_config_call_overloads_give_the_cast_type_under_mypy_strict(tmp_path: Pa
 
 
 # ==== Static files and templates ====
-
-
-# The directory of the starlite.py under test (the repository root, as tests run from there).
 
 
 # Static files: a directory to serve, and secrets beside it that no request may reach.
