@@ -17101,8 +17101,9 @@ def test_events_example_refuses_a_bad_resume_point_or_pace_with_400(
 
 
 # ==== Real servers ====
-# uvicorn in a subprocess, serving this repository's starlite.py (PYTHONPATH first: an installed
-# copy, editable or not, is a snapshot), and the `websockets` client library talking to it.
+# uvicorn and hypercorn in a subprocess, serving this repository's starlite.py (PYTHONPATH first:
+# an installed copy, editable or not, is a snapshot), with real clients talking to them: httpx,
+# and the `websockets` library. Each check runs under both servers: nothing is tied to one.
 
 # Every wait is bounded: the server's start-up, each client's handshake, close and receive.
 SERVER_START_TIMEOUT = 10.0
@@ -17184,13 +17185,13 @@ def wait_until_accepting(server: subprocess.Popen[bytes], port: int, log: Path) 
     deadline = time.monotonic() + SERVER_START_TIMEOUT
     while time.monotonic() < deadline:
         if server.poll() is not None:
-            pytest.fail(f"uvicorn exited with {server.returncode}:\n{log.read_text()}")
+            pytest.fail(f"the server exited with {server.returncode}:\n{log.read_text()}")
         try:
             with socket.create_connection(("127.0.0.1", port), timeout=0.5):
                 return
         except OSError:
             time.sleep(0.05)
-    pytest.fail(f"uvicorn did not accept within {SERVER_START_TIMEOUT} s:\n{log.read_text()}")
+    pytest.fail(f"the server did not accept within {SERVER_START_TIMEOUT} s:\n{log.read_text()}")
 
 
 def stop(server: subprocess.Popen[bytes]) -> None:
@@ -17203,54 +17204,104 @@ def stop(server: subprocess.Popen[bytes]) -> None:
         server.wait(timeout=SERVER_STOP_TIMEOUT)
 
 
-Serve = Callable[..., str]
+def server_command(server_name: str, app: str, port: int, *options: str) -> list[str]:
+    """The command line serving `app` ("module:attribute") on 127.0.0.1:`port`, quietly."""
+    if server_name == "uvicorn":
+        command = [sys.executable, "-m", "uvicorn", app, "--host", "127.0.0.1"]
+        command += ["--port", str(port), "--timeout-graceful-shutdown", "2"]
+    else:
+        command = [sys.executable, "-m", "hypercorn", app, "--bind", f"127.0.0.1:{port}"]
+        command += ["--graceful-timeout", "2"]
+    return [*command, "--log-level", "warning", *options]
+
+
+@dataclass
+class RunningServer:
+    """A server started by `launch`: its process, its log, and its base URLs."""
+
+    process: subprocess.Popen[bytes]
+    log: Path
+    port: int
+
+    @property
+    def http_url(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    @property
+    def ws_url(self) -> str:
+        return f"ws://127.0.0.1:{self.port}"
+
+
+def launch(
+    server_name: str,
+    app: str,
+    log: Path,
+    app_dir: Path = PROJECT_ROOT,
+    env: Mapping[str, str] | None = None,
+    options: Sequence[str] = (),
+) -> RunningServer:
+    """Start `server_name` on `app`, with `app_dir` and the repository root first on the path and
+    `env` added to the environment, and wait until it accepts connections."""
+    port = free_port()
+    path = os.pathsep.join((str(app_dir), str(PROJECT_ROOT)))
+    full_env = {**os.environ, **(env or {}), "PYTHONPATH": path}
+    command = server_command(server_name, app, port, *options)
+    with log.open("wb") as log_file:
+        process = subprocess.Popen(
+            command, cwd=PROJECT_ROOT, env=full_env, stdout=log_file, stderr=subprocess.STDOUT
+        )
+    try:
+        wait_until_accepting(process, port, log)
+    except BaseException:
+        stop(process)
+        raise
+    return RunningServer(process, log, port)
+
+
+@pytest.fixture(scope="module", params=["uvicorn", "hypercorn"])
+def server_name(request: pytest.FixtureRequest) -> str:
+    """Each real-server check runs under uvicorn and under hypercorn."""
+    name = str(request.param)
+    pytest.importorskip(name, reason=f"the real-server tests run the apps under {name}")
+    return name
+
+
+Serve = Callable[..., RunningServer]
 
 
 @pytest.fixture(scope="module")
-def serve(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Serve]:
-    """A function starting uvicorn on `app` ("module:attribute") on 127.0.0.1 and a free port,
-    with `app_dir` and the repository root first on the path; returns its ws:// base URL. Every
+def serve(server_name: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Serve]:
+    """A function starting the server on `app` ("module:attribute"), as `launch` does. Every
     server is stopped, and must have logged no traceback, when the module's tests are done."""
-    pytest.importorskip("uvicorn", reason="the real-server tests run the app under uvicorn")
     pytest.importorskip("websockets", reason="the real-server tests talk to it with websockets")
-    servers: list[tuple[subprocess.Popen[bytes], Path]] = []
+    servers: list[RunningServer] = []
 
-    def start(app: str, app_dir: Path = PROJECT_ROOT) -> str:
-        port = free_port()
-        log = tmp_path_factory.mktemp("uvicorn") / "server.log"
-        env = {**os.environ, "PYTHONPATH": os.pathsep.join((str(app_dir), str(PROJECT_ROOT)))}
-        command = [sys.executable, "-m", "uvicorn", app, "--host", "127.0.0.1"]
-        command += ["--port", str(port), "--log-level", "warning"]
-        command += ["--timeout-graceful-shutdown", "2"]
-        with log.open("wb") as log_file:
-            server = subprocess.Popen(
-                command, cwd=PROJECT_ROOT, env=env, stdout=log_file, stderr=subprocess.STDOUT
-            )
-        servers.append((server, log))
-        wait_until_accepting(server, port, log)
-        return f"ws://127.0.0.1:{port}"
+    def start(
+        app: str, app_dir: Path = PROJECT_ROOT, env: Mapping[str, str] | None = None
+    ) -> RunningServer:
+        log = tmp_path_factory.mktemp(server_name) / "server.log"
+        servers.append(launch(server_name, app, log, app_dir, env))
+        return servers[-1]
 
     yield start
-    for server, _ in servers:
-        stop(server)
-    for _, log in servers:
-        assert "Traceback" not in log.read_text(), log.read_text()
+    for server in servers:
+        stop(server.process)
+    for server in servers:
+        assert "Traceback" not in server.log.read_text(), server.log.read_text()
 
 
 @pytest.fixture(scope="module")
 def echo_url(serve: Serve, tmp_path_factory: pytest.TempPathFactory) -> str:
-    """The ws:// base URL of ECHO_APP under uvicorn."""
+    """The ws:// base URL of ECHO_APP under the server."""
     app_dir = tmp_path_factory.mktemp("echo_app")
     (app_dir / "echo_app.py").write_text(textwrap.dedent(ECHO_APP))
-    url: str = serve("echo_app:app", app_dir)
-    return url
+    return serve("echo_app:app", app_dir).ws_url
 
 
 @pytest.fixture(scope="module")
 def chat_url(serve: Serve) -> str:
-    """The ws:// base URL of examples/chat.py under uvicorn, imported as uvicorn's docs say."""
-    url: str = serve("examples.chat:app")
-    return url
+    """The ws:// base URL of examples/chat.py under the server, imported as its docs say."""
+    return serve("examples.chat:app").ws_url
 
 
 def ws_client(url: str, **options: Any) -> ClientConnection:
@@ -17324,7 +17375,9 @@ def test_real_server_sends_the_apps_denial_response(echo_url: str) -> None:
     assert response.headers["content-length"] == "4"
 
 
-def test_chat_example_under_uvicorn_broadcasts_between_two_real_clients(chat_url: str) -> None:
+def test_chat_example_under_a_real_server_broadcasts_between_two_real_clients(
+    chat_url: str,
+) -> None:
     from websockets.exceptions import ConnectionClosed
 
     def next_json(websocket: ClientConnection) -> Any:
@@ -17347,7 +17400,7 @@ def test_chat_example_under_uvicorn_broadcasts_between_two_real_clients(chat_url
         assert next_json(alice) == {"event": "leave", "user": "bob"}
 
 
-def test_chat_example_under_uvicorn_survives_a_client_that_vanishes(chat_url: str) -> None:
+def test_chat_example_under_a_real_server_survives_a_client_that_vanishes(chat_url: str) -> None:
     # carol's TCP connection ends without a close frame. Whichever the server notices first, her
     # disconnect or a failed broadcast to her, alice gets her own message and carol's leave, and
     # the server logs no traceback (checked when the server stops).
@@ -17365,3 +17418,153 @@ def test_chat_example_under_uvicorn_survives_a_client_that_vanishes(chat_url: st
             {"event": "leave", "user": "carol"},
             {"text": "carol?", "user": "alice"},
         ]
+
+
+LIFESPAN_APP = '''
+"""Leaves a file for each lifespan event it sees, in the directory LIFESPAN_DIR names."""
+
+import contextlib
+import os
+
+import anyio
+
+from starlite import PlainTextResponse, Request, Route, Starlite
+
+
+@contextlib.asynccontextmanager
+async def lifespan(app):
+    events = anyio.Path(os.environ["LIFESPAN_DIR"])
+    await (events / "started").touch()
+    yield {"phase": "running"}
+    await (events / "stopped").touch()
+
+
+async def phase(request: Request) -> PlainTextResponse:
+    return PlainTextResponse(request.state.phase)
+
+
+app = Starlite(routes=[Route("/", phase)], lifespan=lifespan)
+'''
+
+HTTP_TIMEOUT = httpx.Timeout(CLIENT_TIMEOUT)
+
+
+def test_real_server_runs_the_lifespan_start_up_and_shut_down(
+    server_name: str, tmp_path: Path
+) -> None:
+    (tmp_path / "lifespan_app.py").write_text(textwrap.dedent(LIFESPAN_APP))
+    events = tmp_path / "events"
+    events.mkdir()
+    server = launch(
+        server_name,
+        "lifespan_app:app",
+        tmp_path / "server.log",
+        app_dir=tmp_path,
+        env={"LIFESPAN_DIR": str(events)},
+    )
+    try:
+        assert sorted(path.name for path in events.iterdir()) == ["started"]
+        response = httpx.get(server.http_url, timeout=HTTP_TIMEOUT)
+        assert (response.status_code, response.text) == (200, "running")
+    finally:
+        stop(server.process)
+    assert sorted(path.name for path in events.iterdir()) == ["started", "stopped"]
+    assert "Traceback" not in server.log.read_text(), server.log.read_text()
+
+
+def test_app_example_under_a_real_server_answers_from_its_lifespan_state(serve: Serve) -> None:
+    server = serve("examples.app:app")
+    with httpx.Client(base_url=server.http_url, timeout=HTTP_TIMEOUT) as client:
+        created = client.post("/notes", json={"text": "from a real client"})
+        notes = client.get("/notes")
+        missing = client.get("/notes/999")
+    assert created.status_code == 201
+    assert [note["text"] for note in notes.json()] == ["Welcome to starlite.", "from a real client"]
+    assert missing.status_code == 404
+    assert missing.json() == {"error": "No note 999"}
+
+
+def test_events_example_under_a_real_server_streams_until_done(serve: Serve) -> None:
+    server = serve("examples.events:app")
+    seen: list[str] = []
+    with (
+        httpx.Client(base_url=server.http_url, timeout=HTTP_TIMEOUT) as client,
+        client.stream(
+            "GET",
+            "/progress",
+            params={"step_seconds": "0.01"},
+            headers={"last-event-id": "96", "accept-encoding": "gzip"},
+        ) as response,
+    ):
+        assert response.headers["content-type"] == "text/event-stream; charset=utf-8"
+        assert "content-encoding" not in response.headers
+        for line in response.iter_lines():
+            seen.append(line)
+            if line == "event: done":
+                break
+    assert [line for line in seen if line.startswith("id: ")] == [
+        f"id: {n}" for n in (97, 98, 99, 100)
+    ]
+
+
+def test_events_example_under_a_real_server_streams_each_event_as_it_happens(
+    serve: Serve,
+) -> None:
+    server = serve("examples.events:app")
+    started = time.monotonic()
+    with (
+        httpx.Client(base_url=server.http_url, timeout=HTTP_TIMEOUT) as client,
+        client.stream("GET", "/progress", params={"step_seconds": "0.2"}) as response,
+    ):
+        lines = response.iter_lines()
+        first = [next(lines) for _ in range(3)]
+    # The whole stream takes 20 s; its first event comes after one step. Leaving early ends
+    # the stream on the server, which must log no error (checked when it stops).
+    assert first == ["event: progress", 'data: {"percent": 1}', "id: 1"]
+    assert time.monotonic() - started < 10
+
+
+def test_site_example_under_a_real_server_serves_byte_ranges_and_304s(serve: Serve) -> None:
+    server = serve("examples.site:app")
+    css = (PROJECT_ROOT / "examples" / "site_files" / "static" / "style.css").read_bytes()
+    with httpx.Client(base_url=server.http_url, timeout=HTTP_TIMEOUT) as client:
+        whole = client.get("/static/style.css")
+        part = client.get("/static/style.css", headers={"range": "bytes=5-14"})
+        again = client.get("/static/style.css", headers={"if-none-match": whole.headers["etag"]})
+        page = client.get("/")
+    assert (whole.status_code, whole.content) == (200, css)
+    assert part.status_code == 206
+    assert part.headers["content-range"] == f"bytes 5-14/{len(css)}"
+    assert part.content == css[5:15]
+    assert (again.status_code, again.content) == (304, b"")
+    assert page.status_code == 200
+    assert "Hello, starlite" in page.text
+
+
+def test_upload_example_under_a_real_server_stores_an_upload(
+    serve: Serve, tmp_path_factory: pytest.TempPathFactory
+) -> None:
+    upload_dir = tmp_path_factory.mktemp("uploads")
+    server = serve("examples.upload:app", env={"UPLOAD_DIR": str(upload_dir)})
+    content = os.urandom(3 * 1024 * 1024)  # bigger than the form parser's spool threshold
+    with httpx.Client(base_url=server.http_url, timeout=HTTP_TIMEOUT) as client:
+        stored = client.post("/upload", files={"files": ("data.bin", content)})
+        listing = client.get("/files")
+    assert stored.status_code == 201, stored.text
+    (item,) = stored.json()["files"]
+    assert (upload_dir / item["stored_name"]).read_bytes() == content
+    assert listing.json() == {"files": [{"stored_name": item["stored_name"], "size": len(content)}]}
+
+
+def test_uvicorn_with_two_workers_serves_the_example_app(tmp_path: Path) -> None:
+    pytest.importorskip("uvicorn", reason="this checks the README's `uvicorn --workers 2`")
+    log = tmp_path / "server.log"
+    server = launch("uvicorn", "examples.app:app", log, options=["--workers", "2"])
+    try:
+        with httpx.Client(base_url=server.http_url, timeout=HTTP_TIMEOUT) as client:
+            answers = [client.get("/notes", headers={"connection": "close"}) for _ in range(8)]
+    finally:
+        stop(server.process)
+    assert [answer.status_code for answer in answers] == [200] * 8
+    assert server.process.returncode == 0
+    assert "Traceback" not in log.read_text(), log.read_text()
