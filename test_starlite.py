@@ -17100,6 +17100,31 @@ def test_events_example_refuses_a_bad_resume_point_or_pace_with_400(
     assert response.status_code == 400
 
 
+# For the README: its tour runs as written, and its map of starlite.py is the file's.
+
+
+def readme_section(title: str) -> str:
+    """The text of the README's section `title`, up to the next section."""
+    readme = (PROJECT_ROOT / "README.md").read_text()
+    start = readme.index(f"\n## {title}\n")
+    end = readme.find("\n## ", start + 1)
+    return readme[start : end if end != -1 else None]
+
+
+def test_readme_tour_and_its_test_run_as_written() -> None:
+    blocks = re.findall(r"```python\n(.*?)```", readme_section("A tour"), flags=re.DOTALL)
+    assert len(blocks) == 2
+    namespace: dict[str, Any] = {"__name__": "readme_tour"}
+    exec(compile(blocks[0] + blocks[1], "README.md", "exec"), namespace)
+    namespace["test_app"]()
+
+
+def test_readme_map_of_starlite_py_lists_every_section_in_order() -> None:
+    rows = re.findall(r"^\| ([A-Z][A-Za-z ]+) \|", readme_section("Where to read what"), flags=re.M)
+    banners = re.findall(r"^# ==== (.+) ====$", (PROJECT_ROOT / "starlite.py").read_text(), re.M)
+    assert rows == banners
+
+
 # ==== Real servers ====
 # uvicorn and hypercorn in a subprocess, serving this repository's starlite.py (PYTHONPATH first:
 # an installed copy, editable or not, is a snapshot), with real clients talking to them: httpx,
