@@ -5852,6 +5852,7 @@ class _AppRun:
         self.response_complete = False
         self.body_read = False
         self.error: Exception | None = None
+        self.app_returned = False
         self.debug_info: dict[str, Any] = {}  # sent by template responses, for tests to inspect
 
     # -- the app's side --
@@ -5863,6 +5864,7 @@ class _AppRun:
             with self.to_client, anyio.CancelScope() as self.cancel_scope:
                 task_status.started()
                 await self.app(self.scope, self.receive, self.send)
+                self.app_returned = True  # not cancelled
         except Exception as exc:  # for the client to raise in the test
             self.error = exc
         finally:
@@ -5919,7 +5921,7 @@ class _AppRun:
 
     async def finish(self) -> None:
         """Wait for the app to return, cancelling it first if its response was not read in full."""
-        if not self.response_complete:
+        if not (self.response_complete or self.returned.is_set()):
             self.cancel_scope.cancel()
         await self.returned.wait()
         self.from_app.close()
@@ -5930,8 +5932,10 @@ class _AppRun:
             return
         if self.error is not None:
             raise self.error
-        if not self.response_started:
+        if not self.response_started and self.app_returned:
             raise RuntimeError("The app returned without sending a response")
+        if not self.response_started:
+            raise RuntimeError("The test client was closed before the app sent a response")
 
 
 def _test_response(
@@ -6329,7 +6333,8 @@ class _TestClient(_HTTPXClient):
                 yield portal
 
     def __enter__(self) -> _TestClient:
-        super().__enter__()
+        # Not httpx's __enter__ and __exit__, which would close the client for good: a TestClient
+        # may be entered again, and used outside ``with`` before and after, as Starlette's.
         with contextlib.ExitStack() as stack:
             portal = stack.enter_context(
                 anyio.from_thread.start_blocking_portal(self.backend, self.backend_options)
@@ -6346,7 +6351,6 @@ class _TestClient(_HTTPXClient):
 
     def __exit__(self, *exc_info: Any) -> None:
         self._exit_stack.close()
-        super().__exit__(*exc_info)
 
     def _forget_portal(self) -> None:
         self.portal = None
@@ -6378,9 +6382,14 @@ class _AsyncResponseStream(_HTTPXAsyncByteStream):
         self._run = run
         self._raise_server_exceptions = raise_server_exceptions
 
-    async def __aiter__(self) -> AsyncIterator[bytes]:
-        while (chunk := await self._run.next_chunk()) is not None:
-            yield chunk
+    def __aiter__(self) -> _AsyncResponseStream:
+        return self  # an iterator object, not a generator: nothing to finalise if left early
+
+    async def __anext__(self) -> bytes:
+        chunk = await self._run.next_chunk()
+        if chunk is None:
+            raise StopAsyncIteration
+        return chunk
 
     async def aclose(self) -> None:
         await self._run.finish()
@@ -6464,7 +6473,8 @@ class _AsyncTestClient(_HTTPXAsyncClient):
         )
 
     async def __aenter__(self) -> _AsyncTestClient:
-        await super().__aenter__()
+        # Not httpx's __aenter__ and __aexit__, which would close the client for good: it may be
+        # entered again, as TestClient may.
         async with contextlib.AsyncExitStack() as stack:
             task_group = await stack.enter_async_context(_task_group())
             # At the end, after the shut-down: stop the runs of responses the test left unread.
@@ -6480,10 +6490,7 @@ class _AsyncTestClient(_HTTPXAsyncClient):
         return self
 
     async def __aexit__(self, *exc_info: Any) -> None:
-        try:
-            await self._exit_stack.__aexit__(*exc_info)
-        finally:
-            await super().__aexit__(*exc_info)
+        await self._exit_stack.__aexit__(*exc_info)
 
 
 @functools.cache

@@ -64,6 +64,7 @@ from starlite import (
     DEFAULT_EXCLUDED_CONTENT_TYPES,
     URL,
     Address,
+    AsyncTestClient,
     AuthCredentials,
     AuthenticationBackend,
     AuthenticationError,
@@ -16112,6 +16113,879 @@ def test_app_using_its_websocket_after_the_end_gets_websocket_disconnected(
     with client.websocket_connect("/") as websocket:
         websocket.send_text("one")
     assert errors == ["receive", "receive", "send"]
+
+
+# AsyncTestClient
+
+
+# As in tests_wip/test_static.py: the directory of the starlite.py under test, which is the
+
+
+# ---- AsyncTestClient ----
+# The apps above that know nothing of lifespan are wrapped in `ignoring_lifespan` for
+# ``async with AsyncTestClient(app)``, which always runs the lifespan protocol.
+
+
+def ignoring_lifespan(app: ASGIApp) -> ASGIApp:
+    """`app`, returning at once on a lifespan scope, as an app without lifespan support does."""
+
+    async def wrapped(scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] == "lifespan":
+            return
+        await app(scope, receive, send)
+
+    return wrapped
+
+
+def lifespan_of(
+    *, before: Callable[[], None] = lambda: None, after: Callable[[], None] = lambda: None
+) -> Callable[[Any], contextlib.AbstractAsyncContextManager[None]]:
+    """A Starlite lifespan calling `before` at start-up and `after` at shut-down."""
+
+    @contextlib.asynccontextmanager
+    async def lifespan(app: Any) -> AsyncIterator[None]:
+        before()
+        yield
+        after()
+
+    return lifespan
+
+
+async def send_start(send: Send, status_code: int = 200) -> None:
+    """Send an ``http.response.start`` with no headers."""
+    await send({"type": "http.response.start", "status": status_code, "headers": []})
+
+
+async def send_chunk(send: Send, body: bytes, more_body: bool = True) -> None:
+    """Send an ``http.response.body`` message: by default, one chunk of more to come."""
+    await send({"type": "http.response.body", "body": body, "more_body": more_body})
+
+
+# ---- AsyncTestClient: the class and its import ----
+
+
+def test_async_test_client_is_exported_and_is_an_httpx_async_client() -> None:
+    assert "AsyncTestClient" in starlite.__all__
+    assert issubclass(AsyncTestClient, httpx.AsyncClient)
+    assert starlite.AsyncTestClient is AsyncTestClient  # built once
+
+
+def test_async_test_client_imports_httpx_only_when_first_imported() -> None:
+    result = run_python(
+        textwrap.dedent(
+            """
+            import sys
+            import starlite
+            assert "httpx" not in sys.modules, "import starlite imported httpx"
+            from starlite import AsyncTestClient
+            assert "httpx" in sys.modules, "AsyncTestClient did not import httpx"
+            import httpx
+            assert issubclass(AsyncTestClient, httpx.AsyncClient)
+            print("ok")
+            """
+        )
+    )
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.strip() == "ok"
+
+
+def test_async_test_client_falls_back_to_httpx2_without_httpx() -> None:
+    result = run_python(
+        textwrap.dedent(
+            """
+            import sys
+            sys.modules["httpx"] = None  # as if httpx were not installed
+            import anyio
+            import httpx2
+            from starlite import AsyncTestClient, PlainTextResponse
+
+            assert httpx2.AsyncClient in AsyncTestClient.__mro__
+
+            async def app(scope, receive, send):
+                if scope["type"] == "http":
+                    await PlainTextResponse("via httpx2")(scope, receive, send)
+
+            async def main():
+                async with AsyncTestClient(app) as client:
+                    response = await client.get("/")
+                assert isinstance(response, httpx2.Response)
+                print(response.text)
+
+            anyio.run(main)
+            """
+        )
+    )
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.strip() == "via httpx2"
+
+
+# ---- AsyncTestClient: lifespan ----
+
+
+@pytest.mark.anyio
+async def test_async_test_client_runs_lifespan_start_up_on_enter_and_shut_down_on_exit() -> None:
+    events: list[str] = []
+    async with AsyncTestClient(lifespan_app(events)) as client:
+        assert events == ["startup"]
+        assert (await client.get("/a")).json() == {"db": "connected"}
+        assert (await client.get("/b")).json() == {"db": "connected"}
+        assert events == ["startup", "request /a", "request /b"]
+    assert events == ["startup", "request /a", "request /b", "shutdown"]
+
+
+@pytest.mark.anyio
+async def test_async_test_client_runs_the_app_on_the_tests_own_event_loop(
+    anyio_backend: Backend,
+) -> None:
+    seen: list[Any] = []
+
+    async def app(scope: Scope, receive: Receive, send: Send) -> None:
+        seen.append((scope["type"], _current_async_library(), threading.get_ident()))
+        if scope["type"] == "http":
+            await PlainTextResponse("ok")(scope, receive, send)
+
+    async with AsyncTestClient(app) as client:
+        await client.get("/")
+    here = (anyio_backend, threading.get_ident())
+    assert seen == [("lifespan", *here), ("http", *here)]
+
+
+@pytest.mark.anyio
+async def test_async_test_client_raises_a_lifespan_start_up_failure_as_itself() -> None:
+    def fail() -> None:
+        raise Boom("start-up broke")
+
+    entered: list[str] = []
+    app = Starlite(lifespan=lifespan_of(before=fail))
+    with anyio.fail_after(5), pytest.raises(Boom, match="start-up broke") as info:
+        async with AsyncTestClient(app):
+            entered.append("body")  # pragma: no cover - entering raises
+    assert type(info.value) is Boom  # not an ExceptionGroup around it
+    assert entered == []
+
+
+@pytest.mark.anyio
+async def test_async_test_client_raises_the_error_of_an_app_that_fails_on_a_lifespan_scope() -> (
+    None
+):
+    async def app(scope: Scope, receive: Receive, send: Send) -> None:
+        raise LookupError("no lifespan here")
+
+    with anyio.fail_after(5), pytest.raises(LookupError, match="no lifespan here") as info:
+        async with AsyncTestClient(app):
+            pass  # pragma: no cover - entering raises
+    assert type(info.value) is LookupError
+
+
+@pytest.mark.anyio
+async def test_async_test_client_raises_a_lifespan_shut_down_failure_at_exit() -> None:
+    def fail() -> None:
+        raise Boom("shut-down broke")
+
+    async def page(request: Request) -> Response:
+        return PlainTextResponse("served")
+
+    served: list[str] = []
+    app = Starlite(routes=[Route("/", page)], lifespan=lifespan_of(after=fail))
+    with anyio.fail_after(5), pytest.raises(Boom, match="shut-down broke") as info:
+        async with AsyncTestClient(app) as client:
+            served.append((await client.get("/")).text)
+    assert type(info.value) is Boom
+    assert served == ["served"]
+
+
+@pytest.mark.anyio
+async def test_async_test_client_raises_at_exit_the_error_of_a_lifespan_that_crashed() -> None:
+    async def app(scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] == "lifespan":
+            await receive()
+            await send({"type": "lifespan.startup.complete"})
+            raise Boom("lifespan crashed")  # while the test is still using the client
+        await PlainTextResponse("served")(scope, receive, send)
+
+    with anyio.fail_after(5), pytest.raises(Boom, match="lifespan crashed") as info:
+        async with AsyncTestClient(app) as client:
+            assert (await client.get("/")).text == "served"
+    assert type(info.value) is Boom
+
+
+@pytest.mark.anyio
+async def test_async_test_client_lets_the_tests_own_exception_out_and_still_shuts_down() -> None:
+    events: list[str] = []
+
+    async def use_client() -> None:
+        async with AsyncTestClient(lifespan_app(events)) as client:
+            await client.get("/")
+            raise KeyError("from the test")
+
+    with anyio.fail_after(5), pytest.raises(KeyError, match="from the test") as info:
+        await use_client()
+    assert type(info.value) is KeyError  # not an ExceptionGroup around it
+    assert events == ["startup", "request /", "shutdown"]
+
+
+@pytest.mark.anyio
+async def test_async_test_client_raises_a_start_up_failed_message_as_runtime_error() -> None:
+    async def app(scope: Scope, receive: Receive, send: Send) -> None:
+        await receive()
+        await send({"type": "lifespan.startup.failed", "message": "no config"})
+
+    with anyio.fail_after(5), pytest.raises(RuntimeError, match="no config"):
+        async with AsyncTestClient(app):
+            pass  # pragma: no cover - entering raises
+
+
+@pytest.mark.anyio
+async def test_async_test_client_cancels_a_lifespan_that_fails_start_up_and_does_not_return(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setattr(starlite, "_LIFESPAN_FAILURE_GRACE", 0.05)
+    log: list[str] = []
+
+    async def app(scope: Scope, receive: Receive, send: Send) -> None:
+        await receive()
+        await send({"type": "lifespan.startup.failed", "message": "no config"})
+        try:
+            await receive()  # a shut-down that never comes
+        finally:
+            log.append("lifespan ended")
+
+    with anyio.fail_after(5), pytest.raises(RuntimeError, match="no config"):
+        async with AsyncTestClient(app):
+            pass  # pragma: no cover - entering raises
+    assert log == ["lifespan ended"]
+
+
+@pytest.mark.anyio
+async def test_async_test_client_raises_a_shut_down_failed_message_at_exit() -> None:
+    async def app(scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] == "lifespan":
+            await receive()
+            await send({"type": "lifespan.startup.complete"})
+            await receive()
+            await send({"type": "lifespan.shutdown.failed", "message": "pool would not close"})
+            return
+        await PlainTextResponse("served")(scope, receive, send)
+
+    with anyio.fail_after(5), pytest.raises(RuntimeError, match="pool would not close"):
+        async with AsyncTestClient(app) as client:
+            assert (await client.get("/")).text == "served"
+
+
+async def returns_on_lifespan(scope: Scope, receive: Receive, send: Send) -> None:
+    if scope["type"] == "http":
+        await PlainTextResponse("served")(scope, receive, send)
+
+
+async def returns_after_start_up(scope: Scope, receive: Receive, send: Send) -> None:
+    if scope["type"] == "lifespan":
+        await receive()
+        await send({"type": "lifespan.startup.complete"})
+        return  # without waiting for the shut-down
+    await PlainTextResponse("served")(scope, receive, send)
+
+
+@pytest.mark.anyio
+@pytest.mark.parametrize("app", [returns_on_lifespan, returns_after_start_up])
+async def test_async_test_client_serves_an_app_whose_lifespan_returns_early(app: ASGIApp) -> None:
+    with anyio.fail_after(5):
+        async with AsyncTestClient(app) as client:
+            assert (await client.get("/")).text == "served"
+            assert client.app_state == {}
+
+
+@pytest.mark.anyio
+async def test_async_test_client_app_state_is_the_lifespan_state_copied_into_each_request() -> None:
+    shared: list[str] = []
+
+    @contextlib.asynccontextmanager
+    async def lifespan(app: Any) -> AsyncIterator[dict[str, Any]]:
+        yield {"greeting": "hello", "shared": shared}
+
+    async def page(request: Request) -> Response:
+        before = getattr(request.state, "mine", None)
+        request.state.mine = request.query_params["n"]  # on this request's copy only
+        request.state.shared.append(request.query_params["n"])  # the one list: seen by all
+        return JSONResponse([request.state.greeting, before])
+
+    app = Starlite(routes=[Route("/", page)], lifespan=lifespan)
+    async with AsyncTestClient(app) as client:
+        assert client.app_state == {"greeting": "hello", "shared": []}
+        assert client.app_state["shared"] is shared
+        assert (await client.get("/?n=1")).json() == ["hello", None]
+        assert (await client.get("/?n=2")).json() == ["hello", None]
+        assert "mine" not in client.app_state
+        assert shared == ["1", "2"]
+
+
+@pytest.mark.anyio
+async def test_async_test_client_request_outside_async_with_raises_runtime_error() -> None:
+    events: list[str] = []
+    with pytest.raises(RuntimeError, match="async with AsyncTestClient"):
+        await AsyncTestClient(lifespan_app(events)).get("/")
+    assert events == []  # neither the lifespan nor the app ran
+    async with AsyncTestClient(lifespan_app(events)) as client:
+        await client.get("/")
+    with pytest.raises(RuntimeError):
+        await client.get("/")  # after exit, too
+    assert events == ["startup", "request /", "shutdown"]
+
+
+@pytest.mark.anyio
+async def test_async_test_client_websocket_url_raises_runtime_error_naming_test_client() -> None:
+    async with AsyncTestClient(ignoring_lifespan(scope_echo_app())) as client:
+        with pytest.raises(RuntimeError, match="use TestClient"):
+            await client.get("ws://testserver/ws")
+        assert (await client.get("/")).status_code == 200  # the client is still usable
+
+
+# ---- AsyncTestClient: requests ----
+
+
+@pytest.mark.anyio
+async def test_async_test_client_gives_a_complete_http_scope() -> None:
+    async with AsyncTestClient(ignoring_lifespan(scope_echo_app())) as client:
+        data = (await client.get("/items?q=1")).json()
+    assert data["type"] == "http"
+    assert data["http_version"] == "1.1"
+    assert data["method"] == "GET"
+    assert (data["scheme"], data["path"], data["raw_path"]) == ("http", "/items", "/items")
+    assert data["raw_path_is_bytes"]
+    assert (data["query_string"], data["query_string_is_bytes"]) == ("q=1", True)
+    assert data["root_path"] == ""
+    assert data["headers_are_bytes"]
+    assert all(name == name.lower() for name, _ in data["headers"])
+    assert ["host", "testserver"] in data["headers"]
+    assert ["user-agent", "testclient"] in data["headers"]
+    assert data["client"] == ["testclient", 50000]
+    assert data["server"] == ["testserver", 80]
+    assert "http.response.debug" in data["extensions"]
+    assert data["state_is_dict"]
+    assert data["url"] == "http://testserver/items?q=1"
+
+
+@pytest.mark.anyio
+async def test_async_test_client_base_url_root_path_and_client_reach_the_scope() -> None:
+    app = ignoring_lifespan(scope_echo_app())
+    client = AsyncTestClient(
+        app, base_url="https://example.org:8443/api", root_path="/mounted", client=("10.1.2.3", 4)
+    )
+    async with client:
+        data = (await client.get("/users")).json()
+    assert data["scheme"] == "https"
+    assert data["path"] == "/api/users"
+    assert data["root_path"] == "/mounted"
+    assert ["host", "example.org:8443"] in data["headers"]
+    assert data["server"] == ["example.org", 8443]
+    assert data["client"] == ["10.1.2.3", 4]
+
+
+@pytest.mark.anyio
+async def test_async_test_client_request_client_is_the_client_argument() -> None:
+    async def page(request: Request) -> Response:
+        assert request.client is not None
+        return JSONResponse([request.client.host, request.client.port])
+
+    app = Starlite(routes=[Route("/", page)])
+    async with AsyncTestClient(app, client=("192.0.2.7", 6543)) as client:
+        assert (await client.get("/")).json() == ["192.0.2.7", 6543]
+    async with AsyncTestClient(app) as client:
+        assert (await client.get("/")).json() == ["testclient", 50000]
+
+
+@pytest.mark.anyio
+@pytest.mark.parametrize("method", ["GET", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"])
+async def test_async_test_client_method_shortcut_reaches_the_scope(method: str) -> None:
+    async with AsyncTestClient(ignoring_lifespan(scope_echo_app())) as client:
+        response = await getattr(client, method.lower())("/")
+    assert response.json()["method"] == method
+
+
+@pytest.mark.anyio
+async def test_async_test_client_head_request_gets_headers_without_body() -> None:
+    async with AsyncTestClient(ignoring_lifespan(PlainTextResponse("body"))) as client:
+        response = await client.head("/")
+    assert response.status_code == 200
+    assert response.headers["content-length"] == "4"
+    assert response.content == b""
+
+
+@pytest.mark.anyio
+async def test_async_test_client_sends_json_form_and_raw_bodies() -> None:
+    async with AsyncTestClient(ignoring_lifespan(scope_echo_app())) as client:
+        as_json = (await client.post("/", json={"a": 1, "b": ["é"]})).json()
+        as_form = (await client.put("/", data={"a": "1", "b": "x y"})).json()
+        as_bytes = (await client.patch("/", content=b"raw \xffbytes")).json()
+    assert as_json["body"].encode("latin-1").decode() == '{"a":1,"b":["é"]}'
+    assert ["content-type", "application/json"] in as_json["headers"]
+    assert as_form["body"] == "a=1&b=x+y"
+    assert ["content-type", "application/x-www-form-urlencoded"] in as_form["headers"]
+    assert as_bytes["body"] == b"raw \xffbytes".decode("latin-1")
+
+
+@pytest.mark.anyio
+async def test_async_test_client_sends_files_as_multipart() -> None:
+    async with AsyncTestClient(form_app()) as client:
+        response = await client.post(
+            "/",
+            data={"title": "notes"},
+            files={"upload": ("notes.txt", b"line one\nline two", "text/plain")},
+        )
+    assert response.json() == [
+        ["title", "notes"],
+        [
+            "upload",
+            {
+                "filename": "notes.txt",
+                "content_type": "text/plain",
+                "size": 17,
+                "data": "line one\nline two",
+            },
+        ],
+    ]
+
+
+@pytest.mark.anyio
+async def test_async_test_client_sends_query_params() -> None:
+    async with AsyncTestClient(ignoring_lifespan(scope_echo_app())) as client:
+        data = (await client.get("/p", params={"a": "1", "b": "x y", "c": "&="})).json()
+    assert data["query_params"] == {"a": "1", "b": "x y", "c": "&="}
+    assert "&=" not in data["query_string"]
+
+
+@pytest.mark.anyio
+async def test_async_test_client_sends_default_and_per_request_headers() -> None:
+    app = ignoring_lifespan(scope_echo_app())
+    async with AsyncTestClient(app, headers={"X-Token": "default", "X-Other": "o"}) as client:
+        headers = (await client.get("/", headers={"X-Token": "override"})).json()["headers"]
+    assert [value for name, value in headers if name == "x-token"] == ["override"]
+    assert ["x-other", "o"] in headers
+    assert ["user-agent", "testclient"] in headers
+
+
+@pytest.mark.anyio
+@pytest.mark.parametrize("name", ["User-Agent", "user-agent", "USER-AGENT"])
+async def test_async_test_client_user_agent_given_in_any_case_replaces_the_default(
+    name: str,
+) -> None:
+    async def app(scope: Scope, receive: Receive, send: Send) -> None:
+        await JSONResponse(Request(scope).headers.getlist("user-agent"))(scope, receive, send)
+
+    async with AsyncTestClient(ignoring_lifespan(app), headers={name: "custom/1.0"}) as client:
+        assert (await client.get("/")).json() == ["custom/1.0"]
+
+
+@pytest.mark.anyio
+async def test_async_test_client_sends_back_a_cookie_the_app_set() -> None:
+    async def app(scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["path"] == "/login":
+            response: Response = PlainTextResponse("logged in")
+            response.set_cookie("session", "abc123")
+        else:
+            response = JSONResponse(Request(scope).cookies)
+        await response(scope, receive, send)
+
+    async with AsyncTestClient(ignoring_lifespan(app), cookies={"theme": "dark"}) as client:
+        assert (await client.get("/me")).json() == {"theme": "dark"}
+        await client.get("/login")
+        assert client.cookies["session"] == "abc123"
+        assert (await client.get("/me")).json() == {"theme": "dark", "session": "abc123"}
+
+
+@pytest.mark.anyio
+async def test_async_test_client_follows_redirects_unless_told_not_to() -> None:
+    app = ignoring_lifespan(redirect_app())
+    async with AsyncTestClient(app) as client:
+        response = await client.get("/old")
+        assert (response.status_code, response.text) == (200, "arrived at /new")
+        assert str(response.url) == "http://testserver/new"
+        assert [r.status_code for r in response.history] == [307, 302]
+        assert (await client.get("/old", follow_redirects=False)).status_code == 307
+    async with AsyncTestClient(app, follow_redirects=False) as client:
+        response = await client.get("/old")
+        assert (response.status_code, response.headers["location"]) == (307, "/middle")
+
+
+@pytest.mark.anyio
+async def test_async_test_client_serves_concurrent_requests() -> None:
+    arrived = 0
+    all_arrived = anyio.Event()
+
+    @contextlib.asynccontextmanager
+    async def lifespan(app: Any) -> AsyncIterator[dict[str, Any]]:
+        yield {"greeting": "hello"}
+
+    async def page(request: Request) -> Response:
+        nonlocal arrived
+        arrived += 1
+        if arrived == 10:
+            all_arrived.set()
+        await all_arrived.wait()  # each answers only once all ten are in the app at once
+        return PlainTextResponse(f"{request.state.greeting} {request.path_params['n']}")
+
+    results: dict[int, str] = {}
+    app = Starlite(routes=[Route("/{n:int}", page)], lifespan=lifespan)
+    async with AsyncTestClient(app) as client:
+
+        async def fetch(n: int) -> None:
+            results[n] = (await client.get(f"/{n}")).text
+
+        with anyio.fail_after(5):
+            async with anyio.create_task_group() as task_group:
+                for n in range(10):
+                    task_group.start_soon(fetch, n)
+    assert results == {n: f"hello {n}" for n in range(10)}
+
+
+@pytest.mark.anyio
+async def test_async_test_client_response_carries_template_debug_info() -> None:
+    template = object()
+    context = {"title": "Home"}
+
+    async def app(scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["path"] == "/page":
+            info = {"template": template, "context": context}
+            await send({"type": "http.response.debug", "info": info})
+        await PlainTextResponse("rendered")(scope, receive, send)
+
+    async with AsyncTestClient(ignoring_lifespan(app)) as client:
+        response = await client.get("/page")
+        plain = await client.get("/plain")
+    assert response.text == "rendered"
+    assert response.template is template  # type: ignore[attr-defined]
+    assert response.context is context  # type: ignore[attr-defined]
+    assert not hasattr(plain, "template")
+    assert not hasattr(plain, "context")
+
+
+# ---- AsyncTestClient: errors in the app ----
+
+
+@pytest.mark.anyio
+@pytest.mark.parametrize("app", [ignoring_lifespan(raising_app), error_app()])
+async def test_async_test_client_raises_the_apps_exception_from_the_request(app: ASGIApp) -> None:
+    async with AsyncTestClient(app) as client:
+        with pytest.raises(Boom, match="kaboom") as info:
+            await client.get("/")
+        assert type(info.value) is Boom
+
+
+@pytest.mark.anyio
+@pytest.mark.parametrize("app", [ignoring_lifespan(raising_app), error_app()])
+async def test_async_test_client_raise_server_exceptions_false_gives_500(app: ASGIApp) -> None:
+    async with AsyncTestClient(app, raise_server_exceptions=False) as client:
+        assert (await client.get("/")).status_code == 500
+
+
+async def fails_mid_stream(scope: Scope, receive: Receive, send: Send) -> None:
+    await send_start(send)
+    await send_chunk(send, b"partial")
+    raise Boom("mid-stream")
+
+
+@pytest.mark.anyio
+async def test_async_test_client_raises_an_exception_after_the_start_from_the_response() -> None:
+    chunks: list[bytes] = []
+
+    async def read_stream(client: httpx.AsyncClient) -> None:
+        async with client.stream("GET", "/") as response:
+            assert response.status_code == 200
+            async for part in response.aiter_raw():
+                chunks.append(part)
+
+    async with AsyncTestClient(ignoring_lifespan(fails_mid_stream)) as client:
+        with pytest.raises(Boom, match="mid-stream"):
+            await client.get("/")
+        with pytest.raises(Boom, match="mid-stream"):
+            await read_stream(client)
+        assert chunks == [b"partial"]
+    async with AsyncTestClient(
+        ignoring_lifespan(fails_mid_stream), raise_server_exceptions=False
+    ) as client:
+        response = await client.get("/")
+        assert (response.status_code, response.content) == (200, b"partial")
+
+
+@pytest.mark.anyio
+async def test_async_test_client_raises_an_exception_after_the_start_when_closing_the_stream() -> (
+    None
+):
+    raised = anyio.Event()
+
+    async def app(scope: Scope, receive: Receive, send: Send) -> None:
+        await send_start(send)
+        raised.set()
+        raise Boom("before the body")
+
+    async def leave_unread(client: httpx.AsyncClient) -> None:
+        async with client.stream("GET", "/") as response:
+            assert response.status_code == 200
+            await raised.wait()  # the body is left unread: closing the stream raises
+
+    async with AsyncTestClient(ignoring_lifespan(app)) as client:
+        with anyio.fail_after(5), pytest.raises(Boom, match="before the body"):
+            await leave_unread(client)
+
+
+@pytest.mark.anyio
+async def test_async_test_client_app_returning_without_a_response_is_an_error() -> None:
+    async def app(scope: Scope, receive: Receive, send: Send) -> None:
+        pass
+
+    async with AsyncTestClient(app) as client:
+        with pytest.raises(RuntimeError, match="without sending a response"):
+            await client.get("/")
+    async with AsyncTestClient(app, raise_server_exceptions=False) as client:
+        response = await client.get("/")
+        assert (response.status_code, response.content) == (500, b"")
+
+
+@pytest.mark.anyio
+async def test_async_test_client_response_returns_once_background_tasks_finished() -> None:
+    log: list[str] = []
+
+    async def task() -> None:
+        for _ in range(10):
+            await anyio.lowlevel.checkpoint()
+        log.append("background done")
+
+    app = PlainTextResponse("ok", background=BackgroundTask(task))
+    async with AsyncTestClient(ignoring_lifespan(app)) as client:
+        assert (await client.get("/")).text == "ok"
+        assert log == ["background done"]
+
+
+@pytest.mark.anyio
+async def test_async_test_client_raises_an_exception_of_a_background_task() -> None:
+    def fail() -> None:
+        raise Boom("in background")
+
+    app = PlainTextResponse("ok", background=BackgroundTask(fail))
+    async with AsyncTestClient(ignoring_lifespan(app)) as client:
+        with pytest.raises(Boom, match="in background"):
+            await client.get("/")
+
+
+@pytest.mark.anyio
+@pytest.mark.parametrize("anyio_backend", ["asyncio"])
+async def test_async_test_client_app_blocking_the_event_loop_is_caught_by_blockbuster() -> None:
+    # Proof that the autouse blockbuster watches the apps these tests run (on asyncio: it does
+    # not watch trio), so that the tests that pass never blocked the test's event loop.
+    async def app(scope: Scope, receive: Receive, send: Send) -> None:
+        os.stat(PROJECT_ROOT)
+        await PlainTextResponse("stat'ed")(scope, receive, send)
+
+    async with AsyncTestClient(ignoring_lifespan(app)) as client:
+        with pytest.raises(BlockingError, match="stat"):
+            await client.get("/")
+
+
+# ---- AsyncTestClient: streaming ----
+
+
+@pytest.mark.anyio
+async def test_async_test_client_stream_returns_at_the_response_start() -> None:
+    read_first = anyio.Event()
+    log: list[str] = []
+
+    async def app(scope: Scope, receive: Receive, send: Send) -> None:
+        await send_start(send)
+        await send_chunk(send, b"first")
+        with anyio.fail_after(5):
+            await read_first.wait()
+        await send_chunk(send, b"second", more_body=False)
+        log.append("app finished")
+
+    chunks: list[bytes] = []
+    with anyio.fail_after(5):
+        async with AsyncTestClient(ignoring_lifespan(app)) as client:
+            async with client.stream("GET", "/") as response:
+                assert response.status_code == 200
+                assert log == []  # returned at the response's start, the body still to come
+                async for part in response.aiter_raw():
+                    chunks.append(part)
+                    if part == b"first":
+                        assert log == []  # the app waits for this test to read its first chunk
+                        read_first.set()
+            assert log == ["app finished"]
+    assert chunks == [b"first", b"second"]
+
+
+@pytest.mark.anyio
+async def test_async_test_client_leaving_a_stream_early_cancels_the_app() -> None:
+    sent_first = anyio.Event()
+    log: list[str] = []
+
+    async def body() -> AsyncIterator[bytes]:
+        try:
+            yield b"first"
+            sent_first.set()
+            await anyio.sleep_forever()
+            yield b"never"  # pragma: no cover
+        except anyio.get_cancelled_exc_class():
+            log.append("cancelled")
+            raise
+        finally:
+            log.append("finally")
+
+    with anyio.fail_after(5):
+        async with AsyncTestClient(ignoring_lifespan(StreamingResponse(body()))) as client:
+            async with client.stream("GET", "/") as response:
+                assert response.status_code == 200
+                await sent_first.wait()
+            assert log == ["cancelled", "finally"]  # by the time the stream is closed
+
+
+@pytest.mark.anyio
+async def test_async_test_client_slow_reader_makes_the_app_wait() -> None:
+    sent = 0
+    total = 60
+
+    async def app(scope: Scope, receive: Receive, send: Send) -> None:
+        nonlocal sent
+        await send_start(send)
+        for _ in range(total):
+            await send_chunk(send, b"x")
+            sent += 1
+        await send_chunk(send, b"", more_body=False)
+
+    read = 0
+    ahead: list[int] = []
+    with anyio.fail_after(5):
+        async with (
+            AsyncTestClient(ignoring_lifespan(app)) as client,
+            client.stream("GET", "/") as response,
+        ):
+            async for part in response.aiter_raw():
+                read += len(part)
+                await anyio.sleep(0.001)  # the app gets every chance to run ahead
+                ahead.append(sent - read)
+    assert read == total
+    # At most 16 unread messages (Starlette's bound too): the app waits for the reader.
+    assert max(ahead) <= 16
+    assert max(ahead) >= 8  # and it does run ahead of the reader, in its own task
+
+
+@pytest.mark.anyio
+async def test_async_test_client_stream_of_a_streaming_response_yields_chunks_in_order() -> None:
+    async def parts() -> AsyncIterator[str]:
+        for i in range(3):
+            yield f"part{i};"
+
+    async def page(request: Request) -> Response:
+        return StreamingResponse(parts())
+
+    async with AsyncTestClient(Starlite(routes=[Route("/", page)])) as client:
+        async with client.stream("GET", "/") as response:
+            assert [part async for part in response.aiter_raw()] == [
+                b"part0;",
+                b"part1;",
+                b"part2;",
+            ]
+        assert (await client.get("/")).text == "part0;part1;part2;"
+
+
+# ---- AsyncTestClient: exit with requests under way ----
+
+
+@pytest.mark.anyio
+async def test_async_test_client_exit_cancels_the_app_of_a_stream_left_open() -> None:
+    ran_ahead = anyio.Event()
+    log: list[str] = []
+    sent = 0
+
+    async def app(scope: Scope, receive: Receive, send: Send) -> None:
+        nonlocal sent
+        try:
+            await send_start(send)
+            while True:  # an endless body
+                await send_chunk(send, b"x")
+                sent += 1
+                if sent == 5:
+                    ran_ahead.set()
+        finally:
+            log.append("app ended")
+
+    with anyio.fail_after(5):
+        async with contextlib.AsyncExitStack() as stack:
+            async with AsyncTestClient(ignoring_lifespan(app)) as client:
+                response = await stack.enter_async_context(client.stream("GET", "/"))
+                await ran_ahead.wait()
+                assert log == []
+            assert log == ["app ended"]  # cancelled by the exit, not left running
+            sent_at_exit = sent
+            rest = await response.aread()  # what is left ends, instead of waiting forever
+            assert len(rest) <= sent_at_exit
+        assert sent == sent_at_exit
+
+
+@pytest.mark.anyio
+async def test_async_test_client_exit_cancels_the_app_of_a_request_under_way() -> None:
+    in_app = anyio.Event()
+    log: list[str] = []
+
+    async def app(scope: Scope, receive: Receive, send: Send) -> None:
+        in_app.set()
+        try:
+            await anyio.sleep_forever()
+        finally:
+            log.append("app ended")
+
+    async def request(client: httpx.AsyncClient) -> None:
+        with pytest.raises(RuntimeError, match="closed before the app sent a response"):
+            await client.get("/")
+        log.append("request raised")
+
+    with anyio.fail_after(5):
+        async with anyio.create_task_group() as task_group:
+            async with AsyncTestClient(ignoring_lifespan(app)) as client:
+                task_group.start_soon(request, client)
+                await in_app.wait()
+            assert log[0] == "app ended"
+    assert log == ["app ended", "request raised"]
+
+
+@pytest.mark.anyio
+async def test_async_test_client_can_be_entered_again_and_used_outside_before(
+    anyio_backend: str,
+) -> None:
+    starts: list[str] = []
+
+    @contextlib.asynccontextmanager
+    async def lifespan(app: Starlite) -> AsyncIterator[None]:
+        starts.append("start")
+        yield
+
+    async def hello(request: Request) -> Response:
+        return PlainTextResponse("hello")
+
+    client = AsyncTestClient(Starlite(routes=[Route("/", hello)], lifespan=lifespan))
+    with pytest.raises(RuntimeError, match="async with"):
+        await client.get("/")
+    for _ in range(2):
+        async with client:
+            assert (await client.get("/")).text == "hello"
+    assert starts == ["start", "start"]
+
+
+def test_test_client_can_be_entered_again_and_used_outside(backend: Backend) -> None:
+    starts: list[str] = []
+
+    @contextlib.asynccontextmanager
+    async def lifespan(app: Starlite) -> AsyncIterator[None]:
+        starts.append("start")
+        yield
+
+    async def hello(request: Request) -> Response:
+        return PlainTextResponse("hello")
+
+    client = TestClient(Starlite(routes=[Route("/", hello)], lifespan=lifespan), backend=backend)
+    assert client.get("/").text == "hello"
+    for _ in range(2):
+        with client:
+            assert client.get("/").text == "hello"
+    assert client.get("/").text == "hello"
+    assert starts == ["start", "start"]
 
 
 # ==== Examples ====
