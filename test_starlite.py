@@ -16115,12 +16115,6 @@ def test_app_using_its_websocket_after_the_end_gets_websocket_disconnected(
     assert errors == ["receive", "receive", "send"]
 
 
-# AsyncTestClient
-
-
-# As in tests_wip/test_static.py: the directory of the starlite.py under test, which is the
-
-
 # ---- AsyncTestClient ----
 # The apps above that know nothing of lifespan are wrapped in `ignoring_lifespan` for
 # ``async with AsyncTestClient(app)``, which always runs the lifespan protocol.
