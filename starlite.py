@@ -1424,6 +1424,7 @@ mimetypes.init()
 
 
 @functools.lru_cache(maxsize=64)
+@functools.lru_cache(maxsize=64)  # a handful of media types, built once rather than per response
 def _content_type(media_type: str, charset: str) -> bytes:
     """The Content-Type header value for a media type: text types get the charset."""
     if media_type.startswith("text/") and "charset=" not in media_type.lower():
@@ -1543,7 +1544,7 @@ class Response:
     def init_headers(self, headers: Mapping[str, str] | None = None) -> None:
         """Build `raw_headers` from `headers`, adding Content-Length and Content-Type."""
         raw_headers = [] if headers is None else [_encode_header(k, v) for k, v in headers.items()]
-        names = {name for name, _ in raw_headers}
+        names = {name for name, _ in raw_headers} if raw_headers else ()
         # Streaming and file responses have no body attribute: their length is not known here.
         body = getattr(self, "body", None)
         if (
@@ -2710,7 +2711,7 @@ def request_response(func: Callable[[Request], Awaitable[Response] | Response]) 
             await response(scope, receive, send)
 
         try:
-            await _handling_exceptions(respond, request)(scope, receive, send)
+            await _call_handling_exceptions(respond, scope, receive, send, request)
         finally:
             await request.close()  # the uploaded files of a form it parsed
 
@@ -2741,7 +2742,7 @@ def websocket_session(func: Callable[[WebSocket], Awaitable[None]]) -> ASGIApp:
             with contextlib.suppress(WebSocketDisconnect):
                 await func(session)
 
-        await _handling_exceptions(run, session)(scope, receive, send)
+        await _call_handling_exceptions(run, scope, receive, send, session)
 
     return app
 
@@ -3090,12 +3091,19 @@ class _RouteIndex:
         self._routes = list(routes)
         self._root = _IndexNode()
         self._always: list[int] = []
-        for position, route in enumerate(self._routes):
-            template = self._template(route)
+        templates = [self._template(route) for route in self._routes]
+        for position, template in enumerate(templates):
             if template is None:
                 self._always.append(position)
             else:
                 self._insert(position, template)
+        # The candidates of each path without parameters, found once: a request for a static
+        # path (the most common kind) is then one dict lookup.
+        self._static = {
+            template: self._walk(template)
+            for template in templates
+            if template is not None and "{" not in template
+        }
 
     @staticmethod
     def _template(route: BaseRoute) -> str | None:
@@ -3125,7 +3133,11 @@ class _RouteIndex:
         node.ends.append(position)
 
     def candidates(self, path: str) -> list[BaseRoute]:
-        """The routes that may match `path`, in declaration order."""
+        """The routes that may match `path`, in declaration order (a list not to be changed)."""
+        static = self._static.get(path)
+        return static if static is not None else self._walk(path)
+
+    def _walk(self, path: str) -> list[BaseRoute]:
         found = list(self._always)
         nodes = [self._root]
         for segment in path.split("/")[1:]:
@@ -3281,12 +3293,14 @@ class Router:
         for route in self._candidates(route_path):
             match, child_scope = route.matches(scope)
             if match is Match.FULL:
-                await self._handle(route, child_scope, scope, receive, send)
+                self._enter(route, child_scope, scope)
+                await route.handle(scope, receive, send)
                 return
             if match is Match.PARTIAL and partial is None:
                 partial = route, child_scope
         if partial is not None:
-            await self._handle(*partial, scope, receive, send)
+            self._enter(*partial, scope)
+            await partial[0].handle(scope, receive, send)
             return
         redirectable = scope["type"] == "http" and self.redirect_slashes and route_path != "/"
         if redirectable and await self._redirect_slash(route_path, scope, receive, send):
@@ -3294,12 +3308,10 @@ class Router:
         await self.default(scope, receive, send)
 
     @staticmethod
-    async def _handle(
-        route: BaseRoute, child_scope: Scope, scope: Scope, receive: Receive, send: Send
-    ) -> None:
+    def _enter(route: BaseRoute, child_scope: Scope, scope: Scope) -> None:
+        """Record the route matched, and what it adds to the scope."""
         scope["route"] = route
         scope.update(child_scope)
-        await route.handle(scope, receive, send)
 
     async def _redirect_slash(
         self, route_path: str, scope: Scope, receive: Receive, send: Send
@@ -3529,6 +3541,7 @@ _ExceptionHandlers: TypeAlias = tuple[dict[Any, ExceptionHandler], dict[int, Exc
 # Where ExceptionMiddleware leaves its handlers for the routes: the key Starlette uses, so that
 # middleware written for Starlette which reads it keeps working.
 _HANDLERS_SCOPE_KEY = "starlette.exception_handlers"
+_NO_HANDLERS: _ExceptionHandlers = ({}, {})
 
 
 def _find_exception_handler(
@@ -3545,40 +3558,43 @@ def _find_exception_handler(
     return None
 
 
-def _handling_exceptions(app: ASGIApp, connection: HTTPConnection) -> ASGIApp:
-    """`app`, with exceptions that have a handler turned into that handler's response.
+async def _call_handling_exceptions(
+    app: ASGIApp,
+    scope: Scope,
+    receive: Receive,
+    send: Send,
+    connection: HTTPConnection | None = None,
+) -> None:
+    """Call `app`, turning an exception that has a handler into that handler's response.
 
     Used by ExceptionMiddleware and again around each endpoint, so that a route's own middleware
-    sees the handled response rather than the exception.
+    sees the handled response rather than the exception. A handler is given `connection` (the
+    endpoint's own request), or one made from the scope only when it is needed.
     """
-    handlers: _ExceptionHandlers = connection.scope.get(_HANDLERS_SCOPE_KEY, ({}, {}))
+    response_started = False
 
-    async def app_with_handlers(scope: Scope, receive: Receive, send: Send) -> None:
-        response_started = False
+    async def send_noting_start(message: Message) -> None:
+        nonlocal response_started
+        response_started = response_started or message["type"] == "http.response.start"
+        await send(message)
 
-        async def send_noting_start(message: Message) -> None:
-            nonlocal response_started
-            response_started = response_started or message["type"] == "http.response.start"
-            await send(message)
-
-        try:
-            await app(scope, receive, send_noting_start)
-        except Exception as exc:
-            handler = _find_exception_handler(exc, handlers)
-            if handler is None:
-                raise
-            if response_started:
-                raise RuntimeError(
-                    "Caught handled exception, but response already started."
-                ) from exc
-            response = await _call_maybe_async(handler, connection, exc)
-            if response is not None:  # a websocket handler closes the socket itself
-                await response(scope, receive, send)
-            # Handled: drop the traceback, so that an exception instance raised again and again
-            # (a module-level HTTPException, say) does not keep every request's frames alive.
-            exc.__traceback__ = None
-
-    return app_with_handlers
+    try:
+        await app(scope, receive, send_noting_start)
+    except Exception as exc:
+        handler = _find_exception_handler(exc, scope.get(_HANDLERS_SCOPE_KEY, _NO_HANDLERS))
+        if handler is None:
+            raise
+        if response_started:
+            raise RuntimeError("Caught handled exception, but response already started.") from exc
+        if connection is None:
+            connection_class = Request if scope["type"] == "http" else WebSocket
+            connection = connection_class(scope, receive, send)
+        response = await _call_maybe_async(handler, connection, exc)
+        if response is not None:  # a websocket handler closes the socket itself
+            await response(scope, receive, send)
+        # Handled: drop the traceback, so that an exception instance raised again and again
+        # (a module-level HTTPException, say) does not keep every request's frames alive.
+        exc.__traceback__ = None
 
 
 # Where the request's body limit lives while a RequestBodyLimitMiddleware counts its body.
@@ -3707,6 +3723,8 @@ class ExceptionMiddleware:
             HTTPException: self.http_exception,
             WebSocketException: self.websocket_exception,
         }
+        # Left in each scope as they are: the dicts themselves, so a handler added later counts.
+        self._handlers = (self._exception_handlers, self._status_handlers)
         for key, handler in (handlers or {}).items():
             self.add_exception_handler(key, handler)
 
@@ -3730,13 +3748,8 @@ class ExceptionMiddleware:
         if scope["type"] not in ("http", "websocket"):
             await self.app(scope, receive, send)
             return
-        scope[_HANDLERS_SCOPE_KEY] = (self._exception_handlers, self._status_handlers)
-        connection: HTTPConnection
-        if scope["type"] == "http":
-            connection = Request(scope, receive, send)
-        else:
-            connection = WebSocket(scope, receive, send)
-        await _handling_exceptions(self.app, connection)(scope, receive, send)
+        scope[_HANDLERS_SCOPE_KEY] = self._handlers
+        await _call_handling_exceptions(self.app, scope, receive, send)
 
     async def http_exception(self, request: Request, exc: HTTPException) -> Response:
         """The default answer to an HTTPException: its detail as text, with its headers."""
