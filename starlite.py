@@ -3558,6 +3558,28 @@ def _find_exception_handler(
     return None
 
 
+class _StartNotingSend:
+    """A send channel that notes whether the response has started, for the layers that must
+    not answer an exception once it has (the error and exception middleware, each endpoint)."""
+
+    __slots__ = ("response_started", "send")
+
+    def __init__(self, send: Send) -> None:
+        self.send = send
+        self.response_started = False
+
+    @classmethod
+    def around(cls, send: Send) -> _StartNotingSend:
+        """`send` noting the start: itself if it already does. Nested layers with nothing in
+        between that wraps send then share one channel, instead of a wrapper each per message."""
+        return send if isinstance(send, cls) else cls(send)
+
+    async def __call__(self, message: Message) -> None:
+        if message["type"] == "http.response.start":
+            self.response_started = True
+        await self.send(message)
+
+
 async def _call_handling_exceptions(
     app: ASGIApp,
     scope: Scope,
@@ -3571,20 +3593,14 @@ async def _call_handling_exceptions(
     sees the handled response rather than the exception. A handler is given `connection` (the
     endpoint's own request), or one made from the scope only when it is needed.
     """
-    response_started = False
-
-    async def send_noting_start(message: Message) -> None:
-        nonlocal response_started
-        response_started = response_started or message["type"] == "http.response.start"
-        await send(message)
-
+    tracked_send = _StartNotingSend.around(send)
     try:
-        await app(scope, receive, send_noting_start)
+        await app(scope, receive, tracked_send)
     except Exception as exc:
         handler = _find_exception_handler(exc, scope.get(_HANDLERS_SCOPE_KEY, _NO_HANDLERS))
         if handler is None:
             raise
-        if response_started:
+        if tracked_send.response_started:
             raise RuntimeError("Caught handled exception, but response already started.") from exc
         if connection is None:
             connection_class = Request if scope["type"] == "http" else WebSocket
@@ -3785,15 +3801,9 @@ class ServerErrorMiddleware:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
-        response_started = False
-
-        async def send_noting_start(message: Message) -> None:
-            nonlocal response_started
-            response_started = response_started or message["type"] == "http.response.start"
-            await send(message)
-
+        tracked_send = _StartNotingSend.around(send)
         try:
-            await self.app(scope, receive, send_noting_start)
+            await self.app(scope, receive, tracked_send)
         except Exception as exc:
             request = Request(scope)
             if self.debug:
@@ -3802,7 +3812,7 @@ class ServerErrorMiddleware:
                 response = await _call_maybe_async(self.handler, request, exc)
             else:
                 response = self.error_response(request, exc)
-            if not response_started:
+            if not tracked_send.response_started:
                 await response(scope, receive, send)
             raise  # so that the server logs it, and a TestClient can raise it in the test
 
