@@ -33,7 +33,6 @@ import codecs
 import contextlib
 import contextvars
 import functools
-import hmac
 import html
 import http.cookies
 import importlib
@@ -44,7 +43,6 @@ import math
 import mimetypes
 import os
 import re
-import secrets
 import shlex
 import stat
 import time
@@ -70,12 +68,9 @@ from collections.abc import (
     Sequence,
     ValuesView,
 )
-from concurrent import futures
 from datetime import UTC, datetime
-from email.utils import format_datetime, formatdate, parsedate_to_datetime
 from enum import Enum
 from http import HTTPStatus
-from tempfile import SpooledTemporaryFile
 from types import ModuleType
 from typing import (
     IO,
@@ -98,12 +93,18 @@ from typing import (
 from urllib.parse import SplitResult, parse_qsl, quote, unquote_plus, urlencode, urlsplit
 
 import anyio
-import anyio.from_thread
 import anyio.to_thread
 
 if TYPE_CHECKING:
+    from concurrent.futures import Future
+
+    import anyio.from_thread
     import httpx
     import jinja2
+
+# Some standard-library modules are imported where they are first used, not here: each serves
+# one feature (sessions, uploads, dates of files, the test client), and together they would more
+# than double the time `import starlite` takes (about 25 ms of 65; benchmarks/compare.py).
 
 __version__ = "0.1.0"
 
@@ -1479,6 +1480,8 @@ def _set_cookie_header(
     if isinstance(expires, datetime):
         if expires.tzinfo is None:
             raise ValueError("Cookie expires must be a timezone-aware datetime")
+        from email.utils import format_datetime  # lazily: see the imports
+
         morsel["expires"] = format_datetime(expires.astimezone(UTC), usegmt=True)
     elif isinstance(expires, str):
         morsel["expires"] = _cookie_attribute("expires", expires)
@@ -2073,6 +2076,8 @@ class FileResponse(Response):
     def set_stat_headers(self, stat_result: os.stat_result) -> None:
         """Set Content-Length, Last-Modified and ETag from the file's status, unless already set."""
         self.headers.setdefault("content-length", str(stat_result.st_size))
+        from email.utils import formatdate  # lazily: see the imports
+
         self.headers.setdefault("last-modified", formatdate(stat_result.st_mtime, usegmt=True))
         # Changes whenever the file is rewritten or resized, like nginx's and Apache's ETags.
         # (st_mtime, not st_mtime_ns: a stat_result built by hand has no nanoseconds.)
@@ -2158,7 +2163,7 @@ class FileResponse(Response):
             parts = [(b"", first, end)]
         else:
             # Browsers use 13 random bytes for multipart boundaries; so do we.
-            boundary = secrets.token_hex(13)
+            boundary = os.urandom(13).hex()
             content_type = headers["content-type"]
             headers["content-type"] = f"multipart/byteranges; boundary={boundary}"
             parts = [
@@ -2607,6 +2612,8 @@ def _matched_params(
     match = regex.match(text)
     if match is None:
         return None
+    if not convertors:  # a path without parameters: nothing to convert
+        return {}
     try:
         return {name: convertors[name].convert(value) for name, value in match.groupdict().items()}
     except ValueError:
@@ -2713,7 +2720,8 @@ def request_response(func: Callable[[Request], Awaitable[Response] | Response]) 
         try:
             await _call_handling_exceptions(respond, scope, receive, send, request)
         finally:
-            await request.close()  # the uploaded files of a form it parsed
+            if request._form is not None:  # the uploaded files of a form it parsed
+                await request.close()
 
     return app
 
@@ -4261,12 +4269,16 @@ class _SessionSigner:
     """Signs and checks session cookies with HMAC-SHA256 (standard library only)."""
 
     def __init__(self, secret_key: str, max_age: int | None) -> None:
+        import hmac  # lazily: see the imports
+
         # A key of its own for sessions, derived from the secret: the secret itself signs
         # nothing, so no other use of it can forge a session.
         self._key = hmac.new(secret_key.encode("utf-8"), b"starlite.session", "sha256").digest()
         self.max_age = max_age
 
     def _signature(self, signed: str) -> str:
+        import hmac
+
         return _b64encode(hmac.new(self._key, signed.encode("ascii"), "sha256").digest())
 
     def sign(self, session: Mapping[str, Any]) -> str:
@@ -4278,6 +4290,8 @@ class _SessionSigner:
         """The session in a cookie; empty if it is tampered with, malformed or expired."""
         if not cookie.isascii():  # no cookie we sign holds anything else
             return {}
+        import hmac
+
         signed, _, signature = cookie.rpartition(".")
         payload, _, timestamp = signed.partition(".")
         if not hmac.compare_digest(signature.encode(), self._signature(signed).encode()):
@@ -5303,6 +5317,8 @@ class MultiPartParser:
         self._files += 1
         if self._files > self.max_files:
             raise _too_many("files", self.max_files)
+        from tempfile import SpooledTemporaryFile  # lazily: see the imports
+
         part.file = UploadFile(
             SpooledTemporaryFile(max_size=self.spool_max_size),  # noqa: SIM115 - closed by its form
             size=0,
@@ -5544,6 +5560,8 @@ def _not_modified_since(if_modified_since: str, last_modified: float) -> bool:
     """Whether the file is no newer than If-Modified-Since; a date that does not parse is
     ignored (RFC 9110 §13.1.3), never an error."""
     try:
+        from email.utils import parsedate_to_datetime  # lazily: see the imports
+
         since = parsedate_to_datetime(if_modified_since)
     except (TypeError, ValueError, OverflowError):  # year 9999999999, say
         return False
@@ -6084,6 +6102,22 @@ class _Upgrade(Exception):
 _WEBSOCKET_CLOSE_GRACE = 5.0
 
 
+def _finished_within(task: Future[Any], timeout: float | None) -> bool:
+    """Whether a portal task is done within `timeout` seconds (None: as long as it takes)."""
+    from concurrent import futures  # lazily: see the imports
+
+    return bool(futures.wait([task], timeout=timeout).done)
+
+
+def _start_blocking_portal(
+    backend: str, backend_options: dict[str, Any]
+) -> contextlib.AbstractContextManager[anyio.from_thread.BlockingPortal]:
+    """An event loop in a thread of its own, for a TestClient to call the app on."""
+    import anyio.from_thread  # lazily: see the imports
+
+    return anyio.from_thread.start_blocking_portal(backend, backend_options)
+
+
 class WebSocketTestSession:
     """A websocket connection to the app under test, from ``TestClient.websocket_connect``.
 
@@ -6146,9 +6180,9 @@ class WebSocketTestSession:
 
     def _finish(self) -> None:
         """Wait for the app to return (cancelling it if it will not), then re-raise its error."""
-        if not futures.wait([self._task], timeout=_WEBSOCKET_CLOSE_GRACE).done:
+        if not _finished_within(self._task, _WEBSOCKET_CLOSE_GRACE):
             self._task.cancel()
-        futures.wait([self._task])
+        _finished_within(self._task, None)
         self._to_app.close()
         self._from_app.close()
         if self._task.cancelled():
@@ -6191,7 +6225,7 @@ class WebSocketTestSession:
         message = self.portal.call(self._next_message)
         if message is not None:
             return message
-        futures.wait([self._task])
+        _finished_within(self._task, None)
         if (exception := self._task.exception()) is not None and self._raise_server_exceptions:
             raise exception
         # An app that returns without closing: the server closes for it (ASGI spec).
@@ -6350,18 +6384,14 @@ class _TestClient(_HTTPXClient):
         if self.portal is not None:
             yield self.portal
         else:
-            with anyio.from_thread.start_blocking_portal(
-                self.backend, self.backend_options
-            ) as portal:
+            with _start_blocking_portal(self.backend, self.backend_options) as portal:
                 yield portal
 
     def __enter__(self) -> _TestClient:
         # Not httpx's __enter__ and __exit__, which would close the client for good: a TestClient
         # may be entered again, and used outside ``with`` before and after, as Starlette's.
         with contextlib.ExitStack() as stack:
-            portal = stack.enter_context(
-                anyio.from_thread.start_blocking_portal(self.backend, self.backend_options)
-            )
+            portal = stack.enter_context(_start_blocking_portal(self.backend, self.backend_options))
             stack.callback(self._forget_portal)
             lifespan = _Lifespan(self.app, self.app_state)
             stack.callback(lifespan.close)

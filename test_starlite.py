@@ -21,6 +21,7 @@ import re
 import socket
 import subprocess
 import sys
+import tempfile
 import textwrap
 import threading
 import time
@@ -674,6 +675,25 @@ def test_import_starlite_does_not_import_optional_extras() -> None:
     )
     assert result.returncode == 0, result.stderr
     assert result.stdout.strip() == "[]"
+
+
+@pytest.mark.parametrize(
+    ("feature", "module"),
+    [
+        ("the test client", "anyio.from_thread"),
+        ("the test client", "concurrent.futures"),
+        ("uploads", "tempfile"),
+        ("dates of files and cookies", "email.utils"),
+        ("sessions", "hmac"),
+        ("nothing any more", "secrets"),
+    ],
+)
+def test_import_starlite_leaves_the_standard_library_modules_of_one_feature_for_later(
+    feature: str, module: str
+) -> None:
+    result = run_python(f"import sys, starlite\nprint({module!r} in sys.modules)")
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.strip() == "False", f"import starlite imported {module}, for {feature}"
 
 
 def test_unknown_module_attribute_raises_attribute_error() -> None:
@@ -12799,7 +12819,8 @@ def spools(monkeypatch: pytest.MonkeyPatch) -> list[RecordingSpool]:
         created.append(spool)
         return spool
 
-    monkeypatch.setattr(starlite, "SpooledTemporaryFile", recording_spool)
+    # starlite imports it from tempfile when it first parses a multipart form.
+    monkeypatch.setattr(tempfile, "SpooledTemporaryFile", recording_spool)
     return created
 
 
