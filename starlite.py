@@ -675,6 +675,8 @@ class QueryParams(ImmutableMultiDict[str, str]):
         if isinstance(value, str | bytes):
             text = value.decode("latin-1") if isinstance(value, bytes) else value
             super().__init__(parse_qsl(text, keep_blank_values=True), **kwargs)
+            if not kwargs:  # parsed from text alone: every key and value is a str already
+                return
         else:
             super().__init__(*args, **kwargs)  # type: ignore[arg-type]
         self._list = [(str(k), str(v)) for k, v in self._list]
@@ -3146,7 +3148,7 @@ class _RouteIndex:
         return static if static is not None else self._walk(path)
 
     def _walk(self, path: str) -> list[BaseRoute]:
-        found = list(self._always)
+        found = self._always.copy()
         nodes = [self._root]
         for segment in path.split("/")[1:]:
             next_nodes = []
@@ -3162,7 +3164,9 @@ class _RouteIndex:
         for node in nodes:
             found += node.ends
             found += node.rest
-        return [self._routes[position] for position in sorted(set(found))]
+        if len(found) > 1:  # from several branches of the trie: in declaration order, once each
+            found = sorted(set(found))
+        return [self._routes[position] for position in found]
 
 
 class _RouteList(list[BaseRoute]):
