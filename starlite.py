@@ -2235,6 +2235,10 @@ class WebSocketState(Enum):
     DISCONNECTED = 2
     RESPONSE = 3  # answering the handshake with an HTTP response instead (a denial)
 
+    # Members are singletons, equal only to themselves: hash them by identity too, in C, rather
+    # than with Enum's hash of the name in Python, as the state tables look two up per message.
+    __hash__ = object.__hash__
+
 
 class WebSocketDisconnect(Exception):
     """The client closed the websocket (or went away: code 1006)."""
@@ -3605,14 +3609,15 @@ async def _call_handling_exceptions(
     sees the handled response rather than the exception. A handler is given `connection` (the
     endpoint's own request), or one made from the scope only when it is needed.
     """
-    tracked_send = _StartNotingSend.around(send)
+    # Only an HTTP response can have started; a websocket's handler closes it in any state.
+    tracked_send = _StartNotingSend.around(send) if scope["type"] == "http" else None
     try:
-        await app(scope, receive, tracked_send)
+        await app(scope, receive, tracked_send or send)
     except Exception as exc:
         handler = _find_exception_handler(exc, scope.get(_HANDLERS_SCOPE_KEY, _NO_HANDLERS))
         if handler is None:
             raise
-        if tracked_send.response_started:
+        if tracked_send is not None and tracked_send.response_started:
             raise RuntimeError("Caught handled exception, but response already started.") from exc
         if connection is None:
             connection_class = Request if scope["type"] == "http" else WebSocket
