@@ -1835,7 +1835,7 @@ class ServerSentEvent:
     ) -> None:
         if id is not None and "\0" in _single_line("id", id):
             raise ValueError(f"ServerSentEvent id must not contain NUL: got {id!r}")
-        if retry is not None and (not isinstance(retry, int) or retry < 0):
+        if retry is not None and (type(retry) is not int or retry < 0):  # not a bool, either
             raise ValueError(f"ServerSentEvent retry must be a whole number of ms: got {retry!r}")
         self.data = None if data is None else str(data)
         self.event = None if event is None else _single_line("event", event)
@@ -1906,7 +1906,7 @@ class EventSourceResponse(StreamingResponse):
         if ping is not None and not ping > 0:
             raise ValueError(f"ping must be a number of seconds above 0, or None: got {ping!r}")
         events = content if isinstance(content, AsyncIterable) else iterate_in_threadpool(content)
-        super().__init__(_encoded_events(events), status_code, headers, media_type, background)
+        super().__init__(_EncodedEvents(events), status_code, headers, media_type, background)
         self.ping = ping
         self.headers.setdefault("cache-control", "no-cache")
         # nginx buffers responses by default, which would hold events back: this turns it off.
@@ -1915,7 +1915,8 @@ class EventSourceResponse(StreamingResponse):
     async def _stream(self, send: Send) -> None:
         silence = math.inf if self.ping is None else self.ping
         to_sender, from_iterator = anyio.create_memory_object_stream[Content]()
-        async with _task_group() as task_group, from_iterator:
+        # The stream closed last: a producer it woke with an error would join a disconnect.
+        async with from_iterator, _task_group() as task_group:
             task_group.start_soon(self._produce, to_sender)
             await self._send_start(send)
             while True:
@@ -1936,10 +1937,23 @@ class EventSourceResponse(StreamingResponse):
                 await to_sender.send(chunk)
 
 
-async def _encoded_events(events: AsyncIterable[EventItem]) -> AsyncIterator[bytes]:
-    async with _closing(events) as items:
-        async for item in items:
-            yield _encode_event(item)
+class _EncodedEvents:
+    """The items of an event iterator, encoded; closing this closes the iterator, even one that
+    never started (a HEAD request)."""
+
+    def __init__(self, events: AsyncIterable[EventItem]) -> None:
+        self._events = aiter(events)
+
+    def __aiter__(self) -> _EncodedEvents:
+        return self
+
+    async def __anext__(self) -> bytes:
+        return _encode_event(await anext(self._events))
+
+    async def aclose(self) -> None:
+        aclose = getattr(self._events, "aclose", None)
+        if aclose is not None:
+            await aclose()
 
 
 class _RangeError(Exception):

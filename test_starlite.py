@@ -39,7 +39,7 @@ from collections.abc import (
     MutableMapping,
     Sequence,
 )
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta, timezone
 from email.utils import formatdate
 from http import HTTPStatus
@@ -83,6 +83,7 @@ from starlite import (
     DispatchFunction,
     Environ,
     EnvironError,
+    EventSourceResponse,
     ExceptionMiddleware,
     FileResponse,
     FloatConvertor,
@@ -123,6 +124,7 @@ from starlite import (
     Secret,
     Send,
     ServerErrorMiddleware,
+    ServerSentEvent,
     SessionMiddleware,
     SimpleUser,
     Starlite,
@@ -4002,6 +4004,854 @@ def test_range_request_body_equals_bytes_of_the_merged_ranges(
     response = TestClient(file_app(shared_data_file)).get("/", headers={"Range": header})
     carried = assert_partial_content_matches(response, FILE_DATA)
     assert sorted(carried) == merge_ranges([(first, last) for _, first, last in specs])
+
+
+# Server-sent events
+
+
+# ---- Server-sent events: a reference parser, a server harness, generators ----
+
+# The keep-alive comment EventSourceResponse sends after `ping` seconds of silence.
+SSE_PING = b": ping\n\n"
+# The line ends of the event-stream format (WHATWG HTML §9.2.5), and only those.
+EVENT_STREAM_LINE_END = re.compile(r"\r\n|\r|\n")
+
+
+@dataclass
+class DispatchedEvent:
+    """An event as a browser's EventSource dispatches it."""
+
+    type: str
+    data: str
+    last_event_id: str
+
+
+@dataclass
+class ParsedEventStream:
+    """What a browser makes of an event stream: the events it dispatches, and besides them the
+    comments (which it ignores) and the last reconnection time it was told."""
+
+    events: list[DispatchedEvent] = field(default_factory=list)
+    comments: list[str] = field(default_factory=list)
+    retry: int | None = None
+
+
+def parse_sse(stream: bytes) -> ParsedEventStream:
+    """Parse `stream` following the WHATWG "interpreting an event stream" algorithm: UTF-8, one
+    leading BOM dropped, lines split on CRLF, CR or LF, ``field:value`` with one optional space
+    stripped, an event dispatched on a blank line when it has data; a last incomplete line and
+    an undispatched event at the end of the stream are discarded."""
+    text = stream.decode("utf-8", errors="replace").removeprefix("\ufeff")
+    *lines, _incomplete = EVENT_STREAM_LINE_END.split(text)
+    parsed = ParsedEventStream()
+    data = event_type = last_event_id = ""
+    for line in lines:
+        if line == "":
+            if data:
+                parsed.events.append(
+                    DispatchedEvent(event_type or "message", data.removesuffix("\n"), last_event_id)
+                )
+            data = event_type = ""
+            continue
+        if line.startswith(":"):
+            parsed.comments.append(line[1:].removeprefix(" "))
+            continue
+        name, colon, value = line.partition(":")
+        value = value.removeprefix(" ") if colon else ""
+        if name == "event":
+            event_type = value
+        elif name == "data":
+            data += value + "\n"
+        elif name == "id":
+            if "\0" not in value:
+                last_event_id = value
+        elif name == "retry" and re.fullmatch(r"[0-9]+", value):
+            parsed.retry = int(value)
+    return parsed
+
+
+def receive_events(chunks: Iterator[bytes], count: int) -> list[DispatchedEvent]:
+    """Read raw chunks of an event stream until `count` events have been dispatched."""
+    received = b""
+    events: list[DispatchedEvent] = []
+    for chunk in chunks:
+        received += chunk
+        events = parse_sse(received).events
+        if len(events) >= count:
+            return events
+    raise AssertionError(f"the stream ended after {len(events)} of {count} events")
+
+
+class EventStreamServer:
+    """The server's side of one event-stream response, for calling a response directly.
+
+    The request body is empty. Once `gone_after_events` events (pings aside) have been sent the
+    client is gone: `receive` answers ``http.disconnect`` (as every server does) and, with
+    `spec_version` "2.4", `send` raises OSError. `send_delay` makes each body message take that
+    long to send (a slow client); a send cancelled midway is counted in `cancelled_sends`.
+    """
+
+    def __init__(
+        self,
+        spec_version: str = "2.3",
+        *,
+        gone_after_events: int | None = None,
+        send_delay: float = 0,
+    ) -> None:
+        self.spec_version = spec_version
+        self.gone_after_events = gone_after_events
+        self.send_delay = send_delay
+        self.messages: list[Message] = []
+        self.cancelled_sends = 0
+        self.gone = anyio.Event()
+        self._request_read = False
+
+    async def receive(self) -> Message:
+        if not self._request_read:
+            self._request_read = True
+            return {"type": "http.request", "body": b"", "more_body": False}
+        await self.gone.wait()
+        return {"type": "http.disconnect"}
+
+    async def send(self, message: Message) -> None:
+        if self.gone.is_set() and self.spec_version == "2.4":
+            raise OSError("the client is gone")
+        if self.send_delay and message["type"] == "http.response.body":
+            try:
+                await anyio.sleep(self.send_delay)
+            except anyio.get_cancelled_exc_class():
+                self.cancelled_sends += 1
+                raise
+        self.messages.append(message)
+        if message["type"] != "http.response.body":
+            return
+        if not message.get("more_body", False):
+            self.gone.set()  # the response is complete: the server reports a disconnect now
+        elif (
+            self.gone_after_events is not None and len(self.event_chunks) >= self.gone_after_events
+        ):
+            self.gone.set()
+
+    async def run(
+        self, app: ASGIApp, *, method: str = "GET", headers: Mapping[str, str] | None = None
+    ) -> None:
+        """Call `app` as a server of `spec_version` does, with a bounded wait."""
+        asgi = {"version": "3.0", "spec_version": self.spec_version}
+        with anyio.fail_after(5):
+            await app(
+                make_scope(method=method, headers=headers, asgi=asgi), self.receive, self.send
+            )
+
+    @property
+    def headers(self) -> list[tuple[str, str]]:
+        (start,) = [m for m in self.messages if m["type"] == "http.response.start"]
+        return [(name.decode(), value.decode()) for name, value in start["headers"]]
+
+    @property
+    def chunks(self) -> list[bytes]:
+        """The body messages' bodies, empty ones left out."""
+        return [
+            bytes(m["body"])
+            for m in self.messages
+            if m["type"] == "http.response.body" and m.get("body")
+        ]
+
+    @property
+    def event_chunks(self) -> list[bytes]:
+        return [chunk for chunk in self.chunks if chunk != SSE_PING]
+
+    @property
+    def complete(self) -> bool:
+        """Whether the body was ended by a message without ``more_body``."""
+        bodies = [m for m in self.messages if m["type"] == "http.response.body"]
+        return bool(bodies) and not bodies[-1].get("more_body", False)
+
+    @property
+    def events(self) -> list[DispatchedEvent]:
+        return parse_sse(b"".join(self.chunks)).events
+
+
+class EventStreamBroke(Exception):
+    """Raised by an event generator in the middle of its stream."""
+
+
+# How many events endless_events gives at most: far more than any test reads, so that only a
+# response that wrongly buffers them (never sending the first) ever gets to the end.
+ENDLESS_EVENTS_LIMIT = 1000
+
+
+def endless_events(finished: list[str], kind: str) -> Any:
+    """An event generator (`kind` "async" or "sync") that does not end (before
+    ENDLESS_EVENTS_LIMIT events) and never waits between events, so that it is always suspended
+    at a yield; appends "finally" to `finished` when it is closed or runs out."""
+
+    async def async_events() -> AsyncIterator[str]:
+        try:
+            for number in range(ENDLESS_EVENTS_LIMIT):
+                yield f"event {number}"
+        finally:
+            finished.append("finally")
+
+    def sync_events() -> Iterator[str]:
+        try:
+            for number in range(ENDLESS_EVENTS_LIMIT):
+                yield f"event {number}"
+        finally:
+            finished.append("finally")
+
+    return async_events() if kind == "async" else sync_events()
+
+
+def resumable_events_app() -> Starlite:
+    """An app whose ``/events`` streams events 0 to 4 (data "event N", id "N"), resuming after
+    the client's ``Last-Event-ID`` when it reconnects with one."""
+
+    async def stream(request: Request) -> EventSourceResponse:
+        last_event_id = request.headers.get("last-event-id")
+        first = 0 if last_event_id is None else int(last_event_id) + 1
+
+        async def events() -> AsyncIterator[ServerSentEvent]:
+            for number in range(first, 5):
+                yield ServerSentEvent(f"event {number}", id=str(number))
+
+        return EventSourceResponse(events())
+
+    return Starlite(routes=[Route("/events", stream)])
+
+
+# ---- ServerSentEvent ----
+
+
+def test_server_sent_event_encodes_comment_event_data_id_and_retry_in_that_order() -> None:
+    event = ServerSentEvent("hello", event="greeting", id="7", retry=2500, comment="note")
+    assert event.encode() == (b": note\nevent: greeting\ndata: hello\nid: 7\nretry: 2500\n\n")
+
+
+@pytest.mark.parametrize(
+    ("event", "encoded"),
+    [
+        (ServerSentEvent("x"), b"data: x\n\n"),
+        (ServerSentEvent(""), b"data: \n\n"),
+        (ServerSentEvent(data="x", id="1"), b"data: x\nid: 1\n\n"),
+        (ServerSentEvent(comment="keep"), b": keep\n\n"),
+        (ServerSentEvent(retry=0), b"retry: 0\n\n"),
+        (ServerSentEvent("é ☃"), "data: é ☃\n\n".encode()),
+        (ServerSentEvent(" padded ", event=" type"), b"event:  type\ndata:  padded \n\n"),
+    ],
+)
+def test_server_sent_event_encodes_only_the_fields_set(
+    event: ServerSentEvent, encoded: bytes
+) -> None:
+    assert event.encode() == encoded
+
+
+class _Temperature:
+    def __str__(self) -> str:
+        return "21.5 C"
+
+
+@pytest.mark.parametrize(
+    ("data", "encoded"),
+    [(42, b"data: 42\n\n"), (1.5, b"data: 1.5\n\n"), (_Temperature(), b"data: 21.5 C\n\n")],
+)
+def test_server_sent_event_data_that_is_not_a_str_is_converted_with_str(
+    data: Any, encoded: bytes
+) -> None:
+    event = ServerSentEvent(data)
+    assert event.data == str(data)
+    assert event.encode() == encoded
+
+
+def test_server_sent_event_takes_data_by_position_and_the_other_fields_by_keyword_only() -> None:
+    with pytest.raises(TypeError):
+        cast(Any, ServerSentEvent)("x", "greeting")
+    assert ServerSentEvent(data="x").encode() == ServerSentEvent("x").encode()
+
+
+def test_server_sent_event_repr_shows_the_fields_set() -> None:
+    full = ServerSentEvent("x", event="e", id="1", retry=5, comment="c")
+    assert repr(full) == "ServerSentEvent(data='x', event='e', id='1', retry=5, comment='c')"
+    assert repr(ServerSentEvent("x")) == "ServerSentEvent(data='x')"
+    assert repr(ServerSentEvent(comment="c", id="2")) == "ServerSentEvent(id='2', comment='c')"
+
+
+@pytest.mark.parametrize(
+    ("data", "encoded"),
+    [
+        ("a\nb", b"data: a\ndata: b\n\n"),
+        ("a\rb", b"data: a\ndata: b\n\n"),
+        ("a\r\nb", b"data: a\ndata: b\n\n"),
+        ("a\n\rb", b"data: a\ndata: \ndata: b\n\n"),
+        ("a\r\n\r\nb", b"data: a\ndata: \ndata: b\n\n"),
+        ("a\n", b"data: a\ndata: \n\n"),
+        ("\r", b"data: \ndata: \n\n"),
+        (
+            "\n\nevent: injected\nid: 99\n\ndata: x",
+            b"data: \ndata: \ndata: event: injected\ndata: id: 99\ndata: \ndata: data: x\n\n",
+        ),
+    ],
+)
+def test_server_sent_event_splits_data_into_one_data_line_per_line(
+    data: str, encoded: bytes
+) -> None:
+    assert ServerSentEvent(data).encode() == encoded
+
+
+@pytest.mark.parametrize("separator", ["\u2028", "\u2029", "\x0b", "\x0c", "\x85", "\x1c", "\x1e"])
+def test_server_sent_event_splits_lines_only_on_cr_and_lf(separator: str) -> None:
+    # str.splitlines() would split on these too, but the event-stream format does not.
+    text = f"a{separator}b"
+    assert ServerSentEvent(text).encode() == f"data: {text}\n\n".encode()
+    assert ServerSentEvent(comment=text).encode() == f": {text}\n\n".encode()
+
+
+def test_server_sent_event_splits_a_comment_into_one_comment_line_per_line() -> None:
+    event = ServerSentEvent("x", comment="one\ntwo\r\nthree\rdata: injected")
+    assert event.encode() == b": one\n: two\n: three\n: data: injected\ndata: x\n\n"
+    assert parse_sse(event.encode()).events == [DispatchedEvent("message", "x", "")]
+
+
+@pytest.mark.parametrize("value", ["a\nb", "a\rb", "a\r\nb", "\n", "end\r"])
+@pytest.mark.parametrize("name", ["event", "id"])
+def test_server_sent_event_refuses_a_line_break_in_event_or_id(name: str, value: str) -> None:
+    with pytest.raises(ValueError, match=name):
+        ServerSentEvent("x", **{name: value})
+
+
+def test_server_sent_event_refuses_an_id_with_nul() -> None:
+    with pytest.raises(ValueError, match="NUL"):
+        ServerSentEvent("x", id="a\0b")
+
+
+@pytest.mark.parametrize("retry", [-1, 1.5, "10", math.inf])
+def test_server_sent_event_retry_must_be_a_non_negative_int(retry: Any) -> None:
+    with pytest.raises(ValueError, match="retry"):
+        ServerSentEvent("x", retry=retry)
+
+
+def test_server_sent_event_refuses_a_bool_retry() -> None:
+    with pytest.raises(ValueError, match="retry"):
+        ServerSentEvent("x", retry=cast(Any, True))
+
+
+# Pieces of text that could break an event stream: line ends, colons, spaces, NUL, the line
+# separators the format does not know, and what looks like a field.
+_SSE_PIECES = ("\r", "\n", "\r\n", ":", " ", "\0", "\u2028", "\x0b", "\x85", "data: x", "id: 1")
+
+
+def _sse_text_of(excluded: str) -> st.SearchStrategy[str]:
+    """Text made of _SSE_PIECES and any other characters, none of `excluded`."""
+    pieces = [piece for piece in _SSE_PIECES if not set(piece) & set(excluded)]
+    others = st.text(st.characters(codec="utf-8", exclude_characters=excluded), max_size=3)
+    return st.lists(st.sampled_from(pieces) | others, max_size=8).map("".join)
+
+
+_sse_text = _sse_text_of("")
+_sse_line = _sse_text_of("\r\n")
+_sse_id = _sse_text_of("\r\n\0")
+
+
+@given(
+    data=_sse_text,
+    comment=st.none() | _sse_text,
+    event=st.none() | _sse_line,
+    id=st.none() | _sse_id,
+    retry=st.none() | st.integers(min_value=0, max_value=10**12),
+)
+def test_server_sent_event_is_parsed_back_as_exactly_the_event_given(
+    data: str, comment: str | None, event: str | None, id: str | None, retry: int | None
+) -> None:
+    encoded = ServerSentEvent(data, event=event, id=id, retry=retry, comment=comment).encode()
+    parsed = parse_sse(encoded)
+    normalised = EVENT_STREAM_LINE_END.sub("\n", data)
+    assert parsed.events == [DispatchedEvent(event or "message", normalised, id or "")]
+    assert parsed.comments == ([] if comment is None else EVENT_STREAM_LINE_END.split(comment))
+    assert parsed.retry == retry
+
+
+@given(
+    st.lists(
+        st.tuples(_sse_text, st.none() | _sse_line, st.none() | _sse_id, st.none() | _sse_text),
+        max_size=6,
+    )
+)
+def test_server_sent_events_in_a_row_are_parsed_back_one_for_one(
+    fields: list[tuple[str, str | None, str | None, str | None]],
+) -> None:
+    stream = b"".join(
+        ServerSentEvent(data, event=event, id=id, comment=comment).encode()
+        for data, event, id, comment in fields
+    )
+    expected: list[DispatchedEvent] = []
+    last_event_id = ""  # kept from event to event until an id changes it
+    for data, event, id, _ in fields:
+        last_event_id = last_event_id if id is None else id
+        normalised = EVENT_STREAM_LINE_END.sub("\n", data)
+        expected.append(DispatchedEvent(event or "message", normalised, last_event_id))
+    assert parse_sse(stream).events == expected
+
+
+def test_the_keep_alive_ping_is_a_comment_that_dispatches_nothing() -> None:
+    parsed = parse_sse(SSE_PING)
+    assert parsed.events == []
+    assert parsed.comments == ["ping"]
+
+
+# ---- EventSourceResponse: items, headers ----
+
+
+def test_event_source_response_sends_events_dicts_and_strings(backend: Backend) -> None:
+    items = [
+        ServerSentEvent("a", id="1"),
+        {"data": "b", "event": "update", "retry": 3000},
+        "c\nd",
+        {"data": 4, "comment": "four"},
+        ServerSentEvent(comment="just a comment"),
+    ]
+
+    async def events() -> AsyncIterator[Any]:
+        for item in items:
+            yield item
+
+    response = TestClient(EventSourceResponse(events()), backend=backend).get("/")
+    assert response.status_code == 200
+    assert response.content == (
+        b"data: a\nid: 1\n\n"
+        b"event: update\ndata: b\nretry: 3000\n\n"
+        b"data: c\ndata: d\n\n"
+        b": four\ndata: 4\n\n"
+        b": just a comment\n\n"
+    )
+    assert parse_sse(response.content).events == [
+        DispatchedEvent("message", "a", "1"),
+        DispatchedEvent("update", "b", "1"),
+        DispatchedEvent("message", "c\nd", "1"),
+        DispatchedEvent("message", "4", "1"),
+    ]
+
+
+@pytest.mark.parametrize("kind", ["list", "generator"])
+def test_event_source_response_accepts_sync_iterables(backend: Backend, kind: str) -> None:
+    items: list[Any] = ["one", {"data": "two", "id": "2"}, ServerSentEvent("three")]
+
+    def events() -> Iterator[Any]:
+        yield from items
+
+    content = items if kind == "list" else events()
+    response = TestClient(EventSourceResponse(content), backend=backend).get("/")
+    assert [event.data for event in parse_sse(response.content).events] == [
+        "one",
+        "two",
+        "three",
+    ]
+
+
+@pytest.mark.anyio
+async def test_event_source_response_iterates_a_sync_generator_in_a_worker_thread() -> None:
+    loop_thread = threading.get_ident()
+    threads: list[int] = []
+
+    def events() -> Iterator[str]:
+        for number in range(3):
+            threads.append(threading.get_ident())
+            yield str(number)
+
+    server = EventStreamServer()
+    await server.run(EventSourceResponse(events(), ping=None))
+    assert [event.data for event in server.events] == ["0", "1", "2"]
+    assert len(threads) == 3
+    assert loop_thread not in threads
+
+
+@pytest.mark.parametrize(
+    ("item", "type_name"),
+    [(42, "int"), (b"bytes", "bytes"), (None, "NoneType"), (["a"], "list"), (("a",), "tuple")],
+)
+def test_event_source_response_refuses_other_items_with_a_type_error_naming_the_type(
+    backend: Backend, item: Any, type_name: str
+) -> None:
+    async def events() -> AsyncIterator[Any]:
+        yield "fine"
+        yield item
+
+    client = TestClient(EventSourceResponse(events()), backend=backend)
+    with pytest.raises(TypeError, match=rf"\b{type_name}\b"):
+        client.get("/")
+
+
+def test_event_source_response_refuses_a_dict_item_that_would_inject_a_field(
+    backend: Backend,
+) -> None:
+    async def events() -> AsyncIterator[Any]:
+        yield {"data": "x", "event": "update\ndata: injected"}
+
+    with pytest.raises(ValueError, match="event"):
+        TestClient(EventSourceResponse(events()), backend=backend).get("/")
+
+
+def test_event_source_response_headers(backend: Backend) -> None:
+    response = TestClient(EventSourceResponse(["x"]), backend=backend).get("/")
+    assert response.headers.get_list("content-type") == ["text/event-stream; charset=utf-8"]
+    assert response.headers.get_list("cache-control") == ["no-cache"]
+    assert response.headers.get_list("x-accel-buffering") == ["no"]
+    assert "content-length" not in response.headers
+
+
+def test_event_source_response_given_headers_override_the_defaults(backend: Backend) -> None:
+    given_headers = {"Cache-Control": "no-store", "X-Accel-Buffering": "yes", "X-Stream": "1"}
+    response = EventSourceResponse(["x"], status_code=201, headers=given_headers)
+    names = [name for name, _ in response.raw_headers]
+    assert names.count(b"cache-control") == 1
+    assert names.count(b"x-accel-buffering") == 1
+    sent = TestClient(response, backend=backend).get("/")
+    assert sent.status_code == 201
+    assert sent.headers.get_list("cache-control") == ["no-store"]
+    assert sent.headers.get_list("x-accel-buffering") == ["yes"]
+    assert sent.headers["x-stream"] == "1"
+    assert sent.headers["content-type"] == "text/event-stream; charset=utf-8"
+
+
+@pytest.mark.anyio
+async def test_event_source_response_head_sends_the_headers_without_running_the_generator() -> None:
+    produced: list[str] = []
+
+    async def events() -> AsyncIterator[str]:
+        produced.append("started")
+        yield "never sent"
+
+    server = EventStreamServer()
+    await server.run(EventSourceResponse(events()), method="HEAD")
+    assert ("content-type", "text/event-stream; charset=utf-8") in server.headers
+    assert ("cache-control", "no-cache") in server.headers
+    assert server.chunks == []
+    assert server.complete
+    assert produced == []
+
+
+class ClosableEvents:
+    """Three events from an iterator, async or sync, that records being closed (as a
+    subscription to a message broker would unsubscribe)."""
+
+    def __init__(self) -> None:
+        self.left = 3
+        self.closed = False
+
+    def __aiter__(self) -> ClosableEvents:
+        return self
+
+    async def __anext__(self) -> str:
+        try:
+            return next(self)
+        except StopIteration:
+            raise StopAsyncIteration from None
+
+    async def aclose(self) -> None:
+        self.closed = True
+
+    def __iter__(self) -> ClosableEvents:
+        return self
+
+    def __next__(self) -> str:
+        if self.left == 0:
+            raise StopIteration
+        self.left -= 1
+        return "event"
+
+    def close(self) -> None:
+        self.closed = True
+
+
+@pytest.mark.parametrize("kind", ["async", "sync"])
+def test_event_source_response_head_closes_the_iterator(backend: Backend, kind: str) -> None:
+    events = ClosableEvents()
+    content: Any = events if kind == "async" else iter(events)
+    response = TestClient(EventSourceResponse(content), backend=backend).head("/")
+    assert response.status_code == 200
+    assert response.content == b""
+    assert events.closed
+
+
+@pytest.mark.anyio
+async def test_event_source_response_runs_its_background_task_after_the_stream_ends() -> None:
+    complete_at_background: list[bool] = []
+    server = EventStreamServer()
+
+    async def events() -> AsyncIterator[str]:
+        yield "one"
+        yield "two"
+
+    async def task() -> None:
+        complete_at_background.append(server.complete)
+
+    await server.run(EventSourceResponse(events(), background=BackgroundTask(task)))
+    assert [event.data for event in server.events] == ["one", "two"]
+    assert complete_at_background == [True]
+
+
+# ---- EventSourceResponse: streaming, keep-alive pings ----
+
+
+def test_event_source_response_sends_each_event_as_soon_as_it_is_produced(
+    backend: Backend,
+) -> None:
+    released = threading.Event()
+    waits: list[bool] = []
+
+    def events() -> Iterator[str]:
+        yield "first"
+        waits.append(released.wait(5))
+        yield "second"
+
+    client = TestClient(EventSourceResponse(events()), backend=backend)
+    with client.stream("GET", "/") as response:
+        chunks = response.iter_raw()
+        assert receive_events(chunks, 1) == [DispatchedEvent("message", "first", "")]
+        assert waits == []  # the generator is still held before its second event
+        released.set()
+        assert receive_events(chunks, 1) == [DispatchedEvent("message", "second", "")]
+    assert waits == [True]
+
+
+def test_event_source_response_is_never_gzipped_and_stays_streamed(backend: Backend) -> None:
+    assert "text/event-stream" in DEFAULT_EXCLUDED_CONTENT_TYPES
+    released = threading.Event()
+    waits: list[bool] = []
+
+    def events() -> Iterator[str]:
+        yield "first " * 100
+        waits.append(released.wait(5))
+        yield "second"
+
+    def stream(request: Request) -> EventSourceResponse:
+        return EventSourceResponse(events())
+
+    app = Starlite(
+        routes=[Route("/", stream)], middleware=[Middleware(GZipMiddleware, minimum_size=0)]
+    )
+    client = TestClient(app, backend=backend)
+    with client.stream("GET", "/", headers={"Accept-Encoding": "gzip"}) as response:
+        assert "content-encoding" not in response.headers
+        assert response.headers["content-type"] == "text/event-stream; charset=utf-8"
+        chunks = response.iter_raw()
+        assert [event.data for event in receive_events(chunks, 1)] == ["first " * 100]
+        assert waits == []
+        released.set()
+        assert [event.data for event in receive_events(chunks, 1)] == ["second"]
+    assert waits == [True]
+
+
+@pytest.mark.anyio
+async def test_event_source_response_pings_while_the_generator_is_silent() -> None:
+    first = ServerSentEvent("line 1\nline 2", id="1")
+    second = ServerSentEvent("line 3\rline 4", event="update", id="2")
+
+    async def events() -> AsyncIterator[ServerSentEvent]:
+        yield first
+        await anyio.sleep(0.2)
+        yield second
+
+    server = EventStreamServer()
+    await server.run(EventSourceResponse(events(), ping=0.05))
+    # Every chunk is a ping or a whole event: a ping never splits an event.
+    assert server.chunks[0] == first.encode()
+    assert server.chunks[-1] == second.encode()
+    between = server.chunks[1:-1]
+    assert len(between) >= 2
+    assert set(between) == {SSE_PING}
+    assert server.events == [
+        DispatchedEvent("message", "line 1\nline 2", "1"),
+        DispatchedEvent("update", "line 3\nline 4", "2"),
+    ]
+
+
+@pytest.mark.anyio
+async def test_event_source_response_pings_only_after_silence() -> None:
+    async def events() -> AsyncIterator[str]:
+        for number in range(20):
+            yield str(number)
+            await anyio.sleep(0.01)
+
+    server = EventStreamServer()
+    await server.run(EventSourceResponse(events(), ping=0.15))
+    assert SSE_PING not in server.chunks
+    assert len(server.events) == 20
+
+
+@pytest.mark.anyio
+async def test_event_source_response_without_ping_sends_no_pings() -> None:
+    async def events() -> AsyncIterator[str]:
+        yield "first"
+        await anyio.sleep(0.2)
+        yield "second"
+
+    server = EventStreamServer()
+    await server.run(EventSourceResponse(events(), ping=None))
+    assert server.chunks == [b"data: first\n\n", b"data: second\n\n"]
+
+
+@pytest.mark.anyio
+async def test_event_source_response_never_cancels_a_slow_send_for_a_ping() -> None:
+    async def events() -> AsyncIterator[str]:
+        yield "first"
+        yield "second"
+        yield "third"
+
+    server = EventStreamServer(send_delay=0.06)
+    await server.run(EventSourceResponse(events(), ping=0.02))
+    assert server.cancelled_sends == 0
+    assert [event.data for event in server.events] == ["first", "second", "third"]
+    assert all(chunk == SSE_PING or chunk.endswith(b"\n\n") for chunk in server.chunks)
+    assert server.complete
+
+
+@pytest.mark.parametrize("ping", [0, 0.0, -1, -0.5, math.nan])
+def test_event_source_response_refuses_a_ping_interval_that_is_not_positive(ping: float) -> None:
+    with pytest.raises(ValueError, match="ping"):
+        EventSourceResponse([], ping=ping)
+
+
+# ---- EventSourceResponse: disconnects and errors ----
+
+
+@pytest.mark.parametrize("kind", ["async", "sync"])
+def test_event_source_response_closes_the_generator_when_the_client_stops_reading(
+    backend: Backend, kind: str
+) -> None:
+    finished: list[str] = []
+    events = endless_events(finished, kind)
+
+    def stream(request: Request) -> EventSourceResponse:
+        return EventSourceResponse(events)
+
+    # In a `with` block the event loop outlives the request: its shutdown, which finalizes
+    # forgotten async generators, cannot be what closes this one.
+    with TestClient(Starlite(routes=[Route("/", stream)]), backend=backend) as client:
+        with client.stream("GET", "/") as response:
+            assert receive_events(response.iter_raw(), 1)[0].data == "event 0"
+            assert finished == []
+        assert finished == ["finally"]
+
+
+@pytest.mark.anyio
+@pytest.mark.parametrize("spec_version", ["2.3", "2.4"])
+async def test_event_source_response_stops_the_generator_when_the_client_disconnects(
+    spec_version: str,
+) -> None:
+    steps: list[str] = []
+
+    async def events() -> AsyncIterator[str]:
+        try:
+            yield "first"
+            await anyio.sleep(0.05)
+            yield "second"
+            await anyio.sleep_forever()
+        finally:
+            steps.append("finally")
+
+    generator = events()
+    server = EventStreamServer(spec_version, gone_after_events=1)
+    await server.run(EventSourceResponse(generator, ping=None))
+    assert [event.data for event in server.events] == ["first"]
+    assert steps == ["finally"]
+    assert not server.complete
+
+
+@pytest.mark.anyio
+@pytest.mark.parametrize("kind", ["async", "sync"])
+@pytest.mark.parametrize("spec_version", ["2.3", "2.4"])
+async def test_event_source_response_stops_an_endless_generator_when_the_client_disconnects(
+    anyio_backend: str, spec_version: str, kind: str
+) -> None:
+    # However many events went out before the client went, and whichever task runs first.
+    for gone_after_events in [*range(1, 9)] * 2:
+        finished: list[str] = []
+        server = EventStreamServer(spec_version, gone_after_events=gone_after_events)
+        await server.run(EventSourceResponse(endless_events(finished, kind), ping=None))
+        assert finished == ["finally"]
+        expected = [f"event {number}" for number in range(gone_after_events)]
+        assert [event.data for event in server.events[:gone_after_events]] == expected
+        assert len(server.events) < ENDLESS_EVENTS_LIMIT
+        assert not server.complete
+
+
+@pytest.mark.anyio
+async def test_event_source_response_pings_notice_a_client_gone_on_asgi_2_4() -> None:
+    finished: list[str] = []
+
+    async def events() -> AsyncIterator[str]:
+        try:
+            yield "first"
+            await anyio.sleep_forever()
+            yield "never"  # pragma: no cover
+        finally:
+            finished.append("finally")
+
+    generator = events()
+    server = EventStreamServer("2.4", gone_after_events=1)
+    await server.run(EventSourceResponse(generator, ping=0.05))
+    assert [event.data for event in server.events] == ["first"]
+    assert finished == ["finally"]
+
+
+@pytest.mark.anyio
+@pytest.mark.parametrize("kind", ["async", "sync"])
+@pytest.mark.parametrize("spec_version", ["2.3", "2.4"])
+async def test_event_source_response_raises_what_the_generator_raised(
+    spec_version: str, kind: str
+) -> None:
+    async def async_events() -> AsyncIterator[str]:
+        yield "first"
+        raise EventStreamBroke("mid-stream")
+
+    def sync_events() -> Iterator[str]:
+        yield "first"
+        raise EventStreamBroke("mid-stream")
+
+    events: Any = async_events() if kind == "async" else sync_events()
+    server = EventStreamServer(spec_version)
+    with pytest.raises(EventStreamBroke, match="mid-stream"):
+        await server.run(EventSourceResponse(events, ping=0.05))
+    assert [event.data for event in server.events] == ["first"]
+
+
+@pytest.mark.parametrize("kind", ["async", "sync"])
+def test_event_source_response_error_reaches_the_test_client_as_itself(
+    backend: Backend, kind: str
+) -> None:
+    async def async_events() -> AsyncIterator[str]:
+        yield "first"
+        raise EventStreamBroke("mid-stream")
+
+    def sync_events() -> Iterator[str]:
+        yield "first"
+        raise EventStreamBroke("mid-stream")
+
+    def stream(request: Request) -> EventSourceResponse:
+        return EventSourceResponse(async_events() if kind == "async" else sync_events())
+
+    client = TestClient(Starlite(routes=[Route("/", stream)]), backend=backend)
+    with pytest.raises(EventStreamBroke, match="mid-stream"):
+        client.get("/")
+
+
+# ---- EventSourceResponse: resuming with Last-Event-ID ----
+
+
+def test_event_source_response_client_resumes_after_its_last_event_id(backend: Backend) -> None:
+    client = TestClient(resumable_events_app(), backend=backend)
+    with client.stream("GET", "/events") as response:
+        seen = receive_events(response.iter_raw(), 2)[:2]
+    assert [event.data for event in seen] == ["event 0", "event 1"]
+    last_event_id = seen[-1].last_event_id
+    assert last_event_id == "1"
+
+    resumed = client.get("/events", headers={"Last-Event-ID": last_event_id})
+    assert parse_sse(resumed.content).events == [
+        DispatchedEvent("message", "event 2", "2"),
+        DispatchedEvent("message", "event 3", "3"),
+        DispatchedEvent("message", "event 4", "4"),
+    ]
+    assert len(parse_sse(client.get("/events").content).events) == 5
 
 
 # ==== WebSockets ====
