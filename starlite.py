@@ -6069,8 +6069,29 @@ class _ResponseStream(_HTTPXSyncByteStream):
         self._on_close.close()
 
 
-class _TestClientTransport(_HTTPXBaseTransport):
-    """An httpx transport that answers requests by calling an ASGI app."""
+class _TransportToApp:
+    """What the test clients' transports share: the app, and the scope a request gets."""
+
+    def __init__(
+        self,
+        app: ASGIApp,
+        raise_server_exceptions: bool,
+        root_path: str,
+        client: tuple[str, int],
+        app_state: dict[str, Any],
+    ) -> None:
+        self.app = app
+        self.raise_server_exceptions = raise_server_exceptions
+        self.root_path = root_path
+        self.client = client
+        self.app_state = app_state
+
+    def scope_for(self, request: httpx.Request) -> Scope:
+        return _test_scope(request, self.root_path, self.client, self.app_state)
+
+
+class _TestClientTransport(_TransportToApp, _HTTPXBaseTransport):
+    """An httpx transport that answers requests by calling an ASGI app, through a portal."""
 
     def __init__(
         self,
@@ -6081,15 +6102,11 @@ class _TestClientTransport(_HTTPXBaseTransport):
         client: tuple[str, int],
         app_state: dict[str, Any],
     ) -> None:
-        self.app = app
+        super().__init__(app, raise_server_exceptions, root_path, client, app_state)
         self.portal_factory = portal_factory
-        self.raise_server_exceptions = raise_server_exceptions
-        self.root_path = root_path
-        self.client = client
-        self.app_state = app_state
 
     def handle_request(self, request: httpx.Request) -> httpx.Response:
-        scope = _test_scope(request, self.root_path, self.client, self.app_state)
+        scope = self.scope_for(request)
         if scope["type"] == "websocket":  # from websocket_connect(): hand a session back
             session = WebSocketTestSession(
                 self.app, scope, self.portal_factory, self.raise_server_exceptions
@@ -6472,31 +6489,18 @@ class _AsyncResponseStream(_HTTPXAsyncByteStream):
         self._run.raise_error(self._raise_server_exceptions)
 
 
-class _AsyncTestClientTransport(_HTTPXAsyncBaseTransport):
+class _AsyncTestClientTransport(_TransportToApp, _HTTPXAsyncBaseTransport):
     """An httpx async transport that answers requests by calling an ASGI app, each in a task of
-    the client's task group."""
+    the client's task group (set while the client is open)."""
 
-    def __init__(
-        self,
-        app: ASGIApp,
-        raise_server_exceptions: bool,
-        root_path: str,
-        client: tuple[str, int],
-        app_state: dict[str, Any],
-    ) -> None:
-        self.app = app
-        self.raise_server_exceptions = raise_server_exceptions
-        self.root_path = root_path
-        self.client = client
-        self.app_state = app_state
-        self.task_group: anyio.abc.TaskGroup | None = None  # while the client is open
+    task_group: anyio.abc.TaskGroup | None = None
 
     async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
         if self.task_group is None:
             raise RuntimeError(
                 "Use AsyncTestClient in 'async with AsyncTestClient(app) as client:'"
             )
-        scope = _test_scope(request, self.root_path, self.client, self.app_state)
+        scope = self.scope_for(request)
         if scope["type"] == "websocket":
             raise RuntimeError("AsyncTestClient does not do websockets: use TestClient")
         run = _AppRun(self.app, scope, await request.aread())
