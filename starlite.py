@@ -4728,12 +4728,11 @@ class _AppCall:
                 await self.request._send(message)
         raise RuntimeError("No response returned.")
 
-    async def close(self) -> None:
+    def close(self) -> None:
         """Let the app go on to its background tasks if its response was sent, else stop it."""
         if not (self.response_complete and self.response_sent.is_set()):
             self.cancel_scope.cancel()
         self.from_app.close()
-        await self.body.aclose()  # a file it was reading, if the response was not read to the end
 
 
 class _AppBody:
@@ -4772,7 +4771,7 @@ class _AppBody:
     async def _read(self, file: anyio.AsyncFile[bytes]) -> bytes:
         if chunk := await file.read(FileResponse.chunk_size):
             return chunk
-        await self.aclose()
+        await self.close_file()
         raise StopAsyncIteration
 
     async def _collect_trailers(self) -> None:
@@ -4781,10 +4780,12 @@ class _AppBody:
             if not message.get("more_trailers", False):
                 return
 
-    async def aclose(self) -> None:
-        """Close the file being read, if any."""
+    async def close_file(self) -> None:
+        """Close the file being read, if any, even when cancelled. (Not ``aclose``: the body is
+        closed by its call, not by whoever iterates it, so nothing pays for a shielded close.)"""
         if self.file is not None:
-            await self.file.aclose()
+            with anyio.CancelScope(shield=True):
+                await self.file.aclose()
             self.file = None
 
 
@@ -4869,9 +4870,10 @@ class BaseHTTPMiddleware:
                 await response(scope, _DownstreamReceive(request), send)
                 response_sent.set()
             finally:
-                with anyio.CancelScope(shield=True):  # even when cancelled: files to close
-                    for call in calls:
-                        await call.close()
+                for call in calls:
+                    call.close()
+                    await call.body.close_file()  # a file it was reading, if not read to the end
+                if request._form is not None:  # its upload files
                     await request.close()
         for call in calls:  # a failure after the response was sent: a background task's, say
             call.raise_error()
