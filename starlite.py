@@ -1426,7 +1426,6 @@ _BODYLESS_STATUSES = frozenset((*range(100, 200), 204, 304))
 mimetypes.init()
 
 
-@functools.lru_cache(maxsize=64)
 @functools.lru_cache(maxsize=64)  # a handful of media types, built once rather than per response
 def _content_type(media_type: str, charset: str) -> bytes:
     """The Content-Type header value for a media type: text types get the charset."""
@@ -2640,6 +2639,12 @@ def _matched_params(
         return None
 
 
+def _with_outer_params(scope: Scope, params: dict[str, Any]) -> dict[str, Any]:
+    """A route's own path parameters, after those of the Mounts it is in (a fresh dict)."""
+    outer = scope.get("path_params")
+    return {**outer, **params} if outer else params
+
+
 # A generated path would read as "//host/..." to a browser: escape the second slash.
 _PARAMETER_IN_FORMAT = re.compile(r"{([a-zA-Z_][a-zA-Z0-9_]*)}")
 
@@ -2682,6 +2687,11 @@ class Match(Enum):
     FULL = 2
 
 
+# Python 3.11's EnumType reads attributes through a __getattr__ hook (dropped in 3.12), so that
+# `Match.FULL` costs about 70 ns; routing reads members on every request, through these names.
+_NONE, _PARTIAL, _FULL = Match.NONE, Match.PARTIAL, Match.FULL
+
+
 class BaseRoute:
     """A routing rule: `matches` says whether it takes a request, `handle` answers it."""
 
@@ -2700,7 +2710,7 @@ class BaseRoute:
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         """Use a route on its own as an ASGI app: not found unless it matches."""
         match, child_scope = self.matches(scope)
-        if match is Match.NONE:
+        if match is _NONE:
             await _not_found(scope, receive, send)
             return
         scope.update(child_scope)
@@ -2724,8 +2734,8 @@ def request_response(func: Callable[[Request], Awaitable[Response] | Response]) 
 
     async def app(scope: Scope, receive: Receive, send: Send) -> None:
         request = Request(scope, receive, send)
-
-        async def respond(scope: Scope, receive: Receive, send: Send) -> None:
+        tracked_send = _StartNotingSend.around(send)
+        try:
             if is_async:
                 response = await func(request)  # type: ignore[misc]
             else:
@@ -2735,10 +2745,10 @@ def request_response(func: Callable[[Request], Awaitable[Response] | Response]) 
                     f"Endpoint {get_name(func)!r} returned {type(response).__name__}, "
                     "but an endpoint must return a Response"
                 )
-            await response(scope, receive, send)
-
-        try:
-            await _call_handling_exceptions(respond, scope, receive, send, request)
+            await response(scope, receive, tracked_send)
+        except Exception as exc:
+            started = tracked_send.response_started
+            await _answer_exception(exc, scope, receive, send, started, request)
         finally:
             if request._form is not None:  # the uploaded files of a form it parsed
                 await request.close()
@@ -2764,13 +2774,12 @@ def websocket_session(func: Callable[[WebSocket], Awaitable[None]]) -> ASGIApp:
 
     async def app(scope: Scope, receive: Receive, send: Send) -> None:
         session = WebSocket(scope, receive=receive, send=send)
-
-        async def run(scope: Scope, receive: Receive, send: Send) -> None:
-            # The client closing is how a websocket ends, not an error for the server to log.
-            with contextlib.suppress(WebSocketDisconnect):
-                await func(session)
-
-        await _call_handling_exceptions(run, scope, receive, send, session)
+        try:
+            await func(session)
+        except WebSocketDisconnect:
+            pass  # the client closing is how a websocket ends, not an error for the server to log
+        except Exception as exc:
+            await _answer_exception(exc, scope, receive, send, False, session)
 
     return app
 
@@ -2841,17 +2850,14 @@ class Route(BaseRoute):
 
     def matches(self, scope: Scope) -> tuple[Match, Scope]:
         if scope["type"] != "http":
-            return Match.NONE, {}
+            return _NONE, {}
         params = _matched_params(self.path_regex, self.param_convertors, _route_path(scope))
         if params is None:
-            return Match.NONE, {}
-        child_scope = {
-            "endpoint": self.endpoint,
-            "path_params": {**scope.get("path_params", {}), **params},
-        }
+            return _NONE, {}
+        child_scope = {"endpoint": self.endpoint, "path_params": _with_outer_params(scope, params)}
         if self.methods is not None and scope["method"] not in self.methods:
-            return Match.PARTIAL, child_scope
-        return Match.FULL, child_scope
+            return _PARTIAL, child_scope
+        return _FULL, child_scope
 
     def url_path_for(self, name: str, /, **path_params: Any) -> URLPath:
         return _endpoint_url_path(self, name, path_params, "http")
@@ -2923,12 +2929,12 @@ class WebSocketRoute(BaseRoute):
 
     def matches(self, scope: Scope) -> tuple[Match, Scope]:
         if scope["type"] != "websocket":
-            return Match.NONE, {}
+            return _NONE, {}
         params = _matched_params(self.path_regex, self.param_convertors, _route_path(scope))
         if params is None:
-            return Match.NONE, {}
-        path_params = {**scope.get("path_params", {}), **params}
-        return Match.FULL, {"endpoint": self.endpoint, "path_params": path_params}
+            return _NONE, {}
+        path_params = _with_outer_params(scope, params)
+        return _FULL, {"endpoint": self.endpoint, "path_params": path_params}
 
     def url_path_for(self, name: str, /, **path_params: Any) -> URLPath:
         return _endpoint_url_path(self, name, path_params, "websocket")
@@ -2985,16 +2991,16 @@ class Mount(BaseRoute):
 
     def matches(self, scope: Scope) -> tuple[Match, Scope]:
         if scope["type"] not in ("http", "websocket"):
-            return Match.NONE, {}
+            return _NONE, {}
         route_path = _route_path(scope)
         params = _matched_params(self.path_regex, self.param_convertors, route_path)
         if params is None:
-            return Match.NONE, {}
+            return _NONE, {}
         remaining_path = "/" + params.pop("path")
         matched_path = route_path[: len(route_path) - len(remaining_path)]
         root_path = scope.get("root_path", "")
-        return Match.FULL, {
-            "path_params": {**scope.get("path_params", {}), **params},
+        return _FULL, {
+            "path_params": _with_outer_params(scope, params),
             "app_root_path": scope.get("app_root_path", root_path),
             "root_path": root_path + matched_path,
             "endpoint": self.app,
@@ -3052,16 +3058,16 @@ class Host(BaseRoute):
 
     def matches(self, scope: Scope) -> tuple[Match, Scope]:
         if scope["type"] not in ("http", "websocket"):
-            return Match.NONE, {}
+            return _NONE, {}
         host_header = _header_value(scope, b"host")
         if host_header is None or not _valid_host_header(host_header):
-            return Match.NONE, {}
+            return _NONE, {}
         host = _host_without_port(host_header).lower()
         params = _matched_params(self.host_regex, self.param_convertors, host)
         if params is None:
-            return Match.NONE, {}
-        path_params = {**scope.get("path_params", {}), **params}
-        return Match.FULL, {"path_params": path_params, "endpoint": self.app}
+            return _NONE, {}
+        path_params = _with_outer_params(scope, params)
+        return _FULL, {"path_params": path_params, "endpoint": self.app}
 
     def url_path_for(self, name: str, /, **path_params: Any) -> URLPath:
         if self.name is not None and name == self.name and "path" in path_params:
@@ -3322,11 +3328,11 @@ class Router:
         partial: tuple[BaseRoute, Scope] | None = None
         for route in self._candidates(route_path):
             match, child_scope = route.matches(scope)
-            if match is Match.FULL:
+            if match is _FULL:
                 self._enter(route, child_scope, scope)
                 await route.handle(scope, receive, send)
                 return
-            if match is Match.PARTIAL and partial is None:
+            if match is _PARTIAL and partial is None:
                 partial = route, child_scope
         if partial is not None:
             self._enter(*partial, scope)
@@ -3353,7 +3359,7 @@ class Router:
             redirect_scope = {**scope, "path": scope["path"] + "/"}
         for route in self._candidates(_route_path(redirect_scope)):
             match, _ = route.matches(redirect_scope)
-            if match is not Match.NONE:
+            if match is not _NONE:
                 # URL(scope=...) keeps the URL on this host: a path like "//evil.com" becomes
                 # "http://host//evil.com", or "/%2Fevil.com" without a host, never "//evil.com".
                 location = str(URL(scope=redirect_scope))
@@ -3610,38 +3616,35 @@ class _StartNotingSend:
         await self.send(message)
 
 
-async def _call_handling_exceptions(
-    app: ASGIApp,
+async def _answer_exception(
+    exc: Exception,
     scope: Scope,
     receive: Receive,
     send: Send,
-    connection: HTTPConnection | None = None,
+    response_started: bool,
+    connection: HTTPConnection | None,
 ) -> None:
-    """Call `app`, turning an exception that has a handler into that handler's response.
+    """Answer `exc` with the response of the handler registered for it; raise it again if none
+    is, or if the response has started already.
 
-    Used by ExceptionMiddleware and again around each endpoint, so that a route's own middleware
+    ExceptionMiddleware does this, and so does each endpoint, so that a route's own middleware
     sees the handled response rather than the exception. A handler is given `connection` (the
     endpoint's own request), or one made from the scope only when it is needed.
     """
-    # Only an HTTP response can have started; a websocket's handler closes it in any state.
-    tracked_send = _StartNotingSend.around(send) if scope["type"] == "http" else None
-    try:
-        await app(scope, receive, tracked_send or send)
-    except Exception as exc:
-        handler = _find_exception_handler(exc, scope.get(_HANDLERS_SCOPE_KEY, _NO_HANDLERS))
-        if handler is None:
-            raise
-        if tracked_send is not None and tracked_send.response_started:
-            raise RuntimeError("Caught handled exception, but response already started.") from exc
-        if connection is None:
-            connection_class = Request if scope["type"] == "http" else WebSocket
-            connection = connection_class(scope, receive, send)
-        response = await _call_maybe_async(handler, connection, exc)
-        if response is not None:  # a websocket handler closes the socket itself
-            await response(scope, receive, send)
-        # Handled: drop the traceback, so that an exception instance raised again and again
-        # (a module-level HTTPException, say) does not keep every request's frames alive.
-        exc.__traceback__ = None
+    handler = _find_exception_handler(exc, scope.get(_HANDLERS_SCOPE_KEY, _NO_HANDLERS))
+    if handler is None:
+        raise exc
+    if response_started:
+        raise RuntimeError("Caught handled exception, but response already started.") from exc
+    if connection is None:
+        connection_class = Request if scope["type"] == "http" else WebSocket
+        connection = connection_class(scope, receive, send)
+    response = await _call_maybe_async(handler, connection, exc)
+    if response is not None:  # a websocket handler closes the socket itself
+        await response(scope, receive, send)
+    # Handled: drop the traceback, so that an exception instance raised again and again
+    # (a module-level HTTPException, say) does not keep every request's frames alive.
+    exc.__traceback__ = None
 
 
 # Where the request's body limit lives while a RequestBodyLimitMiddleware counts its body.
@@ -3796,7 +3799,12 @@ class ExceptionMiddleware:
             await self.app(scope, receive, send)
             return
         scope[_HANDLERS_SCOPE_KEY] = self._handlers
-        await _call_handling_exceptions(self.app, scope, receive, send)
+        tracked_send = _StartNotingSend.around(send) if scope["type"] == "http" else None
+        try:
+            await self.app(scope, receive, tracked_send or send)
+        except Exception as exc:
+            started = tracked_send is not None and tracked_send.response_started
+            await _answer_exception(exc, scope, receive, send, started, None)
 
     async def http_exception(self, request: Request, exc: HTTPException) -> Response:
         """The default answer to an HTTPException: its detail as text, with its headers."""
