@@ -90,7 +90,7 @@ from typing import (
     cast,
     overload,
 )
-from urllib.parse import SplitResult, parse_qsl, quote, unquote_plus, urlencode, urlsplit
+from urllib.parse import SplitResult, quote, unquote_plus, urlencode, urlsplit
 
 import anyio
 import anyio.to_thread
@@ -337,6 +337,18 @@ def _url_from_scope(scope: Scope) -> str:
     return SplitResult(scheme, netloc, path, query, "").geturl()
 
 
+def _parse_query(query: str) -> list[tuple[str, str]]:
+    """The (name, value) pairs of a query string, blank values kept: what
+    ``parse_qsl(query, keep_blank_values=True)`` gives, at half its cost (it reads every request's
+    query string, and parse_qsl spends most of its time on checks for options not used here)."""
+    pairs = []
+    for field in query.split("&"):
+        if field:  # "a=1&&b=2" holds an empty field
+            name, _, value = field.partition("=")
+            pairs.append((unquote_plus(name), unquote_plus(value)))
+    return pairs
+
+
 class URL:
     """A URL, built from a string, from an ASGI scope, or from components."""
 
@@ -437,7 +449,7 @@ class URL:
 
     def include_query_params(self, **kwargs: Any) -> URL:
         """A copy with these query parameters set, keeping the others."""
-        params = MultiDict(parse_qsl(self.query, keep_blank_values=True))
+        params = MultiDict(_parse_query(self.query))
         params.update({str(key): str(value) for key, value in kwargs.items()})
         return self.replace(query=urlencode(params.multi_items()))
 
@@ -448,7 +460,7 @@ class URL:
     def remove_query_params(self, keys: str | Sequence[str]) -> URL:
         """A copy without the query parameters named in `keys`."""
         removed = {keys} if isinstance(keys, str) else set(keys)
-        params = parse_qsl(self.query, keep_blank_values=True)
+        params = _parse_query(self.query)
         return self.replace(query=urlencode([(k, v) for k, v in params if k not in removed]))
 
     def __eq__(self, other: object) -> bool:
@@ -558,7 +570,9 @@ class ImmutableMultiDict(Mapping[KeyT, ValueT_co]):
         value: Any = args[0] if args else []
         if kwargs:
             value = ImmutableMultiDict(value).multi_items() + list(kwargs.items())
-        if isinstance(value, ImmutableMultiDict):
+        if isinstance(value, list):  # first: the common case, and the cheapest check
+            items = value.copy()
+        elif isinstance(value, ImmutableMultiDict):
             items = value.multi_items()
         elif isinstance(value, Mapping):
             items = list(value.items())
@@ -674,7 +688,7 @@ class QueryParams(ImmutableMultiDict[str, str]):
         value = args[0] if args else []
         if isinstance(value, str | bytes):
             text = value.decode("latin-1") if isinstance(value, bytes) else value
-            super().__init__(parse_qsl(text, keep_blank_values=True), **kwargs)
+            super().__init__(_parse_query(text), **kwargs)
             if not kwargs:  # parsed from text alone: every key and value is a str already
                 return
         else:
@@ -1640,6 +1654,10 @@ class PlainTextResponse(Response):
     media_type = "text/plain"
 
 
+# Built once: json.dumps with any option builds a new encoder per call (~0.8 us a response).
+_COMPACT_JSON = json.JSONEncoder(ensure_ascii=False, allow_nan=False, separators=(",", ":"))
+
+
 class JSONResponse(Response):
     """A JSON response: compact, UTF-8, and refusing NaN and infinity (``ValueError``), which JSON
     cannot represent."""
@@ -1658,9 +1676,7 @@ class JSONResponse(Response):
 
     def render(self, content: Any) -> bytes:
         """`content` as compact UTF-8 JSON."""
-        return json.dumps(
-            content, ensure_ascii=False, allow_nan=False, indent=None, separators=(",", ":")
-        ).encode("utf-8")
+        return _COMPACT_JSON.encode(content).encode("utf-8")
 
 
 # Characters a Location URL keeps as they are; everything else is percent-encoded, CR and LF too.
@@ -3102,13 +3118,17 @@ _SEGMENT_CONVERTORS = (StringConvertor, IntegerConvertor, FloatConvertor, UUIDCo
 class _IndexNode:
     """A node of the route index: one path segment deep."""
 
-    __slots__ = ("ends", "literal", "rest", "wildcard")
+    __slots__ = ("ending_here", "ends", "literal", "rest", "stopping_here", "wildcard")
 
     def __init__(self) -> None:
         self.literal: dict[str, _IndexNode] = {}  # children by literal segment
         self.wildcard: _IndexNode | None = None  # the child for segments holding a parameter
         self.ends: list[int] = []  # routes whose path ends here
         self.rest: list[int] = []  # routes that match anything below here (path params, mounts)
+        # Once the trie is built: the candidates of a path that reaches this node along the only
+        # edges it could take, and ends here, or goes on where no edge leads.
+        self.ending_here: list[BaseRoute] = []
+        self.stopping_here: list[BaseRoute] = []
 
 
 class _RouteIndex:
@@ -3131,6 +3151,7 @@ class _RouteIndex:
                 self._always.append(position)
             else:
                 self._insert(position, template)
+        self._settle(self._root, self._always)
         # The candidates of each path without parameters, found once: a request for a static
         # path (the most common kind) is then one dict lookup.
         self._static = {
@@ -3166,12 +3187,38 @@ class _RouteIndex:
             node = node.wildcard
         node.ends.append(position)
 
+    def _settle(self, node: _IndexNode, inherited: list[int]) -> None:
+        """Work out the candidates of a path that ends at `node`, or stops there, when the walk
+        that reached it took no branch: those of every node on the way, with its own."""
+        stopping = sorted(inherited + node.rest)
+        node.stopping_here = [self._routes[position] for position in stopping]
+        node.ending_here = [self._routes[position] for position in sorted(stopping + node.ends)]
+        for child in [*node.literal.values(), node.wildcard]:
+            if child is not None:
+                self._settle(child, stopping)
+
     def candidates(self, path: str) -> list[BaseRoute]:
         """The routes that may match `path`, in declaration order (a list not to be changed)."""
         static = self._static.get(path)
         return static if static is not None else self._walk(path)
 
     def _walk(self, path: str) -> list[BaseRoute]:
+        """Follow `path` down the trie, while each segment has only one edge to take."""
+        node = self._root
+        for segment in path.split("/")[1:]:
+            literal = node.literal.get(segment)
+            if literal is None:
+                if node.wildcard is None:
+                    return node.stopping_here
+                node = node.wildcard
+            elif node.wildcard is None:
+                node = literal
+            else:  # a literal and a parameter could both lead to a match
+                return self._walk_branches(path)
+        return node.ending_here
+
+    def _walk_branches(self, path: str) -> list[BaseRoute]:
+        """Follow `path` down every edge it could take, gathering the candidates on the way."""
         found = self._always.copy()
         nodes = [self._root]
         for segment in path.split("/")[1:]:
