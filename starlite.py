@@ -1367,7 +1367,8 @@ class Request(HTTPConnection[StateT]):
     async def _read_form(
         self, max_files: int | float, max_fields: int | float, max_part_size: int
     ) -> FormData:
-        content_type, _ = _header_parameters(self.headers.get("content-type", ""))
+        # The media type alone: the parser reads the parameters (the boundary) itself.
+        content_type = self.headers.get("content-type", "").partition(";")[0].strip().lower()
         async with contextlib.aclosing(self.stream()) as stream:
             parser: FormParser | MultiPartParser
             if content_type == "multipart/form-data":
@@ -1393,9 +1394,8 @@ class Request(HTTPConnection[StateT]):
 
     async def close(self) -> None:
         """Close the upload files of the parsed form, if any; their data is deleted."""
-        if self._form is not None:
-            with anyio.CancelScope(shield=True):  # done even when the request is cancelled
-                await self._form.close()
+        if self._form is not None:  # each file closes even if the request is cancelled
+            await self._form.close()
 
     async def is_disconnected(self) -> bool:
         """Whether the client has gone away, checked without waiting."""
@@ -5196,12 +5196,14 @@ class UploadFile:
             await run_in_threadpool(self.file.seek, offset)
 
     async def close(self) -> None:
-        """Close the file, deleting its temporary data; closing twice does nothing more."""
+        """Close the file, deleting its temporary data; closing twice does nothing more. It is
+        closed even when the task is cancelled: a file on disk must not be left behind."""
         if self.file.closed:
             return
         if self._in_memory():
             self.file.close()
-        else:
+            return
+        with anyio.CancelScope(shield=True):
             await run_in_threadpool(self.file.close)
 
     def __repr__(self) -> str:
@@ -5320,7 +5322,9 @@ def _header_parameters(value: str) -> tuple[str, dict[str, str]]:
         name, equals, parameter = "".join(piece).partition("=")
         parameter = parameter.strip()
         if len(parameter) >= 2 and parameter[0] == parameter[-1] == '"':
-            parameter = _QUOTED_PAIR.sub(r"\1", parameter[1:-1])
+            parameter = parameter[1:-1]
+            if "\\" in parameter:  # an escaped quote or backslash, rare: only then a regex
+                parameter = _QUOTED_PAIR.sub(r"\1", parameter)
         if equals:
             parameters[name.strip().lower()] = parameter
     return "".join(pieces[0]).strip().lower(), parameters
@@ -5392,15 +5396,16 @@ class MultiPartParser:
             async for chunk in self.stream:
                 for start in range(0, len(chunk), _PARSE_STEP):
                     self._feed(parser, chunk[start : start + _PARSE_STEP])
-                    await self._write_files()
+                    for file, data in self._file_writes:  # what the callbacks could not await
+                        await file.write(data)
+                    self._file_writes.clear()
             if not self._ended:
                 raise MultiPartException("The multipart body ended before its final boundary.")
             for file in self._opened:  # ready to be read from the start
                 await file.seek(0)
         except BaseException:
-            with anyio.CancelScope(shield=True):  # temporary files must go, even when cancelled
-                for file in self._opened:
-                    await file.close()
+            for file in self._opened:  # each closes even if the parsing was cancelled
+                await file.close()
             raise
         return FormData(self._items)
 
@@ -5411,11 +5416,6 @@ class MultiPartParser:
             raise
         except ValueError as exc:  # python-multipart's parse errors are ValueErrors
             raise MultiPartException(f"Invalid multipart data: {exc}") from None
-
-    async def _write_files(self) -> None:
-        writes, self._file_writes = self._file_writes, []
-        for file, data in writes:
-            await file.write(data)
 
     def _callbacks(self) -> dict[str, Callable[..., None]]:
         return {
