@@ -1761,14 +1761,18 @@ async def _send_or_disconnect(send: Send, message: Message) -> None:
         raise ClientDisconnect() from None
 
 
-@contextlib.asynccontextmanager
-async def _closing(iterable: AsyncIterable[T]) -> AsyncIterator[AsyncIterator[T]]:
-    """Iterate `iterable` and close it at the end, even when cancelled, so its clean-up runs."""
-    iterator = aiter(iterable)
-    try:
-        yield iterator
-    finally:
-        aclose = getattr(iterator, "aclose", None)
+class _Closing(Generic[T]):
+    """Iterate `iterable` and close it at the end, even when cancelled, so its clean-up runs.
+    (A class, as _TaskGroup is: every streamed response enters one.)"""
+
+    def __init__(self, iterable: AsyncIterable[T]) -> None:
+        self.iterator = aiter(iterable)
+
+    async def __aenter__(self) -> AsyncIterator[T]:
+        return self.iterator
+
+    async def __aexit__(self, *exc_info: object) -> None:
+        aclose = getattr(self.iterator, "aclose", None)
         if aclose is not None:
             with anyio.CancelScope(shield=True):
                 await aclose()
@@ -1810,7 +1814,7 @@ class StreamingResponse(Response):
         if self._sends_body(scope):
             await _send_until_disconnect(scope, receive, send, self._stream)
         else:
-            async with _closing(self.body_iterator):
+            async with _Closing(self.body_iterator):
                 await self._send_start(send)
                 await send({"type": "http.response.body", "body": b""})
         if self.background is not None:
@@ -1822,7 +1826,7 @@ class StreamingResponse(Response):
         )
 
     async def _stream(self, send: Send) -> None:
-        async with _closing(self.body_iterator) as chunks:
+        async with _Closing(self.body_iterator) as chunks:
             await self._send_start(send)
             async for chunk in chunks:
                 body = chunk.encode(self.charset) if isinstance(chunk, str) else chunk
@@ -1958,7 +1962,7 @@ class EventSourceResponse(StreamingResponse):
     async def _produce(self, to_sender: anyio.abc.ObjectSendStream[Content]) -> None:
         """Iterate the events in a task of their own, so that waiting for the next one can be
         interrupted for a ping without interrupting the iterator."""
-        async with to_sender, _closing(self.body_iterator) as chunks:
+        async with to_sender, _Closing(self.body_iterator) as chunks:
             async for chunk in chunks:
                 await to_sender.send(chunk)
 
@@ -2227,7 +2231,7 @@ class FileResponse(Response):
         self, start: Message, parts: list[_FilePart], suffix: bytes, send: Send
     ) -> None:
         await send(start)
-        async with _closing(self._read_parts(parts, suffix)) as chunks:
+        async with _Closing(self._read_parts(parts, suffix)) as chunks:
             await _send_chunks(chunks, send)
 
     async def _read_parts(self, parts: list[_FilePart], suffix: bytes) -> AsyncIterator[bytes]:
@@ -4944,7 +4948,7 @@ class _AppResponse(Response):
                 "trailers": self.has_trailers,
             }
         )
-        async with _closing(self.body_iterator) as chunks:
+        async with _Closing(self.body_iterator) as chunks:
             async for chunk in chunks:
                 body = chunk.encode(self.charset) if isinstance(chunk, str) else chunk
                 await send({"type": "http.response.body", "body": body, "more_body": True})
