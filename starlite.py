@@ -1291,11 +1291,10 @@ class Request(HTTPConnection[StateT]):
         """The ASGI receive channel."""
         return self._receive
 
-    async def _next_message(self) -> Message:
-        if self._peeked_message is not None:
-            message, self._peeked_message = self._peeked_message, None
-            return message
-        return await self._receive()
+    def _take_peeked_message(self) -> Message | None:
+        """The message is_disconnected() took early, if any, to be read before the next one."""
+        message, self._peeked_message = self._peeked_message, None
+        return message
 
     async def stream(self) -> AsyncGenerator[bytes, None]:
         """The body as it arrives, chunk by chunk; the cached body if it was read already.
@@ -1314,7 +1313,7 @@ class Request(HTTPConnection[StateT]):
             )
         self._stream_consumed = True
         while True:
-            message = await self._next_message()
+            message = self._take_peeked_message() or await self._receive()
             if message["type"] == "http.request":
                 if chunk := message.get("body", b""):
                     yield chunk
@@ -4704,7 +4703,7 @@ class _DownstreamReceive:
             if request._stream_consumed:
                 return {"type": "http.request", "body": b"", "more_body": False}
             request._stream_consumed = True  # the body now belongs to the app below
-        message = await request._next_message()
+        message = request._take_peeked_message() or await request._receive()
         if message["type"] == "http.disconnect":
             request._is_disconnected = True
         return message
@@ -5177,7 +5176,7 @@ class UploadFile:
         max_size: int = getattr(self.file, "_max_size", 0)
         return self._in_memory() and (not max_size or self.file.tell() + extra_bytes <= max_size)
 
-    async def write(self, data: bytes) -> None:
+    async def write(self, data: bytes | memoryview) -> None:
         """Append `data` (during parsing, the file's position is its end)."""
         if self.size is not None:
             self.size += len(data)
@@ -5298,9 +5297,6 @@ class FormParser:
 
 # RFC 2046 §5.1.1: a boundary is 1 to 70 of these characters, not ending with a space.
 _BOUNDARY = re.compile(r"[0-9A-Za-z'()+_,\-./:=? ]{0,69}[0-9A-Za-z'()+_,\-./:=?]")
-# Bytes of part data fed to python-multipart at a time: however large a chunk the server hands
-# over, what parsing holds at once stays this small (the size of a typical server read).
-_PARSE_STEP = 64 * 1024
 
 
 # RFC 9110 §5.6.4 and §5.6.6: parameters are separated by ";", and a value may be a
@@ -5382,7 +5378,7 @@ class MultiPartParser:
         self._fields = 0
         self._encoding = "utf-8"
         self._part = _Part()
-        self._file_writes: list[tuple[UploadFile, bytes]] = []  # data waiting to be written
+        self._file_writes: list[tuple[UploadFile, memoryview]] = []  # data to be written
         self._opened: list[UploadFile] = []
         self._ended = False
 
@@ -5398,11 +5394,13 @@ class MultiPartParser:
         parser = multipart.MultipartParser(boundary.encode("latin-1"), self._callbacks())
         try:
             async for chunk in self.stream:
-                for start in range(0, len(chunk), _PARSE_STEP):
-                    self._feed(parser, chunk[start : start + _PARSE_STEP])
-                    for file, data in self._file_writes:  # what the callbacks could not await
-                        await file.write(data)
-                    self._file_writes.clear()
+                try:
+                    parser.write(chunk)
+                except ValueError as exc:  # python-multipart's parse errors are ValueErrors
+                    raise MultiPartException(f"Invalid multipart data: {exc}") from None
+                for file, data in self._file_writes:  # what the callbacks could not await
+                    await file.write(data)
+                self._file_writes.clear()
             if not self._ended:
                 raise MultiPartException("The multipart body ended before its final boundary.")
             for file in self._opened:  # ready to be read from the start
@@ -5412,14 +5410,6 @@ class MultiPartParser:
                 await file.close()
             raise
         return FormData(self._items)
-
-    def _feed(self, parser: Any, data: bytes) -> None:
-        try:
-            parser.write(data)
-        except MultiPartException:
-            raise
-        except ValueError as exc:  # python-multipart's parse errors are ValueErrors
-            raise MultiPartException(f"Invalid multipart data: {exc}") from None
 
     def _callbacks(self) -> dict[str, Callable[..., None]]:
         return {
@@ -5483,14 +5473,17 @@ class MultiPartParser:
         self._opened.append(part.file)
 
     def _on_part_data(self, data: bytes, start: int, end: int) -> None:
+        # A view, not a slice: however large a chunk the server hands over, its data is copied
+        # once, into the file or the field, and a field over its limit is not copied at all.
+        piece = memoryview(data)[start:end]
         part = self._part
         if part.file is not None:
-            self._file_writes.append((part.file, data[start:end]))
+            self._file_writes.append((part.file, piece))
             return
-        part.data += data[start:end]
-        if len(part.data) > self.max_part_size:
+        if len(part.data) + len(piece) > self.max_part_size:
             size_kb = int(self.max_part_size / 1024)
             raise MultiPartException(f"Part exceeded maximum size of {size_kb}KB.")
+        part.data += piece
 
     def _on_part_end(self) -> None:
         part = self._part
