@@ -4782,7 +4782,7 @@ class _Handoff:
 class _AppCall:
     """One run of the app below a BaseHTTPMiddleware, started by ``call_next``.
 
-    The app runs in its own task and its messages cross an unbuffered stream, so its response
+    The app runs in its own task and its messages cross an unbuffered _Handoff, so its response
     goes out as it is produced and no faster than it is sent on. Its last message waits until the
     middleware's response is sent, so that its background tasks run after that; if the response
     is never sent in full (a client that went away, a response `dispatch` replaced) it is
@@ -5183,7 +5183,15 @@ class UploadFile:
         if self._stays_in_memory(len(data)):
             self.file.write(data)
         else:
-            await run_in_threadpool(self.file.write, data)
+            await run_in_threadpool(self._write_on_disk, data)
+
+    def _write_on_disk(self, data: bytes | memoryview) -> None:
+        # A SpooledTemporaryFile moves to disk only after a write: it would first hold the whole
+        # of a large `data` in memory, and copy it once more on the way out. Move it first.
+        rollover = getattr(self.file, "rollover", None)
+        if rollover is not None and self._in_memory():
+            rollover()
+        self.file.write(data)
 
     async def read(self, size: int = -1) -> bytes:
         """Read up to `size` bytes (all, by default) from the current position."""

@@ -25,6 +25,7 @@ import tempfile
 import textwrap
 import threading
 import time
+import tracemalloc
 import uuid
 import warnings
 import zlib
@@ -12886,6 +12887,38 @@ async def test_base_http_middleware_client_gone_mid_body_raises_from_call_next()
     assert caught == ["ClientDisconnect"]
 
 
+@pytest.mark.anyio
+async def test_base_http_middleware_app_sending_after_its_response_ends_fails_not_hangs() -> None:
+    async def app(scope: Scope, receive: Receive, send: Send) -> None:
+        await send({"type": "http.response.start", "status": 200, "headers": []})
+        await send({"type": "http.response.body", "body": b"done"})
+        await send({"type": "http.response.body", "body": b"one message too many"})
+
+    async def dispatch(request: Request, call_next: RequestResponseEndpoint) -> Response:
+        return await call_next(request)
+
+    transcript = Transcript()
+    with pytest.raises(anyio.BrokenResourceError):
+        await transcript.run(BaseHTTPMiddleware(app, dispatch))
+    assert transcript.body_sent == b"done"  # the response went out whole before the error
+
+
+@pytest.mark.anyio
+async def test_base_http_middleware_relays_every_message_of_a_long_stream_in_order() -> None:
+    chunks = [b"%d," % number for number in range(300)]
+
+    async def numbers() -> AsyncIterator[bytes]:
+        for chunk in chunks:
+            yield chunk
+
+    async def dispatch(request: Request, call_next: RequestResponseEndpoint) -> Response:
+        return await call_next(request)
+
+    transcript = Transcript()
+    await transcript.run(BaseHTTPMiddleware(StreamingResponse(numbers()), dispatch))
+    assert transcript.body_sent == b"".join(chunks)
+
+
 # ==== Application ====
 
 
@@ -13633,6 +13666,11 @@ class RecordingSpool(SpooledTemporaryFile[bytes]):
         self._record("write", before)
         return written
 
+    def rollover(self) -> None:
+        before = self._rolled
+        super().rollover()
+        self._record("rollover", before)
+
     def read(self, n: int = -1, /) -> bytes:
         before = self._rolled
         data = super().read(n)
@@ -13724,7 +13762,7 @@ async def test_upload_file_rolls_over_to_disk_in_a_worker_thread() -> None:
     upload = UploadFile(spool, size=0)
     await upload.write(b"a" * 1000)
     assert not on_disk(spool)
-    await upload.write(b"b" * 25)  # one byte past the spool size: this write rolls over
+    await upload.write(b"b" * 25)  # one byte past the spool size: the file moves to disk first
     assert on_disk(spool)
     await upload.write(b"c" * 10)
     await upload.seek(0)
@@ -13733,8 +13771,10 @@ async def test_upload_file_rolls_over_to_disk_in_a_worker_thread() -> None:
     await upload.close()  # twice is harmless
     assert upload.file.closed
     assert upload.size == 1035
-    assert [call[0] for call in spool.calls] == ["write", "write", "write", "seek", "read", "close"]
-    assert spool.calls[1][2:] == (False, True)  # the rolling write
+    methods = [call[0] for call in spool.calls]
+    assert methods == ["write", "rollover", "write", "write", "seek", "read", "close"]
+    assert spool.calls[1][2:] == (False, True)  # the move to disk
+    assert spool.calls[2][2:] == (True, True)  # then the write, straight to disk
     assert all(thread != loop_thread for _, thread, _, _ in spool.calls[1:])
     assert spool.disk_io_off(loop_thread)
 
@@ -13968,6 +14008,49 @@ async def test_multipart_part_headers_are_kept_and_files_start_at_zero() -> None
         h = form["h"]  # header and parameter names are case-insensitive
         assert isinstance(h, UploadFile)
         assert h.filename == "h.txt"
+
+
+def traced_peak_growth(parse: Callable[[], Awaitable[Any]]) -> tuple[Any, int]:
+    """What `parse()` returns (run on asyncio) and the most memory it held at once, in bytes."""
+    tracemalloc.start()
+    try:
+        before = tracemalloc.get_traced_memory()[0]
+        tracemalloc.reset_peak()
+        result = anyio.run(parse)
+        return result, tracemalloc.get_traced_memory()[1] - before
+    finally:
+        tracemalloc.stop()
+
+
+def test_multipart_file_sent_in_one_large_chunk_is_copied_only_into_its_file() -> None:
+    size = 8 * 1024 * 1024
+    body = multipart(part("f", b"x" * size, filename="big.bin"))
+
+    async def parse() -> int:
+        async with form_request(body).form() as form:
+            upload = form["f"]
+            assert isinstance(upload, UploadFile)
+            return upload.size or 0
+
+    parsed_size, peak = traced_peak_growth(parse)
+    assert parsed_size == size
+    # The spool (1 MiB in memory, then on disk) and small change; a copy of the data: 8 MiB.
+    assert peak < 3 * 1024 * 1024
+
+
+def test_multipart_field_over_its_limit_in_one_large_chunk_is_refused_before_a_copy() -> None:
+    body = multipart(part("text", b"x" * (8 * 1024 * 1024)))
+
+    async def parse() -> str:
+        try:
+            await form_request(body).form(max_part_size=1024 * 1024)
+        except MultiPartException as exc:
+            return exc.message
+        return "parsed"
+
+    message, peak = traced_peak_growth(parse)
+    assert message == "Part exceeded maximum size of 1024KB."
+    assert peak < 2 * 1024 * 1024
 
 
 @pytest.mark.anyio
