@@ -2626,7 +2626,8 @@ def compile_path(path: str) -> tuple[re.Pattern[str], str, dict[str, Convertor[A
     regex += re.escape(path[position:])
     path_format += path[position:]
     flags = re.IGNORECASE if is_host else 0  # host names are case-insensitive (RFC 3986 §3.2.2)
-    return re.compile(f"^{regex}$", flags), path_format, convertors
+    # \Z, not $: $ would also match before a final newline, so that "/a%0A" would reach "/a".
+    return re.compile(f"^{regex}\\Z", flags), path_format, convertors
 
 
 def _host_without_port(authority: str) -> str:
@@ -3125,8 +3126,11 @@ class Host(BaseRoute):
         return f"{name}(host={self.host!r}, name={self.name or ''!r}, app={self.app!r})"
 
 
-# Convertors whose values never hold a "/": the route index may treat their segment as one segment.
-_SEGMENT_CONVERTORS = (StringConvertor, IntegerConvertor, FloatConvertor, UUIDConvertor)
+# The regexes of the built-in convertors whose values never hold a "/": to the route index, a
+# parameter with one of them is one segment. Any other (a registered convertor's) may span several.
+_ONE_SEGMENT_REGEXES = frozenset(
+    (StringConvertor.regex, IntegerConvertor.regex, FloatConvertor.regex, UUIDConvertor.regex)
+)
 
 
 class _IndexNode:
@@ -3164,36 +3168,35 @@ class _RouteIndex:
             if template is None:
                 self._always.append(position)
             else:
-                self._insert(position, template)
+                self._insert(position, *template)
         self._settle(self._root, self._always)
         # The candidates of each path without parameters, found once: a request for a static
         # path (the most common kind) is then one dict lookup.
-        self._static = {
-            template: self._walk(template)
-            for template in templates
-            if template is not None and "{" not in template
-        }
+        paths = [template[0] for template in templates if template is not None]
+        self._static = {path: self._walk(path) for path in paths if "{" not in path}
 
     @staticmethod
-    def _template(route: BaseRoute) -> str | None:
-        """The path template `route` matches, if it is one of ours and matches by path alone."""
-        if type(route).matches in (Route.matches, WebSocketRoute.matches):
-            return route.path  # type: ignore[attr-defined, no-any-return]
-        if type(route).matches is Mount.matches:
-            return route.path + "/{path:path}"  # type: ignore[attr-defined, no-any-return]
+    def _template(route: BaseRoute) -> tuple[str, dict[str, Convertor[Any]]] | None:
+        """The path template `route` matches, with its convertors, if it is one of ours and
+        matches by path alone."""
+        if isinstance(route, Route | WebSocketRoute) and type(route).matches in (
+            Route.matches,
+            WebSocketRoute.matches,
+        ):
+            return route.path, route.param_convertors
+        if isinstance(route, Mount) and type(route).matches is Mount.matches:
+            return route.path + "/{path:path}", route.param_convertors
         return None
 
-    def _insert(self, position: int, template: str) -> None:
+    def _insert(self, position: int, template: str, convertors: dict[str, Convertor[Any]]) -> None:
         node = self._root
         for segment in template.split("/")[1:]:
             parameters = list(_PATH_PARAMETER.finditer(segment))
             if not parameters:
                 node = node.literal.setdefault(segment, _IndexNode())
                 continue
-            if any(
-                not isinstance(CONVERTOR_TYPES[match[2] or "str"], _SEGMENT_CONVERTORS)
-                for match in parameters
-            ):
+            # The route's own convertors, as it compiled them: not the registry, which may differ.
+            if any(convertors[match[1]].regex not in _ONE_SEGMENT_REGEXES for match in parameters):
                 node.rest.append(position)  # this parameter may span segments
                 return
             if node.wildcard is None:

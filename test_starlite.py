@@ -47,7 +47,7 @@ from http import HTTPStatus
 from pathlib import Path
 from tempfile import SpooledTemporaryFile
 from typing import IO, TYPE_CHECKING, Any, Literal, cast
-from urllib.parse import parse_qs, unquote, urlencode, urljoin, urlsplit
+from urllib.parse import parse_qs, parse_qsl, unquote, urlencode, urljoin, urlsplit
 
 import anyio
 import anyio.from_thread
@@ -1528,6 +1528,192 @@ def test_comma_separated_strings_behave_as_a_sequence() -> None:
     assert "b" in items
     assert str(items) == "'a', 'b', 'c'"
     assert repr(items) == "CommaSeparatedStrings(['a', 'b', 'c'])"
+
+
+# ---- Query strings against parse_qsl, and multidicts built from a list ----
+
+
+QUERY_CHUNKS = [
+    "&", "&&", "=", "==", "+", "++", "%", "%2", "%20", "%2B", "%26", "%3D", "%e9", "%C3%A9",
+    "%E9", "%zz", "%G1", "%%", "%+", "a", "b", "key", "1", "0", "f", "F", " ", ";", ";a=1",
+    "é", "☃", "😀", "\x00", "\t", "#", "?", "a=", "=b",
+]  # fmt: skip
+query_pairs = st.lists(
+    st.tuples(
+        st.sampled_from(["a", "b", "a+b", "%C3%A9", ""]), st.sampled_from(["", "1", "x+y", "%"])
+    ),
+    max_size=6,
+).map(lambda pairs: "&".join(f"{k}={v}" if v else k for k, v in pairs))
+query_text = st.one_of(
+    query_pairs,
+    st.lists(st.sampled_from(QUERY_CHUNKS), max_size=20).map("".join),
+    st.text(
+        alphabet=st.sampled_from(list("&=+%; \t0123456789abcdefABCDEFgzé☃\U0001f600")), max_size=40
+    ),
+    st.text(max_size=30),
+)
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "", "&", "a", "a=", "=", "=1", "a=1&&b=2", "a=1&a=2&a=", "a=b=c", "+%2B+", "a+b=c+d",
+        "%", "%4", "%zz", "%C3%A9=%E9", "%E9%", "a=1;b=2", ";", "é=☃", "%F0%9F%98%80",
+        "a=%20&%20=b", "&&a&&", "%2", "%%41",
+    ],
+)  # fmt: skip
+def test_parse_query_examples_equal_parse_qsl(text: str) -> None:
+    assert starlite._parse_query(text) == parse_qsl(text, keep_blank_values=True)
+
+
+@settings(max_examples=400, deadline=None)
+@given(text=query_text)
+def test_parse_query_equals_parse_qsl_keeping_blank_values(text: str) -> None:
+    assert starlite._parse_query(text) == parse_qsl(text, keep_blank_values=True)
+
+
+query_bytes = st.one_of(
+    st.binary(max_size=40),
+    st.lists(
+        st.one_of(
+            st.sampled_from(QUERY_CHUNKS).map(lambda s: s.encode("utf-8")),
+            st.sampled_from([b"\xe9", b"\xff", b"\x80", b"\xc3\xa9", b"\xf0\x9f\x98\x80"]),
+        ),
+        max_size=15,
+    ).map(b"".join),
+)
+
+
+@settings(max_examples=300, deadline=None)
+@given(raw=query_bytes)
+def test_query_params_from_bytes_str_and_request_equal_parse_qsl_of_latin_1(raw: bytes) -> None:
+    text = raw.decode("latin-1")
+    expected = parse_qsl(text, keep_blank_values=True)
+    assert QueryParams(raw).multi_items() == expected
+    assert QueryParams(text).multi_items() == expected
+    request = Request(make_scope("/", query_string=raw))
+    assert request.query_params.multi_items() == expected
+    params = QueryParams(raw)
+    for key, _ in expected:
+        assert params.getlist(key) == [v for k, v in expected if k == key]
+        assert params[key] == [v for k, v in expected if k == key][-1]
+
+
+def test_query_params_from_raw_utf_8_and_non_utf_8_bytes() -> None:
+    assert QueryParams(b"a=%C3%A9&b=\xc3\xa9&c=\xe9").multi_items() == [
+        ("a", "é"),
+        ("b", "Ã©"),  # raw bytes are read as latin-1, as parse_qsl of the decoded text does
+        ("c", "é"),
+    ]
+    assert QueryParams(b"x=%E9").multi_items() == [("x", "\ufffd")]
+    assert QueryParams(b"a+b=c+d&e=%2B").multi_items() == [("a b", "c d"), ("e", "+")]
+
+
+def test_query_params_with_kwargs_after_text() -> None:
+    params = QueryParams("a=1&b=", c=3)
+    assert params.multi_items() == [("a", "1"), ("b", ""), ("c", "3")]
+
+
+def test_include_query_params_keeps_blank_values_and_repeated_keys_in_order() -> None:
+    url = URL("http://example.org/p?a=1&b=&a=2&c&d=x+y")
+    assert url.include_query_params(e="5").query == "a=1&b=&a=2&c=&d=x+y&e=5"
+    assert url.include_query_params(a="9").query == "b=&c=&d=x+y&a=9"
+    assert url.include_query_params(b="", z=0).query == "a=1&a=2&c=&d=x+y&b=&z=0"
+    assert url.remove_query_params("a").query == "b=&c=&d=x+y"
+    assert url.remove_query_params(["b", "c"]).query == "a=1&a=2&d=x+y"
+    assert url.remove_query_params("nothing").query == "a=1&b=&a=2&c=&d=x+y"
+    assert str(url.remove_query_params("a")) == "http://example.org/p?b=&c=&d=x+y"
+
+
+@settings(max_examples=200, deadline=None)
+@given(
+    text=query_text,
+    added=st.dictionaries(st.sampled_from(["a", "b", "key", "é"]), st.text(max_size=5)),
+    removed=st.lists(st.sampled_from(["a", "b", "key", "é", "", " "]), max_size=3),
+)
+def test_include_and_remove_query_params_act_on_every_pair_in_order(
+    text: str, added: dict[str, str], removed: list[str]
+) -> None:
+    url = URL("http://example.org/p?" + text.replace("#", "%23"))
+    pairs = parse_qsl(url.query, keep_blank_values=True)
+    included = [(k, v) for k, v in pairs if k not in added] + list(added.items())
+    assert url.include_query_params(**added).query == urlencode(included)
+    kept = [(k, v) for k, v in pairs if k not in removed]
+    assert url.remove_query_params(removed).query == urlencode(kept)
+
+
+@pytest.mark.parametrize("cls", [ImmutableMultiDict, MultiDict, QueryParams])
+def test_a_multidict_built_from_a_list_does_not_alias_it(
+    cls: type[ImmutableMultiDict[Any, Any]],
+) -> None:
+    items = [("a", "1"), ("b", "2")]
+    params = cls(items)
+    items.append(("a", "3"))
+    items[1] = ("c", "4")
+    del items[0]
+    assert params.multi_items() == [("a", "1"), ("b", "2")]
+    assert params.getlist("a") == ["1"]
+    assert params["b"] == "2"
+    assert "c" not in params
+    assert len(params) == 2
+
+
+def test_a_mutable_multidict_built_from_a_list_leaves_the_list_alone() -> None:
+    items = [("a", "1"), ("a", "2")]
+    params = MultiDict(items)
+    params.append("a", "3")
+    params["b"] = "4"
+    params.setdefault("c", "5")
+    assert items == [("a", "1"), ("a", "2")]
+    params.clear()
+    assert items == [("a", "1"), ("a", "2")]
+    assert MultiDict(items).getlist("a") == ["1", "2"]
+
+
+def test_multi_items_is_a_copy() -> None:
+    params: ImmutableMultiDict[str, str] = ImmutableMultiDict([("a", "1")])
+    params.multi_items().append(("a", "2"))
+    assert params.getlist("a") == ["1"]
+
+
+@pytest.mark.parametrize("cls", [ImmutableMultiDict, MultiDict, QueryParams])
+def test_a_multidict_from_a_tuple_dict_multidict_generator_or_kwargs(
+    cls: type[ImmutableMultiDict[Any, Any]],
+) -> None:
+    expected = [("a", "1"), ("b", "2"), ("a", "3")]
+    assert cls(tuple(expected)).multi_items() == expected
+    assert cls(iter(expected)).multi_items() == expected
+    assert cls(pair for pair in expected).multi_items() == expected
+    assert cls(ImmutableMultiDict(expected)).multi_items() == expected
+    assert cls(MultiDict(expected)).multi_items() == expected
+    assert cls({"a": "1", "b": "2"}).multi_items() == [("a", "1"), ("b", "2")]
+    assert cls(a="1", b="2").multi_items() == [("a", "1"), ("b", "2")]
+    assert cls(expected, c="4").multi_items() == [*expected, ("c", "4")]
+    assert cls(tuple(expected), c="4").multi_items() == [*expected, ("c", "4")]
+    assert cls().multi_items() == []
+    built = cls(expected)
+    assert built["a"] == "3"
+    assert built.getlist("a") == ["1", "3"]
+    assert list(built) == ["a", "b"]
+
+
+def test_a_multidict_built_from_another_does_not_alias_it() -> None:
+    source = MultiDict([("a", "1")])
+    copy: ImmutableMultiDict[str, str] = ImmutableMultiDict(source)
+    source.append("a", "2")
+    source["b"] = "3"
+    assert copy.multi_items() == [("a", "1")]
+    mutable = MultiDict(copy)
+    mutable.append("a", "9")
+    assert copy.multi_items() == [("a", "1")]
+
+
+def test_query_params_from_a_list_of_non_strings_makes_strings() -> None:
+    items: list[tuple[Any, Any]] = [("a", 1), (2, None)]
+    params = QueryParams(items)
+    items.append(("z", 0))
+    assert params.multi_items() == [("a", "1"), ("2", "None")]
+    assert params["2"] == "None"
 
 
 # ==== Concurrency ====
@@ -4855,6 +5041,130 @@ def test_event_source_response_client_resumes_after_its_last_event_id(backend: B
     assert len(parse_sse(client.get("/events").content).events) == 5
 
 
+# ---- JSONResponse's shared encoder ----
+
+
+def test_json_response_is_compact_utf_8() -> None:
+    response = JSONResponse({"a": [1, 2.5, {"b": None, "c": True}], "d": "x y", "e": {}})
+    assert response.body == b'{"a":[1,2.5,{"b":null,"c":true}],"d":"x y","e":{}}'
+    assert response.headers["content-type"] == "application/json"
+    assert response.headers["content-length"] == str(len(response.body))
+
+
+def test_json_response_keeps_non_ascii_as_utf_8() -> None:
+    content = {"café": "☃ \U0001f600", "ключ": ["é", "\u2028"]}
+    response = JSONResponse(content)
+    assert response.body == '{"café":"☃ \U0001f600","ключ":["é","\u2028"]}'.encode()
+    assert b"\\u" not in response.body
+    assert json.loads(bytes(response.body)) == content
+
+
+def test_json_response_escapes_what_json_must_escape() -> None:
+    response = JSONResponse({"q": 'a"b\\c\n\x00'})
+    assert response.body == b'{"q":"a\\"b\\\\c\\n\\u0000"}'
+
+
+@pytest.mark.parametrize("content", [None, 0, "text", [], "é"])
+def test_json_response_of_a_scalar(content: Any) -> None:
+    expected = json.dumps(content, ensure_ascii=False, separators=(",", ":")).encode()
+    assert JSONResponse(content).body == expected
+
+
+@pytest.mark.parametrize(
+    "bad", [math.nan, math.inf, -math.inf, [1, math.nan], {"x": {"y": math.inf}}]
+)
+def test_json_response_refuses_nan_and_infinity(bad: Any) -> None:
+    with pytest.raises(ValueError, match="not JSON compliant"):
+        JSONResponse(bad)
+
+
+def test_json_response_refuses_a_circular_structure_and_an_unknown_type() -> None:
+    circular: dict[str, Any] = {}
+    circular["self"] = circular
+    with pytest.raises(ValueError, match="Circular reference"):
+        JSONResponse(circular)
+    with pytest.raises(TypeError):
+        JSONResponse({"when": object()})
+    assert JSONResponse({"ok": 1}).body == b'{"ok":1}'  # a failure leaves the encoder usable
+
+
+def test_json_response_subclass_overriding_render_still_works() -> None:
+    class PrettyJSON(JSONResponse):
+        def render(self, content: Any) -> bytes:
+            return json.dumps(content, indent=2, sort_keys=True).encode()
+
+    class Wrapped(JSONResponse):
+        def render(self, content: Any) -> bytes:
+            return super().render({"data": content})
+
+    assert PrettyJSON({"b": 1, "a": [2]}).body == b'{\n  "a": [\n    2\n  ],\n  "b": 1\n}'
+    assert PrettyJSON(math.nan).body == b"NaN"  # its own rules, not the shared encoder's
+    assert Wrapped([1, "é"]).body == '{"data":[1,"é"]}'.encode()
+    assert JSONResponse({"b": 1, "a": 2}).body == b'{"b":1,"a":2}'  # the base class unchanged
+    client = TestClient(Router([Route("/", lambda request: Wrapped({"x": 1}))]))
+    response = client.get("/")
+    assert response.json() == {"data": {"x": 1}}
+    assert response.headers["content-type"] == "application/json"
+
+
+json_values = st.recursive(
+    st.none()
+    | st.booleans()
+    | st.integers()
+    | st.floats(allow_nan=False, allow_infinity=False)
+    | st.text(max_size=8),
+    lambda children: (
+        st.lists(children, max_size=4) | st.dictionaries(st.text(max_size=5), children, max_size=4)
+    ),
+    max_leaves=20,
+)
+
+
+@settings(max_examples=200, deadline=None)
+@given(content=json_values)
+def test_json_response_body_equals_json_dumps_compact(content: Any) -> None:
+    expected = json.dumps(
+        content, ensure_ascii=False, allow_nan=False, separators=(",", ":")
+    ).encode("utf-8")
+    assert JSONResponse(content).body == expected
+
+
+def test_json_responses_rendered_in_many_threads_at_once_are_each_right() -> None:
+    threads, per_thread = 8, 200
+    barrier = threading.Barrier(threads)
+    failures: list[str] = []
+
+    def content_of(t: int, i: int) -> dict[str, Any]:
+        return {
+            "thread": t,
+            "i": i,
+            "name": f"é-{t}-{i}" * (i % 5 + 1),
+            "nested": {"list": list(range(i % 17)), "deep": {"t": [t, {"i": i, "x": None}]}},
+            "id": str(uuid.UUID(int=t * 1000 + i)),
+        }
+
+    def work(t: int) -> None:
+        barrier.wait()
+        for i in range(per_thread):
+            content = content_of(t, i)
+            body = JSONResponse(content).body
+            expected = json.dumps(content, ensure_ascii=False, separators=(",", ":")).encode()
+            if body != expected:
+                failures.append(f"thread {t} response {i}: {body[:80]!r}")
+
+    workers = [threading.Thread(target=work, args=(t,)) for t in range(threads)]
+    interval = sys.getswitchinterval()
+    sys.setswitchinterval(1e-6)  # switch threads as often as possible: races show up
+    try:
+        for worker in workers:
+            worker.start()
+        for worker in workers:
+            worker.join()
+    finally:
+        sys.setswitchinterval(interval)
+    assert failures == []
+
+
 # ==== WebSockets ====
 # WebSocket driven directly through ASGI messages (Harness, at the top of the file, plays the
 # server), then the connection details a websocket sees through the test client.
@@ -7527,6 +7837,773 @@ def test_websocket_function_ends_quietly_when_the_client_closes(backend: Backend
     with client.websocket_connect("/ws") as session:  # exiting would raise if the app had
         session.send_text("hello")
     assert returned == ["left"]
+
+
+# ---- The route index against a linear scan of the routes ----
+
+
+Outcome = tuple[str, Any, str | None]
+
+INDEX_EXAMPLES = settings(
+    max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow]
+)
+
+
+def index_scope(
+    path: str,
+    *,
+    kind: str = "http",
+    method: str = "GET",
+    host: str = "example.org",
+    query_string: bytes = b"",
+) -> Scope:
+    """An http or websocket scope as a server would give it."""
+    scope: Scope = {
+        "type": kind,
+        "asgi": {"version": "3.0"},
+        "http_version": "1.1",
+        "scheme": "http" if kind == "http" else "ws",
+        "path": path,
+        "raw_path": path.encode("utf-8", "surrogateescape"),
+        "root_path": "",
+        "query_string": query_string,
+        "headers": [(b"host", host.encode("latin-1"))],
+        "client": ("127.0.0.1", 12345),
+        "server": ("example.org", 80),
+    }
+    if kind == "http":
+        scope["method"] = method
+    else:
+        scope["subprotocols"] = []
+    return scope
+
+
+def index_route_path(scope: Scope) -> str:
+    """The part of the path a router matches on: `path` without the `root_path` prefix."""
+    path: str = scope["path"]
+    root_path: str = scope.get("root_path", "")
+    if root_path and path.startswith(root_path):
+        if path == root_path:
+            return ""
+        if path[len(root_path)] == "/":
+            return path[len(root_path) :]
+    return path
+
+
+def label_app(label: str) -> Any:
+    """A raw ASGI app answering `label`: a 200 body, or a websocket accepted and sent it."""
+
+    async def app(scope: Scope, receive: Any, send: Any) -> None:
+        if scope["type"] == "http":
+            await PlainTextResponse(label)(scope, receive, send)
+        else:
+            await send({"type": "websocket.accept"})
+            await send({"type": "websocket.send", "text": label})
+            await send({"type": "websocket.close", "code": 1000})
+
+    return app
+
+
+def http_endpoint(label: str) -> Any:
+    async def answer(request: Request) -> PlainTextResponse:
+        return PlainTextResponse(label)
+
+    answer.__name__ = answer.__qualname__ = label
+    return answer
+
+
+def ws_endpoint(label: str) -> Any:
+    async def session(websocket: WebSocket) -> None:
+        await websocket.accept()
+        await websocket.send_text(label)
+        await websocket.close()
+
+    session.__name__ = session.__qualname__ = label
+    return session
+
+
+class DepthRoute(BaseRoute):
+    """A route of its own kind, which the index cannot describe: it takes any path with `depth`
+    slashes; fully for GET and websockets, partially (by path only) for other methods."""
+
+    def __init__(self, depth: int, label: str) -> None:
+        self.depth = depth
+        self.label = label
+        self.name = label
+
+    def matches(self, scope: Scope) -> tuple[Match, Scope]:
+        if scope["type"] not in ("http", "websocket"):
+            return Match.NONE, {}
+        if index_route_path(scope).count("/") != self.depth:
+            return Match.NONE, {}
+        if scope["type"] == "http" and scope["method"] != "GET":
+            return Match.PARTIAL, {}
+        return Match.FULL, {}
+
+    async def handle(self, scope: Scope, receive: Any, send: Any) -> None:
+        await label_app(self.label)(scope, receive, send)
+
+
+class LowerCaseRoute(Route):
+    """A Route subclass with its own `matches`: its path whatever the case of the request."""
+
+    def matches(self, scope: Scope) -> tuple[Match, Scope]:
+        return super().matches({**scope, "path": scope["path"].lower()})
+
+
+async def observe(app: Any, scope: Scope) -> tuple[str, Any]:
+    """Call `app` directly; what it answered: (status or "ws"/"close", label or detail)."""
+    messages: list[dict[str, Any]] = []
+    connected = False
+
+    async def receive() -> dict[str, Any]:
+        nonlocal connected
+        if scope["type"] == "websocket":
+            if not connected:
+                connected = True
+                return {"type": "websocket.connect"}
+            return {"type": "websocket.disconnect", "code": 1000}
+        return {"type": "http.request", "body": b"", "more_body": False}
+
+    async def send(message: dict[str, Any]) -> None:
+        messages.append(message)
+
+    await app(scope, receive, send)
+    if scope["type"] == "websocket":
+        if messages[0]["type"] == "websocket.accept":
+            return ("ws", messages[1]["text"])
+        assert messages[0]["type"] == "websocket.close"
+        return ("close", None)
+    start = next(m for m in messages if m["type"] == "http.response.start")
+    headers = {k.decode("latin-1"): v.decode("latin-1") for k, v in start["headers"]}
+    body = b"".join(m.get("body", b"") for m in messages if m["type"] == "http.response.body")
+    status = start["status"]
+    if status == 200:
+        return ("200", body.decode())
+    if status == 405:
+        return ("405", frozenset(m.strip() for m in headers["allow"].split(",")))
+    if status == 307:
+        return ("307", urlsplit(headers["location"]).path)
+    return (str(status), None)
+
+
+def sub_router(route: BaseRoute) -> Router | None:
+    """The Router a Mount or a Host hands its requests to, if it is one."""
+    app = getattr(route, "app", None)
+    return app if isinstance(app, Router) else None
+
+
+def linear_scan(router: Router, scope: Scope, labels: dict[int, str]) -> Outcome:
+    """What trying every route in order answers, using nothing but each route's `matches()`:
+    (status or "ws"/"close", label or detail, label of the innermost route entered)."""
+    first_partial: tuple[BaseRoute, Scope] | None = None
+    chosen: tuple[BaseRoute, Scope] | None = None
+    for route in router.routes:
+        match, child_scope = route.matches(scope)
+        if match is Match.FULL:
+            chosen = (route, child_scope)
+            break
+        if match is Match.PARTIAL and first_partial is None:
+            first_partial = (route, child_scope)
+    chosen = chosen or first_partial
+    if chosen is not None:
+        route, child_scope = chosen
+        label = labels[id(route)]
+        inner = sub_router(route)
+        if inner is not None:
+            kind, detail, entered = linear_scan(inner, {**scope, **child_scope}, labels)
+            return (kind, detail, entered or label)
+        if isinstance(route, Route) and route.methods and scope["method"] not in route.methods:
+            return ("405", frozenset(route.methods), label)
+        return ("200" if scope["type"] == "http" else "ws", label, label)
+    redirect = (
+        scope["type"] == "http" and router.redirect_slashes and index_route_path(scope) != "/"
+    )
+    if redirect:
+        path = scope["path"]
+        other = path.rstrip("/") if index_route_path(scope).endswith("/") else path + "/"
+        toggled = {**scope, "path": other}
+        if any(route.matches(toggled)[0] is not Match.NONE for route in router.routes):
+            return ("307", other, None)
+    return ("404" if scope["type"] == "http" else "close", None, None)
+
+
+def check_index(router: Router, scope: Scope, labels: dict[int, str]) -> None:
+    """The candidates of the scope's path hold every route that matches, in declaration order,
+    each once; and so do those of every router behind a matching Mount or Host."""
+    routes = router.routes
+    position = {id(route): index for index, route in enumerate(routes)}
+    path = index_route_path(scope)
+    candidates = router._candidates(path)
+    indices = [position.get(id(route), -1) for route in candidates]
+    assert -1 not in indices, f"a candidate is not one of the routes, for {path!r}"
+    assert indices == sorted(set(indices)), (
+        f"candidates of {path!r} out of declaration order or repeated: "
+        f"{[labels[id(route)] for route in candidates]}"
+    )
+    chosen = set(indices)
+    for index, route in enumerate(routes):
+        match, child_scope = route.matches(scope)
+        if match is Match.NONE:
+            continue
+        assert index in chosen, (
+            f"{labels[id(route)]} ({match.name}) matches {scope['type']} {path!r} "
+            f"but is not a candidate: {[labels[id(r)] for r in candidates]}"
+        )
+        inner = sub_router(route)
+        if inner is not None and match is Match.FULL:
+            check_index(inner, {**scope, **child_scope}, labels)
+
+
+TEMPLATE_SEGMENTS = [
+    "users",
+    "me",
+    "a",
+    "b",
+    "static",
+    "special",
+    "settings",
+    "posts",
+    "",
+    "{NAME}",
+    "{NAME:int}",
+    "{NAME:float}",
+    "{NAME:uuid}",
+    "{NAME:path}",
+    "file-{NAME:int}.txt",
+    "v{NAME}",
+]
+INDEX_MOUNT_PREFIXES = ["", "/static", "/users", "/users/{uid}", "/{m:int}", "/a/b", "/users/me"]
+HOST_PATTERNS = ["example.org", "api.example.org", "{sub}.example.org"]
+REQUEST_HOSTS = ["example.org", "api.example.org", "other.net"]
+INDEX_METHOD_CHOICES: list[tuple[str, ...] | None] = [None, ("GET",), ("POST",), ("PUT", "POST")]
+INDEX_UUID_TEXT = "4e8bd30f-8b5a-4d6c-9a8e-1f2f3a4b5c6d"
+PATH_SEGMENTS = [
+    "users",
+    "me",
+    "Me",
+    "a",
+    "b",
+    "static",
+    "special",
+    "settings",
+    "posts",
+    "",
+    "1",
+    "22",
+    "1.5",
+    "file-3.txt",
+    "file-x.txt",
+    "v1",
+    "x",
+    INDEX_UUID_TEXT,
+    INDEX_UUID_TEXT.replace("-", ""),
+]
+
+template = st.lists(st.sampled_from(TEMPLATE_SEGMENTS), max_size=3)
+leaf = st.one_of(
+    st.tuples(st.just("route"), template, st.sampled_from(INDEX_METHOD_CHOICES)),
+    st.tuples(st.just("route"), template, st.sampled_from(INDEX_METHOD_CHOICES)),
+    st.tuples(st.just("ws"), template),
+    st.tuples(st.just("depth"), st.integers(0, 4)),
+    st.tuples(st.just("lower"), st.lists(st.sampled_from(["users", "me", "a", "b"]), max_size=2)),
+)
+outer = st.one_of(
+    leaf,
+    leaf,
+    st.tuples(
+        st.just("mount"),
+        st.sampled_from(INDEX_MOUNT_PREFIXES),
+        st.one_of(st.none(), st.lists(leaf, max_size=4)),  # None: a plain ASGI app
+        st.booleans(),  # the sub-router's redirect_slashes
+    ),
+    st.tuples(st.just("host"), st.sampled_from(HOST_PATTERNS), st.lists(leaf, max_size=3)),
+)
+table = st.lists(outer, max_size=10)
+index_request_path = st.builds(
+    lambda segments, slash: "/" + "/".join(segments) + ("/" if slash and segments else ""),
+    st.lists(st.sampled_from(PATH_SEGMENTS), max_size=4),
+    st.booleans(),
+)
+
+
+def fill(segments: list[str]) -> str:
+    """A route path of these template segments, each parameter named after its position."""
+    return "/" + "/".join(s.replace("NAME", f"p{i}") for i, s in enumerate(segments))
+
+
+def build_leaf(spec: tuple[Any, ...], label: str, labels: dict[Any, str]) -> BaseRoute:
+    kind = spec[0]
+    route: BaseRoute
+    if kind == "route":
+        route = Route(fill(spec[1]), http_endpoint(label), methods=spec[2])
+    elif kind == "ws":
+        route = WebSocketRoute(fill(spec[1]), ws_endpoint(label))
+    elif kind == "depth":
+        route = DepthRoute(spec[1], label)
+    else:
+        route = LowerCaseRoute(fill(spec[1]), http_endpoint(label))
+    labels[id(route)] = label
+    return route
+
+
+def build_index_table(spec: list[Any], labels: dict[Any, str], redirect_slashes: bool) -> Router:
+    """A router of the table; labels["r3"] is the fourth entry, "r3.1" the second inside it.
+    Inner routers redirect if the spec says so, or never when `redirect_slashes` is False."""
+    routes: list[BaseRoute] = []
+    for index, entry in enumerate(spec):
+        label = f"r{index}"
+        route: BaseRoute
+        if entry[0] == "mount":
+            _, prefix, children, inner_redirect = entry
+            if children is None:
+                route = Mount(prefix, app=label_app(label))
+            else:
+                inner = [build_leaf(c, f"{label}.{i}", labels) for i, c in enumerate(children)]
+                if redirect_slashes and inner_redirect:
+                    route = Mount(prefix, routes=inner)  # a Router with the default redirects
+                else:
+                    route = Mount(prefix, app=Router(inner, redirect_slashes=False))
+        elif entry[0] == "host":
+            _, pattern, children = entry
+            inner = [build_leaf(c, f"{label}.{i}", labels) for i, c in enumerate(children)]
+            route = Host(pattern, app=Router(inner, redirect_slashes=redirect_slashes))
+        else:
+            route = build_leaf(entry, label, labels)
+        labels[id(route)] = label
+        routes.append(route)
+    return Router(routes, redirect_slashes=redirect_slashes)
+
+
+# Values that fit each parameter, to build paths that reach the routes of a table.
+SEGMENT_SAMPLES = {
+    "{NAME}": ["x", "me", "users"],
+    "{NAME:int}": ["1", "22"],
+    "{NAME:float}": ["1.5", "3"],
+    "{NAME:uuid}": [INDEX_UUID_TEXT],
+    "{NAME:path}": ["", "a", "a/b", "me/", "static/special"],
+    "file-{NAME:int}.txt": ["file-3.txt"],
+    "v{NAME}": ["v1"],
+}
+PREFIX_SAMPLES = {"/users/{uid}": ["/users/7", "/users/me"], "/{m:int}": ["/5"]}
+
+
+def path_to(segments: list[str]) -> st.SearchStrategy[str]:
+    """Paths that the route with these template segments (may) match."""
+    parts = [st.sampled_from(SEGMENT_SAMPLES.get(segment, [segment])) for segment in segments]
+    return st.tuples(*parts).map(lambda values: "/" + "/".join(values))
+
+
+def paths_into(spec: list[Any]) -> st.SearchStrategy[str]:
+    """Paths aimed at the routes of a table (inside its Mounts too), the slash sometimes toggled."""
+    aimed: list[st.SearchStrategy[str]] = []
+    for entry in spec:
+        children: list[Any] = []
+        if entry[0] in ("route", "ws"):
+            aimed.append(path_to(entry[1]))
+        elif entry[0] == "lower":  # its path in another case
+            aimed.append(path_to(entry[1]).map(str.upper))
+        elif entry[0] == "mount":
+            prefix = st.sampled_from(PREFIX_SAMPLES.get(entry[1], [entry[1]]))
+            children = entry[2] if entry[2] is not None else [("route", ["x", "y"], None)]
+            for child in children:
+                if child[0] in ("route", "ws", "lower"):
+                    aimed.append(st.tuples(prefix, path_to(child[1])).map("".join))
+        elif entry[0] == "host":
+            aimed += [path_to(c[1]) for c in entry[2] if c[0] in ("route", "ws", "lower")]
+    if not aimed:
+        return index_request_path
+
+    def toggle(path: str) -> str:
+        return (path.rstrip("/") or "/") if path.endswith("/") else path + "/"
+
+    return st.tuples(st.one_of(aimed), st.integers(0, 2)).map(
+        lambda aimed_path: toggle(aimed_path[0]) if aimed_path[1] == 0 else aimed_path[0]
+    )
+
+
+def requests_for(spec: list[Any], data: st.DataObject, max_size: int) -> list[tuple[str, str]]:
+    paths = st.one_of(index_request_path, paths_into(spec), paths_into(spec))
+    requests = st.tuples(paths, st.sampled_from(REQUEST_HOSTS))
+    return data.draw(st.lists(requests, min_size=1, max_size=max_size), label="requests")
+
+
+SCOPE_KINDS = [("http", "GET"), ("http", "POST"), ("http", "PUT"), ("websocket", "GET")]
+
+
+@INDEX_EXAMPLES
+@given(spec=table, data=st.data())
+def test_index_candidates_hold_every_matching_route_in_declaration_order_once(
+    spec: list[Any], data: st.DataObject
+) -> None:
+    requests = requests_for(spec, data, max_size=6)
+    labels: dict[Any, str] = {}
+    router = build_index_table(spec, labels, redirect_slashes=False)
+    for path, host in requests:
+        for kind, method in SCOPE_KINDS:
+            check_index(router, index_scope(path, kind=kind, method=method, host=host), labels)
+
+
+def run_all(router: Router, scopes: list[Scope]) -> list[tuple[str, Any]]:
+    async def main() -> list[tuple[str, Any]]:
+        return [await observe(router, scope) for scope in scopes]
+
+    return anyio.run(main)
+
+
+def check_answers(router: Router, requests: list[tuple[str, str]], labels: dict[Any, str]) -> None:
+    scopes = [
+        index_scope(path, kind=kind, method=method, host=host)
+        for path, host in requests
+        for kind, method in SCOPE_KINDS
+    ]
+    expected = [linear_scan(router, dict(scope), labels) for scope in scopes]
+    observed = run_all(router, scopes)
+    for scope, (kind, detail, entered), answer in zip(scopes, expected, observed, strict=True):
+        route = scope.get("route")
+        where = (scope["type"], scope.get("method"), scope["path"], scope["headers"])
+        assert answer == (kind, detail), where
+        assert (labels[id(route)] if route is not None else None) == entered, where
+
+
+@INDEX_EXAMPLES
+@given(spec=table, data=st.data())
+def test_router_answers_the_first_full_match_of_a_linear_scan_else_the_first_partial_else_404(
+    spec: list[Any], data: st.DataObject
+) -> None:
+    requests = requests_for(spec, data, max_size=5)
+    labels: dict[Any, str] = {}
+    router = build_index_table(spec, labels, redirect_slashes=False)
+    check_answers(router, requests, labels)
+
+
+@INDEX_EXAMPLES
+@given(spec=table, data=st.data())
+def test_router_redirects_a_slash_only_when_a_linear_scan_matches_the_toggled_path(
+    spec: list[Any], data: st.DataObject
+) -> None:
+    requests = requests_for(spec, data, max_size=5)
+    labels: dict[Any, str] = {}
+    router = build_index_table(spec, labels, redirect_slashes=True)
+    check_answers(router, requests, labels)
+
+
+def names(routes: Sequence[BaseRoute]) -> list[str]:
+    return [str(getattr(route, "name", None) or getattr(route, "path", "?")) for route in routes]
+
+
+def answer_of(router: Router, path: str, method: str = "GET") -> tuple[str, Any]:
+    return run_all(router, [index_scope(path, method=method)])[0]
+
+
+def test_users_me_declared_after_users_id_is_shadowed_by_it() -> None:
+    router = Router(
+        [Route("/users/{id}", http_endpoint("by-id")), Route("/users/me", http_endpoint("me"))]
+    )
+    assert names(router._candidates("/users/me")) == ["by-id", "me"]
+    client = TestClient(router)
+    assert client.get("/users/me").text == "by-id"
+    assert client.get("/users/7").text == "by-id"
+
+
+def test_users_me_declared_before_users_id_wins_over_it() -> None:
+    router = Router(
+        [Route("/users/me", http_endpoint("me")), Route("/users/{id}", http_endpoint("by-id"))]
+    )
+    assert names(router._candidates("/users/me")) == ["me", "by-id"]
+    client = TestClient(router)
+    assert client.get("/users/me").text == "me"
+    assert client.get("/users/7").text == "by-id"
+    response = client.get("/users/me/", follow_redirects=False)
+    assert response.status_code == 307
+    assert urlsplit(response.headers["location"]).path == "/users/me"
+
+
+def test_users_me_with_a_405_route_first_still_lets_a_later_full_match_answer() -> None:
+    router = Router(
+        [
+            Route("/users/me", http_endpoint("me-post"), methods=["POST"]),
+            Route("/users/{id}", http_endpoint("by-id")),
+        ]
+    )
+    client = TestClient(router)
+    assert client.get("/users/me").text == "by-id"
+    assert client.post("/users/me").text == "me-post"
+    response = client.delete("/users/me")
+    assert response.status_code == 405
+    assert response.headers["allow"] == "POST"
+
+
+def test_users_me_settings_and_users_id_posts_each_take_their_own_branch() -> None:
+    router = Router(
+        [
+            Route("/users/me/settings", http_endpoint("settings")),
+            Route("/users/{id}/posts", http_endpoint("posts")),
+        ],
+        redirect_slashes=False,
+    )
+    client = TestClient(router)
+    assert client.get("/users/me/settings").text == "settings"
+    assert client.get("/users/me/posts").text == "posts"  # the "me" edge leads nowhere for it
+    assert client.get("/users/7/posts").text == "posts"
+    assert client.get("/users/7/settings").status_code == 404
+    assert client.get("/users/me").status_code == 404
+    assert "posts" in names(router._candidates("/users/me/posts"))
+
+
+def test_a_literal_edge_to_a_dead_end_does_not_hide_the_parameter_edge() -> None:
+    router = Router(
+        [Route("/a/b/c", http_endpoint("abc")), Route("/a/{x}/d", http_endpoint("axd"))],
+        redirect_slashes=False,
+    )
+    assert "axd" in names(router._candidates("/a/b/d"))
+    client = TestClient(router)
+    assert client.get("/a/b/d").text == "axd"
+    assert client.get("/a/b/c").text == "abc"
+    assert client.get("/a/z/d").text == "axd"
+    assert client.get("/a/z/c").status_code == 404
+
+
+def test_a_path_parameter_above_a_literal_branch_is_a_candidate_below_it() -> None:
+    router = Router(
+        [
+            Route("/files/{rest:path}", http_endpoint("rest")),
+            Route("/files/a/{x}", http_endpoint("ax")),
+            Route("/files/{y}/b", http_endpoint("yb")),
+        ],
+        redirect_slashes=False,
+    )
+    for path in ("/files/a/b", "/files/a/b/c", "/files/a/", "/files/", "/files/q/b"):
+        candidates = names(router._candidates(path))
+        assert candidates[0] == "rest", path
+        assert answer_of(router, path) == ("200", "rest"), path
+
+
+def test_a_route_below_a_root_mount_never_answers_before_the_mount() -> None:
+    router = Router(
+        [
+            Mount("", app=label_app("root")),
+            Route("/files/{rest:path}", http_endpoint("rest")),
+            Route("/files/a", http_endpoint("a")),
+        ],
+        redirect_slashes=False,
+    )
+    for path in ("/files/a", "/files/a/b", "/files/x", "/files/", "/"):
+        assert names(router._candidates(path))[0] == "", path  # the Mount has no name
+        assert answer_of(router, path) == ("200", "root"), path
+
+
+def test_a_route_subclass_with_its_own_matches_is_tried_for_every_path() -> None:
+    router = Router(
+        [
+            LowerCaseRoute("/users/me/settings", http_endpoint("lower")),
+            Route("/users/{id}/settings", http_endpoint("by-id")),
+        ],
+        redirect_slashes=False,
+    )
+    assert answer_of(router, "/USERS/ME/SETTINGS") == ("200", "lower")
+    assert answer_of(router, "/users/Me/settings") == ("200", "lower")
+    assert answer_of(router, "/users/you/settings") == ("200", "by-id")
+    assert answer_of(router, "/Users/you/settings") == ("404", None)
+
+
+@pytest.mark.parametrize("mount_first", [True, False])
+def test_mount_static_and_route_static_special_follow_declaration_order(mount_first: bool) -> None:
+    mount = Mount("/static", app=label_app("mount"))
+    special = Route("/static/special", http_endpoint("special"))
+    router = Router([mount, special] if mount_first else [special, mount])
+    client = TestClient(router)
+    assert client.get("/static/special").text == ("mount" if mount_first else "special")
+    assert client.get("/static/other").text == "mount"
+    assert client.get("/static/special/deeper").text == "mount"
+    assert client.get("/static/").text == "mount"
+    response = client.get("/static", follow_redirects=False)  # the mount takes only "/static/..."
+    assert response.status_code == 307
+    assert urlsplit(response.headers["location"]).path == "/static/"
+    expected = [mount, special] if mount_first else [special, mount]
+    assert router._candidates("/static/special") == expected
+
+
+def test_mount_with_a_parameter_and_a_sibling_literal_route() -> None:
+    inner = Router([Route("/posts", http_endpoint("posts"))])
+    router = Router(
+        [Route("/users/me/posts", http_endpoint("mine")), Mount("/users/{uid}", app=inner)],
+        redirect_slashes=False,
+    )
+    assert answer_of(router, "/users/me/posts") == ("200", "mine")
+    assert answer_of(router, "/users/7/posts") == ("200", "posts")
+    assert answer_of(router, "/users/me/other") == ("404", None)
+
+
+def test_routes_changed_after_the_first_request_are_indexed_again() -> None:
+    router = Router([Route("/users/{id}", http_endpoint("by-id"))], redirect_slashes=False)
+    client = TestClient(router)
+    assert client.get("/users/me").text == "by-id"
+    assert client.get("/late").status_code == 404
+
+    router.routes.append(Route("/late", http_endpoint("late")))
+    assert client.get("/late").text == "late"
+
+    router.routes.insert(0, Route("/users/me", http_endpoint("me")))
+    assert client.get("/users/me").text == "me"
+
+    router.routes[0] = Route("/users/me", http_endpoint("me-again"))
+    assert client.get("/users/me").text == "me-again"
+
+    del router.routes[0]
+    assert client.get("/users/me").text == "by-id"
+
+    router.routes += [Route("/later/{x:int}", http_endpoint("later"))]
+    assert client.get("/later/3").text == "later"
+
+    router.routes.extend([Mount("/m", app=label_app("m"))])
+    assert client.get("/m/anything").text == "m"
+
+    router.routes.remove(router.routes[0])
+    assert client.get("/users/me").status_code == 404
+    assert client.get("/late").text == "late"
+
+    router.routes.pop()
+    assert client.get("/m/anything").status_code == 404
+
+    router.routes.reverse()
+    router.routes.insert(0, Route("/{anything}", http_endpoint("any")))
+    assert client.get("/late").text == "any"
+
+    router.routes = [Route("/late", http_endpoint("replaced"))]
+    assert client.get("/late").text == "replaced"
+    assert client.get("/later/3").status_code == 404
+
+    router.routes.clear()
+    assert client.get("/late").status_code == 404
+    assert router._candidates("/late") == []
+
+
+def test_routes_added_to_a_mounted_router_after_a_request_are_indexed() -> None:
+    inner = Router([Route("/a", http_endpoint("a"))], redirect_slashes=False)
+    router = Router([Mount("/m", app=inner)], redirect_slashes=False)
+    assert answer_of(router, "/m/b") == ("404", None)
+    inner.routes.append(Route("/b", http_endpoint("b")))
+    assert answer_of(router, "/m/b") == ("200", "b")
+
+
+@pytest.mark.parametrize("path", ["/", "", "//", "/a", "/a/", "/users/me", "/x/y/z"])
+def test_an_empty_router_has_no_candidates_and_answers_404(path: str) -> None:
+    router = Router([])
+    assert router._candidates(path) == []
+    if path:
+        assert answer_of(router, path) == ("404", None)
+        scope = index_scope(path, kind="websocket")
+        assert run_all(router, [scope]) == [("close", None)]
+
+
+def test_routes_the_index_cannot_describe_are_candidates_for_every_path() -> None:
+    depth = DepthRoute(1, "depth")
+    host = Host("api.example.org", app=label_app("api"))
+    router = Router([depth, host], redirect_slashes=False)
+    for path in ("/", "/a", "/a/b", "/users/me"):
+        assert router._candidates(path) == [depth, host]
+    assert answer_of(router, "/a") == ("200", "depth")
+    assert answer_of(router, "/a/b") == ("404", None)
+    scope = index_scope("/a/b", host="api.example.org")
+    assert run_all(router, [scope]) == [("200", "api")]
+
+
+def test_websocket_and_http_routes_on_the_same_path_each_take_their_scope() -> None:
+    router = Router(
+        [
+            WebSocketRoute("/users/me", ws_endpoint("ws-me")),
+            Route("/users/{id}", http_endpoint("http-id")),
+            WebSocketRoute("/users/{id}", ws_endpoint("ws-id")),
+        ],
+        redirect_slashes=False,
+    )
+    answers = run_all(
+        router,
+        [
+            index_scope("/users/me", kind="websocket"),
+            index_scope("/users/7", kind="websocket"),
+            index_scope("/users/me"),
+        ],
+    )
+    assert answers == [("ws", "ws-me"), ("ws", "ws-id"), ("200", "http-id")]
+
+
+def test_mixed_segment_parameters_match_and_are_converted() -> None:
+    async def echo(request: Request) -> JSONResponse:
+        return JSONResponse({k: repr(v) for k, v in request.path_params.items()})
+
+    router = Router(
+        [
+            Route("/files/file-{n:int}.txt", echo),
+            Route("/files/latest.txt", http_endpoint("latest")),
+            Route("/files/{name}", http_endpoint("name")),
+        ],
+        redirect_slashes=False,
+    )
+    client = TestClient(router)
+    assert client.get("/files/file-12.txt").json() == {"n": "12"}
+    assert client.get("/files/latest.txt").text == "latest"
+    assert client.get("/files/file-x.txt").text == "name"
+
+
+# ---- what a linear scan and the index once disagreed on ----
+
+
+def test_a_path_ending_in_a_newline_matches_no_route() -> None:
+    # "$" would match before the final newline: "/a%0A" would have reached Route("/a").
+    route = Route("/a", http_endpoint("a"))
+    files = Route("/files/{rest:path}", http_endpoint("files"))
+    router = Router([route, files], redirect_slashes=False)
+    assert route.matches(index_scope("/a\n"))[0] is Match.NONE
+    assert files.matches(index_scope("/files/x\n"))[0] is Match.NONE
+    assert answer_of(router, "/a\n") == ("404", None)
+    assert answer_of(router, "/files/x\n") == ("404", None)
+    assert answer_of(router, "/a") == ("200", "a")
+
+
+def test_a_registered_convertor_subclass_that_spans_slashes_is_a_candidate(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    class Slashy(StringConvertor):
+        regex = ".+"
+
+    monkeypatch.setitem(CONVERTOR_TYPES, "wip_slashy", Slashy())
+    route = Route("/f/{p:wip_slashy}", http_endpoint("f"))
+    router = Router([route], redirect_slashes=False)
+    assert route.matches(index_scope("/f/x/y"))[0] is Match.FULL
+    assert route in router._candidates("/f/x/y")
+    assert answer_of(router, "/f/x/y") == ("200", "f")
+
+
+def test_the_index_uses_the_convertor_a_route_was_compiled_with(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    class Slashy(StringConvertor):
+        regex = ".+"
+
+    monkeypatch.setitem(CONVERTOR_TYPES, "wip_later", Slashy())
+    route = Route("/g/{p:wip_later}", http_endpoint("g"))  # compiled with a "/"-spanning regex
+    monkeypatch.setitem(CONVERTOR_TYPES, "wip_later", CONVERTOR_TYPES["str"])  # then replaced
+    router = Router([route], redirect_slashes=False)
+    assert route.matches(index_scope("/g/x/y"))[0] is Match.FULL
+    assert answer_of(router, "/g/x/y") == ("200", "g")  # as the route itself answers
+
+
+def test_register_url_convertor_is_the_documented_way_and_works_for_one_segment(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    class Hex(StringConvertor):
+        regex = "[0-9a-f]+"
+
+        def convert(self, value: str) -> Any:
+            return int(value, 16)
+
+    monkeypatch.setitem(CONVERTOR_TYPES, "wip_hex", CONVERTOR_TYPES["str"])
+    register_url_convertor("wip_hex", Hex())
+    router = Router([Route("/h/{n:wip_hex}/x", http_endpoint("hex"))], redirect_slashes=False)
+    assert answer_of(router, "/h/ff/x") == ("200", "hex")
+    assert answer_of(router, "/h/zz/x") == ("404", None)
 
 
 # ==== Endpoints ====
