@@ -4729,7 +4729,7 @@ class _Handoff:
     returns once the middleware has taken the message.
 
     anyio's memory object streams do the same, but every send and receive is a checkpoint, an
-    event-loop round each: with two messages a response, that was a sixth of the middleware's
+    event-loop round each: with two messages a response, that was a fifth of the middleware's
     cost. Here a task waits only when the other side is not ready, on an event made then.
     """
 
