@@ -7878,18 +7878,6 @@ def index_scope(
     return scope
 
 
-def index_route_path(scope: Scope) -> str:
-    """The part of the path a router matches on: `path` without the `root_path` prefix."""
-    path: str = scope["path"]
-    root_path: str = scope.get("root_path", "")
-    if root_path and path.startswith(root_path):
-        if path == root_path:
-            return ""
-        if path[len(root_path)] == "/":
-            return path[len(root_path) :]
-    return path
-
-
 def label_app(label: str) -> Any:
     """A raw ASGI app answering `label`: a 200 body, or a websocket accepted and sent it."""
 
@@ -7934,7 +7922,7 @@ class DepthRoute(BaseRoute):
     def matches(self, scope: Scope) -> tuple[Match, Scope]:
         if scope["type"] not in ("http", "websocket"):
             return Match.NONE, {}
-        if index_route_path(scope).count("/") != self.depth:
+        if route_path(scope).count("/") != self.depth:
             return Match.NONE, {}
         if scope["type"] == "http" and scope["method"] != "GET":
             return Match.PARTIAL, {}
@@ -8016,12 +8004,10 @@ def linear_scan(router: Router, scope: Scope, labels: dict[int, str]) -> Outcome
         if isinstance(route, Route) and route.methods and scope["method"] not in route.methods:
             return ("405", frozenset(route.methods), label)
         return ("200" if scope["type"] == "http" else "ws", label, label)
-    redirect = (
-        scope["type"] == "http" and router.redirect_slashes and index_route_path(scope) != "/"
-    )
+    redirect = scope["type"] == "http" and router.redirect_slashes and route_path(scope) != "/"
     if redirect:
         path = scope["path"]
-        other = path.rstrip("/") if index_route_path(scope).endswith("/") else path + "/"
+        other = path.rstrip("/") if route_path(scope).endswith("/") else path + "/"
         toggled = {**scope, "path": other}
         if any(route.matches(toggled)[0] is not Match.NONE for route in router.routes):
             return ("307", other, None)
@@ -8033,7 +8019,7 @@ def check_index(router: Router, scope: Scope, labels: dict[int, str]) -> None:
     each once; and so do those of every router behind a matching Mount or Host."""
     routes = router.routes
     position = {id(route): index for index, route in enumerate(routes)}
-    path = index_route_path(scope)
+    path = route_path(scope)
     candidates = router._candidates(path)
     indices = [position.get(id(route), -1) for route in candidates]
     assert -1 not in indices, f"a candidate is not one of the routes, for {path!r}"
@@ -8266,25 +8252,15 @@ def check_answers(router: Router, requests: list[tuple[str, str]], labels: dict[
         assert (labels[id(route)] if route is not None else None) == entered, where
 
 
+@pytest.mark.parametrize("redirect_slashes", [False, True])
 @INDEX_EXAMPLES
 @given(spec=table, data=st.data())
-def test_router_answers_the_first_full_match_of_a_linear_scan_else_the_first_partial_else_404(
-    spec: list[Any], data: st.DataObject
+def test_router_answers_as_a_linear_scan_full_match_then_partial_then_slash_redirect_then_404(
+    redirect_slashes: bool, spec: list[Any], data: st.DataObject
 ) -> None:
     requests = requests_for(spec, data, max_size=5)
     labels: dict[Any, str] = {}
-    router = build_index_table(spec, labels, redirect_slashes=False)
-    check_answers(router, requests, labels)
-
-
-@INDEX_EXAMPLES
-@given(spec=table, data=st.data())
-def test_router_redirects_a_slash_only_when_a_linear_scan_matches_the_toggled_path(
-    spec: list[Any], data: st.DataObject
-) -> None:
-    requests = requests_for(spec, data, max_size=5)
-    labels: dict[Any, str] = {}
-    router = build_index_table(spec, labels, redirect_slashes=True)
+    router = build_index_table(spec, labels, redirect_slashes=redirect_slashes)
     check_answers(router, requests, labels)
 
 
@@ -8562,14 +8538,17 @@ def test_a_path_ending_in_a_newline_matches_no_route() -> None:
     assert answer_of(router, "/a") == ("200", "a")
 
 
+class SlashSpanningConvertor(StringConvertor):
+    """A str convertor whose values may hold "/": a route index must not take it as one segment."""
+
+    regex = ".+"
+
+
 def test_a_registered_convertor_subclass_that_spans_slashes_is_a_candidate(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    class Slashy(StringConvertor):
-        regex = ".+"
-
-    monkeypatch.setitem(CONVERTOR_TYPES, "wip_slashy", Slashy())
-    route = Route("/f/{p:wip_slashy}", http_endpoint("f"))
+    monkeypatch.setitem(CONVERTOR_TYPES, "spanning", SlashSpanningConvertor())
+    route = Route("/f/{p:spanning}", http_endpoint("f"))
     router = Router([route], redirect_slashes=False)
     assert route.matches(index_scope("/f/x/y"))[0] is Match.FULL
     assert route in router._candidates("/f/x/y")
@@ -8579,12 +8558,9 @@ def test_a_registered_convertor_subclass_that_spans_slashes_is_a_candidate(
 def test_the_index_uses_the_convertor_a_route_was_compiled_with(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    class Slashy(StringConvertor):
-        regex = ".+"
-
-    monkeypatch.setitem(CONVERTOR_TYPES, "wip_later", Slashy())
-    route = Route("/g/{p:wip_later}", http_endpoint("g"))  # compiled with a "/"-spanning regex
-    monkeypatch.setitem(CONVERTOR_TYPES, "wip_later", CONVERTOR_TYPES["str"])  # then replaced
+    monkeypatch.setitem(CONVERTOR_TYPES, "later", SlashSpanningConvertor())
+    route = Route("/g/{p:later}", http_endpoint("g"))  # compiled with a "/"-spanning regex
+    monkeypatch.setitem(CONVERTOR_TYPES, "later", CONVERTOR_TYPES["str"])  # then replaced
     router = Router([route], redirect_slashes=False)
     assert route.matches(index_scope("/g/x/y"))[0] is Match.FULL
     assert answer_of(router, "/g/x/y") == ("200", "g")  # as the route itself answers
@@ -8599,9 +8575,9 @@ def test_register_url_convertor_is_the_documented_way_and_works_for_one_segment(
         def convert(self, value: str) -> Any:
             return int(value, 16)
 
-    monkeypatch.setitem(CONVERTOR_TYPES, "wip_hex", CONVERTOR_TYPES["str"])
-    register_url_convertor("wip_hex", Hex())
-    router = Router([Route("/h/{n:wip_hex}/x", http_endpoint("hex"))], redirect_slashes=False)
+    monkeypatch.setitem(CONVERTOR_TYPES, "hex_number", CONVERTOR_TYPES["str"])
+    register_url_convertor("hex_number", Hex())
+    router = Router([Route("/h/{n:hex_number}/x", http_endpoint("hex"))], redirect_slashes=False)
     assert answer_of(router, "/h/ff/x") == ("200", "hex")
     assert answer_of(router, "/h/zz/x") == ("404", None)
 
