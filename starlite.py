@@ -1277,17 +1277,21 @@ _FORM_SCOPE_KEY = "starlite.form"
 class Request(HTTPConnection[StateT]):
     """An HTTP request: the connection plus its method and body."""
 
+    # What reading the body changes starts out as these class defaults, and becomes an instance's
+    # own only when it changes: most requests read no body, and setting all five in __init__
+    # cost 0.15 us a request.
+    _body: bytes | None = None
+    _stream_consumed = False
+    _is_disconnected = False
+    _peeked_message: Message | None = None  # taken by is_disconnected(), kept for stream()
+    _form: FormData | None = None
+
     def __init__(self, scope: Scope, receive: Receive = _empty_receive, send: Send = _empty_send):
         if scope["type"] != "http":
             raise ValueError(f"Request needs an 'http' scope, got {scope['type']!r}")
-        super().__init__(scope)
+        self.scope = scope
         self._receive = receive
         self._send = send
-        self._body: bytes | None = None
-        self._stream_consumed = False
-        self._is_disconnected = False
-        self._peeked_message: Message | None = None  # taken by is_disconnected(), kept for stream()
-        self._form: FormData | None = None
 
     @property
     def method(self) -> str:
@@ -1553,12 +1557,12 @@ class Response:
 
     def render(self, content: Any) -> bytes | memoryview:
         """The body for `content`: bytes as they are, text encoded with the charset."""
-        if content is None:
-            return b""
+        if isinstance(content, str):  # the usual case first
+            return content.encode(self.charset)
         if isinstance(content, bytes):
             return content
-        if isinstance(content, str):
-            return content.encode(self.charset)
+        if content is None:
+            return b""
         if isinstance(content, memoryview):  # as bytes, so that len() counts bytes, not items
             return content.cast("B") if content.c_contiguous else content.tobytes()
         raise TypeError(
@@ -1568,8 +1572,11 @@ class Response:
 
     def init_headers(self, headers: Mapping[str, str] | None = None) -> None:
         """Build `raw_headers` from `headers`, adding Content-Length and Content-Type."""
-        raw_headers = [] if headers is None else [_encode_header(k, v) for k, v in headers.items()]
-        names = {name for name, _ in raw_headers} if raw_headers else ()
+        if headers:
+            raw_headers = [_encode_header(name, value) for name, value in headers.items()]
+            names: Collection[bytes] = {name for name, _ in raw_headers}
+        else:
+            raw_headers, names = [], ()
         # Streaming and file responses have no body attribute: their length is not known here.
         body = getattr(self, "body", None)
         if (
@@ -3683,10 +3690,12 @@ class _StartNotingSend:
         between that wraps send then share one channel, instead of a wrapper each per message."""
         return send if isinstance(send, cls) else cls(send)
 
-    async def __call__(self, message: Message) -> None:
+    # A plain method returning the inner send's awaitable, not a coroutine of its own: every
+    # message of every response passes here, and a coroutine layer costs about 0.1 us a message.
+    def __call__(self, message: Message) -> Awaitable[None]:
         if message["type"] == "http.response.start":
             self.response_started = True
-        await self.send(message)
+        return self.send(message)
 
 
 async def _answer_exception(
