@@ -2252,11 +2252,13 @@ class FileResponse(Response):
     async def _read_parts(self, parts: list[_FilePart], suffix: bytes) -> AsyncIterator[bytes]:
         """Each part's prefix then its bytes, read `chunk_size` at a time; then `suffix`."""
         file = await anyio.open_file(self.path, "rb")
+        position = 0  # where the file is: each seek, like each read, is a trip to a thread
         try:
             for prefix, first, end in parts:
                 if prefix:
                     yield prefix
-                await file.seek(first)
+                if first != position:
+                    await file.seek(first)
                 remaining = end - first
                 while remaining:
                     chunk = await file.read(min(self.chunk_size, remaining))
@@ -2264,6 +2266,7 @@ class FileResponse(Response):
                         raise RuntimeError(f"File at path {self.path} shrank while being sent.")
                     remaining -= len(chunk)
                     yield chunk
+                position = end
             if suffix:
                 yield suffix
         finally:

@@ -3911,6 +3911,20 @@ def test_range_request_multiple_ranges_give_multipart_byteranges(data_file: Path
 
 
 @pytest.mark.parametrize(
+    "range_header", ["bytes=500-509,0-9", "bytes=0-9,500-509", "bytes=990-,0-0,10-19"]
+)
+def test_range_request_parts_in_any_order_each_hold_their_own_bytes(
+    data_file: Path, range_header: str
+) -> None:
+    # The file is read forward and seeked only between parts that do not follow each other.
+    response = TestClient(file_app(data_file)).get("/", headers={"Range": range_header})
+    parts = parse_byteranges(response)
+    assert len(parts) == range_header.count(",") + 1
+    for first, last, _, _, content in parts:
+        assert content == FILE_DATA[first : last + 1]
+
+
+@pytest.mark.parametrize(
     ("range_header", "first", "last"),
     [
         ("bytes=0-50,20-80", 0, 80),
