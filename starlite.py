@@ -1289,7 +1289,7 @@ class Request(HTTPConnection[StateT]):
     def __init__(self, scope: Scope, receive: Receive = _empty_receive, send: Send = _empty_send):
         if scope["type"] != "http":
             raise ValueError(f"Request needs an 'http' scope, got {scope['type']!r}")
-        self.scope = scope
+        self.scope = scope  # all that HTTPConnection.__init__ does, after a broader check
         self._receive = receive
         self._send = send
 
