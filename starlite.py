@@ -5981,8 +5981,8 @@ class Jinja2Templates:
         env: jinja2.Environment | None = None,
     ) -> None:
         jinja = _import_extra("templates", "jinja2")
-        if (directory is None) == (env is None):
-            raise TypeError("Jinja2Templates needs either directory= or env=, and not both")
+        if bool(directory) == bool(env):  # Starlette's check and exception, kept under python -O
+            raise AssertionError("either 'directory' or 'env' arguments must be passed")
         if env is None:
             autoescape = jinja.select_autoescape(disabled_extensions=("txt",), default=True)
             env = jinja.Environment(loader=jinja.FileSystemLoader(directory), autoescape=autoescape)

@@ -17232,10 +17232,13 @@ def test_templates_keep_a_url_for_the_user_set(backend: Backend) -> None:
 
 
 def test_templates_need_exactly_one_of_directory_and_env(template_dir: Path) -> None:
-    with pytest.raises(TypeError):
+    message = "either 'directory' or 'env' arguments must be passed"
+    with pytest.raises(AssertionError, match=message):
         Jinja2Templates()
-    with pytest.raises(TypeError):
+    with pytest.raises(AssertionError, match=message):
         Jinja2Templates(directory=template_dir, env=jinja2.Environment())
+    with pytest.raises(AssertionError, match=message):
+        Jinja2Templates(directory=[])  # no directory at all, as Starlette reads it
 
 
 def test_a_missing_template_raises_template_not_found_or_answers_500(
