@@ -1743,28 +1743,33 @@ class _TaskGroup:
         raise lone
 
 
-async def _send_until_disconnect(
-    scope: Scope, receive: Receive, send: Send, send_body: Callable[[Send], Awaitable[None]]
-) -> None:
-    """Run ``send_body(send)``, stopping it as soon as the client disconnects.
-
-    ASGI 2.4 servers raise ``OSError`` from ``send`` once the client is gone; with older servers a
-    second task listens for ``http.disconnect`` and cancels the sending.
-    """
+def _listens_for_disconnect(scope: Scope) -> bool:
+    """Whether a response streaming its body must listen for ``http.disconnect`` to notice that
+    the client has gone: over HTTP with servers older than ASGI 2.4. From 2.4 on, ``send``
+    raises ``OSError`` instead (and a websocket's denial response has no disconnect to watch)."""
+    if scope["type"] != "http":
+        return False
     version = scope.get("asgi", {}).get("spec_version", "2.0")
-    if _parse_spec_version(version) >= (2, 4):
-        with contextlib.suppress(ClientDisconnect):
-            await send_body(functools.partial(_send_or_disconnect, send))
-        return
+    return _parse_spec_version(version) < (2, 4)
+
+
+async def _wait_for_disconnect(receive: Receive) -> None:
+    while (await receive())["type"] != "http.disconnect":
+        pass
+
+
+async def _until_disconnect(
+    send_body: Callable[[], Awaitable[None]], wait_for_disconnect: Callable[[], Awaitable[None]]
+) -> None:
+    """Run `send_body`, cancelling it as soon as `wait_for_disconnect` returns."""
     async with _TaskGroup() as task_group:
 
         async def send_then_stop_listening() -> None:
-            await send_body(send)
+            await send_body()
             task_group.cancel_scope.cancel()
 
         task_group.start_soon(send_then_stop_listening)
-        while (await receive())["type"] != "http.disconnect":
-            pass
+        await wait_for_disconnect()
         task_group.cancel_scope.cancel()
 
 
@@ -1800,7 +1805,9 @@ class StreamingResponse(Response):
     """A response whose body comes from an iterator, sent chunk by chunk as it is produced.
 
     A sync iterator runs in the threadpool. When the client disconnects the iterator is closed at
-    once (its ``finally`` runs) and nothing more is produced.
+    once (its ``finally`` runs) and nothing more is produced; with ASGI 2.4 servers, which raise
+    from ``send`` once the client has gone, the response then raises `ClientDisconnect`.
+    Subclasses may override `stream_response` and `listen_for_disconnect`.
     """
 
     body_iterator: AsyncIterable[Content]
@@ -1825,27 +1832,40 @@ class StreamingResponse(Response):
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         send = _websocket_denial_send(scope, send)
-        if self._sends_body(scope):
-            await _send_until_disconnect(scope, receive, send, self._stream)
-        else:
+        if not self._sends_body(scope):
             async with _Closing(self.body_iterator):
                 await self._send_start(send)
                 await send({"type": "http.response.body", "body": b""})
+        elif _listens_for_disconnect(scope):
+            await _until_disconnect(
+                functools.partial(self.stream_response, send),
+                functools.partial(self.listen_for_disconnect, receive),
+            )
+        elif scope["type"] == "http":  # ASGI 2.4: `send` raises once the client has gone
+            await self.stream_response(functools.partial(_send_or_disconnect, send))
+        else:
+            await self.stream_response(send)
         if self.background is not None:
             await self.background()
 
-    async def _send_start(self, send: Send) -> None:
-        await send(
-            {"type": "http.response.start", "status": self.status_code, "headers": self.raw_headers}
-        )
+    async def listen_for_disconnect(self, receive: Receive) -> None:
+        """Return once the client has disconnected (with servers older than ASGI 2.4)."""
+        await _wait_for_disconnect(receive)
 
-    async def _stream(self, send: Send) -> None:
+    async def stream_response(self, send: Send) -> None:
+        """Send the start of the response, then each chunk of `body_iterator`, then the end of
+        the body; the iterator is closed at the end, even when cancelled."""
         async with _Closing(self.body_iterator) as chunks:
             await self._send_start(send)
             async for chunk in chunks:
                 body = chunk.encode(self.charset) if isinstance(chunk, str) else chunk
                 await send({"type": "http.response.body", "body": body, "more_body": True})
         await send({"type": "http.response.body", "body": b""})
+
+    async def _send_start(self, send: Send) -> None:
+        await send(
+            {"type": "http.response.start", "status": self.status_code, "headers": self.raw_headers}
+        )
 
 
 # The line ends the event-stream format knows (WHATWG HTML §9.2.4): a field value split on these
@@ -1956,7 +1976,9 @@ class EventSourceResponse(StreamingResponse):
         # nginx buffers responses by default, which would hold events back: this turns it off.
         self.headers.setdefault("x-accel-buffering", "no")
 
-    async def _stream(self, send: Send) -> None:
+    async def stream_response(self, send: Send) -> None:
+        """Send the start of the response, then each event as it comes, and a ping comment
+        whenever the iterator has been silent for `ping` seconds."""
         silence = math.inf if self.ping is None else self.ping
         to_sender, from_iterator = anyio.create_memory_object_stream[Content]()
         # The stream closed last: a producer it woke with an error would join a disconnect.
@@ -2031,7 +2053,7 @@ def _byte_range(first: str, last: str, size: int) -> tuple[int, int] | None:
         return (max(size - length, 0), size) if length and size else None
     start = _position(first)
     if last and _position(last) < start:
-        raise _RangeError(400, "Malformed range header: a range ends before it starts.")
+        raise _RangeError(400, "Range header: start must be less than end")
     end = min(_position(last) + 1, size) if last else size
     return (start, end) if start < size else None
 
@@ -2068,7 +2090,7 @@ def _parse_range_header(header: str, size: int, max_ranges: int) -> list[tuple[i
     specs = [spec.strip(" \t") for spec in range_set.split(",")]
     specs = [spec for spec in specs if spec]  # RFC 9110 §5.6.1: empty list elements are allowed
     if not specs:
-        raise _RangeError(400, "Malformed range header.")
+        raise _RangeError(400, "Range header: range must be requested")
     for spec in specs:
         match = _RANGE_SPEC.fullmatch(spec)
         if match is None or not (match["first"] or match["last"]):
@@ -2089,8 +2111,8 @@ def _content_disposition(disposition_type: str, filename: str) -> str:
     return f"{disposition_type}; filename*=utf-8''{quoted}"
 
 
-# One part of a file to send: bytes to send first, then the file's bytes [start, end).
-_FilePart: TypeAlias = tuple[bytes, int, int]
+# One part of a file to send: bytes to send first, the file's bytes [start, end), bytes after.
+_FilePart: TypeAlias = tuple[bytes, int, int, bytes]
 
 
 class FileResponse(Response):
@@ -2098,8 +2120,9 @@ class FileResponse(Response):
 
     The file is stat'ed once, off the event loop, unless `stat_result` is given. A server that
     offers ASGI's ``http.response.pathsend`` sends the file itself. One range gets a ``206``;
-    several get a ``multipart/byteranges`` body. A malformed Range gets ``400``, one past the end
-    ``416``; an unknown unit or more than `max_ranges` ranges is ignored and the whole file sent.
+    several get a ``multipart/byteranges`` body, whose part headers `generate_multipart` makes.
+    A malformed Range gets ``400``, one past the end ``416``; an unknown unit or more than
+    `max_ranges` ranges is ignored and the whole file sent.
     """
 
     chunk_size = 64 * 1024
@@ -2159,8 +2182,10 @@ class FileResponse(Response):
         if self.stat_result is None:
             self.stat_result = await self._stat()
         size = self.stat_result.st_size
+        # ASGI methods are upper case; Starlette's FileResponse takes any case, and so does this.
+        method = scope.get("method", "").upper()
         try:
-            ranges = self._requested_ranges(scope, size)
+            ranges = self._requested_ranges(scope, method, size)
         except _RangeError as error:
             headers = {"content-range": f"bytes */{size}"} if error.status_code == 416 else None
             await PlainTextResponse(error.detail, error.status_code, headers)(scope, receive, send)
@@ -2168,31 +2193,33 @@ class FileResponse(Response):
         send = _websocket_denial_send(scope, send)
         if ranges is None:
             status, raw_headers = self.status_code, self.raw_headers
-            parts, suffix = [(b"", 0, size)], b""
+            parts, suffix = [(b"", 0, size, b"")], b""
         else:
             status = 206
             raw_headers, parts, suffix = self._range_parts(ranges, size)
         start = {"type": "http.response.start", "status": status, "headers": raw_headers}
-        if scope.get("method") == "HEAD" or status in _BODYLESS_STATUSES:
+        if method == "HEAD" or status in _BODYLESS_STATUSES:
             await send(start)
-            await send({"type": "http.response.body", "body": b""})
+            await send({"type": "http.response.body", "body": b"", "more_body": False})
         elif ranges is None and "http.response.pathsend" in scope.get("extensions", {}):
             await send(start)
             await send({"type": "http.response.pathsend", "path": await self._absolute_path()})
-        else:
-            send_body = functools.partial(self._send_parts, start, parts, suffix)
-            await _send_until_disconnect(scope, receive, send, send_body)
+        elif _listens_for_disconnect(scope):
+            await _until_disconnect(
+                functools.partial(self._send_parts, start, parts, suffix, send),
+                functools.partial(_wait_for_disconnect, receive),
+            )
+        else:  # an ASGI 2.4 server's OSError, once the client has gone, stops the sending
+            await self._send_parts(start, parts, suffix, send)
         if self.background is not None:
             await self.background()
 
-    def _requested_ranges(self, scope: Scope, size: int) -> list[tuple[int, int]] | None:
+    def _requested_ranges(
+        self, scope: Scope, method: str, size: int
+    ) -> list[tuple[int, int]] | None:
         """The byte ranges to send, or None for the whole file."""
         range_header = _header_value(scope, b"range")
-        if (
-            range_header is None
-            or self.status_code != 200
-            or scope.get("method") not in ("GET", "HEAD")
-        ):
+        if range_header is None or self.status_code != 200 or method not in ("GET", "HEAD"):
             return None
         if_range = _header_value(scope, b"if-range")
         if if_range is not None and not self._if_range_matches(if_range):
@@ -2219,28 +2246,41 @@ class FileResponse(Response):
         """The headers, parts and closing bytes of a 206 response for `ranges`."""
         headers = MutableHeaders(raw=list(self.raw_headers))
         if len(ranges) == 1:
-            (first, end), suffix = ranges[0], b""
+            first, end = ranges[0]
             headers["content-range"] = f"bytes {first}-{end - 1}/{size}"
-            parts = [(b"", first, end)]
-        else:
-            # Browsers use 13 random bytes for multipart boundaries; so do we.
-            boundary = os.urandom(13).hex()
-            content_type = headers["content-type"]
-            headers["content-type"] = f"multipart/byteranges; boundary={boundary}"
-            parts = [
-                (
-                    (b"\r\n" if index else b"")
-                    + f"--{boundary}\r\nContent-Type: {content_type}\r\n"
-                    f"Content-Range: bytes {first}-{end - 1}/{size}\r\n\r\n".encode("latin-1"),
-                    first,
-                    end,
-                )
-                for index, (first, end) in enumerate(ranges)
-            ]
-            suffix = f"\r\n--{boundary}--".encode("latin-1")
-        length = sum(len(prefix) + end - first for prefix, first, end in parts) + len(suffix)
+            headers["content-length"] = str(end - first)
+            return headers.raw, [(b"", first, end, b"")], b""
+        # Browsers use 13 random bytes for multipart boundaries; so do we.
+        boundary = os.urandom(13).hex()
+        length, part_header = self.generate_multipart(
+            ranges, boundary, size, headers["content-type"]
+        )
+        headers["content-type"] = f"multipart/byteranges; boundary={boundary}"
         headers["content-length"] = str(length)
-        return headers.raw, parts, suffix
+        parts = [(part_header(first, end), first, end, b"\r\n") for first, end in ranges]
+        return headers.raw, parts, f"--{boundary}--".encode("latin-1")
+
+    def generate_multipart(
+        self,
+        ranges: Sequence[tuple[int, int]],
+        boundary: str,
+        max_size: int,
+        content_type: str,
+    ) -> tuple[int, Callable[[int, int], bytes]]:
+        """The length of a ``multipart/byteranges`` body (RFC 9110 §14.6) holding `ranges` of a
+        `max_size`-byte file, and a function giving the header of the part for ``[start, end)``.
+
+        Each part is its header, its bytes and CRLF; the body ends with ``--{boundary}--``.
+        """
+
+        def part_header(start: int, end: int) -> bytes:
+            return (
+                f"--{boundary}\r\nContent-Type: {content_type}\r\n"
+                f"Content-Range: bytes {start}-{end - 1}/{max_size}\r\n\r\n"
+            ).encode("latin-1")
+
+        parts_length = sum(len(part_header(start, end)) + end - start + 2 for start, end in ranges)
+        return parts_length + len(f"--{boundary}--"), part_header
 
     async def _send_parts(
         self, start: Message, parts: list[_FilePart], suffix: bytes, send: Send
@@ -2250,11 +2290,12 @@ class FileResponse(Response):
             await _send_chunks(chunks, send)
 
     async def _read_parts(self, parts: list[_FilePart], suffix: bytes) -> AsyncIterator[bytes]:
-        """Each part's prefix then its bytes, read `chunk_size` at a time; then `suffix`."""
+        """Each part's prefix, its bytes read `chunk_size` at a time, and what follows it; then
+        `suffix`."""
         file = await anyio.open_file(self.path, "rb")
         position = 0  # where the file is: each seek, like each read, is a trip to a thread
         try:
-            for prefix, first, end in parts:
+            for prefix, first, end, after in parts:
                 if prefix:
                     yield prefix
                 if first != position:
@@ -2262,10 +2303,12 @@ class FileResponse(Response):
                 remaining = end - first
                 while remaining:
                     chunk = await file.read(min(self.chunk_size, remaining))
-                    if not chunk:
-                        raise RuntimeError(f"File at path {self.path} shrank while being sent.")
+                    if not chunk:  # the file shrank since it was stat'ed
+                        raise RuntimeError(f"File at path {self.path} is shorter than expected.")
                     remaining -= len(chunk)
                     yield chunk
+                if after:
+                    yield after
                 position = end
             if suffix:
                 yield suffix

@@ -3489,6 +3489,119 @@ async def test_streaming_response_leaves_no_task_behind_after_disconnect() -> No
     assert asyncio.all_tasks() - tasks_before == set()
 
 
+async def _never_receive() -> Message:
+    raise AssertionError("the response listened for a disconnect")
+
+
+@pytest.mark.anyio
+async def test_streaming_response_raises_client_disconnect_when_an_asgi_2_4_send_fails() -> None:
+    events: list[str] = []
+
+    async def endless() -> AsyncIterator[bytes]:
+        try:
+            while True:
+                yield b"chunk"
+                await anyio.lowlevel.checkpoint()
+        finally:
+            events.append("generator finally")
+
+    bodies: list[bytes] = []
+
+    async def send(message: Message) -> None:
+        if message["type"] == "http.response.body":
+            if bodies:
+                raise OSError("the client is gone")  # as an ASGI 2.4 server's send does
+            bodies.append(message["body"])
+
+    response = StreamingResponse(endless(), background=BackgroundTask(events.append, "background"))
+    scope = make_scope(asgi={"version": "3.0", "spec_version": "2.4"})
+    with anyio.fail_after(2), pytest.raises(ClientDisconnect):
+        await response(scope, _never_receive, send)
+    assert bodies == [b"chunk"]
+    assert events == ["generator finally"]  # closed at once; no background for a cut response
+
+
+@pytest.mark.anyio
+async def test_streaming_response_on_asgi_2_4_raises_its_iterators_own_oserror_as_itself() -> None:
+    async def broken() -> AsyncIterator[bytes]:
+        yield b"chunk"
+        raise OSError("the iterator's own disk error")
+
+    messages: list[Message] = []
+
+    async def send(message: Message) -> None:
+        messages.append(message)
+
+    scope = make_scope(asgi={"version": "3.0", "spec_version": "2.4"})
+    with pytest.raises(OSError, match="the iterator's own disk error") as info:
+        await StreamingResponse(broken())(scope, _never_receive, send)
+    assert not isinstance(info.value, ClientDisconnect)
+    assert sent_body(messages) == b"chunk"
+
+
+@pytest.mark.anyio
+async def test_streaming_response_on_a_websocket_sends_a_denial_and_runs_its_background() -> None:
+    ran: list[bool] = []
+    messages: list[Message] = []
+
+    async def send(message: Message) -> None:
+        messages.append(message)
+
+    async def chunks() -> AsyncIterator[bytes]:
+        yield b"chunk"
+
+    response = StreamingResponse(chunks(), background=BackgroundTask(ran.append, True))
+    await response({"type": "websocket", "path": "/", "headers": []}, _never_receive, send)
+    assert [m["type"] for m in messages] == [
+        "websocket.http.response.start",
+        "websocket.http.response.body",
+        "websocket.http.response.body",
+    ]
+    assert [m.get("body") for m in messages[1:]] == [b"chunk", b""]
+    assert ran == [True]
+
+
+class LoggedStream(StreamingResponse):
+    """A StreamingResponse that logs the hooks a subclass may override as they are called."""
+
+    log: list[str]
+
+    async def stream_response(self, send: Send) -> None:
+        self.log.append("stream_response")
+        await super().stream_response(send)
+
+    async def listen_for_disconnect(self, receive: Receive) -> None:
+        self.log.append("listen_for_disconnect")
+        await super().listen_for_disconnect(receive)
+
+
+@pytest.mark.anyio
+@pytest.mark.parametrize(
+    ("spec_version", "hooks"),
+    [("2.3", ["listen_for_disconnect", "stream_response"]), ("2.4", ["stream_response"])],
+)
+async def test_streaming_response_calls_the_hooks_a_subclass_overrides(
+    spec_version: str, hooks: list[str]
+) -> None:
+    response = LoggedStream([b"a", b"b"])
+    response.log = []
+    messages: list[Message] = []
+    response_done = anyio.Event()
+
+    async def receive() -> Message:
+        await response_done.wait()
+        return {"type": "http.disconnect"}  # pragma: no cover - cancelled first
+
+    async def send(message: Message) -> None:
+        messages.append(message)
+
+    scope = make_scope(asgi={"version": "3.0", "spec_version": spec_version})
+    with anyio.fail_after(2):
+        await response(scope, receive, send)
+    assert sorted(response.log) == hooks
+    assert sent_body(messages) == b"ab"
+
+
 # ---- FileResponse: basics ----
 
 FILE_DATA = bytes((i * 7 + 3) % 256 for i in range(1000))
@@ -3681,6 +3794,24 @@ async def test_file_response_head_sends_no_body_bytes(data_file: Path) -> None:
 
 
 @pytest.mark.anyio
+@pytest.mark.parametrize("method", ["HEAD", "head", "Head"])
+async def test_file_response_head_in_any_case_ends_the_body_at_once(
+    data_file: Path, method: str
+) -> None:
+    messages = await call_asgi(FileResponse(data_file), method=method)
+    assert [m["type"] for m in messages] == ["http.response.start", "http.response.body"]
+    assert messages[1] == {"type": "http.response.body", "body": b"", "more_body": False}
+
+
+@pytest.mark.anyio
+async def test_file_response_honours_a_range_for_a_lower_case_get(data_file: Path) -> None:
+    response = FileResponse(data_file)
+    messages = await call_asgi(response, method="get", headers={"range": "bytes=5-9"})
+    assert start_message(messages)["status"] == 206
+    assert sent_body(messages) == FILE_DATA[5:10]
+
+
+@pytest.mark.anyio
 async def test_file_response_uses_pathsend_when_offered(data_file: Path) -> None:
     messages = await call_asgi(FileResponse(data_file), extensions={"http.response.pathsend": {}})
     assert [m["type"] for m in messages] == ["http.response.start", "http.response.pathsend"]
@@ -3766,6 +3897,71 @@ async def test_file_response_stops_reading_once_client_disconnects(huge_file: Pa
     with anyio.fail_after(5):
         await FileResponse(path)(make_scope(), receive, send)
     assert 0 < sent < size
+
+
+@pytest.fixture
+def opened_files(monkeypatch: pytest.MonkeyPatch) -> list[anyio.AsyncFile[bytes]]:
+    """Every file FileResponse opens, to check it is closed."""
+    files: list[anyio.AsyncFile[bytes]] = []
+    open_file = anyio.open_file
+
+    async def tracked_open_file(*args: Any, **kwargs: Any) -> anyio.AsyncFile[bytes]:
+        file = await open_file(*args, **kwargs)
+        files.append(file)
+        return file
+
+    monkeypatch.setattr(anyio, "open_file", tracked_open_file)
+    return files
+
+
+@pytest.mark.anyio
+@pytest.mark.parametrize("spec_version", ["2.3", "2.4"])
+@pytest.mark.parametrize("range_header", [None, "bytes=0-9", "bytes=0-9,500-509"])
+async def test_file_response_raises_the_servers_send_error_as_itself_and_closes_the_file(
+    data_file: Path,
+    opened_files: list[anyio.AsyncFile[bytes]],
+    spec_version: str,
+    range_header: str | None,
+) -> None:
+    error = OSError("the client is gone")
+
+    async def receive() -> Message:
+        await anyio.sleep_forever()
+        raise AssertionError("unreachable")  # pragma: no cover
+
+    async def send(message: Message) -> None:
+        if message["type"] == "http.response.body":
+            raise error
+
+    headers = {} if range_header is None else {"range": range_header}
+    scope = make_scope(headers=headers, asgi={"version": "3.0", "spec_version": spec_version})
+    with anyio.fail_after(2), pytest.raises(OSError, match="the client is gone") as info:
+        await FileResponse(data_file)(scope, receive, send)
+    assert info.value is error
+    assert len(opened_files) == 1
+    assert opened_files[0].closed
+
+
+@pytest.fixture
+def shrunk_file(tmp_path: Path) -> tuple[Path, os.stat_result]:
+    """A file and its status from before it shrank from 10 bytes to 3."""
+    path = tmp_path / "shrinking.txt"
+    path.write_bytes(b"0123456789")
+    stat_result = path.stat()
+    path.write_bytes(b"012")
+    return path, stat_result
+
+
+@pytest.mark.anyio
+@pytest.mark.parametrize("range_header", [None, "bytes=0-2,5-7"])
+async def test_file_response_raises_when_the_file_is_shorter_than_its_stat(
+    shrunk_file: tuple[Path, os.stat_result], range_header: str | None
+) -> None:
+    path, stat_result = shrunk_file
+    response = FileResponse(path, stat_result=stat_result)
+    headers = None if range_header is None else {"range": range_header}
+    with pytest.raises(RuntimeError, match=re.escape(f"File at path {path} is shorter than")):
+        await call_asgi(response, headers=headers)
 
 
 def test_file_response_background_runs_after_file(data_file: Path) -> None:
@@ -3910,6 +4106,66 @@ def test_range_request_multiple_ranges_give_multipart_byteranges(data_file: Path
         assert content == FILE_DATA[first : last + 1]
 
 
+@pytest.mark.anyio
+async def test_range_request_multipart_sends_each_part_header_bytes_and_crlf_as_messages(
+    data_file: Path,
+) -> None:
+    class SmallChunks(FileResponse):
+        chunk_size = 8
+
+    messages = await call_asgi(SmallChunks(data_file), headers={"range": "bytes=20-24,0-9"})
+    headers = dict(sent_headers(messages))
+    boundary = headers["content-type"].removeprefix("multipart/byteranges; boundary=")
+
+    def part_header(first: int, last: int) -> bytes:
+        return (
+            f"--{boundary}\r\nContent-Type: text/plain; charset=utf-8\r\n"
+            f"Content-Range: bytes {first}-{last}/1000\r\n\r\n"
+        ).encode()
+
+    bodies = [m for m in messages if m["type"] == "http.response.body"]
+    assert [m["body"] for m in bodies] == [
+        part_header(0, 9),
+        FILE_DATA[0:8],
+        FILE_DATA[8:10],
+        b"\r\n",
+        part_header(20, 24),
+        FILE_DATA[20:25],
+        b"\r\n",
+        f"--{boundary}--".encode(),
+    ]
+    assert [m.get("more_body", False) for m in bodies] == [True] * 7 + [False]
+    assert headers["content-length"] == str(len(sent_body(messages)))
+
+
+class LabelledParts(FileResponse):
+    """A FileResponse whose multipart part headers carry one more field."""
+
+    def generate_multipart(
+        self,
+        ranges: Sequence[tuple[int, int]],
+        boundary: str,
+        max_size: int,
+        content_type: str,
+    ) -> tuple[int, Callable[[int, int], bytes]]:
+        length, part_header = super().generate_multipart(ranges, boundary, max_size, content_type)
+
+        def labelled(start: int, end: int) -> bytes:
+            return part_header(start, end)[:-2] + b"X-Part: labelled\r\n\r\n"
+
+        return length + len(ranges) * len(b"X-Part: labelled\r\n"), labelled
+
+
+def test_range_request_multipart_uses_an_overridden_generate_multipart(data_file: Path) -> None:
+    response = TestClient(LabelledParts(data_file)).get("/", headers={"Range": "bytes=0-9,20-29"})
+    assert response.status_code == 206
+    assert response.content.count(b"\r\nX-Part: labelled\r\n\r\n") == 2
+    assert [content for *_, content in parse_byteranges(response)] == [
+        FILE_DATA[0:10],
+        FILE_DATA[20:30],
+    ]
+
+
 @pytest.mark.parametrize(
     "range_header", ["bytes=500-509,0-9", "bytes=0-9,500-509", "bytes=990-,0-0,10-19"]
 )
@@ -4004,6 +4260,22 @@ def test_range_request_with_huge_range_list_is_answered_quickly(data_file: Path)
 def test_range_request_with_garbage_range_gives_400(data_file: Path, range_header: str) -> None:
     response = TestClient(file_app(data_file)).get("/", headers={"Range": range_header})
     assert response.status_code == 400
+
+
+@pytest.mark.parametrize(
+    ("range_header", "text"),
+    [
+        ("bytes 0-5", "Malformed range header."),
+        ("bytes=", "Range header: range must be requested"),
+        ("bytes= , ,", "Range header: range must be requested"),
+        ("bytes=5-2", "Range header: start must be less than end"),
+    ],
+)
+def test_range_request_400_says_what_is_wrong_in_starlettes_words(
+    data_file: Path, range_header: str, text: str
+) -> None:
+    response = TestClient(file_app(data_file)).get("/", headers={"Range": range_header})
+    assert (response.status_code, response.text) == (400, text)
 
 
 @pytest.mark.parametrize("range_header", ["bytes=5-2", "bytes=100-99", "bytes=0-9,50-20"])
@@ -4306,6 +4578,7 @@ class EventStreamServer:
         self.cancelled_sends = 0
         self.gone = anyio.Event()
         self._request_read = False
+        self.client_disconnect_raised = False
 
     async def receive(self) -> Message:
         if not self._request_read:
@@ -4336,12 +4609,18 @@ class EventStreamServer:
     async def run(
         self, app: ASGIApp, *, method: str = "GET", headers: Mapping[str, str] | None = None
     ) -> None:
-        """Call `app` as a server of `spec_version` does, with a bounded wait."""
+        """Call `app` as a server of `spec_version` does, with a bounded wait. With 2.4, a client
+        gone mid-stream makes the response raise ClientDisconnect, as Starlette's does."""
         asgi = {"version": "3.0", "spec_version": self.spec_version}
         with anyio.fail_after(5):
-            await app(
-                make_scope(method=method, headers=headers, asgi=asgi), self.receive, self.send
-            )
+            try:
+                await app(
+                    make_scope(method=method, headers=headers, asgi=asgi), self.receive, self.send
+                )
+            except ClientDisconnect:
+                assert self.spec_version == "2.4"
+                assert self.gone.is_set()
+                self.client_disconnect_raised = True
 
     @property
     def headers(self) -> list[tuple[str, str]]:
@@ -13577,7 +13856,12 @@ async def test_base_http_middleware_stops_its_own_response_when_the_client_disco
         return StreamingResponse(endless())
 
     transcript = Transcript(disconnect_after=1, spec_version=spec_version)
-    await transcript.run(BaseHTTPMiddleware(PlainTextResponse("app"), dispatch))
+    app = BaseHTTPMiddleware(PlainTextResponse("app"), dispatch)
+    if spec_version == "2.4":  # the server's OSError, as a StreamingResponse raises it
+        with pytest.raises(ClientDisconnect):
+            await transcript.run(app)
+    else:
+        await transcript.run(app)
     assert log == ["generator closed"]
     assert transcript.body_sent.startswith(b"chunk")
 
