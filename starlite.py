@@ -32,6 +32,7 @@ import base64
 import codecs
 import contextlib
 import contextvars
+import errno
 import functools
 import html
 import http.cookies
@@ -226,6 +227,7 @@ __all__ = [
     "environ",
     # Static files and templates
     "Jinja2Templates",
+    "NotModifiedResponse",
     "StaticFiles",
     # Test client
     "AsyncTestClient",
@@ -5782,51 +5784,52 @@ def _etag_matches(if_none_match: str, etag: str) -> bool:
     return False
 
 
-def _not_modified_since(if_modified_since: str, last_modified: float) -> bool:
-    """Whether the file is no newer than If-Modified-Since; a date that does not parse is
-    ignored (RFC 9110 §13.1.3), never an error."""
+def _http_date(value: str) -> float | None:
+    """An HTTP date as a timestamp; None for one that does not parse (RFC 9110 §13.1.3 says to
+    ignore it), never an error."""
     try:
         import email.utils  # lazily: see the imports
 
-        since = email.utils.parsedate_to_datetime(if_modified_since)
+        date = email.utils.parsedate_to_datetime(value)
     except (TypeError, ValueError, OverflowError):  # year 9999999999, say
-        return False
-    if since.tzinfo is None:  # "-0000" means UTC too
-        since = since.replace(tzinfo=UTC)
-    return int(last_modified) <= since.timestamp()
+        return None
+    if date.tzinfo is None:  # "-0000" means UTC too
+        date = date.replace(tzinfo=UTC)
+    return date.timestamp()
 
 
-# What a 304 carries over from the 200 it stands for (RFC 9110 §15.4.5).
-_NOT_MODIFIED_HEADERS = ("cache-control", "content-location", "date", "etag", "expires", "vary")
+class NotModifiedResponse(Response):
+    """The 304 Not Modified that stands for a response with `headers`: it keeps only the headers
+    a 304 carries over (RFC 9110 §15.4.5)."""
+
+    NOT_MODIFIED_HEADERS = ("cache-control", "content-location", "date", "etag", "expires", "vary")
+
+    def __init__(self, headers: Headers) -> None:
+        kept = {name: headers[name] for name in self.NOT_MODIFIED_HEADERS if name in headers}
+        super().__init__(status_code=304, headers=kept)
 
 
-def _not_modified(response: FileResponse) -> Response:
-    """The 304 Not Modified that stands for `response`."""
-    headers = {
-        name: response.headers[name] for name in _NOT_MODIFIED_HEADERS if name in response.headers
-    }
-    return Response(status_code=304, headers=headers)
-
-
-class _Found(NamedTuple):
-    """A file under a static directory: its resolved path, its status, and the name to guess its
-    media type from (the name asked for, not the target of a symlink)."""
-
-    path: str
-    stat_result: os.stat_result
-    name: str
+# What stat raises for a path that names nothing to serve: missing, a file used as a directory, a
+# name too long, a symlink loop, or a directory it may not search. All are a 404; Starlette
+# answers the last with 401, which RFC 9110 §15.5.2 keeps for a request lacking credentials.
+_NOTHING_THERE = frozenset(
+    (errno.ENOENT, errno.ENOTDIR, errno.ENAMETOOLONG, errno.ELOOP, errno.EACCES, errno.EPERM)
+)
 
 
 class StaticFiles:
     """Serves the files of `directory`, and of the ``statics`` directory of each of `packages`.
 
-    No request can reach a file outside them: a path with ``..``, a backslash or a NUL byte is a
-    404 before the file system is asked, and a symlink that points outside is a 404 unless
-    `follow_symlink` is true. Only GET and HEAD are allowed (405 otherwise). ``If-None-Match`` and
-    ``If-Modified-Since`` are answered with 304, and ``Range`` by FileResponse. With `html`,
-    a directory serves its ``index.html`` (redirecting to the trailing slash first), and a
-    missing file the ``404.html`` at the top, if there is one. File system calls run in a worker
-    thread, never on the event loop.
+    No request can reach a file outside them: a path with ``..``, a backslash or a NUL byte is
+    never looked up, and a symlink that points outside is not followed unless `follow_symlink` is
+    true. Only GET and HEAD are allowed. ``If-None-Match`` and ``If-Modified-Since`` are answered
+    with 304, and ``Range`` by FileResponse. With `html`, a directory serves its ``index.html``
+    (redirecting to the trailing slash first), and a missing file the ``404.html`` at the top, if
+    there is one. A 404 or 405 is raised as `HTTPException`, for the app's handlers. File system
+    calls run in a worker thread, never on the event loop.
+
+    As in Starlette, a subclass may override `get_path`, `lookup_path`, `get_response`,
+    `file_response`, `is_not_modified` and `check_config`.
     """
 
     def __init__(
@@ -5844,6 +5847,7 @@ class StaticFiles:
         self.packages = packages
         self.html = html
         self.follow_symlink = follow_symlink
+        self.config_checked = False
         self.all_directories = self.get_directories(directory, packages)
         # Resolved once here: each request compares its file against these.
         resolve = os.path.abspath if follow_symlink else os.path.realpath
@@ -5870,90 +5874,120 @@ class StaticFiles:
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] == "websocket":
-            await _refuse(scope, receive, send, PlainTextResponse("Not Found", 404))
+            await WebSocketClose()(scope, receive, send)
             return
-        response = await self.get_response(_route_path(scope), scope)
+        if not self.config_checked:
+            await self.check_config()
+            self.config_checked = True
+        response = await self.get_response(self.get_path(scope), scope)
         await response(scope, receive, send)
 
+    async def check_config(self) -> None:
+        """Check once, on the first request, that `directory` is a directory: a mistake raises
+        ``RuntimeError`` instead of answering every request with 404."""
+        if self.directory is None:
+            return
+        try:
+            stat_result = await anyio.to_thread.run_sync(os.stat, self.directory)
+        except FileNotFoundError:
+            raise RuntimeError(
+                f"StaticFiles directory '{os.fspath(self.directory)}' does not exist."
+            ) from None
+        if not stat.S_ISDIR(stat_result.st_mode):
+            raise RuntimeError(
+                f"StaticFiles path '{os.fspath(self.directory)}' is not a directory."
+            )
+
+    def get_path(self, scope: Scope) -> str:
+        """The path to look up under the directories: the segments of the route path joined with
+        the OS's separator, empty and ``.`` ones left out. A ``..`` is kept, and refused by
+        `lookup_path`: it is never resolved against the segment before it."""
+        segments = _route_path(scope).split("/")
+        return os.sep.join(segment for segment in segments if segment not in ("", "."))
+
     async def get_response(self, path: str, scope: Scope) -> Response:
-        """The response for the file at `path` (relative to the directories)."""
+        """The response for `path` (from `get_path`): the file, its 304, an ``index.html`` or
+        ``404.html`` in html mode; raises `HTTPException` with 404 or 405 otherwise."""
         if scope["method"] not in ("GET", "HEAD"):
-            return _static_error(scope, 405, {"Allow": "GET, HEAD"})
-        segments = _safe_segments(path)
-        if segments is None:
-            return _static_error(scope, 404)
-        found = await anyio.to_thread.run_sync(self._find, segments)
-        if found is not None and not stat.S_ISDIR(found.stat_result.st_mode):
-            return _static_file_response(found, scope)
-        if found is not None and self.html:
-            index = await anyio.to_thread.run_sync(self._find, [*segments, "index.html"])
-            if index is not None and stat.S_ISREG(index.stat_result.st_mode):
+            raise HTTPException(status_code=405, headers={"Allow": "GET, HEAD"})
+        full_path, stat_result = await anyio.to_thread.run_sync(self.lookup_path, path)
+        if stat_result is not None and stat.S_ISREG(stat_result.st_mode):
+            return self.file_response(full_path, stat_result, scope)
+        if stat_result is not None and stat.S_ISDIR(stat_result.st_mode) and self.html:
+            index = os.path.join(path, "index.html")
+            full_path, stat_result = await anyio.to_thread.run_sync(self.lookup_path, index)
+            if stat_result is not None and stat.S_ISREG(stat_result.st_mode):
                 if not scope["path"].endswith("/"):
                     url = URL(scope=scope)
                     return RedirectResponse(url.replace(path=url.path + "/"))
-                return _static_file_response(index, scope)
+                return self.file_response(full_path, stat_result, scope)
         if self.html:
-            page = await anyio.to_thread.run_sync(self._find, ["404.html"])
-            if page is not None and stat.S_ISREG(page.stat_result.st_mode):
-                return FileResponse(page.path, 404, stat_result=page.stat_result)
-        return _static_error(scope, 404)
+            full_path, stat_result = await anyio.to_thread.run_sync(self.lookup_path, "404.html")
+            if stat_result is not None and stat.S_ISREG(stat_result.st_mode):
+                return FileResponse(full_path, 404, stat_result=stat_result)
+        raise HTTPException(status_code=404)
 
-    def _find(self, segments: list[str]) -> _Found | None:
-        """The first file or directory at `segments` under the roots that stays inside its root.
+    def lookup_path(self, path: str) -> tuple[str, os.stat_result | None]:
+        """The resolved path and status of the first file or directory at `path` under the
+        directories that stays inside its directory; ``("", None)`` if there is none.
 
-        Runs in a worker thread: it resolves symlinks and stats.
+        An absolute `path`, or one with a ``..`` segment, a backslash or a NUL byte, is refused
+        before the file system is asked. Runs in a worker thread: it resolves symlinks and stats.
         """
+        segments = _safe_segments(path)
+        if segments is None:
+            return "", None
         for root, prefix in zip(self._roots, self._root_prefixes, strict=True):
             joined = os.path.join(root, *segments)
             resolved = os.path.abspath(joined) if self.follow_symlink else os.path.realpath(joined)
             if resolved != root and not resolved.startswith(prefix):
                 continue  # a symlink out of the directory
             try:
-                stat_result = os.stat(resolved)
-            except OSError:  # missing, a file used as a directory, a name too long, a loop
-                continue
-            if stat.S_ISREG(stat_result.st_mode) or stat.S_ISDIR(stat_result.st_mode):
-                return _Found(resolved, stat_result, joined)
-        return None
+                return resolved, os.stat(resolved)
+            except OSError as error:
+                if error.errno not in _NOTHING_THERE:
+                    raise  # the file system failing: a 500, not a file that is not there
+        return "", None
 
+    def file_response(
+        self,
+        full_path: str | os.PathLike[str],
+        stat_result: os.stat_result,
+        scope: Scope,
+        status_code: int = 200,
+    ) -> Response:
+        """The file at `full_path`, or a 304 if the client's copy is current."""
+        response = FileResponse(full_path, status_code, stat_result=stat_result)
+        if self.is_not_modified(response.headers, Headers(scope=scope)):
+            return NotModifiedResponse(response.headers)
+        return response
 
-def _static_file_response(found: _Found, scope: Scope) -> Response:
-    """The file `found`, or a 304 if the client's copy is current."""
-    media_type = mimetypes.guess_type(found.name)[0]
-    response = FileResponse(found.path, media_type=media_type, stat_result=found.stat_result)
-    if _is_not_modified(found.stat_result, response, scope):
-        return _not_modified(response)
-    return response
-
-
-def _is_not_modified(stat_result: os.stat_result, response: FileResponse, scope: Scope) -> bool:
-    """RFC 9110 §13.2.2: If-None-Match decides when present; If-Modified-Since otherwise."""
-    if_none_match = _header_value(scope, b"if-none-match")
-    if if_none_match is not None and if_none_match.strip(" \t"):  # an empty one counts as none
-        return _etag_matches(if_none_match, response.headers["etag"])
-    if_modified_since = _header_value(scope, b"if-modified-since")
-    return if_modified_since is not None and _not_modified_since(
-        if_modified_since, stat_result.st_mtime
-    )
+    def is_not_modified(self, response_headers: Headers, request_headers: Headers) -> bool:
+        """Whether the client's copy is current (RFC 9110 §13.2.2): If-None-Match decides when
+        present, If-Modified-Since against Last-Modified otherwise."""
+        if_none_match = request_headers.get("if-none-match", "")
+        if if_none_match.strip(" \t"):  # an empty one counts as none
+            return _etag_matches(if_none_match, response_headers["etag"])
+        if_modified_since = request_headers.get("if-modified-since")
+        last_modified = response_headers.get("last-modified")
+        if if_modified_since is None or last_modified is None:
+            return False
+        since, modified = _http_date(if_modified_since), _http_date(last_modified)
+        return since is not None and modified is not None and modified <= since
 
 
 def _safe_segments(path: str) -> list[str] | None:
-    """The segments of a URL path to look up under a directory; None if one could step outside
-    it (``..``) or mean something else to the file system (a backslash, a NUL byte)."""
-    segments = [segment for segment in path.split("/") if segment not in ("", ".")]
+    """The segments of a relative path to look up under a directory; None if it is absolute, or
+    a segment could step outside (``..``) or mean something else to the file system (a
+    backslash, a NUL byte)."""
+    if os.altsep:
+        path = path.replace(os.altsep, os.sep)
+    if path.startswith(("/", "\\")):
+        return None
+    segments = [segment for segment in path.split(os.sep) if segment not in ("", ".")]
     if any(segment == ".." or "\\" in segment or "\0" in segment for segment in segments):
         return None
     return segments
-
-
-def _static_error(
-    scope: Scope, status_code: int, headers: dict[str, str] | None = None
-) -> Response:
-    """An error status for StaticFiles: raised inside an app, so its exception handlers render
-    it; answered directly when StaticFiles is served on its own."""
-    if _HANDLERS_SCOPE_KEY in scope:
-        raise HTTPException(status_code, headers=headers)
-    return PlainTextResponse(HTTPStatus(status_code).phrase, status_code, headers)
 
 
 class _TemplateResponse(HTMLResponse):

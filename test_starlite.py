@@ -7,6 +7,7 @@ import base64
 import contextlib
 import contextvars
 import email.utils
+import errno
 import functools
 import gc
 import importlib.util
@@ -110,6 +111,7 @@ from starlite import (
     MultiPartParser,
     MutableHeaders,
     NoMatchFound,
+    NotModifiedResponse,
     PathConvertor,
     PlainTextResponse,
     QueryParams,
@@ -16406,18 +16408,20 @@ def fresh_tree(tmp_path: Path) -> Tree:
 @dataclass
 class Sent:
     """What an app sent for one request: the types of its messages, the status, headers and
-    body of its response (a websocket's denial response too)."""
+    body of its response (a websocket's denial response too). An app that raised an
+    HTTPException (StaticFiles outside an app) "sent" its status, headers and detail."""
 
     types: list[str]
     status: int | None
     headers: Headers
     body: bytes
     messages: list[Message]
+    raised: HTTPException | None = None
 
 
 async def serve_static(app: ASGIApp, scope: Scope) -> Sent:
     """Call `app` as a server would (a request without a body, then a client that waits), with
-    a bounded wait; what it sent."""
+    a bounded wait; what it sent, or the HTTPException it raised."""
     incoming: list[Message] = [
         {"type": "http.request", "body": b"", "more_body": False}
         if scope["type"] == "http"
@@ -16435,7 +16439,12 @@ async def serve_static(app: ASGIApp, scope: Scope) -> Sent:
         sent.append(message)
 
     with anyio.fail_after(5):
-        await app(scope, receive, send)
+        try:
+            await app(scope, receive, send)
+        except HTTPException as exc:
+            assert sent == []
+            headers = Headers(exc.headers)
+            return Sent([], exc.status_code, headers, exc.detail.encode(), sent, raised=exc)
     status: int | None = None
     raw_headers: list[tuple[bytes, bytes]] = []
     body = b""
@@ -16642,16 +16651,15 @@ def test_static_files_405_inside_an_app_without_handlers_says_allow(
 @pytest.mark.anyio
 @pytest.mark.parametrize("method", ["POST", "PUT", "DELETE", "PATCH"])
 @pytest.mark.parametrize("path", ["/a.txt", "/missing"])
-async def test_bare_static_files_answers_other_methods_with_a_plain_405(
+async def test_bare_static_files_raises_405_for_other_methods(
     tree: Tree, method: str, path: str
 ) -> None:
     answer = await serve_static(
         await static_files(directory=tree.root), make_scope(path, method=method)
     )
+    assert answer.raised is not None
     assert answer.status == 405
     assert answer.headers["allow"] == "GET, HEAD"
-    assert answer.headers["content-type"] == "text/plain; charset=utf-8"
-    assert answer.body == b"Method Not Allowed"
 
 
 def test_static_files_missing_file_reaches_the_apps_404_handler(
@@ -16664,52 +16672,37 @@ def test_static_files_missing_file_reaches_the_apps_404_handler(
 
 @pytest.mark.anyio
 @pytest.mark.parametrize("method", ["GET", "HEAD"])
-async def test_bare_static_files_answers_a_missing_file_with_a_plain_404(
-    tree: Tree, method: str
-) -> None:
+async def test_bare_static_files_raises_404_for_a_missing_file(tree: Tree, method: str) -> None:
     answer = await serve_static(
         await static_files(directory=tree.root), make_scope("/missing", method=method)
     )
-    assert answer.status == 404
-    assert answer.headers["content-type"] == "text/plain; charset=utf-8"
-    assert answer.body == (b"Not Found" if method == "GET" else b"")
+    assert answer.raised is not None
+    assert (answer.status, answer.body) == (404, b"Not Found")
 
 
 @pytest.mark.anyio
-async def test_static_files_in_a_router_without_an_app_answers_its_own_errors(tree: Tree) -> None:
+async def test_static_files_in_a_router_without_an_app_raises_its_errors(tree: Tree) -> None:
     router = Router(routes=[Mount("/static", await static_files(directory=tree.root))])
     missing = await serve_static(router, make_scope("/static/missing"))
-    assert (missing.status, missing.body) == (404, b"Not Found")
+    assert (missing.raised is not None, missing.status) == (True, 404)
     post = await serve_static(router, make_scope("/static/a.txt", method="POST"))
-    assert (post.status, post.headers["allow"]) == (405, "GET, HEAD")
+    assert (post.raised is not None, post.status, post.headers["allow"]) == (True, 405, "GET, HEAD")
 
 
 @pytest.mark.anyio
+@pytest.mark.parametrize("deny", [True, False], ids=["denial-offered", "no-denial"])
 @pytest.mark.parametrize("path", ["/a.txt", "/missing", "/../secret.txt"])
-async def test_static_files_denies_a_websocket_with_404_where_the_server_allows(
-    tree: Tree, path: str
-) -> None:
-    scope = ws_scope(path)
+async def test_static_files_closes_a_websocket_with_1000(tree: Tree, path: str, deny: bool) -> None:
+    scope = ws_scope(path, deny=deny)
     answer = await serve_static(await static_files(directory=tree.root), scope)
-    assert answer.types == ["websocket.http.response.start", "websocket.http.response.body"]
-    assert answer.status == 404
-    assert SECRET.encode() not in answer.body
+    assert answer.messages == [{"type": "websocket.close", "code": 1000, "reason": ""}]
 
 
-@pytest.mark.anyio
-async def test_static_files_closes_a_websocket_with_1008_without_denial_responses(
-    tree: Tree,
-) -> None:
-    scope = ws_scope("/a.txt", deny=False)
-    answer = await serve_static(await static_files(directory=tree.root), scope)
-    assert answer.messages == [{"type": "websocket.close", "code": 1008, "reason": ""}]
-
-
-def test_static_files_mounted_in_an_app_denies_a_websocket(tree: Tree, backend: Backend) -> None:
+def test_static_files_mounted_in_an_app_closes_a_websocket(tree: Tree, backend: Backend) -> None:
     client = TestClient(static_app(StaticFiles(directory=tree.root)), backend=backend)
-    with pytest.raises(WebSocketDenialResponse) as info, client.websocket_connect("/static/a.txt"):
+    with pytest.raises(WebSocketDisconnect) as info, client.websocket_connect("/static/a.txt"):
         pass  # pragma: no cover - entering raises
-    assert info.value.status_code == 404
+    assert info.value.code == 1000
 
 
 # StaticFiles: serving files
@@ -16757,17 +16750,15 @@ def test_static_files_serves_javascript_as_javascript(tree: Tree, backend: Backe
     assert response.headers["content-type"].split(";")[0] == expected
 
 
-def test_static_files_types_a_symlink_by_the_name_asked_for_not_its_target(
+def test_static_files_serves_a_symlink_as_the_file_it_resolves_to(
     tree: Tree, backend: Backend
 ) -> None:
+    # The resolved path is opened (and typed, as in Starlette), so the link cannot be swapped
+    # for one out of the directory between the check and the read.
     client = TestClient(static_app(StaticFiles(directory=tree.root)), backend=backend)
-    expected = mimetypes.guess_type("app.js")[0]
-    assert expected is not None
     response = client.get("/static/app.js")
     assert response.text == "export default 1"
-    assert response.headers["content-type"].split(";")[0] == expected
-    target = client.get("/static/bundle.bin")
-    assert target.headers["content-type"] == "application/octet-stream"
+    assert response.headers["content-type"] == "application/octet-stream"
 
 
 def test_static_files_answers_a_range_with_206(tree: Tree, backend: Backend) -> None:
@@ -17071,13 +17062,114 @@ def test_not_modified_keeps_only_the_headers_a_304_carries(tree: Tree) -> None:
         headers={"cache-control": "max-age=60", "vary": "accept-encoding", "x-other": "1"},
         stat_result=path.stat(),
     )
-    not_modified = starlite._not_modified(response)
+    not_modified = NotModifiedResponse(response.headers)
     assert not_modified.status_code == 304
     assert dict(not_modified.headers) == {
         "cache-control": "max-age=60",
         "vary": "accept-encoding",
         "etag": response.headers["etag"],
     }
+
+
+# StaticFiles: the hooks a subclass overrides, as in Starlette
+
+
+def test_static_files_calls_an_overridden_file_response(tree: Tree, backend: Backend) -> None:
+    class Cached(StaticFiles):
+        def file_response(
+            self,
+            full_path: str | os.PathLike[str],
+            stat_result: os.stat_result,
+            scope: Scope,
+            status_code: int = 200,
+        ) -> Response:
+            response = super().file_response(full_path, stat_result, scope, status_code)
+            response.headers["cache-control"] = "max-age=3600"
+            return response
+
+    client = TestClient(static_app(Cached(directory=tree.root, html=True)), backend=backend)
+    for path in ["/static/a.txt", "/static/sub/"]:
+        response = client.get(path)
+        assert (response.status_code, response.headers["cache-control"]) == (200, "max-age=3600")
+
+
+def test_static_files_calls_an_overridden_is_not_modified(tree: Tree, backend: Backend) -> None:
+    class AlwaysCurrent(StaticFiles):
+        def is_not_modified(self, response_headers: Headers, request_headers: Headers) -> bool:
+            return request_headers.get("x-cached") == "yes"
+
+    client = TestClient(static_app(AlwaysCurrent(directory=tree.root)), backend=backend)
+    assert client.get("/static/a.txt", headers={"x-cached": "yes"}).status_code == 304
+    assert client.get("/static/a.txt").status_code == 200
+
+
+def test_static_files_calls_an_overridden_get_path_and_lookup_path(
+    tree: Tree, backend: Backend
+) -> None:
+    looked_up: list[str] = []
+
+    class Versioned(StaticFiles):
+        def get_path(self, scope: Scope) -> str:
+            return super().get_path(scope).removeprefix("v1" + os.sep)
+
+        def lookup_path(self, path: str) -> tuple[str, os.stat_result | None]:
+            looked_up.append(path)
+            return super().lookup_path(path)
+
+    client = TestClient(static_app(Versioned(directory=tree.root)), backend=backend)
+    assert client.get("/static/v1/sub/page.txt").text == "sub page"
+    assert looked_up == [os.path.join("sub", "page.txt")]
+
+
+def test_static_files_get_path_keeps_dot_dot_for_lookup_path_to_refuse(tree: Tree) -> None:
+    static = StaticFiles(directory=tree.root)
+    assert static.get_path({"path": "/./sub//page.txt"}) == os.path.join("sub", "page.txt")
+    assert static.get_path({"path": "/sub/../../secret.txt"}) == os.path.join(
+        "sub", "..", "..", "secret.txt"
+    )
+    assert static.get_path({"path": "/static/a.txt", "root_path": "/static"}) == "a.txt"
+
+
+@pytest.mark.parametrize(
+    "path",
+    [
+        "/etc/passwd",
+        "\\\\server\\share",
+        os.path.join("..", "secret.txt"),
+        os.path.join("sub", "..", "a.txt"),
+        "sub\\page.txt",
+        "a.txt\0",
+        "link_out.txt",
+        "missing.txt",
+        "a" * 5000,
+        os.path.join("a.txt", "below"),
+    ],
+)
+def test_static_files_lookup_path_finds_nothing_outside_or_missing(tree: Tree, path: str) -> None:
+    assert StaticFiles(directory=tree.root).lookup_path(path) == ("", None)
+
+
+def test_static_files_lookup_path_gives_the_resolved_path_and_status(tree: Tree) -> None:
+    full_path, stat_result = StaticFiles(directory=tree.root).lookup_path("link_in.txt")
+    assert full_path == os.path.realpath(tree.root / "a.txt")
+    assert stat_result is not None
+    assert stat_result.st_size == len("hello static")
+
+
+def test_static_files_file_system_failure_is_a_500_not_a_404(
+    tree: Tree, backend: Backend, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    def failing_stat(path: Any, *args: Any, **kwargs: Any) -> os.stat_result:
+        raise OSError(errno.EIO, "Input/output error")
+
+    client = TestClient(
+        static_app(StaticFiles(directory=tree.root)),
+        backend=backend,
+        raise_server_exceptions=False,
+    )
+    monkeypatch.setattr(os, "stat", failing_stat)
+    response = client.get("/static/a.txt")
+    assert (response.status_code, response.text) == (500, "Internal Server Error")
 
 
 # StaticFiles: directories and packages
@@ -17092,18 +17184,43 @@ def test_static_files_refuses_a_missing_directory_naming_it(tmp_path: Path) -> N
         StaticFiles(directory=tmp_path / "file.txt")
 
 
-def test_static_files_without_check_dir_answers_404_until_the_directory_exists(
+def test_static_files_without_check_dir_raises_until_the_directory_exists(
     tmp_path: Path, backend: Backend
 ) -> None:
     directory = tmp_path / "later"
     static = StaticFiles(directory=directory, check_dir=False, html=True)
-    client = TestClient(static_app(static), backend=backend, raise_server_exceptions=False)
-    for path in ["/static/a.txt", "/static/", "/static/sub/"]:
-        assert client.get(path).status_code == 404, path
+    client = TestClient(static_app(static), backend=backend)
+    for path in ["/static/a.txt", "/static/"]:
+        with pytest.raises(RuntimeError, match=re.escape(f"directory '{directory}' does not")):
+            client.get(path)
+    assert not static.config_checked
     write(directory / "a.txt", "arrived")
     write(directory / "index.html", "<p>arrived index</p>")
     assert client.get("/static/a.txt").text == "arrived"
+    assert static.config_checked
     assert client.get("/static/").text == "<p>arrived index</p>"
+
+
+def test_static_files_without_check_dir_raises_for_a_file_given_as_directory(
+    tree: Tree, backend: Backend
+) -> None:
+    static = StaticFiles(directory=tree.root / "a.txt", check_dir=False)
+    client = TestClient(static_app(static), backend=backend)
+    with pytest.raises(RuntimeError, match=re.escape("a.txt' is not a directory.")):
+        client.get("/static/a.txt")
+
+
+def test_static_files_checks_its_directory_once(tree: Tree, backend: Backend) -> None:
+    checks: list[str] = []
+
+    class Counted(StaticFiles):
+        async def check_config(self) -> None:
+            checks.append("check")
+            await super().check_config()
+
+    client = TestClient(static_app(Counted(directory=tree.root)), backend=backend)
+    assert [client.get("/static/a.txt").status_code for _ in range(3)] == [200] * 3
+    assert checks == ["check"]
 
 
 @pytest.fixture
