@@ -17156,20 +17156,31 @@ def test_static_files_lookup_path_gives_the_resolved_path_and_status(tree: Tree)
     assert stat_result.st_size == len("hello static")
 
 
-def test_static_files_file_system_failure_is_a_500_not_a_404(
-    tree: Tree, backend: Backend, monkeypatch: pytest.MonkeyPatch
+@pytest.mark.parametrize(
+    ("error", "status_code"),
+    [
+        (errno.EIO, 500),  # the file system failing
+        (errno.EACCES, 404),  # a directory it may not search: Starlette's 401 needs credentials
+        (errno.EPERM, 404),
+        (errno.ELOOP, 404),
+        (errno.ENAMETOOLONG, 404),
+        (errno.ENOTDIR, 404),
+    ],
+)
+def test_static_files_answers_a_stat_error_by_what_it_means(
+    tree: Tree, backend: Backend, monkeypatch: pytest.MonkeyPatch, error: int, status_code: int
 ) -> None:
     def failing_stat(path: Any, *args: Any, **kwargs: Any) -> os.stat_result:
-        raise OSError(errno.EIO, "Input/output error")
+        raise OSError(error, os.strerror(error))
 
     client = TestClient(
         static_app(StaticFiles(directory=tree.root)),
         backend=backend,
         raise_server_exceptions=False,
     )
+    assert client.get("/static/a.txt").status_code == 200  # the directory checked, once
     monkeypatch.setattr(os, "stat", failing_stat)
-    response = client.get("/static/a.txt")
-    assert (response.status_code, response.text) == (500, "Internal Server Error")
+    assert client.get("/static/a.txt").status_code == status_code
 
 
 # StaticFiles: directories and packages
