@@ -44,8 +44,10 @@ OUT_OF_SCOPE = {
     "tests/test__utils.py": "tests of Starlette's private helper module",
 }
 
-# Per test file: time enough for the slowest file on a loaded two-core machine.
+# Per test file: time enough for the slowest file on a loaded two-core machine. A test that hangs
+# fails on its own after TEST_TIMEOUT (pytest-timeout), so one hang cannot take its file with it.
 FILE_TIMEOUT = 300
+TEST_TIMEOUT = 60
 
 
 class Expected(NamedTuple):
@@ -114,6 +116,7 @@ def run_pytest(work: Path, arguments: list[str], report: Path) -> str:
     environment = dict(os.environ, PYTHONPATH=f"{COMPAT / 'shim'}{os.pathsep}{REPOSITORY}")
     environment.pop("PYTHONWARNINGS", None)
     command = [sys.executable, "-m", "pytest", "-p", "no:cacheprovider", "-q", "--tb=no"]
+    command += ["-o", f"timeout={TEST_TIMEOUT}"]
     try:
         done = subprocess.run(
             [*command, f"--junitxml={report}", *arguments],
