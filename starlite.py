@@ -38,6 +38,7 @@ import http.cookies
 import importlib
 import importlib.util
 import inspect
+import ipaddress  # loaded by urllib.parse anyway
 import json
 import math
 import mimetypes
@@ -292,19 +293,48 @@ class Address(NamedTuple):
 # a reg-name. "@" is excluded on purpose: a Host header must never smuggle in userinfo.
 _HOST_HEADER = re.compile(
     r"""
-    (?: \[ [0-9A-Fa-f:.]+ (?: %25 [\w.~-]+ )? \]   # IP-literal (IPv6, optional zone id)
-      | [A-Za-z0-9._~!$&'()*+,;=%-]+ )             # reg-name or IPv4address
-    (?: : (?P<port> [0-9]{1,5} ) )?                # port
+    (?P<host>
+        \[ (?: (?P<ipv6> [0-9A-Fa-f:.]+ (?: %25 [A-Za-z0-9._~-]+ )? )  # IPv6address, RFC 6874 zone
+             | v [0-9A-Fa-f]+ \. [A-Za-z0-9._~!$&'()*+,;=:-]+ ) \]     # IPvFuture
+      | [A-Za-z0-9._~!$&'()*+,;=%-]+ )                                 # reg-name or IPv4address
+    (?: : (?P<port> [0-9]+ ) )?                                        # port = *DIGIT
     """,
     re.VERBOSE,
 )
+# Python's urlsplit refuses an IPvFuture whose "v" is upper-case, so the pattern takes only "v":
+# a Host header that passes must also parse as a URL.
 _DEFAULT_PORTS = {"http": 80, "https": 443, "ws": 80, "wss": 443}
 
 
-def _valid_host_header(value: str) -> bool:
-    """Whether a Host header is a well-formed authority that can be put in a URL."""
+def _is_ipv6_address(text: str) -> bool:
+    """Whether `text` is an IPv6 address (perhaps with a zone id), as urlsplit checks it."""
+    try:
+        ipaddress.IPv6Address(text)
+    except ValueError:
+        return False
+    return True
+
+
+def _split_host_header(value: str) -> tuple[str, str | None] | None:
+    """The host (an IP literal in its brackets) and the port of a well-formed Host header, or
+    None. The port may be any digits, as RFC 3986 allows: only a URL needs it in range."""
     match = _HOST_HEADER.fullmatch(value)
-    return match is not None and int(match["port"] or 0) <= 65535
+    if match is None or (match["ipv6"] is not None and not _is_ipv6_address(match["ipv6"])):
+        return None
+    return match["host"], match["port"]
+
+
+def _valid_host_header(value: str) -> bool:
+    """Whether a Host header is a well-formed authority that can be put in a URL: its port, if
+    any, at most 65535 (leading zeros allowed, as in ``host:000080``)."""
+    host_and_port = _split_host_header(value)
+    if host_and_port is None:
+        return False
+    port = host_and_port[1]
+    if port is None:
+        return True
+    digits = port.lstrip("0")  # a long run of digits is out of range: never convert it
+    return len(digits) <= 5 and int(digits or "0") <= 65535
 
 
 def _header_value(scope: Scope, name: bytes) -> str | None:
@@ -445,10 +475,10 @@ class URL:
     ) -> str:
         if hostname is None:  # keep the current host as written, brackets and all
             hostname = self.netloc.rpartition("@")[2]
-            if not hostname.endswith("]"):
-                hostname = hostname.rpartition(":")[0] or hostname
-        elif ":" in hostname and not hostname.startswith("["):
-            hostname = f"[{hostname}]"
+            if not hostname.endswith("]") and ":" in hostname:
+                hostname = hostname.rpartition(":")[0]
+        elif not hostname.startswith("[") and _is_ipv6_address(hostname):
+            hostname = f"[{hostname}]"  # "example.org:8080" is a host and port, left as it is
         netloc = hostname if port is None else f"{hostname}:{port}"
         if username is None:
             return netloc
@@ -566,6 +596,10 @@ _MultiItems: TypeAlias = (
 )
 
 
+def _item_key(item: tuple[Any, Any]) -> Any:
+    return item[0]
+
+
 class ImmutableMultiDict(Mapping[KeyT, ValueT_co]):
     """A mapping where a key may have several values: ``[key]`` gives the last, ``getlist`` all."""
 
@@ -621,7 +655,9 @@ class ImmutableMultiDict(Mapping[KeyT, ValueT_co]):
     def __eq__(self, other: object) -> bool:
         if not isinstance(other, self.__class__):
             return False
-        return sorted(self._list) == sorted(other._list)
+        # Sorted by key alone: values need not be comparable (UploadFile), and the sort is
+        # stable, so the values of one key must come in the same order.
+        return sorted(self._list, key=_item_key) == sorted(other._list, key=_item_key)
 
     __hash__ = None  # type: ignore[assignment]
 
@@ -2527,7 +2563,9 @@ class Convertor(Generic[ConvertedT]):
         raise NotImplementedError()
 
     def to_string(self, value: ConvertedT) -> str:
-        """The parameter as it is written in a path."""
+        """The parameter as it is written in a path. The built-in convertors raise
+        ``AssertionError`` for a value the route could not match, as Starlette's do, but with
+        ``raise`` rather than ``assert``, so that ``python -O`` cannot build a wrong URL."""
         raise NotImplementedError()
 
 
@@ -2542,7 +2580,7 @@ class StringConvertor(Convertor[str]):
     def to_string(self, value: str) -> str:
         value = str(value)
         if not value or "/" in value:
-            raise ValueError(f"A str path parameter must be non-empty, without '/': {value!r}")
+            raise AssertionError(f"A str path parameter must be non-empty, without '/': {value!r}")
         return value
 
 
@@ -2569,7 +2607,7 @@ class IntegerConvertor(Convertor[int]):
     def to_string(self, value: int) -> str:
         value = int(value)
         if value < 0:
-            raise ValueError(f"An int path parameter must not be negative: {value}")
+            raise AssertionError(f"An int path parameter must not be negative: {value}")
         return str(value)
 
 
@@ -2584,7 +2622,7 @@ class FloatConvertor(Convertor[float]):
     def to_string(self, value: float) -> str:
         value = float(value)
         if value < 0 or not math.isfinite(value):
-            raise ValueError(f"A float path parameter must be finite and not negative: {value}")
+            raise AssertionError(f"A float path parameter must be finite and not negative: {value}")
         return f"{value:.20f}".rstrip("0").rstrip(".")
 
 
@@ -2627,22 +2665,28 @@ def compile_path(path: str) -> tuple[re.Pattern[str], str, dict[str, Convertor[A
     parameter name.
     """
     is_host = not path.startswith("/")
-    if is_host:  # a host pattern matches the host alone, whatever the port
-        path = _host_without_port(path)
+    # A host pattern matches the host alone, whatever the port; its format keeps the port, so
+    # that a URL built for "api.example.org:8443" points there.
+    matched = _host_without_port(path) if is_host else path
     regex, path_format, convertors = "", "", {}
+    duplicated = set()
     position = 0
-    for match in _PATH_PARAMETER.finditer(path):
+    for match in _PATH_PARAMETER.finditer(matched):
         name, convertor_name = match[1], match[2] or "str"
         if convertor_name not in CONVERTOR_TYPES:
             raise ValueError(f"Unknown path convertor {convertor_name!r} in {path!r}")
         if name in convertors:
-            raise ValueError(f"Duplicated parameter name {name!r} in {path!r}")
+            duplicated.add(name)
         convertors[name] = CONVERTOR_TYPES[convertor_name]
-        literal = path[position : match.start()]
+        literal = matched[position : match.start()]
         regex += re.escape(literal) + f"(?P<{name}>{convertors[name].regex})"
         path_format += literal + "{" + name + "}"
         position = match.end()
-    regex += re.escape(path[position:])
+    if duplicated:
+        names = ", ".join(sorted(duplicated))
+        plural = "s" if len(duplicated) > 1 else ""
+        raise ValueError(f"Duplicated param name{plural} {names} at path {path}")
+    regex += re.escape(matched[position:])
     path_format += path[position:]
     flags = re.IGNORECASE if is_host else 0  # host names are case-insensitive (RFC 3986 §3.2.2)
     # \Z, not $: $ would also match before a final newline, so that "/a%0A" would reach "/a".
@@ -3071,7 +3115,7 @@ class Mount(BaseRoute):
             if inner_path is not None:
                 inner_params["path"] = inner_path
             url = _url_path_in(self.routes, inner_name, inner_params)
-            if url is not None and not _PARAMETER_IN_FORMAT.search(prefix):
+            if url is not None:  # a parameter of the prefix not given stays a placeholder
                 path = prefix.rstrip("/") + str(url)
                 return URLPath(_safe_path(path), protocol=url.protocol, host=url.host)
         raise NoMatchFound(name, path_params)
@@ -3110,9 +3154,10 @@ class Host(BaseRoute):
         if scope["type"] not in ("http", "websocket"):
             return _NONE, {}
         host_header = _header_value(scope, b"host")
-        if host_header is None or not _valid_host_header(host_header):
+        host_and_port = None if host_header is None else _split_host_header(host_header)
+        if host_and_port is None:
             return _NONE, {}
-        host = _host_without_port(host_header).lower()
+        host = host_and_port[0].lower()
         params = _matched_params(self.host_regex, self.param_convertors, host)
         if params is None:
             return _NONE, {}
@@ -3128,7 +3173,7 @@ class Host(BaseRoute):
         elif (inner_name := _inner_name(self.name, name)) is not None:
             host, inner_params = _fill_path(self.host_format, self.param_convertors, path_params)
             url = _url_path_in(self.routes, inner_name, inner_params)
-            if url is not None and not _PARAMETER_IN_FORMAT.search(host):
+            if url is not None:
                 return URLPath(path=str(url), protocol=url.protocol, host=host)
         raise NoMatchFound(name, path_params)
 
@@ -3387,7 +3432,8 @@ class Router:
             async with self.lifespan_context(scope.get("app")) as state:
                 if state is not None:
                     if "state" not in scope:
-                        raise RuntimeError("The server does not support 'state' in the lifespan")
+                        message = 'The server does not support "state" in the lifespan scope.'
+                        raise RuntimeError(message)
                     scope["state"].update(state)
                 await send({"type": "lifespan.startup.complete"})
                 started = True
@@ -4029,10 +4075,11 @@ class TrustedHostMiddleware:
             await self.app(scope, receive, send)
             return
         host_header = _header_value(scope, b"host")
-        if host_header is None or not _valid_host_header(host_header):
+        host_and_port = None if host_header is None else _split_host_header(host_header)
+        if host_and_port is None:
             await _refuse(scope, receive, send, PlainTextResponse("Invalid host header", 400))
             return
-        host = _host_without_port(host_header).lower()
+        host = host_and_port[0].lower()
         if host in self._exact or host.endswith(self._suffixes):
             await self.app(scope, receive, send)
         elif self.www_redirect and f"www.{host}" in self._exact:

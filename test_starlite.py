@@ -842,6 +842,21 @@ def test_url_replace_hostname_with_ipv6_address_adds_brackets() -> None:
     )
 
 
+def test_url_replace_hostname_with_a_port_or_brackets_is_taken_as_written() -> None:
+    url = URL("https://example.org:8443/path")
+    assert url.replace(hostname="[::1]") == "https://[::1]:8443/path"
+    assert url.replace(hostname="[::1]:8080", port=None) == "https://[::1]:8080/path"
+    assert url.replace(hostname="example.org:8080", port=None) == "https://example.org:8080/path"
+    assert url.replace(hostname="fe80::1%eth0", port=None) == "https://[fe80::1%eth0]/path"
+
+
+def test_url_replace_port_of_a_url_without_a_host_keeps_the_host_empty() -> None:
+    url = URL("/path?a=1").replace(port=8080)
+    assert url == "//:8080/path?a=1"
+    assert url.replace(port=9090) == "//:9090/path?a=1"
+    assert url.replace(port=9090).port == 9090
+
+
 def test_url_replace_port_keeps_ipv6_brackets() -> None:
     assert URL("http://[::1]/p").replace(port=9000) == "http://[::1]:9000/p"
     assert URL("http://[::1]:8000/p").replace(port=9000) == "http://[::1]:9000/p"
@@ -922,6 +937,11 @@ def test_url_from_scope_without_host_header_uses_server_and_omits_default_port(
         (b"[2001:db8::a:1]:443", "2001:db8::a:1", 443),
         (b"127.0.0.1:5000", "127.0.0.1", 5000),
         (b"Example.ORG", "example.org", None),
+        (b"example.org:000080", "example.org", 80),  # RFC 3986: a port is any run of digits
+        (b"[v1.foo]", "v1.foo", None),  # an IPvFuture literal
+        (b"[v1f.a:b]:81", "v1f.a:b", 81),
+        (b"[fe80::1%25eth0]", "fe80::1%25eth0", None),  # an IPv6 zone id (RFC 6874)
+        (b"[::ffff:1.2.3.4]", "::ffff:1.2.3.4", None),
     ],
 )
 def test_url_from_scope_accepts_ipv6_ipv4_and_named_hosts(
@@ -942,6 +962,18 @@ def test_url_from_scope_accepts_ipv6_ipv4_and_named_hosts(
         b"[::g]",
         b"host:port",
         b"host:99999",
+        b"host:65536",
+        b"host:0000065536",
+        b"host:" + b"9" * 5000,  # far past what int() converts
+        b"[:::]",
+        b"[::ffff:999.999.999.999]",
+        b"[1:2:3:4:5:6:7:8:9]",
+        b"[V1.foo]",  # urlsplit takes only a lower-case "v"
+        b"[v1.]",
+        b"[vz.foo]",
+        b"[v1.foo/x]",
+        b"[::1]evil.com",
+        b"[::1]:",
         b"example.org:",
         b"example.org:80:80",
         b"",
@@ -1381,6 +1413,14 @@ def test_immutable_multidict_accepts_mapping_multidict_and_keywords() -> None:
 def test_immutable_multidict_equality_compares_all_values() -> None:
     assert ImmutableMultiDict([("a", 1), ("b", 2)]) == ImmutableMultiDict([("b", 2), ("a", 1)])
     assert ImmutableMultiDict([("a", 1), ("a", 2)]) != ImmutableMultiDict([("a", 2)])
+
+
+def test_immutable_multidict_equality_needs_no_comparable_values_and_keeps_value_order() -> None:
+    first, second = object(), object()  # values that cannot be ordered, as UploadFiles
+    data = ImmutableMultiDict([("f", first), ("f", second), ("name", "x")])
+    assert data == ImmutableMultiDict(data)
+    assert data == ImmutableMultiDict([("name", "x"), ("f", first), ("f", second)])
+    assert data != ImmutableMultiDict([("f", second), ("f", first), ("name", "x")])
 
 
 def test_immutable_multidict_repr_shows_every_item() -> None:
@@ -5976,6 +6016,19 @@ def test_configuration_mistake_raises_value_error_at_start_up(
         assert name in str(info.value)
 
 
+@pytest.mark.parametrize(
+    ("path", "message"),
+    [
+        ("/{id}/{id}", "Duplicated param name id at path /{id}/{id}"),
+        ("/{id}/{x}/{id}/{x}", "Duplicated param names id, x at path /{id}/{x}/{id}/{x}"),
+        ("{sub}.{sub}.example.org", "Duplicated param name sub at path {sub}.{sub}.example.org"),
+    ],
+)
+def test_duplicated_param_names_are_all_named_in_starlettes_words(path: str, message: str) -> None:
+    with pytest.raises(ValueError, match=f"^{re.escape(message)}$"):
+        compile_path(path)
+
+
 # ---- Route ----
 
 
@@ -6370,6 +6423,14 @@ def test_mount_url_path_for_names_the_mount_or_its_children() -> None:
         router.url_path_for("static")
 
 
+def test_mount_url_path_for_keeps_a_prefix_parameter_not_given_as_a_placeholder() -> None:
+    mount = Mount("/{tenant}", routes=[Route("/users", plain_function, name="users")])
+    assert mount.url_path_for("users") == "/{tenant}/users"
+    assert mount.url_path_for("users", tenant="acme") == "/acme/users"
+    with pytest.raises(NoMatchFound):
+        mount.url_path_for("users", tenant="acme", extra="x")
+
+
 def test_mount_routes_exposes_the_child_routes() -> None:
     child = Route("/x", plain_function)
     assert Mount("/m", routes=[child]).routes == [child]
@@ -6446,7 +6507,32 @@ def test_host_matches_hostname_case_insensitively_ignoring_port(
     assert response.text == body
 
 
-@pytest.mark.parametrize("host", [None, "evil.com/x", "[::1", "a b", "api.example.org:port"])
+@pytest.mark.parametrize(
+    "host", ["api.example.org:000080", "api.example.org:65536", "api.example.org:100000"]
+)
+def test_host_route_ignores_any_port_rfc_3986_allows(host: str, backend: Backend) -> None:
+    response = TestClient(host_router(), backend=backend).get("/users", headers={"host": host})
+    assert response.text == "api-users"
+
+
+def test_host_route_matches_ipv6_and_ipvfuture_literals(backend: Backend) -> None:
+    router = Router(
+        [
+            Host("[2001:db8::1]", app=PlainTextResponse("documentation")),
+            Host("[v1.foo]", app=PlainTextResponse("future")),
+            Route("/", endpoint("fallback")),
+        ]
+    )
+    client = TestClient(router, backend=backend)
+    assert client.get("/", headers={"host": "[2001:DB8::1]:8000"}).text == "documentation"
+    assert client.get("/", headers={"host": "[v1.foo]"}).text == "future"
+    assert client.get("/", headers={"host": "[v1.foo]:81"}).text == "future"
+
+
+@pytest.mark.parametrize(
+    "host",
+    [None, "evil.com/x", "[::1", "a b", "api.example.org:port", "[:::]", "[::1]x", "[V1.foo]"],
+)
 def test_host_route_ignores_a_missing_or_malformed_host_header(
     host: str | None, backend: Backend
 ) -> None:
@@ -6464,6 +6550,24 @@ def test_host_url_path_for_carries_the_host() -> None:
     whole = router.url_path_for("sub", sub="www", path="/about")
     assert whole == "/about"
     assert whole.host == "www.example.org"
+
+
+def test_host_url_path_for_keeps_the_port_of_the_host_pattern() -> None:
+    router = Router(
+        [
+            Host("port.example.org:3600", app=Router([Route("/", plain_function, name="home")])),
+            Host("{sub}.example.org:8443", app=Router([Route("/x", plain_function, name="x")])),
+        ]
+    )
+    home = router.url_path_for("home")
+    assert home.host == "port.example.org:3600"
+    assert home.make_absolute_url("https://whatever") == "https://port.example.org:3600/"
+    assert router.url_path_for("x", sub="api").host == "api.example.org:8443"
+
+
+def test_host_url_path_for_keeps_a_host_parameter_not_given_as_a_placeholder() -> None:
+    router = Router([Host("{sub}.example.org", app=Router([Route("/", plain_function, name="r")]))])
+    assert router.url_path_for("r").host == "{sub}.example.org"
 
 
 def test_url_for_inside_a_host_points_at_that_host(backend: Backend) -> None:
@@ -6716,8 +6820,28 @@ def test_url_path_for_refuses_values_the_route_could_not_match(
     route_path: str, params: dict[str, Any]
 ) -> None:
     router = Router([Route(route_path, plain_function, name="r")])
-    with pytest.raises((AssertionError, ValueError)):
+    with pytest.raises(AssertionError):  # Starlette's convertors assert
         router.url_path_for("r", **params)
+
+
+def test_url_path_for_refuses_a_value_the_route_could_not_match_under_python_o() -> None:
+    # Raised, not asserted: `python -O` strips assert statements, and would build "/u/a/b".
+    code = (
+        "import starlite\n"
+        "router = starlite.Router([starlite.Route('/u/{name}', lambda r: None, name='r')])\n"
+        "try:\n"
+        "    router.url_path_for('r', name='a/b')\n"
+        "except AssertionError:\n"
+        "    print('refused')\n"
+    )
+    result = subprocess.run(
+        [sys.executable, "-O", "-c", code],
+        cwd=PROJECT_ROOT,
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    assert result.stdout == "refused\n"
 
 
 def test_url_path_for_through_host_and_mount_combines_host_and_prefix() -> None:
@@ -14502,6 +14626,27 @@ async def test_lifespan_protocol_puts_the_yielded_state_in_the_scope() -> None:
     sent, scope = await run_lifespan(Starlite(lifespan=lifespan), ["startup", "shutdown"])
     assert scope["state"] == {"pool": "ready"}
     assert [message["type"] for message in sent][-1] == "lifespan.shutdown.complete"
+
+
+@pytest.mark.anyio
+async def test_lifespan_state_on_a_server_without_state_fails_startup_in_starlettes_words() -> None:
+    @contextlib.asynccontextmanager
+    async def lifespan(app: Starlite) -> AsyncIterator[dict[str, Any]]:
+        yield {"pool": "ready"}
+
+    messages: list[Message] = []
+
+    async def receive() -> Message:
+        return {"type": "lifespan.startup"}
+
+    async def send(message: Message) -> None:
+        messages.append(message)
+
+    scope = {"type": "lifespan", "asgi": {"version": "3.0"}}  # no "state": an older server
+    message = 'The server does not support "state" in the lifespan scope.'
+    with pytest.raises(RuntimeError, match=re.escape(message)):
+        await Starlite(lifespan=lifespan)(scope, receive, send)
+    assert [sent["type"] for sent in messages] == ["lifespan.startup.failed"]
 
 
 @pytest.mark.anyio
