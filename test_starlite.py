@@ -10428,7 +10428,7 @@ def vary_names(values: Sequence[str]) -> list[str]:
     return [name.strip().lower() for value in values for name in value.split(",") if name.strip()]
 
 
-HOSTS = ["example.com", "*.example.com", "[::1]"]
+HOSTS = ["example.com", "*.example.com", "[::1]", "[v1.foo]"]
 
 
 @pytest.mark.parametrize(
@@ -10439,6 +10439,17 @@ HOSTS = ["example.com", "*.example.com", "[::1]"]
         ("example.com:8000", 200),
         ("A.B.Example.Com", 200),
         ("[::1]:8000", 200),
+        ("[0:0::1]", 400),  # the pattern is compared as written
+        ("[v1.foo]", 200),
+        ("[v1.foo]:81", 200),
+        ("example.com:000080", 200),  # RFC 3986: a port is any run of digits, and it is ignored
+        ("example.com:65536", 200),
+        ("example.com:100000", 200),
+        ("[:::]", 400),
+        ("[::ffff:999.999.999.999]", 400),
+        ("[::1]:", 400),
+        ("[::1]@evil.com", 400),
+        ("[V1.foo]", 400),
         ("evil.com", 400),
         ("example.com.evil.com", 400),
         ("notexample.com", 400),
@@ -10665,11 +10676,25 @@ async def test_https_redirect_answers_400_without_any_host_to_redirect_to() -> N
 
 
 @pytest.mark.anyio
+async def test_https_redirect_reads_a_port_with_leading_zeros_as_its_number() -> None:
+    for host, location in [
+        (b"example.com:000080", "https://example.com/"),
+        (b"example.com:0443", "https://example.com/"),
+        (b"example.com:08080", "https://example.com:08080/"),
+        (b"[v1.foo]:80", "https://[v1.foo]/"),  # an IPvFuture literal, which httpx cannot send
+    ]:
+        scope = make_scope("/", headers=[(b"host", host)])
+        sent = await call_middleware(HTTPSRedirectMiddleware(RecordingApp()), scope)
+        assert (host, headers_of(sent[0])["location"]) == (host, location)
+
+
+@pytest.mark.anyio
 async def test_https_redirect_answers_400_for_a_malformed_host_as_documented() -> None:
     # The docstring: "a request without a valid Host gets 400", even when the scope names a
     # server whose address a redirect could fall back to.
     endpoint = RecordingApp()
-    for host in (b"example.com:bad", b"", b"evil.com/x", b"user@evil.com"):
+    # A port out of range, or an IPv6 literal that is no address, cannot be put in a URL either.
+    for host in (b"example.com:bad", b"", b"evil.com/x", b"user@evil.com", b"a:65536", b"[:::]"):
         scope = make_scope("/", headers=[(b"host", host)], server=("example.org", 80))
         sent = await call_middleware(HTTPSRedirectMiddleware(endpoint), scope)
         assert (host, sent[0]["status"]) == (host, 400)
