@@ -4127,9 +4127,16 @@ class HTTPSRedirectMiddleware:
 # Methods and request headers CORS allows whatever the configuration (Fetch standard §2.2.2:
 # "CORS-safelisted request-header").
 _CORS_ALL_METHODS = ("DELETE", "GET", "HEAD", "OPTIONS", "PATCH", "POST", "PUT", "QUERY")
-_CORS_SAFELISTED_HEADERS = frozenset(
-    ("accept", "accept-language", "content-language", "content-type")
-)
+_CORS_SAFELISTED_HEADERS = ("Accept", "Accept-Language", "Content-Language", "Content-Type")
+
+
+def _cors_header_names(allow_headers: Collection[str]) -> list[str]:
+    """The request headers a preflight may allow: the safelisted ones and `allow_headers`, once
+    each whatever their case, sorted, spelled as first given."""
+    names: dict[str, str] = {}
+    for name in (*_CORS_SAFELISTED_HEADERS, *allow_headers):
+        names.setdefault(name.lower(), name)
+    return [names[key] for key in sorted(names)]
 
 
 class CORSMiddleware:
@@ -4155,41 +4162,59 @@ class CORSMiddleware:
         expose_headers: Collection[str] = (),
         max_age: int = 600,
     ) -> None:
+        # The options as given (other libraries read them), "*" for every method spelled out.
         self.app = app
-        self.allow_origins = frozenset(allow_origins)
-        self.allow_all_origins = "*" in self.allow_origins
+        self.allow_origins = allow_origins
+        self.allow_methods = _CORS_ALL_METHODS if "*" in allow_methods else allow_methods
+        self.allow_all_origins = "*" in allow_origins
+        self.allow_all_headers = "*" in allow_headers
+        self.allow_credentials = allow_credentials
         self.allow_origin_regex = (
             None if allow_origin_regex is None else re.compile(allow_origin_regex)
         )
-        methods = _CORS_ALL_METHODS if "*" in allow_methods else [m.upper() for m in allow_methods]
-        self.allow_methods = tuple(methods)
-        self.allow_all_headers = "*" in allow_headers
-        self.allow_headers = _CORS_SAFELISTED_HEADERS | {h.lower() for h in allow_headers}
-        self.allow_credentials = allow_credentials
         self.allow_private_network = allow_private_network
-        # Worked out once: the headers that depend only on the configuration.
-        self._simple_headers: dict[str, str] = {}
-        if allow_credentials:
-            self._simple_headers["Access-Control-Allow-Credentials"] = "true"
+        # "*" answers only where no credentials are allowed: a credentialed request is never
+        # answered "*" (Fetch standard §3.2.5), so it gets the origin itself.
+        self.preflight_explicit_allow_origin = not self.allow_all_origins or allow_credentials
+        header_names = _cors_header_names(allow_headers)
+        self.allow_headers = [name.lower() for name in header_names]
+        self._allowed_header_names = frozenset(self.allow_headers)
+        self._allowed_origins = frozenset(allow_origins)  # looked up on every request
+        self.simple_headers = self._simple_headers(expose_headers)
+        self.preflight_headers = self._preflight_headers(header_names, max_age)
+
+    def _simple_headers(self, expose_headers: Collection[str]) -> dict[str, str]:
+        """The CORS headers of a response to an allowed origin that depend on nothing else."""
+        headers = {}
+        if self.allow_all_origins:
+            headers["Access-Control-Allow-Origin"] = "*"  # or the origin: see _cors_headers
+        if self.allow_credentials:
+            headers["Access-Control-Allow-Credentials"] = "true"
         if expose_headers:
-            self._simple_headers["Access-Control-Expose-Headers"] = ", ".join(expose_headers)
-        self._preflight_headers = {
+            headers["Access-Control-Expose-Headers"] = ", ".join(expose_headers)
+        return headers
+
+    def _preflight_headers(self, header_names: list[str], max_age: int) -> dict[str, str]:
+        """The headers of every preflight response, whatever it asks."""
+        headers = {
             "Vary": "Origin, Access-Control-Request-Method, Access-Control-Request-Headers, "
-            "Access-Control-Request-Private-Network",
-            "Access-Control-Allow-Methods": ", ".join(self.allow_methods),
-            "Access-Control-Max-Age": str(max_age),
-            **self._simple_headers,
+            "Access-Control-Request-Private-Network"
         }
-        self._preflight_headers.pop("Access-Control-Expose-Headers", None)
+        if not self.preflight_explicit_allow_origin:
+            headers["Access-Control-Allow-Origin"] = "*"
+        headers["Access-Control-Allow-Methods"] = ", ".join(self.allow_methods)
+        headers["Access-Control-Max-Age"] = str(max_age)
         if not self.allow_all_headers:
-            allowed = ", ".join(sorted(self.allow_headers))
-            self._preflight_headers["Access-Control-Allow-Headers"] = allowed
+            headers["Access-Control-Allow-Headers"] = ", ".join(header_names)
+        if self.allow_credentials:
+            headers["Access-Control-Allow-Credentials"] = "true"
+        return headers
 
     def is_allowed_origin(self, origin: str) -> bool:
         """Whether requests from `origin` may read responses."""
         if origin == "null":  # no wildcard or pattern may let in the opaque origin by accident
-            return "null" in self.allow_origins
-        if self.allow_all_origins or origin in self.allow_origins:
+            return "null" in self._allowed_origins
+        if self.allow_all_origins or origin in self._allowed_origins:
             return True
         return self.allow_origin_regex is not None and bool(
             self.allow_origin_regex.fullmatch(origin)
@@ -4197,7 +4222,7 @@ class CORSMiddleware:
 
     def _allow_origin_value(self, origin: str) -> str:
         """``*`` where any origin may read without credentials; the origin itself otherwise."""
-        return "*" if self.allow_all_origins and not self.allow_credentials else origin
+        return origin if self.preflight_explicit_allow_origin else "*"
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
@@ -4221,17 +4246,18 @@ class CORSMiddleware:
         headers = MutableHeaders(raw=list(start.get("headers", [])))
         headers.add_vary_header("Origin")
         if origin is not None and self.is_allowed_origin(origin):
+            headers.update(self.simple_headers)
             headers["Access-Control-Allow-Origin"] = self._allow_origin_value(origin)
-            headers.update(self._simple_headers)
         return headers.raw
 
     def preflight_response(self, scope: Scope, origin: str, requested_method: str) -> Response:
         """The answer to a preflight: 200, or 400 naming what is not allowed."""
-        headers = dict(self._preflight_headers)
+        headers = dict(self.preflight_headers)
         failures = []
         if self.is_allowed_origin(origin):
             headers["Access-Control-Allow-Origin"] = self._allow_origin_value(origin)
         else:
+            headers.pop("Access-Control-Allow-Origin", None)  # "*" is not for the null origin
             failures.append("origin")
         if requested_method not in self.allow_methods:
             failures.append("method")
@@ -4240,7 +4266,7 @@ class CORSMiddleware:
             if self.allow_all_headers:
                 headers["Access-Control-Allow-Headers"] = requested_headers
             elif not {h.strip().lower() for h in requested_headers.split(",") if h.strip()} <= (
-                self.allow_headers
+                self._allowed_header_names
             ):
                 failures.append("headers")
         if _header_value(scope, b"access-control-request-private-network") is not None:

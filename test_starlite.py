@@ -10982,6 +10982,99 @@ def test_cors_allow_methods_star_allows_every_method() -> None:
         assert listed_names(response.headers["access-control-allow-methods"]) == expected
 
 
+def test_cors_preflight_lists_allowed_headers_once_each_in_their_given_spelling() -> None:
+    client = cors_client(allow_origins=[ORIGIN], allow_headers=["X-Example", "content-type"])
+    response = client.options("/", headers=preflight_headers(method="GET"))
+    assert response.headers["access-control-allow-headers"] == (
+        "Accept, Accept-Language, Content-Language, Content-Type, X-Example"
+    )
+
+
+def test_cors_options_are_kept_as_given_and_the_worked_out_headers_are_public() -> None:
+    origins, methods = [ORIGIN], ("GET", "PUT")
+    middleware = CORSMiddleware(
+        RecordingApp(),
+        allow_origins=origins,
+        allow_methods=methods,
+        allow_headers=["X-Token"],
+        allow_credentials=True,
+        expose_headers=["X-Total"],
+        max_age=60,
+    )
+    assert middleware.allow_origins is origins
+    assert middleware.allow_methods is methods
+    assert middleware.allow_all_origins is False
+    assert middleware.allow_all_headers is False
+    assert middleware.preflight_explicit_allow_origin is True
+    assert middleware.allow_headers == [
+        "accept", "accept-language", "content-language", "content-type", "x-token"
+    ]  # fmt: skip
+    assert middleware.simple_headers == {
+        "Access-Control-Allow-Credentials": "true",
+        "Access-Control-Expose-Headers": "X-Total",
+    }
+    assert middleware.preflight_headers == {
+        "Vary": "Origin, Access-Control-Request-Method, Access-Control-Request-Headers, "
+        "Access-Control-Request-Private-Network",
+        "Access-Control-Allow-Methods": "GET, PUT",
+        "Access-Control-Max-Age": "60",
+        "Access-Control-Allow-Headers": "Accept, Accept-Language, Content-Language, "
+        "Content-Type, X-Token",
+        "Access-Control-Allow-Credentials": "true",
+    }
+    assert CORSMiddleware(RecordingApp(), allow_methods=["*"]).allow_methods == (
+        "DELETE", "GET", "HEAD", "OPTIONS", "PATCH", "POST", "PUT", "QUERY"
+    )  # fmt: skip
+
+
+def test_cors_any_origin_without_credentials_is_answered_star_from_the_public_headers() -> None:
+    middleware = CORSMiddleware(RecordingApp(), allow_origins=["*"])
+    assert middleware.preflight_explicit_allow_origin is False
+    assert middleware.simple_headers == {"Access-Control-Allow-Origin": "*"}
+    assert middleware.preflight_headers["Access-Control-Allow-Origin"] == "*"
+    client = TestClient(middleware)
+    assert client.get("/", headers={"origin": ORIGIN}).headers["access-control-allow-origin"] == "*"
+    preflight = client.options("/", headers=preflight_headers(method="GET"))
+    assert preflight.headers["access-control-allow-origin"] == "*"
+
+
+def test_cors_null_origin_is_refused_through_star_even_in_a_preflight() -> None:
+    client = cors_client(allow_origins=["*"])
+    simple = client.get("/", headers={"origin": "null"})
+    assert "access-control-allow-origin" not in simple.headers
+    preflight = client.options("/", headers=preflight_headers("null", method="GET"))
+    assert preflight.status_code == 400
+    assert "access-control-allow-origin" not in preflight.headers
+
+
+def test_cors_credentials_with_any_origin_answer_the_origin_not_the_public_star() -> None:
+    client = cors_client(allow_origins=["*"], allow_credentials=True)
+    simple = client.get("/", headers={"origin": ORIGIN})
+    assert simple.headers["access-control-allow-origin"] == ORIGIN
+    assert simple.headers["access-control-allow-credentials"] == "true"
+
+
+def test_cors_a_subclass_may_change_the_public_headers() -> None:
+    class BrandedCORS(CORSMiddleware):
+        def __init__(self, app: ASGIApp) -> None:
+            super().__init__(app, allow_origins=[ORIGIN])
+            self.simple_headers["X-CORS"] = "branded"
+            self.preflight_headers["X-CORS"] = "preflight"
+
+    client = TestClient(BrandedCORS(RecordingApp()))
+    assert client.get("/", headers={"origin": ORIGIN}).headers["x-cors"] == "branded"
+    preflight = client.options("/", headers=preflight_headers(method="GET"))
+    assert preflight.headers["x-cors"] == "preflight"
+
+
+def test_cors_methods_are_matched_as_given_since_http_methods_are_case_sensitive() -> None:
+    client = cors_client(allow_origins=[ORIGIN], allow_methods=["patch"])
+    assert client.options("/", headers=preflight_headers(method="patch")).status_code == 200
+    response = client.options("/", headers=preflight_headers(method="PATCH"))
+    assert response.status_code == 400
+    assert response.text == "Disallowed CORS method"
+
+
 def test_cors_max_age_is_sent_in_the_preflight() -> None:
     response = cors_client(allow_origins=[ORIGIN], allow_methods=["POST"], max_age=86400).options(
         "/", headers=preflight_headers()
