@@ -129,6 +129,7 @@ __all__ = [
     "MutableHeaders",
     "QueryParams",
     "Secret",
+    "Session",
     "State",
     "URLPath",
     # Concurrency
@@ -946,6 +947,58 @@ class State:
         return len(self._state)
 
 
+class Session(dict[str, Any]):
+    """The session dict SessionMiddleware keeps: it notes being read (`accessed`, so that the
+    response varies by Cookie) and being written to (`modified`, so that the cookie is sent)."""
+
+    accessed: bool = False
+    modified: bool = False
+
+    def mark_accessed(self) -> None:
+        """Note that the app read the session."""
+        self.accessed = True
+
+    def mark_modified(self) -> None:
+        """Note that the app wrote to the session (which reads it too)."""
+        self.accessed = True
+        self.modified = True
+
+    def __setitem__(self, key: str, value: Any) -> None:
+        self.mark_modified()
+        super().__setitem__(key, value)
+
+    def __delitem__(self, key: str) -> None:
+        self.mark_modified()
+        super().__delitem__(key)
+
+    def __ior__(self, other: Any) -> Self:  # type: ignore[override, misc]
+        self.mark_modified()
+        return super().__ior__(other)
+
+    def clear(self) -> None:
+        self.mark_modified()
+        super().clear()
+
+    def pop(self, key: str, *default: Any) -> Any:
+        if key in self:  # popping a missing key changes nothing
+            self.mark_modified()
+        return super().pop(key, *default)
+
+    def popitem(self) -> tuple[str, Any]:
+        item = super().popitem()
+        self.mark_modified()
+        return item
+
+    def setdefault(self, key: str, default: Any = None) -> Any:
+        if key not in self:
+            self.mark_modified()
+        return super().setdefault(key, default)
+
+    def update(self, *args: Any, **kwargs: Any) -> None:
+        self.mark_modified()
+        super().update(*args, **kwargs)
+
+
 # ==== Concurrency ====
 # Blocking code (sync endpoints, sync iterators, file system calls) runs in anyio's worker threads,
 # so that the event loop keeps serving other requests.
@@ -1232,8 +1285,10 @@ class HTTPConnection(Mapping[str, Any], Generic[StateT]):
         """The session kept by SessionMiddleware. Reading it makes the response vary by Cookie."""
         if "session" not in self.scope:
             raise RuntimeError("SessionMiddleware must be installed to use request.session")
-        self.scope[_SESSION_READ_SCOPE_KEY] = True
-        return self.scope["session"]  # type: ignore[no-any-return]
+        session = self.scope["session"]
+        if isinstance(session, Session):
+            session.mark_accessed()
+        return session  # type: ignore[no-any-return]
 
     @property
     def auth(self) -> Any:
@@ -1518,6 +1573,12 @@ def _cookie_attribute(name: str, value: str) -> str:
     return value
 
 
+def _samesite(value: str) -> str:
+    if value.lower() not in _SAMESITE_VALUES:
+        raise ValueError(f"samesite must be 'strict', 'lax' or 'none', not {value!r}")
+    return value
+
+
 def _set_cookie_header(
     key: str,
     value: str,
@@ -1556,13 +1617,17 @@ def _set_cookie_header(
     morsel["secure"] = secure
     morsel["httponly"] = httponly
     if samesite is not None:
-        if samesite.lower() not in _SAMESITE_VALUES:
-            raise ValueError(f"samesite must be 'strict', 'lax' or 'none', not {samesite!r}")
-        morsel["samesite"] = samesite
+        morsel["samesite"] = _samesite(samesite)
     header = morsel.OutputString()
     if partitioned:  # http.cookies knows this attribute only from Python 3.14
         header += "; Partitioned"
     return _encode_header("set-cookie", header)
+
+
+def _cookie_name(key: str) -> str:
+    """`key`, if `set_cookie` accepts it as a cookie name (an RFC 6265 token)."""
+    _set_cookie_header(key, "", None, None, None, None, False, False, None, False)
+    return key
 
 
 class Response:
@@ -4499,18 +4564,20 @@ class _SessionSigner:
         return session if isinstance(session, dict) else {}
 
 
-# Where SessionMiddleware notes that the app read the session (see HTTPConnection.session).
-_SESSION_READ_SCOPE_KEY = "starlite.session_read"
+# The expiry of a cookie that empties the session: now, and a date long past for old browsers.
+_CLEARED_COOKIE_EXPIRY = "Max-Age=0; expires=Thu, 01 Jan 1970 00:00:00 GMT; "
 
 
 class SessionMiddleware:
-    """Keeps ``request.session``, a JSON-serialisable dict, in a signed cookie.
+    """Keeps ``request.session``, a JSON-serialisable `Session` dict, in a signed cookie.
 
     The cookie is signed and timestamped with HMAC-SHA256 from the standard library (no
     itsdangerous), so starlite's session cookies cannot be read by Starlette, nor Starlette's by
     starlite. A cookie that is tampered with, malformed or older than `max_age` seconds gives an
-    empty session, never an error. The cookie is written only when the session changed, and
-    cleared when it was emptied; a response whose handler read the session gets ``Vary: Cookie``.
+    empty session, never an error. The cookie is written when the session was written to or
+    changed (inside a nested value too), and cleared when it was emptied; a response whose
+    handler read the session gets ``Vary: Cookie``. Its attributes are written as Starlette
+    writes them (``path=/; Max-Age=...; httponly; samesite=lax``).
     """
 
     def __init__(
@@ -4526,16 +4593,17 @@ class SessionMiddleware:
         partitioned: bool = False,
     ) -> None:
         self.app = app
-        self.session_cookie = session_cookie
+        self.session_cookie = _cookie_name(session_cookie)
         self.max_age = max_age
-        self.path = path
-        self.same_site = same_site
-        self.https_only = https_only
-        self.domain = domain
-        self.partitioned = partitioned
+        self.path = _cookie_attribute("path", path)
+        self.security_flags = "httponly; samesite=" + _samesite(same_site)
+        if https_only:  # a Secure cookie is sent over HTTPS only
+            self.security_flags += "; secure"
+        if domain is not None:
+            self.security_flags += "; domain=" + _cookie_attribute("domain", domain)
+        if partitioned:
+            self.security_flags += "; partitioned"
         self._signer = _SessionSigner(str(secret_key), max_age)
-        # The cookie that empties a session, the same for every response: built once.
-        self._clearing_cookie = self._cookie_header("null", max_age=0)
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] not in ("http", "websocket"):
@@ -4544,7 +4612,7 @@ class SessionMiddleware:
         cookie = _scope_cookies(scope).get(self.session_cookie)
         session = self._signer.load(cookie) if cookie else {}
         loaded = json.dumps(session, sort_keys=True)
-        scope["session"] = session
+        scope["session"] = Session(session)
 
         async def send_with_session(message: Message) -> None:
             if message["type"] == "http.response.start":
@@ -4558,37 +4626,28 @@ class SessionMiddleware:
     ) -> list[tuple[bytes, bytes]]:
         """The response's headers, with the session cookie if it changed and Vary if read."""
         headers = MutableHeaders(raw=list(start.get("headers", [])))
+        # The app may have put a plain dict in the scope: it is compared, not asked.
         session = scope["session"]
+        modified = getattr(session, "modified", False)
         # Compared as JSON, so that a change inside a nested value counts as a change too.
-        if json.dumps(session, sort_keys=True) != loaded:
-            if session:
-                value = self._signer.sign(session)
-                headers.raw.append(self._cookie_header(value, max_age=self.max_age))
-            else:
-                headers.raw.append(self._clearing_cookie)
-        if scope.get(_SESSION_READ_SCOPE_KEY):
+        changed = json.dumps(session, sort_keys=True) != loaded
+        if session and (modified or changed):
+            expiry = "" if self.max_age is None else f"Max-Age={self.max_age}; "
+            headers.raw.append(self._cookie_header(self._signer.sign(session), expiry))
+        elif not session and changed:
+            headers.raw.append(self._cookie_header("null", _CLEARED_COOKIE_EXPIRY))
+        if getattr(session, "accessed", False):
             headers.add_vary_header("Cookie")
         return headers.raw
 
-    def _cookie_header(self, value: str, max_age: int | None) -> tuple[bytes, bytes]:
+    def _cookie_header(self, value: str, expiry: str) -> tuple[bytes, bytes]:
         if len(self.session_cookie) + len(value) + 1 > _MAX_COOKIE_SIZE:
             raise ValueError(
                 f"The session is too large for a cookie ({len(value)} bytes once signed; "
                 f"browsers keep {_MAX_COOKIE_SIZE}): keep less in request.session"
             )
-        expires = 0 if max_age == 0 else None  # a cleared cookie also expires in the past
-        return _set_cookie_header(
-            self.session_cookie,
-            value,
-            max_age,
-            expires,
-            self.path,
-            self.domain,
-            self.https_only,
-            True,
-            self.same_site,
-            self.partitioned,
-        )
+        cookie = f"{self.session_cookie}={value}; path={self.path}; {expiry}{self.security_flags}"
+        return _encode_header("set-cookie", cookie)
 
 
 class AuthenticationError(Exception):

@@ -126,6 +126,7 @@ from starlite import (
     Send,
     ServerErrorMiddleware,
     ServerSentEvent,
+    Session,
     SessionMiddleware,
     SimpleUser,
     Starlite,
@@ -1521,6 +1522,63 @@ def test_state_supports_item_access_iteration_and_len() -> None:
     assert len(state) == 1
     del state["a"]
     assert len(state) == 0
+
+
+def test_session_starts_untouched_and_reading_it_only_marks_it_accessed() -> None:
+    session = Session({"a": "1"})
+    assert session == {"a": "1"}
+    assert (session.accessed, session.modified) == (False, False)
+    assert session["a"] == "1"
+    assert session.get("b") is None
+    assert (session.accessed, session.modified) == (False, False)  # only request.session marks
+    session.mark_accessed()
+    assert (session.accessed, session.modified) == (True, False)
+
+
+@pytest.mark.parametrize(
+    ("change", "modified"),
+    [
+        (lambda s: s.__setitem__("c", "3"), True),
+        (lambda s: s.__delitem__("a"), True),
+        (lambda s: s.clear(), True),
+        (lambda s: s.pop("a"), True),
+        (lambda s: s.pop("missing", None), False),
+        (lambda s: s.popitem(), True),
+        (lambda s: s.setdefault("b", "2"), True),
+        (lambda s: s.setdefault("a", "2"), False),
+        (lambda s: s.update(b="2"), True),
+        (lambda s: s.__ior__({"b": "2"}), True),
+        (lambda s: s.mark_modified(), True),
+    ],
+    ids=[
+        "setitem",
+        "delitem",
+        "clear",
+        "pop",
+        "pop-missing",
+        "popitem",
+        "setdefault-missing",
+        "setdefault-present",
+        "update",
+        "ior",
+        "mark-modified",
+    ],
+)
+def test_session_notes_each_write_as_modified_and_accessed(
+    change: Callable[[Session], object], modified: bool
+) -> None:
+    session = Session({"a": "1"})
+    change(session)
+    assert session.modified is modified
+    assert session.accessed is modified  # a write is a read too
+
+
+def test_session_in_place_or_returns_the_session_itself() -> None:
+    session = Session({"a": "1"})
+    session |= {"b": "2"}
+    assert isinstance(session, Session)
+    assert session == {"a": "1", "b": "2"}
+    assert session.modified
 
 
 def test_address_is_a_named_host_port_tuple() -> None:
@@ -11791,6 +11849,75 @@ def test_session_cookie_attributes_follow_the_options(
     assert found == expected
 
 
+@pytest.mark.parametrize(
+    ("options", "attributes"),
+    [
+        ({}, "path=/; Max-Age=1209600; httponly; samesite=lax"),
+        ({"path": "/second_app", "max_age": None}, "path=/second_app; httponly; samesite=lax"),
+        (
+            {"same_site": "none", "https_only": True, "domain": ".a.org", "partitioned": True},
+            "path=/; Max-Age=1209600; httponly; samesite=none; secure; domain=.a.org; partitioned",
+        ),
+    ],
+    ids=["defaults", "path-no-max-age", "every-flag"],
+)
+def test_session_cookie_attributes_are_written_as_starlette_writes_them(
+    options: dict[str, Any], attributes: str
+) -> None:
+    response = TestClient(session_app(**options)).post("/set", json={"user": "alice"})
+    (header,) = response.headers.get_list("set-cookie")
+    name_and_value, _, written = header.partition("; ")
+    assert name_and_value.startswith("session=")
+    assert written == attributes
+
+
+def test_session_cookie_of_a_mounted_app_keeps_its_own_path() -> None:
+    inner = session_app(path="/second_app")
+    app = Starlite(routes=[Mount("/second_app", app=inner)])
+    client = TestClient(app, base_url="http://testserver/second_app")
+    response = client.post("/set", json={"user": "alice"})
+    assert "; path=/second_app;" in response.headers["set-cookie"]
+    assert client.get("/read").json() == {"user": "alice"}
+
+
+@pytest.mark.parametrize(
+    "options",
+    [
+        {"session_cookie": "bad name"},
+        {"session_cookie": "a;b"},
+        {"session_cookie": "expires"},
+        {"path": "/a; Domain=evil.com"},
+        {"domain": "example.com\r\nX-Evil: 1"},
+        {"same_site": "sometimes"},
+    ],
+    ids=["name-space", "name-semicolon", "name-reserved", "path", "domain", "samesite"],
+)
+def test_session_options_that_would_break_the_cookie_raise_value_error_at_start_up(
+    options: dict[str, Any],
+) -> None:
+    with pytest.raises(ValueError, match=r"[Cc]ookie|samesite"):
+        SessionMiddleware(RecordingApp(), secret_key=SESSION_SECRET, **options)
+
+
+def test_session_in_the_scope_is_a_session_that_a_subclass_can_mark_modified(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    def refresh(request: Request) -> Response:
+        session = request.session
+        assert isinstance(session, Session)
+        session.mark_modified()  # nothing changed, but send the cookie anew
+        return PlainTextResponse("refreshed")
+
+    app = Starlite(
+        routes=[Route("/refresh", refresh)],
+        middleware=[Middleware(SessionMiddleware, secret_key=SESSION_SECRET)],
+    )
+    monkeypatch.setattr("starlite.time.time", lambda: A_TIME)
+    response = TestClient(app).get("/refresh", headers=with_session_cookie(alice_cookie()))
+    _, value, _ = session_set_cookie(response)
+    assert value == session_signer().sign({"user": "alice"})
+
+
 def test_session_cookie_defaults_leave_out_secure_domain_partitioned_and_expires() -> None:
     response = TestClient(session_app()).post("/set", json={"user": "alice"})
     _, _, attributes = session_set_cookie(response)
@@ -11845,10 +11972,17 @@ def test_session_request_that_does_not_change_it_gets_no_set_cookie(path: str) -
     assert "set-cookie" not in client.get(path).headers
 
 
-def test_session_setting_a_value_it_already_holds_is_not_a_change() -> None:
+def test_session_written_to_sends_the_cookie_again_even_with_the_same_values(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    # As in Starlette: a write signs the session anew, so that its max_age starts over.
     client = TestClient(session_app())
+    monkeypatch.setattr("starlite.time.time", lambda: A_TIME)
     client.post("/set", json={"user": "alice"})
-    assert "set-cookie" not in client.post("/set", json={"user": "alice"}).headers
+    monkeypatch.setattr("starlite.time.time", lambda: A_TIME + 60)
+    response = client.post("/set", json={"user": "alice"})
+    _, value, _ = session_set_cookie(response)
+    assert value.split(".")[1] == str(A_TIME + 60)
 
 
 def test_session_nested_change_in_place_is_written() -> None:
