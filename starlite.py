@@ -198,6 +198,7 @@ __all__ = [
     "DEFAULT_EXCLUDED_CONTENT_TYPES",
     "GZipMiddleware",
     "HTTPSRedirectMiddleware",
+    "MAX_BODY_SIZE_SCOPE_KEY",
     "RequestBodyLimitMiddleware",
     "ServerErrorMiddleware",
     "SessionMiddleware",
@@ -3845,6 +3846,9 @@ async def _answer_exception(
 
 # Where the request's body limit lives while a RequestBodyLimitMiddleware counts its body.
 _BODY_LIMIT_SCOPE_KEY = "starlite.body_limit"
+# The limit in force, in bytes, for the app inside to read: Starlette's key, which frameworks and
+# other middleware read, so that they can honour the limit too.
+MAX_BODY_SIZE_SCOPE_KEY = "starlette.max_body_size"
 
 
 class _BodyTooLarge(HTTPException):
@@ -3897,6 +3901,8 @@ class RequestBodyLimitMiddleware:
     response of an app that never reads it); a streamed body is refused as soon as it crosses the
     limit, so nothing beyond it is ever held. Where limits nest (application, router, mount,
     route) the innermost wins. Inside an app the 413 goes through its HTTPException handlers.
+    The app sees the limit in ``scope[MAX_BODY_SIZE_SCOPE_KEY]``; the scope's own is put back
+    when it returns.
     """
 
     def __init__(self, app: ASGIApp, max_body_size: int) -> None:
@@ -3907,6 +3913,18 @@ class RequestBodyLimitMiddleware:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
+        had_size = MAX_BODY_SIZE_SCOPE_KEY in scope
+        outer_size = scope.get(MAX_BODY_SIZE_SCOPE_KEY)
+        scope[MAX_BODY_SIZE_SCOPE_KEY] = self.max_body_size
+        try:
+            await self._apply(scope, receive, send)
+        finally:
+            if had_size:
+                scope[MAX_BODY_SIZE_SCOPE_KEY] = outer_size
+            else:
+                scope.pop(MAX_BODY_SIZE_SCOPE_KEY, None)
+
+    async def _apply(self, scope: Scope, receive: Receive, send: Send) -> None:
         outer: _BodyLimit | None = scope.get(_BODY_LIMIT_SCOPE_KEY)
         if outer is not None:  # an outer middleware counts the body: our size replaces its own
             outer.max_body_size = self.max_body_size

@@ -64,6 +64,7 @@ import starlite
 from starlite import (
     CONVERTOR_TYPES,
     DEFAULT_EXCLUDED_CONTENT_TYPES,
+    MAX_BODY_SIZE_SCOPE_KEY,
     URL,
     Address,
     AsyncTestClient,
@@ -10253,6 +10254,44 @@ async def test_content_length_over_max_body_size_is_refused_before_any_body_is_r
     status, body, receive = await post_raw(app, b"x" * 101, content_length=101)
     assert (status, body) == (413, b"Content Too Large")
     assert receive.calls == 0
+
+
+def test_the_app_reads_the_innermost_limit_under_starlettes_scope_key(backend: Backend) -> None:
+    async def limit_in_scope(request: Request) -> Response:
+        return PlainTextResponse(str(request.scope[MAX_BODY_SIZE_SCOPE_KEY]))
+
+    route = Route("/up", limit_in_scope, methods=["POST"], max_body_size=20)
+    app = Starlite(routes=[Mount("/m", routes=[route], max_body_size=1000)], max_body_size=50)
+    assert MAX_BODY_SIZE_SCOPE_KEY == "starlette.max_body_size"
+    assert TestClient(app, backend=backend).post("/m/up", content=b"x").text == "20"
+
+
+@pytest.mark.anyio
+@pytest.mark.parametrize("outer", [{MAX_BODY_SIZE_SCOPE_KEY: 10}, {}], ids=["set", "unset"])
+async def test_the_scopes_own_limit_is_put_back_when_the_app_returns(outer: Scope) -> None:
+    seen: list[int] = []
+
+    async def app(scope: Scope, receive: Receive, send: Send) -> None:
+        seen.append(scope[MAX_BODY_SIZE_SCOPE_KEY])
+        await PlainTextResponse("ok")(scope, receive, send)
+
+    scope = make_scope("/", method="POST", **outer)
+    await call_middleware(RequestBodyLimitMiddleware(app, max_body_size=5), scope)
+    assert seen == [5]
+    assert {key: scope[key] for key in outer} == outer
+    assert (MAX_BODY_SIZE_SCOPE_KEY in scope) is bool(outer)
+
+
+@pytest.mark.anyio
+async def test_the_scopes_own_limit_is_put_back_when_the_app_fails() -> None:
+    async def refusing(scope: Scope, receive: Receive, send: Send) -> None:
+        await receive()
+
+    scope = make_scope("/", method="POST", headers={"content-length": "9"})
+    scope[MAX_BODY_SIZE_SCOPE_KEY] = 100
+    sent = await call_middleware(RequestBodyLimitMiddleware(refusing, max_body_size=5), scope)
+    assert sent[0]["status"] == 413
+    assert scope[MAX_BODY_SIZE_SCOPE_KEY] == 100
 
 
 @pytest.mark.anyio
