@@ -20084,8 +20084,8 @@ def test_auth_example_sends_an_anonymous_visitor_to_sign_in_then_back(
         assert signed_in.status_code == 303
         assert signed_in.headers["location"] == "/account"
         cookie = signed_in.headers["set-cookie"]
-        assert "HttpOnly" in cookie
-        assert "SameSite=lax" in cookie
+        assert "; httponly" in cookie
+        assert "; samesite=lax" in cookie
         page = client.get("/account")
     assert page.status_code == 200
     assert "<h1>bob</h1>" in page.text
