@@ -292,7 +292,9 @@ class Address(NamedTuple):
 
 
 # RFC 3986 §3.2.2-3: host [ ":" port ], where host is an IP-literal in brackets, an IPv4 address or
-# a reg-name. "@" is excluded on purpose: a Host header must never smuggle in userinfo.
+# a reg-name. "@" is excluded on purpose: a Host header must never smuggle in userinfo. An IPvFuture
+# literal must start with a lower-case "v", as Python's urlsplit wants: a Host header that passes
+# must also parse as a URL.
 _HOST_HEADER = re.compile(
     r"""
     (?P<host>
@@ -303,8 +305,6 @@ _HOST_HEADER = re.compile(
     """,
     re.VERBOSE,
 )
-# Python's urlsplit refuses an IPvFuture whose "v" is upper-case, so the pattern takes only "v":
-# a Host header that passes must also parse as a URL.
 _DEFAULT_PORTS = {"http": 80, "https": 443, "ws": 80, "wss": 443}
 
 
@@ -4257,7 +4257,7 @@ class CORSMiddleware:
         )
         self.allow_private_network = allow_private_network
         # "*" answers only where no credentials are allowed: a credentialed request is never
-        # answered "*" (Fetch standard §3.2.5), so it gets the origin itself.
+        # answered "*" (Fetch standard, "CORS protocol and credentials"), but the origin itself.
         self.preflight_explicit_allow_origin = not self.allow_all_origins or allow_credentials
         header_names = _cors_header_names(allow_headers)
         self.allow_headers = [name.lower() for name in header_names]
