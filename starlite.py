@@ -39,6 +39,7 @@ import http.cookies
 import importlib
 import importlib.util
 import inspect
+import ipaddress  # loaded by urllib.parse anyway
 import json
 import math
 import mimetypes
@@ -129,6 +130,7 @@ __all__ = [
     "MutableHeaders",
     "QueryParams",
     "Secret",
+    "Session",
     "State",
     "URLPath",
     # Concurrency
@@ -197,6 +199,7 @@ __all__ = [
     "DEFAULT_EXCLUDED_CONTENT_TYPES",
     "GZipMiddleware",
     "HTTPSRedirectMiddleware",
+    "MAX_BODY_SIZE_SCOPE_KEY",
     "RequestBodyLimitMiddleware",
     "ServerErrorMiddleware",
     "SessionMiddleware",
@@ -291,22 +294,51 @@ class Address(NamedTuple):
 
 
 # RFC 3986 §3.2.2-3: host [ ":" port ], where host is an IP-literal in brackets, an IPv4 address or
-# a reg-name. "@" is excluded on purpose: a Host header must never smuggle in userinfo.
+# a reg-name. "@" is excluded on purpose: a Host header must never smuggle in userinfo. An IPvFuture
+# literal must start with a lower-case "v", as Python's urlsplit wants: a Host header that passes
+# must also parse as a URL.
 _HOST_HEADER = re.compile(
     r"""
-    (?: \[ [0-9A-Fa-f:.]+ (?: %25 [\w.~-]+ )? \]   # IP-literal (IPv6, optional zone id)
-      | [A-Za-z0-9._~!$&'()*+,;=%-]+ )             # reg-name or IPv4address
-    (?: : (?P<port> [0-9]{1,5} ) )?                # port
+    (?P<host>
+        \[ (?: (?P<ipv6> [0-9A-Fa-f:.]+ (?: %25 [A-Za-z0-9._~-]+ )? )  # IPv6address, RFC 6874 zone
+             | v [0-9A-Fa-f]+ \. [A-Za-z0-9._~!$&'()*+,;=:-]+ ) \]     # IPvFuture
+      | [A-Za-z0-9._~!$&'()*+,;=%-]+ )                                 # reg-name or IPv4address
+    (?: : (?P<port> [0-9]+ ) )?                                        # port = *DIGIT
     """,
     re.VERBOSE,
 )
 _DEFAULT_PORTS = {"http": 80, "https": 443, "ws": 80, "wss": 443}
 
 
-def _valid_host_header(value: str) -> bool:
-    """Whether a Host header is a well-formed authority that can be put in a URL."""
+def _is_ipv6_address(text: str) -> bool:
+    """Whether `text` is an IPv6 address (perhaps with a zone id), as urlsplit checks it."""
+    try:
+        ipaddress.IPv6Address(text)
+    except ValueError:
+        return False
+    return True
+
+
+def _split_host_header(value: str) -> tuple[str, str | None] | None:
+    """The host (an IP literal in its brackets) and the port of a well-formed Host header, or
+    None. The port may be any digits, as RFC 3986 allows: only a URL needs it in range."""
     match = _HOST_HEADER.fullmatch(value)
-    return match is not None and int(match["port"] or 0) <= 65535
+    if match is None or (match["ipv6"] is not None and not _is_ipv6_address(match["ipv6"])):
+        return None
+    return match["host"], match["port"]
+
+
+def _valid_host_header(value: str) -> bool:
+    """Whether a Host header is a well-formed authority that can be put in a URL: its port, if
+    any, at most 65535 (leading zeros allowed, as in ``host:000080``)."""
+    host_and_port = _split_host_header(value)
+    if host_and_port is None:
+        return False
+    port = host_and_port[1]
+    if port is None:
+        return True
+    digits = port.lstrip("0")  # a long run of digits is out of range: never convert it
+    return len(digits) <= 5 and int(digits or "0") <= 65535
 
 
 def _header_value(scope: Scope, name: bytes) -> str | None:
@@ -447,10 +479,10 @@ class URL:
     ) -> str:
         if hostname is None:  # keep the current host as written, brackets and all
             hostname = self.netloc.rpartition("@")[2]
-            if not hostname.endswith("]"):
-                hostname = hostname.rpartition(":")[0] or hostname
-        elif ":" in hostname and not hostname.startswith("["):
-            hostname = f"[{hostname}]"
+            if not hostname.endswith("]") and ":" in hostname:
+                hostname = hostname.rpartition(":")[0]
+        elif not hostname.startswith("[") and _is_ipv6_address(hostname):
+            hostname = f"[{hostname}]"  # "example.org:8080" is a host and port, left as it is
         netloc = hostname if port is None else f"{hostname}:{port}"
         if username is None:
             return netloc
@@ -568,6 +600,10 @@ _MultiItems: TypeAlias = (
 )
 
 
+def _item_key(item: tuple[Any, Any]) -> Any:
+    return item[0]
+
+
 class ImmutableMultiDict(Mapping[KeyT, ValueT_co]):
     """A mapping where a key may have several values: ``[key]`` gives the last, ``getlist`` all."""
 
@@ -623,7 +659,9 @@ class ImmutableMultiDict(Mapping[KeyT, ValueT_co]):
     def __eq__(self, other: object) -> bool:
         if not isinstance(other, self.__class__):
             return False
-        return sorted(self._list) == sorted(other._list)
+        # Sorted by key alone: values need not be comparable (UploadFile), and the sort is
+        # stable, so the values of one key must come in the same order.
+        return sorted(self._list, key=_item_key) == sorted(other._list, key=_item_key)
 
     __hash__ = None  # type: ignore[assignment]
 
@@ -912,6 +950,58 @@ class State:
         return len(self._state)
 
 
+class Session(dict[str, Any]):
+    """The session dict SessionMiddleware keeps: it notes being read (`accessed`, so that the
+    response varies by Cookie) and being written to (`modified`, so that the cookie is sent)."""
+
+    accessed: bool = False
+    modified: bool = False
+
+    def mark_accessed(self) -> None:
+        """Note that the app read the session."""
+        self.accessed = True
+
+    def mark_modified(self) -> None:
+        """Note that the app wrote to the session (which reads it too)."""
+        self.accessed = True
+        self.modified = True
+
+    def __setitem__(self, key: str, value: Any) -> None:
+        self.mark_modified()
+        super().__setitem__(key, value)
+
+    def __delitem__(self, key: str) -> None:
+        self.mark_modified()
+        super().__delitem__(key)
+
+    def __ior__(self, other: Any) -> Self:  # type: ignore[override, misc]
+        self.mark_modified()
+        return super().__ior__(other)
+
+    def clear(self) -> None:
+        self.mark_modified()
+        super().clear()
+
+    def pop(self, key: str, *default: Any) -> Any:
+        if key in self:  # popping a missing key changes nothing
+            self.mark_modified()
+        return super().pop(key, *default)
+
+    def popitem(self) -> tuple[str, Any]:
+        item = super().popitem()
+        self.mark_modified()
+        return item
+
+    def setdefault(self, key: str, default: Any = None) -> Any:
+        if key not in self:
+            self.mark_modified()
+        return super().setdefault(key, default)
+
+    def update(self, *args: Any, **kwargs: Any) -> None:
+        self.mark_modified()
+        super().update(*args, **kwargs)
+
+
 # ==== Concurrency ====
 # Blocking code (sync endpoints, sync iterators, file system calls) runs in anyio's worker threads,
 # so that the event loop keeps serving other requests.
@@ -1198,8 +1288,10 @@ class HTTPConnection(Mapping[str, Any], Generic[StateT]):
         """The session kept by SessionMiddleware. Reading it makes the response vary by Cookie."""
         if "session" not in self.scope:
             raise RuntimeError("SessionMiddleware must be installed to use request.session")
-        self.scope[_SESSION_READ_SCOPE_KEY] = True
-        return self.scope["session"]  # type: ignore[no-any-return]
+        session = self.scope["session"]
+        if isinstance(session, Session):
+            session.mark_accessed()
+        return session  # type: ignore[no-any-return]
 
     @property
     def auth(self) -> Any:
@@ -1484,6 +1576,12 @@ def _cookie_attribute(name: str, value: str) -> str:
     return value
 
 
+def _samesite(value: str) -> str:
+    if value.lower() not in _SAMESITE_VALUES:
+        raise ValueError(f"samesite must be 'strict', 'lax' or 'none', not {value!r}")
+    return value
+
+
 def _set_cookie_header(
     key: str,
     value: str,
@@ -1522,13 +1620,17 @@ def _set_cookie_header(
     morsel["secure"] = secure
     morsel["httponly"] = httponly
     if samesite is not None:
-        if samesite.lower() not in _SAMESITE_VALUES:
-            raise ValueError(f"samesite must be 'strict', 'lax' or 'none', not {samesite!r}")
-        morsel["samesite"] = samesite
+        morsel["samesite"] = _samesite(samesite)
     header = morsel.OutputString()
     if partitioned:  # http.cookies knows this attribute only from Python 3.14
         header += "; Partitioned"
     return _encode_header("set-cookie", header)
+
+
+def _cookie_name(key: str) -> str:
+    """`key`, if `set_cookie` accepts it as a cookie name (an RFC 6265 token)."""
+    _set_cookie_header(key, "", None, None, None, None, False, False, None, False)
+    return key
 
 
 class Response:
@@ -2572,7 +2674,9 @@ class Convertor(Generic[ConvertedT]):
         raise NotImplementedError()
 
     def to_string(self, value: ConvertedT) -> str:
-        """The parameter as it is written in a path."""
+        """The parameter as it is written in a path. The built-in convertors raise
+        ``AssertionError`` for a value the route could not match, as Starlette's do, but with
+        ``raise`` rather than ``assert``, so that ``python -O`` cannot build a wrong URL."""
         raise NotImplementedError()
 
 
@@ -2587,7 +2691,7 @@ class StringConvertor(Convertor[str]):
     def to_string(self, value: str) -> str:
         value = str(value)
         if not value or "/" in value:
-            raise ValueError(f"A str path parameter must be non-empty, without '/': {value!r}")
+            raise AssertionError(f"A str path parameter must be non-empty, without '/': {value!r}")
         return value
 
 
@@ -2614,7 +2718,7 @@ class IntegerConvertor(Convertor[int]):
     def to_string(self, value: int) -> str:
         value = int(value)
         if value < 0:
-            raise ValueError(f"An int path parameter must not be negative: {value}")
+            raise AssertionError(f"An int path parameter must not be negative: {value}")
         return str(value)
 
 
@@ -2629,7 +2733,7 @@ class FloatConvertor(Convertor[float]):
     def to_string(self, value: float) -> str:
         value = float(value)
         if value < 0 or not math.isfinite(value):
-            raise ValueError(f"A float path parameter must be finite and not negative: {value}")
+            raise AssertionError(f"A float path parameter must be finite and not negative: {value}")
         return f"{value:.20f}".rstrip("0").rstrip(".")
 
 
@@ -2672,22 +2776,28 @@ def compile_path(path: str) -> tuple[re.Pattern[str], str, dict[str, Convertor[A
     parameter name.
     """
     is_host = not path.startswith("/")
-    if is_host:  # a host pattern matches the host alone, whatever the port
-        path = _host_without_port(path)
+    # A host pattern matches the host alone, whatever the port; its format keeps the port, so
+    # that a URL built for "api.example.org:8443" points there.
+    matched = _host_without_port(path) if is_host else path
     regex, path_format, convertors = "", "", {}
+    duplicated = set()
     position = 0
-    for match in _PATH_PARAMETER.finditer(path):
+    for match in _PATH_PARAMETER.finditer(matched):
         name, convertor_name = match[1], match[2] or "str"
         if convertor_name not in CONVERTOR_TYPES:
             raise ValueError(f"Unknown path convertor {convertor_name!r} in {path!r}")
         if name in convertors:
-            raise ValueError(f"Duplicated parameter name {name!r} in {path!r}")
+            duplicated.add(name)
         convertors[name] = CONVERTOR_TYPES[convertor_name]
-        literal = path[position : match.start()]
+        literal = matched[position : match.start()]
         regex += re.escape(literal) + f"(?P<{name}>{convertors[name].regex})"
         path_format += literal + "{" + name + "}"
         position = match.end()
-    regex += re.escape(path[position:])
+    if duplicated:
+        names = ", ".join(sorted(duplicated))
+        plural = "s" if len(duplicated) > 1 else ""
+        raise ValueError(f"Duplicated param name{plural} {names} at path {path}")
+    regex += re.escape(matched[position:])
     path_format += path[position:]
     flags = re.IGNORECASE if is_host else 0  # host names are case-insensitive (RFC 3986 §3.2.2)
     # \Z, not $: $ would also match before a final newline, so that "/a%0A" would reach "/a".
@@ -3116,7 +3226,7 @@ class Mount(BaseRoute):
             if inner_path is not None:
                 inner_params["path"] = inner_path
             url = _url_path_in(self.routes, inner_name, inner_params)
-            if url is not None and not _PARAMETER_IN_FORMAT.search(prefix):
+            if url is not None:  # a parameter of the prefix not given stays a placeholder
                 path = prefix.rstrip("/") + str(url)
                 return URLPath(_safe_path(path), protocol=url.protocol, host=url.host)
         raise NoMatchFound(name, path_params)
@@ -3155,9 +3265,10 @@ class Host(BaseRoute):
         if scope["type"] not in ("http", "websocket"):
             return _NONE, {}
         host_header = _header_value(scope, b"host")
-        if host_header is None or not _valid_host_header(host_header):
+        host_and_port = None if host_header is None else _split_host_header(host_header)
+        if host_and_port is None:
             return _NONE, {}
-        host = _host_without_port(host_header).lower()
+        host = host_and_port[0].lower()
         params = _matched_params(self.host_regex, self.param_convertors, host)
         if params is None:
             return _NONE, {}
@@ -3173,7 +3284,7 @@ class Host(BaseRoute):
         elif (inner_name := _inner_name(self.name, name)) is not None:
             host, inner_params = _fill_path(self.host_format, self.param_convertors, path_params)
             url = _url_path_in(self.routes, inner_name, inner_params)
-            if url is not None and not _PARAMETER_IN_FORMAT.search(host):
+            if url is not None:
                 return URLPath(path=str(url), protocol=url.protocol, host=host)
         raise NoMatchFound(name, path_params)
 
@@ -3432,7 +3543,8 @@ class Router:
             async with self.lifespan_context(scope.get("app")) as state:
                 if state is not None:
                     if "state" not in scope:
-                        raise RuntimeError("The server does not support 'state' in the lifespan")
+                        message = 'The server does not support "state" in the lifespan scope.'
+                        raise RuntimeError(message)
                     scope["state"].update(state)
                 await send({"type": "lifespan.startup.complete"})
                 started = True
@@ -3779,6 +3891,9 @@ async def _answer_exception(
 
 # Where the request's body limit lives while a RequestBodyLimitMiddleware counts its body.
 _BODY_LIMIT_SCOPE_KEY = "starlite.body_limit"
+# The limit in force, in bytes, for the app inside to read: Starlette's key, which frameworks and
+# other middleware read, so that they can honour the limit too.
+MAX_BODY_SIZE_SCOPE_KEY = "starlette.max_body_size"
 
 
 class _BodyTooLarge(HTTPException):
@@ -3831,6 +3946,8 @@ class RequestBodyLimitMiddleware:
     response of an app that never reads it); a streamed body is refused as soon as it crosses the
     limit, so nothing beyond it is ever held. Where limits nest (application, router, mount,
     route) the innermost wins. Inside an app the 413 goes through its HTTPException handlers.
+    The app sees the limit in ``scope[MAX_BODY_SIZE_SCOPE_KEY]``; the scope's own is put back
+    when it returns.
     """
 
     def __init__(self, app: ASGIApp, max_body_size: int) -> None:
@@ -3841,6 +3958,18 @@ class RequestBodyLimitMiddleware:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
+        had_size = MAX_BODY_SIZE_SCOPE_KEY in scope
+        outer_size = scope.get(MAX_BODY_SIZE_SCOPE_KEY)
+        scope[MAX_BODY_SIZE_SCOPE_KEY] = self.max_body_size
+        try:
+            await self._apply(scope, receive, send)
+        finally:
+            if had_size:
+                scope[MAX_BODY_SIZE_SCOPE_KEY] = outer_size
+            else:
+                scope.pop(MAX_BODY_SIZE_SCOPE_KEY, None)
+
+    async def _apply(self, scope: Scope, receive: Receive, send: Send) -> None:
         outer: _BodyLimit | None = scope.get(_BODY_LIMIT_SCOPE_KEY)
         if outer is not None:  # an outer middleware counts the body: our size replaces its own
             outer.max_body_size = self.max_body_size
@@ -4074,10 +4203,11 @@ class TrustedHostMiddleware:
             await self.app(scope, receive, send)
             return
         host_header = _header_value(scope, b"host")
-        if host_header is None or not _valid_host_header(host_header):
+        host_and_port = None if host_header is None else _split_host_header(host_header)
+        if host_and_port is None:
             await _refuse(scope, receive, send, PlainTextResponse("Invalid host header", 400))
             return
-        host = _host_without_port(host_header).lower()
+        host = host_and_port[0].lower()
         if host in self._exact or host.endswith(self._suffixes):
             await self.app(scope, receive, send)
         elif self.www_redirect and f"www.{host}" in self._exact:
@@ -4125,9 +4255,16 @@ class HTTPSRedirectMiddleware:
 # Methods and request headers CORS allows whatever the configuration (Fetch standard §2.2.2:
 # "CORS-safelisted request-header").
 _CORS_ALL_METHODS = ("DELETE", "GET", "HEAD", "OPTIONS", "PATCH", "POST", "PUT", "QUERY")
-_CORS_SAFELISTED_HEADERS = frozenset(
-    ("accept", "accept-language", "content-language", "content-type")
-)
+_CORS_SAFELISTED_HEADERS = ("Accept", "Accept-Language", "Content-Language", "Content-Type")
+
+
+def _cors_header_names(allow_headers: Collection[str]) -> list[str]:
+    """The request headers a preflight may allow: the safelisted ones and `allow_headers`, once
+    each whatever their case, sorted, spelled as first given."""
+    names: dict[str, str] = {}
+    for name in (*_CORS_SAFELISTED_HEADERS, *allow_headers):
+        names.setdefault(name.lower(), name)
+    return [names[key] for key in sorted(names)]
 
 
 class CORSMiddleware:
@@ -4153,41 +4290,59 @@ class CORSMiddleware:
         expose_headers: Collection[str] = (),
         max_age: int = 600,
     ) -> None:
+        # The options as given (other libraries read them), "*" for every method spelled out.
         self.app = app
-        self.allow_origins = frozenset(allow_origins)
-        self.allow_all_origins = "*" in self.allow_origins
+        self.allow_origins = allow_origins
+        self.allow_methods = _CORS_ALL_METHODS if "*" in allow_methods else allow_methods
+        self.allow_all_origins = "*" in allow_origins
+        self.allow_all_headers = "*" in allow_headers
+        self.allow_credentials = allow_credentials
         self.allow_origin_regex = (
             None if allow_origin_regex is None else re.compile(allow_origin_regex)
         )
-        methods = _CORS_ALL_METHODS if "*" in allow_methods else [m.upper() for m in allow_methods]
-        self.allow_methods = tuple(methods)
-        self.allow_all_headers = "*" in allow_headers
-        self.allow_headers = _CORS_SAFELISTED_HEADERS | {h.lower() for h in allow_headers}
-        self.allow_credentials = allow_credentials
         self.allow_private_network = allow_private_network
-        # Worked out once: the headers that depend only on the configuration.
-        self._simple_headers: dict[str, str] = {}
-        if allow_credentials:
-            self._simple_headers["Access-Control-Allow-Credentials"] = "true"
+        # "*" answers only where no credentials are allowed: a credentialed request is never
+        # answered "*" (Fetch standard, "CORS protocol and credentials"), but the origin itself.
+        self.preflight_explicit_allow_origin = not self.allow_all_origins or allow_credentials
+        header_names = _cors_header_names(allow_headers)
+        self.allow_headers = [name.lower() for name in header_names]
+        self._allowed_header_names = frozenset(self.allow_headers)
+        self._allowed_origins = frozenset(allow_origins)  # looked up on every request
+        self.simple_headers = self._simple_headers(expose_headers)
+        self.preflight_headers = self._preflight_headers(header_names, max_age)
+
+    def _simple_headers(self, expose_headers: Collection[str]) -> dict[str, str]:
+        """The CORS headers of a response to an allowed origin that depend on nothing else."""
+        headers = {}
+        if self.allow_all_origins:
+            headers["Access-Control-Allow-Origin"] = "*"  # or the origin: see _cors_headers
+        if self.allow_credentials:
+            headers["Access-Control-Allow-Credentials"] = "true"
         if expose_headers:
-            self._simple_headers["Access-Control-Expose-Headers"] = ", ".join(expose_headers)
-        self._preflight_headers = {
+            headers["Access-Control-Expose-Headers"] = ", ".join(expose_headers)
+        return headers
+
+    def _preflight_headers(self, header_names: list[str], max_age: int) -> dict[str, str]:
+        """The headers of every preflight response, whatever it asks."""
+        headers = {
             "Vary": "Origin, Access-Control-Request-Method, Access-Control-Request-Headers, "
-            "Access-Control-Request-Private-Network",
-            "Access-Control-Allow-Methods": ", ".join(self.allow_methods),
-            "Access-Control-Max-Age": str(max_age),
-            **self._simple_headers,
+            "Access-Control-Request-Private-Network"
         }
-        self._preflight_headers.pop("Access-Control-Expose-Headers", None)
+        if not self.preflight_explicit_allow_origin:
+            headers["Access-Control-Allow-Origin"] = "*"
+        headers["Access-Control-Allow-Methods"] = ", ".join(self.allow_methods)
+        headers["Access-Control-Max-Age"] = str(max_age)
         if not self.allow_all_headers:
-            allowed = ", ".join(sorted(self.allow_headers))
-            self._preflight_headers["Access-Control-Allow-Headers"] = allowed
+            headers["Access-Control-Allow-Headers"] = ", ".join(header_names)
+        if self.allow_credentials:
+            headers["Access-Control-Allow-Credentials"] = "true"
+        return headers
 
     def is_allowed_origin(self, origin: str) -> bool:
         """Whether requests from `origin` may read responses."""
         if origin == "null":  # no wildcard or pattern may let in the opaque origin by accident
-            return "null" in self.allow_origins
-        if self.allow_all_origins or origin in self.allow_origins:
+            return "null" in self._allowed_origins
+        if self.allow_all_origins or origin in self._allowed_origins:
             return True
         return self.allow_origin_regex is not None and bool(
             self.allow_origin_regex.fullmatch(origin)
@@ -4195,7 +4350,7 @@ class CORSMiddleware:
 
     def _allow_origin_value(self, origin: str) -> str:
         """``*`` where any origin may read without credentials; the origin itself otherwise."""
-        return "*" if self.allow_all_origins and not self.allow_credentials else origin
+        return origin if self.preflight_explicit_allow_origin else "*"
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
@@ -4219,17 +4374,18 @@ class CORSMiddleware:
         headers = MutableHeaders(raw=list(start.get("headers", [])))
         headers.add_vary_header("Origin")
         if origin is not None and self.is_allowed_origin(origin):
+            headers.update(self.simple_headers)
             headers["Access-Control-Allow-Origin"] = self._allow_origin_value(origin)
-            headers.update(self._simple_headers)
         return headers.raw
 
     def preflight_response(self, scope: Scope, origin: str, requested_method: str) -> Response:
         """The answer to a preflight: 200, or 400 naming what is not allowed."""
-        headers = dict(self._preflight_headers)
+        headers = dict(self.preflight_headers)
         failures = []
         if self.is_allowed_origin(origin):
             headers["Access-Control-Allow-Origin"] = self._allow_origin_value(origin)
         else:
+            headers.pop("Access-Control-Allow-Origin", None)  # "*" is not for the null origin
             failures.append("origin")
         if requested_method not in self.allow_methods:
             failures.append("method")
@@ -4238,7 +4394,7 @@ class CORSMiddleware:
             if self.allow_all_headers:
                 headers["Access-Control-Allow-Headers"] = requested_headers
             elif not {h.strip().lower() for h in requested_headers.split(",") if h.strip()} <= (
-                self.allow_headers
+                self._allowed_header_names
             ):
                 failures.append("headers")
         if _header_value(scope, b"access-control-request-private-network") is not None:
@@ -4471,18 +4627,20 @@ class _SessionSigner:
         return session if isinstance(session, dict) else {}
 
 
-# Where SessionMiddleware notes that the app read the session (see HTTPConnection.session).
-_SESSION_READ_SCOPE_KEY = "starlite.session_read"
+# The expiry of a cookie that empties the session: now, and a date long past for old browsers.
+_CLEARED_COOKIE_EXPIRY = "Max-Age=0; expires=Thu, 01 Jan 1970 00:00:00 GMT; "
 
 
 class SessionMiddleware:
-    """Keeps ``request.session``, a JSON-serialisable dict, in a signed cookie.
+    """Keeps ``request.session``, a JSON-serialisable `Session` dict, in a signed cookie.
 
     The cookie is signed and timestamped with HMAC-SHA256 from the standard library (no
     itsdangerous), so starlite's session cookies cannot be read by Starlette, nor Starlette's by
     starlite. A cookie that is tampered with, malformed or older than `max_age` seconds gives an
-    empty session, never an error. The cookie is written only when the session changed, and
-    cleared when it was emptied; a response whose handler read the session gets ``Vary: Cookie``.
+    empty session, never an error. The cookie is written when the session was written to or
+    changed (inside a nested value too), and cleared when it was emptied; a response whose
+    handler read the session gets ``Vary: Cookie``. Its attributes are written as Starlette
+    writes them (``path=/; Max-Age=...; httponly; samesite=lax``).
     """
 
     def __init__(
@@ -4498,16 +4656,17 @@ class SessionMiddleware:
         partitioned: bool = False,
     ) -> None:
         self.app = app
-        self.session_cookie = session_cookie
+        self.session_cookie = _cookie_name(session_cookie)
         self.max_age = max_age
-        self.path = path
-        self.same_site = same_site
-        self.https_only = https_only
-        self.domain = domain
-        self.partitioned = partitioned
+        self.path = _cookie_attribute("path", path)
+        self.security_flags = "httponly; samesite=" + _samesite(same_site)
+        if https_only:  # a Secure cookie is sent over HTTPS only
+            self.security_flags += "; secure"
+        if domain is not None:
+            self.security_flags += "; domain=" + _cookie_attribute("domain", domain)
+        if partitioned:
+            self.security_flags += "; partitioned"
         self._signer = _SessionSigner(str(secret_key), max_age)
-        # The cookie that empties a session, the same for every response: built once.
-        self._clearing_cookie = self._cookie_header("null", max_age=0)
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] not in ("http", "websocket"):
@@ -4516,7 +4675,7 @@ class SessionMiddleware:
         cookie = _scope_cookies(scope).get(self.session_cookie)
         session = self._signer.load(cookie) if cookie else {}
         loaded = json.dumps(session, sort_keys=True)
-        scope["session"] = session
+        scope["session"] = Session(session)
 
         async def send_with_session(message: Message) -> None:
             if message["type"] == "http.response.start":
@@ -4530,37 +4689,28 @@ class SessionMiddleware:
     ) -> list[tuple[bytes, bytes]]:
         """The response's headers, with the session cookie if it changed and Vary if read."""
         headers = MutableHeaders(raw=list(start.get("headers", [])))
+        # The app may have put a plain dict in the scope: it is compared, not asked.
         session = scope["session"]
+        modified = getattr(session, "modified", False)
         # Compared as JSON, so that a change inside a nested value counts as a change too.
-        if json.dumps(session, sort_keys=True) != loaded:
-            if session:
-                value = self._signer.sign(session)
-                headers.raw.append(self._cookie_header(value, max_age=self.max_age))
-            else:
-                headers.raw.append(self._clearing_cookie)
-        if scope.get(_SESSION_READ_SCOPE_KEY):
+        changed = json.dumps(session, sort_keys=True) != loaded
+        if session and (modified or changed):
+            expiry = "" if self.max_age is None else f"Max-Age={self.max_age}; "
+            headers.raw.append(self._cookie_header(self._signer.sign(session), expiry))
+        elif not session and changed:
+            headers.raw.append(self._cookie_header("null", _CLEARED_COOKIE_EXPIRY))
+        if getattr(session, "accessed", False):
             headers.add_vary_header("Cookie")
         return headers.raw
 
-    def _cookie_header(self, value: str, max_age: int | None) -> tuple[bytes, bytes]:
+    def _cookie_header(self, value: str, expiry: str) -> tuple[bytes, bytes]:
         if len(self.session_cookie) + len(value) + 1 > _MAX_COOKIE_SIZE:
             raise ValueError(
                 f"The session is too large for a cookie ({len(value)} bytes once signed; "
                 f"browsers keep {_MAX_COOKIE_SIZE}): keep less in request.session"
             )
-        expires = 0 if max_age == 0 else None  # a cleared cookie also expires in the past
-        return _set_cookie_header(
-            self.session_cookie,
-            value,
-            max_age,
-            expires,
-            self.path,
-            self.domain,
-            self.https_only,
-            True,
-            self.same_site,
-            self.partitioned,
-        )
+        cookie = f"{self.session_cookie}={value}; path={self.path}; {expiry}{self.security_flags}"
+        return _encode_header("set-cookie", cookie)
 
 
 class AuthenticationError(Exception):

@@ -65,6 +65,7 @@ import starlite
 from starlite import (
     CONVERTOR_TYPES,
     DEFAULT_EXCLUDED_CONTENT_TYPES,
+    MAX_BODY_SIZE_SCOPE_KEY,
     URL,
     Address,
     AsyncTestClient,
@@ -128,6 +129,7 @@ from starlite import (
     Send,
     ServerErrorMiddleware,
     ServerSentEvent,
+    Session,
     SessionMiddleware,
     SimpleUser,
     Starlite,
@@ -844,6 +846,21 @@ def test_url_replace_hostname_with_ipv6_address_adds_brackets() -> None:
     )
 
 
+def test_url_replace_hostname_with_a_port_or_brackets_is_taken_as_written() -> None:
+    url = URL("https://example.org:8443/path")
+    assert url.replace(hostname="[::1]") == "https://[::1]:8443/path"
+    assert url.replace(hostname="[::1]:8080", port=None) == "https://[::1]:8080/path"
+    assert url.replace(hostname="example.org:8080", port=None) == "https://example.org:8080/path"
+    assert url.replace(hostname="fe80::1%eth0", port=None) == "https://[fe80::1%eth0]/path"
+
+
+def test_url_replace_port_of_a_url_without_a_host_keeps_the_host_empty() -> None:
+    url = URL("/path?a=1").replace(port=8080)
+    assert url == "//:8080/path?a=1"
+    assert url.replace(port=9090) == "//:9090/path?a=1"
+    assert url.replace(port=9090).port == 9090
+
+
 def test_url_replace_port_keeps_ipv6_brackets() -> None:
     assert URL("http://[::1]/p").replace(port=9000) == "http://[::1]:9000/p"
     assert URL("http://[::1]:8000/p").replace(port=9000) == "http://[::1]:9000/p"
@@ -924,6 +941,11 @@ def test_url_from_scope_without_host_header_uses_server_and_omits_default_port(
         (b"[2001:db8::a:1]:443", "2001:db8::a:1", 443),
         (b"127.0.0.1:5000", "127.0.0.1", 5000),
         (b"Example.ORG", "example.org", None),
+        (b"example.org:000080", "example.org", 80),  # RFC 3986: a port is any run of digits
+        (b"[v1.foo]", "v1.foo", None),  # an IPvFuture literal
+        (b"[v1f.a:b]:81", "v1f.a:b", 81),
+        (b"[fe80::1%25eth0]", "fe80::1%25eth0", None),  # an IPv6 zone id (RFC 6874)
+        (b"[::ffff:1.2.3.4]", "::ffff:1.2.3.4", None),
     ],
 )
 def test_url_from_scope_accepts_ipv6_ipv4_and_named_hosts(
@@ -944,6 +966,18 @@ def test_url_from_scope_accepts_ipv6_ipv4_and_named_hosts(
         b"[::g]",
         b"host:port",
         b"host:99999",
+        b"host:65536",
+        b"host:0000065536",
+        b"host:" + b"9" * 5000,  # far past what int() converts
+        b"[:::]",
+        b"[::ffff:999.999.999.999]",
+        b"[1:2:3:4:5:6:7:8:9]",
+        b"[V1.foo]",  # urlsplit takes only a lower-case "v"
+        b"[v1.]",
+        b"[vz.foo]",
+        b"[v1.foo/x]",
+        b"[::1]evil.com",
+        b"[::1]:",
         b"example.org:",
         b"example.org:80:80",
         b"",
@@ -1385,6 +1419,14 @@ def test_immutable_multidict_equality_compares_all_values() -> None:
     assert ImmutableMultiDict([("a", 1), ("a", 2)]) != ImmutableMultiDict([("a", 2)])
 
 
+def test_immutable_multidict_equality_needs_no_comparable_values_and_keeps_value_order() -> None:
+    first, second = object(), object()  # values that cannot be ordered, as UploadFiles
+    data = ImmutableMultiDict([("f", first), ("f", second), ("name", "x")])
+    assert data == ImmutableMultiDict(data)
+    assert data == ImmutableMultiDict([("name", "x"), ("f", first), ("f", second)])
+    assert data != ImmutableMultiDict([("f", second), ("f", first), ("name", "x")])
+
+
 def test_immutable_multidict_repr_shows_every_item() -> None:
     assert (
         repr(ImmutableMultiDict([("a", "1"), ("a", "2")]))
@@ -1483,6 +1525,63 @@ def test_state_supports_item_access_iteration_and_len() -> None:
     assert len(state) == 1
     del state["a"]
     assert len(state) == 0
+
+
+def test_session_starts_untouched_and_reading_it_only_marks_it_accessed() -> None:
+    session = Session({"a": "1"})
+    assert session == {"a": "1"}
+    assert (session.accessed, session.modified) == (False, False)
+    assert session["a"] == "1"
+    assert session.get("b") is None
+    assert (session.accessed, session.modified) == (False, False)  # only request.session marks
+    session.mark_accessed()
+    assert (session.accessed, session.modified) == (True, False)
+
+
+@pytest.mark.parametrize(
+    ("change", "modified"),
+    [
+        (lambda s: s.__setitem__("c", "3"), True),
+        (lambda s: s.__delitem__("a"), True),
+        (lambda s: s.clear(), True),
+        (lambda s: s.pop("a"), True),
+        (lambda s: s.pop("missing", None), False),
+        (lambda s: s.popitem(), True),
+        (lambda s: s.setdefault("b", "2"), True),
+        (lambda s: s.setdefault("a", "2"), False),
+        (lambda s: s.update(b="2"), True),
+        (lambda s: s.__ior__({"b": "2"}), True),
+        (lambda s: s.mark_modified(), True),
+    ],
+    ids=[
+        "setitem",
+        "delitem",
+        "clear",
+        "pop",
+        "pop-missing",
+        "popitem",
+        "setdefault-missing",
+        "setdefault-present",
+        "update",
+        "ior",
+        "mark-modified",
+    ],
+)
+def test_session_notes_each_write_as_modified_and_accessed(
+    change: Callable[[Session], object], modified: bool
+) -> None:
+    session = Session({"a": "1"})
+    change(session)
+    assert session.modified is modified
+    assert session.accessed is modified  # a write is a read too
+
+
+def test_session_in_place_or_returns_the_session_itself() -> None:
+    session = Session({"a": "1"})
+    session |= {"b": "2"}
+    assert isinstance(session, Session)
+    assert session == {"a": "1", "b": "2"}
+    assert session.modified
 
 
 def test_address_is_a_named_host_port_tuple() -> None:
@@ -6257,6 +6356,19 @@ def test_configuration_mistake_raises_value_error_at_start_up(
         assert name in str(info.value)
 
 
+@pytest.mark.parametrize(
+    ("path", "message"),
+    [
+        ("/{id}/{id}", "Duplicated param name id at path /{id}/{id}"),
+        ("/{id}/{x}/{id}/{x}", "Duplicated param names id, x at path /{id}/{x}/{id}/{x}"),
+        ("{sub}.{sub}.example.org", "Duplicated param name sub at path {sub}.{sub}.example.org"),
+    ],
+)
+def test_duplicated_param_names_are_all_named_in_starlettes_words(path: str, message: str) -> None:
+    with pytest.raises(ValueError, match=f"^{re.escape(message)}$"):
+        compile_path(path)
+
+
 # ---- Route ----
 
 
@@ -6651,6 +6763,14 @@ def test_mount_url_path_for_names_the_mount_or_its_children() -> None:
         router.url_path_for("static")
 
 
+def test_mount_url_path_for_keeps_a_prefix_parameter_not_given_as_a_placeholder() -> None:
+    mount = Mount("/{tenant}", routes=[Route("/users", plain_function, name="users")])
+    assert mount.url_path_for("users") == "/{tenant}/users"
+    assert mount.url_path_for("users", tenant="acme") == "/acme/users"
+    with pytest.raises(NoMatchFound):
+        mount.url_path_for("users", tenant="acme", extra="x")
+
+
 def test_mount_routes_exposes_the_child_routes() -> None:
     child = Route("/x", plain_function)
     assert Mount("/m", routes=[child]).routes == [child]
@@ -6727,7 +6847,32 @@ def test_host_matches_hostname_case_insensitively_ignoring_port(
     assert response.text == body
 
 
-@pytest.mark.parametrize("host", [None, "evil.com/x", "[::1", "a b", "api.example.org:port"])
+@pytest.mark.parametrize(
+    "host", ["api.example.org:000080", "api.example.org:65536", "api.example.org:100000"]
+)
+def test_host_route_ignores_any_port_rfc_3986_allows(host: str, backend: Backend) -> None:
+    response = TestClient(host_router(), backend=backend).get("/users", headers={"host": host})
+    assert response.text == "api-users"
+
+
+def test_host_route_matches_ipv6_and_ipvfuture_literals(backend: Backend) -> None:
+    router = Router(
+        [
+            Host("[2001:db8::1]", app=PlainTextResponse("documentation")),
+            Host("[v1.foo]", app=PlainTextResponse("future")),
+            Route("/", endpoint("fallback")),
+        ]
+    )
+    client = TestClient(router, backend=backend)
+    assert client.get("/", headers={"host": "[2001:DB8::1]:8000"}).text == "documentation"
+    assert client.get("/", headers={"host": "[v1.foo]"}).text == "future"
+    assert client.get("/", headers={"host": "[v1.foo]:81"}).text == "future"
+
+
+@pytest.mark.parametrize(
+    "host",
+    [None, "evil.com/x", "[::1", "a b", "api.example.org:port", "[:::]", "[::1]x", "[V1.foo]"],
+)
 def test_host_route_ignores_a_missing_or_malformed_host_header(
     host: str | None, backend: Backend
 ) -> None:
@@ -6745,6 +6890,24 @@ def test_host_url_path_for_carries_the_host() -> None:
     whole = router.url_path_for("sub", sub="www", path="/about")
     assert whole == "/about"
     assert whole.host == "www.example.org"
+
+
+def test_host_url_path_for_keeps_the_port_of_the_host_pattern() -> None:
+    router = Router(
+        [
+            Host("port.example.org:3600", app=Router([Route("/", plain_function, name="home")])),
+            Host("{sub}.example.org:8443", app=Router([Route("/x", plain_function, name="x")])),
+        ]
+    )
+    home = router.url_path_for("home")
+    assert home.host == "port.example.org:3600"
+    assert home.make_absolute_url("https://whatever") == "https://port.example.org:3600/"
+    assert router.url_path_for("x", sub="api").host == "api.example.org:8443"
+
+
+def test_host_url_path_for_keeps_a_host_parameter_not_given_as_a_placeholder() -> None:
+    router = Router([Host("{sub}.example.org", app=Router([Route("/", plain_function, name="r")]))])
+    assert router.url_path_for("r").host == "{sub}.example.org"
 
 
 def test_url_for_inside_a_host_points_at_that_host(backend: Backend) -> None:
@@ -6997,8 +7160,28 @@ def test_url_path_for_refuses_values_the_route_could_not_match(
     route_path: str, params: dict[str, Any]
 ) -> None:
     router = Router([Route(route_path, plain_function, name="r")])
-    with pytest.raises((AssertionError, ValueError)):
+    with pytest.raises(AssertionError):  # Starlette's convertors assert
         router.url_path_for("r", **params)
+
+
+def test_url_path_for_refuses_a_value_the_route_could_not_match_under_python_o() -> None:
+    # Raised, not asserted: `python -O` strips assert statements, and would build "/u/a/b".
+    code = (
+        "import starlite\n"
+        "router = starlite.Router([starlite.Route('/u/{name}', lambda r: None, name='r')])\n"
+        "try:\n"
+        "    router.url_path_for('r', name='a/b')\n"
+        "except AssertionError:\n"
+        "    print('refused')\n"
+    )
+    result = subprocess.run(
+        [sys.executable, "-O", "-c", code],
+        cwd=PROJECT_ROOT,
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    assert result.stdout == "refused\n"
 
 
 def test_url_path_for_through_host_and_mount_combines_host_and_prefix() -> None:
@@ -10354,6 +10537,44 @@ async def test_content_length_over_max_body_size_is_refused_before_any_body_is_r
     assert receive.calls == 0
 
 
+def test_the_app_reads_the_innermost_limit_under_starlettes_scope_key(backend: Backend) -> None:
+    async def limit_in_scope(request: Request) -> Response:
+        return PlainTextResponse(str(request.scope[MAX_BODY_SIZE_SCOPE_KEY]))
+
+    route = Route("/up", limit_in_scope, methods=["POST"], max_body_size=20)
+    app = Starlite(routes=[Mount("/m", routes=[route], max_body_size=1000)], max_body_size=50)
+    assert MAX_BODY_SIZE_SCOPE_KEY == "starlette.max_body_size"
+    assert TestClient(app, backend=backend).post("/m/up", content=b"x").text == "20"
+
+
+@pytest.mark.anyio
+@pytest.mark.parametrize("outer", [{MAX_BODY_SIZE_SCOPE_KEY: 10}, {}], ids=["set", "unset"])
+async def test_the_scopes_own_limit_is_put_back_when_the_app_returns(outer: Scope) -> None:
+    seen: list[int] = []
+
+    async def app(scope: Scope, receive: Receive, send: Send) -> None:
+        seen.append(scope[MAX_BODY_SIZE_SCOPE_KEY])
+        await PlainTextResponse("ok")(scope, receive, send)
+
+    scope = make_scope("/", method="POST", **outer)
+    await call_middleware(RequestBodyLimitMiddleware(app, max_body_size=5), scope)
+    assert seen == [5]
+    assert {key: scope[key] for key in outer} == outer
+    assert (MAX_BODY_SIZE_SCOPE_KEY in scope) is bool(outer)
+
+
+@pytest.mark.anyio
+async def test_the_scopes_own_limit_is_put_back_when_the_app_fails() -> None:
+    async def refusing(scope: Scope, receive: Receive, send: Send) -> None:
+        await receive()
+
+    scope = make_scope("/", method="POST", headers={"content-length": "9"})
+    scope[MAX_BODY_SIZE_SCOPE_KEY] = 100
+    sent = await call_middleware(RequestBodyLimitMiddleware(refusing, max_body_size=5), scope)
+    assert sent[0]["status"] == 413
+    assert scope[MAX_BODY_SIZE_SCOPE_KEY] == 100
+
+
 @pytest.mark.anyio
 async def test_content_length_over_limit_fails_the_apps_first_receive() -> None:
     received: list[Message] = []
@@ -10585,7 +10806,7 @@ def vary_names(values: Sequence[str]) -> list[str]:
     return [name.strip().lower() for value in values for name in value.split(",") if name.strip()]
 
 
-HOSTS = ["example.com", "*.example.com", "[::1]"]
+HOSTS = ["example.com", "*.example.com", "[::1]", "[v1.foo]"]
 
 
 @pytest.mark.parametrize(
@@ -10596,6 +10817,17 @@ HOSTS = ["example.com", "*.example.com", "[::1]"]
         ("example.com:8000", 200),
         ("A.B.Example.Com", 200),
         ("[::1]:8000", 200),
+        ("[0:0::1]", 400),  # the pattern is compared as written
+        ("[v1.foo]", 200),
+        ("[v1.foo]:81", 200),
+        ("example.com:000080", 200),  # RFC 3986: a port is any run of digits, and it is ignored
+        ("example.com:65536", 200),
+        ("example.com:100000", 200),
+        ("[:::]", 400),
+        ("[::ffff:999.999.999.999]", 400),
+        ("[::1]:", 400),
+        ("[::1]@evil.com", 400),
+        ("[V1.foo]", 400),
         ("evil.com", 400),
         ("example.com.evil.com", 400),
         ("notexample.com", 400),
@@ -10822,11 +11054,25 @@ async def test_https_redirect_answers_400_without_any_host_to_redirect_to() -> N
 
 
 @pytest.mark.anyio
+async def test_https_redirect_reads_a_port_with_leading_zeros_as_its_number() -> None:
+    for host, location in [
+        (b"example.com:000080", "https://example.com/"),
+        (b"example.com:0443", "https://example.com/"),
+        (b"example.com:08080", "https://example.com:08080/"),
+        (b"[v1.foo]:80", "https://[v1.foo]/"),  # an IPvFuture literal, which httpx cannot send
+    ]:
+        scope = make_scope("/", headers=[(b"host", host)])
+        sent = await call_middleware(HTTPSRedirectMiddleware(RecordingApp()), scope)
+        assert (host, headers_of(sent[0])["location"]) == (host, location)
+
+
+@pytest.mark.anyio
 async def test_https_redirect_answers_400_for_a_malformed_host_as_documented() -> None:
     # The docstring: "a request without a valid Host gets 400", even when the scope names a
     # server whose address a redirect could fall back to.
     endpoint = RecordingApp()
-    for host in (b"example.com:bad", b"", b"evil.com/x", b"user@evil.com"):
+    # A port out of range, or an IPv6 literal that is no address, cannot be put in a URL either.
+    for host in (b"example.com:bad", b"", b"evil.com/x", b"user@evil.com", b"a:65536", b"[:::]"):
         scope = make_scope("/", headers=[(b"host", host)], server=("example.org", 80))
         sent = await call_middleware(HTTPSRedirectMiddleware(endpoint), scope)
         assert (host, sent[0]["status"]) == (host, 400)
@@ -11112,6 +11358,99 @@ def test_cors_allow_methods_star_allows_every_method() -> None:
         response = client.options("/", headers=preflight_headers(method=method))
         assert response.status_code == 200
         assert listed_names(response.headers["access-control-allow-methods"]) == expected
+
+
+def test_cors_preflight_lists_allowed_headers_once_each_in_their_given_spelling() -> None:
+    client = cors_client(allow_origins=[ORIGIN], allow_headers=["X-Example", "content-type"])
+    response = client.options("/", headers=preflight_headers(method="GET"))
+    assert response.headers["access-control-allow-headers"] == (
+        "Accept, Accept-Language, Content-Language, Content-Type, X-Example"
+    )
+
+
+def test_cors_options_are_kept_as_given_and_the_worked_out_headers_are_public() -> None:
+    origins, methods = [ORIGIN], ("GET", "PUT")
+    middleware = CORSMiddleware(
+        RecordingApp(),
+        allow_origins=origins,
+        allow_methods=methods,
+        allow_headers=["X-Token"],
+        allow_credentials=True,
+        expose_headers=["X-Total"],
+        max_age=60,
+    )
+    assert middleware.allow_origins is origins
+    assert middleware.allow_methods is methods
+    assert middleware.allow_all_origins is False
+    assert middleware.allow_all_headers is False
+    assert middleware.preflight_explicit_allow_origin is True
+    assert middleware.allow_headers == [
+        "accept", "accept-language", "content-language", "content-type", "x-token"
+    ]  # fmt: skip
+    assert middleware.simple_headers == {
+        "Access-Control-Allow-Credentials": "true",
+        "Access-Control-Expose-Headers": "X-Total",
+    }
+    assert middleware.preflight_headers == {
+        "Vary": "Origin, Access-Control-Request-Method, Access-Control-Request-Headers, "
+        "Access-Control-Request-Private-Network",
+        "Access-Control-Allow-Methods": "GET, PUT",
+        "Access-Control-Max-Age": "60",
+        "Access-Control-Allow-Headers": "Accept, Accept-Language, Content-Language, "
+        "Content-Type, X-Token",
+        "Access-Control-Allow-Credentials": "true",
+    }
+    assert CORSMiddleware(RecordingApp(), allow_methods=["*"]).allow_methods == (
+        "DELETE", "GET", "HEAD", "OPTIONS", "PATCH", "POST", "PUT", "QUERY"
+    )  # fmt: skip
+
+
+def test_cors_any_origin_without_credentials_is_answered_star_from_the_public_headers() -> None:
+    middleware = CORSMiddleware(RecordingApp(), allow_origins=["*"])
+    assert middleware.preflight_explicit_allow_origin is False
+    assert middleware.simple_headers == {"Access-Control-Allow-Origin": "*"}
+    assert middleware.preflight_headers["Access-Control-Allow-Origin"] == "*"
+    client = TestClient(middleware)
+    assert client.get("/", headers={"origin": ORIGIN}).headers["access-control-allow-origin"] == "*"
+    preflight = client.options("/", headers=preflight_headers(method="GET"))
+    assert preflight.headers["access-control-allow-origin"] == "*"
+
+
+def test_cors_null_origin_is_refused_through_star_even_in_a_preflight() -> None:
+    client = cors_client(allow_origins=["*"])
+    simple = client.get("/", headers={"origin": "null"})
+    assert "access-control-allow-origin" not in simple.headers
+    preflight = client.options("/", headers=preflight_headers("null", method="GET"))
+    assert preflight.status_code == 400
+    assert "access-control-allow-origin" not in preflight.headers
+
+
+def test_cors_credentials_with_any_origin_answer_the_origin_not_the_public_star() -> None:
+    client = cors_client(allow_origins=["*"], allow_credentials=True)
+    simple = client.get("/", headers={"origin": ORIGIN})
+    assert simple.headers["access-control-allow-origin"] == ORIGIN
+    assert simple.headers["access-control-allow-credentials"] == "true"
+
+
+def test_cors_a_subclass_may_change_the_public_headers() -> None:
+    class BrandedCORS(CORSMiddleware):
+        def __init__(self, app: ASGIApp) -> None:
+            super().__init__(app, allow_origins=[ORIGIN])
+            self.simple_headers["X-CORS"] = "branded"
+            self.preflight_headers["X-CORS"] = "preflight"
+
+    client = TestClient(BrandedCORS(RecordingApp()))
+    assert client.get("/", headers={"origin": ORIGIN}).headers["x-cors"] == "branded"
+    preflight = client.options("/", headers=preflight_headers(method="GET"))
+    assert preflight.headers["x-cors"] == "preflight"
+
+
+def test_cors_methods_are_matched_as_given_since_http_methods_are_case_sensitive() -> None:
+    client = cors_client(allow_origins=[ORIGIN], allow_methods=["patch"])
+    assert client.options("/", headers=preflight_headers(method="patch")).status_code == 200
+    response = client.options("/", headers=preflight_headers(method="PATCH"))
+    assert response.status_code == 400
+    assert response.text == "Disallowed CORS method"
 
 
 def test_cors_max_age_is_sent_in_the_preflight() -> None:
@@ -11830,6 +12169,75 @@ def test_session_cookie_attributes_follow_the_options(
     assert found == expected
 
 
+@pytest.mark.parametrize(
+    ("options", "attributes"),
+    [
+        ({}, "path=/; Max-Age=1209600; httponly; samesite=lax"),
+        ({"path": "/second_app", "max_age": None}, "path=/second_app; httponly; samesite=lax"),
+        (
+            {"same_site": "none", "https_only": True, "domain": ".a.org", "partitioned": True},
+            "path=/; Max-Age=1209600; httponly; samesite=none; secure; domain=.a.org; partitioned",
+        ),
+    ],
+    ids=["defaults", "path-no-max-age", "every-flag"],
+)
+def test_session_cookie_attributes_are_written_as_starlette_writes_them(
+    options: dict[str, Any], attributes: str
+) -> None:
+    response = TestClient(session_app(**options)).post("/set", json={"user": "alice"})
+    (header,) = response.headers.get_list("set-cookie")
+    name_and_value, _, written = header.partition("; ")
+    assert name_and_value.startswith("session=")
+    assert written == attributes
+
+
+def test_session_cookie_of_a_mounted_app_keeps_its_own_path() -> None:
+    inner = session_app(path="/second_app")
+    app = Starlite(routes=[Mount("/second_app", app=inner)])
+    client = TestClient(app, base_url="http://testserver/second_app")
+    response = client.post("/set", json={"user": "alice"})
+    assert "; path=/second_app;" in response.headers["set-cookie"]
+    assert client.get("/read").json() == {"user": "alice"}
+
+
+@pytest.mark.parametrize(
+    "options",
+    [
+        {"session_cookie": "bad name"},
+        {"session_cookie": "a;b"},
+        {"session_cookie": "expires"},
+        {"path": "/a; Domain=evil.com"},
+        {"domain": "example.com\r\nX-Evil: 1"},
+        {"same_site": "sometimes"},
+    ],
+    ids=["name-space", "name-semicolon", "name-reserved", "path", "domain", "samesite"],
+)
+def test_session_options_that_would_break_the_cookie_raise_value_error_at_start_up(
+    options: dict[str, Any],
+) -> None:
+    with pytest.raises(ValueError, match=r"[Cc]ookie|samesite"):
+        SessionMiddleware(RecordingApp(), secret_key=SESSION_SECRET, **options)
+
+
+def test_session_in_the_scope_is_a_session_that_a_subclass_can_mark_modified(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    def refresh(request: Request) -> Response:
+        session = request.session
+        assert isinstance(session, Session)
+        session.mark_modified()  # nothing changed, but send the cookie anew
+        return PlainTextResponse("refreshed")
+
+    app = Starlite(
+        routes=[Route("/refresh", refresh)],
+        middleware=[Middleware(SessionMiddleware, secret_key=SESSION_SECRET)],
+    )
+    monkeypatch.setattr("starlite.time.time", lambda: A_TIME)
+    response = TestClient(app).get("/refresh", headers=with_session_cookie(alice_cookie()))
+    _, value, _ = session_set_cookie(response)
+    assert value == session_signer().sign({"user": "alice"})
+
+
 def test_session_cookie_defaults_leave_out_secure_domain_partitioned_and_expires() -> None:
     response = TestClient(session_app()).post("/set", json={"user": "alice"})
     _, _, attributes = session_set_cookie(response)
@@ -11884,10 +12292,17 @@ def test_session_request_that_does_not_change_it_gets_no_set_cookie(path: str) -
     assert "set-cookie" not in client.get(path).headers
 
 
-def test_session_setting_a_value_it_already_holds_is_not_a_change() -> None:
+def test_session_written_to_sends_the_cookie_again_even_with_the_same_values(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    # As in Starlette: a write signs the session anew, so that its max_age starts over.
     client = TestClient(session_app())
+    monkeypatch.setattr("starlite.time.time", lambda: A_TIME)
     client.post("/set", json={"user": "alice"})
-    assert "set-cookie" not in client.post("/set", json={"user": "alice"}).headers
+    monkeypatch.setattr("starlite.time.time", lambda: A_TIME + 60)
+    response = client.post("/set", json={"user": "alice"})
+    _, value, _ = session_set_cookie(response)
+    assert value.split(".")[1] == str(A_TIME + 60)
 
 
 def test_session_nested_change_in_place_is_written() -> None:
@@ -14788,6 +15203,27 @@ async def test_lifespan_protocol_puts_the_yielded_state_in_the_scope() -> None:
     sent, scope = await run_lifespan(Starlite(lifespan=lifespan), ["startup", "shutdown"])
     assert scope["state"] == {"pool": "ready"}
     assert [message["type"] for message in sent][-1] == "lifespan.shutdown.complete"
+
+
+@pytest.mark.anyio
+async def test_lifespan_state_on_a_server_without_state_fails_startup_in_starlettes_words() -> None:
+    @contextlib.asynccontextmanager
+    async def lifespan(app: Starlite) -> AsyncIterator[dict[str, Any]]:
+        yield {"pool": "ready"}
+
+    messages: list[Message] = []
+
+    async def receive() -> Message:
+        return {"type": "lifespan.startup"}
+
+    async def send(message: Message) -> None:
+        messages.append(message)
+
+    scope = {"type": "lifespan", "asgi": {"version": "3.0"}}  # no "state": an older server
+    message = 'The server does not support "state" in the lifespan scope.'
+    with pytest.raises(RuntimeError, match=re.escape(message)):
+        await Starlite(lifespan=lifespan)(scope, receive, send)
+    assert [sent["type"] for sent in messages] == ["lifespan.startup.failed"]
 
 
 @pytest.mark.anyio
@@ -20063,8 +20499,8 @@ def test_auth_example_sends_an_anonymous_visitor_to_sign_in_then_back(
         assert signed_in.status_code == 303
         assert signed_in.headers["location"] == "/account"
         cookie = signed_in.headers["set-cookie"]
-        assert "HttpOnly" in cookie
-        assert "SameSite=lax" in cookie
+        assert "; httponly" in cookie
+        assert "; samesite=lax" in cookie
         page = client.get("/account")
     assert page.status_code == 200
     assert "<h1>bob</h1>" in page.text
