@@ -3505,7 +3505,7 @@ class Router:
     ) -> None:
         self.routes = [] if routes is None else list(routes)
         self.redirect_slashes = redirect_slashes
-        self.default: ASGIApp = _not_found if default is None else default
+        self.default: ASGIApp = self.not_found if default is None else default
         self.lifespan_context: Lifespan[Any] = _no_lifespan if lifespan is None else lifespan
         self.middleware_stack = _with_body_limit(
             _wrap_in_middleware(self.app, middleware), max_body_size
@@ -3534,6 +3534,11 @@ class Router:
         if url is None:
             raise NoMatchFound(name, path_params)
         return url
+
+    async def not_found(self, scope: Scope, receive: Receive, send: Send) -> None:
+        """Answer a request no route matched (the default `default`): override it for a custom
+        page outside an app; inside one, the 404 exception handlers answer."""
+        await _not_found(scope, receive, send)
 
     async def lifespan(self, scope: Scope, receive: Receive, send: Send) -> None:
         """Run the lifespan context across ASGI's ``lifespan.startup`` and ``shutdown``."""

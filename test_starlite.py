@@ -6947,6 +6947,17 @@ def test_router_default_app_answers_unmatched_requests(backend: Backend) -> None
     assert client.post("/missing").text == "raw POST"
 
 
+def test_router_not_found_override_answers_unmatched_requests(backend: Backend) -> None:
+    class CustomNotFound(Router):
+        async def not_found(self, scope: Scope, receive: Receive, send: Send) -> None:
+            await PlainTextResponse("nothing here", status_code=404)(scope, receive, send)
+
+    client = TestClient(CustomNotFound([Route("/", endpoint("home"))]), backend=backend)
+    assert client.get("/").text == "home"
+    missing = client.get("/missing")
+    assert (missing.status_code, missing.text) == (404, "nothing here")
+
+
 def test_app_answers_404_and_405_like_the_router(backend: Backend) -> None:
     client = TestClient(Starlite(routes=[Route("/", endpoint("home"))]), backend=backend)
     missing = client.get("/missing")
