@@ -12116,19 +12116,21 @@ def test_base_user_properties_raise_not_implemented_error(name: str) -> None:
         getattr(BaseUser(), name)
 
 
-def test_simple_user_is_authenticated_and_displays_its_username() -> None:
+def test_simple_user_is_authenticated_and_displays_and_is_identified_by_its_username() -> None:
     user = SimpleUser("alice")
     assert isinstance(user, BaseUser)
     assert user.username == "alice"
     assert user.is_authenticated is True
     assert user.display_name == "alice"
+    assert user.identity == "alice"
 
 
-def test_unauthenticated_user_is_not_authenticated_and_has_an_empty_display_name() -> None:
+def test_unauthenticated_user_is_not_authenticated_and_has_an_empty_name_and_identity() -> None:
     user = UnauthenticatedUser()
     assert isinstance(user, BaseUser)
     assert user.is_authenticated is False
     assert user.display_name == ""
+    assert user.identity == ""
 
 
 @pytest.mark.parametrize(
