@@ -2347,7 +2347,9 @@ def _check_close(code: int, reason: str) -> None:
 
 
 def _expected(allowed: Mapping[str, Any], got: str) -> str:
-    names = " or ".join(repr(name) for name in allowed)
+    """Starlette's text for an ASGI message the state does not allow: the names it allows."""
+    *others, last = (f'"{name}"' for name in allowed)
+    names = f"{', '.join(others)} or {last}" if others else last
     return f"Expected ASGI message {names}, but got {got!r}"
 
 
@@ -2487,15 +2489,13 @@ class WebSocket(HTTPConnection[StateT]):
         """Refuse the handshake with an HTTP response, through ASGI's websocket.http.response
         extension; raises RuntimeError if the server does not offer it."""
         if "websocket.http.response" not in self.scope.get("extensions", {}):
-            raise RuntimeError(
-                "The server does not support the websocket denial response extension"
-            )
+            raise RuntimeError("The server doesn't support the Websocket Denial Response extension.")
         await response(self.scope, self.receive, self.send)
 
 
 def _check_mode(mode: str) -> None:
     if mode not in ("text", "binary"):
-        raise ValueError(f"mode must be 'text' or 'binary', not {mode!r}")
+        raise RuntimeError('The "mode" argument should be "text" or "binary".')
 
 
 class WebSocketClose:

@@ -5268,9 +5268,9 @@ async def test_receive_json_of_invalid_json_raises_and_mode_is_checked() -> None
         await websocket.receive_json()
     with pytest.raises(json.JSONDecodeError):
         await websocket.receive_json(mode="binary")
-    with pytest.raises(ValueError, match="mode"):
+    with pytest.raises(RuntimeError, match='The "mode" argument should be "text" or "binary"'):
         await websocket.receive_json(mode="xml")  # type: ignore[arg-type]
-    with pytest.raises(ValueError, match="mode"):
+    with pytest.raises(RuntimeError, match='The "mode" argument should be "text" or "binary"'):
         await websocket.send_json(1, mode="xml")  # type: ignore[arg-type]
     assert harness.sent == []
 
@@ -5531,7 +5531,7 @@ async def test_send_denial_response_without_the_extension_or_after_accept_raises
     denied = PlainTextResponse("no", status_code=403)
     harness = Harness(connect())
     websocket = harness.websocket(ws_scope(deny=False))
-    with pytest.raises(RuntimeError, match="extension"):
+    with pytest.raises(RuntimeError, match="doesn't support the Websocket Denial Response extension"):
         await websocket.send_denial_response(denied)
     assert websocket.application_state is WebSocketState.CONNECTING
     assert harness.sent == []
@@ -5539,6 +5539,25 @@ async def test_send_denial_response_without_the_extension_or_after_accept_raises
     with pytest.raises(RuntimeError, match=r"websocket\.send"):
         await websocket.send_denial_response(denied)
     assert harness.sent == []
+
+
+@pytest.mark.anyio
+async def test_a_message_the_state_does_not_allow_is_named_with_the_allowed_ones() -> None:
+    start = {"type": "websocket.http.response.start", "status": 403, "headers": []}
+    websocket = Harness(connect()).websocket(ws_scope())
+    with pytest.raises(RuntimeError) as refused:
+        await websocket.send({"type": "websocket.send", "text": "early"})
+    assert str(refused.value) == (
+        'Expected ASGI message "websocket.accept", "websocket.close" or '
+        "\"websocket.http.response.start\", but got 'websocket.send'"
+    )
+    await websocket.send(start)
+    with pytest.raises(RuntimeError) as twice:
+        await websocket.send(start)
+    assert str(twice.value) == (
+        'Expected ASGI message "websocket.http.response.body", '
+        "but got 'websocket.http.response.start'"
+    )
 
 
 # ---- What a websocket sees of its connection (through the test client) ----
@@ -17852,9 +17871,9 @@ def test_session_sends_and_receives_each_kind_of_frame(backend: Backend) -> None
         assert websocket.receive() == {"type": "websocket.send", "text": '{"a":"\u00e9","b":[1]}'}
         websocket.send_json({"a": "\u00e9"}, mode="binary")
         assert websocket.receive() == {"type": "websocket.send", "bytes": '{"a":"\u00e9"}'.encode()}
-        with pytest.raises(ValueError, match="mode"):
+        with pytest.raises(RuntimeError, match='The "mode" argument'):
             websocket.send_json(1, mode="xml")  # type: ignore[arg-type]
-        with pytest.raises(ValueError, match="mode"):
+        with pytest.raises(RuntimeError, match='The "mode" argument'):
             websocket.receive_json(mode="xml")  # type: ignore[arg-type]
 
 
