@@ -2489,7 +2489,9 @@ class WebSocket(HTTPConnection[StateT]):
         """Refuse the handshake with an HTTP response, through ASGI's websocket.http.response
         extension; raises RuntimeError if the server does not offer it."""
         if "websocket.http.response" not in self.scope.get("extensions", {}):
-            raise RuntimeError("The server doesn't support the Websocket Denial Response extension.")
+            raise RuntimeError(
+                "The server doesn't support the Websocket Denial Response extension."
+            )
         await response(self.scope, self.receive, self.send)
 
 

@@ -5531,7 +5531,9 @@ async def test_send_denial_response_without_the_extension_or_after_accept_raises
     denied = PlainTextResponse("no", status_code=403)
     harness = Harness(connect())
     websocket = harness.websocket(ws_scope(deny=False))
-    with pytest.raises(RuntimeError, match="doesn't support the Websocket Denial Response extension"):
+    with pytest.raises(
+        RuntimeError, match="doesn't support the Websocket Denial Response extension"
+    ):
         await websocket.send_denial_response(denied)
     assert websocket.application_state is WebSocketState.CONNECTING
     assert harness.sent == []
