@@ -135,6 +135,7 @@ __all__ = [
     "run_in_threadpool",
     # Exceptions
     "HTTPException",
+    "StarletteDeprecationWarning",
     "WebSocketException",
     "status",
     # Background tasks
@@ -998,50 +999,135 @@ class WebSocketException(Exception):
         return f"{self.__class__.__name__}(code={self.code!r}, reason={self.reason!r})"
 
 
-# WebSocket close codes (RFC 6455 §7.4.1 and IANA's registry), named as in starlette.status.
-_WEBSOCKET_CLOSE_CODES = {
-    1000: "NORMAL_CLOSURE",
-    1001: "GOING_AWAY",
-    1002: "PROTOCOL_ERROR",
-    1003: "UNSUPPORTED_DATA",
-    1005: "NO_STATUS_RCVD",
-    1006: "ABNORMAL_CLOSURE",
-    1007: "INVALID_FRAME_PAYLOAD_DATA",
-    1008: "POLICY_VIOLATION",
-    1009: "MESSAGE_TOO_BIG",
-    1010: "MANDATORY_EXT",
-    1011: "INTERNAL_ERROR",
-    1012: "SERVICE_RESTART",
-    1013: "TRY_AGAIN_LATER",
-    1014: "BAD_GATEWAY",
-    1015: "TLS_HANDSHAKE",
-}
-# RFC 9110's names where Python 3.11's HTTPStatus still has the older ones (both are kept).
-_RFC_9110_NAMES = {
-    306: "RESERVED",
-    413: "CONTENT_TOO_LARGE",
-    414: "URI_TOO_LONG",
-    416: "RANGE_NOT_SATISFIABLE",
-    422: "UNPROCESSABLE_CONTENT",
-}
+class StarletteDeprecationWarning(DeprecationWarning):
+    """Warns of a Starlette API that still works but will go: use what the message names."""
 
 
-class _StatusCodes:
+class _RenamedStatus:
+    """A status code's name that RFC 9110 replaced: it still reads as the code, with a
+    StarletteDeprecationWarning naming the new one."""
+
+    def __init__(self, new_name: str) -> None:
+        self.new_name = new_name
+
+    def __set_name__(self, owner: type, name: str) -> None:
+        self.name = name
+        self.code: int = getattr(owner, self.new_name)
+
+    def __get__(self, instance: object, owner: type | None = None) -> int:
+        message = f"'{self.name}' is deprecated. Use '{self.new_name}' instead."
+        warnings.warn(message, StarletteDeprecationWarning, stacklevel=2)
+        return self.code
+
+
+class _Status:
     """Status codes by name, as ``starlette.status`` has them: ``status.HTTP_404_NOT_FOUND``,
-    ``status.WS_1008_POLICY_VIOLATION``."""
+    ``status.WS_1008_POLICY_VIOLATION``. Each is written out, so that a type checker catches a
+    misspelt name; a name that does not exist raises AttributeError.
 
-    def __init__(self) -> None:
-        names = [(f"HTTP_{code.value}_{code.name}", code.value) for code in HTTPStatus]
-        names += [(f"HTTP_{code}_{name}", code) for code, name in _RFC_9110_NAMES.items()]
-        names += [(f"WS_{code}_{name}", code) for code, name in _WEBSOCKET_CLOSE_CODES.items()]
-        self.__dict__.update(names)
+    The HTTP codes are IANA's HTTP Status Code Registry, named as in RFC 9110 §15.
+    """
 
-    def __getattr__(self, name: str) -> int:
-        # Only reached for names that do not exist; declared so type checkers know codes are ints.
-        raise AttributeError(f"status has no code named {name!r}")
+    __slots__ = ()
+
+    # 1xx: informational
+    HTTP_100_CONTINUE = 100
+    HTTP_101_SWITCHING_PROTOCOLS = 101
+    HTTP_102_PROCESSING = 102
+    HTTP_103_EARLY_HINTS = 103
+
+    # 2xx: successful
+    HTTP_200_OK = 200
+    HTTP_201_CREATED = 201
+    HTTP_202_ACCEPTED = 202
+    HTTP_203_NON_AUTHORITATIVE_INFORMATION = 203
+    HTTP_204_NO_CONTENT = 204
+    HTTP_205_RESET_CONTENT = 205
+    HTTP_206_PARTIAL_CONTENT = 206
+    HTTP_207_MULTI_STATUS = 207
+    HTTP_208_ALREADY_REPORTED = 208
+    HTTP_226_IM_USED = 226
+
+    # 3xx: redirection
+    HTTP_300_MULTIPLE_CHOICES = 300
+    HTTP_301_MOVED_PERMANENTLY = 301
+    HTTP_302_FOUND = 302
+    HTTP_303_SEE_OTHER = 303
+    HTTP_304_NOT_MODIFIED = 304
+    HTTP_305_USE_PROXY = 305
+    HTTP_306_RESERVED = 306
+    HTTP_307_TEMPORARY_REDIRECT = 307
+    HTTP_308_PERMANENT_REDIRECT = 308
+
+    # 4xx: client error
+    HTTP_400_BAD_REQUEST = 400
+    HTTP_401_UNAUTHORIZED = 401
+    HTTP_402_PAYMENT_REQUIRED = 402
+    HTTP_403_FORBIDDEN = 403
+    HTTP_404_NOT_FOUND = 404
+    HTTP_405_METHOD_NOT_ALLOWED = 405
+    HTTP_406_NOT_ACCEPTABLE = 406
+    HTTP_407_PROXY_AUTHENTICATION_REQUIRED = 407
+    HTTP_408_REQUEST_TIMEOUT = 408
+    HTTP_409_CONFLICT = 409
+    HTTP_410_GONE = 410
+    HTTP_411_LENGTH_REQUIRED = 411
+    HTTP_412_PRECONDITION_FAILED = 412
+    HTTP_413_CONTENT_TOO_LARGE = 413
+    HTTP_414_URI_TOO_LONG = 414
+    HTTP_415_UNSUPPORTED_MEDIA_TYPE = 415
+    HTTP_416_RANGE_NOT_SATISFIABLE = 416
+    HTTP_417_EXPECTATION_FAILED = 417
+    HTTP_418_IM_A_TEAPOT = 418
+    HTTP_421_MISDIRECTED_REQUEST = 421
+    HTTP_422_UNPROCESSABLE_CONTENT = 422
+    HTTP_423_LOCKED = 423
+    HTTP_424_FAILED_DEPENDENCY = 424
+    HTTP_425_TOO_EARLY = 425
+    HTTP_426_UPGRADE_REQUIRED = 426
+    HTTP_428_PRECONDITION_REQUIRED = 428
+    HTTP_429_TOO_MANY_REQUESTS = 429
+    HTTP_431_REQUEST_HEADER_FIELDS_TOO_LARGE = 431
+    HTTP_451_UNAVAILABLE_FOR_LEGAL_REASONS = 451
+
+    # 5xx: server error
+    HTTP_500_INTERNAL_SERVER_ERROR = 500
+    HTTP_501_NOT_IMPLEMENTED = 501
+    HTTP_502_BAD_GATEWAY = 502
+    HTTP_503_SERVICE_UNAVAILABLE = 503
+    HTTP_504_GATEWAY_TIMEOUT = 504
+    HTTP_505_HTTP_VERSION_NOT_SUPPORTED = 505
+    HTTP_506_VARIANT_ALSO_NEGOTIATES = 506
+    HTTP_507_INSUFFICIENT_STORAGE = 507
+    HTTP_508_LOOP_DETECTED = 508
+    HTTP_510_NOT_EXTENDED = 510
+    HTTP_511_NETWORK_AUTHENTICATION_REQUIRED = 511
+
+    # WebSocket close codes (RFC 6455 §7.4.1)
+    WS_1000_NORMAL_CLOSURE = 1000
+    WS_1001_GOING_AWAY = 1001
+    WS_1002_PROTOCOL_ERROR = 1002
+    WS_1003_UNSUPPORTED_DATA = 1003
+    WS_1005_NO_STATUS_RCVD = 1005
+    WS_1006_ABNORMAL_CLOSURE = 1006
+    WS_1007_INVALID_FRAME_PAYLOAD_DATA = 1007
+    WS_1008_POLICY_VIOLATION = 1008
+    WS_1009_MESSAGE_TOO_BIG = 1009
+    WS_1010_MANDATORY_EXT = 1010
+    WS_1011_INTERNAL_ERROR = 1011
+    WS_1012_SERVICE_RESTART = 1012
+    WS_1013_TRY_AGAIN_LATER = 1013
+    WS_1014_BAD_GATEWAY = 1014
+    WS_1015_TLS_HANDSHAKE = 1015
+
+    # The names RFC 9110 retired (Python's HTTPStatus still has them before 3.13).
+    HTTP_413_REQUEST_ENTITY_TOO_LARGE = _RenamedStatus("HTTP_413_CONTENT_TOO_LARGE")
+    HTTP_414_REQUEST_URI_TOO_LONG = _RenamedStatus("HTTP_414_URI_TOO_LONG")
+    HTTP_416_REQUESTED_RANGE_NOT_SATISFIABLE = _RenamedStatus("HTTP_416_RANGE_NOT_SATISFIABLE")
+    HTTP_422_UNPROCESSABLE_ENTITY = _RenamedStatus("HTTP_422_UNPROCESSABLE_CONTENT")
 
 
-status = _StatusCodes()
+status = _Status()
 
 
 # ==== Background tasks ====

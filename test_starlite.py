@@ -128,6 +128,7 @@ from starlite import (
     ServerSentEvent,
     SessionMiddleware,
     SimpleUser,
+    StarletteDeprecationWarning,
     Starlite,
     State,
     StaticFiles,
@@ -1930,6 +1931,53 @@ def test_status_constants_equal_the_number_in_their_name() -> None:
     assert {name: getattr(status, name) for name in STATUS_NAMES} == {
         name: int(name.split("_")[1]) for name in STATUS_NAMES
     }
+
+
+@pytest.mark.parametrize(
+    ("retired", "current"),
+    [
+        ("HTTP_413_REQUEST_ENTITY_TOO_LARGE", "HTTP_413_CONTENT_TOO_LARGE"),
+        ("HTTP_414_REQUEST_URI_TOO_LONG", "HTTP_414_URI_TOO_LONG"),
+        ("HTTP_416_REQUESTED_RANGE_NOT_SATISFIABLE", "HTTP_416_RANGE_NOT_SATISFIABLE"),
+        ("HTTP_422_UNPROCESSABLE_ENTITY", "HTTP_422_UNPROCESSABLE_CONTENT"),
+    ],
+)
+def test_status_names_rfc_9110_retired_still_work_with_a_deprecation_warning(
+    retired: str, current: str
+) -> None:
+    with pytest.warns(StarletteDeprecationWarning) as warned:
+        assert getattr(status, retired) == getattr(status, current)
+    assert [str(warning.message) for warning in warned] == [
+        f"'{retired}' is deprecated. Use '{current}' instead."
+    ]
+    assert warned[0].filename == __file__  # it points at the code that used the name
+    assert issubclass(StarletteDeprecationWarning, DeprecationWarning)
+
+
+def test_status_has_no_name_it_does_not_define_and_its_codes_cannot_be_changed() -> None:
+    with pytest.raises(AttributeError, match="HTTP_999_UNKNOWN"):
+        status.HTTP_999_UNKNOWN  # type: ignore[attr-defined] # noqa: B018
+    with pytest.raises(AttributeError):
+        status.HTTP_200_OK = 201  # type: ignore[misc]
+    assert status.HTTP_200_OK == 200
+
+
+MISSPELT_STATUS_USER = """\
+from starlite import status
+
+found: int = status.HTTP_404_NOT_FOUND
+misspelt: int = status.HTTP_404_NOT_FUOND
+"""
+
+
+def test_a_misspelt_status_name_fails_mypy_strict(tmp_path: Path) -> None:
+    source = tmp_path / "misspelt_status_user.py"
+    source.write_text(MISSPELT_STATUS_USER)
+    result = run_mypy_strict(source, tmp_path / "mypy_cache")
+    errors = [line for line in result.stdout.splitlines() if ": error:" in line]
+    assert len(errors) == 1, result.stdout + result.stderr
+    assert f"{source.name}:4: error: " in errors[0]
+    assert '"HTTP_404_NOT_FUOND"' in errors[0]
 
 
 # ==== Background tasks ====
