@@ -133,6 +133,7 @@ __all__ = [
     # Concurrency
     "iterate_in_threadpool",
     "run_in_threadpool",
+    "run_until_first_complete",
     # Exceptions
     "HTTPException",
     "StarletteDeprecationWarning",
@@ -919,6 +920,28 @@ class State:
 async def run_in_threadpool(func: Callable[P, T], *args: P.args, **kwargs: P.kwargs) -> T:
     """Call a blocking function in a worker thread and await its result."""
     return await anyio.to_thread.run_sync(functools.partial(func, *args, **kwargs))
+
+
+async def run_until_first_complete(
+    *args: tuple[Callable[..., Awaitable[object]], dict[str, Any]],
+) -> None:
+    """Run each ``(function, keyword arguments)`` pair at once; when one returns, cancel the rest.
+
+    Deprecated, as in Starlette: an anyio task group does this and more.
+    """
+    # A name from the Exceptions section below: looked up when called, long after import.
+    message = "run_until_first_complete is deprecated and will be removed in a future version."
+    warnings.warn(message, StarletteDeprecationWarning, stacklevel=2)
+    async with anyio.create_task_group() as task_group:
+
+        async def run_then_cancel_the_rest(
+            func: Callable[..., Awaitable[object]], kwargs: dict[str, Any]
+        ) -> None:
+            await func(**kwargs)
+            task_group.cancel_scope.cancel()
+
+        for func, kwargs in args:
+            task_group.start_soon(run_then_cancel_the_rest, func, kwargs)
 
 
 async def _call_maybe_async(func: Callable[..., Any], *args: Any) -> Any:
@@ -3438,7 +3461,7 @@ class Router:
         self.routes = [] if routes is None else list(routes)
         self.redirect_slashes = redirect_slashes
         self.default: ASGIApp = _not_found if default is None else default
-        self.lifespan_context: Lifespan[Any] = _no_lifespan if lifespan is None else lifespan
+        self.lifespan_context: Lifespan[Any] = _lifespan_context(lifespan)
         self.middleware_stack = _with_body_limit(
             _wrap_in_middleware(self.app, middleware), max_body_size
         )
@@ -3578,6 +3601,45 @@ class Router:
 @contextlib.asynccontextmanager
 async def _no_lifespan(app: Any) -> AsyncIterator[None]:
     yield
+
+
+def _lifespan_context(lifespan: Lifespan[Any] | None) -> Lifespan[Any]:
+    """The lifespan as an async context manager factory. A bare generator function, sync or
+    async, still works as in Starlette, with a deprecation warning."""
+    # The warnings come from this module, as Starlette's come from its routing module: a
+    # filter names the module.
+    if lifespan is None:
+        return _no_lifespan
+    if inspect.isasyncgenfunction(lifespan):
+        warnings.warn(
+            "async generator function lifespans are deprecated, "
+            "use an @contextlib.asynccontextmanager function instead",
+            StarletteDeprecationWarning,
+            stacklevel=1,
+        )
+        return contextlib.asynccontextmanager(lifespan)
+    if inspect.isgeneratorfunction(lifespan):
+        warnings.warn(
+            "generator function lifespans are deprecated, "
+            "use an @contextlib.asynccontextmanager function instead",
+            StarletteDeprecationWarning,
+            stacklevel=1,
+        )
+        return _in_async_context(contextlib.contextmanager(lifespan))
+    return lifespan
+
+
+def _in_async_context(
+    lifespan: Callable[[Any], contextlib.AbstractContextManager[Any]],
+) -> Lifespan[Any]:
+    """A sync lifespan context as an async one. Its code runs on the event loop, as in Starlette."""
+
+    @contextlib.asynccontextmanager
+    async def async_lifespan(app: Any) -> AsyncIterator[Any]:
+        with lifespan(app) as state:
+            yield state
+
+    return async_lifespan
 
 
 # ==== Endpoints ====

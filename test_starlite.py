@@ -159,6 +159,7 @@ from starlite import (
     request_response,
     requires,
     run_in_threadpool,
+    run_until_first_complete,
     status,
 )
 
@@ -1775,6 +1776,41 @@ async def test_iterate_in_threadpool_propagates_an_error_raised_by_the_iterator(
     with pytest.raises(LookupError, match="bad item"):
         await consume()
     assert received == [1]
+
+
+@pytest.mark.anyio
+async def test_run_until_first_complete_cancels_the_others_when_one_returns() -> None:
+    finished: list[str] = []
+
+    async def quick(name: str) -> None:
+        finished.append(name)
+
+    async def slow(name: str) -> None:
+        await anyio.sleep(10)
+        finished.append(name)  # pragma: no cover - cancelled
+
+    with (
+        anyio.fail_after(5),
+        pytest.warns(StarletteDeprecationWarning, match="run_until_first_complete is deprecated"),
+    ):
+        await run_until_first_complete((slow, {"name": "slow"}), (quick, {"name": "quick"}))
+    assert finished == ["quick"]
+
+
+@pytest.mark.anyio
+async def test_run_until_first_complete_raises_what_a_function_raised() -> None:
+    async def fails() -> None:
+        raise ValueError("boom")
+
+    async def waits() -> None:
+        await anyio.sleep(10)
+
+    with (
+        pytest.warns(StarletteDeprecationWarning),
+        pytest.raises(ExceptionGroup) as raised,
+    ):
+        await run_until_first_complete((waits, {}), (fails, {}))
+    assert [str(error) for error in raised.value.exceptions] == ["boom"]
 
 
 # ==== Exceptions ====
@@ -8663,6 +8699,57 @@ def test_register_url_convertor_is_the_documented_way_and_works_for_one_segment(
     router = Router([Route("/h/{n:hex_number}/x", http_endpoint("hex"))], redirect_slashes=False)
     assert answer_of(router, "/h/ff/x") == ("200", "hex")
     assert answer_of(router, "/h/zz/x") == ("404", None)
+
+
+def test_a_generator_function_lifespan_still_works_with_a_deprecation_warning(
+    backend: Backend,
+) -> None:
+    events: list[str] = []
+
+    def sync_lifespan(app: Starlite) -> Iterator[dict[str, str]]:
+        events.append("sync start-up")
+        yield {"kind": "sync"}
+        events.append("sync shut-down")
+
+    async def async_lifespan(app: Starlite) -> AsyncIterator[dict[str, str]]:
+        events.append("async start-up")
+        yield {"kind": "async"}
+        events.append("async shut-down")
+
+    def state(request: Request) -> Response:
+        return PlainTextResponse(request.state.kind)
+
+    for kind, lifespan in [("sync", sync_lifespan), ("async", async_lifespan)]:
+        prefix = "" if kind == "sync" else "async "
+        with pytest.warns(StarletteDeprecationWarning) as warned:
+            app = Starlite(routes=[Route("/", state)], lifespan=lifespan)  # type: ignore[arg-type]
+        assert [str(warning.message) for warning in warned] == [
+            f"{prefix}generator function lifespans are deprecated, "
+            "use an @contextlib.asynccontextmanager function instead"
+        ]
+        with TestClient(app, backend=backend) as client:
+            assert events[-1] == f"{kind} start-up"
+            assert client.get("/").text == kind
+        assert events[-1] == f"{kind} shut-down"
+
+
+@pytest.mark.anyio
+async def test_a_sync_generator_function_lifespan_sees_an_error_raised_while_it_is_open() -> None:
+    seen: list[str] = []
+
+    def lifespan(app: Router) -> Iterator[None]:
+        try:
+            yield
+        except LookupError as error:
+            seen.append(str(error))
+            raise
+
+    with pytest.warns(StarletteDeprecationWarning):
+        router = Router(lifespan=lifespan)  # type: ignore[arg-type]
+    with pytest.raises(LookupError, match="inside"):
+        async with router.lifespan_context(router):
+            raise LookupError("inside")
+    assert seen == ["inside"]
 
 
 # ==== Endpoints ====
