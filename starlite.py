@@ -197,6 +197,7 @@ __all__ = [
     "CORSMiddleware",
     "DEFAULT_EXCLUDED_CONTENT_TYPES",
     "GZipMiddleware",
+    "GZipResponder",
     "HTTPSRedirectMiddleware",
     "RequestBodyLimitMiddleware",
     "ServerErrorMiddleware",
@@ -4513,6 +4514,31 @@ class _GZipSender:
         mode = zlib.Z_SYNC_FLUSH if more_body else zlib.Z_FINISH
         compressed: bytes = self.compressor.compress(body) + self.compressor.flush(mode)
         return compressed
+
+
+class GZipResponder(GZipMiddleware):
+    """Compresses responses as GZipMiddleware does for a client that accepts gzip, without
+    reading Accept-Encoding: for an app that has already chosen gzip."""
+
+    def __init__(
+        self,
+        app: ASGIApp,
+        minimum_size: int,
+        compresslevel: int = 9,
+        *,
+        thread_minimum_size: int = 128 * 1024,
+        exclude_content_types: tuple[str, ...] = DEFAULT_EXCLUDED_CONTENT_TYPES,
+    ) -> None:
+        super().__init__(
+            app,
+            minimum_size,
+            compresslevel,
+            thread_minimum_size,
+            exclude_content_types=exclude_content_types,
+        )
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        await self.app(scope, receive, _GZipSender(self, send, accepts_gzip=True).send)
 
 
 # A session cookie is "payload.timestamp.signature": the JSON session in unpadded base64url, the

@@ -90,6 +90,7 @@ from starlite import (
     FloatConvertor,
     FormData,
     GZipMiddleware,
+    GZipResponder,
     Headers,
     Host,
     HTMLResponse,
@@ -11410,6 +11411,30 @@ async def test_gzip_keeps_trailers_and_drops_content_length() -> None:
         assert "content-length" not in headers
         assert sent[-1] == trailers
         assert gunzip(sent_body(sent)) == TEXT
+
+
+@pytest.mark.anyio
+async def test_gzip_responder_compresses_without_asking_accept_encoding() -> None:
+    app = scripted_app(response_start_message(), response_body_message(TEXT))
+    responder = GZipResponder(app, 500)
+    for accept_encoding in ("gzip", "identity", None):
+        sent = await call_middleware(responder, gzip_scope(accept_encoding))
+        assert headers_of(sent[0])["content-encoding"] == "gzip"
+        assert gunzip(sent_body(sent)) == TEXT
+    small = await call_middleware(GZipResponder(app, len(TEXT) + 1), gzip_scope())
+    assert "content-encoding" not in headers_of(small[0])
+    assert sent_body(small) == TEXT
+
+
+@pytest.mark.anyio
+async def test_gzip_responder_excludes_content_types_written_in_any_case_with_parameters() -> None:
+    zipped = response_start_message(headers={"content-type": "application/zip"})
+    app = scripted_app(zipped, response_body_message(TEXT))
+    responder = GZipResponder(app, 500, exclude_content_types=("Application/ZIP; charset=utf-8",))
+    assert responder.exclude_content_types == frozenset({"application/zip"})
+    sent = await call_middleware(responder, gzip_scope())
+    assert "content-encoding" not in headers_of(sent[0])
+    assert sent_body(sent) == TEXT
 
 
 @pytest.mark.anyio
