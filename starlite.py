@@ -5458,7 +5458,9 @@ class FormParser:
     """Parses an ``application/x-www-form-urlencoded`` body as it streams in.
 
     Fields are split on ``&`` and ``=`` as the chunks arrive, so a field may span chunks and the
-    last one ends with the body, trailing ``&`` or not. Needs no extra library.
+    last one ends with the body, trailing ``&`` or not. The limits stop the parsing where they
+    are broken, even inside one large chunk: a field over `max_part_size` is refused before it
+    is copied. Needs no extra library.
     """
 
     def __init__(
@@ -5474,32 +5476,67 @@ class FormParser:
         self.max_fields = max_fields
         self.max_part_size = max_part_size
         self._items: list[tuple[str, str | UploadFile]] = []
+        self._current_fields = 0  # the fields ended so far
+        # The field being read: its name until a "=" arrives, then its value.
+        self._field_name = bytearray()
+        self._field_value = bytearray()
+        self._in_value = False
+        self._field_size = 0
 
     async def parse(self) -> FormData:
         """The form's fields, in order."""
-        pending = bytearray()  # the start of a field whose end has not arrived yet
         async for chunk in self.stream:
-            first, *fields = chunk.split(b"&")
-            pending += first  # appended, never copied whole: linear in the body's size
-            if fields:
-                self._on_field(bytes(pending))
-                *complete, rest = fields
-                for field in complete:
+            first_end = chunk.find(b"&")
+            if first_end == -1:  # the chunk is all inside one field
+                self._on_field_data(chunk, 0, len(chunk))
+                continue
+            start = 0
+            if self._field_size:  # the field begun in earlier chunks ends here
+                self._on_field_data(chunk, 0, first_end)
+                self._on_field_end()
+                start = first_end + 1
+            last_start = chunk.rfind(b"&") + 1
+            if last_start > start:
+                for field in chunk[start : last_start - 1].split(b"&"):  # whole fields
                     self._on_field(field)
-                pending = bytearray(rest)
-            if len(pending) > self.max_part_size:
-                raise self._field_too_large()
-        self._on_field(bytes(pending))
+            self._on_field_data(chunk, last_start, len(chunk))  # the next chunk may go on
+        self._on_field_end()
         return FormData(self._items)
 
+    def _on_field_data(self, chunk: bytes, start: int, end: int) -> None:
+        """Add ``chunk[start:end]``, which holds no "&", to the field being read."""
+        self._field_size += end - start
+        if self._field_size > self.max_part_size:
+            raise self._field_too_large()
+        if not self._in_value:
+            equals = chunk.find(b"=", start, end)
+            if equals == -1:
+                self._field_name += chunk[start:end]
+                return
+            self._field_name += chunk[start:equals]
+            self._in_value = True
+            start = equals + 1
+        self._field_value += chunk[start:end]
+
+    def _on_field_end(self) -> None:
+        """End the field that was read piece by piece."""
+        if self._field_size:
+            self._add(self._field_name, self._field_value)
+            self._field_name, self._field_value = bytearray(), bytearray()
+            self._in_value, self._field_size = False, 0
+
     def _on_field(self, field: bytes) -> None:
-        if not field:  # "a=1&&b=2" and a trailing "&" hold empty fields: nothing to add
-            return
+        """Add a field that arrived whole."""
         if len(field) > self.max_part_size:
             raise self._field_too_large()
-        if len(self._items) >= self.max_fields:
+        if field:  # "a=1&&b=2" holds an empty field: nothing to add
+            name, _, value = field.partition(b"=")
+            self._add(name, value)
+
+    def _add(self, name: bytes | bytearray, value: bytes | bytearray) -> None:
+        self._current_fields += 1
+        if self._current_fields > self.max_fields:
             raise _too_many("fields", self.max_fields)
-        name, _, value = field.partition(b"=")
         # As browsers encode: "+" is a space, %XX escapes are UTF-8; raw bytes are kept as latin-1.
         self._items.append(
             (unquote_plus(name.decode("latin-1")), unquote_plus(value.decode("latin-1")))

@@ -89,6 +89,7 @@ from starlite import (
     FileResponse,
     FloatConvertor,
     FormData,
+    FormParser,
     GZipMiddleware,
     GZipResponder,
     Headers,
@@ -15152,6 +15153,32 @@ async def test_form_parser_refuses_a_huge_field_while_it_streams() -> None:
     with pytest.raises(MultiPartException, match="Field exceeded maximum size of 10KB"):
         await request.form(max_part_size=10 * 1024)
     assert receive.calls <= 1 + 10 + 1
+
+
+def test_form_parser_refuses_a_huge_field_in_one_chunk_before_a_copy() -> None:
+    body = b"a=" + b"x" * (8 * 1024 * 1024)
+
+    async def parse() -> str:
+        try:
+            await form_items(body, URLENCODED, max_part_size=1024)
+        except MultiPartException as exc:
+            return exc.message
+        return "parsed"  # pragma: no cover - refused
+
+    message, peak = traced_peak_growth(parse)
+    assert message == "Field exceeded maximum size of 1KB."
+    assert peak < 1024 * 1024  # a copy of the field would be 8 MiB
+
+
+@pytest.mark.anyio
+async def test_form_parser_stops_at_the_field_past_max_fields_inside_one_chunk() -> None:
+    async def one_chunk() -> AsyncIterator[bytes]:
+        yield b"&".join(b"f%d=" % number for number in range(100_000))
+
+    parser = FormParser(Headers({"content-type": URLENCODED}), one_chunk(), max_fields=10)
+    with pytest.raises(MultiPartException, match="Too many fields"):
+        await parser.parse()
+    assert parser._current_fields == 11  # the fields after it were never decoded
 
 
 def test_urlencoded_form_works_without_python_multipart() -> None:
