@@ -15175,9 +15175,11 @@ async def test_form_parser_stops_at_the_field_past_max_fields_inside_one_chunk()
     async def one_chunk() -> AsyncIterator[bytes]:
         yield b"&".join(b"f%d=" % number for number in range(100_000))
 
-    parser = FormParser(Headers({"content-type": URLENCODED}), one_chunk(), max_fields=10)
+    stream = one_chunk()
+    parser = FormParser(Headers({"content-type": URLENCODED}), stream, max_fields=10)
     with pytest.raises(MultiPartException, match="Too many fields"):
         await parser.parse()
+    await stream.aclose()
     assert parser._current_fields == 11  # the fields after it were never decoded
 
 
