@@ -70,7 +70,7 @@ from collections.abc import (
     ValuesView,
 )
 from datetime import UTC, datetime
-from enum import Enum
+from enum import Enum, EnumMeta
 from http import HTTPStatus
 from types import ModuleType, TracebackType
 from typing import (
@@ -218,6 +218,7 @@ __all__ = [
     "Starlite",
     # Forms
     "FormData",
+    "FormMessage",
     "FormParser",
     "MultiPartException",
     "MultiPartParser",
@@ -5450,6 +5451,26 @@ class MultiPartException(Exception):
         self.message = message
 
 
+class _DeprecatedEnumType(EnumMeta):
+    """Makes looking up an enum's member by value (``FormMessage(1)``) warn that the enum is
+    deprecated, as Starlette's ``@deprecated`` class does."""
+
+    def __call__(cls, *args: Any, **kwargs: Any) -> Any:
+        message = f"`{cls.__name__}` is deprecated and will be removed in a future version."
+        warnings.warn(message, StarletteDeprecationWarning, stacklevel=2)
+        return super().__call__(*args, **kwargs)
+
+
+class FormMessage(Enum, metaclass=_DeprecatedEnumType):
+    """The events of Starlette's former form parser; deprecated, and unused by starlite."""
+
+    FIELD_START = 1
+    FIELD_NAME = 2
+    FIELD_DATA = 3
+    FIELD_END = 4
+    END = 5
+
+
 def _too_many(kind: str, limit: float) -> MultiPartException:
     return MultiPartException(f"Too many {kind}. Maximum number of {kind} is {limit}.")
 
@@ -5605,8 +5626,9 @@ class MultiPartParser:
     """Parses a ``multipart/form-data`` body as it streams in, on python-multipart.
 
     Files go to spooled temporary files as they arrive; a field without a filename may be at most
-    `max_part_size` bytes, checked while it streams. A ``_charset_`` field sets the encoding of
-    the fields after it. Any malformed body raises `MultiPartException`.
+    `max_part_size` bytes, checked while it streams. Names and values are decoded in the
+    Content-Type's ``charset`` (UTF-8 by default); a ``_charset_`` field sets the encoding of the
+    fields after it. Any malformed body raises `MultiPartException`.
     """
 
     spool_max_size = 1024 * 1024
@@ -5643,14 +5665,17 @@ class MultiPartParser:
         if boundary is None:
             raise MultiPartException("Missing boundary in multipart.")
         if not _BOUNDARY.fullmatch(boundary):
-            raise MultiPartException("Invalid boundary in multipart.")
+            raise MultiPartException("Invalid multipart data.")
+        if "charset" in parameters:  # looked up once, not for each value
+            self._encoding = self._codec_name(parameters["charset"])
         parser = multipart.MultipartParser(boundary.encode("latin-1"), self._callbacks())
         try:
             async for chunk in self.stream:
                 try:
                     parser.write(chunk)
                 except ValueError as exc:  # python-multipart's parse errors are ValueErrors
-                    raise MultiPartException(f"Invalid multipart data: {exc}") from None
+                    # Its words (which may quote the body) stay in the traceback, as Starlette's.
+                    raise MultiPartException("Invalid multipart data.") from exc
                 for file, data in self._file_writes:  # what the callbacks could not await
                     await file.write(data)
                 self._file_writes.clear()
@@ -5764,7 +5789,7 @@ class MultiPartParser:
 
     @staticmethod
     def _codec_name(charset: str) -> str:
-        """The codec for a ``_charset_`` value, looked up once; UTF-8 if Python has none."""
+        """The codec for a charset, looked up once; UTF-8 if Python has none."""
         try:
             return codecs.lookup(charset).name
         except LookupError:
