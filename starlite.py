@@ -2484,7 +2484,9 @@ class WebSocket(HTTPConnection[StateT]):
         """The next ASGI message from the client, checked against the protocol's state."""
         allowed = _RECEIVABLE.get(self.client_state)
         if allowed is None:
-            raise WebSocketDisconnected("Cannot receive: the client has disconnected")
+            raise WebSocketDisconnected(
+                'Cannot call "receive" once a disconnect message has been received.'
+            )
         message = await self._receive()
         if message["type"] not in allowed:
             raise RuntimeError(_expected(allowed, message["type"]))
@@ -2495,7 +2497,7 @@ class WebSocket(HTTPConnection[StateT]):
         """Send an ASGI message, checked against the protocol's state."""
         allowed = _SENDABLE.get(self.application_state)
         if allowed is None:
-            raise WebSocketDisconnected("Cannot send: the websocket is closed")
+            raise WebSocketDisconnected('Cannot call "send" once a close message has been sent.')
         if message["type"] not in allowed:
             raise RuntimeError(_expected(allowed, message["type"]))
         if message["type"] == "websocket.close":
@@ -2524,10 +2526,8 @@ class WebSocket(HTTPConnection[StateT]):
         )
 
     async def _receive_data(self) -> Message:
-        if self.application_state is _S.CONNECTING:
-            raise WebSocketDisconnected("The websocket is not connected: call accept() first")
         if self.application_state is not _S.CONNECTED:
-            raise WebSocketDisconnected("The websocket is closed")
+            raise WebSocketDisconnected('WebSocket is not connected. Need to call "accept" first.')
         message = await self.receive()
         if message["type"] == "websocket.disconnect":
             raise WebSocketDisconnect(message.get("code", 1000), message.get("reason"))
