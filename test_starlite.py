@@ -31,6 +31,7 @@ import uuid
 import warnings
 import zlib
 from collections.abc import (
+    AsyncGenerator,
     AsyncIterator,
     Awaitable,
     Callable,
@@ -15205,7 +15206,7 @@ def test_form_parser_refuses_a_huge_field_in_one_chunk_before_a_copy() -> None:
 
 @pytest.mark.anyio
 async def test_form_parser_stops_at_the_field_past_max_fields_inside_one_chunk() -> None:
-    async def one_chunk() -> AsyncIterator[bytes]:
+    async def one_chunk() -> AsyncGenerator[bytes]:
         yield b"&".join(b"f%d=" % number for number in range(100_000))
 
     stream = one_chunk()
