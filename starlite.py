@@ -72,7 +72,7 @@ from collections.abc import (
     ValuesView,
 )
 from datetime import UTC, datetime
-from enum import Enum
+from enum import Enum, EnumMeta
 from http import HTTPStatus
 from types import ModuleType, TracebackType
 from typing import (
@@ -136,8 +136,10 @@ __all__ = [
     # Concurrency
     "iterate_in_threadpool",
     "run_in_threadpool",
+    "run_until_first_complete",
     # Exceptions
     "HTTPException",
+    "StarletteDeprecationWarning",
     "WebSocketException",
     "status",
     # Background tasks
@@ -198,6 +200,7 @@ __all__ = [
     "CORSMiddleware",
     "DEFAULT_EXCLUDED_CONTENT_TYPES",
     "GZipMiddleware",
+    "GZipResponder",
     "HTTPSRedirectMiddleware",
     "MAX_BODY_SIZE_SCOPE_KEY",
     "RequestBodyLimitMiddleware",
@@ -219,6 +222,7 @@ __all__ = [
     "Starlite",
     # Forms
     "FormData",
+    "FormMessage",
     "FormParser",
     "MultiPartException",
     "MultiPartParser",
@@ -1012,6 +1016,28 @@ async def run_in_threadpool(func: Callable[P, T], *args: P.args, **kwargs: P.kwa
     return await anyio.to_thread.run_sync(functools.partial(func, *args, **kwargs))
 
 
+async def run_until_first_complete(
+    *args: tuple[Callable[..., Awaitable[object]], dict[str, Any]],
+) -> None:
+    """Run each ``(function, keyword arguments)`` pair at once; when one returns, cancel the rest.
+
+    Deprecated, as in Starlette: an anyio task group does this and more.
+    """
+    # A name from the Exceptions section below: looked up when called, long after import.
+    message = "run_until_first_complete is deprecated and will be removed in a future version."
+    warnings.warn(message, StarletteDeprecationWarning, stacklevel=2)
+    async with anyio.create_task_group() as task_group:
+
+        async def run_then_cancel_the_rest(
+            func: Callable[..., Awaitable[object]], kwargs: dict[str, Any]
+        ) -> None:
+            await func(**kwargs)
+            task_group.cancel_scope.cancel()
+
+        for func, kwargs in args:
+            task_group.start_soon(run_then_cancel_the_rest, func, kwargs)
+
+
 async def _call_maybe_async(func: Callable[..., Any], *args: Any) -> Any:
     """Call `func` with `args`: awaited if it is async, in the threadpool if it is not."""
     if _is_async_callable(func):
@@ -1090,50 +1116,138 @@ class WebSocketException(Exception):
         return f"{self.__class__.__name__}(code={self.code!r}, reason={self.reason!r})"
 
 
-# WebSocket close codes (RFC 6455 §7.4.1 and IANA's registry), named as in starlette.status.
-_WEBSOCKET_CLOSE_CODES = {
-    1000: "NORMAL_CLOSURE",
-    1001: "GOING_AWAY",
-    1002: "PROTOCOL_ERROR",
-    1003: "UNSUPPORTED_DATA",
-    1005: "NO_STATUS_RCVD",
-    1006: "ABNORMAL_CLOSURE",
-    1007: "INVALID_FRAME_PAYLOAD_DATA",
-    1008: "POLICY_VIOLATION",
-    1009: "MESSAGE_TOO_BIG",
-    1010: "MANDATORY_EXT",
-    1011: "INTERNAL_ERROR",
-    1012: "SERVICE_RESTART",
-    1013: "TRY_AGAIN_LATER",
-    1014: "BAD_GATEWAY",
-    1015: "TLS_HANDSHAKE",
-}
-# RFC 9110's names where Python 3.11's HTTPStatus still has the older ones (both are kept).
-_RFC_9110_NAMES = {
-    306: "RESERVED",
-    413: "CONTENT_TOO_LARGE",
-    414: "URI_TOO_LONG",
-    416: "RANGE_NOT_SATISFIABLE",
-    422: "UNPROCESSABLE_CONTENT",
-}
+class StarletteDeprecationWarning(UserWarning):
+    """Warns of a Starlette API that still works but will go: use what the message names.
+
+    A UserWarning, as in Starlette, so that it is shown by default (a DeprecationWarning is
+    hidden outside ``__main__`` and tests)."""
 
 
-class _StatusCodes:
+class _RenamedStatus:
+    """A status code's name that RFC 9110 replaced: it still reads as the code, with a
+    StarletteDeprecationWarning naming the new one."""
+
+    def __init__(self, new_name: str) -> None:
+        self.new_name = new_name
+
+    def __set_name__(self, owner: type, name: str) -> None:
+        self.name = name
+        self.code: int = getattr(owner, self.new_name)
+
+    def __get__(self, instance: object, owner: type | None = None) -> int:
+        message = f"'{self.name}' is deprecated. Use '{self.new_name}' instead."
+        warnings.warn(message, StarletteDeprecationWarning, stacklevel=2)
+        return self.code
+
+
+class _Status:
     """Status codes by name, as ``starlette.status`` has them: ``status.HTTP_404_NOT_FOUND``,
-    ``status.WS_1008_POLICY_VIOLATION``."""
+    ``status.WS_1008_POLICY_VIOLATION``. Each is written out, so that a type checker catches a
+    misspelt name; a name that does not exist raises AttributeError.
 
-    def __init__(self) -> None:
-        names = [(f"HTTP_{code.value}_{code.name}", code.value) for code in HTTPStatus]
-        names += [(f"HTTP_{code}_{name}", code) for code, name in _RFC_9110_NAMES.items()]
-        names += [(f"WS_{code}_{name}", code) for code, name in _WEBSOCKET_CLOSE_CODES.items()]
-        self.__dict__.update(names)
+    The HTTP codes are IANA's HTTP Status Code Registry, named as in RFC 9110 §15.
+    """
 
-    def __getattr__(self, name: str) -> int:
-        # Only reached for names that do not exist; declared so type checkers know codes are ints.
-        raise AttributeError(f"status has no code named {name!r}")
+    __slots__ = ()
+
+    # 1xx: informational
+    HTTP_100_CONTINUE = 100
+    HTTP_101_SWITCHING_PROTOCOLS = 101
+    HTTP_102_PROCESSING = 102
+    HTTP_103_EARLY_HINTS = 103
+
+    # 2xx: successful
+    HTTP_200_OK = 200
+    HTTP_201_CREATED = 201
+    HTTP_202_ACCEPTED = 202
+    HTTP_203_NON_AUTHORITATIVE_INFORMATION = 203
+    HTTP_204_NO_CONTENT = 204
+    HTTP_205_RESET_CONTENT = 205
+    HTTP_206_PARTIAL_CONTENT = 206
+    HTTP_207_MULTI_STATUS = 207
+    HTTP_208_ALREADY_REPORTED = 208
+    HTTP_226_IM_USED = 226
+
+    # 3xx: redirection
+    HTTP_300_MULTIPLE_CHOICES = 300
+    HTTP_301_MOVED_PERMANENTLY = 301
+    HTTP_302_FOUND = 302
+    HTTP_303_SEE_OTHER = 303
+    HTTP_304_NOT_MODIFIED = 304
+    HTTP_305_USE_PROXY = 305
+    HTTP_306_RESERVED = 306
+    HTTP_307_TEMPORARY_REDIRECT = 307
+    HTTP_308_PERMANENT_REDIRECT = 308
+
+    # 4xx: client error
+    HTTP_400_BAD_REQUEST = 400
+    HTTP_401_UNAUTHORIZED = 401
+    HTTP_402_PAYMENT_REQUIRED = 402
+    HTTP_403_FORBIDDEN = 403
+    HTTP_404_NOT_FOUND = 404
+    HTTP_405_METHOD_NOT_ALLOWED = 405
+    HTTP_406_NOT_ACCEPTABLE = 406
+    HTTP_407_PROXY_AUTHENTICATION_REQUIRED = 407
+    HTTP_408_REQUEST_TIMEOUT = 408
+    HTTP_409_CONFLICT = 409
+    HTTP_410_GONE = 410
+    HTTP_411_LENGTH_REQUIRED = 411
+    HTTP_412_PRECONDITION_FAILED = 412
+    HTTP_413_CONTENT_TOO_LARGE = 413
+    HTTP_414_URI_TOO_LONG = 414
+    HTTP_415_UNSUPPORTED_MEDIA_TYPE = 415
+    HTTP_416_RANGE_NOT_SATISFIABLE = 416
+    HTTP_417_EXPECTATION_FAILED = 417
+    HTTP_418_IM_A_TEAPOT = 418
+    HTTP_421_MISDIRECTED_REQUEST = 421
+    HTTP_422_UNPROCESSABLE_CONTENT = 422
+    HTTP_423_LOCKED = 423
+    HTTP_424_FAILED_DEPENDENCY = 424
+    HTTP_425_TOO_EARLY = 425
+    HTTP_426_UPGRADE_REQUIRED = 426
+    HTTP_428_PRECONDITION_REQUIRED = 428
+    HTTP_429_TOO_MANY_REQUESTS = 429
+    HTTP_431_REQUEST_HEADER_FIELDS_TOO_LARGE = 431
+    HTTP_451_UNAVAILABLE_FOR_LEGAL_REASONS = 451
+
+    # 5xx: server error
+    HTTP_500_INTERNAL_SERVER_ERROR = 500
+    HTTP_501_NOT_IMPLEMENTED = 501
+    HTTP_502_BAD_GATEWAY = 502
+    HTTP_503_SERVICE_UNAVAILABLE = 503
+    HTTP_504_GATEWAY_TIMEOUT = 504
+    HTTP_505_HTTP_VERSION_NOT_SUPPORTED = 505
+    HTTP_506_VARIANT_ALSO_NEGOTIATES = 506
+    HTTP_507_INSUFFICIENT_STORAGE = 507
+    HTTP_508_LOOP_DETECTED = 508
+    HTTP_510_NOT_EXTENDED = 510
+    HTTP_511_NETWORK_AUTHENTICATION_REQUIRED = 511
+
+    # WebSocket close codes (RFC 6455 §7.4.1)
+    WS_1000_NORMAL_CLOSURE = 1000
+    WS_1001_GOING_AWAY = 1001
+    WS_1002_PROTOCOL_ERROR = 1002
+    WS_1003_UNSUPPORTED_DATA = 1003
+    WS_1005_NO_STATUS_RCVD = 1005
+    WS_1006_ABNORMAL_CLOSURE = 1006
+    WS_1007_INVALID_FRAME_PAYLOAD_DATA = 1007
+    WS_1008_POLICY_VIOLATION = 1008
+    WS_1009_MESSAGE_TOO_BIG = 1009
+    WS_1010_MANDATORY_EXT = 1010
+    WS_1011_INTERNAL_ERROR = 1011
+    WS_1012_SERVICE_RESTART = 1012
+    WS_1013_TRY_AGAIN_LATER = 1013
+    WS_1014_BAD_GATEWAY = 1014
+    WS_1015_TLS_HANDSHAKE = 1015
+
+    # The names RFC 9110 retired (Python's HTTPStatus still has them before 3.13).
+    HTTP_413_REQUEST_ENTITY_TOO_LARGE = _RenamedStatus("HTTP_413_CONTENT_TOO_LARGE")
+    HTTP_414_REQUEST_URI_TOO_LONG = _RenamedStatus("HTTP_414_URI_TOO_LONG")
+    HTTP_416_REQUESTED_RANGE_NOT_SATISFIABLE = _RenamedStatus("HTTP_416_RANGE_NOT_SATISFIABLE")
+    HTTP_422_UNPROCESSABLE_ENTITY = _RenamedStatus("HTTP_422_UNPROCESSABLE_CONTENT")
 
 
-status = _StatusCodes()
+status = _Status()
 
 
 # ==== Background tasks ====
@@ -2494,7 +2608,9 @@ def _check_close(code: int, reason: str) -> None:
 
 
 def _expected(allowed: Mapping[str, Any], got: str) -> str:
-    names = " or ".join(repr(name) for name in allowed)
+    """Starlette's text for an ASGI message the state does not allow: the names it allows."""
+    *others, last = (f'"{name}"' for name in allowed)
+    names = f"{', '.join(others)} or {last}" if others else last
     return f"Expected ASGI message {names}, but got {got!r}"
 
 
@@ -2518,7 +2634,9 @@ class WebSocket(HTTPConnection[StateT]):
         """The next ASGI message from the client, checked against the protocol's state."""
         allowed = _RECEIVABLE.get(self.client_state)
         if allowed is None:
-            raise WebSocketDisconnected("Cannot receive: the client has disconnected")
+            raise WebSocketDisconnected(
+                'Cannot call "receive" once a disconnect message has been received.'
+            )
         message = await self._receive()
         if message["type"] not in allowed:
             raise RuntimeError(_expected(allowed, message["type"]))
@@ -2529,7 +2647,7 @@ class WebSocket(HTTPConnection[StateT]):
         """Send an ASGI message, checked against the protocol's state."""
         allowed = _SENDABLE.get(self.application_state)
         if allowed is None:
-            raise WebSocketDisconnected("Cannot send: the websocket is closed")
+            raise WebSocketDisconnected('Cannot call "send" once a close message has been sent.')
         if message["type"] not in allowed:
             raise RuntimeError(_expected(allowed, message["type"]))
         if message["type"] == "websocket.close":
@@ -2558,10 +2676,8 @@ class WebSocket(HTTPConnection[StateT]):
         )
 
     async def _receive_data(self) -> Message:
-        if self.application_state is _S.CONNECTING:
-            raise WebSocketDisconnected("The websocket is not connected: call accept() first")
         if self.application_state is not _S.CONNECTED:
-            raise WebSocketDisconnected("The websocket is closed")
+            raise WebSocketDisconnected('WebSocket is not connected. Need to call "accept" first.')
         message = await self.receive()
         if message["type"] == "websocket.disconnect":
             raise WebSocketDisconnect(message.get("code", 1000), message.get("reason"))
@@ -2635,14 +2751,14 @@ class WebSocket(HTTPConnection[StateT]):
         extension; raises RuntimeError if the server does not offer it."""
         if "websocket.http.response" not in self.scope.get("extensions", {}):
             raise RuntimeError(
-                "The server does not support the websocket denial response extension"
+                "The server doesn't support the Websocket Denial Response extension."
             )
         await response(self.scope, self.receive, self.send)
 
 
 def _check_mode(mode: str) -> None:
     if mode not in ("text", "binary"):
-        raise ValueError(f"mode must be 'text' or 'binary', not {mode!r}")
+        raise RuntimeError('The "mode" argument should be "text" or "binary".')
 
 
 class WebSocketClose:
@@ -3506,7 +3622,7 @@ class Router:
         self.routes = [] if routes is None else list(routes)
         self.redirect_slashes = redirect_slashes
         self.default: ASGIApp = self.not_found if default is None else default
-        self.lifespan_context: Lifespan[Any] = _no_lifespan if lifespan is None else lifespan
+        self.lifespan_context: Lifespan[Any] = _lifespan_context(lifespan)
         self.middleware_stack = _with_body_limit(
             _wrap_in_middleware(self.app, middleware), max_body_size
         )
@@ -3652,6 +3768,45 @@ class Router:
 @contextlib.asynccontextmanager
 async def _no_lifespan(app: Any) -> AsyncIterator[None]:
     yield
+
+
+def _lifespan_context(lifespan: Lifespan[Any] | None) -> Lifespan[Any]:
+    """The lifespan as an async context manager factory. A bare generator function, sync or
+    async, still works as in Starlette, with a deprecation warning."""
+    # The warnings come from this module, as Starlette's come from its routing module: a
+    # filter names the module.
+    if lifespan is None:
+        return _no_lifespan
+    if inspect.isasyncgenfunction(lifespan):
+        warnings.warn(
+            "async generator function lifespans are deprecated, "
+            "use an @contextlib.asynccontextmanager function instead",
+            StarletteDeprecationWarning,
+            stacklevel=1,
+        )
+        return contextlib.asynccontextmanager(lifespan)
+    if inspect.isgeneratorfunction(lifespan):
+        warnings.warn(
+            "generator function lifespans are deprecated, "
+            "use an @contextlib.asynccontextmanager function instead",
+            StarletteDeprecationWarning,
+            stacklevel=1,
+        )
+        return _in_async_context(contextlib.contextmanager(lifespan))
+    return lifespan
+
+
+def _in_async_context(
+    lifespan: Callable[[Any], contextlib.AbstractContextManager[Any]],
+) -> Lifespan[Any]:
+    """A sync lifespan context as an async one. Its code runs on the event loop, as in Starlette."""
+
+    @contextlib.asynccontextmanager
+    async def async_lifespan(app: Any) -> AsyncIterator[Any]:
+        with lifespan(app) as state:
+            yield state
+
+    return async_lifespan
 
 
 # ==== Endpoints ====
@@ -4571,6 +4726,31 @@ class _GZipSender:
         return compressed
 
 
+class GZipResponder(GZipMiddleware):
+    """Compresses responses as GZipMiddleware does for a client that accepts gzip, without
+    reading Accept-Encoding: for an app that has already chosen gzip."""
+
+    def __init__(
+        self,
+        app: ASGIApp,
+        minimum_size: int,
+        compresslevel: int = 9,
+        *,
+        thread_minimum_size: int = 128 * 1024,
+        exclude_content_types: tuple[str, ...] = DEFAULT_EXCLUDED_CONTENT_TYPES,
+    ) -> None:
+        super().__init__(
+            app,
+            minimum_size,
+            compresslevel,
+            thread_minimum_size,
+            exclude_content_types=exclude_content_types,
+        )
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        await self.app(scope, receive, _GZipSender(self, send, accepts_gzip=True).send)
+
+
 # A session cookie is "payload.timestamp.signature": the JSON session in unpadded base64url, the
 # signing time in seconds, and an HMAC-SHA256 of both. Browsers keep cookies up to 4096 bytes
 # (RFC 6265 §6.1): a session that would not fit is an error, never silently dropped.
@@ -4762,6 +4942,10 @@ class SimpleUser(BaseUser):
     def display_name(self) -> str:
         return self.username
 
+    @property
+    def identity(self) -> str:
+        return self.username
+
 
 class UnauthenticatedUser(BaseUser):
     """The user of a connection no backend recognised."""
@@ -4772,6 +4956,10 @@ class UnauthenticatedUser(BaseUser):
 
     @property
     def display_name(self) -> str:
+        return ""
+
+    @property
+    def identity(self) -> str:
         return ""
 
 
@@ -5466,6 +5654,26 @@ class MultiPartException(Exception):
         self.message = message
 
 
+class _DeprecatedEnumType(EnumMeta):
+    """Makes looking up an enum's member by value (``FormMessage(1)``) warn that the enum is
+    deprecated, as Starlette's ``@deprecated`` class does."""
+
+    def __call__(cls, *args: Any, **kwargs: Any) -> Any:
+        message = f"`{cls.__name__}` is deprecated and will be removed in a future version."
+        warnings.warn(message, StarletteDeprecationWarning, stacklevel=2)
+        return super().__call__(*args, **kwargs)
+
+
+class FormMessage(Enum, metaclass=_DeprecatedEnumType):
+    """The events of Starlette's former form parser; deprecated, and unused by starlite."""
+
+    FIELD_START = 1
+    FIELD_NAME = 2
+    FIELD_DATA = 3
+    FIELD_END = 4
+    END = 5
+
+
 def _too_many(kind: str, limit: float) -> MultiPartException:
     return MultiPartException(f"Too many {kind}. Maximum number of {kind} is {limit}.")
 
@@ -5474,7 +5682,9 @@ class FormParser:
     """Parses an ``application/x-www-form-urlencoded`` body as it streams in.
 
     Fields are split on ``&`` and ``=`` as the chunks arrive, so a field may span chunks and the
-    last one ends with the body, trailing ``&`` or not. Needs no extra library.
+    last one ends with the body, trailing ``&`` or not. The limits stop the parsing where they
+    are broken, even inside one large chunk: a field over `max_part_size` is refused before it
+    is copied. Needs no extra library.
     """
 
     def __init__(
@@ -5490,32 +5700,67 @@ class FormParser:
         self.max_fields = max_fields
         self.max_part_size = max_part_size
         self._items: list[tuple[str, str | UploadFile]] = []
+        self._current_fields = 0  # the fields ended so far
+        # The field being read: its name until a "=" arrives, then its value.
+        self._field_name = bytearray()
+        self._field_value = bytearray()
+        self._in_value = False
+        self._field_size = 0
 
     async def parse(self) -> FormData:
         """The form's fields, in order."""
-        pending = bytearray()  # the start of a field whose end has not arrived yet
         async for chunk in self.stream:
-            first, *fields = chunk.split(b"&")
-            pending += first  # appended, never copied whole: linear in the body's size
-            if fields:
-                self._on_field(bytes(pending))
-                *complete, rest = fields
-                for field in complete:
+            first_end = chunk.find(b"&")
+            if first_end == -1:  # the chunk is all inside one field
+                self._on_field_data(chunk, 0, len(chunk))
+                continue
+            start = 0
+            if self._field_size:  # the field begun in earlier chunks ends here
+                self._on_field_data(chunk, 0, first_end)
+                self._on_field_end()
+                start = first_end + 1
+            last_start = chunk.rfind(b"&") + 1
+            if last_start > start:
+                for field in chunk[start : last_start - 1].split(b"&"):  # whole fields
                     self._on_field(field)
-                pending = bytearray(rest)
-            if len(pending) > self.max_part_size:
-                raise self._field_too_large()
-        self._on_field(bytes(pending))
+            self._on_field_data(chunk, last_start, len(chunk))  # the next chunk may go on
+        self._on_field_end()
         return FormData(self._items)
 
+    def _on_field_data(self, chunk: bytes, start: int, end: int) -> None:
+        """Add ``chunk[start:end]``, which holds no "&", to the field being read."""
+        self._field_size += end - start
+        if self._field_size > self.max_part_size:
+            raise self._field_too_large()
+        if not self._in_value:
+            equals = chunk.find(b"=", start, end)
+            if equals == -1:
+                self._field_name += chunk[start:end]
+                return
+            self._field_name += chunk[start:equals]
+            self._in_value = True
+            start = equals + 1
+        self._field_value += chunk[start:end]
+
+    def _on_field_end(self) -> None:
+        """End the field that was read piece by piece."""
+        if self._field_size:
+            self._add(self._field_name, self._field_value)
+            self._field_name, self._field_value = bytearray(), bytearray()
+            self._in_value, self._field_size = False, 0
+
     def _on_field(self, field: bytes) -> None:
-        if not field:  # "a=1&&b=2" and a trailing "&" hold empty fields: nothing to add
-            return
+        """Add a field that arrived whole."""
         if len(field) > self.max_part_size:
             raise self._field_too_large()
-        if len(self._items) >= self.max_fields:
+        if field:  # "a=1&&b=2" holds an empty field: nothing to add
+            name, _, value = field.partition(b"=")
+            self._add(name, value)
+
+    def _add(self, name: bytes | bytearray, value: bytes | bytearray) -> None:
+        self._current_fields += 1
+        if self._current_fields > self.max_fields:
             raise _too_many("fields", self.max_fields)
-        name, _, value = field.partition(b"=")
         # As browsers encode: "+" is a space, %XX escapes are UTF-8; raw bytes are kept as latin-1.
         self._items.append(
             (unquote_plus(name.decode("latin-1")), unquote_plus(value.decode("latin-1")))
@@ -5584,8 +5829,9 @@ class MultiPartParser:
     """Parses a ``multipart/form-data`` body as it streams in, on python-multipart.
 
     Files go to spooled temporary files as they arrive; a field without a filename may be at most
-    `max_part_size` bytes, checked while it streams. A ``_charset_`` field sets the encoding of
-    the fields after it. Any malformed body raises `MultiPartException`.
+    `max_part_size` bytes, checked while it streams. Names and values are decoded in the
+    Content-Type's ``charset`` (UTF-8 by default); a ``_charset_`` field sets the encoding of the
+    fields after it. Any malformed body raises `MultiPartException`.
     """
 
     spool_max_size = 1024 * 1024
@@ -5622,14 +5868,17 @@ class MultiPartParser:
         if boundary is None:
             raise MultiPartException("Missing boundary in multipart.")
         if not _BOUNDARY.fullmatch(boundary):
-            raise MultiPartException("Invalid boundary in multipart.")
+            raise MultiPartException("Invalid multipart data.")
+        if "charset" in parameters:  # looked up once, not for each value
+            self._encoding = self._codec_name(parameters["charset"])
         parser = multipart.MultipartParser(boundary.encode("latin-1"), self._callbacks())
         try:
             async for chunk in self.stream:
                 try:
                     parser.write(chunk)
                 except ValueError as exc:  # python-multipart's parse errors are ValueErrors
-                    raise MultiPartException(f"Invalid multipart data: {exc}") from None
+                    # Its words (which may quote the body) stay in the traceback, as Starlette's.
+                    raise MultiPartException("Invalid multipart data.") from exc
                 for file, data in self._file_writes:  # what the callbacks could not await
                     await file.write(data)
                 self._file_writes.clear()
@@ -5743,7 +5992,7 @@ class MultiPartParser:
 
     @staticmethod
     def _codec_name(charset: str) -> str:
-        """The codec for a ``_charset_`` value, looked up once; UTF-8 if Python has none."""
+        """The codec for a charset, looked up once; UTF-8 if Python has none."""
         try:
             return codecs.lookup(charset).name
         except LookupError:

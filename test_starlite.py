@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import base64
+import codecs
 import contextlib
 import contextvars
 import email.utils
@@ -31,6 +32,7 @@ import uuid
 import warnings
 import zlib
 from collections.abc import (
+    AsyncGenerator,
     AsyncIterator,
     Awaitable,
     Callable,
@@ -91,7 +93,10 @@ from starlite import (
     FileResponse,
     FloatConvertor,
     FormData,
+    FormMessage,
+    FormParser,
     GZipMiddleware,
+    GZipResponder,
     Headers,
     Host,
     HTMLResponse,
@@ -132,6 +137,7 @@ from starlite import (
     Session,
     SessionMiddleware,
     SimpleUser,
+    StarletteDeprecationWarning,
     Starlite,
     State,
     StaticFiles,
@@ -162,6 +168,7 @@ from starlite import (
     request_response,
     requires,
     run_in_threadpool,
+    run_until_first_complete,
     status,
 )
 
@@ -1877,6 +1884,41 @@ async def test_iterate_in_threadpool_propagates_an_error_raised_by_the_iterator(
     assert received == [1]
 
 
+@pytest.mark.anyio
+async def test_run_until_first_complete_cancels_the_others_when_one_returns() -> None:
+    finished: list[str] = []
+
+    async def quick(name: str) -> None:
+        finished.append(name)
+
+    async def slow(name: str) -> None:
+        await anyio.sleep(10)
+        finished.append(name)  # pragma: no cover - cancelled
+
+    with (
+        anyio.fail_after(5),
+        pytest.warns(StarletteDeprecationWarning, match="run_until_first_complete is deprecated"),
+    ):
+        await run_until_first_complete((slow, {"name": "slow"}), (quick, {"name": "quick"}))
+    assert finished == ["quick"]
+
+
+@pytest.mark.anyio
+async def test_run_until_first_complete_raises_what_a_function_raised() -> None:
+    async def fails() -> None:
+        raise ValueError("boom")
+
+    async def waits() -> None:
+        await anyio.sleep(10)
+
+    with (
+        pytest.warns(StarletteDeprecationWarning),
+        pytest.raises(ExceptionGroup) as raised,
+    ):
+        await run_until_first_complete((waits, {}), (fails, {}))
+    assert [str(error) for error in raised.value.exceptions] == ["boom"]
+
+
 # ==== Exceptions ====
 
 
@@ -2031,6 +2073,53 @@ def test_status_constants_equal_the_number_in_their_name() -> None:
     assert {name: getattr(status, name) for name in STATUS_NAMES} == {
         name: int(name.split("_")[1]) for name in STATUS_NAMES
     }
+
+
+@pytest.mark.parametrize(
+    ("retired", "current"),
+    [
+        ("HTTP_413_REQUEST_ENTITY_TOO_LARGE", "HTTP_413_CONTENT_TOO_LARGE"),
+        ("HTTP_414_REQUEST_URI_TOO_LONG", "HTTP_414_URI_TOO_LONG"),
+        ("HTTP_416_REQUESTED_RANGE_NOT_SATISFIABLE", "HTTP_416_RANGE_NOT_SATISFIABLE"),
+        ("HTTP_422_UNPROCESSABLE_ENTITY", "HTTP_422_UNPROCESSABLE_CONTENT"),
+    ],
+)
+def test_status_names_rfc_9110_retired_still_work_with_a_deprecation_warning(
+    retired: str, current: str
+) -> None:
+    with pytest.warns(StarletteDeprecationWarning) as warned:
+        assert getattr(status, retired) == getattr(status, current)
+    assert [str(warning.message) for warning in warned] == [
+        f"'{retired}' is deprecated. Use '{current}' instead."
+    ]
+    assert warned[0].filename == __file__  # it points at the code that used the name
+    assert issubclass(StarletteDeprecationWarning, UserWarning)  # shown by default
+
+
+def test_status_has_no_name_it_does_not_define_and_its_codes_cannot_be_changed() -> None:
+    with pytest.raises(AttributeError, match="HTTP_999_UNKNOWN"):
+        status.HTTP_999_UNKNOWN  # type: ignore[attr-defined] # noqa: B018
+    with pytest.raises(AttributeError):
+        status.HTTP_200_OK = 201  # type: ignore[misc]
+    assert status.HTTP_200_OK == 200
+
+
+MISSPELT_STATUS_USER = """\
+from starlite import status
+
+found: int = status.HTTP_404_NOT_FOUND
+misspelt: int = status.HTTP_404_NOT_FUOND
+"""
+
+
+def test_a_misspelt_status_name_fails_mypy_strict(tmp_path: Path) -> None:
+    source = tmp_path / "misspelt_status_user.py"
+    source.write_text(MISSPELT_STATUS_USER)
+    result = run_mypy_strict(source, tmp_path / "mypy_cache")
+    errors = [line for line in result.stdout.splitlines() if ": error:" in line]
+    assert len(errors) == 1, result.stdout + result.stderr
+    assert f"{source.name}:4: error: " in errors[0]
+    assert '"HTTP_404_NOT_FUOND"' in errors[0]
 
 
 # ==== Background tasks ====
@@ -5648,9 +5737,9 @@ async def test_receive_json_of_invalid_json_raises_and_mode_is_checked() -> None
         await websocket.receive_json()
     with pytest.raises(json.JSONDecodeError):
         await websocket.receive_json(mode="binary")
-    with pytest.raises(ValueError, match="mode"):
+    with pytest.raises(RuntimeError, match='The "mode" argument should be "text" or "binary"'):
         await websocket.receive_json(mode="xml")  # type: ignore[arg-type]
-    with pytest.raises(ValueError, match="mode"):
+    with pytest.raises(RuntimeError, match='The "mode" argument should be "text" or "binary"'):
         await websocket.send_json(1, mode="xml")  # type: ignore[arg-type]
     assert harness.sent == []
 
@@ -5765,6 +5854,8 @@ async def _start_denial(websocket: WebSocket) -> None:
     await websocket.send({"type": "websocket.http.response.start", "status": 403, "headers": []})
 
 
+SEND_AFTER_CLOSE = 'Cannot call "send" once a close message has been sent.'
+NOT_CONNECTED = 'WebSocket is not connected. Need to call "accept" first.'
 WRONG_STATE_CASES: dict[str, tuple[Any, Callable[[WebSocket], Awaitable[Any]], Any]] = {
     "send-before-accept": (
         _nothing,
@@ -5780,21 +5871,36 @@ WRONG_STATE_CASES: dict[str, tuple[Any, Callable[[WebSocket], Awaitable[Any]], A
     "send-after-close": (
         _accept_then_close,
         lambda ws: ws.send_text("late"),
-        WebSocketDisconnected,
+        (WebSocketDisconnected, SEND_AFTER_CLOSE),
     ),
     "receive-text-after-close": (
         _accept_then_close,
         lambda ws: ws.receive_text(),
-        WebSocketDisconnected,
+        (WebSocketDisconnected, NOT_CONNECTED),
     ),
-    "accept-after-refusal": (_refuse, lambda ws: ws.accept(), WebSocketDisconnected),
-    "send-after-denial": (_deny, lambda ws: ws.send(close_message()), WebSocketDisconnected),
+    "accept-after-refusal": (
+        _refuse,
+        lambda ws: ws.accept(),
+        (WebSocketDisconnected, SEND_AFTER_CLOSE),
+    ),
+    "send-after-denial": (
+        _deny,
+        lambda ws: ws.send(close_message()),
+        (WebSocketDisconnected, SEND_AFTER_CLOSE),
+    ),
     "receive-after-disconnect": (
         _accept_until_client_leaves,
         lambda ws: ws.receive(),
-        WebSocketDisconnected,
+        (
+            WebSocketDisconnected,
+            'Cannot call "receive" once a disconnect message has been received.',
+        ),
     ),
-    "receive-text-before-accept": (_nothing, lambda ws: ws.receive_text(), WebSocketDisconnected),
+    "receive-text-before-accept": (
+        _nothing,
+        lambda ws: ws.receive_text(),
+        (WebSocketDisconnected, NOT_CONNECTED),
+    ),
 }
 
 
@@ -5805,19 +5911,20 @@ WRONG_STATE_CASES: dict[str, tuple[Any, Callable[[WebSocket], Awaitable[Any]], A
 async def test_operation_in_the_wrong_state_raises_a_clear_error(
     before: Callable[[WebSocket], Awaitable[None]],
     operation: Callable[[WebSocket], Awaitable[Any]],
-    error: Any,
+    error: tuple[type[Exception], str],
 ) -> None:
     harness = Harness(connect(), disconnect())
     websocket = harness.websocket()
     await before(websocket)
     sent = list(harness.sent)
-    if isinstance(error, tuple):
-        with pytest.raises(RuntimeError, match=error[1].replace(".", r"\.")) as info:
-            await operation(websocket)
+    error_type, text = error
+    with pytest.raises(error_type) as info:
+        await operation(websocket)
+    if error_type is WebSocketDisconnected:  # Starlette's words
+        assert str(info.value) == text
+    else:  # the message the state expects is named
+        assert text in str(info.value)
         assert not isinstance(info.value, WebSocketDisconnected)
-    else:
-        with pytest.raises(WebSocketDisconnected):
-            await operation(websocket)
     assert harness.sent == sent  # nothing more reached the server
 
 
@@ -5911,7 +6018,9 @@ async def test_send_denial_response_without_the_extension_or_after_accept_raises
     denied = PlainTextResponse("no", status_code=403)
     harness = Harness(connect())
     websocket = harness.websocket(ws_scope(deny=False))
-    with pytest.raises(RuntimeError, match="extension"):
+    with pytest.raises(
+        RuntimeError, match="doesn't support the Websocket Denial Response extension"
+    ):
         await websocket.send_denial_response(denied)
     assert websocket.application_state is WebSocketState.CONNECTING
     assert harness.sent == []
@@ -5919,6 +6028,25 @@ async def test_send_denial_response_without_the_extension_or_after_accept_raises
     with pytest.raises(RuntimeError, match=r"websocket\.send"):
         await websocket.send_denial_response(denied)
     assert harness.sent == []
+
+
+@pytest.mark.anyio
+async def test_a_message_the_state_does_not_allow_is_named_with_the_allowed_ones() -> None:
+    start = {"type": "websocket.http.response.start", "status": 403, "headers": []}
+    websocket = Harness(connect()).websocket(ws_scope())
+    with pytest.raises(RuntimeError) as refused:
+        await websocket.send({"type": "websocket.send", "text": "early"})
+    assert str(refused.value) == (
+        'Expected ASGI message "websocket.accept", "websocket.close" or '
+        "\"websocket.http.response.start\", but got 'websocket.send'"
+    )
+    await websocket.send(start)
+    with pytest.raises(RuntimeError) as twice:
+        await websocket.send(start)
+    assert str(twice.value) == (
+        'Expected ASGI message "websocket.http.response.body", '
+        "but got 'websocket.http.response.start'"
+    )
 
 
 # ---- What a websocket sees of its connection (through the test client) ----
@@ -9071,6 +9199,57 @@ def test_register_url_convertor_is_the_documented_way_and_works_for_one_segment(
     assert answer_of(router, "/h/zz/x") == ("404", None)
 
 
+def test_a_generator_function_lifespan_still_works_with_a_deprecation_warning(
+    backend: Backend,
+) -> None:
+    events: list[str] = []
+
+    def sync_lifespan(app: Starlite) -> Iterator[dict[str, str]]:
+        events.append("sync start-up")
+        yield {"kind": "sync"}
+        events.append("sync shut-down")
+
+    async def async_lifespan(app: Starlite) -> AsyncIterator[dict[str, str]]:
+        events.append("async start-up")
+        yield {"kind": "async"}
+        events.append("async shut-down")
+
+    def state(request: Request) -> Response:
+        return PlainTextResponse(request.state.kind)
+
+    for kind, lifespan in [("sync", sync_lifespan), ("async", async_lifespan)]:
+        prefix = "" if kind == "sync" else "async "
+        with pytest.warns(StarletteDeprecationWarning) as warned:
+            app = Starlite(routes=[Route("/", state)], lifespan=lifespan)  # type: ignore[arg-type]
+        assert [str(warning.message) for warning in warned] == [
+            f"{prefix}generator function lifespans are deprecated, "
+            "use an @contextlib.asynccontextmanager function instead"
+        ]
+        with TestClient(app, backend=backend) as client:
+            assert events[-1] == f"{kind} start-up"
+            assert client.get("/").text == kind
+        assert events[-1] == f"{kind} shut-down"
+
+
+@pytest.mark.anyio
+async def test_a_sync_generator_function_lifespan_sees_an_error_raised_while_it_is_open() -> None:
+    seen: list[str] = []
+
+    def lifespan(app: Router) -> Iterator[None]:
+        try:
+            yield
+        except LookupError as error:
+            seen.append(str(error))
+            raise
+
+    with pytest.warns(StarletteDeprecationWarning):
+        router = Router(lifespan=lifespan)  # type: ignore[arg-type]
+    with pytest.raises(LookupError, match="inside"):
+        async with router.lifespan_context(router):
+            raise LookupError("inside")
+    assert seen == ["inside"]
+
+
 # ==== Endpoints ====
 
 
@@ -11888,6 +12067,30 @@ async def test_gzip_keeps_trailers_and_drops_content_length() -> None:
 
 
 @pytest.mark.anyio
+async def test_gzip_responder_compresses_without_asking_accept_encoding() -> None:
+    app = scripted_app(response_start_message(), response_body_message(TEXT))
+    responder = GZipResponder(app, 500)
+    for accept_encoding in ("gzip", "identity", None):
+        sent = await call_middleware(responder, gzip_scope(accept_encoding))
+        assert headers_of(sent[0])["content-encoding"] == "gzip"
+        assert gunzip(sent_body(sent)) == TEXT
+    small = await call_middleware(GZipResponder(app, len(TEXT) + 1), gzip_scope())
+    assert "content-encoding" not in headers_of(small[0])
+    assert sent_body(small) == TEXT
+
+
+@pytest.mark.anyio
+async def test_gzip_responder_excludes_content_types_written_in_any_case_with_parameters() -> None:
+    zipped = response_start_message(headers={"content-type": "application/zip"})
+    app = scripted_app(zipped, response_body_message(TEXT))
+    responder = GZipResponder(app, 500, exclude_content_types=("Application/ZIP; charset=utf-8",))
+    assert responder.exclude_content_types == frozenset({"application/zip"})
+    sent = await call_middleware(responder, gzip_scope())
+    assert "content-encoding" not in headers_of(sent[0])
+    assert sent_body(sent) == TEXT
+
+
+@pytest.mark.anyio
 async def test_gzip_sends_the_held_start_before_a_pathsend() -> None:
     response_start = response_start_message(
         headers={"content-type": "text/plain", "content-length": "5000"}
@@ -12823,19 +13026,21 @@ def test_base_user_properties_raise_not_implemented_error(name: str) -> None:
         getattr(BaseUser(), name)
 
 
-def test_simple_user_is_authenticated_and_displays_its_username() -> None:
+def test_simple_user_is_authenticated_and_displays_and_is_identified_by_its_username() -> None:
     user = SimpleUser("alice")
     assert isinstance(user, BaseUser)
     assert user.username == "alice"
     assert user.is_authenticated is True
     assert user.display_name == "alice"
+    assert user.identity == "alice"
 
 
-def test_unauthenticated_user_is_not_authenticated_and_has_an_empty_display_name() -> None:
+def test_unauthenticated_user_is_not_authenticated_and_has_an_empty_name_and_identity() -> None:
     user = UnauthenticatedUser()
     assert isinstance(user, BaseUser)
     assert user.is_authenticated is False
     assert user.display_name == ""
+    assert user.identity == ""
 
 
 @pytest.mark.parametrize(
@@ -15612,6 +15817,19 @@ async def test_form_data_close_closes_every_file() -> None:
     await form.close()
 
 
+def test_form_message_is_deprecated_when_looked_up_by_value() -> None:
+    assert [message.value for message in FormMessage] == [1, 2, 3, 4, 5]
+    assert FormMessage.FIELD_END.name == "FIELD_END"  # naming a member does not warn
+    with pytest.warns(StarletteDeprecationWarning) as warned:
+        assert FormMessage(5) is FormMessage.END
+    assert [str(warning.message) for warning in warned] == [
+        "`FormMessage` is deprecated and will be removed in a future version."
+    ]
+    assert warned[0].filename == __file__
+    with pytest.warns(StarletteDeprecationWarning), pytest.raises(ValueError, match="6"):
+        FormMessage(6)
+
+
 # FormParser (urlencoded), through request.form()
 
 
@@ -15702,6 +15920,34 @@ async def test_form_parser_refuses_a_huge_field_while_it_streams() -> None:
     with pytest.raises(MultiPartException, match="Field exceeded maximum size of 10KB"):
         await request.form(max_part_size=10 * 1024)
     assert receive.calls <= 1 + 10 + 1
+
+
+def test_form_parser_refuses_a_huge_field_in_one_chunk_before_a_copy() -> None:
+    body = b"a=" + b"x" * (8 * 1024 * 1024)
+
+    async def parse() -> str:
+        try:
+            await form_items(body, URLENCODED, max_part_size=1024)
+        except MultiPartException as exc:
+            return exc.message
+        return "parsed"  # pragma: no cover - refused
+
+    message, peak = traced_peak_growth(parse)
+    assert message == "Field exceeded maximum size of 1KB."
+    assert peak < 1024 * 1024  # a copy of the field would be 8 MiB
+
+
+@pytest.mark.anyio
+async def test_form_parser_stops_at_the_field_past_max_fields_inside_one_chunk() -> None:
+    async def one_chunk() -> AsyncGenerator[bytes]:
+        yield b"&".join(b"f%d=" % number for number in range(100_000))
+
+    stream = one_chunk()
+    parser = FormParser(Headers({"content-type": URLENCODED}), stream, max_fields=10)
+    with pytest.raises(MultiPartException, match="Too many fields"):
+        await parser.parse()
+    await stream.aclose()
+    assert parser._current_fields == 11  # the fields after it were never decoded
 
 
 def test_urlencoded_form_works_without_python_multipart() -> None:
@@ -15900,6 +16146,37 @@ async def test_multipart_charset_field_sets_the_encoding(
     assert await form_items(multipart(*parts)) == expected
 
 
+@pytest.mark.anyio
+async def test_multipart_content_type_charset_decodes_names_values_and_filenames() -> None:
+    body = multipart(part(b"nom-\xe9", b"caf\xe9"), part("f", b"x", filename=b"f-\xe9"))
+    items = await form_items(body, MULTIPART + "; charset=iso-8859-1")
+    assert items == [
+        ["nom-é", "café"],
+        ["f", {"filename": "f-é", "content_type": None, "size": 1, "data": "x"}],
+    ]
+    # A charset Python does not know is UTF-8, and what fails to decode there is latin-1.
+    body = multipart(part("a", "é".encode()), part("b", b"\xe9"))
+    items = await form_items(body, MULTIPART + "; charset=no-such-charset")
+    assert items == [["a", "é"], ["b", "é"]]
+
+
+@pytest.mark.anyio
+async def test_multipart_content_type_charset_is_looked_up_once() -> None:
+    searched: list[str] = []
+
+    def search(name: str) -> None:
+        searched.append(name)
+
+    body = multipart(part("one", b"1"), part("two", b"2"), part("three", b"3"))
+    codecs.register(search)
+    try:
+        items = await form_items(body, MULTIPART + "; charset=starlite-unknown-charset")
+    finally:
+        codecs.unregister(search)
+    assert items == [["one", "1"], ["two", "2"], ["three", "3"]]
+    assert searched == ["starlite_unknown_charset"]
+
+
 # Sent (between the quotes of filename="...") and what the app must see.
 PATH_LIKE_FILENAMES = {
     b"../../etc/passwd": "../../etc/passwd",
@@ -15995,14 +16272,14 @@ MULTIPART_ERRORS = [
         b"--\r\n",
         'multipart/form-data; boundary=""',
         {},
-        "Invalid boundary in multipart.",
+        "Invalid multipart data.",
         id="empty",
     ),
     pytest.param(
         multipart(part("a", b"1"), boundary="x" * 71),
         "multipart/form-data; boundary=" + "x" * 71,
         {},
-        "Invalid boundary in multipart.",
+        "Invalid multipart data.",
         id="boundary-of-71-chars",
     ),
     pytest.param(
@@ -16065,7 +16342,7 @@ MULTIPART_ERRORS = [
         multipart(b"Bad Header Line\r\n\r\nx"),
         MULTIPART,
         {},
-        "Invalid multipart data: ",
+        "Invalid multipart data.",
         id="invalid-data",
     ),
 ]
@@ -16081,10 +16358,7 @@ async def test_multipart_error_is_400_in_an_app_and_multipart_exception_outside(
     sent = await call_app(form_app(**limits), form_scope(content_type), StreamedBody([body]))
     assert start_message(sent)["status"] == 400
     assert sent_body(sent).decode() == info.value.message
-    if message.endswith(": "):  # python-multipart's own words follow
-        assert info.value.message.startswith(message)
-    else:
-        assert info.value.message == message
+    assert info.value.message == message
 
 
 @pytest.mark.anyio
@@ -18712,9 +18986,9 @@ def test_session_sends_and_receives_each_kind_of_frame(backend: Backend) -> None
         assert websocket.receive() == {"type": "websocket.send", "text": '{"a":"\u00e9","b":[1]}'}
         websocket.send_json({"a": "\u00e9"}, mode="binary")
         assert websocket.receive() == {"type": "websocket.send", "bytes": '{"a":"\u00e9"}'.encode()}
-        with pytest.raises(ValueError, match="mode"):
+        with pytest.raises(RuntimeError, match='The "mode" argument'):
             websocket.send_json(1, mode="xml")  # type: ignore[arg-type]
-        with pytest.raises(ValueError, match="mode"):
+        with pytest.raises(RuntimeError, match='The "mode" argument'):
             websocket.receive_json(mode="xml")  # type: ignore[arg-type]
 
 

@@ -5,7 +5,7 @@ It fails under `mypy --strict` if the wheel lost its py.typed marker or its anno
 
 from typing import TypedDict, assert_type
 
-from starlite import URL, Headers, JSONResponse, Receive, Request, Response, Scope, Send
+from starlite import URL, Headers, JSONResponse, Receive, Request, Response, Scope, Send, status
 
 
 class AppState(TypedDict):
@@ -23,5 +23,8 @@ async def app(scope: Scope, receive: Receive, send: Send) -> None:
     assert_type(headers, Headers)
     assert_type(request.state["greeting"], str)
     content = {"path": url.path, "agent": headers.get("user-agent", "")}
-    response: Response = JSONResponse({**content, "greeting": request.state["greeting"]})
+    assert_type(status.HTTP_200_OK, int)
+    response: Response = JSONResponse(
+        {**content, "greeting": request.state["greeting"]}, status_code=status.HTTP_200_OK
+    )
     await response(scope, receive, send)

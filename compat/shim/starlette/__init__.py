@@ -32,6 +32,10 @@ REDIRECTED: dict[tuple[str, str], ModuleType] = {
     ("starlette.formparsers", "SpooledTemporaryFile"): tempfile,
 }
 
+# Starlette modules whose names are the attributes of one starlite object: a name the object
+# lacks is missing from the module, as in Starlette, not a stand-in.
+MODULE_OBJECTS = {"starlette.status": "status"}
+
 
 class _Missing(type):
     """The type of a stand-in for a name starlite lacks: any use of it fails with its name."""
@@ -64,6 +68,8 @@ class ForwardingModule(ModuleType):
         redirected = REDIRECTED.get((self.__name__, name))
         if redirected is not None:
             return redirected, name
+        if self.__name__ in MODULE_OBJECTS:
+            return getattr(starlite, MODULE_OBJECTS[self.__name__]), name
         return starlite, RENAMED.get(name, name)
 
     def __getattr__(self, name: str) -> Any:
@@ -76,6 +82,9 @@ class ForwardingModule(ModuleType):
             if self.__name__ == "starlette" and not name.startswith("_"):
                 # `from starlette import convertors`: let the import system find the submodule.
                 raise
+            if self.__name__ in MODULE_OBJECTS:
+                message = f"module {self.__name__!r} has no attribute {name!r}"
+                raise AttributeError(message) from None
             return _stand_in(self.__name__, name)
 
     def __setattr__(self, name: str, value: Any) -> None:
