@@ -1312,12 +1312,6 @@ class Request(HTTPConnection[StateT]):
         """The ASGI receive channel."""
         return self._receive
 
-    async def _next_message(self) -> Message:
-        """The next message of the body: one is_disconnected() took early, else the server's."""
-        if self._peeked_messages:
-            return self._peeked_messages.pop(0)
-        return await self._receive()
-
     async def stream(self) -> AsyncGenerator[bytes, None]:
         """The body as it arrives, chunk by chunk, and then an empty chunk that marks its end;
         the cached body if it was read already.
@@ -1334,7 +1328,10 @@ class Request(HTTPConnection[StateT]):
         if self._stream_consumed:
             raise RuntimeError("Stream consumed")
         while not self._stream_consumed:
-            message = await self._next_message()
+            # A message is_disconnected() took early comes first. (Inline: a coroutine layer
+            # here would cost every message of every body.)
+            peeked = self._peeked_messages
+            message = peeked.pop(0) if peeked else await self._receive()
             if message["type"] == "http.request":
                 self._stream_consumed = not message.get("more_body", False)
                 if chunk := message.get("body", b""):
@@ -1433,8 +1430,10 @@ class Request(HTTPConnection[StateT]):
             return False
         if message["type"] == "http.disconnect":
             self._is_disconnected = True
+        elif self._peeked_messages is None:
+            self._peeked_messages = [message]
         else:
-            self._peeked_messages = [*(self._peeked_messages or ()), message]
+            self._peeked_messages.append(message)
         return self._is_disconnected
 
     async def send_push_promise(self, path: str) -> None:
@@ -4745,7 +4744,8 @@ class _DownstreamReceive:
             return {"type": "http.request", "body": request._body or b"", "more_body": False}
         if request._is_disconnected and not request._peeked_messages:
             return {"type": "http.disconnect"}
-        message = await request._next_message()
+        peeked = request._peeked_messages
+        message = peeked.pop(0) if peeked else await request._receive()
         if message["type"] == "http.request":
             request._stream_consumed = self.body_given = not message.get("more_body", False)
         elif message["type"] == "http.disconnect":
@@ -4976,22 +4976,32 @@ class _AppResponse(Response):
             await self.background()
 
     async def _relay(self, send: Send) -> None:
-        start: Message = {"type": "http.response.start", "status": self.status_code}
-        start["headers"] = self.raw_headers
+        start: Message = {
+            "type": "http.response.start",
+            "status": self.status_code,
+            "headers": self.raw_headers,
+        }
         if self.has_trailers:  # only then: a server without trailers support needs no key
             start["trailers"] = True
         await send(start)
+        if self.body_iterator is self.app_body:
+            # Untouched by dispatch: nothing to close (its call stops the app), and _Closing's
+            # shielded close would cost a cancel scope a request.
+            await self._send_body(self.app_body, send)
+            return
         async with _Closing(self.body_iterator) as chunks:
-            async for chunk in chunks:
-                if isinstance(chunk, dict):  # pathsend: the whole body
-                    await send(chunk)
-                    return
-                body = chunk.encode(self.charset) if isinstance(chunk, str) else chunk
-                await send({"type": "http.response.body", "body": body, "more_body": True})
+            await self._send_body(chunks, send)
+
+    async def _send_body(self, chunks: AsyncIterable[Content | Message], send: Send) -> None:
+        async for chunk in chunks:
+            if isinstance(chunk, dict):  # pathsend: the server sends the file, the whole body
+                await send(chunk)
+                return
+            body = chunk.encode(self.charset) if isinstance(chunk, str) else chunk
+            await send({"type": "http.response.body", "body": body, "more_body": True})
         await send({"type": "http.response.body", "body": b"", "more_body": False})
         if self.has_trailers:
-            trailers = self.app_body.trailers
-            await send({"type": "http.response.trailers", "headers": trailers})
+            await send({"type": "http.response.trailers", "headers": self.app_body.trailers})
 
 
 class BaseHTTPMiddleware:
