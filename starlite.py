@@ -1401,7 +1401,9 @@ class HTTPConnection(Mapping[str, Any], Generic[StateT]):
     def session(self) -> dict[str, Any]:
         """The session kept by SessionMiddleware. Reading it makes the response vary by Cookie."""
         if "session" not in self.scope:
-            raise RuntimeError("SessionMiddleware must be installed to use request.session")
+            # An AssertionError, as Starlette raises (not an assert, which -O strips): code
+            # written for Starlette catches exactly that, here and for auth and user below.
+            raise AssertionError("SessionMiddleware must be installed to access request.session")
         session = self.scope["session"]
         if isinstance(session, Session):
             session.mark_accessed()
@@ -1411,14 +1413,18 @@ class HTTPConnection(Mapping[str, Any], Generic[StateT]):
     def auth(self) -> Any:
         """The credentials AuthenticationMiddleware found (an AuthCredentials)."""
         if "auth" not in self.scope:
-            raise RuntimeError("AuthenticationMiddleware must be installed to use request.auth")
+            raise AssertionError(
+                "AuthenticationMiddleware must be installed to access request.auth"
+            )
         return self.scope["auth"]
 
     @property
     def user(self) -> Any:
         """The user AuthenticationMiddleware found (a BaseUser)."""
         if "user" not in self.scope:
-            raise RuntimeError("AuthenticationMiddleware must be installed to use request.user")
+            raise AssertionError(
+                "AuthenticationMiddleware must be installed to access request.user"
+            )
         return self.scope["user"]
 
     @property
@@ -1431,7 +1437,10 @@ class HTTPConnection(Mapping[str, Any], Generic[StateT]):
         """The absolute URL of the route called `name`, filled with `path_params`."""
         url_path_provider = self.scope.get("router") or self.scope.get("app")
         if url_path_provider is None:
-            raise RuntimeError("url_for needs a router: use it inside a Starlite app or Router")
+            raise RuntimeError(
+                "The `url_for` method can only be used inside a Starlette application "
+                "or with a router."
+            )
         url_path: URLPath = url_path_provider.url_path_for(name, **path_params)
         return url_path.make_absolute_url(base_url=self.base_url)
 
@@ -1471,11 +1480,11 @@ class _FormContext:
 
 
 async def _empty_receive() -> NoReturn:
-    raise RuntimeError("This Request was created without a receive channel")
+    raise RuntimeError("Receive channel has not been made available")
 
 
 async def _empty_send(message: Message) -> NoReturn:
-    raise RuntimeError("This Request was created without a send channel")
+    raise RuntimeError("Send channel has not been made available")
 
 
 # Where a BaseHTTPMiddleware leaves a form its dispatch parsed, for the Request of the app below.
@@ -1489,9 +1498,9 @@ class Request(HTTPConnection[StateT]):
     # own only when it changes: most requests read no body, and setting all five in __init__
     # cost 0.15 us a request.
     _body: bytes | None = None
-    _stream_consumed = False
+    _stream_consumed = False  # the last body message has been received
     _is_disconnected = False
-    _peeked_message: Message | None = None  # taken by is_disconnected(), kept for stream()
+    _peeked_messages: list[Message] | None = None  # taken by is_disconnected(), kept for stream()
     _form: FormData | None = None
 
     def __init__(self, scope: Scope, receive: Receive = _empty_receive, send: Send = _empty_send):
@@ -1511,37 +1520,34 @@ class Request(HTTPConnection[StateT]):
         """The ASGI receive channel."""
         return self._receive
 
-    def _take_peeked_message(self) -> Message | None:
-        """The message is_disconnected() took early, if any, to be read before the next one."""
-        message, self._peeked_message = self._peeked_message, None
-        return message
-
     async def stream(self) -> AsyncGenerator[bytes, None]:
-        """The body as it arrives, chunk by chunk; the cached body if it was read already.
+        """The body as it arrives, chunk by chunk, and then an empty chunk that marks its end;
+        the cached body if it was read already.
 
         Raises `ClientDisconnect` if the client goes away first, and `RuntimeError` when the
         body was already streamed (use ``body()``, which caches, to read it more than once).
+        Several streams of one request share the body: each chunk goes to one of them.
         """
         if self._body is not None:
             if self._body:
                 yield self._body
+            yield b""
             return
         if self._stream_consumed:
-            raise RuntimeError(
-                "The request body stream was already consumed: read it with request.body(), "
-                "which caches it, to use it more than once"
-            )
-        self._stream_consumed = True
-        while True:
-            message = self._take_peeked_message() or await self._receive()
+            raise RuntimeError("Stream consumed")
+        while not self._stream_consumed:
+            # A message is_disconnected() took early comes first. (Inline: a coroutine layer
+            # here would cost every message of every body.)
+            peeked = self._peeked_messages
+            message = peeked.pop(0) if peeked else await self._receive()
             if message["type"] == "http.request":
+                self._stream_consumed = not message.get("more_body", False)
                 if chunk := message.get("body", b""):
                     yield chunk
-                if not message.get("more_body", False):
-                    return
             elif message["type"] == "http.disconnect":
                 self._is_disconnected = True
                 raise ClientDisconnect()
+        yield b""
 
     async def body(self) -> bytes:
         """The whole body, read once and cached."""
@@ -1617,18 +1623,25 @@ class Request(HTTPConnection[StateT]):
             await self._form.close()
 
     async def is_disconnected(self) -> bool:
-        """Whether the client has gone away, checked without waiting."""
-        if self._is_disconnected or self._peeked_message is not None:
-            return self._is_disconnected
+        """Whether the client has gone away, checked without waiting.
+
+        Each call asks the server again, whatever was read of the body: a body message the
+        poll takes instead is kept for ``stream()``, so nothing the client sent is lost.
+        """
+        if self._is_disconnected:
+            return True
         message: Message | None = None
         with anyio.CancelScope() as poll:
             poll.cancel()  # take a message only if one is ready right now
             message = await self._receive()
-        if message is not None:
-            if message["type"] == "http.disconnect":
-                self._is_disconnected = True
-            else:  # part of the body: keep it for stream(), never drop it
-                self._peeked_message = message
+        if message is None:
+            return False
+        if message["type"] == "http.disconnect":
+            self._is_disconnected = True
+        elif self._peeked_messages is None:
+            self._peeked_messages = [message]
+        else:
+            self._peeked_messages.append(message)
         return self._is_disconnected
 
     async def send_push_promise(self, path: str) -> None:
@@ -3844,7 +3857,7 @@ class HTTPEndpoint:
 
     async def dispatch(self) -> None:
         """Call the method named after the request's method, and send what it returns."""
-        request = Request(self.scope, receive=self.receive)
+        request = Request(self.scope, receive=self.receive, send=self.send)
         method = request.method
         if method == "HEAD" and not hasattr(self, "head"):
             method = "GET"
@@ -3865,13 +3878,20 @@ class HTTPEndpoint:
         return PlainTextResponse("Method Not Allowed", status_code=405, headers=headers)
 
 
+async def _refuse_frame(websocket: WebSocket, reason: str) -> NoReturn:
+    """Close with 1003 (unsupported data) on a frame the endpoint cannot decode, and raise: the
+    frame is the client's mistake, but the endpoint that expected another kind learns of it."""
+    await websocket.close(1003)
+    raise RuntimeError(reason)
+
+
 class WebSocketEndpoint:
     """A class answering a websocket's events: ``on_connect`` (accepts by default),
     ``on_receive`` with each frame decoded as `encoding` says, and ``on_disconnect``.
 
     `encoding` is "text", "bytes", "json" or None (frames as they come). A frame that cannot be
-    decoded so closes the socket with 1003 (unsupported data); a `WebSocketException` raised by a
-    handler closes it with its own code.
+    decoded so closes the socket with 1003 (unsupported data) and raises RuntimeError; a
+    `WebSocketException` raised by a handler closes it with its own code.
     """
 
     encoding: Literal["text", "bytes", "json"] | None = None
@@ -3911,24 +3931,24 @@ class WebSocketEndpoint:
             await self.on_disconnect(websocket, close_code)
 
     async def decode(self, websocket: WebSocket, message: Message) -> Any:
-        """A frame's payload as `encoding` wants it; raises WebSocketException(1003) if it is
-        of the wrong kind or, for JSON, not JSON."""
+        """A frame's payload as `encoding` wants it. A frame of the wrong kind (or, for JSON,
+        not JSON) closes the socket with 1003 (unsupported data) and raises RuntimeError."""
         text, data = message.get("text"), message.get("bytes")
         if self.encoding == "text":
             if text is None:
-                raise WebSocketException(1003, "Expected a text frame")
+                await _refuse_frame(websocket, "Expected text websocket messages, but got bytes")
             return text
         if self.encoding == "bytes":
             if data is None:
-                raise WebSocketException(1003, "Expected a binary frame")
+                await _refuse_frame(websocket, "Expected bytes websocket messages, but got text")
             return data
         if self.encoding == "json":
             try:
                 return json.loads(text if text is not None else data or b"")
             except ValueError:  # JSONDecodeError, or a binary frame that is not UTF-8
-                raise WebSocketException(1003, "Malformed JSON data received") from None
+                await _refuse_frame(websocket, "Malformed JSON data received.")
         if text is None and data is None:
-            raise WebSocketException(1003, "Received a frame without a payload")
+            await _refuse_frame(websocket, "Expected a websocket message with text or bytes")
         return text if text is not None else data
 
     async def on_connect(self, websocket: WebSocket) -> None:
@@ -5092,31 +5112,31 @@ DispatchFunction: TypeAlias = Callable[[Request, RequestResponseEndpoint], Await
 
 
 class _DownstreamReceive:
-    """The receive channel a BaseHTTPMiddleware hands on: the body again, if the middleware read it.
+    """The receive channel a BaseHTTPMiddleware hands on: the body again, if `dispatch` read it.
 
     Whatever `dispatch` did with the body, the app below can read one: a cached body is replayed
-    whole, a form parsed from it is handed on as parsed (its files must still be open to be read
-    again), a body streamed away otherwise reads as empty (rather than waiting for bytes that will
-    never come), and an unread body passes straight through, chunk by chunk.
+    whole, a body streamed to its end reads as empty (rather than waiting for bytes that will never
+    come), and the rest passes straight through, chunk by chunk, keeping the request's stream
+    state, so that `dispatch` and the app can each read part of one body. Once the client has
+    gone, the app hears so each time it asks, though a server says it once.
     """
 
     def __init__(self, request: Request) -> None:
         self.request = request
-        self.first_call = True
-        if request._form is not None and request._body is None:  # parsed, and the body is gone
-            request.scope[_FORM_SCOPE_KEY] = request._form
+        self.body_given = False  # the app has had the last message of the body
 
     async def __call__(self) -> Message:
         request = self.request
-        if self.first_call:
-            self.first_call = False
-            if request._body is not None:
-                return {"type": "http.request", "body": request._body, "more_body": False}
-            if request._stream_consumed:
-                return {"type": "http.request", "body": b"", "more_body": False}
-            request._stream_consumed = True  # the body now belongs to the app below
-        message = request._take_peeked_message() or await request._receive()
-        if message["type"] == "http.disconnect":
+        if not self.body_given and (request._body is not None or request._stream_consumed):
+            self.body_given = True
+            return {"type": "http.request", "body": request._body or b"", "more_body": False}
+        if request._is_disconnected and not request._peeked_messages:
+            return {"type": "http.disconnect"}
+        peeked = request._peeked_messages
+        message = peeked.pop(0) if peeked else await request._receive()
+        if message["type"] == "http.request":
+            request._stream_consumed = self.body_given = not message.get("more_body", False)
+        elif message["type"] == "http.disconnect":
             request._is_disconnected = True
         return message
 
@@ -5198,12 +5218,15 @@ class _AppCall:
     goes out as it is produced and no faster than it is sent on. Its last message waits until the
     middleware's response is sent, so that its background tasks run after that; if the response
     is never sent in full (a client that went away, a response `dispatch` replaced) it is
-    cancelled instead.
+    cancelled instead. A form `dispatch` parsed is handed on as parsed (its files must still be
+    open to be read again).
     """
 
     def __init__(self, app: ASGIApp, request: Request, response_sent: anyio.Event) -> None:
         self.app = app
         self.request = request
+        if request._form is not None and request._body is None:  # parsed, and the body is gone
+            request.scope[_FORM_SCOPE_KEY] = request._form
         self.response_sent = response_sent
         self.messages = _Handoff()
         self.cancel_scope = anyio.CancelScope()
@@ -5244,7 +5267,11 @@ class _AppCall:
         try:
             message = await self.messages.receive()
         except anyio.EndOfStream:
-            self.raise_error()
+            error, self.error = self.error, None
+            if error is not None:
+                # Raised here, it would take EndOfStream as its context: what it had is kept as
+                # its cause, and EndOfStream stays out of the traceback.
+                raise error from error.__cause__ or error.__context__
             return None
         # Noted here, as the middleware takes it: the app's task may not run again before close().
         self.response_complete = self.response_complete or self._ends_response(message)
@@ -5279,27 +5306,23 @@ class _AppCall:
 class _AppBody:
     """The body of the app's response, as an async iterator of byte chunks.
 
-    Trailers after the body are collected for the response to send, and a file the app sends with
-    ``pathsend`` is read here, so that whoever iterates sees every byte.
+    Trailers after the body are collected for the response to send. A file the app sends with
+    ``pathsend`` comes through as that message, for the server to send as the app asked.
     """
 
     def __init__(self, call: _AppCall) -> None:
         self.call = call
         self.finished = False
-        self.file: anyio.AsyncFile[bytes] | None = None
         self.trailers: list[tuple[bytes, bytes]] = []
 
     def __aiter__(self) -> _AppBody:
         return self
 
-    async def __anext__(self) -> bytes:
-        if self.file is not None:
-            return await self._read(self.file)
+    async def __anext__(self) -> bytes | Message:
         while not self.finished and (message := await self.call.receive()) is not None:
             if message["type"] == "http.response.pathsend":
                 self.finished = True
-                self.file = await anyio.open_file(message["path"], "rb")
-                return await self._read(self.file)
+                return message
             if message["type"] != "http.response.body":
                 continue
             self.finished = not message.get("more_body", False)
@@ -5309,25 +5332,15 @@ class _AppBody:
                 return bytes(body)
         raise StopAsyncIteration
 
-    async def _read(self, file: anyio.AsyncFile[bytes]) -> bytes:
-        if chunk := await file.read(FileResponse.chunk_size):
-            return chunk
-        await self.close_file()
-        raise StopAsyncIteration
+    async def aclose(self) -> None:
+        """Read no more of the body; the app stops once the middleware's response is sent."""
+        self.finished = True
 
     async def _collect_trailers(self) -> None:
         while (message := await self.call.receive()) is not None:
             self.trailers += message.get("headers", [])
             if not message.get("more_trailers", False):
                 return
-
-    async def close_file(self) -> None:
-        """Close the file being read, if any, even when cancelled. (Not ``aclose``: the body is
-        closed by its call, not by whoever iterates it, so nothing pays for a shielded close.)"""
-        if self.file is not None:
-            with anyio.CancelScope(shield=True):
-                await self.file.aclose()
-            self.file = None
 
 
 class _AppResponse(Response):
@@ -5336,7 +5349,7 @@ class _AppResponse(Response):
     def __init__(self, start: Message, body: _AppBody, debug_info: Message | None) -> None:
         self.status_code = start["status"]
         self.raw_headers = list(start.get("headers", []))
-        self.body_iterator: AsyncIterable[Content] = body
+        self.body_iterator: AsyncIterable[Content | Message] = body
         self.background = None
         self.app_body = body
         self.has_trailers = start.get("trailers", False)
@@ -5351,22 +5364,32 @@ class _AppResponse(Response):
             await self.background()
 
     async def _relay(self, send: Send) -> None:
-        await send(
-            {
-                "type": "http.response.start",
-                "status": self.status_code,
-                "headers": self.raw_headers,
-                "trailers": self.has_trailers,
-            }
-        )
+        start: Message = {
+            "type": "http.response.start",
+            "status": self.status_code,
+            "headers": self.raw_headers,
+        }
+        if self.has_trailers:  # only then: a server without trailers support needs no key
+            start["trailers"] = True
+        await send(start)
+        if self.body_iterator is self.app_body:
+            # Untouched by dispatch: nothing to close (its call stops the app), and _Closing's
+            # shielded close would cost a cancel scope a request.
+            await self._send_body(self.app_body, send)
+            return
         async with _Closing(self.body_iterator) as chunks:
-            async for chunk in chunks:
-                body = chunk.encode(self.charset) if isinstance(chunk, str) else chunk
-                await send({"type": "http.response.body", "body": body, "more_body": True})
-        await send({"type": "http.response.body", "body": b""})
+            await self._send_body(chunks, send)
+
+    async def _send_body(self, chunks: AsyncIterable[Content | Message], send: Send) -> None:
+        async for chunk in chunks:
+            if isinstance(chunk, dict):  # pathsend: the server sends the file, the whole body
+                await send(chunk)
+                return
+            body = chunk.encode(self.charset) if isinstance(chunk, str) else chunk
+            await send({"type": "http.response.body", "body": body, "more_body": True})
+        await send({"type": "http.response.body", "body": b"", "more_body": False})
         if self.has_trailers:
-            trailers = self.app_body.trailers
-            await send({"type": "http.response.trailers", "headers": trailers})
+            await send({"type": "http.response.trailers", "headers": self.app_body.trailers})
 
 
 class BaseHTTPMiddleware:
@@ -5413,7 +5436,6 @@ class BaseHTTPMiddleware:
             finally:
                 for call in calls:
                     call.close()
-                    await call.body.close_file()  # a file it was reading, if not read to the end
                 if request._form is not None:  # its upload files
                     await request.close()
         for call in calls:  # a failure after the response was sent: a background task's, say
@@ -6579,7 +6601,9 @@ class _AppRun:
         if self.body is not None:
             body, self.body = self.body, None
             return {"type": "http.request", "body": body, "more_body": False}
-        await self.body_sent.wait()  # the client hangs up only once the response is complete
+        if not self.body_sent.is_set():  # the client hangs up only once the response is complete
+            await self.body_sent.wait()
+        # No checkpoint once it has: is_disconnected() polls in a cancelled scope.
         return {"type": "http.disconnect"}
 
     async def send(self, message: Message) -> None:
