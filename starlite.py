@@ -2307,8 +2307,9 @@ def _parse_range_header(header: str, size: int, max_ranges: int) -> list[tuple[i
 
     None means "ignore the header and send the whole file": a unit other than bytes (RFC 9110
     §14.2 says to ignore it) or more than `max_ranges` ranges (serving them would multiply the
-    work of one request). Raises `_RangeError`: 400 when malformed, 416 when no range overlaps
-    the file. Linear in the header's length.
+    work of one request). Elements that are not range-specs are skipped. Raises `_RangeError`:
+    400 when no range-spec is left or one is inverted, 416 when no range overlaps the file.
+    Linear in the header's length.
     """
     unit, equals, range_set = header.partition("=")
     if not equals:
@@ -2318,17 +2319,19 @@ def _parse_range_header(header: str, size: int, max_ranges: int) -> list[tuple[i
     if range_set.count(",") >= max_ranges:
         return None
     ranges: list[tuple[int, int]] = []
-    specs = [spec.strip(" \t") for spec in range_set.split(",")]
-    specs = [spec for spec in specs if spec]  # RFC 9110 §5.6.1: empty list elements are allowed
-    if not specs:
-        raise _RangeError(400, "Range header: range must be requested")
-    for spec in specs:
-        match = _RANGE_SPEC.fullmatch(spec)
+    requested = False
+    for spec in range_set.split(","):
+        match = _RANGE_SPEC.fullmatch(spec.strip(" \t"))
+        # An element that is not a range-spec (empty, as RFC 9110 §5.6.1 allows, or garbage) is
+        # skipped, as Starlette does: the client still gets the ranges it spelt correctly.
         if match is None or not (match["first"] or match["last"]):
-            raise _RangeError(400, "Malformed range header.")
+            continue
+        requested = True
         byte_range = _byte_range(match["first"], match["last"], size)
         if byte_range is not None:
             ranges.append(byte_range)
+    if not requested:
+        raise _RangeError(400, "Range header: range must be requested")
     if not ranges:
         raise _RangeError(416, "Range not satisfiable.")
     return _merge_ranges(ranges)

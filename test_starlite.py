@@ -4537,6 +4537,7 @@ def test_range_request_with_garbage_range_gives_400(data_file: Path, range_heade
     [
         ("bytes 0-5", "Malformed range header."),
         ("bytes=", "Range header: range must be requested"),
+        ("bytes=abc, x-y", "Range header: range must be requested"),
         ("bytes= , ,", "Range header: range must be requested"),
         ("bytes=5-2", "Range header: start must be less than end"),
     ],
@@ -4546,6 +4547,23 @@ def test_range_request_400_says_what_is_wrong_in_starlettes_words(
 ) -> None:
     response = TestClient(file_app(data_file)).get("/", headers={"Range": range_header})
     assert (response.status_code, response.text) == (400, text)
+
+
+@pytest.mark.parametrize(
+    "range_header", ["bytes=100, 0-9", "bytes= - , 0-9", "bytes=abc-def, 0-9", "bytes=1-2-3,0-9,,"]
+)
+def test_range_request_skips_elements_that_are_not_ranges(
+    data_file: Path, range_header: str
+) -> None:
+    response = TestClient(file_app(data_file)).get("/", headers={"Range": range_header})
+    assert response.status_code == 206
+    assert response.headers["content-range"] == "bytes 0-9/1000"
+    assert response.content == FILE_DATA[:10]
+
+
+def test_range_request_with_garbage_beside_a_range_past_the_end_gives_416(data_file: Path) -> None:
+    response = TestClient(file_app(data_file)).get("/", headers={"Range": "bytes=abc, 5000-"})
+    assert response.status_code == 416
 
 
 @pytest.mark.parametrize("range_header", ["bytes=5-2", "bytes=100-99", "bytes=0-9,50-20"])
