@@ -135,6 +135,7 @@ __all__ = [
     "run_in_threadpool",
     # Exceptions
     "HTTPException",
+    "StarletteDeprecationWarning",
     "WebSocketException",
     "status",
     # Background tasks
@@ -996,6 +997,10 @@ class WebSocketException(Exception):
 
     def __repr__(self) -> str:
         return f"{self.__class__.__name__}(code={self.code!r}, reason={self.reason!r})"
+
+
+class StarletteDeprecationWarning(DeprecationWarning):
+    """Warns of a use that Starlette deprecates, under Starlette's name so that filters match."""
 
 
 # WebSocket close codes (RFC 6455 §7.4.1 and IANA's registry), named as in starlette.status.
@@ -6050,11 +6055,21 @@ def _with_httpx_base(cls: type[T], base_name: str) -> type[T]:
     return _WITH_HTTPX_BASE[cls]
 
 
-# Response messages the app may send before the test reads them: a bound, so that an app streaming
-# an endless body to a test that reads slowly waits instead of filling memory.
+# How many response body messages the app may send before the test reads them. TestClient's
+# bound is Starlette's, none: each `send` waits for the test to take its message, so a test sees
+# exactly how far a streaming app has got. AsyncTestClient lets the app run ahead a little, in its
+# own task, and still bounds it, so that an app streaming an endless body to a test that reads
+# slowly waits instead of filling memory.
 _UNREAD_MESSAGES_LIMIT = 16
 # How long a failed lifespan start-up or shut-down may take to raise its exception.
 _LIFESPAN_FAILURE_GRACE = 5.0
+
+
+def _check_response_message(holds: bool, problem: str) -> None:
+    """Raise Starlette's AssertionError for a response message out of order; an `assert`
+    statement would vanish under ``python -O``."""
+    if not holds:
+        raise AssertionError(problem)
 
 
 class _AppRun:
@@ -6065,24 +6080,24 @@ class _AppRun:
     blocking portal. The app's exception is kept in `error` for the client to raise.
     """
 
-    def __init__(self, app: ASGIApp, scope: Scope, body: bytes) -> None:
+    def __init__(self, app: ASGIApp, scope: Scope, body: bytes, unread_limit: int) -> None:
         self.app = app
         self.scope = scope
         self.body: bytes | None = body  # None once received by the app
-        self.to_client, self.from_app = anyio.create_memory_object_stream[Message](
-            _UNREAD_MESSAGES_LIMIT
-        )
-        self.response_started = False
-        self.response_complete = False
-        self.body_read = False
+        self.to_client, self.from_app = anyio.create_memory_object_stream[bytes](unread_limit)
+        self.start: Message | None = None
+        self.trailers_expected = False
+        self.body_complete = False
+        self.trailers: list[tuple[bytes, bytes]] = []  # filled as they come, once declared
+        self.debug_info: dict[str, Any] | None = None  # what a template response rendered
         self.error: Exception | None = None
         self.app_returned = False
-        self.debug_info: dict[str, Any] = {}  # sent by template responses, for tests to inspect
 
     # -- the app's side --
 
     async def run(self, *, task_status: anyio.abc.TaskStatus[None]) -> None:
-        self.body_sent = anyio.Event()
+        self.started = anyio.Event()  # the response started, or the app returned
+        self.response_complete = anyio.Event()  # the body and any trailers are all sent
         self.returned = anyio.Event()
         try:
             with self.to_client, anyio.CancelScope() as self.cancel_scope:
@@ -6092,73 +6107,108 @@ class _AppRun:
         except Exception as exc:  # for the client to raise in the test
             self.error = exc
         finally:
+            self.started.set()
             self.returned.set()
 
     async def receive(self) -> Message:
         if self.body is not None:
             body, self.body = self.body, None
             return {"type": "http.request", "body": body, "more_body": False}
-        await self.body_sent.wait()  # the client hangs up only once the response is complete
+        # The client hangs up only once the response is complete.
+        await self.response_complete.wait()
         return {"type": "http.disconnect"}
 
     async def send(self, message: Message) -> None:
-        if self.response_complete:
-            raise RuntimeError(f"The app sent {message['type']!r} after its response was complete")
-        if message["type"] == "http.response.start":
-            if self.response_started:
-                raise RuntimeError("The app sent 'http.response.start' twice")
-            self.response_started = True
-        elif message["type"] == "http.response.body" and not self.response_started:
-            raise RuntimeError("The app sent 'http.response.body' before its start")
-        await self.to_client.send(message)
-        # Only once the last body message is queued for the client: the app sees a disconnect
-        # after this, and may stop what it is doing.
-        if message["type"] == "http.response.body" and not message.get("more_body", False):
-            self.response_complete = True
-            self.body_sent.set()
+        handler = self._HANDLERS.get(message["type"])
+        if handler is not None:  # a server ignores an extension's message it does not know
+            await handler(self, message)
+
+    async def _send_start(self, message: Message) -> None:
+        _check_response_message(
+            self.start is None, 'Received multiple "http.response.start" messages.'
+        )
+        self.start = message
+        self.trailers_expected = message.get("trailers", False)
+        self.started.set()
+
+    async def _send_body(self, message: Message) -> None:
+        _check_response_message(
+            self.start is not None, 'Received "http.response.body" without "http.response.start".'
+        )
+        _check_response_message(
+            not self.response_complete.is_set(),
+            'Received "http.response.body" after response completed.',
+        )
+        _check_response_message(
+            not self.body_complete, 'Received "http.response.body" after body completed.'
+        )
+        more_body = message.get("more_body", False)
+        # Copied now: the app may reuse its buffer once `send` returns. Every message, even an
+        # empty one, waits for the test to take it, so that a test sees how far the app has got.
+        await self.to_client.send(bytes(message.get("body", b"")))
+        self.body_complete = not more_body
+        if self.body_complete and not self.trailers_expected:
+            self.response_complete.set()
+
+    async def _send_trailers(self, message: Message) -> None:
+        _check_response_message(
+            self.trailers_expected,
+            'Received "http.response.trailers" without declaring trailers.',
+        )
+        _check_response_message(
+            self.body_complete, 'Received "http.response.trailers" before body completed.'
+        )
+        _check_response_message(
+            not self.response_complete.is_set(),
+            'Received "http.response.trailers" after response completed.',
+        )
+        self.trailers += message.get("headers", [])
+        if not message.get("more_trailers", False):
+            self.response_complete.set()
+
+    async def _send_debug(self, message: Message) -> None:
+        self.debug_info = message["info"]
+
+    _HANDLERS: ClassVar[dict[str, Callable[[_AppRun, Message], Awaitable[None]]]] = {
+        "http.response.start": _send_start,
+        "http.response.body": _send_body,
+        "http.response.trailers": _send_trailers,
+        "http.response.debug": _send_debug,
+    }
 
     # -- the client's side --
 
-    async def next_message(self) -> Message | None:
-        """The app's next message, or None once the app has returned."""
-        try:
-            return await self.from_app.receive()
-        except anyio.EndOfStream:
-            return None
-
     async def response_start(self) -> Message | None:
         """The app's ``http.response.start``, or None if it returned without one."""
-        while (message := await self.next_message()) is not None:
-            if message["type"] == "http.response.start":
-                return message
-            if message["type"] == "http.response.debug":
-                self.debug_info = message.get("info", {})
-        return None
+        await self.started.wait()
+        return self.start
 
     async def next_chunk(self) -> bytes | None:
-        """The next chunk of the response body, or None after the last."""
-        while not self.body_read and (message := await self.next_message()) is not None:
-            if message["type"] == "http.response.body":
-                self.body_read = not message.get("more_body", False)
-                return bytes(message.get("body", b""))
+        """The next chunk of the response body, or None once the app has returned: its
+        trailers and background tasks are done by then. Empty chunks, and the body of a
+        response to HEAD, are not the test's to read."""
+        skip_all = self.scope["method"] == "HEAD"
+        async for chunk in self.from_app:
+            if chunk and not skip_all:
+                return chunk
         return None
 
     async def finish(self) -> None:
-        """Wait for the app to return, cancelling it first if its response was not read in full."""
-        if not (self.response_complete or self.returned.is_set()):
+        """Wait for the app to return, cancelling it first if its response is not complete."""
+        if not self.response_complete.is_set():
             self.cancel_scope.cancel()
         await self.returned.wait()
         self.from_app.close()
 
     def raise_error(self, raise_server_exceptions: bool) -> None:
-        """Raise what the app raised, or a RuntimeError if it sent no response, when asked to."""
+        """Raise what the app raised, or an error if it sent no response, when asked to."""
         if not raise_server_exceptions:
             return
         if self.error is not None:
             raise self.error
-        if not self.response_started and self.app_returned:
-            raise RuntimeError("The app returned without sending a response")
-        if not self.response_started:
+        if self.start is None and self.app_returned:
+            raise AssertionError("TestClient did not receive any response.")
+        if self.start is None:
             raise RuntimeError("The test client was closed before the app sent a response")
 
 
@@ -6171,10 +6221,15 @@ def _test_response(
         return response_cls(500, request=request)
     headers = start.get("headers", [])
     response = response_cls(start["status"], headers=headers, stream=stream, request=request)
-    # What a template response rendered, as Starlette's TestClient exposes it.
-    for name in ("template", "context"):
-        if name in run.debug_info:
-            setattr(response, name, run.debug_info[name])
+    # The trailers are added to this list as the app sends them, as Starlette's TestClient does.
+    if run.trailers_expected:
+        response.extensions["http.response.trailers"] = run.trailers
+    if run.debug_info is not None:
+        response.extensions["http.response.debug"] = run.debug_info
+        # What a template response rendered, as Starlette's TestClient exposes it.
+        for name in ("template", "context"):
+            if name in run.debug_info:
+                setattr(response, name, run.debug_info[name])
     return response
 
 
@@ -6196,7 +6251,7 @@ def _test_scope(
         "query_string": url.query,
         "headers": headers,
         "client": client,
-        "server": (url.host, url.port or _DEFAULT_PORTS.get(url.scheme, 80)),
+        "server": (url.host, _DEFAULT_PORTS.get(url.scheme, 80) if url.port is None else url.port),
         "state": dict(app_state),
     }
     if url.scheme in ("ws", "wss"):
@@ -6207,7 +6262,7 @@ def _test_scope(
     else:
         scope["type"] = "http"
         scope["method"] = request.method
-        scope["extensions"] = {"http.response.debug": {}}
+        scope["extensions"] = {"http.response.debug": {}, "http.response.trailers": {}}
     return scope
 
 
@@ -6227,6 +6282,11 @@ class _ResponseStream(_HTTPXSyncByteStream):
 
     def close(self) -> None:
         self._on_close.close()
+
+    def abort(self) -> None:
+        """Cancel the app, even if its response is complete, and close."""
+        self._portal.call(self._run.cancel_scope.cancel)
+        self.close()
 
 
 class _TransportToApp:
@@ -6264,6 +6324,13 @@ class _TestClientTransport(_TransportToApp, _HTTPXBaseTransport):
     ) -> None:
         super().__init__(app, raise_server_exceptions, root_path, client, app_state)
         self.portal_factory = portal_factory
+        self.open_streams: set[_ResponseStream] = set()  # responses the test has not closed
+
+    def close(self) -> None:
+        """Cancel the apps of the responses still open: the client is closing."""
+        with contextlib.ExitStack() as stack:  # every one, whatever one of them raises
+            while self.open_streams:
+                stack.callback(self.open_streams.pop().abort)
 
     def handle_request(self, request: httpx.Request) -> httpx.Response:
         scope = self.scope_for(request)
@@ -6272,7 +6339,8 @@ class _TestClientTransport(_TransportToApp, _HTTPXBaseTransport):
                 self.app, scope, self.portal_factory, self.raise_server_exceptions
             )
             raise _Upgrade(session)
-        run = _AppRun(self.app, scope, request.read())
+        # No unread messages: each `send` of the app waits for the test to read, as in Starlette.
+        run = _AppRun(self.app, scope, request.read(), unread_limit=0)
         with contextlib.ExitStack() as stack:
             portal = stack.enter_context(self.portal_factory())
             portal.start_task(run.run)
@@ -6281,8 +6349,10 @@ class _TestClientTransport(_TransportToApp, _HTTPXBaseTransport):
             if start is None:
                 stack.close()  # raises the app's exception, if it raised one and we should
                 return _test_response(request, run, start, None)
-            stream_cls = _with_httpx_base(_ResponseStream, "SyncByteStream")
-            stream = stream_cls(portal, run, stack.pop_all())
+            on_close = stack.pop_all()
+        stream = _with_httpx_base(_ResponseStream, "SyncByteStream")(portal, run, on_close)
+        self.open_streams.add(stream)
+        on_close.callback(self.open_streams.discard, stream)
         return _test_response(request, run, start, stream)
 
     def _finish(self, portal: anyio.from_thread.BlockingPortal, run: _AppRun) -> None:
@@ -6531,6 +6601,19 @@ class _Lifespan:
         raise RuntimeError(f"Lifespan {event} failed: {message.get('message', '')}")
 
 
+def _asgi3_app(app: Any) -> ASGIApp:
+    """`app` if it is an ASGI 3 app; an ASGI 2 app (called with the scope alone, it returns the
+    coroutine function to call with `receive` and `send`) as an ASGI 3 one, as Starlette's
+    TestClient accepts both. An ASGI 3 class is one whose instances are awaitable."""
+    if hasattr(app, "__await__") if inspect.isclass(app) else _is_async_callable(app):
+        return cast(ASGIApp, app)
+
+    async def asgi3(scope: Scope, receive: Receive, send: Send) -> None:
+        await app(scope)(receive, send)
+
+    return asgi3
+
+
 def _test_headers(headers: Mapping[str, str] | None) -> dict[str, str]:
     """A test client's default headers: `headers`, with ``User-Agent: testclient`` unless given."""
     headers = dict(headers or {})
@@ -6562,13 +6645,13 @@ class _TestClient(_HTTPXClient):
         follow_redirects: bool = True,
         client: tuple[str, int] = ("testclient", 50000),
     ) -> None:
-        self.app = app
+        self.app = _asgi3_app(app)
         self.app_state: dict[str, Any] = {}
         self.backend = backend
         self.backend_options = backend_options or {}
         self.portal: anyio.from_thread.BlockingPortal | None = None
         transport = _with_httpx_base(_TestClientTransport, "BaseTransport")(
-            app, self._portal, raise_server_exceptions, root_path, client, self.app_state
+            self.app, self._portal, raise_server_exceptions, root_path, client, self.app_state
         )
         super().__init__(
             base_url=base_url,
@@ -6599,6 +6682,8 @@ class _TestClient(_HTTPXClient):
             portal.call(lifespan.start_up)
             self.portal = portal
             stack.callback(portal.call, lifespan.shut_down)
+            # First of all, before the shut-down: cancel the apps of responses left open.
+            stack.callback(self._transport.close)
             self._exit_stack = stack.pop_all()
         return self
 
@@ -6607,6 +6692,18 @@ class _TestClient(_HTTPXClient):
 
     def _forget_portal(self) -> None:
         self.portal = None
+
+    def request(self, method: str, url: httpx._types.URLTypes, **kwargs: Any) -> httpx.Response:
+        """Send a request, as httpx does; warns that `timeout` means nothing to an app called
+        in-process (Starlette issue 1108)."""
+        if kwargs.get("timeout", _httpx().USE_CLIENT_DEFAULT) is not _httpx().USE_CLIENT_DEFAULT:
+            warnings.warn(
+                "You should not use the 'timeout' argument with the TestClient. "
+                "See https://github.com/Kludex/starlette/issues/1108 for more information.",
+                StarletteDeprecationWarning,
+                stacklevel=2,
+            )
+        return super().request(method, url, **kwargs)
 
     def websocket_connect(
         self, url: str, subprotocols: Sequence[str] | None = None, **kwargs: Any
@@ -6663,7 +6760,7 @@ class _AsyncTestClientTransport(_TransportToApp, _HTTPXAsyncBaseTransport):
         scope = self.scope_for(request)
         if scope["type"] == "websocket":
             raise RuntimeError("AsyncTestClient does not do websockets: use TestClient")
-        run = _AppRun(self.app, scope, await request.aread())
+        run = _AppRun(self.app, scope, await request.aread(), _UNREAD_MESSAGES_LIMIT)
         await self.task_group.start(run.run)
         start = await run.response_start()
         if start is None:
@@ -6699,10 +6796,10 @@ class _AsyncTestClient(_HTTPXAsyncClient):
         follow_redirects: bool = True,
         client: tuple[str, int] = ("testclient", 50000),
     ) -> None:
-        self.app = app
+        self.app = _asgi3_app(app)
         self.app_state: dict[str, Any] = {}
         self._transport_to_app = _with_httpx_base(_AsyncTestClientTransport, "AsyncBaseTransport")(
-            app, raise_server_exceptions, root_path, client, self.app_state
+            self.app, raise_server_exceptions, root_path, client, self.app_state
         )
         super().__init__(
             base_url=base_url,

@@ -18748,7 +18748,7 @@ async def test_async_test_client_app_returning_without_a_response_is_an_error() 
         pass
 
     async with AsyncTestClient(app) as client:
-        with pytest.raises(RuntimeError, match="without sending a response"):
+        with pytest.raises(AssertionError, match="did not receive any response"):
             await client.get("/")
     async with AsyncTestClient(app, raise_server_exceptions=False) as client:
         response = await client.get("/")
