@@ -6368,7 +6368,8 @@ class _Upgrade(Exception):
         self.session = session
 
 
-# How long the app may take to return once the test has closed its websocket.
+# How long the app may take to return once the test has closed its websocket, at most: it is
+# cancelled sooner if it waits for something that will not come.
 _WEBSOCKET_CLOSE_GRACE = 5.0
 
 
@@ -6393,7 +6394,8 @@ class WebSocketTestSession:
 
     Use it in a ``with`` block: entering waits for the app to accept (raising
     `WebSocketDisconnect` if it closes instead, or `WebSocketDenialResponse` if it answers with
-    an HTTP response); leaving closes the socket and waits for the app, raising what it raised.
+    an HTTP response); leaving closes the socket and lets the app return (cancelling it once it
+    waits for something else), raising what it raised.
     ``receive_*`` raise `WebSocketDisconnect` when the app closes.
     """
 
@@ -6448,9 +6450,19 @@ class WebSocketTestSession:
         except anyio.EndOfStream:
             return None
 
+    @staticmethod
+    async def _settle() -> None:
+        """Let the app run after the close until it returns, or until every task waits for
+        something (as an app that awaits forever does): its clean-up runs, yet leaving the
+        session is not held up (as Starlette's, which cancels the app at once)."""
+        with anyio.move_on_after(_WEBSOCKET_CLOSE_GRACE):
+            await anyio.wait_all_tasks_blocked()
+
     def _finish(self) -> None:
         """Wait for the app to return (cancelling it if it will not), then re-raise its error."""
-        if not _finished_within(self._task, _WEBSOCKET_CLOSE_GRACE):
+        if not self._task.done():
+            self.portal.call(self._settle)
+        if not self._task.done():
             self._task.cancel()
         _finished_within(self._task, None)
         self._to_app.close()
@@ -6538,7 +6550,7 @@ class WebSocketTestSession:
 
 class _Lifespan:
     """The server's side of the ASGI lifespan protocol, for ``with TestClient(app):`` and
-    ``async with AsyncTestClient(app):``; all of it runs on the event loop."""
+    ``async with AsyncTestClient(app):``; all of it, from its making, runs on the event loop."""
 
     def __init__(self, app: ASGIApp, state: dict[str, Any]) -> None:
         self.app = app
@@ -6546,13 +6558,13 @@ class _Lifespan:
         self.to_app, self.app_inbox = anyio.create_memory_object_stream[Message](math.inf)
         self.app_outbox, self.from_app = anyio.create_memory_object_stream[Message](math.inf)
         self.error: Exception | None = None
-
-    async def run(self, *, task_status: anyio.abc.TaskStatus[None]) -> None:
         self.returned = anyio.Event()
+        self.cancel_scope = anyio.CancelScope()  # entered by `run`, whenever that starts
+
+    async def run(self) -> None:
         scope = {"type": "lifespan", "asgi": {"version": "3.0"}, "state": self.state}
         try:
-            with self.app_inbox, self.app_outbox, anyio.CancelScope() as self.cancel_scope:
-                task_status.started()
+            with self.app_inbox, self.app_outbox, self.cancel_scope:
                 await self.app(scope, self.app_inbox.receive, self.app_outbox.send)
         except Exception as exc:  # for start_up or shut_down to raise in the test
             self.error = exc
@@ -6623,11 +6635,14 @@ def _test_headers(headers: Mapping[str, str] | None) -> dict[str, str]:
 
 
 class _TestClient(_HTTPXClient):
-    """A synchronous HTTP client that calls an ASGI app in-process; an ``httpx.Client``.
+    """A synchronous HTTP client that calls an ASGI app (3, or 2) in-process; an ``httpx.Client``.
 
-    ``with TestClient(app) as client:`` also runs the app's lifespan start-up and shut-down.
-    Exceptions raised by the app reach the test unless `raise_server_exceptions` is False, when
-    they become 500 responses. Needs httpx (or httpx2): ``pip install 'starlite-asgi[testclient]'``.
+    ``with TestClient(app) as client:`` also runs the app's lifespan start-up and shut-down
+    (`lifespan`, `wait_startup`, `wait_shutdown`). Exceptions raised by the app reach the test
+    unless `raise_server_exceptions` is False, when they become 500 responses. A response's
+    trailers and debug info are in its `extensions`. Closing a response the app has not finished,
+    or the client, cancels the app. Needs httpx (or httpx2): ``pip install
+    'starlite-asgi[testclient]'``.
     """
 
     __test__ = False  # not a test class for pytest, whatever its name says
@@ -6676,12 +6691,12 @@ class _TestClient(_HTTPXClient):
         with contextlib.ExitStack() as stack:
             portal = stack.enter_context(_start_blocking_portal(self.backend, self.backend_options))
             stack.callback(self._forget_portal)
-            lifespan = _Lifespan(self.app, self.app_state)
-            stack.callback(lifespan.close)
-            portal.start_task(lifespan.run)
-            portal.call(lifespan.start_up)
+            self._lifespan = portal.call(_Lifespan, self.app, self.app_state)
+            stack.callback(self._lifespan.close)
+            self.task = portal.start_task_soon(self.lifespan)
+            portal.call(self.wait_startup)
             self.portal = portal
-            stack.callback(portal.call, lifespan.shut_down)
+            stack.callback(portal.call, self.wait_shutdown)
             # First of all, before the shut-down: cancel the apps of responses left open.
             stack.callback(self._transport.close)
             self._exit_stack = stack.pop_all()
@@ -6692,6 +6707,19 @@ class _TestClient(_HTTPXClient):
 
     def _forget_portal(self) -> None:
         self.portal = None
+
+    async def lifespan(self) -> None:
+        """Run the app's lifespan scope, inside ``with``; `wait_startup` and `wait_shutdown`
+        are the server's side of it."""
+        await self._lifespan.run()
+
+    async def wait_startup(self) -> None:
+        """Send ``lifespan.startup`` and wait for the app's answer; raise if start-up failed."""
+        await self._lifespan.start_up()
+
+    async def wait_shutdown(self) -> None:
+        """Send ``lifespan.shutdown`` and wait for the app to return; raise if it failed."""
+        await self._lifespan.shut_down()
 
     def request(self, method: str, url: httpx._types.URLTypes, **kwargs: Any) -> httpx.Response:
         """Send a request, as httpx does; warns that `timeout` means nothing to an app called
@@ -6818,7 +6846,7 @@ class _AsyncTestClient(_HTTPXAsyncClient):
             stack.callback(task_group.cancel_scope.cancel)
             lifespan = _Lifespan(self.app, self.app_state)
             stack.callback(lifespan.close)
-            await task_group.start(lifespan.run)
+            task_group.start_soon(lifespan.run)
             await lifespan.start_up()
             self._transport_to_app.task_group = task_group
             stack.callback(setattr, self._transport_to_app, "task_group", None)
