@@ -6090,7 +6090,7 @@ class _AppRun:
         self.body_complete = False
         self.trailers: list[tuple[bytes, bytes]] = []  # filled as they come, once declared
         self.debug_info: dict[str, Any] | None = None  # what a template response rendered
-        self.error: Exception | None = None
+        self.error: BaseException | None = None
         self.app_returned = False
 
     # -- the app's side --
@@ -6104,7 +6104,11 @@ class _AppRun:
                 task_status.started()
                 await self.app(self.scope, self.receive, self.send)
                 self.app_returned = True  # not cancelled
-        except Exception as exc:  # for the client to raise in the test
+        except anyio.get_cancelled_exc_class():
+            raise
+        # For the client to raise in the test; a BaseException too (a failed `pytest.raises` in
+        # the app raises one), or it would stop the whole event loop instead.
+        except BaseException as exc:
             self.error = exc
         finally:
             self.started.set()

@@ -17599,6 +17599,22 @@ def test_test_client_raise_server_exceptions_false_gives_500(backend: Backend) -
     assert response.status_code == 500
 
 
+def test_test_client_raises_a_base_exception_of_the_app_in_the_test(backend: Backend) -> None:
+    class Halt(BaseException):  # as pytest's own failures are
+        pass
+
+    async def app(scope: Scope, receive: Receive, send: Send) -> None:
+        if scope.get("path") == "/halt":
+            raise Halt("from the app")
+        await PlainTextResponse("ok")(scope, receive, send)
+
+    client = TestClient(app, backend=backend)
+    with client:
+        with pytest.raises(Halt, match="from the app"):
+            client.get("/halt")
+        assert client.get("/").text == "ok"  # the event loop is still running
+
+
 def test_test_client_exception_after_response_started_still_reaches_test() -> None:
     async def app(scope: Any, receive: Any, send: Any) -> None:
         await PlainTextResponse("partial")(scope, receive, send)
