@@ -6075,6 +6075,7 @@ def _check_response_message(holds: bool, problem: str) -> None:
 class _AppRun:
     """One request's run of the app: the app, the `receive` and `send` channels it is given, and
     the client's side of them (the response's start, its body chunk by chunk, and finishing).
+    Trailers and debug info are kept as they come, for the response's `extensions`.
 
     All of it runs on the event loop: AsyncTestClient awaits it, TestClient calls it through a
     blocking portal. The app's exception is kept in `error` for the client to raise.
@@ -6216,15 +6217,13 @@ class _AppRun:
             raise RuntimeError("The test client was closed before the app sent a response")
 
 
-def _test_response(
-    request: httpx.Request, run: _AppRun, start: Message | None, stream: Any
-) -> httpx.Response:
+def _test_response(request: httpx.Request, run: _AppRun, stream: Any) -> httpx.Response:
     """The httpx response for `run`: a 500 if the app sent no response (and it is not raised)."""
     response_cls: type[httpx.Response] = _httpx().Response
-    if start is None:
+    if run.start is None:
         return response_cls(500, request=request)
-    headers = start.get("headers", [])
-    response = response_cls(start["status"], headers=headers, stream=stream, request=request)
+    headers = run.start.get("headers", [])
+    response = response_cls(run.start["status"], headers=headers, stream=stream, request=request)
     # The trailers are added to this list as the app sends them, as Starlette's TestClient does.
     if run.trailers_expected:
         response.extensions["http.response.trailers"] = run.trailers
@@ -6349,15 +6348,14 @@ class _TestClientTransport(_TransportToApp, _HTTPXBaseTransport):
             portal = stack.enter_context(self.portal_factory())
             portal.start_task(run.run)
             stack.callback(self._finish, portal, run)
-            start = portal.call(run.response_start)
-            if start is None:
+            if portal.call(run.response_start) is None:
                 stack.close()  # raises the app's exception, if it raised one and we should
-                return _test_response(request, run, start, None)
+                return _test_response(request, run, None)
             on_close = stack.pop_all()
         stream = _with_httpx_base(_ResponseStream, "SyncByteStream")(portal, run, on_close)
         self.open_streams.add(stream)
         on_close.callback(self.open_streams.discard, stream)
-        return _test_response(request, run, start, stream)
+        return _test_response(request, run, stream)
 
     def _finish(self, portal: anyio.from_thread.BlockingPortal, run: _AppRun) -> None:
         portal.call(run.finish)
@@ -6794,13 +6792,12 @@ class _AsyncTestClientTransport(_TransportToApp, _HTTPXAsyncBaseTransport):
             raise RuntimeError("AsyncTestClient does not do websockets: use TestClient")
         run = _AppRun(self.app, scope, await request.aread(), _UNREAD_MESSAGES_LIMIT)
         await self.task_group.start(run.run)
-        start = await run.response_start()
-        if start is None:
+        if await run.response_start() is None:
             await run.finish()
             run.raise_error(self.raise_server_exceptions)
-            return _test_response(request, run, start, None)
+            return _test_response(request, run, None)
         stream_cls = _with_httpx_base(_AsyncResponseStream, "AsyncByteStream")
-        return _test_response(request, run, start, stream_cls(run, self.raise_server_exceptions))
+        return _test_response(request, run, stream_cls(run, self.raise_server_exceptions))
 
 
 class _AsyncTestClient(_HTTPXAsyncClient):
