@@ -6556,133 +6556,185 @@ def _with_httpx_base(cls: type[T], base_name: str) -> type[T]:
     return _WITH_HTTPX_BASE[cls]
 
 
-# Response messages the app may send before the test reads them: a bound, so that an app streaming
-# an endless body to a test that reads slowly waits instead of filling memory.
+# How many response body messages the app may send before the test reads them. TestClient's
+# bound is Starlette's, none: each `send` waits for the test to take its message, so a test sees
+# exactly how far a streaming app has got. AsyncTestClient lets the app run ahead a little, in its
+# own task, and still bounds it, so that an app streaming an endless body to a test that reads
+# slowly waits instead of filling memory.
 _UNREAD_MESSAGES_LIMIT = 16
 # How long a failed lifespan start-up or shut-down may take to raise its exception.
 _LIFESPAN_FAILURE_GRACE = 5.0
 
 
+def _check_response_message(holds: bool, problem: str) -> None:
+    """Raise Starlette's AssertionError for a response message out of order; an `assert`
+    statement would vanish under ``python -O``."""
+    if not holds:
+        raise AssertionError(problem)
+
+
 class _AppRun:
     """One request's run of the app: the app, the `receive` and `send` channels it is given, and
     the client's side of them (the response's start, its body chunk by chunk, and finishing).
+    Trailers and debug info are kept as they come, for the response's `extensions`.
 
     All of it runs on the event loop: AsyncTestClient awaits it, TestClient calls it through a
     blocking portal. The app's exception is kept in `error` for the client to raise.
     """
 
-    def __init__(self, app: ASGIApp, scope: Scope, body: bytes) -> None:
+    def __init__(self, app: ASGIApp, scope: Scope, body: bytes, unread_limit: int) -> None:
         self.app = app
         self.scope = scope
         self.body: bytes | None = body  # None once received by the app
-        self.to_client, self.from_app = anyio.create_memory_object_stream[Message](
-            _UNREAD_MESSAGES_LIMIT
-        )
-        self.response_started = False
-        self.response_complete = False
-        self.body_read = False
-        self.error: Exception | None = None
+        self.to_client, self.from_app = anyio.create_memory_object_stream[bytes](unread_limit)
+        self.start: Message | None = None
+        self.trailers_expected = False
+        self.body_complete = False
+        self.trailers: list[tuple[bytes, bytes]] = []  # filled as they come, once declared
+        self.debug_info: dict[str, Any] | None = None  # what a template response rendered
+        self.error: BaseException | None = None
         self.app_returned = False
-        self.debug_info: dict[str, Any] = {}  # sent by template responses, for tests to inspect
 
     # -- the app's side --
 
     async def run(self, *, task_status: anyio.abc.TaskStatus[None]) -> None:
-        self.body_sent = anyio.Event()
+        self.started = anyio.Event()  # the response started, or the app returned
+        self.response_complete = anyio.Event()  # the body and any trailers are all sent
         self.returned = anyio.Event()
         try:
             with self.to_client, anyio.CancelScope() as self.cancel_scope:
                 task_status.started()
                 await self.app(self.scope, self.receive, self.send)
                 self.app_returned = True  # not cancelled
-        except Exception as exc:  # for the client to raise in the test
+        except anyio.get_cancelled_exc_class():
+            raise
+        # For the client to raise in the test; a BaseException too (a failed `pytest.raises` in
+        # the app raises one), or it would stop the whole event loop instead.
+        except BaseException as exc:
             self.error = exc
         finally:
+            self.started.set()
             self.returned.set()
 
     async def receive(self) -> Message:
         if self.body is not None:
             body, self.body = self.body, None
             return {"type": "http.request", "body": body, "more_body": False}
-        if not self.body_sent.is_set():  # the client hangs up only once the response is complete
-            await self.body_sent.wait()
-        # No checkpoint once it has: is_disconnected() polls in a cancelled scope.
+        if not self.response_complete.is_set():  # the client hangs up once the response is done
+            await self.response_complete.wait()
+        # No checkpoint once it is: is_disconnected() polls in a cancelled scope.
         return {"type": "http.disconnect"}
 
     async def send(self, message: Message) -> None:
-        if self.response_complete:
-            raise RuntimeError(f"The app sent {message['type']!r} after its response was complete")
-        if message["type"] == "http.response.start":
-            if self.response_started:
-                raise RuntimeError("The app sent 'http.response.start' twice")
-            self.response_started = True
-        elif message["type"] == "http.response.body" and not self.response_started:
-            raise RuntimeError("The app sent 'http.response.body' before its start")
-        await self.to_client.send(message)
-        # Only once the last body message is queued for the client: the app sees a disconnect
-        # after this, and may stop what it is doing.
-        if message["type"] == "http.response.body" and not message.get("more_body", False):
-            self.response_complete = True
-            self.body_sent.set()
+        handler = self._HANDLERS.get(message["type"])
+        if handler is not None:  # a server ignores an extension's message it does not know
+            await handler(self, message)
+
+    async def _send_start(self, message: Message) -> None:
+        _check_response_message(
+            self.start is None, 'Received multiple "http.response.start" messages.'
+        )
+        self.start = message
+        self.trailers_expected = message.get("trailers", False)
+        self.started.set()
+
+    async def _send_body(self, message: Message) -> None:
+        _check_response_message(
+            self.start is not None, 'Received "http.response.body" without "http.response.start".'
+        )
+        _check_response_message(
+            not self.response_complete.is_set(),
+            'Received "http.response.body" after response completed.',
+        )
+        _check_response_message(
+            not self.body_complete, 'Received "http.response.body" after body completed.'
+        )
+        more_body = message.get("more_body", False)
+        # Copied now: the app may reuse its buffer once `send` returns. Every message, even an
+        # empty one, waits for the test to take it, so that a test sees how far the app has got.
+        await self.to_client.send(bytes(message.get("body", b"")))
+        self.body_complete = not more_body
+        if self.body_complete and not self.trailers_expected:
+            self.response_complete.set()
+
+    async def _send_trailers(self, message: Message) -> None:
+        _check_response_message(
+            self.trailers_expected,
+            'Received "http.response.trailers" without declaring trailers.',
+        )
+        _check_response_message(
+            self.body_complete, 'Received "http.response.trailers" before body completed.'
+        )
+        _check_response_message(
+            not self.response_complete.is_set(),
+            'Received "http.response.trailers" after response completed.',
+        )
+        self.trailers += message.get("headers", [])
+        if not message.get("more_trailers", False):
+            self.response_complete.set()
+
+    async def _send_debug(self, message: Message) -> None:
+        self.debug_info = message["info"]
+
+    _HANDLERS: ClassVar[dict[str, Callable[[_AppRun, Message], Awaitable[None]]]] = {
+        "http.response.start": _send_start,
+        "http.response.body": _send_body,
+        "http.response.trailers": _send_trailers,
+        "http.response.debug": _send_debug,
+    }
 
     # -- the client's side --
 
-    async def next_message(self) -> Message | None:
-        """The app's next message, or None once the app has returned."""
-        try:
-            return await self.from_app.receive()
-        except anyio.EndOfStream:
-            return None
-
     async def response_start(self) -> Message | None:
         """The app's ``http.response.start``, or None if it returned without one."""
-        while (message := await self.next_message()) is not None:
-            if message["type"] == "http.response.start":
-                return message
-            if message["type"] == "http.response.debug":
-                self.debug_info = message.get("info", {})
-        return None
+        await self.started.wait()
+        return self.start
 
     async def next_chunk(self) -> bytes | None:
-        """The next chunk of the response body, or None after the last."""
-        while not self.body_read and (message := await self.next_message()) is not None:
-            if message["type"] == "http.response.body":
-                self.body_read = not message.get("more_body", False)
-                return bytes(message.get("body", b""))
+        """The next chunk of the response body, or None once the app has returned: its
+        trailers and background tasks are done by then. Empty chunks, and the body of a
+        response to HEAD, are not the test's to read."""
+        skip_all = self.scope["method"] == "HEAD"
+        async for chunk in self.from_app:
+            if chunk and not skip_all:
+                return chunk
         return None
 
     async def finish(self) -> None:
-        """Wait for the app to return, cancelling it first if its response was not read in full."""
-        if not (self.response_complete or self.returned.is_set()):
+        """Wait for the app to return, cancelling it first if its response is not complete."""
+        if not self.response_complete.is_set():
             self.cancel_scope.cancel()
         await self.returned.wait()
         self.from_app.close()
 
     def raise_error(self, raise_server_exceptions: bool) -> None:
-        """Raise what the app raised, or a RuntimeError if it sent no response, when asked to."""
+        """Raise what the app raised, or an error if it sent no response, when asked to."""
         if not raise_server_exceptions:
             return
         if self.error is not None:
             raise self.error
-        if not self.response_started and self.app_returned:
-            raise RuntimeError("The app returned without sending a response")
-        if not self.response_started:
+        if self.start is None and self.app_returned:
+            raise AssertionError("TestClient did not receive any response.")
+        if self.start is None:
             raise RuntimeError("The test client was closed before the app sent a response")
 
 
-def _test_response(
-    request: httpx.Request, run: _AppRun, start: Message | None, stream: Any
-) -> httpx.Response:
+def _test_response(request: httpx.Request, run: _AppRun, stream: Any) -> httpx.Response:
     """The httpx response for `run`: a 500 if the app sent no response (and it is not raised)."""
     response_cls: type[httpx.Response] = _httpx().Response
-    if start is None:
+    if run.start is None:
         return response_cls(500, request=request)
-    headers = start.get("headers", [])
-    response = response_cls(start["status"], headers=headers, stream=stream, request=request)
-    # What a template response rendered, as Starlette's TestClient exposes it.
-    for name in ("template", "context"):
-        if name in run.debug_info:
-            setattr(response, name, run.debug_info[name])
+    headers = run.start.get("headers", [])
+    response = response_cls(run.start["status"], headers=headers, stream=stream, request=request)
+    # The trailers are added to this list as the app sends them, as Starlette's TestClient does.
+    if run.trailers_expected:
+        response.extensions["http.response.trailers"] = run.trailers
+    if run.debug_info is not None:
+        response.extensions["http.response.debug"] = run.debug_info
+        # What a template response rendered, as Starlette's TestClient exposes it.
+        for name in ("template", "context"):
+            if name in run.debug_info:
+                setattr(response, name, run.debug_info[name])
     return response
 
 
@@ -6704,7 +6756,7 @@ def _test_scope(
         "query_string": url.query,
         "headers": headers,
         "client": client,
-        "server": (url.host, url.port or _DEFAULT_PORTS.get(url.scheme, 80)),
+        "server": (url.host, _DEFAULT_PORTS.get(url.scheme, 80) if url.port is None else url.port),
         "state": dict(app_state),
     }
     if url.scheme in ("ws", "wss"):
@@ -6715,7 +6767,7 @@ def _test_scope(
     else:
         scope["type"] = "http"
         scope["method"] = request.method
-        scope["extensions"] = {"http.response.debug": {}}
+        scope["extensions"] = {"http.response.debug": {}, "http.response.trailers": {}}
     return scope
 
 
@@ -6735,6 +6787,11 @@ class _ResponseStream(_HTTPXSyncByteStream):
 
     def close(self) -> None:
         self._on_close.close()
+
+    def abort(self) -> None:
+        """Cancel the app, even if its response is complete, and close."""
+        self._portal.call(self._run.cancel_scope.cancel)
+        self.close()
 
 
 class _TransportToApp:
@@ -6772,6 +6829,13 @@ class _TestClientTransport(_TransportToApp, _HTTPXBaseTransport):
     ) -> None:
         super().__init__(app, raise_server_exceptions, root_path, client, app_state)
         self.portal_factory = portal_factory
+        self.open_streams: set[_ResponseStream] = set()  # responses the test has not closed
+
+    def close(self) -> None:
+        """Cancel the apps of the responses still open: the client is closing."""
+        with contextlib.ExitStack() as stack:  # every one, whatever one of them raises
+            while self.open_streams:
+                stack.callback(self.open_streams.pop().abort)
 
     def handle_request(self, request: httpx.Request) -> httpx.Response:
         scope = self.scope_for(request)
@@ -6780,18 +6844,20 @@ class _TestClientTransport(_TransportToApp, _HTTPXBaseTransport):
                 self.app, scope, self.portal_factory, self.raise_server_exceptions
             )
             raise _Upgrade(session)
-        run = _AppRun(self.app, scope, request.read())
+        # No unread messages: each `send` of the app waits for the test to read, as in Starlette.
+        run = _AppRun(self.app, scope, request.read(), unread_limit=0)
         with contextlib.ExitStack() as stack:
             portal = stack.enter_context(self.portal_factory())
             portal.start_task(run.run)
             stack.callback(self._finish, portal, run)
-            start = portal.call(run.response_start)
-            if start is None:
+            if portal.call(run.response_start) is None:
                 stack.close()  # raises the app's exception, if it raised one and we should
-                return _test_response(request, run, start, None)
-            stream_cls = _with_httpx_base(_ResponseStream, "SyncByteStream")
-            stream = stream_cls(portal, run, stack.pop_all())
-        return _test_response(request, run, start, stream)
+                return _test_response(request, run, None)
+            on_close = stack.pop_all()
+        stream = _with_httpx_base(_ResponseStream, "SyncByteStream")(portal, run, on_close)
+        self.open_streams.add(stream)
+        on_close.callback(self.open_streams.discard, stream)
+        return _test_response(request, run, stream)
 
     def _finish(self, portal: anyio.from_thread.BlockingPortal, run: _AppRun) -> None:
         portal.call(run.finish)
@@ -6806,7 +6872,8 @@ class _Upgrade(Exception):
         self.session = session
 
 
-# How long the app may take to return once the test has closed its websocket.
+# How long the app may take to return once the test has closed its websocket, at most: it is
+# cancelled sooner if it waits for something that will not come.
 _WEBSOCKET_CLOSE_GRACE = 5.0
 
 
@@ -6831,7 +6898,8 @@ class WebSocketTestSession:
 
     Use it in a ``with`` block: entering waits for the app to accept (raising
     `WebSocketDisconnect` if it closes instead, or `WebSocketDenialResponse` if it answers with
-    an HTTP response); leaving closes the socket and waits for the app, raising what it raised.
+    an HTTP response); leaving closes the socket and lets the app return (cancelling it once it
+    waits for something else), raising what it raised.
     ``receive_*`` raise `WebSocketDisconnect` when the app closes.
     """
 
@@ -6886,9 +6954,19 @@ class WebSocketTestSession:
         except anyio.EndOfStream:
             return None
 
+    @staticmethod
+    async def _settle() -> None:
+        """Let the app run after the close until it returns, or until every task waits for
+        something (as an app that awaits forever does): its clean-up runs, yet leaving the
+        session is not held up (as Starlette's, which cancels the app at once)."""
+        with anyio.move_on_after(_WEBSOCKET_CLOSE_GRACE):
+            await anyio.wait_all_tasks_blocked()
+
     def _finish(self) -> None:
         """Wait for the app to return (cancelling it if it will not), then re-raise its error."""
-        if not _finished_within(self._task, _WEBSOCKET_CLOSE_GRACE):
+        if not self._task.done():
+            self.portal.call(self._settle)
+        if not self._task.done():
             self._task.cancel()
         _finished_within(self._task, None)
         self._to_app.close()
@@ -6976,7 +7054,7 @@ class WebSocketTestSession:
 
 class _Lifespan:
     """The server's side of the ASGI lifespan protocol, for ``with TestClient(app):`` and
-    ``async with AsyncTestClient(app):``; all of it runs on the event loop."""
+    ``async with AsyncTestClient(app):``; all of it, from its making, runs on the event loop."""
 
     def __init__(self, app: ASGIApp, state: dict[str, Any]) -> None:
         self.app = app
@@ -6984,13 +7062,13 @@ class _Lifespan:
         self.to_app, self.app_inbox = anyio.create_memory_object_stream[Message](math.inf)
         self.app_outbox, self.from_app = anyio.create_memory_object_stream[Message](math.inf)
         self.error: Exception | None = None
-
-    async def run(self, *, task_status: anyio.abc.TaskStatus[None]) -> None:
         self.returned = anyio.Event()
+        self.cancel_scope = anyio.CancelScope()  # entered by `run`, whenever that starts
+
+    async def run(self) -> None:
         scope = {"type": "lifespan", "asgi": {"version": "3.0"}, "state": self.state}
         try:
-            with self.app_inbox, self.app_outbox, anyio.CancelScope() as self.cancel_scope:
-                task_status.started()
+            with self.app_inbox, self.app_outbox, self.cancel_scope:
                 await self.app(scope, self.app_inbox.receive, self.app_outbox.send)
         except Exception as exc:  # for start_up or shut_down to raise in the test
             self.error = exc
@@ -7039,6 +7117,19 @@ class _Lifespan:
         raise RuntimeError(f"Lifespan {event} failed: {message.get('message', '')}")
 
 
+def _asgi3_app(app: Any) -> ASGIApp:
+    """`app` if it is an ASGI 3 app; an ASGI 2 app (called with the scope alone, it returns the
+    coroutine function to call with `receive` and `send`) as an ASGI 3 one, as Starlette's
+    TestClient accepts both. An ASGI 3 class is one whose instances are awaitable."""
+    if hasattr(app, "__await__") if inspect.isclass(app) else _is_async_callable(app):
+        return cast(ASGIApp, app)
+
+    async def asgi3(scope: Scope, receive: Receive, send: Send) -> None:
+        await app(scope)(receive, send)
+
+    return asgi3
+
+
 def _test_headers(headers: Mapping[str, str] | None) -> dict[str, str]:
     """A test client's default headers: `headers`, with ``User-Agent: testclient`` unless given."""
     headers = dict(headers or {})
@@ -7048,11 +7139,14 @@ def _test_headers(headers: Mapping[str, str] | None) -> dict[str, str]:
 
 
 class _TestClient(_HTTPXClient):
-    """A synchronous HTTP client that calls an ASGI app in-process; an ``httpx.Client``.
+    """A synchronous HTTP client that calls an ASGI app (3, or 2) in-process; an ``httpx.Client``.
 
-    ``with TestClient(app) as client:`` also runs the app's lifespan start-up and shut-down.
-    Exceptions raised by the app reach the test unless `raise_server_exceptions` is False, when
-    they become 500 responses. Needs httpx (or httpx2): ``pip install 'starlite-asgi[testclient]'``.
+    ``with TestClient(app) as client:`` also runs the app's lifespan start-up and shut-down
+    (`lifespan`, `wait_startup`, `wait_shutdown`). Exceptions raised by the app reach the test
+    unless `raise_server_exceptions` is False, when they become 500 responses. A response's
+    trailers and debug info are in its `extensions`. Closing a response the app has not finished,
+    or the client, cancels the app. Needs httpx (or httpx2): ``pip install
+    'starlite-asgi[testclient]'``.
     """
 
     __test__ = False  # not a test class for pytest, whatever its name says
@@ -7070,13 +7164,13 @@ class _TestClient(_HTTPXClient):
         follow_redirects: bool = True,
         client: tuple[str, int] = ("testclient", 50000),
     ) -> None:
-        self.app = app
+        self.app = _asgi3_app(app)
         self.app_state: dict[str, Any] = {}
         self.backend = backend
         self.backend_options = backend_options or {}
         self.portal: anyio.from_thread.BlockingPortal | None = None
         transport = _with_httpx_base(_TestClientTransport, "BaseTransport")(
-            app, self._portal, raise_server_exceptions, root_path, client, self.app_state
+            self.app, self._portal, raise_server_exceptions, root_path, client, self.app_state
         )
         super().__init__(
             base_url=base_url,
@@ -7101,12 +7195,14 @@ class _TestClient(_HTTPXClient):
         with contextlib.ExitStack() as stack:
             portal = stack.enter_context(_start_blocking_portal(self.backend, self.backend_options))
             stack.callback(self._forget_portal)
-            lifespan = _Lifespan(self.app, self.app_state)
-            stack.callback(lifespan.close)
-            portal.start_task(lifespan.run)
-            portal.call(lifespan.start_up)
+            self._lifespan = portal.call(_Lifespan, self.app, self.app_state)
+            stack.callback(self._lifespan.close)
+            self.task = portal.start_task_soon(self.lifespan)
+            portal.call(self.wait_startup)
             self.portal = portal
-            stack.callback(portal.call, lifespan.shut_down)
+            stack.callback(portal.call, self.wait_shutdown)
+            # First of all, before the shut-down: cancel the apps of responses left open.
+            stack.callback(self._transport.close)
             self._exit_stack = stack.pop_all()
         return self
 
@@ -7115,6 +7211,31 @@ class _TestClient(_HTTPXClient):
 
     def _forget_portal(self) -> None:
         self.portal = None
+
+    async def lifespan(self) -> None:
+        """Run the app's lifespan scope, inside ``with``; `wait_startup` and `wait_shutdown`
+        are the server's side of it."""
+        await self._lifespan.run()
+
+    async def wait_startup(self) -> None:
+        """Send ``lifespan.startup`` and wait for the app's answer; raise if start-up failed."""
+        await self._lifespan.start_up()
+
+    async def wait_shutdown(self) -> None:
+        """Send ``lifespan.shutdown`` and wait for the app to return; raise if it failed."""
+        await self._lifespan.shut_down()
+
+    def request(self, method: str, url: httpx._types.URLTypes, **kwargs: Any) -> httpx.Response:
+        """Send a request, as httpx does; warns that `timeout` means nothing to an app called
+        in-process (Starlette issue 1108)."""
+        if kwargs.get("timeout", _httpx().USE_CLIENT_DEFAULT) is not _httpx().USE_CLIENT_DEFAULT:
+            warnings.warn(
+                "You should not use the 'timeout' argument with the TestClient. "
+                "See https://github.com/Kludex/starlette/issues/1108 for more information.",
+                StarletteDeprecationWarning,
+                stacklevel=2,
+            )
+        return super().request(method, url, **kwargs)
 
     def websocket_connect(
         self, url: str, subprotocols: Sequence[str] | None = None, **kwargs: Any
@@ -7171,15 +7292,14 @@ class _AsyncTestClientTransport(_TransportToApp, _HTTPXAsyncBaseTransport):
         scope = self.scope_for(request)
         if scope["type"] == "websocket":
             raise RuntimeError("AsyncTestClient does not do websockets: use TestClient")
-        run = _AppRun(self.app, scope, await request.aread())
+        run = _AppRun(self.app, scope, await request.aread(), _UNREAD_MESSAGES_LIMIT)
         await self.task_group.start(run.run)
-        start = await run.response_start()
-        if start is None:
+        if await run.response_start() is None:
             await run.finish()
             run.raise_error(self.raise_server_exceptions)
-            return _test_response(request, run, start, None)
+            return _test_response(request, run, None)
         stream_cls = _with_httpx_base(_AsyncResponseStream, "AsyncByteStream")
-        return _test_response(request, run, start, stream_cls(run, self.raise_server_exceptions))
+        return _test_response(request, run, stream_cls(run, self.raise_server_exceptions))
 
 
 class _AsyncTestClient(_HTTPXAsyncClient):
@@ -7207,10 +7327,10 @@ class _AsyncTestClient(_HTTPXAsyncClient):
         follow_redirects: bool = True,
         client: tuple[str, int] = ("testclient", 50000),
     ) -> None:
-        self.app = app
+        self.app = _asgi3_app(app)
         self.app_state: dict[str, Any] = {}
         self._transport_to_app = _with_httpx_base(_AsyncTestClientTransport, "AsyncBaseTransport")(
-            app, raise_server_exceptions, root_path, client, self.app_state
+            self.app, raise_server_exceptions, root_path, client, self.app_state
         )
         super().__init__(
             base_url=base_url,
@@ -7229,7 +7349,7 @@ class _AsyncTestClient(_HTTPXAsyncClient):
             stack.callback(task_group.cancel_scope.cancel)
             lifespan = _Lifespan(self.app, self.app_state)
             stack.callback(lifespan.close)
-            await task_group.start(lifespan.run)
+            task_group.start_soon(lifespan.run)
             await lifespan.start_up()
             self._transport_to_app.task_group = task_group
             stack.callback(setattr, self._transport_to_app, "task_group", None)

@@ -37,6 +37,7 @@ from collections.abc import (
     Awaitable,
     Callable,
     Collection,
+    Generator,
     Iterable,
     Iterator,
     Mapping,
@@ -1941,6 +1942,13 @@ def test_http_exception_detail_of_an_unknown_status_is_empty() -> None:
     assert HTTPException(599).detail == ""
 
 
+def test_starlette_deprecation_warning_is_a_user_warning_that_filters_can_name() -> None:
+    assert issubclass(StarletteDeprecationWarning, UserWarning)  # shown by default, as Starlette's
+    with warnings.catch_warnings():
+        warnings.filterwarnings("ignore", category=StarletteDeprecationWarning)
+        warnings.warn("quiet", StarletteDeprecationWarning, stacklevel=1)  # filtered: no error
+
+
 def test_http_exception_keeps_status_detail_and_headers() -> None:
     exc = HTTPException(403, detail="members only", headers={"X-Reason": "tier"})
     assert exc.status_code == 403
@@ -2093,7 +2101,6 @@ def test_status_names_rfc_9110_retired_still_work_with_a_deprecation_warning(
         f"'{retired}' is deprecated. Use '{current}' instead."
     ]
     assert warned[0].filename == __file__  # it points at the code that used the name
-    assert issubclass(StarletteDeprecationWarning, UserWarning)  # shown by default
 
 
 def test_status_has_no_name_it_does_not_define_and_its_codes_cannot_be_changed() -> None:
@@ -18817,6 +18824,7 @@ def test_test_client_root_path_reaches_scope() -> None:
             ["example.org", 8080],
             "http://example.org:8080/p",
         ),
+        ("http://[::1]:0", "http", "[::1]:0", ["::1", 0], "http://[::1]:0/p"),  # port 0 is kept
     ],
 )
 def test_test_client_base_url_sets_scheme_host_and_server(
@@ -18827,6 +18835,71 @@ def test_test_client_base_url_sets_scheme_host_and_server(
     assert ["host", host] in data["headers"]
     assert data["server"] == server
     assert data["url"] == url
+
+
+class ASGI2Instance:
+    """An ASGI 2 app written as a class: made with the scope, then awaited with the channels."""
+
+    def __init__(self, scope: Scope) -> None:
+        self.scope = scope
+
+    async def __call__(self, receive: Receive, send: Send) -> None:
+        await PlainTextResponse(f"ASGI 2 class {self.scope['path']}")(self.scope, receive, send)
+
+
+def asgi2_function(scope: Scope) -> Callable[[Receive, Send], Awaitable[None]]:
+    """An ASGI 2 app written as a function returning the coroutine function to await."""
+
+    async def instance(receive: Receive, send: Send) -> None:
+        await PlainTextResponse(f"ASGI 2 function {scope['path']}")(scope, receive, send)
+
+    return instance
+
+
+class ASGI3Awaitable:
+    """An ASGI 3 app written as a class: its instances are awaitable, made with all three."""
+
+    def __init__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        self.response = PlainTextResponse("ASGI 3 class")
+        self.call = (scope, receive, send)
+
+    def __await__(self) -> Generator[Any, None, None]:
+        return self.response(*self.call).__await__()
+
+
+@pytest.mark.parametrize(
+    ("app", "text"),
+    [
+        (asgi2_function, "ASGI 2 function /p"),
+        (ASGI2Instance, "ASGI 2 class /p"),
+        (ASGI3Awaitable, "ASGI 3 class"),
+    ],
+)
+def test_test_client_serves_asgi2_apps_and_asgi3_classes(
+    backend: Backend, app: Any, text: str
+) -> None:
+    assert TestClient(app, backend=backend).get("/p").text == text
+
+
+def test_test_client_websocket_to_an_asgi2_app(backend: Backend) -> None:
+    def app(scope: Scope) -> Callable[[Receive, Send], Awaitable[None]]:
+        async def instance(receive: Receive, send: Send) -> None:
+            await echo(WebSocket(scope, receive, send))
+
+        return instance
+
+    with TestClient(app, backend=backend).websocket_connect("/") as websocket:
+        websocket.send_text("asgi2")
+        assert websocket.receive_text() == "asgi2"
+
+
+def test_test_client_timeout_argument_warns_that_it_does_nothing() -> None:
+    client = TestClient(PlainTextResponse("ok"))
+    with pytest.warns(StarletteDeprecationWarning, match="'timeout' argument with the TestClient"):
+        assert client.get("/", timeout=1).text == "ok"
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        assert client.get("/").text == "ok"  # no warning without it
 
 
 def test_test_client_base_url_path_prefixes_request_paths() -> None:
@@ -18934,6 +19007,22 @@ def test_test_client_raise_server_exceptions_true_reraises_in_test(backend: Back
 def test_test_client_raise_server_exceptions_false_gives_500(backend: Backend) -> None:
     response = TestClient(raising_app, raise_server_exceptions=False, backend=backend).get("/")
     assert response.status_code == 500
+
+
+def test_test_client_raises_a_base_exception_of_the_app_in_the_test(backend: Backend) -> None:
+    class Halt(BaseException):  # as pytest's own failures are
+        pass
+
+    async def app(scope: Scope, receive: Receive, send: Send) -> None:
+        if scope.get("path") == "/halt":
+            raise Halt("from the app")
+        await PlainTextResponse("ok")(scope, receive, send)
+
+    client = TestClient(app, backend=backend)
+    with client:
+        with pytest.raises(Halt, match="from the app"):
+            client.get("/halt")
+        assert client.get("/").text == "ok"  # the event loop is still running
 
 
 def test_test_client_exception_after_response_started_still_reaches_test() -> None:
@@ -19168,6 +19257,28 @@ def test_test_client_lifespan_startup_failed_message_alone_raises() -> None:
     assert isinstance(outcome[0], Exception)
 
 
+def test_test_client_lifespan_runs_through_its_overridable_hooks(backend: Backend) -> None:
+    events: list[str] = []
+
+    class LoggingTestClient(TestClient):  # type: ignore[misc, valid-type]
+        async def lifespan(self) -> None:
+            events.append("lifespan")
+            await super().lifespan()
+
+        async def wait_startup(self) -> None:
+            events.append("wait_startup")
+            await super().wait_startup()
+
+        async def wait_shutdown(self) -> None:
+            events.append("wait_shutdown")
+            await super().wait_shutdown()
+
+    client = LoggingTestClient(lifespan_app(events), backend=backend)
+    with client:
+        assert client.task is not None
+    assert events == ["lifespan", "wait_startup", "startup", "wait_shutdown", "shutdown"]
+
+
 # ---- TestClient: streaming ----
 
 
@@ -19230,6 +19341,282 @@ def test_test_client_stream_of_streaming_response_yields_chunks_in_order(backend
     client = TestClient(StreamingResponse(chunks()), backend=backend)
     with client.stream("GET", "/") as response:
         assert response.read() == b"part0;part1;part2;"
+
+
+def test_test_client_app_waits_for_the_test_to_take_each_body_message(backend: Backend) -> None:
+    sent: list[bytes] = []
+
+    async def app(scope: Scope, receive: Receive, send: Send) -> None:
+        await send_start(send)
+        for body in [b"one", b"", b"two"]:
+            await send_chunk(send, body)
+            sent.append(body)
+        await send_chunk(send, b"", more_body=False)
+
+    with TestClient(app, backend=backend).stream("GET", "/") as response:
+        assert sent == []  # the first chunk waits for the test
+        chunks = response.iter_raw()
+        assert next(chunks) == b"one"
+        assert len(sent) <= 1  # the app waits in the send of b"" until the test takes it
+        assert next(chunks) == b"two"  # the empty message between is taken, not yielded
+        assert sent[:2] == [b"one", b""]
+        assert list(chunks) == []
+    assert sent == [b"one", b"", b"two"]
+
+
+def test_test_client_chunks_are_copied_when_sent_so_a_reused_buffer_cannot_change_them(
+    backend: Backend,
+) -> None:
+    async def app(scope: Scope, receive: Receive, send: Send) -> None:
+        buffer = bytearray(b"one")
+        await send_start(send)
+        await send_chunk(send, memoryview(buffer))  # type: ignore[arg-type]
+        buffer[:] = b"two"
+        await send_chunk(send, buffer)  # type: ignore[arg-type]
+        buffer[:] = b"end"
+        await send_chunk(send, b"", more_body=False)
+
+    client = TestClient(app, backend=backend)
+    with client.stream("GET", "/") as response:
+        assert list(response.iter_raw()) == [b"one", b"two"]
+    assert client.get("/").content == b"onetwo"
+
+
+def test_test_client_response_to_head_has_no_body_even_if_the_app_sends_one(
+    backend: Backend,
+) -> None:
+    async def app(scope: Scope, receive: Receive, send: Send) -> None:
+        await send_start(send)
+        await send_chunk(send, b"not for HEAD", more_body=False)
+
+    client = TestClient(app, backend=backend)
+    assert client.head("/").content == b""
+    assert client.get("/").content == b"not for HEAD"
+
+
+def test_test_client_body_ends_when_the_app_returns(backend: Backend) -> None:
+    log: list[str] = []
+
+    async def background() -> None:
+        await anyio.sleep(0.01)
+        log.append("background done")
+
+    app = PlainTextResponse("ok", background=BackgroundTask(background))
+    with TestClient(app, backend=backend).stream("GET", "/") as response:
+        assert list(response.iter_raw()) == [b"ok"]
+        assert log == ["background done"]
+
+
+def test_test_client_closing_a_stream_before_the_trailers_cancels_the_app(
+    backend: Backend,
+) -> None:
+    log: list[str] = []
+
+    async def app(scope: Scope, receive: Receive, send: Send) -> None:
+        await send({"type": "http.response.start", "status": 200, "trailers": True})
+        await send_chunk(send, b"body", more_body=False)
+        try:
+            await anyio.sleep_forever()  # the trailers never come
+        except anyio.get_cancelled_exc_class():
+            log.append("cancelled")
+            raise
+
+    with TestClient(app, backend=backend).stream("GET", "/") as response:
+        assert next(response.iter_raw()) == b"body"
+    assert log == ["cancelled"]
+
+
+def cancel_logging_app(log: list[str]) -> ASGIApp:
+    """An app whose response is complete at once and whose background task never ends, unless
+    it is cancelled, which it logs."""
+
+    async def background() -> None:
+        try:
+            await anyio.sleep_forever()
+        except anyio.get_cancelled_exc_class():
+            log.append("cancelled")
+            raise
+
+    return ignoring_lifespan(PlainTextResponse("ok", background=BackgroundTask(background)))
+
+
+def test_test_client_close_cancels_the_app_of_a_response_left_open(backend: Backend) -> None:
+    log: list[str] = []
+    client = TestClient(cancel_logging_app(log), backend=backend)
+    response = client.send(client.build_request("GET", "/"), stream=True)
+    assert next(response.iter_raw()) == b"ok"
+    assert log == []
+    client.close()
+    assert log == ["cancelled"]
+
+
+def test_test_client_leaving_with_cancels_the_app_of_a_response_left_open(
+    backend: Backend,
+) -> None:
+    log: list[str] = []
+    client = TestClient(cancel_logging_app(log), backend=backend)
+    with client:
+        response = client.send(client.build_request("GET", "/"), stream=True)
+        assert next(response.iter_raw()) == b"ok"
+        assert log == []
+    assert log == ["cancelled"]
+
+
+# ---- TestClient: trailers, debug info, and responses out of order ----
+
+
+def trailers_app(*messages: Message, then: BaseException | None = None) -> ASGIApp:
+    """An app that declares trailers, sends "hello", then `messages`, then raises `then`."""
+
+    async def app(scope: Scope, receive: Receive, send: Send) -> None:
+        assert "http.response.trailers" in scope["extensions"]
+        await send({"type": "http.response.start", "status": 200, "trailers": True})
+        await send_chunk(send, b"hello", more_body=False)
+        for message in messages:
+            await send(message)
+        if then is not None:
+            raise then
+
+    return app
+
+
+def trailers(headers: list[tuple[bytes, bytes]], more: bool = False) -> Message:
+    """An ``http.response.trailers`` message."""
+    return {"type": "http.response.trailers", "headers": headers, "more_trailers": more}
+
+
+def test_test_client_puts_trailers_in_the_response_extensions_not_its_headers(
+    backend: Backend,
+) -> None:
+    app = trailers_app(trailers([(b"x-item", b"one")], more=True), trailers([(b"x-item", b"two")]))
+    response = TestClient(app, backend=backend).get("/")
+    assert response.content == b"hello"
+    assert response.extensions["http.response.trailers"] == [
+        (b"x-item", b"one"),
+        (b"x-item", b"two"),
+    ]
+    assert "x-item" not in response.headers
+
+
+@pytest.mark.parametrize(
+    ("messages", "expected"),
+    [([], []), ([trailers([(b"x-item", b"partial")], more=True)], [(b"x-item", b"partial")])],
+)
+def test_test_client_trailers_of_an_app_that_stops_early_are_those_it_sent(
+    backend: Backend, messages: list[Message], expected: list[Any]
+) -> None:
+    response = TestClient(trailers_app(*messages), backend=backend).get("/")
+    assert response.extensions["http.response.trailers"] == expected
+
+
+def test_test_client_response_without_declared_trailers_has_no_trailers_extension() -> None:
+    assert "http.response.trailers" not in TestClient(PlainTextResponse("x")).get("/").extensions
+
+
+def test_test_client_error_after_some_trailers_is_raised_unless_told_not_to(
+    backend: Backend,
+) -> None:
+    app = trailers_app(trailers([(b"x-item", b"partial")], more=True), then=Boom("trailers"))
+    with pytest.raises(Boom, match="trailers"):
+        TestClient(app, backend=backend).get("/")
+    response = TestClient(app, backend=backend, raise_server_exceptions=False).get("/")
+    assert response.content == b"hello"
+    assert response.extensions["http.response.trailers"] == [(b"x-item", b"partial")]
+
+
+def test_test_client_closing_after_the_trailers_waits_for_the_app(backend: Backend) -> None:
+    sent_trailers = threading.Event()
+    log: list[str] = []
+
+    async def app(scope: Scope, receive: Receive, send: Send) -> None:
+        await trailers_app(trailers([(b"x-item", b"one")]))(scope, receive, send)
+        sent_trailers.set()
+        await anyio.sleep(0.01)
+        log.append("returned")
+
+    with TestClient(app, backend=backend).stream("GET", "/") as response:
+        assert next(response.iter_raw()) == b"hello"
+        assert sent_trailers.wait(5)
+        assert response.extensions["http.response.trailers"] == [(b"x-item", b"one")]
+    assert log == ["returned"]
+
+
+PLAIN_START: Message = {"type": "http.response.start", "status": 200}
+TRAILING_START: Message = {**PLAIN_START, "trailers": True}
+EMPTY_BODY: Message = {"type": "http.response.body"}
+EMPTY_TRAILERS: Message = {"type": "http.response.trailers"}
+
+
+@pytest.mark.parametrize(
+    ("messages", "error"),
+    [
+        ([], "TestClient did not receive any response"),
+        ([PLAIN_START, PLAIN_START], 'multiple "http.response.start"'),
+        ([EMPTY_BODY], 'Received "http.response.body" without "http.response.start"'),
+        (
+            [PLAIN_START, EMPTY_BODY, EMPTY_BODY],
+            'Received "http.response.body" after response completed',
+        ),
+        ([EMPTY_TRAILERS], "without declaring trailers"),
+        ([PLAIN_START, EMPTY_TRAILERS], "without declaring trailers"),
+        ([TRAILING_START, EMPTY_TRAILERS], "before body completed"),
+        (
+            [TRAILING_START, EMPTY_BODY, EMPTY_BODY],
+            'Received "http.response.body" after body completed',
+        ),
+        ([TRAILING_START, EMPTY_BODY, EMPTY_TRAILERS, EMPTY_TRAILERS], "after response completed"),
+    ],
+)
+def test_test_client_response_messages_out_of_order_raise_assertion_error(
+    backend: Backend, messages: list[Message], error: str
+) -> None:
+    async def app(scope: Scope, receive: Receive, send: Send) -> None:
+        for message in messages:
+            await send(message)
+
+    with pytest.raises(AssertionError, match=error):
+        TestClient(app, backend=backend).get("/")
+
+
+def test_test_client_response_of_an_app_that_sends_nothing_is_500_unless_raised() -> None:
+    async def app(scope: Scope, receive: Receive, send: Send) -> None:
+        pass
+
+    response = TestClient(app, raise_server_exceptions=False).get("/")
+    assert (response.status_code, response.content) == (500, b"")
+
+
+@pytest.mark.parametrize(
+    "info",
+    [
+        {"fragment": "header", "blocks": ["nav", "title"]},
+        {"template": "index.html", "context": {"name": "world"}, "blocks": ["nav"]},
+    ],
+)
+def test_test_client_response_carries_debug_info_in_its_extensions(
+    backend: Backend, info: dict[str, Any]
+) -> None:
+    async def app(scope: Scope, receive: Receive, send: Send) -> None:
+        assert "http.response.debug" in scope["extensions"]
+        await send_start(send)
+        await send({"type": "http.response.debug", "info": info})
+        await send_chunk(send, b"page", more_body=False)
+
+    response = TestClient(app, backend=backend).get("/")
+    assert response.extensions["http.response.debug"] == info
+    # `template` and `context` are attributes too, when given, and only then.
+    assert getattr(response, "template", None) == info.get("template")
+    assert getattr(response, "context", None) == info.get("context")
+    assert hasattr(response, "template") == ("template" in info)
+
+
+def test_test_client_ignores_a_response_message_of_an_unknown_type(backend: Backend) -> None:
+    async def app(scope: Scope, receive: Receive, send: Send) -> None:
+        await send_start(send)
+        await send({"type": "http.response.zerocopysend.unknown"})
+        await send_chunk(send, b"ok", more_body=False)
+
+    assert TestClient(app, backend=backend).get("/").content == b"ok"
 
 
 # ---- WebSockets ----
@@ -19422,6 +19809,25 @@ def test_exiting_the_session_cancels_an_app_that_will_not_return(
     with client.websocket_connect("/"):
         pass
     assert log == ["cancelled"]
+
+
+def test_exiting_the_session_cancels_at_once_an_app_that_waits_forever(backend: Backend) -> None:
+    log: list[str] = []
+
+    async def endpoint(websocket: WebSocket) -> None:
+        await websocket.accept()
+        try:
+            await anyio.sleep_forever()  # it does not read the close
+        except anyio.get_cancelled_exc_class():
+            log.append("cancelled")
+            raise
+
+    client = TestClient(Starlite(routes=[WebSocketRoute("/", endpoint)]), backend=backend)
+    started = time.monotonic()
+    with client.websocket_connect("/"):
+        pass
+    assert log == ["cancelled"]
+    assert time.monotonic() - started < starlite._WEBSOCKET_CLOSE_GRACE / 2  # not the grace
 
 
 def test_session_receive_raises_the_exception_of_an_app_that_died(backend: Backend) -> None:
@@ -20085,6 +20491,29 @@ async def test_async_test_client_response_carries_template_debug_info() -> None:
     assert not hasattr(plain, "context")
 
 
+@pytest.mark.anyio
+async def test_async_test_client_puts_trailers_in_the_response_extensions() -> None:
+    app = trailers_app(trailers([(b"x-item", b"one")], more=True), trailers([(b"x-item", b"two")]))
+    async with AsyncTestClient(ignoring_lifespan(app)) as client:
+        response = await client.get("/")
+    assert response.content == b"hello"
+    expected = [(b"x-item", b"one"), (b"x-item", b"two")]
+    assert response.extensions["http.response.trailers"] == expected
+
+
+@pytest.mark.anyio
+async def test_async_test_client_serves_an_asgi2_app() -> None:
+    def app(scope: Scope) -> Callable[[Receive, Send], Awaitable[None]]:
+        async def instance(receive: Receive, send: Send) -> None:
+            if scope["type"] == "http":  # returning on a lifespan scope
+                await PlainTextResponse("ASGI 2")(scope, receive, send)
+
+        return instance
+
+    async with AsyncTestClient(app) as client:  # type: ignore[arg-type]
+        assert (await client.get("/")).text == "ASGI 2"
+
+
 # ---- AsyncTestClient: errors in the app ----
 
 
@@ -20160,7 +20589,7 @@ async def test_async_test_client_app_returning_without_a_response_is_an_error() 
         pass
 
     async with AsyncTestClient(app) as client:
-        with pytest.raises(RuntimeError, match="without sending a response"):
+        with pytest.raises(AssertionError, match="did not receive any response"):
             await client.get("/")
     async with AsyncTestClient(app, raise_server_exceptions=False) as client:
         response = await client.get("/")
