@@ -93,7 +93,7 @@ from typing import (
     cast,
     overload,
 )
-from urllib.parse import SplitResult, quote, unquote_plus, urlencode, urlsplit
+from urllib.parse import SplitResult, quote, unquote_plus, unquote_to_bytes, urlencode, urlsplit
 
 import anyio
 import anyio.to_thread
@@ -5703,6 +5703,19 @@ def _too_many(kind: str, limit: float) -> MultiPartException:
     return MultiPartException(f"Too many {kind}. Maximum number of {kind} is {limit}.")
 
 
+def _unquote_form_part(part: bytes) -> str:
+    """A name or value of an urlencoded form, as browsers encode it: "+" is a space and %XX
+    escapes are UTF-8; raw bytes are kept as latin-1. Equal to ``unquote_plus`` of the part read
+    as latin-1, without its detours for the parts that need none (most of them: unquoting is
+    half the cost of a parse)."""
+    spaced = part.replace(b"+", b" ")
+    if b"%" not in part:
+        return spaced.decode("latin-1")
+    if part.isascii():
+        return unquote_to_bytes(spaced).decode("utf-8", "replace")
+    return unquote_plus(part.decode("latin-1"))
+
+
 class FormParser:
     """Parses an ``application/x-www-form-urlencoded`` body as it streams in.
 
@@ -5746,8 +5759,13 @@ class FormParser:
                 start = first_end + 1
             last_start = chunk.rfind(b"&") + 1
             if last_start > start:
-                for field in chunk[start : last_start - 1].split(b"&"):  # whole fields
-                    self._on_field(field)
+                # Whole fields, the common case: no method call but the one that adds a field.
+                for field in chunk[start : last_start - 1].split(b"&"):
+                    if len(field) > self.max_part_size:
+                        raise self._field_too_large()
+                    if field:  # "a=1&&b=2" holds an empty field: nothing to add
+                        name, _, value = field.partition(b"=")
+                        self._add(name, value)
             self._on_field_data(chunk, last_start, len(chunk))  # the next chunk may go on
         self._on_field_end()
         return FormData(self._items)
@@ -5770,26 +5788,15 @@ class FormParser:
     def _on_field_end(self) -> None:
         """End the field that was read piece by piece."""
         if self._field_size:
-            self._add(self._field_name, self._field_value)
+            self._add(bytes(self._field_name), bytes(self._field_value))
             self._field_name, self._field_value = bytearray(), bytearray()
             self._in_value, self._field_size = False, 0
 
-    def _on_field(self, field: bytes) -> None:
-        """Add a field that arrived whole."""
-        if len(field) > self.max_part_size:
-            raise self._field_too_large()
-        if field:  # "a=1&&b=2" holds an empty field: nothing to add
-            name, _, value = field.partition(b"=")
-            self._add(name, value)
-
-    def _add(self, name: bytes | bytearray, value: bytes | bytearray) -> None:
+    def _add(self, name: bytes, value: bytes) -> None:
         self._current_fields += 1
         if self._current_fields > self.max_fields:
             raise _too_many("fields", self.max_fields)
-        # As browsers encode: "+" is a space, %XX escapes are UTF-8; raw bytes are kept as latin-1.
-        self._items.append(
-            (unquote_plus(name.decode("latin-1")), unquote_plus(value.decode("latin-1")))
-        )
+        self._items.append((_unquote_form_part(name), _unquote_form_part(value)))
 
     def _field_too_large(self) -> MultiPartException:
         return MultiPartException(
