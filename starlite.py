@@ -353,6 +353,14 @@ def _header_value(scope: Scope, name: bytes) -> str | None:
     return None
 
 
+def _request_host(scope: Scope) -> str | None:
+    """The host of a request's Host header, lower-cased, whatever its port; None if the header
+    is missing or malformed. What Host routes and TrustedHostMiddleware match against."""
+    host_header = _header_value(scope, b"host")
+    host_and_port = None if host_header is None else _split_host_header(host_header)
+    return None if host_and_port is None else host_and_port[0].lower()
+
+
 def _scope_netloc(scope: Scope) -> str | None:
     """The authority a request was sent to: the Host header if well formed, else the server."""
     host_header = _header_value(scope, b"host")
@@ -3396,11 +3404,9 @@ class Host(BaseRoute):
     def matches(self, scope: Scope) -> tuple[Match, Scope]:
         if scope["type"] not in ("http", "websocket"):
             return _NONE, {}
-        host_header = _header_value(scope, b"host")
-        host_and_port = None if host_header is None else _split_host_header(host_header)
-        if host_and_port is None:
+        host = _request_host(scope)
+        if host is None:
             return _NONE, {}
-        host = host_and_port[0].lower()
         params = _matched_params(self.host_regex, self.param_convertors, host)
         if params is None:
             return _NONE, {}
@@ -4385,12 +4391,10 @@ class TrustedHostMiddleware:
         if self.allow_any or scope["type"] not in ("http", "websocket"):
             await self.app(scope, receive, send)
             return
-        host_header = _header_value(scope, b"host")
-        host_and_port = None if host_header is None else _split_host_header(host_header)
-        if host_and_port is None:
+        host = _request_host(scope)
+        if host is None:
             await _refuse(scope, receive, send, PlainTextResponse("Invalid host header", 400))
             return
-        host = host_and_port[0].lower()
         if host in self._exact or host.endswith(self._suffixes):
             await self.app(scope, receive, send)
         elif self.www_redirect and f"www.{host}" in self._exact:
