@@ -3799,23 +3799,20 @@ def _lifespan_context(lifespan: Lifespan[Any] | None) -> Lifespan[Any]:
     # filter names the module.
     if lifespan is None:
         return _no_lifespan
+    context: Lifespan[Any]
     if inspect.isasyncgenfunction(lifespan):
-        warnings.warn(
-            "async generator function lifespans are deprecated, "
-            "use an @contextlib.asynccontextmanager function instead",
-            StarletteDeprecationWarning,
-            stacklevel=1,
-        )
-        return contextlib.asynccontextmanager(lifespan)
-    if inspect.isgeneratorfunction(lifespan):
-        warnings.warn(
-            "generator function lifespans are deprecated, "
-            "use an @contextlib.asynccontextmanager function instead",
-            StarletteDeprecationWarning,
-            stacklevel=1,
-        )
-        return _in_async_context(contextlib.contextmanager(lifespan))
-    return lifespan
+        kind, context = "async generator", contextlib.asynccontextmanager(lifespan)
+    elif inspect.isgeneratorfunction(lifespan):
+        kind, context = "generator", _in_async_context(contextlib.contextmanager(lifespan))
+    else:
+        return lifespan
+    warnings.warn(
+        f"{kind} function lifespans are deprecated, "
+        "use an @contextlib.asynccontextmanager function instead",
+        StarletteDeprecationWarning,
+        stacklevel=1,
+    )
+    return context
 
 
 def _in_async_context(
