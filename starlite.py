@@ -1717,6 +1717,17 @@ def _samesite(value: str) -> str:
     return value
 
 
+def _morsel(key: str, value: str) -> http.cookies.Morsel[str]:
+    """The cookie `key` with `value` quoted as RFC 6265 needs; ValueError for a name that is not
+    a token."""
+    cookie: http.cookies.SimpleCookie = http.cookies.SimpleCookie()
+    try:
+        cookie[key] = value
+    except http.cookies.CookieError:
+        raise ValueError(f"Invalid cookie name: {key!r}") from None
+    return cookie[key]
+
+
 def _set_cookie_header(
     key: str,
     value: str,
@@ -1730,12 +1741,7 @@ def _set_cookie_header(
     partitioned: bool,
 ) -> tuple[bytes, bytes]:
     """A ``Set-Cookie`` header (see `Response.set_cookie`), checked for injection."""
-    cookie: http.cookies.SimpleCookie = http.cookies.SimpleCookie()
-    try:
-        cookie[key] = value
-    except http.cookies.CookieError:
-        raise ValueError(f"Invalid cookie name: {key!r}") from None
-    morsel = cookie[key]
+    morsel = _morsel(key, value)
     if max_age is not None:
         morsel["max-age"] = int(max_age)
     if isinstance(expires, datetime):
@@ -1764,7 +1770,7 @@ def _set_cookie_header(
 
 def _cookie_name(key: str) -> str:
     """`key`, if `set_cookie` accepts it as a cookie name (an RFC 6265 token)."""
-    _set_cookie_header(key, "", None, None, None, None, False, False, None, False)
+    _morsel(key, "")
     return key
 
 
