@@ -4882,6 +4882,8 @@ class SessionMiddleware:
         if partitioned:
             self.security_flags += "; partitioned"
         self._signer = _SessionSigner(str(secret_key), max_age)
+        # The expiry of a cookie that holds a session, the same for every response: built once.
+        self._expiry = "" if max_age is None else f"Max-Age={max_age}; "
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] not in ("http", "websocket"):
@@ -4910,8 +4912,7 @@ class SessionMiddleware:
         # Compared as JSON, so that a change inside a nested value counts as a change too.
         changed = json.dumps(session, sort_keys=True) != loaded
         if session and (modified or changed):
-            expiry = "" if self.max_age is None else f"Max-Age={self.max_age}; "
-            headers.raw.append(self._cookie_header(self._signer.sign(session), expiry))
+            headers.raw.append(self._cookie_header(self._signer.sign(session), self._expiry))
         elif not session and changed:
             headers.raw.append(self._cookie_header("null", _CLEARED_COOKIE_EXPIRY))
         if getattr(session, "accessed", False):
