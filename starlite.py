@@ -7236,7 +7236,8 @@ class _TestClient(_HTTPXClient):
     def request(self, method: str, url: httpx._types.URLTypes, **kwargs: Any) -> httpx.Response:
         """Send a request, as httpx does; warns that `timeout` means nothing to an app called
         in-process (Starlette issue 1108)."""
-        if kwargs.get("timeout", _httpx().USE_CLIENT_DEFAULT) is not _httpx().USE_CLIENT_DEFAULT:
+        client_default = _httpx().USE_CLIENT_DEFAULT
+        if kwargs.get("timeout", client_default) is not client_default:
             warnings.warn(
                 "You should not use the 'timeout' argument with the TestClient. "
                 "See https://github.com/Kludex/starlette/issues/1108 for more information.",
