@@ -6885,11 +6885,11 @@ class _Upgrade(Exception):
 _WEBSOCKET_CLOSE_GRACE = 5.0
 
 
-def _finished_within(task: Future[Any], timeout: float | None) -> bool:
-    """Whether a portal task is done within `timeout` seconds (None: as long as it takes)."""
+def _wait_until_done(task: Future[Any]) -> None:
+    """Wait for a portal task to finish, however long it takes; its error stays in the task."""
     import concurrent.futures  # lazily: see the imports
 
-    return bool(concurrent.futures.wait([task], timeout=timeout).done)
+    concurrent.futures.wait([task])
 
 
 def _start_blocking_portal(
@@ -6976,7 +6976,7 @@ class WebSocketTestSession:
             self.portal.call(self._settle)
         if not self._task.done():
             self._task.cancel()
-        _finished_within(self._task, None)
+        _wait_until_done(self._task)
         self._to_app.close()
         self._from_app.close()
         if self._task.cancelled():
@@ -7019,7 +7019,7 @@ class WebSocketTestSession:
         message = self.portal.call(self._next_message)
         if message is not None:
             return message
-        _finished_within(self._task, None)
+        _wait_until_done(self._task)
         if (exception := self._task.exception()) is not None and self._raise_server_exceptions:
             raise exception
         # An app that returns without closing: the server closes for it (ASGI spec).
