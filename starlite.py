@@ -7096,11 +7096,14 @@ class _Lifespan:
         self.from_app.close()
 
     async def _exchange(self, event: str) -> Message | None:
-        """Send a lifespan event; the app's answer, or None if the app has returned."""
-        try:
+        """Send a lifespan event; the app's answer, or None if the app has returned without one.
+        What an app that has returned sent is still read, so that the answer does not depend on
+        whether it returned before the event was sent."""
+        with contextlib.suppress(anyio.BrokenResourceError):
             await self.to_app.send({"type": f"lifespan.{event}"})
+        try:
             return await self.from_app.receive()
-        except (anyio.BrokenResourceError, anyio.EndOfStream):
+        except anyio.EndOfStream:
             return None
 
     async def _returned(self) -> None:

@@ -19237,6 +19237,19 @@ def test_lifespan_of_an_app_that_fails_before_reading_startup_raises_its_error()
         pass
 
 
+@pytest.mark.parametrize("attempt", range(5))
+def test_test_client_lifespan_answered_by_a_response_raises_every_time(
+    backend: Backend, attempt: int
+) -> None:
+    # The app answers at once and returns: whether it has returned before start-up sends its
+    # event (on trio, by chance) must not decide the outcome.
+    with (
+        pytest.raises(RuntimeError, match=r"Unexpected lifespan message: 'http\.response\.start'"),
+        TestClient(PlainTextResponse("not a lifespan answer"), backend=backend),
+    ):
+        pass  # pragma: no cover
+
+
 def test_test_client_lifespan_startup_failed_message_alone_raises() -> None:
     async def app(scope: Any, receive: Any, send: Any) -> None:
         await receive()
