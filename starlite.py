@@ -353,6 +353,14 @@ def _header_value(scope: Scope, name: bytes) -> str | None:
     return None
 
 
+def _request_host(scope: Scope) -> str | None:
+    """The host of a request's Host header, lower-cased, whatever its port; None if the header
+    is missing or malformed. What Host routes and TrustedHostMiddleware match against."""
+    host_header = _header_value(scope, b"host")
+    host_and_port = None if host_header is None else _split_host_header(host_header)
+    return None if host_and_port is None else host_and_port[0].lower()
+
+
 def _scope_netloc(scope: Scope) -> str | None:
     """The authority a request was sent to: the Host header if well formed, else the server."""
     host_header = _header_value(scope, b"host")
@@ -1709,6 +1717,17 @@ def _samesite(value: str) -> str:
     return value
 
 
+def _morsel(key: str, value: str) -> http.cookies.Morsel[str]:
+    """The cookie `key` with `value` quoted as RFC 6265 needs; ValueError for a name that is not
+    a token."""
+    cookie: http.cookies.SimpleCookie = http.cookies.SimpleCookie()
+    try:
+        cookie[key] = value
+    except http.cookies.CookieError:
+        raise ValueError(f"Invalid cookie name: {key!r}") from None
+    return cookie[key]
+
+
 def _set_cookie_header(
     key: str,
     value: str,
@@ -1722,12 +1741,7 @@ def _set_cookie_header(
     partitioned: bool,
 ) -> tuple[bytes, bytes]:
     """A ``Set-Cookie`` header (see `Response.set_cookie`), checked for injection."""
-    cookie: http.cookies.SimpleCookie = http.cookies.SimpleCookie()
-    try:
-        cookie[key] = value
-    except http.cookies.CookieError:
-        raise ValueError(f"Invalid cookie name: {key!r}") from None
-    morsel = cookie[key]
+    morsel = _morsel(key, value)
     if max_age is not None:
         morsel["max-age"] = int(max_age)
     if isinstance(expires, datetime):
@@ -1756,7 +1770,7 @@ def _set_cookie_header(
 
 def _cookie_name(key: str) -> str:
     """`key`, if `set_cookie` accepts it as a cookie name (an RFC 6265 token)."""
-    _set_cookie_header(key, "", None, None, None, None, False, False, None, False)
+    _morsel(key, "")
     return key
 
 
@@ -3396,11 +3410,9 @@ class Host(BaseRoute):
     def matches(self, scope: Scope) -> tuple[Match, Scope]:
         if scope["type"] not in ("http", "websocket"):
             return _NONE, {}
-        host_header = _header_value(scope, b"host")
-        host_and_port = None if host_header is None else _split_host_header(host_header)
-        if host_and_port is None:
+        host = _request_host(scope)
+        if host is None:
             return _NONE, {}
-        host = host_and_port[0].lower()
         params = _matched_params(self.host_regex, self.param_convertors, host)
         if params is None:
             return _NONE, {}
@@ -3793,23 +3805,20 @@ def _lifespan_context(lifespan: Lifespan[Any] | None) -> Lifespan[Any]:
     # filter names the module.
     if lifespan is None:
         return _no_lifespan
+    context: Lifespan[Any]
     if inspect.isasyncgenfunction(lifespan):
-        warnings.warn(
-            "async generator function lifespans are deprecated, "
-            "use an @contextlib.asynccontextmanager function instead",
-            StarletteDeprecationWarning,
-            stacklevel=1,
-        )
-        return contextlib.asynccontextmanager(lifespan)
-    if inspect.isgeneratorfunction(lifespan):
-        warnings.warn(
-            "generator function lifespans are deprecated, "
-            "use an @contextlib.asynccontextmanager function instead",
-            StarletteDeprecationWarning,
-            stacklevel=1,
-        )
-        return _in_async_context(contextlib.contextmanager(lifespan))
-    return lifespan
+        kind, context = "async generator", contextlib.asynccontextmanager(lifespan)
+    elif inspect.isgeneratorfunction(lifespan):
+        kind, context = "generator", _in_async_context(contextlib.contextmanager(lifespan))
+    else:
+        return lifespan
+    warnings.warn(
+        f"{kind} function lifespans are deprecated, "
+        "use an @contextlib.asynccontextmanager function instead",
+        StarletteDeprecationWarning,
+        stacklevel=1,
+    )
+    return context
 
 
 def _in_async_context(
@@ -4385,12 +4394,10 @@ class TrustedHostMiddleware:
         if self.allow_any or scope["type"] not in ("http", "websocket"):
             await self.app(scope, receive, send)
             return
-        host_header = _header_value(scope, b"host")
-        host_and_port = None if host_header is None else _split_host_header(host_header)
-        if host_and_port is None:
+        host = _request_host(scope)
+        if host is None:
             await _refuse(scope, receive, send, PlainTextResponse("Invalid host header", 400))
             return
-        host = host_and_port[0].lower()
         if host in self._exact or host.endswith(self._suffixes):
             await self.app(scope, receive, send)
         elif self.www_redirect and f"www.{host}" in self._exact:
@@ -4875,6 +4882,8 @@ class SessionMiddleware:
         if partitioned:
             self.security_flags += "; partitioned"
         self._signer = _SessionSigner(str(secret_key), max_age)
+        # The expiry of a cookie that holds a session, the same for every response: built once.
+        self._expiry = "" if max_age is None else f"Max-Age={max_age}; "
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] not in ("http", "websocket"):
@@ -4903,8 +4912,7 @@ class SessionMiddleware:
         # Compared as JSON, so that a change inside a nested value counts as a change too.
         changed = json.dumps(session, sort_keys=True) != loaded
         if session and (modified or changed):
-            expiry = "" if self.max_age is None else f"Max-Age={self.max_age}; "
-            headers.raw.append(self._cookie_header(self._signer.sign(session), expiry))
+            headers.raw.append(self._cookie_header(self._signer.sign(session), self._expiry))
         elif not session and changed:
             headers.raw.append(self._cookie_header("null", _CLEARED_COOKIE_EXPIRY))
         if getattr(session, "accessed", False):
@@ -6889,11 +6897,11 @@ class _Upgrade(Exception):
 _WEBSOCKET_CLOSE_GRACE = 5.0
 
 
-def _finished_within(task: Future[Any], timeout: float | None) -> bool:
-    """Whether a portal task is done within `timeout` seconds (None: as long as it takes)."""
+def _wait_until_done(task: Future[Any]) -> None:
+    """Wait for a portal task to finish, however long it takes; its error stays in the task."""
     import concurrent.futures  # lazily: see the imports
 
-    return bool(concurrent.futures.wait([task], timeout=timeout).done)
+    concurrent.futures.wait([task])
 
 
 def _start_blocking_portal(
@@ -6980,7 +6988,7 @@ class WebSocketTestSession:
             self.portal.call(self._settle)
         if not self._task.done():
             self._task.cancel()
-        _finished_within(self._task, None)
+        _wait_until_done(self._task)
         self._to_app.close()
         self._from_app.close()
         if self._task.cancelled():
@@ -7023,7 +7031,7 @@ class WebSocketTestSession:
         message = self.portal.call(self._next_message)
         if message is not None:
             return message
-        _finished_within(self._task, None)
+        _wait_until_done(self._task)
         if (exception := self._task.exception()) is not None and self._raise_server_exceptions:
             raise exception
         # An app that returns without closing: the server closes for it (ASGI spec).
@@ -7100,11 +7108,14 @@ class _Lifespan:
         self.from_app.close()
 
     async def _exchange(self, event: str) -> Message | None:
-        """Send a lifespan event; the app's answer, or None if the app has returned."""
-        try:
+        """Send a lifespan event; the app's answer, or None if the app has returned without one.
+        What an app that has returned sent is still read, so that the answer does not depend on
+        whether it returned before the event was sent."""
+        with contextlib.suppress(anyio.BrokenResourceError):
             await self.to_app.send({"type": f"lifespan.{event}"})
+        try:
             return await self.from_app.receive()
-        except (anyio.BrokenResourceError, anyio.EndOfStream):
+        except anyio.EndOfStream:
             return None
 
     async def _returned(self) -> None:
@@ -7240,7 +7251,8 @@ class _TestClient(_HTTPXClient):
     def request(self, method: str, url: httpx._types.URLTypes, **kwargs: Any) -> httpx.Response:
         """Send a request, as httpx does; warns that `timeout` means nothing to an app called
         in-process (Starlette issue 1108)."""
-        if kwargs.get("timeout", _httpx().USE_CLIENT_DEFAULT) is not _httpx().USE_CLIENT_DEFAULT:
+        client_default = _httpx().USE_CLIENT_DEFAULT
+        if kwargs.get("timeout", client_default) is not client_default:
             warnings.warn(
                 "You should not use the 'timeout' argument with the TestClient. "
                 "See https://github.com/Kludex/starlette/issues/1108 for more information.",

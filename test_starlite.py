@@ -19030,6 +19030,10 @@ def test_test_client_raises_a_base_exception_of_the_app_in_the_test(backend: Bac
         pass
 
     async def app(scope: Scope, receive: Receive, send: Send) -> None:
+        # No lifespan (returning says so): an answer to it would be an unexpected lifespan
+        # message, raised or not depending on whether the app returned before start-up began.
+        if scope["type"] == "lifespan":
+            return
         if scope.get("path") == "/halt":
             raise Halt("from the app")
         await PlainTextResponse("ok")(scope, receive, send)
@@ -19247,6 +19251,19 @@ def test_lifespan_of_an_app_that_fails_before_reading_startup_raises_its_error()
 
     with pytest.raises(LookupError, match="no lifespan here"), TestClient(app):
         pass
+
+
+@pytest.mark.parametrize("attempt", range(5))
+def test_test_client_lifespan_answered_by_a_response_raises_every_time(
+    backend: Backend, attempt: int
+) -> None:
+    # The app answers at once and returns: whether it has returned before start-up sends its
+    # event (on trio, by chance) must not decide the outcome.
+    with (
+        pytest.raises(RuntimeError, match=r"Unexpected lifespan message: 'http\.response\.start'"),
+        TestClient(PlainTextResponse("not a lifespan answer"), backend=backend),
+    ):
+        pass  # pragma: no cover
 
 
 def test_test_client_lifespan_startup_failed_message_alone_raises() -> None:
