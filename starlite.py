@@ -3679,10 +3679,10 @@ class Router:
             raise NoMatchFound(name, path_params)
         return url
 
-    async def not_found(self, scope: Scope, receive: Receive, send: Send) -> None:
-        """Answer a request no route matched (the default `default`): override it for a custom
-        page outside an app; inside one, the 404 exception handlers answer."""
-        await _not_found(scope, receive, send)
+    # Starlette's hook for a request no route matched, and the default `default`: a subclass may
+    # define `async def not_found(self, scope, receive, send)` for a page of its own. Static, so
+    # that the default adds no call layer to every 404.
+    not_found = staticmethod(_not_found)
 
     async def lifespan(self, scope: Scope, receive: Receive, send: Send) -> None:
         """Run the lifespan context across ASGI's ``lifespan.startup`` and ``shutdown``."""
