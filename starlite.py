@@ -1499,6 +1499,27 @@ async def _empty_send(message: Message) -> NoReturn:
 _FORM_SCOPE_KEY = "starlite.form"
 
 
+async def _receive_if_ready(receive: Receive) -> Message | None:
+    """The message `receive` hands over without waiting, or None if it would wait.
+
+    `receive` runs in a task of its own, cancelled once it waits. Calling it in a scope cancelled
+    beforehand is not enough: a trio channel (hypercorn's receive under trio) checks for
+    cancellation before it looks, so it would never hand over a message, a disconnect included.
+    """
+    taken: list[Message] = []
+
+    async def take(*, task_status: anyio.abc.TaskStatus[None]) -> None:
+        task_status.started()
+        # No checkpoint between started() and receive(): the caller resumes only once this task
+        # has taken a ready message or waits for one.
+        taken.append(await receive())
+
+    async with anyio.create_task_group() as group:
+        await group.start(take)
+        group.cancel_scope.cancel()
+    return taken[0] if taken else None
+
+
 class Request(HTTPConnection[StateT]):
     """An HTTP request: the connection plus its method and body."""
 
@@ -1638,10 +1659,7 @@ class Request(HTTPConnection[StateT]):
         """
         if self._is_disconnected:
             return True
-        message: Message | None = None
-        with anyio.CancelScope() as poll:
-            poll.cancel()  # take a message only if one is ready right now
-            message = await self._receive()
+        message = await _receive_if_ready(self._receive)
         if message is None:
             return False
         if message["type"] == "http.disconnect":
@@ -6642,7 +6660,7 @@ class _AppRun:
             return {"type": "http.request", "body": body, "more_body": False}
         if not self.response_complete.is_set():  # the client hangs up once the response is done
             await self.response_complete.wait()
-        # No checkpoint once it is: is_disconnected() polls in a cancelled scope.
+        # No checkpoint once it is: is_disconnected() takes only what comes without waiting.
         return {"type": "http.disconnect"}
 
     async def send(self, message: Message) -> None:

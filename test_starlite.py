@@ -2715,6 +2715,29 @@ async def test_is_disconnected_keeps_a_body_chunk_it_reads_for_the_stream() -> N
     assert await request.body() == b"firstsecond"
 
 
+@pytest.mark.anyio
+async def test_is_disconnected_sees_the_disconnect_of_a_receive_checking_cancellation_first() -> (
+    None
+):
+    # As a trio memory channel does (hypercorn's receive under trio): a receive called in a
+    # scope already cancelled raises before it looks, even with a message ready.
+    ready: list[Message] = []
+    arrived = anyio.Event()
+
+    async def receive() -> Message:
+        await anyio.lowlevel.checkpoint_if_cancelled()
+        if not ready:
+            await arrived.wait()
+        return ready.pop(0)
+
+    request = Request(make_scope(), receive)
+    with anyio.fail_after(1):
+        assert await request.is_disconnected() is False
+        ready.append(DISCONNECT)
+        arrived.set()
+        assert await request.is_disconnected() is True
+
+
 # early hints, server push
 
 
@@ -22356,3 +22379,138 @@ def test_uvicorn_with_two_workers_serves_the_example_app(tmp_path: Path) -> None
     assert [answer.status_code for answer in answers] == [200] * 8
     assert server.process.returncode == 0
     assert "Traceback" not in log.read_text(), log.read_text()
+
+
+DISCONNECT_APP = '''
+"""Handlers that poll request.is_disconnected() until their client leaves, each in a state that
+the body can be in: unread, peeked (a poll took it), partly read, fully read. /state/{key} says
+where a handler is: "polling" once it polls, then "stopped" when a poll saw its client leave."""
+
+import time
+
+import anyio
+
+from starlite import JSONResponse, PlainTextResponse, Request, Route, Starlite
+
+states: dict[str, str] = {}
+POLL_INTERVAL = 0.01
+GIVE_UP_AFTER = 15.0  # a handler that never sees its client leave still ends
+
+
+async def poll_until_gone(request: Request) -> PlainTextResponse:
+    key = request.path_params["key"]
+    states[key] = "polling"
+    deadline = time.monotonic() + GIVE_UP_AFTER
+    while time.monotonic() < deadline:
+        if await request.is_disconnected():
+            states[key] = "stopped"
+            return PlainTextResponse("gone")
+        await anyio.sleep(POLL_INTERVAL)
+    states[key] = "timed out"
+    return PlainTextResponse("timed out")
+
+
+async def unread(request: Request) -> PlainTextResponse:
+    return await poll_until_gone(request)
+
+
+async def peeked(request: Request) -> PlainTextResponse:
+    await request.is_disconnected()  # takes the body's message, kept for stream()
+    return await poll_until_gone(request)
+
+
+async def partly_read(request: Request) -> PlainTextResponse:
+    stream = request.stream()
+    await anext(stream)  # the client sends part of the body, then waits
+    return await poll_until_gone(request)
+
+
+async def fully_read(request: Request) -> PlainTextResponse:
+    await request.body()
+    return await poll_until_gone(request)
+
+
+async def state(request: Request) -> JSONResponse:
+    return JSONResponse(states.get(request.path_params["key"]))
+
+
+app = Starlite(
+    routes=[
+        Route("/unread/{key}", unread, methods=["GET", "POST"]),
+        Route("/peeked/{key}", peeked, methods=["POST"]),
+        Route("/partly-read/{key}", partly_read, methods=["POST"]),
+        Route("/fully-read/{key}", fully_read, methods=["POST"]),
+        Route("/state/{key}", state),
+    ]
+)
+'''
+
+# uvicorn runs on asyncio only (and here with h11: httptools is not installed); hypercorn runs
+# on asyncio and on trio.
+DISCONNECT_SERVERS = {
+    "uvicorn": ("uvicorn", ()),
+    "hypercorn-asyncio": ("hypercorn", ("--worker-class", "asyncio")),
+    "hypercorn-trio": ("hypercorn", ("--worker-class", "trio")),
+}
+
+# How soon a polling handler must notice that its client left.
+DISCONNECT_NOTICED_WITHIN = 1.0
+
+
+@pytest.fixture(scope="module", params=list(DISCONNECT_SERVERS))
+def disconnect_server(
+    request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[RunningServer]:
+    """DISCONNECT_APP under each server and event loop; it must log no traceback."""
+    server_name, options = DISCONNECT_SERVERS[request.param]
+    pytest.importorskip(server_name, reason=f"this runs the app under {server_name}")
+    app_dir = tmp_path_factory.mktemp("disconnect_app")
+    (app_dir / "disconnect_app.py").write_text(textwrap.dedent(DISCONNECT_APP))
+    log = app_dir / "server.log"
+    server = launch(server_name, "disconnect_app:app", log, app_dir, options=options)
+    yield server
+    stop(server.process)
+    assert "Traceback" not in log.read_text(), log.read_text()
+
+
+def handler_state(server: RunningServer, key: str) -> str | None:
+    response = httpx.get(f"{server.http_url}/state/{key}", timeout=HTTP_TIMEOUT)
+    state: str | None = response.json()
+    return state
+
+
+def wait_for_state(server: RunningServer, key: str, wanted: str, within: float) -> float:
+    """Poll the handler's state until it is `wanted`, failing after `within` seconds; returns
+    how long it took."""
+    started = time.monotonic()
+    while (state := handler_state(server, key)) != wanted:
+        waited = time.monotonic() - started
+        assert waited < within, f"{key}: still {state!r} after {waited:.2f} s, not {wanted!r}"
+        time.sleep(0.02)
+    return time.monotonic() - started
+
+
+@pytest.mark.parametrize(
+    ("path", "request_head", "body_sent"),
+    [
+        ("unread", "GET {path} HTTP/1.1", b""),
+        ("unread", "POST {path} HTTP/1.1\r\nContent-Length: 5", b"hello"),
+        ("peeked", "POST {path} HTTP/1.1\r\nContent-Length: 5", b"hello"),
+        ("partly-read", "POST {path} HTTP/1.1\r\nContent-Length: 10", b"hello"),
+        ("fully-read", "POST {path} HTTP/1.1\r\nContent-Length: 5", b"hello"),
+    ],
+)
+def test_real_server_a_handler_polling_is_disconnected_stops_when_its_client_leaves(
+    disconnect_server: RunningServer, path: str, request_head: str, body_sent: bytes
+) -> None:
+    key = uuid.uuid4().hex
+    head = request_head.format(path=f"/{path}/{key}") + "\r\nHost: 127.0.0.1\r\n\r\n"
+    with socket.create_connection(
+        ("127.0.0.1", disconnect_server.port), timeout=CLIENT_TIMEOUT
+    ) as client:
+        client.sendall(head.encode() + body_sent)
+        wait_for_state(disconnect_server, key, "polling", within=CLIENT_TIMEOUT)
+        time.sleep(0.1)  # the handler polls a few times while its client is still there
+        assert handler_state(disconnect_server, key) == "polling"
+    waited = wait_for_state(disconnect_server, key, "stopped", within=DISCONNECT_NOTICED_WITHIN)
+    assert waited < DISCONNECT_NOTICED_WITHIN
