@@ -768,11 +768,17 @@ class QueryParams(ImmutableMultiDict[str, str]):
 _FORBIDDEN_IN_HEADER = re.compile(rb"[\r\n\0]")
 
 
+def _check_raw_header(raw_name: bytes, raw_value: bytes) -> None:
+    """Refuse a header that CR, LF or NUL would split."""
+    if _FORBIDDEN_IN_HEADER.search(raw_name) or _FORBIDDEN_IN_HEADER.search(raw_value):
+        name, value = raw_name.decode("latin-1"), raw_value.decode("latin-1")
+        raise ValueError(f"Header {name!r} contains CR, LF or NUL: {value!r}")
+
+
 def _encode_header(name: str, value: str) -> tuple[bytes, bytes]:
     """A header as ASGI wants it: lower-cased latin-1 name and latin-1 value, checked for safety."""
     raw_name, raw_value = name.lower().encode("latin-1"), value.encode("latin-1")
-    if _FORBIDDEN_IN_HEADER.search(raw_name) or _FORBIDDEN_IN_HEADER.search(raw_value):
-        raise ValueError(f"Header {name!r} contains CR, LF or NUL: {value!r}")
+    _check_raw_header(raw_name, raw_value)
     return raw_name, raw_value
 
 
@@ -2669,6 +2675,8 @@ class WebSocket(HTTPConnection[StateT]):
     `WebSocketException` that closes with 1003 (unsupported data), unless the app handles it.
     """
 
+    _close_code = 1000  # the code of the close the app sent, once it sent one
+
     def __init__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "websocket":
             raise ValueError(f"WebSocket needs a 'websocket' scope, got {scope['type']!r}")
@@ -2699,7 +2707,8 @@ class WebSocket(HTTPConnection[StateT]):
         if message["type"] not in allowed:
             raise RuntimeError(_expected(allowed, message["type"]))
         if message["type"] == "websocket.close":
-            _check_close(message.get("code", 1000), message.get("reason") or "")
+            self._close_code = message.get("code", 1000)
+            _check_close(self._close_code, message.get("reason") or "")
         previous_state = self.application_state
         self.application_state = allowed[message["type"]]
         if self.application_state is _S.DISCONNECTED and message.get("more_body", False):
@@ -2719,6 +2728,11 @@ class WebSocket(HTTPConnection[StateT]):
         if self.client_state is _S.CONNECTING:
             await self.receive()  # the client's websocket.connect
         headers = list(headers or [])
+        # The handshake is an HTTP response: CR, LF or NUL would inject a header into it.
+        for name, value in headers:
+            _check_raw_header(name, value)
+        if subprotocol is not None:
+            _check_raw_header(b"sec-websocket-protocol", subprotocol.encode("latin-1"))
         await self.send(
             {"type": "websocket.accept", "subprotocol": subprotocol, "headers": headers}
         )
@@ -3942,13 +3956,19 @@ class WebSocketEndpoint:
         await self.on_connect(websocket)
         close_code = 1000
         try:
-            # Not entered when on_connect refused the connection.
-            while websocket.client_state is WebSocketState.CONNECTED:
+            # Not entered when on_connect refused the connection. Left once the app closed the
+            # socket: a frame the client sent before it saw the close is not for the app.
+            while (
+                websocket.client_state is WebSocketState.CONNECTED
+                and websocket.application_state is WebSocketState.CONNECTED
+            ):
                 message = await websocket.receive()
                 if message["type"] == "websocket.disconnect":
                     close_code = int(message.get("code") or 1000)
                     break
                 await self.on_receive(websocket, await self.decode(websocket, message))
+            else:
+                close_code = websocket._close_code
         except WebSocketException as exc:
             close_code = exc.code
             await websocket.close(exc.code, exc.reason)

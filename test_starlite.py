@@ -5798,6 +5798,38 @@ def test_websocket_and_websocket_endpoint_refuse_an_http_scope() -> None:
         WebSocketEndpoint(make_scope(), harness.receive, harness.send)
 
 
+@pytest.mark.anyio
+@pytest.mark.parametrize("character", ["\r", "\n", "\0"], ids=["CR", "LF", "NUL"])
+@pytest.mark.parametrize("where", ["header name", "header value", "subprotocol"])
+async def test_accept_refuses_cr_lf_and_nul_in_its_headers_and_subprotocol(
+    character: str, where: str
+) -> None:
+    # The handshake's answer is an HTTP response: each would start a header of the app's choosing.
+    injected = f"x{character}set-cookie: stolen=1"
+    headers = {
+        "header name": [(injected.encode(), b"lobby")],
+        "header value": [(b"x-room", injected.encode())],
+        "subprotocol": [],
+    }[where]
+    subprotocol = injected if where == "subprotocol" else None
+    harness = Harness(connect())
+    websocket = harness.websocket(ws_scope(subprotocols=[injected]))
+    with pytest.raises(ValueError, match="contains CR, LF or NUL"):
+        await websocket.accept(subprotocol, [(b"x-ok", b"fine"), *headers])
+    assert harness.sent == []  # nothing reached the server
+
+
+def test_accept_that_refuses_a_header_ends_the_connection_without_a_handshake(
+    backend: Backend,
+) -> None:
+    async def app(websocket: WebSocket) -> None:
+        await websocket.accept(headers=[(b"x-room", b"lobby\r\nx-evil: 1")])
+
+    client = TestClient(Starlite(routes=[WebSocketRoute("/", app)]), backend=backend)
+    with pytest.raises(ValueError, match="contains CR, LF or NUL"), client.websocket_connect("/"):
+        pass  # the handshake never completes: websocket_connect raises the app's error
+
+
 def test_websocket_disconnect_defaults_and_exception_kinds() -> None:
     cases: list[tuple[tuple[Any, ...], int, str]] = [
         ((), 1000, ""),
@@ -9842,6 +9874,35 @@ def test_websocket_endpoint_gets_the_close_code_of_a_receive_in_its_handler(
         session.send_text("first")
         session.close(4002)
     assert codes == [4002]
+
+
+@pytest.mark.anyio
+@pytest.mark.parametrize("close_in", ["on_receive", "on_connect"])
+async def test_websocket_endpoint_dispatches_nothing_after_the_app_closed(close_in: str) -> None:
+    # The client's frames sent before it saw the close still arrive; none is for the app.
+    received: list[Any] = []
+    disconnected: list[int] = []
+
+    class ClosesEarly(WebSocketEndpoint):
+        encoding = "text"
+
+        async def on_connect(self, websocket: WebSocket) -> None:
+            await websocket.accept()
+            if close_in == "on_connect":
+                await websocket.close(4003, "not now")
+
+        async def on_receive(self, websocket: WebSocket, data: Any) -> None:
+            received.append(data)
+            await websocket.close(4003, "enough")
+
+        async def on_disconnect(self, websocket: WebSocket, close_code: int) -> None:
+            disconnected.append(close_code)
+
+    harness = Harness(connect(), text_frame("first"), text_frame("late"), disconnect(4003))
+    sent = await harness.run(ClosesEarly)
+    assert received == ([] if close_in == "on_connect" else ["first"])
+    assert disconnected == [4003]  # the code the app closed with
+    assert [message["type"] for message in sent] == ["websocket.accept", "websocket.close"]
 
 
 # ==== Middleware ====
