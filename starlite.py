@@ -6527,14 +6527,35 @@ def _template_url_for(context: Mapping[str, Any], name: str, /, **path_params: A
     return request.url_for(name, **path_params)
 
 
+# Media types a browser renders as markup that can run script. An unescaped template is never
+# served as one: the values put in it would be live markup (cross-site scripting).
+_MARKUP_MEDIA_TYPES = frozenset(
+    ("text/html", "application/xhtml+xml", "image/svg+xml", "text/xml", "application/xml")
+)
+
+
+def _unescaped_media_type(name: str, media_type: str | None) -> str:
+    """The media type of the unescaped template `name`: text/plain unless the caller gave one,
+    which must not be markup."""
+    if media_type is None:
+        return "text/plain"
+    if media_type.partition(";")[0].strip().lower() in _MARKUP_MEDIA_TYPES:
+        raise ValueError(
+            f"Template {name!r} is not autoescaped, so served as {media_type!r} its values would "
+            "be live markup: give it an .html name, or a media type that is not markup"
+        )
+    return media_type
+
+
 class Jinja2Templates:
     """Renders jinja2 templates into responses: ``templates.TemplateResponse(request, name)``.
 
     Give either a `directory` (or several) to load templates from, or a ready jinja2 `env`.
     Autoescaping is on for every template from a directory except ``.txt`` ones (Starlette only
-    escapes ``.html``, ``.htm`` and ``.xml``). Templates get ``request`` and ``url_for`` and
-    what each of `context_processors` returns for the request. jinja2 is imported here, on first
-    use: ``pip install 'starlite-asgi[templates]'``.
+    escapes ``.html``, ``.htm`` and ``.xml``), which are served as ``text/plain`` and never as
+    HTML (a markup `media_type` for one raises `ValueError`); a given `env` keeps its own policy.
+    Templates get ``request`` and ``url_for`` and what each of `context_processors` returns for
+    the request. jinja2 is imported here, on first use: ``pip install 'starlite-asgi[templates]'``.
     """
 
     def __init__(
@@ -6547,9 +6568,13 @@ class Jinja2Templates:
         jinja = _import_extra("templates", "jinja2")
         if bool(directory) == bool(env):  # Starlette's check and exception, kept under python -O
             raise AssertionError("either 'directory' or 'env' arguments must be passed")
+        # Whether a template of the env built here is escaped, by its name; None for a given env.
+        self._escapes: Callable[[str], bool] | None = None
         if env is None:
-            autoescape = jinja.select_autoescape(disabled_extensions=("txt",), default=True)
-            env = jinja.Environment(loader=jinja.FileSystemLoader(directory), autoescape=autoescape)
+            self._escapes = jinja.select_autoescape(disabled_extensions=("txt",), default=True)
+            env = jinja.Environment(
+                loader=jinja.FileSystemLoader(directory), autoescape=self._escapes
+            )
         self.env: jinja2.Environment = env
         self.context_processors = list(context_processors or [])
         self.env.globals.setdefault("url_for", jinja.pass_context(_template_url_for))
@@ -6568,8 +6593,10 @@ class Jinja2Templates:
         media_type: str | None = None,
         background: BackgroundTask | None = None,
     ) -> _TemplateResponse:
-        """An HTML response from the template `name` with `context`, plus ``request`` and the
-        context processors' values; rendered when it is sent."""
+        """An HTML response (plain text for an unescaped template) from the template `name` with
+        `context`, plus ``request`` and the context processors' values; rendered when it is sent."""
+        if self._escapes is not None and not self._escapes(name):
+            media_type = _unescaped_media_type(name, media_type)
         full_context = {"request": request, **(context or {})}
         for processor in self.context_processors:
             full_context.update(processor(request))

@@ -18467,7 +18467,7 @@ def template_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
     write(directory / "static.html", "{{ url_for('static', path='/a.txt') }}")
     write(directory / "unknown.html", "{{ url_for('nowhere') }}")
     write(directory / "thread.html", "{{ thread_id() }}")
-    for extension in ("html", "htm", "xml", "jinja", "j2", "txt", "TXT", "xhtml"):
+    for extension in ("html", "htm", "xml", "jinja", "j2", "txt", "TXT", "xhtml", "html.txt"):
         write(directory / f"value.{extension}", "{{ value }}")
     return directory
 
@@ -18699,13 +18699,55 @@ def test_templates_autoescape_every_template_but_text(
     assert response.text == "&lt;script&gt;&amp;&#39;&#34;"
 
 
-@pytest.mark.parametrize("extension", ["txt", "TXT"])
-def test_templates_do_not_escape_text_templates(
+@pytest.mark.parametrize("extension", ["txt", "TXT", "html.txt"])
+def test_templates_do_not_escape_text_templates_and_serve_them_as_plain_text(
     templates: Jinja2Templates, backend: Backend, extension: str
 ) -> None:
+    # Unescaped and served as HTML, a value would be live markup in the client's browser.
     app = templated_app(templates, f"value.{extension}", {"value": "<script>"})
     response = TestClient(app, backend=backend).get("/")
     assert response.text == "<script>"
+    assert response.headers["content-type"] == "text/plain; charset=utf-8"
+
+
+@pytest.mark.parametrize("media_type", ["text/csv", "text/markdown; charset=utf-8"])
+def test_a_text_template_is_served_with_the_non_markup_media_type_the_app_gives(
+    templates: Jinja2Templates, backend: Backend, media_type: str
+) -> None:
+    app = templated_app(templates, "value.txt", {"value": "<b>"}, media_type=media_type)
+    response = TestClient(app, backend=backend).get("/")
+    assert response.text == "<b>"
+    assert response.headers["content-type"].startswith(media_type.partition(";")[0])
+
+
+@pytest.mark.parametrize(
+    "media_type",
+    [
+        "text/html",
+        "Text/HTML; charset=utf-8",
+        "application/xhtml+xml",
+        "image/svg+xml",
+        "text/xml",
+        "application/xml",
+    ],
+)
+def test_a_text_template_is_never_served_as_markup(
+    templates: Jinja2Templates, media_type: str
+) -> None:
+    request = Request(make_scope("/"))
+    with pytest.raises(ValueError, match=re.escape("'value.txt' is not autoescaped")):
+        templates.TemplateResponse(request, "value.txt", {"value": "<b>"}, media_type=media_type)
+    escaped = templates.TemplateResponse(request, "value.html", media_type=media_type)
+    assert escaped.media_type == media_type  # an escaped template may be served as markup
+
+
+def test_an_html_template_is_still_served_as_html(
+    templates: Jinja2Templates, backend: Backend
+) -> None:
+    app = templated_app(templates, "value.html", {"value": "<b>"})
+    response = TestClient(app, backend=backend).get("/")
+    assert response.text == "&lt;b&gt;"
+    assert response.headers["content-type"] == "text/html; charset=utf-8"
 
 
 def test_templates_use_a_given_environment_and_add_url_for(backend: Backend) -> None:
