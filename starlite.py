@@ -41,6 +41,7 @@ import importlib.util
 import inspect
 import ipaddress  # loaded by urllib.parse anyway
 import json
+import logging
 import math
 import mimetypes
 import os
@@ -5895,6 +5896,12 @@ def _header_parameters(value: str) -> tuple[str, dict[str, str]]:
 _MAX_PART_HEADERS_SIZE = 16 * 1024
 
 
+# The parser's own words for a malformed body (`Expected boundary character 45, got 103 at
+# index 2`) are for the server's log, not the client, whom they would tell which parser runs and
+# how. At INFO: the client's mistake, not the server's, as an access log would record it.
+_form_logger = logging.getLogger("starlite.forms")
+
+
 class _Part:
     """The part of a multipart body being parsed."""
 
@@ -5960,7 +5967,7 @@ class MultiPartParser:
                 try:
                     parser.write(chunk)
                 except ValueError as exc:  # python-multipart's parse errors are ValueErrors
-                    # Its words (which may quote the body) stay in the traceback, as Starlette's.
+                    _form_logger.info("Invalid multipart data: %r", str(exc))
                     raise MultiPartException("Invalid multipart data.") from exc
                 for file, data in self._file_writes:  # what the callbacks could not await
                     await file.write(data)

@@ -16,6 +16,7 @@ import inspect
 import io
 import itertools
 import json
+import logging
 import math
 import mimetypes
 import os
@@ -16726,6 +16727,35 @@ async def test_multipart_error_is_400_in_an_app_and_multipart_exception_outside(
     assert start_message(sent)["status"] == 400
     assert sent_body(sent).decode() == info.value.message
     assert info.value.message == message
+
+
+# Bodies python-multipart refuses, each with words of its own that name its state and offsets.
+MALFORMED_MULTIPART = {
+    "bad-boundary-char": (b"--bogus\r\n", "Expected boundary character"),
+    "no-cr-after-boundary": (f"--{BOUNDARY}X\r\n".encode(), "Did not find CR at end of boundary"),
+    "space-in-header-name": (multipart(b"Bad Header: x\r\n\r\nv"), "Found invalid character"),
+    "header-without-lf": (
+        multipart(b'Content-Disposition: form-data; name="a"\rX\r\n\r\nv'),
+        "Did not find LF character at end of header",
+    ),
+    "empty-header-name": (multipart(b": x\r\n\r\nv"), "Found 0-length header"),
+}
+
+
+@pytest.mark.anyio
+@pytest.mark.parametrize(
+    ("body", "parser_words"), list(MALFORMED_MULTIPART.values()), ids=list(MALFORMED_MULTIPART)
+)
+async def test_malformed_multipart_is_a_fixed_400_and_the_parsers_words_go_to_the_log(
+    body: bytes, parser_words: str, caplog: pytest.LogCaptureFixture
+) -> None:
+    with caplog.at_level(logging.INFO, logger="starlite.forms"):
+        sent = await call_app(form_app(), form_scope(MULTIPART), StreamedBody([body]))
+    assert start_message(sent)["status"] == 400
+    assert sent_body(sent) == b"Invalid multipart data."  # nothing of the parser's own
+    (record,) = [record for record in caplog.records if record.name == "starlite.forms"]
+    assert record.levelno == logging.INFO
+    assert parser_words in record.getMessage()
 
 
 @pytest.mark.anyio
