@@ -1514,16 +1514,22 @@ async def _receive_if_ready(receive: Receive) -> Message | None:
     cancellation before it looks, so it would never hand over a message, a disconnect included.
     """
     taken: list[Message] = []
+    failed: list[Exception] = []
 
     async def take(*, task_status: anyio.abc.TaskStatus[None]) -> None:
         task_status.started()
         # No checkpoint between started() and receive(): the caller resumes only once this task
         # has taken a ready message or waits for one.
-        taken.append(await receive())
+        try:
+            taken.append(await receive())
+        except Exception as exc:  # raised below as it is, not in the task group's ExceptionGroup
+            failed.append(exc)
 
     async with anyio.create_task_group() as group:
         await group.start(take)
         group.cancel_scope.cancel()
+    if failed:
+        raise failed[0]
     return taken[0] if taken else None
 
 

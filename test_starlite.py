@@ -2739,6 +2739,15 @@ async def test_is_disconnected_sees_the_disconnect_of_a_receive_checking_cancell
         assert await request.is_disconnected() is True
 
 
+@pytest.mark.anyio
+async def test_is_disconnected_raises_what_the_receive_raises() -> None:
+    async def receive() -> Message:
+        raise RuntimeError("the server's receive failed")
+
+    with pytest.raises(RuntimeError, match="the server's receive failed"):
+        await Request(make_scope(), receive).is_disconnected()
+
+
 # early hints, server push
 
 
