@@ -2714,8 +2714,9 @@ class WebSocket(HTTPConnection[StateT]):
         if message["type"] not in allowed:
             raise RuntimeError(_expected(allowed, message["type"]))
         if message["type"] == "websocket.close":
-            self._close_code = message.get("code", 1000)
-            _check_close(self._close_code, message.get("reason") or "")
+            close_code = message.get("code", 1000)
+            _check_close(close_code, message.get("reason") or "")
+            self._close_code = close_code
         previous_state = self.application_state
         self.application_state = allowed[message["type"]]
         if self.application_state is _S.DISCONNECTED and message.get("more_body", False):
