@@ -1633,8 +1633,8 @@ def _parse_json(data: str | bytes, error: type[_InvalidJSON]) -> Any:
             valid = data[: exc.start].decode("utf-8")
             raise error("Invalid UTF-8", valid, len(valid)) from None
     text = text.removeprefix("\ufeff")
-    # The checks that need a pass of their own in Python run only when a quick count in C says
-    # they may find something: too few brackets cannot nest that deep, no "\u" means no escape.
+    # The checks that need a pass of their own run only when a quick look in C says they may find
+    # something: too few brackets cannot nest that deep, and without a backslash there is no escape.
     if text.count("[") + text.count("{") > _MAX_JSON_DEPTH and _json_too_deep(
         text.encode("utf-8", "surrogatepass")
     ):
@@ -1647,7 +1647,7 @@ def _parse_json(data: str | bytes, error: type[_InvalidJSON]) -> Any:
         raise error(str(exc), text, _token_position(text, exc.token)) from None
     except ValueError as exc:  # a repeated name, or an int over Python's 4300 digits
         raise error(str(exc), text, 0) from None
-    position = _lone_surrogate(text) if "\\u" in text else None
+    position = _lone_surrogate(text) if "\\" in text else None
     if position is not None:
         raise error("Lone UTF-16 surrogate", text, position)
     return value
