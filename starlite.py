@@ -1584,7 +1584,7 @@ class _RefusedToken(ValueError):
 
 
 # A JSON string, or a run of what makes numbers and constants: to find a refused token.
-_JSON_STRING_OR_TOKEN = re.compile(r'"(?:[^"\\]|\\.)*"|[-+.\w]+')
+_JSON_STRING_OR_TOKEN = re.compile(r'"[^"\\]*(?:\\.[^"\\]*)*"|[-+.\w]+')
 
 
 def _token_position(text: str, token: str) -> int:
@@ -2803,7 +2803,8 @@ class WebSocket(HTTPConnection[StateT]):
     """A websocket connection: accept it, exchange text, bytes or JSON, close it.
 
     ``receive_text`` on a binary frame (or ``receive_bytes`` on a text one) raises a
-    `WebSocketException` that closes with 1003 (unsupported data), unless the app handles it.
+    `WebSocketException` that closes with 1003 (unsupported data), unless the app handles it;
+    ``receive_json`` on a frame that is not I-JSON, a `json.JSONDecodeError` that closes with 1007.
     """
 
     def __init__(self, scope: Scope, receive: Receive, send: Send) -> None:

@@ -2635,6 +2635,19 @@ async def test_request_json_refuses_what_i_json_forbids_with_a_json_decode_error
     )
 
 
+@pytest.mark.anyio
+async def test_request_json_error_says_where_a_refused_number_or_constant_stands() -> None:
+    body = b'{"NaN": "1e400", "a\\"1e400": [11e400, 1e400]}'
+    request = Request(make_scope(method="POST"), ScriptedReceive(body_message(body)))
+    with pytest.raises(json.JSONDecodeError) as info:
+        await request.json()
+    assert (info.value.msg, info.value.pos) == ("Number out of range: 11e400", body.index(b"11e"))
+    request = Request(make_scope(method="POST"), ScriptedReceive(body_message(b'["NaN", NaN]')))
+    with pytest.raises(json.JSONDecodeError) as info:
+        await request.json()
+    assert (info.value.msg, info.value.pos, info.value.colno) == ("NaN is not JSON", 8, 9)
+
+
 # Valid I-JSON at its edges, and what it parses to.
 I_JSON = {
     "big-int": (
