@@ -2648,6 +2648,35 @@ async def test_request_json_error_says_where_a_refused_number_or_constant_stands
     assert (info.value.msg, info.value.pos, info.value.colno) == ("NaN is not JSON", 8, 9)
 
 
+def json_depth(value: Any) -> int:
+    """How deep arrays and objects nest in `value` (a scalar is at depth 0)."""
+    if isinstance(value, list):
+        return 1 + max(map(json_depth, value), default=0)
+    if isinstance(value, dict):
+        return 1 + max(map(json_depth, value.values()), default=0)
+    return 0
+
+
+tricky_text = st.text(alphabet='[]{}"\\u/ é', max_size=6)
+json_values = st.recursive(
+    st.none() | st.integers() | tricky_text,
+    lambda inner: st.lists(inner, max_size=3) | st.dictionaries(tricky_text, inner, max_size=3),
+    max_leaves=12,
+)
+
+
+@settings(max_examples=300, deadline=None)
+@given(value=json_values, ensure_ascii=st.booleans())
+def test_json_depth_check_reads_strings_and_escapes_as_json_does(
+    value: Any, ensure_ascii: bool
+) -> None:
+    data = json.dumps(value, ensure_ascii=ensure_ascii).encode("utf-8")
+    for limit in range(5):
+        with pytest.MonkeyPatch.context() as patch:
+            patch.setattr(starlite, "_MAX_JSON_DEPTH", limit)
+            assert starlite._json_too_deep(data) == (json_depth(value) > limit)
+
+
 # Valid I-JSON at its edges, and what it parses to.
 I_JSON = {
     "big-int": (
