@@ -1532,7 +1532,9 @@ _FORM_SCOPE_KEY = "starlite.form"
 # JSON from clients is read as I-JSON (RFC 7493): the part of RFC 8259 that every parser reads
 # the same way, and that JSONResponse can send back. Python's json reads more: NaN and Infinity,
 # numbers past a double's range (1e400 is inf), lone UTF-16 surrogates ("\ud800", which UTF-8
-# cannot encode), repeated names, and it recurses once per level of nesting.
+# cannot encode), repeated names, and it recurses once per level of nesting. Noncharacters
+# (U+FFFE), which I-JSON forbids too, are read: Unicode allows them in interchange (Corrigendum
+# #9), they encode and echo like any character, and looking for them would cost every body a pass.
 
 # Deeper nesting is refused before parsing. PHP's json_decode stops at 512 levels by default
 # (serde_json at 128, .NET at 64); 512 leaves room under Python's recursion limit (1000) for
