@@ -40,6 +40,7 @@ import importlib
 import importlib.util
 import inspect
 import ipaddress  # loaded by urllib.parse anyway
+import itertools
 import json
 import logging
 import math
@@ -1131,6 +1132,35 @@ class WebSocketException(Exception):
         return f"{self.__class__.__name__}(code={self.code!r}, reason={self.reason!r})"
 
 
+class _InvalidJSON(json.JSONDecodeError):
+    """JSON that starlite does not accept from a client (see `_parse_json`): a
+    `json.JSONDecodeError`, so that ``except ValueError`` in an app still catches it."""
+
+    # JSONDecodeError's own text ("Expecting value: line 1 column 1 (char 0)"), not the
+    # HTTPException or WebSocketException one a subclass would inherit otherwise.
+    __str__ = ValueError.__str__
+    __repr__ = ValueError.__repr__
+
+
+class _InvalidJSONBody(_InvalidJSON, HTTPException):
+    """A request body that is not I-JSON: answered 400 with a fixed text (the parser's message
+    stays in the exception) unless the app handles ValueError or JSONDecodeError itself, which
+    come first in the class's MRO."""
+
+    def __init__(self, msg: str, doc: str, pos: int) -> None:
+        json.JSONDecodeError.__init__(self, msg, doc, pos)
+        HTTPException.__init__(self, 400, "The request body is not valid JSON.")
+
+
+class _InvalidJSONFrame(_InvalidJSON, WebSocketException):
+    """A websocket frame that is not I-JSON: closes with 1007 (invalid frame payload data,
+    RFC 6455 §7.4.1) unless the app handles ValueError or JSONDecodeError itself."""
+
+    def __init__(self, msg: str, doc: str, pos: int) -> None:
+        json.JSONDecodeError.__init__(self, msg, doc, pos)
+        WebSocketException.__init__(self, 1007, "The message is not valid JSON.")
+
+
 class StarletteDeprecationWarning(UserWarning):
     """Warns of a Starlette API that still works but will go: use what the message names.
 
@@ -1533,6 +1563,132 @@ async def _receive_if_ready(receive: Receive) -> Message | None:
     return taken[0] if taken else None
 
 
+# JSON from clients is read as I-JSON (RFC 7493): the part of RFC 8259 that every parser reads
+# the same way, and that JSONResponse can send back. Python's json reads more: NaN and Infinity,
+# numbers past a double's range (1e400 is inf), lone UTF-16 surrogates ("\ud800", which UTF-8
+# cannot encode), repeated names, and it recurses once per level of nesting. Noncharacters
+# (U+FFFE), which I-JSON forbids too, are read: Unicode allows them in interchange (Corrigendum
+# #9), they encode and echo like any character, and looking for them would cost every body a pass.
+
+# Deeper nesting is refused before parsing. PHP's json_decode stops at 512 levels by default
+# (serde_json at 128, .NET at 64); 512 leaves room under Python's recursion limit (1000) for
+# JSONResponse to encode the value back.
+_MAX_JSON_DEPTH = 512
+# Every byte but brackets and quotes, for bytes.translate to delete.
+_NOT_BRACKETS_OR_QUOTES = bytes(sorted(set(range(256)) - set(b'[]{}"')))
+# Brackets as signed bytes, to be summed in C: +1 for an opening one, -1 (0xff) for a closing one.
+_JSON_DEPTH_STEPS = bytes.maketrans(b"[{]}", b"\x01\x01\xff\xff")
+# A \u escape of a UTF-16 surrogate (RFC 8259 §7): a high one then a low one is a pair, one
+# character; any other is half a character, which I-JSON forbids (RFC 7493 §2.1). Every other
+# escape is matched too, so that an escaped backslash before "u" ("\\ud800") is not taken for one.
+_SURROGATE_ESCAPE = re.compile(r"\\u[dD][89a-fA-F]")
+_JSON_ESCAPE = re.compile(
+    r"""
+    \\u[dD][89abAB][0-9a-fA-F]{2}\\u[dD][c-fC-F][0-9a-fA-F]{2}  # a surrogate pair
+  | (?P<lone>\\u[dD][89a-fA-F][0-9a-fA-F]{2})                    # half of one
+  | \\.                                                          # any other escape
+    """,
+    re.VERBOSE,
+)
+
+
+def _json_too_deep(data: bytes) -> bool:
+    """Whether JSON in UTF-8 nests arrays and objects deeper than _MAX_JSON_DEPTH, in linear time
+    and in C. (UTF-8 has no ASCII byte inside a multi-byte character, so bytes are enough.)"""
+    if b"\\" in data:  # drop escaped backslashes, then escaped quotes: left to right, as JSON
+        data = data.replace(b"\\\\", b"").replace(b'\\"', b"")
+    # Now a string is what lies between two quotes. Most hold no bracket, and go first in C.
+    quotes_and_brackets = data.translate(None, _NOT_BRACKETS_OR_QUOTES).replace(b'""', b"")
+    outside_strings = b"".join(quotes_and_brackets.split(b'"')[::2])
+    steps = memoryview(outside_strings.translate(_JSON_DEPTH_STEPS)).cast("b")
+    return max(itertools.accumulate(steps), default=0) > _MAX_JSON_DEPTH
+
+
+def _lone_surrogate(text: str) -> int | None:
+    """Where `text` (valid JSON) escapes half a surrogate pair, if it does."""
+    if _SURROGATE_ESCAPE.search(text) is None:  # in C: no escape of a surrogate at all
+        return None
+    return next((match.start() for match in _JSON_ESCAPE.finditer(text) if match["lone"]), None)
+
+
+class _RefusedToken(ValueError):
+    """A number or constant that Python's json reads but I-JSON does not allow."""
+
+    def __init__(self, message: str, token: str) -> None:
+        super().__init__(message)
+        self.token = token
+
+
+# A JSON string, or a run of what makes numbers and constants: to find a refused token.
+_JSON_STRING_OR_TOKEN = re.compile(r'"[^"\\]*(?:\\.[^"\\]*)*"|[-+.\w]+')
+
+
+def _token_position(text: str, token: str) -> int:
+    """Where `token` first stands outside a string in `text`, which is valid JSON up to there."""
+    matches = _JSON_STRING_OR_TOKEN.finditer(text)
+    return next((match.start() for match in matches if match[0] == token), 0)
+
+
+def _finite_float(token: str) -> float:
+    value = float(token)
+    if math.isinf(value):
+        raise _RefusedToken(f"Number out of range: {token[:40]}", token)
+    return value
+
+
+def _refuse_constant(token: str) -> NoReturn:
+    raise _RefusedToken(f"{token} is not JSON", token)
+
+
+def _object_without_repeated_names(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
+    # RFC 7493 §2.3: names MUST be unique. Parsers disagree on which of two values wins, so a
+    # proxy that checked the first could let the app act on the second: refuse, rather than pick.
+    members = dict(pairs)
+    if len(members) != len(pairs):
+        raise ValueError("Repeated name in an object")
+    return members
+
+
+# Built once: json.loads with any option builds a new decoder per call.
+_I_JSON_DECODER = json.JSONDecoder(
+    parse_float=_finite_float,
+    parse_constant=_refuse_constant,
+    object_pairs_hook=_object_without_repeated_names,
+)
+
+
+def _parse_json(data: str | bytes, error: type[_InvalidJSON]) -> Any:
+    """`data` (UTF-8 if bytes) parsed as I-JSON, or `error` raised, in time and memory linear in
+    its size. A leading byte order mark is ignored, as RFC 8259 §8.1 allows."""
+    if isinstance(data, str):
+        text = data
+    else:
+        try:
+            text = data.decode("utf-8")
+        except UnicodeDecodeError as exc:  # I-JSON is UTF-8 only (RFC 7493 §2.1)
+            valid = data[: exc.start].decode("utf-8")
+            raise error("Invalid UTF-8", valid, len(valid)) from None
+    text = text.removeprefix("\ufeff")
+    # The checks that need a pass of their own run only when a quick look in C says they may find
+    # something: too few brackets cannot nest that deep, and without a backslash there is no escape.
+    if text.count("[") + text.count("{") > _MAX_JSON_DEPTH and _json_too_deep(
+        text.encode("utf-8", "surrogatepass")
+    ):
+        raise error(f"Nested deeper than {_MAX_JSON_DEPTH} levels", text, 0)
+    try:
+        value = _I_JSON_DECODER.decode(text)
+    except json.JSONDecodeError as exc:
+        raise error(exc.msg, text, exc.pos) from None
+    except _RefusedToken as exc:
+        raise error(str(exc), text, _token_position(text, exc.token)) from None
+    except ValueError as exc:  # a repeated name, or an int over Python's 4300 digits
+        raise error(str(exc), text, 0) from None
+    position = _lone_surrogate(text) if "\\" in text else None
+    if position is not None:
+        raise error("Lone UTF-16 surrogate", text, position)
+    return value
+
+
 class Request(HTTPConnection[StateT]):
     """An HTTP request: the connection plus its method and body."""
 
@@ -1599,9 +1755,10 @@ class Request(HTTPConnection[StateT]):
         return self._body
 
     async def json(self) -> Any:
-        """The body parsed as JSON; raises `json.JSONDecodeError` if it is not JSON."""
+        """The body parsed as I-JSON (RFC 7493); raises `json.JSONDecodeError` if it is not.
+        Unless the app catches it (as a ValueError, say), the client is answered 400."""
         if not hasattr(self, "_json"):
-            self._json = json.loads(await self.body())
+            self._json = _parse_json(await self.body(), _InvalidJSONBody)
         return self._json
 
     def form(
@@ -2679,7 +2836,8 @@ class WebSocket(HTTPConnection[StateT]):
     """A websocket connection: accept it, exchange text, bytes or JSON, close it.
 
     ``receive_text`` on a binary frame (or ``receive_bytes`` on a text one) raises a
-    `WebSocketException` that closes with 1003 (unsupported data), unless the app handles it.
+    `WebSocketException` that closes with 1003 (unsupported data), unless the app handles it;
+    ``receive_json`` on a frame that is not I-JSON, a `json.JSONDecodeError` that closes with 1007.
     """
 
     _close_code = 1000  # the code of the close the app sent, once it sent one
@@ -2770,12 +2928,11 @@ class WebSocket(HTTPConnection[StateT]):
         return data  # type: ignore[no-any-return]
 
     async def receive_json(self, mode: Literal["text", "binary"] = "text") -> Any:
-        """The next frame parsed as JSON (from a text frame, or a binary one in UTF-8); raises
-        ``json.JSONDecodeError`` for invalid JSON."""
+        """The next frame parsed as I-JSON (from a text frame, or a binary one in UTF-8); raises
+        ``json.JSONDecodeError`` if it is not, which closes with 1007 unless the app catches it."""
         _check_mode(mode)
-        if mode == "text":
-            return json.loads(await self.receive_text())
-        return json.loads(await self.receive_bytes())
+        data = await self.receive_text() if mode == "text" else await self.receive_bytes()
+        return _parse_json(data, _InvalidJSONFrame)
 
     async def iter_text(self) -> AsyncIterator[str]:
         """Text frames until the client closes."""
@@ -4002,8 +4159,8 @@ class WebSocketEndpoint:
             return data
         if self.encoding == "json":
             try:
-                return json.loads(text if text is not None else data or b"")
-            except ValueError:  # JSONDecodeError, or a binary frame that is not UTF-8
+                return _parse_json(text if text is not None else data or b"", _InvalidJSONFrame)
+            except ValueError:
                 await _refuse_frame(websocket, "Malformed JSON data received.")
         if text is None and data is None:
             await _refuse_frame(websocket, "Expected a websocket message with text or bytes")

@@ -2598,14 +2598,141 @@ async def test_request_json_on_invalid_body_raises_json_decode_error(body: bytes
         await request.json()
 
 
+# What I-JSON (RFC 7493) forbids, though Python's json reads it, with the error's message.
+NOT_I_JSON = {
+    "nan": (b'{"a": NaN}', "NaN is not JSON"),
+    "infinity": (b"[Infinity]", "Infinity is not JSON"),
+    "minus-infinity": (b"-Infinity", "-Infinity is not JSON"),
+    "overflow": (b"[1e400]", "Number out of range: 1e400"),
+    "minus-overflow": (b'{"n": -1.5e309}', "Number out of range: -1.5e309"),
+    "lone-high-surrogate": (b'["\\ud800"]', "Lone UTF-16 surrogate"),
+    "lone-low-surrogate": (b'"a\\uDC00b"', "Lone UTF-16 surrogate"),
+    "lone-surrogate-in-a-key": (b'{"\\udbff": 1}', "Lone UTF-16 surrogate"),
+    "surrogates-reversed": (b'"\\ude00\\ud83d"', "Lone UTF-16 surrogate"),
+    "surrogate-after-escaped-backslash": (b'"\\\\\\ud800"', "Lone UTF-16 surrogate"),
+    "repeated-name": (b'{"a": 1, "b": {"a": 2, "a": 3}}', "Repeated name in an object"),
+    "not-utf8": (b'{"a": "\xff\xfe\xfd"}', "Invalid UTF-8"),
+    "surrogate-in-utf8": (b'"\xed\xa0\x80"', "Invalid UTF-8"),
+    "utf16": ('{"a": 1}'.encode("utf-16"), "Invalid UTF-8"),
+    "too-deep": (b"[" * 513 + b"]" * 513, "Nested deeper than 512 levels"),
+    "too-deep-objects": (b'{"a":' * 513 + b"1" + b"}" * 513, "Nested deeper than 512 levels"),
+    "int-over-4300-digits": (b"1" * 4301, "Exceeds the limit"),
+}
+
+
 @pytest.mark.anyio
-async def test_request_json_on_non_utf8_body_raises_value_error() -> None:
-    request = Request(
-        make_scope(method="POST"), ScriptedReceive(body_message(b'{"a": "\xff\xfe\xfd"}'))
-    )
-    # json.loads raises UnicodeDecodeError here: a ValueError, like JSONDecodeError.
-    with pytest.raises(ValueError, match="can't decode"):
+@pytest.mark.parametrize(("body", "message"), NOT_I_JSON.values(), ids=NOT_I_JSON.keys())
+async def test_request_json_refuses_what_i_json_forbids_with_a_json_decode_error(
+    body: bytes, message: str
+) -> None:
+    request = Request(make_scope(method="POST"), ScriptedReceive(body_message(body)))
+    with pytest.raises(json.JSONDecodeError, match=re.escape(message)) as info:
         await request.json()
+    assert isinstance(info.value, ValueError)
+    assert isinstance(info.value, HTTPException)
+    assert (info.value.status_code, info.value.detail) == (
+        400,
+        "The request body is not valid JSON.",
+    )
+
+
+@pytest.mark.anyio
+async def test_request_json_error_says_where_a_refused_number_or_constant_stands() -> None:
+    body = b'{"NaN": "1e400", "a\\"1e400": [11e400, 1e400]}'
+    request = Request(make_scope(method="POST"), ScriptedReceive(body_message(body)))
+    with pytest.raises(json.JSONDecodeError) as info:
+        await request.json()
+    assert (info.value.msg, info.value.pos) == ("Number out of range: 11e400", body.index(b"11e"))
+    request = Request(make_scope(method="POST"), ScriptedReceive(body_message(b'["NaN", NaN]')))
+    with pytest.raises(json.JSONDecodeError) as info:
+        await request.json()
+    assert (info.value.msg, info.value.pos, info.value.colno) == ("NaN is not JSON", 8, 9)
+
+
+def json_depth(value: Any) -> int:
+    """How deep arrays and objects nest in `value` (a scalar is at depth 0)."""
+    if isinstance(value, list):
+        return 1 + max(map(json_depth, value), default=0)
+    if isinstance(value, dict):
+        return 1 + max(map(json_depth, value.values()), default=0)
+    return 0
+
+
+tricky_text = st.text(alphabet='[]{}"\\u/ é', max_size=6)
+json_values = st.recursive(
+    st.none() | st.integers() | tricky_text,
+    lambda inner: st.lists(inner, max_size=3) | st.dictionaries(tricky_text, inner, max_size=3),
+    max_leaves=12,
+)
+
+
+@settings(max_examples=300, deadline=None)
+@given(value=json_values, ensure_ascii=st.booleans())
+def test_json_depth_check_reads_strings_and_escapes_as_json_does(
+    value: Any, ensure_ascii: bool
+) -> None:
+    data = json.dumps(value, ensure_ascii=ensure_ascii).encode("utf-8")
+    for limit in range(5):
+        with pytest.MonkeyPatch.context() as patch:
+            patch.setattr(starlite, "_MAX_JSON_DEPTH", limit)
+            assert starlite._json_too_deep(data) == (json_depth(value) > limit)
+
+
+# Valid I-JSON at its edges, and what it parses to.
+I_JSON = {
+    "big-int": (
+        b"[123456789012345678901234567890, -9007199254740993]",
+        [123456789012345678901234567890, -9007199254740993],
+    ),
+    "int-of-4300-digits": (b"7" * 4300, int("7" * 4300)),
+    "unicode": ('{"caf\u00e9": "\u65e5\u672c \U0001f600"}'.encode(), {"café": "日本 😀"}),
+    "escaped-surrogate-pair": (b'{"\\ud83d\\ude00": "\\uD83D\\uDE00"}', {"😀": "😀"}),
+    "escaped-backslash-then-u": (b'"\\\\ud800"', "\\ud800"),
+    "other-escapes": (b'"\\"\\/\\b\\n\\u00e9"', '"/\b\né'),
+    "byte-order-mark": (b"\xef\xbb\xbf[1]", [1]),
+    "depth-512": (b"[" * 512 + b"]" * 512, json.loads("[" * 512 + "]" * 512)),
+    "brackets-in-strings": (
+        b'["' + b"[{" * 600 + b'", "\\"[[", "\\\\", {"a": "]]"}]',
+        ["[{" * 600, '"[[', "\\", {"a": "]]"}],
+    ),
+    "underflow-is-zero": (b"[1e-400, 1.5, -0.0]", [0.0, 1.5, -0.0]),
+    "same-name-at-two-levels": (b'{"a": {"a": 1}}', {"a": {"a": 1}}),
+    "scalar": (b" null ", None),
+}
+
+
+@pytest.mark.anyio
+@pytest.mark.parametrize(("body", "value"), I_JSON.values(), ids=I_JSON.keys())
+async def test_request_json_reads_valid_i_json(body: bytes, value: Any) -> None:
+    request = Request(make_scope(method="POST"), ScriptedReceive(body_message(body)))
+    assert await request.json() == value
+
+
+@pytest.mark.anyio
+@pytest.mark.parametrize(
+    "body",
+    [
+        b"[" * 10_000_000,
+        b'{"a":[' * 1_000_000,
+        b'["\\\\",' * 1_000_000,  # escaped backslashes, each before a bracket
+    ],
+    ids=["arrays", "objects", "escaped-backslashes"],
+)
+async def test_request_json_of_a_huge_hostile_body_is_refused_in_bounded_time(body: bytes) -> None:
+    request = Request(make_scope(method="POST"), ScriptedReceive(body_message(body)))
+    started = time.perf_counter()
+    with pytest.raises(json.JSONDecodeError):  # never RecursionError
+        await request.json()
+    assert time.perf_counter() - started < 5  # about 0.3 s; quadratic time would take hours
+
+
+@pytest.mark.anyio
+async def test_request_json_with_a_million_escaped_brackets_in_a_string_is_read_at_once() -> None:
+    body = b'["' + b'\\"[' * 1_000_000 + b'"]'  # \" keeps the brackets in the string
+    request = Request(make_scope(method="POST"), ScriptedReceive(body_message(body)))
+    started = time.perf_counter()
+    assert await request.json() == ['"[' * 1_000_000]
+    assert time.perf_counter() - started < 5
 
 
 @pytest.mark.anyio
@@ -2893,6 +3020,57 @@ def test_request_invalid_json_through_the_test_client_raises_json_decode_error()
     client = TestClient(json_app(handler))
     with pytest.raises(json.JSONDecodeError):
         client.post("/", content=b"{broken", headers={"content-type": "application/json"})
+
+
+async def echo_json(request: Request) -> Response:
+    return JSONResponse(await request.json())
+
+
+@pytest.mark.parametrize(
+    "body", [b"{broken", b"[NaN]", b'"\\ud800"', b"[1e400]", b"[" * 100_000, b'{"a":1,"a":2}']
+)
+def test_invalid_json_the_app_does_not_catch_is_a_400_with_a_short_fixed_text(
+    body: bytes, backend: Backend
+) -> None:
+    client = TestClient(Starlite(routes=[Route("/", echo_json, methods=["POST"])]), backend=backend)
+    response = client.post("/", content=body, headers={"content-type": "application/json"})
+    assert response.status_code == 400
+    assert response.text == "The request body is not valid JSON."
+
+
+def test_valid_json_at_its_edges_is_echoed_through_an_app(backend: Backend) -> None:
+    client = TestClient(Starlite(routes=[Route("/", echo_json, methods=["POST"])]), backend=backend)
+    body = '{"n": 123456789012345678901234567890, "s": "caf\u00e9 \\ud83d\\ude00", "d": [[[]]]}'
+    response = client.post("/", content=body.encode())
+    assert response.status_code == 200
+    assert response.json() == {"n": 123456789012345678901234567890, "s": "café 😀", "d": [[[]]]}
+
+
+@pytest.mark.parametrize("caught", [ValueError, json.JSONDecodeError])
+def test_an_apps_own_handler_for_value_error_answers_invalid_json(
+    caught: type[Exception], backend: Backend
+) -> None:
+    def handler(request: Request, exc: Exception) -> Response:
+        return JSONResponse({"error": str(exc)}, status_code=422)
+
+    app = Starlite(
+        routes=[Route("/", echo_json, methods=["POST"])], exception_handlers={caught: handler}
+    )
+    response = TestClient(app, backend=backend).post("/", content=b"[NaN]")
+    assert response.status_code == 422
+    assert response.json() == {"error": "NaN is not JSON: line 1 column 2 (char 1)"}
+
+
+def test_an_app_that_catches_value_error_from_request_json_still_does(backend: Backend) -> None:
+    async def endpoint(request: Request) -> Response:
+        try:
+            return JSONResponse(await request.json())
+        except ValueError as exc:
+            return PlainTextResponse(f"bad: {exc.msg}", status_code=422)  # type: ignore[attr-defined]
+
+    app = Starlite(routes=[Route("/", endpoint, methods=["POST"])])
+    response = TestClient(app, backend=backend).post("/", content=b'{"x": 1e999}')
+    assert (response.status_code, response.text) == (422, "bad: Number out of range: 1e999")
 
 
 def test_request_stream_through_the_test_client_collects_the_whole_body() -> None:
@@ -5912,6 +6090,23 @@ async def test_receive_json_of_invalid_json_raises_and_mode_is_checked() -> None
     with pytest.raises(RuntimeError, match='The "mode" argument should be "text" or "binary"'):
         await websocket.send_json(1, mode="xml")  # type: ignore[arg-type]
     assert harness.sent == []
+
+
+@pytest.mark.anyio
+@pytest.mark.parametrize(("payload", "message"), NOT_I_JSON.values(), ids=NOT_I_JSON.keys())
+async def test_receive_json_refuses_what_i_json_forbids_with_an_error_that_closes_1007(
+    payload: bytes, message: str
+) -> None:
+    frames = [bytes_frame(payload)]
+    with contextlib.suppress(UnicodeDecodeError):
+        frames.append(text_frame(payload.decode("utf-8")))
+    websocket, harness = await accepted(*frames)
+    for mode in ("binary", "text")[: len(frames)]:
+        with pytest.raises(json.JSONDecodeError, match=re.escape(message)) as info:
+            await websocket.receive_json(mode=mode)  # type: ignore[arg-type]
+        assert isinstance(info.value, WebSocketException)
+        assert (info.value.code, info.value.reason) == (1007, "The message is not valid JSON.")
+    assert harness.sent == []  # the exception handlers close, unless the app catches it
 
 
 @pytest.mark.anyio
@@ -9773,9 +9968,17 @@ def test_websocket_endpoint_decodes_frames_by_encoding(
         ("bytes", text_frame("x"), "Expected bytes websocket messages, but got text"),
         ("json", text_frame("{not json"), "Malformed JSON data received."),
         ("json", bytes_frame(b"\xff"), "Malformed JSON data received."),
+        ("json", text_frame("[NaN]"), "Malformed JSON data received."),
         (None, {"type": "websocket.receive"}, "Expected a websocket message with text or bytes"),
     ],
-    ids=["bytes-to-text", "text-to-bytes", "invalid-json", "json-not-utf8", "no-payload"],
+    ids=[
+        "bytes-to-text",
+        "text-to-bytes",
+        "invalid-json",
+        "json-not-utf8",
+        "not-i-json",
+        "no-payload",
+    ],
 )
 def test_websocket_endpoint_closes_with_1003_and_raises_on_a_frame_it_cannot_decode(
     encoding: str | None, message: Message, error: str, backend: Backend
@@ -20077,20 +20280,54 @@ def test_websocket_sees_lifespan_state_and_loop_only_inside_with_test_client(
 # ---- WebSockets: bad input (issue 5) ----
 
 
-@pytest.mark.parametrize("raise_server_exceptions", [True, False])
-def test_invalid_json_on_a_json_socket_closes_with_1011_and_raises(
-    raise_server_exceptions: bool, backend: Backend
+@pytest.mark.parametrize(
+    "frame", ['{"unterminated": ', "[NaN]", '"\\udfff"', "[-1e500]", "[" * 10_000, '{"a":1,"a":1}']
+)
+def test_invalid_json_on_a_json_socket_closes_with_1007_and_the_endpoint_ends_quietly(
+    frame: str, backend: Backend
+) -> None:
+    ended: list[str] = []
+
+    async def endpoint(websocket: WebSocket) -> None:
+        await websocket.accept()
+        try:
+            async for data in websocket.iter_json():
+                await websocket.send_json(data)
+        finally:
+            ended.append("ended")
+
+    app = Starlite(routes=[WebSocketRoute("/", endpoint)])
+    client = TestClient(app, backend=backend)  # raises what the app lets out: nothing here
+    with client.websocket_connect("/") as websocket:
+        websocket.send_text('{"ok": [1, "\\ud83d\\ude00"]}')
+        assert websocket.receive_json() == {"ok": [1, "\U0001f600"]}
+        websocket.send_text(frame)
+        with pytest.raises(WebSocketDisconnect) as info:
+            websocket.receive_text()
+    assert info.value.code == status.WS_1007_INVALID_FRAME_PAYLOAD_DATA
+    assert info.value.reason == "The message is not valid JSON."
+    assert ended == ["ended"]
+
+
+def test_an_apps_own_handler_for_value_error_answers_invalid_json_on_a_socket(
+    backend: Backend,
 ) -> None:
     async def endpoint(websocket: WebSocket) -> None:
         await websocket.accept()
-        await websocket.send_json(await websocket.receive_json())
+        await websocket.receive_json()
 
-    app = Starlite(routes=[WebSocketRoute("/", endpoint)])
-    client = TestClient(app, backend=backend, raise_server_exceptions=raise_server_exceptions)
-    code = closes_then_raises(
-        client, "/", raise_server_exceptions, json.JSONDecodeError, '{"unterminated": '
+    async def handler(websocket: WebSocket, exc: Exception) -> None:
+        await websocket.close(4000, str(exc))
+
+    app = Starlite(routes=[WebSocketRoute("/", endpoint)], exception_handlers={ValueError: handler})
+    with TestClient(app, backend=backend).websocket_connect("/") as websocket:
+        websocket.send_text("[Infinity]")
+        with pytest.raises(WebSocketDisconnect) as info:
+            websocket.receive_text()
+    assert (info.value.code, info.value.reason) == (
+        4000,
+        "Infinity is not JSON: line 1 column 2 (char 1)",
     )
-    assert code == status.WS_1011_INTERNAL_ERROR
 
 
 def test_frame_of_the_wrong_kind_closes_with_1003(backend: Backend) -> None:
