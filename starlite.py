@@ -18,7 +18,7 @@ The file reads in the order a request travels through it:
 9. Routing               convertors, routes, mounts, hosts, and the indexed Router
 10. Endpoints            HTTPEndpoint and WebSocketEndpoint: a method per verb or event
 11. Middleware           error handling, limits, hosts, HTTPS, CORS, GZip, sessions, auth,
-                         and BaseHTTPMiddleware
+                         CSRF, and BaseHTTPMiddleware
 12. Application          Starlite: the middleware stack around a router, and lifespan
 13. Forms                FormData, UploadFile, and streaming form parsers with limits
 14. Config               settings from the environment and a .env file, cast and checked
@@ -200,6 +200,7 @@ __all__ = [
     "DispatchFunction",
     "RequestResponseEndpoint",
     "CORSMiddleware",
+    "CSRFMiddleware",
     "DEFAULT_EXCLUDED_CONTENT_TYPES",
     "GZipMiddleware",
     "GZipResponder",
@@ -4181,8 +4182,8 @@ class WebSocketEndpoint:
 # Middleware wraps an ASGI app in another, all of it pure ASGI. ServerErrorMiddleware (outermost)
 # turns any exception into a 500; ExceptionMiddleware (innermost) turns exceptions with a handler
 # into responses. Then the suite an app adds: body limits, trusted hosts, HTTPS, CORS, GZip,
-# sessions in a signed cookie, authentication with the @requires guard, and BaseHTTPMiddleware
-# for middleware written as one function of the request.
+# sessions in a signed cookie, authentication with the @requires guard, cross-site requests
+# refused (CSRF), and BaseHTTPMiddleware for middleware written as one function of the request.
 
 
 class _MiddlewareFactory(Protocol[P]):
@@ -5317,6 +5318,123 @@ def requires(
         return sync_endpoint
 
     return decorator
+
+
+# ---- CSRFMiddleware: cross-site requests refused by what the browser says of them ----
+# No token: a browser tells where a request comes from in headers a page cannot forge
+# (Sec-Fetch-Site, W3C Fetch Metadata; Origin, RFC 6454), as Go's net/http.CrossOriginProtection
+# does.
+
+# Methods that never change anything (RFC 9110 §9.2.1): a cross-site one does no harm.
+_CSRF_SAFE_METHODS = frozenset(("GET", "HEAD", "OPTIONS", "TRACE"))
+# Sec-Fetch-Site of a request made by the site's own pages, or by the user (a bookmark, a typed
+# URL); "same-site" is refused, since a sibling subdomain may be someone else's.
+_CSRF_OWN_FETCH_SITES = frozenset(("same-origin", "none"))
+# RFC 6454 §6.2, an origin as a browser serializes it: scheme "://" host [ ":" port ]; the
+# authority is checked as a Host header is. "null" (a sandboxed page, a redirect across sites) is
+# no origin at all.
+_ORIGIN = re.compile(r"(?P<scheme>[A-Za-z][A-Za-z0-9+.-]*)://(?P<authority>[^/?#]*)")
+# The page behind a websocket handshake's Origin is http(s), never ws(s).
+_PAGE_SCHEMES = {"ws": "http", "wss": "https"}
+
+_OriginKey: TypeAlias = tuple[str, str, int | None]
+
+
+def _origin_key(origin: str) -> _OriginKey | None:
+    """An origin as (scheme, host, port) to compare, case ignored and a default port made
+    explicit (``https://a.example:443`` is ``https://a.example``); None if it is not one."""
+    match = _ORIGIN.fullmatch(origin)
+    if match is None:
+        return None
+    return _authority_key(match["scheme"], match["authority"])
+
+
+def _authority_key(scheme: str, authority: str) -> _OriginKey | None:
+    """The origin of `scheme` and a ``host[:port]`` authority, or None if it is malformed."""
+    host_and_port = _split_host_header(authority) if _valid_host_header(authority) else None
+    if host_and_port is None:
+        return None
+    host, port = host_and_port
+    scheme = scheme.lower()
+    return scheme, host.lower(), _DEFAULT_PORTS.get(scheme) if port is None else int(port)
+
+
+def _request_origin(scope: Scope) -> _OriginKey | None:
+    """The origin a request was sent to: its scheme and Host (or server address)."""
+    netloc = _scope_netloc(scope)
+    if netloc is None:
+        return None
+    scheme: str = scope.get("scheme", "http")
+    return _authority_key(_PAGE_SCHEMES.get(scheme, scheme), netloc)
+
+
+class CSRFMiddleware:
+    """Refuses cross-site requests that could change something (403), by the browser's headers.
+
+    GET, HEAD, OPTIONS and TRACE always pass. Any other request, and every websocket handshake
+    (a cross-site page could otherwise open the user's websocket with their cookies), passes when
+    ``Sec-Fetch-Site`` is ``same-origin`` or ``none``; without that header (older browsers, plain
+    http), when ``Origin`` is absent (a client that is not a browser) or names the request's own
+    scheme and Host. `trusted_origins` (``https://app.example.com``) and `exempt_paths` (a path
+    as routes are written, or a prefix ending in "/") pass too. A refused websocket is denied
+    with 403 where the server can, else closed with 1008. Behind a proxy, let the server trust
+    ``X-Forwarded-Proto`` so that the scheme compared is the one the browser used.
+    """
+
+    def __init__(
+        self,
+        app: ASGIApp,
+        trusted_origins: Collection[str] = (),
+        exempt_paths: Collection[str] = (),
+    ) -> None:
+        self.app = app
+        self.trusted_origins = trusted_origins
+        self.exempt_paths = exempt_paths
+        self._trusted = frozenset(self._trusted_key(origin) for origin in trusted_origins)
+        for path in exempt_paths:
+            if not path.startswith("/"):
+                raise ValueError(f"Exempt path must start with '/': got {path!r}")
+        self._exempt = frozenset(path for path in exempt_paths if not path.endswith("/"))
+        self._exempt_prefixes = tuple(path for path in exempt_paths if path.endswith("/"))
+
+    @staticmethod
+    def _trusted_key(origin: str) -> _OriginKey:
+        """A trusted origin to compare, or a ValueError saying how to write it."""
+        key = None if "*" in origin else _origin_key(origin)
+        if key is None:
+            raise ValueError(
+                f"Trusted origin {origin!r} is not scheme://host[:port] as a browser sends it,"
+                " e.g. 'https://app.example.com' (no path, no trailing slash, no wildcard)"
+            )
+        return key
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if (
+            scope.get("method") in _CSRF_SAFE_METHODS  # a websocket or lifespan has no method
+            or scope["type"] not in ("http", "websocket")
+            or self._allows(scope)
+        ):
+            await self.app(scope, receive, send)
+            return
+        await _refuse(scope, receive, send, PlainTextResponse("Cross-site request refused", 403))
+
+    def _allows(self, scope: Scope) -> bool:
+        """Whether a request that may change something comes from the site itself, a client that
+        is not a browser, a trusted origin, or is sent to an exempt path."""
+        fetch_site = _header_value(scope, b"sec-fetch-site")
+        if fetch_site in _CSRF_OWN_FETCH_SITES:
+            return True
+        origin = _header_value(scope, b"origin")
+        key = None if origin is None else _origin_key(origin)
+        if fetch_site is None:
+            if origin is None:
+                return True  # browsers send Origin with every cross-origin POST and websocket
+            if key is not None and key == _request_origin(scope):
+                return True
+        if key in self._trusted:
+            return True
+        path = _route_path(scope)
+        return path in self._exempt or path.startswith(self._exempt_prefixes)
 
 
 # ---- BaseHTTPMiddleware: middleware as a function of the request ----
