@@ -22289,6 +22289,47 @@ def test_auth_example_refuses_a_form_that_is_not_a_login(auth_example: Any) -> N
     assert too_long.status_code == 400
 
 
+@pytest.mark.parametrize(
+    "forged_by",
+    [
+        {"sec-fetch-site": "cross-site", "origin": "https://evil.example"},
+        {"sec-fetch-site": "same-site", "origin": "http://blog.testserver"},  # a sibling
+        {"origin": "https://evil.example"},  # an older browser, or a site on plain http
+        {"origin": "null"},  # a sandboxed frame
+    ],
+)
+def test_auth_example_refuses_a_forged_form_post(
+    auth_example: Any, forged_by: dict[str, str], backend: Backend
+) -> None:
+    with TestClient(auth_example, backend=backend) as client:
+        sign_in(client, "bob", "builder")
+        # Another site's page posts the user's browser to /logout, and its own account's
+        # password to /login (signing the user in as the attacker): both refused.
+        logout = client.post("/logout", headers=forged_by, follow_redirects=False)
+        login = client.post(
+            "/login", data={"username": "alice", "password": "wonderland"}, headers=forged_by
+        )
+        page = client.get("/account")
+    assert (logout.status_code, logout.text) == (403, "Cross-site request refused")
+    assert (login.status_code, login.text) == (403, "Cross-site request refused")
+    assert "set-cookie" not in logout.headers
+    assert "set-cookie" not in login.headers
+    assert "<h1>bob</h1>" in page.text
+
+
+def test_auth_example_takes_a_form_posted_by_its_own_page(
+    auth_example: Any, backend: Backend
+) -> None:
+    own_page = {"sec-fetch-site": "same-origin", "origin": "http://testserver"}
+    older_browser = {"origin": "http://testserver"}
+    with TestClient(auth_example, backend=backend) as client:
+        form = {"username": "bob", "password": "builder", "next": "/account"}
+        signed_in = client.post("/login", data=form, headers=own_page, follow_redirects=False)
+        signed_out = client.post("/logout", headers=older_browser, follow_redirects=False)
+    assert (signed_in.status_code, signed_in.headers["location"]) == (303, "/account")
+    assert (signed_out.status_code, signed_out.headers["location"]) == (303, "http://testserver/")
+
+
 def test_auth_example_ignores_a_tampered_session_cookie(auth_example: Any) -> None:
     with TestClient(auth_example) as client:
         cookie = sign_in(client, "bob", "builder").cookies["session"]

@@ -11,9 +11,10 @@ bob / builder (not one). Set ``SECRET_KEY`` in the environment to keep sessions 
 restarts and workers; ``API_ORIGINS`` (comma-separated) lists the origins allowed to call /api.
 
 What keeps it safe: passwords are stored as salted PBKDF2 hashes and compared in constant time;
-the session cookie is signed (a tampered one is an empty session), HttpOnly and SameSite=Lax,
-so another site cannot post to /login or /logout with it; after sign-in the user is sent back
-only to a page of this site, never to a URL an attacker put in ``?next=``.
+the session cookie is signed (a tampered one is an empty session), HttpOnly and SameSite=Lax;
+CSRFMiddleware refuses a form another site posts to /login or /logout, even a sibling subdomain
+that SameSite would let through; after sign-in the user is sent back only to a page of this
+site, never to a URL an attacker put in ``?next=``.
 """
 
 from __future__ import annotations
@@ -31,6 +32,7 @@ from starlite import (
     AuthenticationBackend,
     AuthenticationMiddleware,
     CORSMiddleware,
+    CSRFMiddleware,
     HTMLResponse,
     HTTPConnection,
     JSONResponse,
@@ -215,6 +217,9 @@ app = Starlite(
         api,
     ],
     middleware=[
+        # First, so that a forged post never reaches the session: /api only reads (GET), so
+        # the origins allowed to call it need no exemption here.
+        Middleware(CSRFMiddleware),
         # A random key signs everyone out at each restart, and differs between workers: set one.
         Middleware(
             SessionMiddleware,
