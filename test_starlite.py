@@ -13991,6 +13991,7 @@ def test_csrf_refuses_a_forged_request_by_sec_fetch_site(
     [
         "https://evil.example",
         "http://testserver.evil.example",
+        "http://blog.testserver",  # a sibling subdomain is same-site, not the same origin
         "http://evil.example/testserver",
         "https://testserver",  # another scheme is another origin
         "http://testserver:8080",  # another port too
