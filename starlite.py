@@ -5330,10 +5330,17 @@ _CSRF_SAFE_METHODS = frozenset(("GET", "HEAD", "OPTIONS", "TRACE"))
 # Sec-Fetch-Site of a request made by the site's own pages, or by the user (a bookmark, a typed
 # URL); "same-site" is refused, since a sibling subdomain may be someone else's.
 _CSRF_OWN_FETCH_SITES = frozenset(("same-origin", "none"))
-# RFC 6454 §6.2, an origin as a browser serializes it: scheme "://" host [ ":" port ]; the
-# authority is checked as a Host header is. "null" (a sandboxed page, a redirect across sites) is
-# no origin at all.
-_ORIGIN = re.compile(r"(?P<scheme>[A-Za-z][A-Za-z0-9+.-]*)://(?P<authority>[^/?#]*)")
+# RFC 6454 §6.2, an origin as a browser serializes it: scheme "://" host [ ":" port ], the
+# authority then checked as a Host header is. "null" (a sandboxed page, a post redirected from
+# another site) matches no origin, not even another "null".
+_ORIGIN = re.compile(
+    r"""
+    (?P<scheme> [A-Za-z] [A-Za-z0-9+.-]* )  # scheme = ALPHA *( ALPHA / DIGIT / "+" / "-" / "." )
+    ://
+    (?P<authority> [^/?#]* )                # up to a path, query or fragment: there must be none
+    """,
+    re.VERBOSE,
+)
 # The page behind a websocket handshake's Origin is http(s), never ws(s).
 _PAGE_SCHEMES = {"ws": "http", "wss": "https"}
 
