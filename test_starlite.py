@@ -23074,6 +23074,22 @@ def test_upload_example_under_a_real_server_stores_an_upload(
     assert listing.json() == {"files": [{"stored_name": item["stored_name"], "size": len(content)}]}
 
 
+def test_auth_example_under_a_real_server_refuses_a_forged_post_by_its_host(
+    serve: Serve,
+) -> None:
+    # The server's own Host header (127.0.0.1:port) is what an older browser's Origin must name.
+    server = serve("examples.auth:app", env={"SECRET_KEY": "a test key"})
+    form = {"username": "bob", "password": "builder"}
+    with httpx.Client(base_url=server.http_url, timeout=HTTP_TIMEOUT) as client:
+        forged = client.post("/login", data=form, headers={"origin": "http://evil.example"})
+        cross_site = client.post("/login", data=form, headers={"sec-fetch-site": "cross-site"})
+        own = client.post("/login", data=form, headers={"origin": server.http_url})
+    assert (forged.status_code, forged.text) == (403, "Cross-site request refused")
+    assert cross_site.status_code == 403
+    assert own.status_code == 303
+    assert "set-cookie" in own.headers
+
+
 def test_uvicorn_with_two_workers_serves_the_example_app(tmp_path: Path) -> None:
     pytest.importorskip("uvicorn", reason="this checks the README's `uvicorn --workers 2`")
     log = tmp_path / "server.log"
