@@ -5394,9 +5394,10 @@ class CSRFMiddleware:
         trusted_origins: Collection[str] = (),
         exempt_paths: Collection[str] = (),
     ) -> None:
+        for name, given in (("trusted_origins", trusted_origins), ("exempt_paths", exempt_paths)):
+            if isinstance(given, str):  # would be read as one origin or path per character
+                raise TypeError(f"{name} takes a list of strings: [{given!r}], not {given!r}")
         self.app = app
-        self.trusted_origins = trusted_origins
-        self.exempt_paths = exempt_paths
         self._trusted = frozenset(self._trusted_key(origin) for origin in trusted_origins)
         for path in exempt_paths:
             if not path.startswith("/"):

@@ -14242,6 +14242,13 @@ def test_csrf_refuses_an_exempt_path_without_a_leading_slash_at_start_up(path: s
         CSRFMiddleware(RecordingApp(), exempt_paths=[path])
 
 
+def test_csrf_refuses_one_string_for_a_list_at_start_up() -> None:
+    with pytest.raises(TypeError, match=r"trusted_origins takes a list of strings: \['https://a"):
+        CSRFMiddleware(RecordingApp(), trusted_origins="https://app.example.com")
+    with pytest.raises(TypeError, match=r"exempt_paths takes a list of strings: \['/webhook'\]"):
+        CSRFMiddleware(RecordingApp(), exempt_paths="/webhook")
+
+
 # ---- BaseHTTPMiddleware ----
 
 
