@@ -20700,10 +20700,11 @@ async def test_async_test_client_request_outside_async_with_raises_runtime_error
 
 
 @pytest.mark.anyio
-async def test_async_test_client_websocket_url_raises_runtime_error_naming_test_client() -> None:
+async def test_async_test_client_request_to_a_ws_url_names_websocket_connect() -> None:
     async with AsyncTestClient(ignoring_lifespan(scope_echo_app())) as client:
-        with pytest.raises(RuntimeError, match="use TestClient"):
-            await client.get("ws://testserver/ws")
+        for url in ["ws://testserver/ws", "wss://testserver/ws"]:
+            with pytest.raises(RuntimeError, match=r"opened with websocket_connect\(\)"):
+                await client.get(url)
         assert (await client.get("/")).status_code == 200  # the client is still usable
 
 
