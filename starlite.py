@@ -7278,18 +7278,21 @@ class _WebSocketRun:
 
     async def leave(self) -> None:
         """Close the websocket unless a side has, let the app return, and raise its error."""
-        if not self.closed:
-            # The app may have returned (closing its end) since the last receive.
-            with contextlib.suppress(WebSocketDisconnected):
-                await self.close(1000, None)
         try:
+            if not self.closed:
+                # The app may have returned (closing its end) since the last receive.
+                with contextlib.suppress(WebSocketDisconnected):
+                    await self.close(1000, None)
             if not self.returned.is_set():
                 await self._settle()
-        finally:  # the app is cancelled even if the test is: no task is left behind
+        finally:
+            # Even if the test is cancelled, the app is cancelled and its clean-up waited for,
+            # within a bound: an app that ignores its cancellation does not hang the test.
             self.cancel_scope.cancel()
+            with anyio.move_on_after(_WEBSOCKET_CLOSE_GRACE, shield=True):
+                await self.returned.wait()
             self.to_app.close()
             self.from_app.close()
-        await self.returned.wait()
         if self.error is not None and self.raise_server_exceptions:
             raise self.error
 
