@@ -6779,7 +6779,8 @@ class Jinja2Templates:
 # TestClient is an httpx.Client whose transport hands each request to the ASGI app, run on an anyio
 # event loop in another thread (a blocking portal), message by message: a streamed response can be
 # read while the app produces it. AsyncTestClient does the same on the test's own event loop, for
-# async tests. httpx is imported only when a test client is first used.
+# async tests. A websocket session of either runs the app through one `_WebSocketRun`, awaited or
+# called through the portal. httpx is imported only when a test client is first used.
 
 if TYPE_CHECKING:
     _HTTPXClient = httpx.Client
@@ -7729,7 +7730,8 @@ class _AsyncTestClient(_HTTPXAsyncClient):
     `app_state` is the state the lifespan yielded. Requests (``await client.get(...)``,
     ``async with client.stream(...)``) run the app in a task of their own, message by message.
     Exceptions raised by the app reach the test unless `raise_server_exceptions` is False, when
-    they become 500 responses. Not in Starlette: its users combine asgi-lifespan with httpx's
+    they become 500 responses. ``async with client.websocket_connect(path) as websocket:`` opens
+    an `AsyncWebSocketTestSession`. Not in Starlette: its users combine asgi-lifespan with httpx's
     ASGITransport, which reads a whole response before returning it.
     """
 

@@ -21629,6 +21629,36 @@ async def test_async_session_left_open_past_the_client_is_cancelled_with_it() ->
         # and leaving the session afterwards is quiet
 
 
+ASYNC_SESSION_USER = """\
+from typing import Any, assert_type
+
+from starlite import AsyncTestClient, AsyncWebSocketTestSession
+
+
+async def check(app: Any) -> None:
+    async with AsyncTestClient(app) as client, client.websocket_connect("/") as websocket:
+        assert_type(websocket, AsyncWebSocketTestSession)
+        assert_type(websocket.accepted_subprotocol, str | None)
+        assert_type(await websocket.receive_text(), str)
+        assert_type(await websocket.receive_bytes(), bytes)
+        websocket.send_text("forgotten await")
+        await websocket.send_json([1], mode="binary")
+        await websocket.close(1000, 42)
+"""
+
+
+def test_the_async_session_is_typed_under_mypy_strict(tmp_path: Path) -> None:
+    source = tmp_path / "async_session_user.py"
+    source.write_text(ASYNC_SESSION_USER)
+    result = run_mypy_strict(source, tmp_path / "mypy_cache")
+    errors = [line for line in result.stdout.splitlines() if ": error:" in line]
+    assert len(errors) == 2, result.stdout + result.stderr
+    assert f"{source.name}:12: error: " in errors[0]  # a send that is never awaited
+    assert "[unused-coroutine]" in errors[0]
+    assert f"{source.name}:14: error: " in errors[1]  # a reason that is not a string
+    assert "[arg-type]" in errors[1]
+
+
 def test_test_client_request_to_a_ws_url_names_websocket_connect() -> None:
     client = TestClient(scope_echo_app())
     with pytest.raises(RuntimeError, match=r"opened with websocket_connect\(\)"):
