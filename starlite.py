@@ -101,8 +101,6 @@ import anyio
 import anyio.to_thread
 
 if TYPE_CHECKING:
-    from concurrent.futures import Future
-
     import anyio.from_thread
     import httpx
     import jinja2
@@ -241,6 +239,7 @@ __all__ = [
     "StaticFiles",
     # Test client
     "AsyncTestClient",
+    "AsyncWebSocketTestSession",
     "TestClient",
     "WebSocketDenialResponse",
     "WebSocketTestSession",
@@ -6906,7 +6905,8 @@ class Jinja2Templates:
 # TestClient is an httpx.Client whose transport hands each request to the ASGI app, run on an anyio
 # event loop in another thread (a blocking portal), message by message: a streamed response can be
 # read while the app produces it. AsyncTestClient does the same on the test's own event loop, for
-# async tests. httpx is imported only when a test client is first used.
+# async tests. A websocket session of either runs the app through one `_WebSocketRun`, awaited or
+# called through the portal. httpx is imported only when a test client is first used.
 
 if TYPE_CHECKING:
     _HTTPXClient = httpx.Client
@@ -7176,6 +7176,35 @@ class _ResponseStream(_HTTPXSyncByteStream):
         self.close()
 
 
+class _Upgrade(Exception):
+    """Carries a websocket handshake's scope from the transport back out through httpx to
+    ``websocket_connect``, so that httpx merges the URL, headers and cookies as for a request."""
+
+    def __init__(self, scope: Scope) -> None:
+        self.scope = scope
+
+
+# Marks websocket_connect's handshake request, to tell it from a request to a ws:// URL.
+_HANDSHAKE_EXTENSION = "starlite.websocket_connect"
+
+
+def _handshake(
+    base_url: httpx.URL, url: str, subprotocols: Sequence[str] | None, kwargs: dict[str, Any]
+) -> tuple[httpx.URL, dict[str, Any]]:
+    """The URL and request arguments of a websocket handshake to `url`, relative to `base_url`:
+    `kwargs` with the handshake's own headers added to theirs, offering `subprotocols`."""
+    http_url = base_url.join(url)
+    ws_url = http_url.copy_with(scheme="wss" if http_url.scheme == "https" else "ws")
+    headers = dict(kwargs.get("headers") or {})
+    headers.setdefault("connection", "upgrade")
+    headers.setdefault("sec-websocket-key", "testserver==")
+    headers.setdefault("sec-websocket-version", "13")
+    if subprotocols is not None:
+        headers.setdefault("sec-websocket-protocol", ", ".join(subprotocols))
+    extensions = {**(kwargs.get("extensions") or {}), _HANDSHAKE_EXTENSION: True}
+    return ws_url, {**kwargs, "headers": headers, "extensions": extensions}
+
+
 class _TransportToApp:
     """What the test clients' transports share: the app, and the scope a request gets."""
 
@@ -7194,7 +7223,16 @@ class _TransportToApp:
         self.app_state = app_state
 
     def scope_for(self, request: httpx.Request) -> Scope:
-        return _test_scope(request, self.root_path, self.client, self.app_state)
+        """The scope of `request`; a websocket handshake (`websocket_connect`'s) goes back out
+        through httpx as `_Upgrade`, for the client to open its session with."""
+        scope = _test_scope(request, self.root_path, self.client, self.app_state)
+        if scope["type"] == "http":
+            return scope
+        if not request.extensions.get(_HANDSHAKE_EXTENSION):
+            raise RuntimeError(
+                f"{request.url.scheme}:// URLs are opened with websocket_connect(), not requested"
+            )
+        raise _Upgrade(scope)
 
 
 class _TestClientTransport(_TransportToApp, _HTTPXBaseTransport):
@@ -7221,11 +7259,6 @@ class _TestClientTransport(_TransportToApp, _HTTPXBaseTransport):
 
     def handle_request(self, request: httpx.Request) -> httpx.Response:
         scope = self.scope_for(request)
-        if scope["type"] == "websocket":  # from websocket_connect(): hand a session back
-            session = WebSocketTestSession(
-                self.app, scope, self.portal_factory, self.raise_server_exceptions
-            )
-            raise _Upgrade(session)
         # No unread messages: each `send` of the app waits for the test to read, as in Starlette.
         run = _AppRun(self.app, scope, request.read(), unread_limit=0)
         with contextlib.ExitStack() as stack:
@@ -7246,24 +7279,9 @@ class _TestClientTransport(_TransportToApp, _HTTPXBaseTransport):
         run.raise_error(self.raise_server_exceptions)
 
 
-class _Upgrade(Exception):
-    """Carries a websocket session from the transport back out through httpx to
-    ``websocket_connect``, so that httpx merges the URL, headers and cookies as for a request."""
-
-    def __init__(self, session: WebSocketTestSession) -> None:
-        self.session = session
-
-
 # How long the app may take to return once the test has closed its websocket, at most: it is
 # cancelled sooner if it waits for something that will not come.
 _WEBSOCKET_CLOSE_GRACE = 5.0
-
-
-def _wait_until_done(task: Future[Any]) -> None:
-    """Wait for a portal task to finish, however long it takes; its error stays in the task."""
-    import concurrent.futures  # lazily: see the imports
-
-    concurrent.futures.wait([task])
 
 
 def _start_blocking_portal(
@@ -7275,66 +7293,135 @@ def _start_blocking_portal(
     return anyio.from_thread.start_blocking_portal(backend, backend_options)
 
 
-class WebSocketTestSession:
-    """A websocket connection to the app under test, from ``TestClient.websocket_connect``.
-
-    Use it in a ``with`` block: entering waits for the app to accept (raising
-    `WebSocketDisconnect` if it closes instead, or `WebSocketDenialResponse` if it answers with
-    an HTTP response); leaving closes the socket and lets the app return (cancelling it once it
-    waits for something else), raising what it raised.
-    ``receive_*`` raise `WebSocketDisconnect` when the app closes.
-    """
-
-    __test__ = False  # not a test class for pytest
+class _WebSocketRun:
+    """One websocket connection's run of the app, and the client's side of it: what both test
+    sessions do, so that they differ only in how they reach the event loop. All of it, from its
+    making, runs there: AsyncWebSocketTestSession awaits it, WebSocketTestSession calls it
+    through a blocking portal. The app's exception is kept in `error` for the test to raise."""
 
     def __init__(
-        self,
-        app: ASGIApp,
-        scope: Scope,
-        portal_factory: Callable[[], contextlib.AbstractContextManager[Any]],
-        raise_server_exceptions: bool = True,
+        self, app: ASGIApp, scope: Scope, raise_server_exceptions: bool, unread_limit: float
     ) -> None:
         self.app = app
         self.scope = scope
-        self.accepted_subprotocol: str | None = None
-        self.extra_headers: list[tuple[bytes, bytes]] | None = None
-        self._portal_factory = portal_factory
-        self._raise_server_exceptions = raise_server_exceptions
-        self._to_app, self._app_inbox = anyio.create_memory_object_stream[Message](math.inf)
-        self._app_outbox, self._from_app = anyio.create_memory_object_stream[Message](math.inf)
-        self._closed = False
+        self.raise_server_exceptions = raise_server_exceptions
+        self.to_app, self.app_inbox = anyio.create_memory_object_stream[Message](math.inf)
+        self.app_outbox, self.from_app = anyio.create_memory_object_stream[Message](unread_limit)
+        # Queued before the app starts: an app that refuses without reading it is fine.
+        self.to_app.send_nowait({"type": "websocket.connect"})
+        self.closed = False  # by either side: leaving need not send a close
+        self.error: BaseException | None = None
+        self.returned = anyio.Event()
+        self.cancel_scope = anyio.CancelScope()  # entered by `run`, whenever that starts
 
-    def __enter__(self) -> WebSocketTestSession:
-        with contextlib.ExitStack() as stack:
-            # Queued before the app starts: an app that refuses without reading it is fine.
-            self._to_app.send_nowait({"type": "websocket.connect"})
-            self.portal: anyio.from_thread.BlockingPortal
-            self.portal = stack.enter_context(self._portal_factory())
-            self._task = self.portal.start_task_soon(self._run)
-            stack.callback(self._finish)
-            message = self.receive()
-            self._raise_on_close(message)
-            self.accepted_subprotocol = message.get("subprotocol")
-            self.extra_headers = message.get("headers")
-            self._exit_stack = stack.pop_all()
-        return self
+    # -- the app's side --
 
-    def __exit__(self, *exc_info: Any) -> None:
-        with self._exit_stack:
-            if not self._closed:
+    async def run(self) -> None:
+        try:
+            # The app's ends close when it returns: the test sees that as the end of the stream.
+            with self.app_inbox, self.app_outbox, self.cancel_scope:
+                await self.app(self.scope, self.app_inbox.receive, self.app_outbox.send)
+        except anyio.get_cancelled_exc_class():
+            raise
+        # For the test to raise; a BaseException too, as for a request (`_AppRun.run`).
+        except BaseException as exc:
+            self.error = exc
+        finally:
+            self.returned.set()
+
+    # -- the client's side --
+
+    async def accept(self) -> Message:
+        """Wait for the app's ``websocket.accept``; raise if it refuses or denies instead."""
+        return await self.receive_frame()
+
+    async def send(self, message: Message) -> None:
+        try:
+            await self.to_app.send(message)
+        except anyio.BrokenResourceError:
+            raise WebSocketDisconnected("The app has already closed the websocket") from None
+
+    async def send_text(self, data: str) -> None:
+        await self.send({"type": "websocket.receive", "text": data})
+
+    async def send_bytes(self, data: bytes) -> None:
+        await self.send({"type": "websocket.receive", "bytes": data})
+
+    async def send_json(self, data: Any, mode: Literal["text", "binary"]) -> None:
+        _check_mode(mode)
+        text = json.dumps(data, separators=(",", ":"), ensure_ascii=False)
+        if mode == "text":
+            await self.send_text(text)
+        else:
+            await self.send_bytes(text.encode("utf-8"))
+
+    async def close(self, code: int, reason: str | None) -> None:
+        self.closed = True
+        await self.send({"type": "websocket.disconnect", "code": code, "reason": reason or ""})
+
+    async def receive(self) -> Message:
+        try:
+            return await self.from_app.receive()
+        except anyio.EndOfStream:
+            pass
+        await self.returned.wait()  # the app's ends close just before it is done
+        if self.error is not None and self.raise_server_exceptions:
+            raise self.error
+        # An app that returns without closing: the server closes for it (ASGI spec).
+        return {"type": "websocket.close", "code": 1000, "reason": ""}
+
+    async def receive_frame(self) -> Message:
+        """The app's next message; raise `WebSocketDisconnect` if it is a close, and
+        `WebSocketDenialResponse` if it starts an HTTP response."""
+        message = await self.receive()
+        if message["type"] == "websocket.close":
+            self.closed = True
+            raise WebSocketDisconnect(message.get("code", 1000), message.get("reason", ""))
+        if message["type"] == "websocket.http.response.start":
+            self.closed = True
+            raise await self._denial(message)
+        return message
+
+    async def receive_text(self) -> str:
+        return (await self.receive_frame())["text"]  # type: ignore[no-any-return]
+
+    async def receive_bytes(self) -> bytes:
+        return (await self.receive_frame())["bytes"]  # type: ignore[no-any-return]
+
+    async def receive_json(self, mode: Literal["text", "binary"]) -> Any:
+        _check_mode(mode)
+        message = await self.receive_frame()
+        return json.loads(message["text"] if mode == "text" else message["bytes"])
+
+    async def _denial(self, start: Message) -> WebSocketDenialResponse:
+        body = b""
+        more_body = True
+        while more_body:
+            part = await self.receive()
+            body += part.get("body", b"")
+            more_body = part.get("more_body", False) and part["type"] != "websocket.close"
+        denial_cls = _websocket_denial_response_class()
+        return denial_cls(start["status"], headers=start.get("headers", []), content=body)
+
+    async def leave(self) -> None:
+        """Close the websocket unless a side has, let the app return, and raise its error."""
+        try:
+            if not self.closed:
                 # The app may have returned (closing its end) since the last receive.
                 with contextlib.suppress(WebSocketDisconnected):
-                    self.close(1000)
-
-    async def _run(self) -> None:
-        with self._app_inbox, self._app_outbox:  # closed when the app returns: the test sees it
-            await self.app(self.scope, self._app_inbox.receive, self._app_outbox.send)
-
-    async def _next_message(self) -> Message | None:
-        try:
-            return await self._from_app.receive()
-        except anyio.EndOfStream:
-            return None
+                    await self.close(1000, None)
+            if not self.returned.is_set():
+                await self._settle()
+        finally:
+            # Even if the test is cancelled, the app is cancelled and its clean-up waited for,
+            # within a bound: an app that ignores its cancellation does not hang the test.
+            self.cancel_scope.cancel()
+            with anyio.move_on_after(_WEBSOCKET_CLOSE_GRACE, shield=True):
+                await self.returned.wait()
+            self.to_app.close()
+            self.from_app.close()
+        if self.error is not None and self.raise_server_exceptions:
+            raise self.error
 
     @staticmethod
     async def _settle() -> None:
@@ -7344,94 +7431,168 @@ class WebSocketTestSession:
         with anyio.move_on_after(_WEBSOCKET_CLOSE_GRACE):
             await anyio.wait_all_tasks_blocked()
 
-    def _finish(self) -> None:
-        """Wait for the app to return (cancelling it if it will not), then re-raise its error."""
-        if not self._task.done():
-            self.portal.call(self._settle)
-        if not self._task.done():
-            self._task.cancel()
-        _wait_until_done(self._task)
-        self._to_app.close()
-        self._from_app.close()
-        if self._task.cancelled():
-            return
-        exception = self._task.exception()
-        if exception is not None and self._raise_server_exceptions:
-            raise exception
+
+class _WebSocketSession:
+    """What both test sessions hold: the app, its scope, and what the app accepted with."""
+
+    __test__ = False  # not a test class for pytest
+
+    def __init__(self, app: ASGIApp, scope: Scope, raise_server_exceptions: bool) -> None:
+        self.app = app
+        self.scope = scope
+        self.accepted_subprotocol: str | None = None
+        self.extra_headers: list[tuple[bytes, bytes]] | None = None
+        self._raise_server_exceptions = raise_server_exceptions
+
+    def _accepted(self, message: Message) -> None:
+        self.accepted_subprotocol = message.get("subprotocol")
+        self.extra_headers = message.get("headers")
+
+
+class WebSocketTestSession(_WebSocketSession):
+    """A websocket connection to the app under test, from ``TestClient.websocket_connect``.
+
+    Use it in a ``with`` block: entering waits for the app to accept (raising
+    `WebSocketDisconnect` if it closes instead, or `WebSocketDenialResponse` if it answers with
+    an HTTP response); leaving closes the socket and lets the app return (cancelling it once it
+    waits for something else), raising what it raised.
+    ``receive_*`` raise `WebSocketDisconnect` when the app closes.
+    """
+
+    def __init__(
+        self,
+        app: ASGIApp,
+        scope: Scope,
+        portal_factory: Callable[[], contextlib.AbstractContextManager[Any]],
+        raise_server_exceptions: bool = True,
+    ) -> None:
+        super().__init__(app, scope, raise_server_exceptions)
+        self._portal_factory = portal_factory
+
+    def __enter__(self) -> WebSocketTestSession:
+        with contextlib.ExitStack() as stack:
+            self.portal: anyio.from_thread.BlockingPortal
+            self.portal = stack.enter_context(self._portal_factory())
+            # Every message waits in the app's outbox until read, without bound, as in Starlette.
+            run = self.portal.call(
+                _WebSocketRun, self.app, self.scope, self._raise_server_exceptions, math.inf
+            )
+            self._run = run
+            self.portal.start_task_soon(run.run)
+            stack.callback(self.portal.call, run.leave)
+            self._accepted(self.portal.call(run.accept))
+            self._exit_stack = stack.pop_all()
+        return self
+
+    def __exit__(self, *exc_info: Any) -> None:
+        self._exit_stack.close()
 
     def send(self, message: Message) -> None:
         """Send an ASGI message to the app."""
-        try:
-            self.portal.call(self._to_app.send, message)
-        except anyio.BrokenResourceError:
-            raise WebSocketDisconnected("The app has already closed the websocket") from None
+        self.portal.call(self._run.send, message)
 
     def send_text(self, data: str) -> None:
         """Send a text frame."""
-        self.send({"type": "websocket.receive", "text": data})
+        self.portal.call(self._run.send_text, data)
 
     def send_bytes(self, data: bytes) -> None:
         """Send a binary frame."""
-        self.send({"type": "websocket.receive", "bytes": data})
+        self.portal.call(self._run.send_bytes, data)
 
     def send_json(self, data: Any, mode: Literal["text", "binary"] = "text") -> None:
         """Send `data` as JSON, in a text frame or a binary one."""
-        _check_mode(mode)
-        text = json.dumps(data, separators=(",", ":"), ensure_ascii=False)
-        if mode == "text":
-            self.send_text(text)
-        else:
-            self.send_bytes(text.encode("utf-8"))
+        self.portal.call(self._run.send_json, data, mode)
 
     def close(self, code: int = 1000, reason: str | None = None) -> None:
         """Close the websocket from the client's side."""
-        self._closed = True
-        self.send({"type": "websocket.disconnect", "code": code, "reason": reason or ""})
+        self.portal.call(self._run.close, code, reason)
 
     def receive(self) -> Message:
         """The app's next ASGI message; raises what the app raised if it returned with an error."""
-        message = self.portal.call(self._next_message)
-        if message is not None:
-            return message
-        _wait_until_done(self._task)
-        if (exception := self._task.exception()) is not None and self._raise_server_exceptions:
-            raise exception
-        # An app that returns without closing: the server closes for it (ASGI spec).
-        return {"type": "websocket.close", "code": 1000, "reason": ""}
+        return self.portal.call(self._run.receive)
 
     def receive_text(self) -> str:
         """The next text frame."""
-        message = self.receive()
-        self._raise_on_close(message)
-        return message["text"]  # type: ignore[no-any-return]
+        return self.portal.call(self._run.receive_text)
 
     def receive_bytes(self) -> bytes:
         """The next binary frame."""
-        message = self.receive()
-        self._raise_on_close(message)
-        return message["bytes"]  # type: ignore[no-any-return]
+        return self.portal.call(self._run.receive_bytes)
 
     def receive_json(self, mode: Literal["text", "binary"] = "text") -> Any:
         """The next frame, parsed as JSON."""
-        _check_mode(mode)
-        message = self.receive()
-        self._raise_on_close(message)
-        return json.loads(message["text"] if mode == "text" else message["bytes"])
+        return self.portal.call(self._run.receive_json, mode)
 
-    def _raise_on_close(self, message: Message) -> None:
-        if message["type"] == "websocket.close":
-            self._closed = True
-            raise WebSocketDisconnect(message.get("code", 1000), message.get("reason", ""))
-        if message["type"] == "websocket.http.response.start":
-            self._closed = True
-            body = b""
-            more_body = True
-            while more_body:
-                part = self.receive()
-                body += part.get("body", b"")
-                more_body = part.get("more_body", False) and part["type"] != "websocket.close"
-            denial_cls = _websocket_denial_response_class()
-            raise denial_cls(message["status"], headers=message.get("headers", []), content=body)
+
+class AsyncWebSocketTestSession(_WebSocketSession):
+    """A websocket connection to the app under test, from ``AsyncTestClient.websocket_connect``:
+    WebSocketTestSession's API, awaited, with the app in a task of the client's task group.
+
+    ``async with`` it as WebSocketTestSession is used ``with``; the app may send a few messages
+    ahead of the test (`_UNREAD_MESSAGES_LIMIT`), and then waits for the test to read them.
+    Not in Starlette.
+    """
+
+    def __init__(
+        self,
+        app: ASGIApp,
+        scope: Scope,
+        task_group: anyio.abc.TaskGroup,
+        raise_server_exceptions: bool = True,
+    ) -> None:
+        super().__init__(app, scope, raise_server_exceptions)
+        self._task_group = task_group
+
+    async def __aenter__(self) -> AsyncWebSocketTestSession:
+        async with contextlib.AsyncExitStack() as stack:
+            run = _WebSocketRun(
+                self.app, self.scope, self._raise_server_exceptions, _UNREAD_MESSAGES_LIMIT
+            )
+            self._run = run
+            self._task_group.start_soon(run.run)
+            stack.push_async_callback(run.leave)
+            self._accepted(await run.accept())
+            self._exit_stack = stack.pop_all()
+        return self
+
+    async def __aexit__(self, *exc_info: Any) -> None:
+        await self._exit_stack.aclose()
+
+    async def send(self, message: Message) -> None:
+        """Send an ASGI message to the app."""
+        await self._run.send(message)
+
+    async def send_text(self, data: str) -> None:
+        """Send a text frame."""
+        await self._run.send_text(data)
+
+    async def send_bytes(self, data: bytes) -> None:
+        """Send a binary frame."""
+        await self._run.send_bytes(data)
+
+    async def send_json(self, data: Any, mode: Literal["text", "binary"] = "text") -> None:
+        """Send `data` as JSON, in a text frame or a binary one."""
+        await self._run.send_json(data, mode)
+
+    async def close(self, code: int = 1000, reason: str | None = None) -> None:
+        """Close the websocket from the client's side."""
+        await self._run.close(code, reason)
+
+    async def receive(self) -> Message:
+        """The app's next ASGI message; raises what the app raised if it returned with an error."""
+        return await self._run.receive()
+
+    async def receive_text(self) -> str:
+        """The next text frame."""
+        return await self._run.receive_text()
+
+    async def receive_bytes(self) -> bytes:
+        """The next binary frame."""
+        return await self._run.receive_bytes()
+
+    async def receive_json(self, mode: Literal["text", "binary"] = "text") -> Any:
+        """The next frame, parsed as JSON."""
+        return await self._run.receive_json(mode)
 
 
 class _Lifespan:
@@ -7554,13 +7715,13 @@ class _TestClient(_HTTPXClient):
         self.backend = backend
         self.backend_options = backend_options or {}
         self.portal: anyio.from_thread.BlockingPortal | None = None
-        transport = _with_httpx_base(_TestClientTransport, "BaseTransport")(
+        self._transport_to_app = _with_httpx_base(_TestClientTransport, "BaseTransport")(
             self.app, self._portal, raise_server_exceptions, root_path, client, self.app_state
         )
         super().__init__(
             base_url=base_url,
             headers=_test_headers(headers),
-            transport=transport,
+            transport=self._transport_to_app,
             follow_redirects=follow_redirects,
             cookies=cookies,
         )
@@ -7587,7 +7748,7 @@ class _TestClient(_HTTPXClient):
             self.portal = portal
             stack.callback(portal.call, self.wait_shutdown)
             # First of all, before the shut-down: cancel the apps of responses left open.
-            stack.callback(self._transport.close)
+            stack.callback(self._transport_to_app.close)
             self._exit_stack = stack.pop_all()
         return self
 
@@ -7628,18 +7789,14 @@ class _TestClient(_HTTPXClient):
     ) -> WebSocketTestSession:
         """Open a websocket to the app at `url` (relative to `base_url`); use the session in a
         ``with`` block. `headers` and other keyword arguments go to the handshake request."""
-        http_url = self.base_url.join(url)
-        ws_url = http_url.copy_with(scheme="wss" if http_url.scheme == "https" else "ws")
-        headers = dict(kwargs.pop("headers", None) or {})
-        headers.setdefault("connection", "upgrade")
-        headers.setdefault("sec-websocket-key", "testserver==")
-        headers.setdefault("sec-websocket-version", "13")
-        if subprotocols is not None:
-            headers.setdefault("sec-websocket-protocol", ", ".join(subprotocols))
+        ws_url, request_kwargs = _handshake(self.base_url, url, subprotocols, kwargs)
         try:
-            self.request("GET", ws_url, headers=headers, **kwargs)
+            self.request("GET", ws_url, **request_kwargs)
         except _Upgrade as upgrade:
-            return upgrade.session
+            transport = self._transport_to_app
+            return WebSocketTestSession(
+                self.app, upgrade.scope, self._portal, transport.raise_server_exceptions
+            )
         raise RuntimeError("The transport did not open a websocket")  # unreachable by design
 
 
@@ -7670,16 +7827,19 @@ class _AsyncTestClientTransport(_TransportToApp, _HTTPXAsyncBaseTransport):
 
     task_group: anyio.abc.TaskGroup | None = None
 
-    async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
+    def open_task_group(self) -> anyio.abc.TaskGroup:
+        """The task group the apps run in; only there while the client is open."""
         if self.task_group is None:
             raise RuntimeError(
                 "Use AsyncTestClient in 'async with AsyncTestClient(app) as client:'"
             )
+        return self.task_group
+
+    async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
+        task_group = self.open_task_group()
         scope = self.scope_for(request)
-        if scope["type"] == "websocket":
-            raise RuntimeError("AsyncTestClient does not do websockets: use TestClient")
         run = _AppRun(self.app, scope, await request.aread(), _UNREAD_MESSAGES_LIMIT)
-        await self.task_group.start(run.run)
+        await task_group.start(run.run)
         if await run.response_start() is None:
             await run.finish()
             run.raise_error(self.raise_server_exceptions)
@@ -7696,7 +7856,8 @@ class _AsyncTestClient(_HTTPXAsyncClient):
     `app_state` is the state the lifespan yielded. Requests (``await client.get(...)``,
     ``async with client.stream(...)``) run the app in a task of their own, message by message.
     Exceptions raised by the app reach the test unless `raise_server_exceptions` is False, when
-    they become 500 responses. Not in Starlette: its users combine asgi-lifespan with httpx's
+    they become 500 responses. ``async with client.websocket_connect(path) as websocket:`` opens
+    an `AsyncWebSocketTestSession`. Not in Starlette: its users combine asgi-lifespan with httpx's
     ASGITransport, which reads a whole response before returning it.
     """
 
@@ -7745,6 +7906,26 @@ class _AsyncTestClient(_HTTPXAsyncClient):
 
     async def __aexit__(self, *exc_info: Any) -> None:
         await self._exit_stack.__aexit__(*exc_info)
+
+    @contextlib.asynccontextmanager
+    async def websocket_connect(
+        self, url: str, subprotocols: Sequence[str] | None = None, **kwargs: Any
+    ) -> AsyncIterator[AsyncWebSocketTestSession]:
+        """Open a websocket to the app at `url` (relative to `base_url`), in ``async with``, as
+        TestClient's `websocket_connect` does: the handshake is a request of this client's."""
+        ws_url, request_kwargs = _handshake(self.base_url, url, subprotocols, kwargs)
+        try:
+            await self.request("GET", ws_url, **request_kwargs)
+        except _Upgrade as upgrade:
+            scope = upgrade.scope
+        else:
+            raise RuntimeError("The transport did not open a websocket")  # unreachable by design
+        transport = self._transport_to_app
+        session = AsyncWebSocketTestSession(
+            self.app, scope, transport.open_task_group(), transport.raise_server_exceptions
+        )
+        async with session:
+            yield session
 
 
 @functools.cache

@@ -73,6 +73,7 @@ from starlite import (
     URL,
     Address,
     AsyncTestClient,
+    AsyncWebSocketTestSession,
     AuthCredentials,
     AuthenticationBackend,
     AuthenticationError,
@@ -20994,10 +20995,11 @@ async def test_async_test_client_request_outside_async_with_raises_runtime_error
 
 
 @pytest.mark.anyio
-async def test_async_test_client_websocket_url_raises_runtime_error_naming_test_client() -> None:
+async def test_async_test_client_request_to_a_ws_url_names_websocket_connect() -> None:
     async with AsyncTestClient(ignoring_lifespan(scope_echo_app())) as client:
-        with pytest.raises(RuntimeError, match="use TestClient"):
-            await client.get("ws://testserver/ws")
+        for url in ["ws://testserver/ws", "wss://testserver/ws"]:
+            with pytest.raises(RuntimeError, match=r"opened with websocket_connect\(\)"):
+                await client.get(url)
         assert (await client.get("/")).status_code == 200  # the client is still usable
 
 
@@ -21571,6 +21573,391 @@ def test_test_client_can_be_entered_again_and_used_outside(backend: Backend) -> 
             assert client.get("/").text == "hello"
     assert client.get("/").text == "hello"
     assert starts == ["start", "start"]
+
+
+# ---- AsyncTestClient: websockets ----
+# ``async with client.websocket_connect(path) as websocket:``, WebSocketTestSession's API
+# awaited, on the test's own event loop; each test is bounded in time by `fail_after`.
+
+
+def async_ws_client(endpoint: Callable[[WebSocket], Awaitable[None]], **kwargs: Any) -> Any:
+    """An AsyncTestClient of an app with `endpoint` at ``/``."""
+    return AsyncTestClient(Starlite(routes=[WebSocketRoute("/", endpoint)]), **kwargs)
+
+
+@pytest.mark.anyio
+async def test_async_session_sends_and_receives_each_kind_of_frame() -> None:
+    with anyio.fail_after(5):
+        async with async_ws_client(echo) as client, client.websocket_connect("/") as websocket:
+            assert isinstance(websocket, AsyncWebSocketTestSession)
+            await websocket.send_text("h\u00e9llo")
+            assert await websocket.receive_text() == "h\u00e9llo"
+            await websocket.send_bytes(b"\x00\xff")
+            assert await websocket.receive_bytes() == b"\x00\xff"
+            await websocket.send_json({"a": ["\u00e9", 1]})
+            assert await websocket.receive_json() == {"a": ["\u00e9", 1]}
+            await websocket.send_json([1, None], mode="binary")
+            assert await websocket.receive_json(mode="binary") == [1, None]
+            await websocket.send_json({"a": "\u00e9", "b": [1]})
+            expected = {"type": "websocket.send", "text": '{"a":"\u00e9","b":[1]}'}
+            assert await websocket.receive() == expected
+            await websocket.send({"type": "websocket.receive", "bytes": b"raw"})
+            assert await websocket.receive() == {"type": "websocket.send", "bytes": b"raw"}
+            with pytest.raises(RuntimeError, match='The "mode" argument'):
+                await websocket.send_json(1, mode="xml")  # type: ignore[arg-type]
+            with pytest.raises(RuntimeError, match='The "mode" argument'):
+                await websocket.receive_json(mode="xml")  # type: ignore[arg-type]
+
+
+@pytest.mark.anyio
+async def test_async_session_handshake_carries_subprotocols_headers_and_cookies() -> None:
+    seen: list[Any] = []
+
+    async def endpoint(websocket: WebSocket) -> None:
+        subprotocols = websocket.scope["subprotocols"]
+        seen.append((subprotocols, dict(websocket.headers), websocket.cookies, websocket.url))
+        subprotocol = subprotocols[-1] if subprotocols else None
+        await websocket.accept(subprotocol=subprotocol, headers=[(b"x-accepted", b"yes")])
+        await websocket.close()
+
+    client = async_ws_client(endpoint, headers={"x-client": "c"}, cookies={"session": "s1"})
+    with anyio.fail_after(5):
+        async with client:
+            session = client.websocket_connect(
+                "/?q=1", subprotocols=["v1", "v2"], headers={"x-call": "k"}, params={"p": "2"}
+            )
+            async with session as websocket:
+                assert websocket.accepted_subprotocol == "v2"
+                assert websocket.extra_headers == [(b"x-accepted", b"yes")]
+            async with client.websocket_connect("/") as websocket:
+                assert websocket.accepted_subprotocol is None
+    (subprotocols, headers, cookies, url), (no_subprotocols, plain_headers, _, _) = seen
+    assert subprotocols == ["v1", "v2"]
+    assert headers["sec-websocket-protocol"] == "v1, v2"
+    assert (headers["x-client"], headers["x-call"], headers["user-agent"]) == (
+        "c",
+        "k",
+        "testclient",
+    )
+    assert (headers["connection"], headers["sec-websocket-version"]) == ("upgrade", "13")
+    assert cookies == {"session": "s1"}
+    assert str(url) == "ws://testserver/?p=2"  # httpx's params replace the query, as for a get
+    assert no_subprotocols == []
+    assert "sec-websocket-protocol" not in plain_headers
+
+
+@pytest.mark.anyio
+async def test_async_session_sees_the_lifespan_state_on_the_tests_event_loop(
+    anyio_backend: str,
+) -> None:
+    @contextlib.asynccontextmanager
+    async def lifespan(app: Starlite) -> AsyncIterator[dict[str, Any]]:
+        yield {"greeting": "from lifespan"}
+
+    async def endpoint(websocket: WebSocket) -> None:
+        await websocket.accept()
+        await websocket.send_json([websocket.state.greeting, _current_async_library()])
+        await websocket.close()
+
+    app = Starlite(routes=[WebSocketRoute("/", endpoint)], lifespan=lifespan)
+    with anyio.fail_after(5):
+        async with AsyncTestClient(app) as client:
+            for _ in range(2):
+                async with client.websocket_connect("/") as websocket:
+                    assert await websocket.receive_json() == ["from lifespan", anyio_backend]
+
+
+@pytest.mark.anyio
+async def test_async_session_needs_the_client_open() -> None:
+    client = async_ws_client(echo)
+    with pytest.raises(RuntimeError, match="async with AsyncTestClient"):
+        async with client.websocket_connect("/"):
+            pass  # pragma: no cover - entering raises
+
+
+@pytest.mark.anyio
+async def test_async_session_close_codes_both_ways() -> None:
+    seen: list[Any] = []
+
+    async def endpoint(websocket: WebSocket) -> None:
+        await websocket.accept()
+        if websocket.query_params.get("app") == "closes":
+            await websocket.send_bytes(b"raw")
+            await websocket.close(4004, "done")
+            return
+        try:
+            await websocket.receive_text()
+        except WebSocketDisconnect as exc:
+            seen.append((exc.code, exc.reason))
+
+    with anyio.fail_after(5):
+        async with async_ws_client(endpoint) as client:
+            async with client.websocket_connect("/?app=closes") as websocket:
+                assert await websocket.receive() == {"type": "websocket.send", "bytes": b"raw"}
+                assert await websocket.receive() == close_message(4004, "done")
+            for method in ["receive_text", "receive_bytes", "receive_json"]:
+                async with client.websocket_connect("/?app=closes") as websocket:
+                    await websocket.receive_bytes()
+                    with pytest.raises(WebSocketDisconnect) as info:
+                        await getattr(websocket, method)()
+                    assert (info.value.code, info.value.reason) == (4004, "done"), method
+                    with pytest.raises(WebSocketDisconnected):
+                        await websocket.send_text("too late")
+            async with client.websocket_connect("/") as websocket:
+                await websocket.close(4000, "bye")
+            async with client.websocket_connect("/"):
+                pass  # leaving closes with 1000
+    assert seen == [(4000, "bye"), (1000, "")]
+
+
+@pytest.mark.anyio
+async def test_async_session_app_returning_without_close_reads_as_a_close_with_1000() -> None:
+    async def endpoint(websocket: WebSocket) -> None:
+        await websocket.accept()
+
+    with anyio.fail_after(5):
+        async with async_ws_client(endpoint) as client, client.websocket_connect("/") as websocket:
+            with pytest.raises(WebSocketDisconnect) as info:
+                await websocket.receive_text()
+            assert (info.value.code, info.value.reason) == (1000, "")
+            assert await websocket.receive() == close_message(1000)
+
+
+@pytest.mark.anyio
+async def test_async_session_entering_raises_when_the_app_refuses_before_accepting() -> None:
+    app = Starlite(
+        routes=[
+            WebSocketRoute("/plain", WebSocketClose()),
+            WebSocketRoute("/policy", WebSocketClose(1008, "policy")),
+        ]
+    )
+    entered: list[str] = []
+    with anyio.fail_after(5):
+        async with AsyncTestClient(app) as client:
+            for url, expected in [("/plain", (1000, "")), ("/policy", (1008, "policy"))]:
+                with pytest.raises(WebSocketDisconnect) as info:
+                    async with client.websocket_connect(url):
+                        entered.append(url)  # pragma: no cover - entering raises
+                assert (info.value.code, info.value.reason) == expected
+            assert (await client.get("/nothing")).status_code == 404  # still usable
+    assert entered == []
+
+
+@pytest.mark.anyio
+async def test_async_session_denial_response_raises_websocket_denial_response() -> None:
+    async def parts() -> AsyncIterator[bytes]:
+        yield b"members "
+        yield b"only"
+
+    async def endpoint(websocket: WebSocket) -> None:
+        response = StreamingResponse(parts(), status_code=401, headers={"x-why": "login"})
+        await websocket.send_denial_response(response)
+
+    with anyio.fail_after(5):
+        async with async_ws_client(endpoint) as client:
+            with pytest.raises(WebSocketDenialResponse) as info:
+                async with client.websocket_connect("/"):
+                    pass  # pragma: no cover - entering raises
+    denial = info.value
+    assert isinstance(denial, httpx.Response)
+    assert isinstance(denial, WebSocketDisconnect)
+    assert (denial.status_code, denial.text) == (401, "members only")
+    assert denial.headers["x-why"] == "login"
+
+
+@pytest.mark.anyio
+async def test_async_session_raises_what_the_app_raised_at_receive_and_at_exit() -> None:
+    async def app(scope: Scope, receive: Receive, send: Send) -> None:
+        websocket = WebSocket(scope, receive, send)
+        await websocket.accept()
+        raise Boom("no close sent")
+
+    raised: list[str] = []
+    with anyio.fail_after(5):
+        client = AsyncTestClient(ignoring_lifespan(app))
+        async with client, contextlib.AsyncExitStack() as stack:
+            stack.enter_context(pytest.raises(Boom, match="no close sent"))  # again at exit
+            websocket = await stack.enter_async_context(client.websocket_connect("/"))
+            with pytest.raises(Boom, match="no close sent"):
+                await websocket.receive_text()
+            raised.append("at receive")
+    assert raised == ["at receive"]
+
+
+@pytest.mark.anyio
+async def test_async_session_starlite_closes_with_1011_then_the_exit_raises() -> None:
+    async def endpoint(websocket: WebSocket) -> None:
+        await websocket.accept()
+        await websocket.receive_text()
+        raise Boom("in the endpoint")
+
+    with anyio.fail_after(5):
+        async with async_ws_client(endpoint) as client:
+            async with contextlib.AsyncExitStack() as stack:
+                stack.enter_context(pytest.raises(Boom, match="in the endpoint"))  # at exit
+                websocket = await stack.enter_async_context(client.websocket_connect("/"))
+                await websocket.send_text("go")
+                with pytest.raises(WebSocketDisconnect) as info:
+                    await websocket.receive_text()
+            assert info.value.code == status.WS_1011_INTERNAL_ERROR
+
+
+@pytest.mark.anyio
+async def test_async_session_app_raising_before_accept_raises_on_entering() -> None:
+    async def endpoint(websocket: WebSocket) -> None:
+        raise Boom("before accept")
+
+    with anyio.fail_after(5):
+        async with async_ws_client(endpoint) as client:
+            with pytest.raises(Boom, match="before accept"):
+                async with client.websocket_connect("/"):
+                    pass  # pragma: no cover - entering raises
+
+
+@pytest.mark.anyio
+async def test_async_session_without_raise_server_exceptions_sees_the_close() -> None:
+    async def endpoint(websocket: WebSocket) -> None:
+        await websocket.accept()
+        await websocket.receive_text()
+        raise Boom("kept in the app")
+
+    with anyio.fail_after(5):
+        client = async_ws_client(endpoint, raise_server_exceptions=False)
+        async with client, client.websocket_connect("/") as websocket:
+            await websocket.send_text("go")
+            with pytest.raises(WebSocketDisconnect) as info:
+                await websocket.receive_text()
+    assert info.value.code == status.WS_1011_INTERNAL_ERROR  # the app's error middleware's
+
+
+@pytest.mark.anyio
+async def test_async_session_exit_lets_the_clean_up_run_then_cancels_a_waiting_app() -> None:
+    log: list[str] = []
+
+    async def endpoint(websocket: WebSocket) -> None:
+        await websocket.accept()
+        with contextlib.suppress(WebSocketDisconnect):
+            await websocket.receive_text()
+        for _ in range(10):
+            await anyio.lowlevel.checkpoint()
+        log.append("cleaned up")
+        try:
+            await anyio.sleep_forever()  # it waits for what will not come
+        finally:
+            log.append("cancelled")
+
+    with anyio.fail_after(starlite._WEBSOCKET_CLOSE_GRACE / 2):  # not the grace
+        async with async_ws_client(endpoint) as client:
+            async with client.websocket_connect("/"):
+                pass
+            assert log == ["cleaned up", "cancelled"]
+
+
+@pytest.mark.anyio
+async def test_async_session_exit_cancels_the_app_when_the_test_raises_or_is_cancelled() -> None:
+    in_app = anyio.Event()
+    log: list[str] = []
+
+    async def endpoint(websocket: WebSocket) -> None:
+        await websocket.accept()
+        in_app.set()
+        try:
+            await anyio.sleep_forever()
+        finally:
+            log.append("app ended")
+
+    with anyio.fail_after(5):
+        async with async_ws_client(endpoint) as client:
+            with pytest.raises(Boom, match="in the test"):
+                async with client.websocket_connect("/"):
+                    raise Boom("in the test")
+            assert log == ["app ended"]
+            with anyio.move_on_after(0.05) as timed_out:
+                async with client.websocket_connect("/"):
+                    await anyio.sleep_forever()
+            assert timed_out.cancelled_caught
+            assert log == ["app ended", "app ended"]
+
+
+@pytest.mark.anyio
+async def test_async_session_app_sending_endlessly_waits_for_the_test_to_read() -> None:
+    sent = 0
+    log: list[str] = []
+
+    async def endpoint(websocket: WebSocket) -> None:
+        nonlocal sent
+        await websocket.accept()
+        try:
+            while True:
+                await websocket.send_text("x" * 1000)
+                sent += 1
+        finally:
+            log.append("app ended")
+
+    with anyio.fail_after(5):
+        async with async_ws_client(endpoint) as client:
+            async with client.websocket_connect("/") as websocket:
+                for _ in range(3):
+                    assert await websocket.receive_text() == "x" * 1000
+                await anyio.wait_all_tasks_blocked()  # the app has run as far as it may
+                assert sent <= 3 + starlite._UNREAD_MESSAGES_LIMIT + 1
+            assert log == ["app ended"]
+
+
+@pytest.mark.anyio
+async def test_async_session_left_open_past_the_client_is_cancelled_with_it() -> None:
+    log: list[str] = []
+
+    async def endpoint(websocket: WebSocket) -> None:
+        await websocket.accept()
+        try:
+            await anyio.sleep_forever()
+        finally:
+            log.append("app ended")
+
+    with anyio.fail_after(5):
+        async with contextlib.AsyncExitStack() as stack:
+            async with async_ws_client(endpoint) as client:
+                await stack.enter_async_context(client.websocket_connect("/"))
+            assert log == ["app ended"]  # the client's exit ended it
+        # and leaving the session afterwards is quiet
+
+
+ASYNC_SESSION_USER = """\
+from typing import Any, assert_type
+
+from starlite import AsyncTestClient, AsyncWebSocketTestSession
+
+
+async def check(app: Any) -> None:
+    async with AsyncTestClient(app) as client, client.websocket_connect("/") as websocket:
+        assert_type(websocket, AsyncWebSocketTestSession)
+        assert_type(websocket.accepted_subprotocol, str | None)
+        assert_type(await websocket.receive_text(), str)
+        assert_type(await websocket.receive_bytes(), bytes)
+        websocket.send_text("forgotten await")
+        await websocket.send_json([1], mode="binary")
+        await websocket.close(1000, 42)
+"""
+
+
+def test_the_async_session_is_typed_under_mypy_strict(tmp_path: Path) -> None:
+    source = tmp_path / "async_session_user.py"
+    source.write_text(ASYNC_SESSION_USER)
+    result = run_mypy_strict(source, tmp_path / "mypy_cache")
+    errors = [line for line in result.stdout.splitlines() if ": error:" in line]
+    assert len(errors) == 2, result.stdout + result.stderr
+    assert f"{source.name}:12: error: " in errors[0]  # a send that is never awaited
+    assert "[unused-coroutine]" in errors[0]
+    assert f"{source.name}:14: error: " in errors[1]  # a reason that is not a string
+    assert "[arg-type]" in errors[1]
+
+
+def test_test_client_request_to_a_ws_url_names_websocket_connect() -> None:
+    client = TestClient(scope_echo_app())
+    with pytest.raises(RuntimeError, match=r"opened with websocket_connect\(\)"):
+        client.get("ws://testserver/ws")
+    assert client.get("/").status_code == 200
 
 
 # ==== Examples ====
