@@ -261,8 +261,9 @@ T = TypeVar("T")
 ConvertedT = TypeVar("ConvertedT")
 
 
-def _import_extra(extra: str, *modules: str) -> ModuleType:
-    """Import the first of `modules` that is installed, or explain which extra provides it."""
+def _import_extra(extra: str, package: str, *modules: str) -> ModuleType:
+    """Import the first of `modules` that is installed, or say how to install `package`: as
+    starlite-asgi's `extra`, or on its own where starlite.py is a copy in the project."""
     for name in modules:
         # A form parse asks on every request: look in sys.modules first, which takes a tenth of
         # the time import_module takes for a module already loaded (0.4 us).
@@ -275,7 +276,8 @@ def _import_extra(extra: str, *modules: str) -> ModuleType:
             if exc.name != name:  # the module exists but one of its own imports is missing
                 raise
     raise ImportError(
-        f"This feature needs {' or '.join(modules)}: pip install 'starlite-asgi[{extra}]'"
+        f"This feature needs {package}: pip install 'starlite-asgi[{extra}]', or, for a copied"
+        f" starlite.py, pip install {package}"
     )
 
 
@@ -6116,7 +6118,7 @@ class MultiPartParser:
 
     async def parse(self) -> FormData:
         """The form's fields and files, in order. On an error, files already opened are closed."""
-        multipart = _import_extra("multipart", "python_multipart")
+        multipart = _import_extra("multipart", "python-multipart", "python_multipart")
         _, parameters = _header_parameters(self.headers.get("content-type", ""))
         boundary = parameters.get("boundary")
         if boundary is None:
@@ -6736,7 +6738,7 @@ class Jinja2Templates:
         context_processors: Sequence[Callable[[Request], dict[str, Any]]] | None = None,
         env: jinja2.Environment | None = None,
     ) -> None:
-        jinja = _import_extra("templates", "jinja2")
+        jinja = _import_extra("templates", "jinja2", "jinja2")
         if bool(directory) == bool(env):  # Starlette's check and exception, kept under python -O
             raise AssertionError("either 'directory' or 'env' arguments must be passed")
         # Whether a template of the env built here is escaped, by its name; None for a given env.
@@ -6800,7 +6802,7 @@ _WITH_HTTPX_BASE: dict[type[Any], type[Any]] = {}
 
 def _httpx() -> ModuleType:
     # httpx2 is httpx's maintained fork with the same API: either will do.
-    return _import_extra("testclient", "httpx", "httpx2")
+    return _import_extra("testclient", "httpx", "httpx", "httpx2")
 
 
 def _with_httpx_base(cls: type[T], base_name: str) -> type[T]:
@@ -7639,12 +7641,37 @@ if TYPE_CHECKING:
         """A websocket handshake the app answered with an HTTP response."""
 
 
+# The public classes built on httpx's, by name: how to build each, and what its stand-in
+# subclasses when httpx is missing.
+_HTTPX_CLASSES: dict[str, tuple[Callable[[], type[Any]], type[Any]]] = {
+    "TestClient": (lambda: _with_httpx_base(_TestClient, "Client"), _TestClient),
+    "AsyncTestClient": (
+        lambda: _with_httpx_base(_AsyncTestClient, "AsyncClient"),
+        _AsyncTestClient,
+    ),
+    "WebSocketDenialResponse": (_websocket_denial_response_class, WebSocketDisconnect),
+}
+
+
+@functools.cache
+def _httpx_class(name: str) -> type[Any]:
+    """The class `name`; without httpx (or httpx2), a stand-in that can still be imported (``from
+    starlite import *`` too) and raises the ImportError naming what to install when one is made."""
+    build, stand_in_base = _HTTPX_CLASSES[name]
+    try:
+        return build()
+    except ImportError as exc:
+        message = str(exc)
+
+    def refuse(*args: Any, **kwargs: Any) -> NoReturn:
+        raise ImportError(message)
+
+    namespace = {"__module__": __name__, "__qualname__": name, "__doc__": message}
+    return type(name, (stand_in_base,), {**namespace, "__new__": refuse})
+
+
 def __getattr__(name: str) -> Any:
-    """Build the test clients when first imported: only then is httpx imported."""
-    if name == "TestClient":
-        return _with_httpx_base(_TestClient, "Client")
-    if name == "AsyncTestClient":
-        return _with_httpx_base(_AsyncTestClient, "AsyncClient")
-    if name == "WebSocketDenialResponse":
-        return _websocket_denial_response_class()
+    """Build the classes that need httpx when first looked up: only then is httpx imported."""
+    if name in _HTTPX_CLASSES:
+        return _httpx_class(name)
     raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

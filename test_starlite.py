@@ -717,19 +717,51 @@ def test_unknown_module_attribute_raises_attribute_error() -> None:
         _ = starlite.NoSuchName
 
 
-def test_test_client_without_httpx_names_the_extra_to_install() -> None:
+TESTCLIENT_MISSING = (
+    "This feature needs httpx: pip install 'starlite-asgi[testclient]', or, for a copied"
+    " starlite.py, pip install httpx"
+)
+
+
+def test_httpx_classes_import_without_httpx_and_name_what_to_install_when_made() -> None:
     # A None entry in sys.modules makes `import httpx` fail as if it were not installed.
     result = run_python(
-        "import sys\n"
-        "sys.modules['httpx'] = sys.modules['httpx2'] = None\n"
-        "import starlite\n"
-        "try:\n"
-        "    starlite.TestClient\n"
-        "except ImportError as exc:\n"
-        "    print(exc)\n"
+        textwrap.dedent(
+            """
+            import sys
+            sys.modules['httpx'] = sys.modules['httpx2'] = None
+            import starlite
+            print(all(hasattr(starlite, name) for name in starlite.__all__))
+            from starlite import *
+            from starlite import TestClient as Imported
+            print(Imported is TestClient)
+
+            class MyClient(TestClient):
+                pass
+
+            try:
+                raise WebSocketDisconnect()
+            except WebSocketDenialResponse:
+                print("a disconnect was taken for a denial")
+            except WebSocketDisconnect:
+                pass
+            for cls in (TestClient, AsyncTestClient, WebSocketDenialResponse, MyClient):
+                try:
+                    cls(PlainTextResponse("never"))
+                except ImportError as exc:
+                    print(cls.__name__, exc)
+            """
+        )
     )
     assert result.returncode == 0, result.stderr
-    assert "pip install 'starlite-asgi[testclient]'" in result.stdout
+    assert result.stdout.splitlines() == [
+        "True",
+        "True",
+        f"TestClient {TESTCLIENT_MISSING}",
+        f"AsyncTestClient {TESTCLIENT_MISSING}",
+        f"WebSocketDenialResponse {TESTCLIENT_MISSING}",
+        f"MyClient {TESTCLIENT_MISSING}",
+    ]
 
 
 def test_test_client_falls_back_to_httpx2_when_httpx_is_missing() -> None:
@@ -752,7 +784,7 @@ def test_import_extra_reraises_a_missing_dependency_of_an_installed_module(
     (tmp_path / "broken_extra.py").write_text("import no_such_module_anywhere\n")
     monkeypatch.syspath_prepend(str(tmp_path))
     with pytest.raises(ModuleNotFoundError, match="no_such_module_anywhere"):
-        starlite._import_extra("testclient", "broken_extra")
+        starlite._import_extra("testclient", "broken-extra", "broken_extra")
 
 
 # ==== Datastructures ====
@@ -16578,7 +16610,10 @@ def test_multipart_form_without_python_multipart_names_the_extra() -> None:
         )
     )
     assert result.returncode == 0, result.stderr
-    assert "pip install 'starlite-asgi[multipart]'" in result.stdout
+    assert result.stdout.strip() == (
+        "This feature needs python-multipart: pip install 'starlite-asgi[multipart]', or, for a"
+        " copied starlite.py, pip install python-multipart"
+    )
 
 
 # MultiPartParser, through request.form()
@@ -19081,8 +19116,10 @@ def test_jinja2_is_imported_only_by_templates_and_named_by_its_extra() -> None:
     )
     result = run_python(code)
     assert result.returncode == 0, result.stderr
-    assert result.stdout.startswith("ImportError:")
-    assert "starlite-asgi[templates]" in result.stdout
+    assert result.stdout.strip() == (
+        "ImportError: This feature needs jinja2: pip install 'starlite-asgi[templates]', or, for a"
+        " copied starlite.py, pip install jinja2"
+    )
 
 
 def test_starlite_imports_without_jinja2() -> None:
