@@ -11,6 +11,7 @@ import email.utils
 import errno
 import functools
 import gc
+import importlib.metadata
 import importlib.util
 import inspect
 import io
@@ -21,15 +22,19 @@ import math
 import mimetypes
 import os
 import re
+import shlex
 import socket
 import subprocess
 import sys
+import sysconfig
 import tempfile
 import textwrap
 import threading
 import time
+import tomllib
 import tracemalloc
 import uuid
+import venv
 import warnings
 import zlib
 from collections.abc import (
@@ -64,6 +69,8 @@ import pytest
 from blockbuster import BlockBuster, BlockingError, blockbuster_ctx
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
+from packaging.requirements import Requirement
+from packaging.utils import canonicalize_name
 
 import starlite
 from starlite import (
@@ -229,6 +236,53 @@ def run_mypy_strict(source: Path, cache_dir: Path) -> subprocess.CompletedProces
         timeout=120,
         check=False,
     )
+
+
+def install_set(requirements: Iterable[str]) -> set[str]:
+    """The distributions `pip install` of `requirements` ("." for this project) installs, of those
+    in the test's environment: each with its dependencies, their markers and extras evaluated."""
+    project = tomllib.loads((PROJECT_ROOT / "pyproject.toml").read_text())["project"]
+    todo = [Requirement(re.sub(r"^\.", "starlite-asgi", text)) for text in requirements]
+    seen: set[tuple[str, frozenset[str]]] = set()
+    names: set[str] = set()
+    while todo:
+        requirement = todo.pop()
+        name = canonicalize_name(requirement.name)
+        if (name, frozenset(requirement.extras)) in seen:
+            continue
+        seen.add((name, frozenset(requirement.extras)))
+        if name == "starlite-asgi":
+            optional = project["optional-dependencies"]
+            dependencies = [*project["dependencies"]]
+            dependencies += [text for extra in requirement.extras for text in optional[extra]]
+        else:
+            try:
+                dependencies = importlib.metadata.requires(name) or []
+            except importlib.metadata.PackageNotFoundError:
+                # Not installed here (uvicorn[standard]'s speed-ups: uvloop, httptools, ...):
+                # left out, as the server runs without them.
+                continue
+            names.add(name)
+        for dependency in map(Requirement, dependencies):
+            extras = requirement.extras or {""}
+            marker = dependency.marker
+            if marker is None or any(marker.evaluate({"extra": extra}) for extra in extras):
+                todo.append(dependency)
+    return names
+
+
+def venv_with(requirements: Iterable[str], path: Path) -> Path:
+    """A virtual environment at `path` holding only what `pip install` of `requirements` would
+    install, linked from the test's environment (nothing is downloaded); returns its python."""
+    venv.create(path, symlinks=True)
+    paths = sysconfig.get_paths(scheme="venv", vars={"base": str(path), "platbase": str(path)})
+    site_packages = Path(paths["purelib"])
+    for name in install_set(requirements):
+        distribution = importlib.metadata.distribution(name)
+        tops = {file.parts[0] for file in distribution.files or ()} - {"..", "__pycache__"}
+        for top in tops - {entry.name for entry in site_packages.iterdir()}:
+            (site_packages / top).symlink_to(Path(str(distribution.locate_file(top))))
+    return Path(paths["scripts"]) / "python"
 
 
 def make_scope(
@@ -785,6 +839,48 @@ def test_import_extra_reraises_a_missing_dependency_of_an_installed_module(
     monkeypatch.syspath_prepend(str(tmp_path))
     with pytest.raises(ModuleNotFoundError, match="no_such_module_anywhere"):
         starlite._import_extra("testclient", "broken-extra", "broken_extra")
+
+
+VENDORING_USER = """
+from starlite import Jinja2Templates, PlainTextResponse, TestClient
+
+templates = Jinja2Templates(directory="templates")
+
+
+def test_page() -> None:
+    with TestClient(PlainTextResponse("hi")) as client:
+        assert client.get("/").text == "hi"
+
+
+wrong = PlainTextResponse("hi", status_code="200")
+"""
+
+
+def test_a_copied_starlite_py_passes_mypy_strict_in_a_project_without_httpx_or_jinja2(
+    tmp_path: Path,
+) -> None:
+    python = venv_with(["anyio"], tmp_path / "venv")
+    project = tmp_path / "project"
+    project.mkdir()
+    (project / "starlite.py").write_bytes((PROJECT_ROOT / "starlite.py").read_bytes())
+    (project / "user.py").write_text(VENDORING_USER)
+    command = [sys.executable, "-m", "mypy", "--strict", "--python-executable", str(python)]
+    command += ["--cache-dir", str(tmp_path / "cache"), "starlite.py", "user.py"]
+    result = subprocess.run(
+        command, capture_output=True, text=True, cwd=project, timeout=120, check=False
+    )
+    # starlite.py checks cleanly, and its types still check the user's code.
+    assert result.stdout.splitlines()[:-1] == [
+        'user.py:12: error: Argument "status_code" to "PlainTextResponse" has incompatible type'
+        ' "str"; expected "int"  [arg-type]'
+    ], result.stdout
+    # The project's environment has anyio and none of the extras.
+    probe = "import anyio, importlib.util as u\n"
+    probe += "print([name for name in ('httpx', 'httpx2', 'jinja2') if u.find_spec(name)])"
+    found = subprocess.run(
+        [python, "-c", probe], capture_output=True, text=True, timeout=60, check=False
+    )
+    assert (found.returncode, found.stdout) == (0, "[]\n"), found.stderr
 
 
 # ==== Datastructures ====
@@ -22431,13 +22527,15 @@ def stop(server: subprocess.Popen[bytes]) -> None:
         server.wait(timeout=SERVER_STOP_TIMEOUT)
 
 
-def server_command(server_name: str, app: str, port: int, *options: str) -> list[str]:
+def server_command(
+    server_name: str, app: str, port: int, *options: str, python: Path = Path(sys.executable)
+) -> list[str]:
     """The command line serving `app` ("module:attribute") on 127.0.0.1:`port`, quietly."""
     if server_name == "uvicorn":
-        command = [sys.executable, "-m", "uvicorn", app, "--host", "127.0.0.1"]
+        command = [str(python), "-m", "uvicorn", app, "--host", "127.0.0.1"]
         command += ["--port", str(port), "--timeout-graceful-shutdown", "2"]
     else:
-        command = [sys.executable, "-m", "hypercorn", app, "--bind", f"127.0.0.1:{port}"]
+        command = [str(python), "-m", "hypercorn", app, "--bind", f"127.0.0.1:{port}"]
         command += ["--graceful-timeout", "2"]
     return [*command, "--log-level", "warning", *options]
 
@@ -22466,13 +22564,14 @@ def launch(
     app_dir: Path = PROJECT_ROOT,
     env: Mapping[str, str] | None = None,
     options: Sequence[str] = (),
+    python: Path = Path(sys.executable),
 ) -> RunningServer:
     """Start `server_name` on `app`, with `app_dir` and the repository root first on the path and
     `env` added to the environment, and wait until it accepts connections."""
     port = free_port()
     path = os.pathsep.join((str(app_dir), str(PROJECT_ROOT)))
     full_env = {**os.environ, **(env or {}), "PYTHONPATH": path}
-    command = server_command(server_name, app, port, *options)
+    command = server_command(server_name, app, port, *options, python=python)
     with log.open("wb") as log_file:
         process = subprocess.Popen(
             command, cwd=PROJECT_ROOT, env=full_env, stdout=log_file, stderr=subprocess.STDOUT
@@ -22645,6 +22744,55 @@ def test_chat_example_under_a_real_server_survives_a_client_that_vanishes(chat_u
             {"event": "leave", "user": "carol"},
             {"text": "carol?", "user": "alice"},
         ]
+
+
+def test_readme_serve_command_installs_what_the_examples_and_the_tour_need(tmp_path: Path) -> None:
+    # The README's first command installs starlite and serves an example: in a virtual
+    # environment holding only what its `pip install` installs, the websockets of the chat
+    # example and of the tour work, and every example imports.
+    readme = (PROJECT_ROOT / "README.md").read_text()
+    match = re.search(r"```sh\n(pip install .*) && uvicorn examples\.app:app\n```", readme)
+    assert match is not None, "the README's serve command moved"
+    python = venv_with(shlex.split(match[1])[2:], tmp_path / "venv")
+    examples = sorted(path.stem for path in (PROJECT_ROOT / "examples").glob("*.py"))
+    imports = "; ".join(f"import examples.{name}" for name in examples)
+    result = subprocess.run(
+        [python, "-c", imports],
+        capture_output=True,
+        text=True,
+        cwd=PROJECT_ROOT,
+        timeout=60,
+        check=False,
+    )
+    assert result.returncode == 0, result.stderr
+    tour = re.findall(r"```python\n(.*?)```", readme_section("A tour"), flags=re.DOTALL)[0]
+    (tmp_path / "tour.py").write_text(tour)
+    servers: list[RunningServer] = []
+    try:
+        servers.append(launch("uvicorn", "examples.chat:app", tmp_path / "chat.log", python=python))
+        servers.append(
+            launch("uvicorn", "tour:app", tmp_path / "tour.log", tmp_path, python=python)
+        )
+        upload_env = {"UPLOAD_DIR": str(tmp_path)}
+        log = tmp_path / "upload.log"
+        servers.append(launch("uvicorn", "examples.upload:app", log, env=upload_env, python=python))
+        with ws_client(f"{servers[0].ws_url}/ws?name=ada") as websocket:
+            joined = json.loads(websocket.recv(timeout=CLIENT_TIMEOUT))
+        with ws_client(f"{servers[1].ws_url}/echo") as websocket:
+            websocket.send("ping")
+            echoed = websocket.recv(timeout=CLIENT_TIMEOUT)
+        files = {"files": ("a.txt", b"multipart")}
+        stored = httpx.post(f"{servers[2].http_url}/upload", files=files, timeout=HTTP_TIMEOUT)
+    finally:
+        for server in servers:
+            stop(server.process)
+    assert joined == {"event": "join", "user": "ada"}
+    assert echoed == "ping"
+    assert stored.status_code == 201, stored.text
+    for server in servers:
+        log = server.log.read_text()
+        assert "Traceback" not in log, log
+        assert "WebSocket library" not in log, log
 
 
 LIFESPAN_APP = '''
