@@ -36,6 +36,7 @@ import tracemalloc
 import uuid
 import venv
 import warnings
+import zipfile
 import zlib
 from collections.abc import (
     AsyncGenerator,
@@ -275,14 +276,21 @@ def venv_with(requirements: Iterable[str], path: Path) -> Path:
     """A virtual environment at `path` holding only what `pip install` of `requirements` would
     install, linked from the test's environment (nothing is downloaded); returns its python."""
     venv.create(path, symlinks=True)
-    paths = sysconfig.get_paths(scheme="venv", vars={"base": str(path), "platbase": str(path)})
-    site_packages = Path(paths["purelib"])
+    site_packages = venv_path(path, "purelib")
     for name in install_set(requirements):
         distribution = importlib.metadata.distribution(name)
         tops = {file.parts[0] for file in distribution.files or ()} - {"..", "__pycache__"}
         for top in tops - {entry.name for entry in site_packages.iterdir()}:
             (site_packages / top).symlink_to(Path(str(distribution.locate_file(top))))
-    return Path(paths["scripts"]) / "python"
+    return venv_path(path, "scripts") / "python"
+
+
+def venv_path(venv_dir: Path, name: str) -> Path:
+    """The directory `name` ("purelib", "scripts") of the virtual environment at `venv_dir`."""
+    paths = sysconfig.get_paths(
+        scheme="venv", vars={"base": str(venv_dir), "platbase": str(venv_dir)}
+    )
+    return Path(paths[name])
 
 
 def make_scope(
@@ -881,6 +889,34 @@ def test_a_copied_starlite_py_passes_mypy_strict_in_a_project_without_httpx_or_j
         [python, "-c", probe], capture_output=True, text=True, timeout=60, check=False
     )
     assert (found.returncode, found.stdout) == (0, "[]\n"), found.stderr
+
+
+def test_an_editable_install_imports_the_working_starlite_py_and_a_wheel_a_typed_package(
+    tmp_path: Path,
+) -> None:
+    from hatchling.builders.wheel import WheelBuilder
+
+    builder = WheelBuilder(str(PROJECT_ROOT))
+    (editable,) = builder.build(directory=str(tmp_path / "editable"), versions=["editable"])
+    (standard,) = builder.build(directory=str(tmp_path / "standard"), versions=["standard"])
+    with zipfile.ZipFile(standard) as wheel:
+        installed = [name for name in wheel.namelist() if ".dist-info/" not in name]
+    assert sorted(installed) == ["starlite/__init__.py", "starlite/py.typed"]
+    # Installed as pip would (a wheel is a zip of what goes in site-packages), the editable wheel
+    # imports the repository's file from anywhere, its edits included.
+    python = venv_with(["anyio"], tmp_path / "venv")
+    with zipfile.ZipFile(editable) as wheel:
+        assert not [name for name in wheel.namelist() if name.startswith("starlite/")]
+        wheel.extractall(venv_path(tmp_path / "venv", "purelib"))
+    result = subprocess.run(
+        [python, "-c", "import starlite; print(starlite.__file__)"],
+        capture_output=True,
+        text=True,
+        cwd=tmp_path,
+        timeout=60,
+        check=False,
+    )
+    assert result.stdout == f"{PROJECT_ROOT / 'starlite.py'}\n", result.stderr
 
 
 # ==== Datastructures ====
@@ -22425,7 +22461,7 @@ def test_readme_map_of_starlite_py_lists_every_section_in_order() -> None:
 
 # ==== Real servers ====
 # uvicorn and hypercorn in a subprocess, serving this repository's starlite.py (PYTHONPATH first:
-# an installed copy, editable or not, is a snapshot), with real clients talking to them: httpx,
+# an installed wheel is a snapshot), with real clients talking to them: httpx,
 # and the `websockets` library. Each check runs under both servers: nothing is tied to one.
 
 # Every wait is bounded: the server's start-up, each client's handshake, close and receive.
