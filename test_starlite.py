@@ -786,12 +786,14 @@ TESTCLIENT_MISSING = (
 
 
 def test_httpx_classes_import_without_httpx_and_name_what_to_install_when_made() -> None:
-    # A None entry in sys.modules makes `import httpx` fail as if it were not installed.
+    # A None entry in sys.modules makes an import fail as if the module were not installed:
+    # without any extra, every name in __all__ imports, and the test clients fail when made.
     result = run_python(
         textwrap.dedent(
             """
             import sys
-            sys.modules['httpx'] = sys.modules['httpx2'] = None
+            for extra in ('httpx', 'httpx2', 'multipart', 'python_multipart', 'jinja2'):
+                sys.modules[extra] = None
             import starlite
             print(all(hasattr(starlite, name) for name in starlite.__all__))
             from starlite import *
