@@ -11,6 +11,7 @@ import email.utils
 import errno
 import functools
 import gc
+import importlib.metadata
 import importlib.util
 import inspect
 import io
@@ -21,16 +22,21 @@ import math
 import mimetypes
 import os
 import re
+import shlex
 import socket
 import subprocess
 import sys
+import sysconfig
 import tempfile
 import textwrap
 import threading
 import time
+import tomllib
 import tracemalloc
 import uuid
+import venv
 import warnings
+import zipfile
 import zlib
 from collections.abc import (
     AsyncGenerator,
@@ -64,6 +70,8 @@ import pytest
 from blockbuster import BlockBuster, BlockingError, blockbuster_ctx
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
+from packaging.requirements import Requirement
+from packaging.utils import canonicalize_name
 
 import starlite
 from starlite import (
@@ -231,6 +239,60 @@ def run_mypy_strict(source: Path, cache_dir: Path) -> subprocess.CompletedProces
         timeout=120,
         check=False,
     )
+
+
+def install_set(requirements: Iterable[str]) -> set[str]:
+    """The distributions `pip install` of `requirements` ("." for this project) installs, of those
+    in the test's environment: each with its dependencies, their markers and extras evaluated."""
+    project = tomllib.loads((PROJECT_ROOT / "pyproject.toml").read_text())["project"]
+    todo = [Requirement(re.sub(r"^\.", "starlite-asgi", text)) for text in requirements]
+    seen: set[tuple[str, frozenset[str]]] = set()
+    names: set[str] = set()
+    while todo:
+        requirement = todo.pop()
+        name = canonicalize_name(requirement.name)
+        if (name, frozenset(requirement.extras)) in seen:
+            continue
+        seen.add((name, frozenset(requirement.extras)))
+        if name == "starlite-asgi":
+            optional = project["optional-dependencies"]
+            dependencies = [*project["dependencies"]]
+            dependencies += [text for extra in requirement.extras for text in optional[extra]]
+        else:
+            try:
+                dependencies = importlib.metadata.requires(name) or []
+            except importlib.metadata.PackageNotFoundError:
+                # Not installed here (uvicorn[standard]'s speed-ups: uvloop, httptools, ...):
+                # left out, as the server runs without them.
+                continue
+            names.add(name)
+        for dependency in map(Requirement, dependencies):
+            extras = requirement.extras or {""}
+            marker = dependency.marker
+            if marker is None or any(marker.evaluate({"extra": extra}) for extra in extras):
+                todo.append(dependency)
+    return names
+
+
+def venv_with(requirements: Iterable[str], path: Path) -> Path:
+    """A virtual environment at `path` holding only what `pip install` of `requirements` would
+    install, linked from the test's environment (nothing is downloaded); returns its python."""
+    venv.create(path, symlinks=True)
+    site_packages = venv_path(path, "purelib")
+    for name in install_set(requirements):
+        distribution = importlib.metadata.distribution(name)
+        tops = {file.parts[0] for file in distribution.files or ()} - {"..", "__pycache__"}
+        for top in tops - {entry.name for entry in site_packages.iterdir()}:
+            (site_packages / top).symlink_to(Path(str(distribution.locate_file(top))))
+    return venv_path(path, "scripts") / "python"
+
+
+def venv_path(venv_dir: Path, name: str) -> Path:
+    """The directory `name` ("purelib", "scripts") of the virtual environment at `venv_dir`."""
+    paths = sysconfig.get_paths(
+        scheme="venv", vars={"base": str(venv_dir), "platbase": str(venv_dir)}
+    )
+    return Path(paths[name])
 
 
 def make_scope(
@@ -719,19 +781,53 @@ def test_unknown_module_attribute_raises_attribute_error() -> None:
         _ = starlite.NoSuchName
 
 
-def test_test_client_without_httpx_names_the_extra_to_install() -> None:
-    # A None entry in sys.modules makes `import httpx` fail as if it were not installed.
+TESTCLIENT_MISSING = (
+    "This feature needs httpx: pip install 'starlite-asgi[testclient]', or, for a copied"
+    " starlite.py, pip install httpx"
+)
+
+
+def test_httpx_classes_import_without_httpx_and_name_what_to_install_when_made() -> None:
+    # A None entry in sys.modules makes an import fail as if the module were not installed:
+    # without any extra, every name in __all__ imports, and the test clients fail when made.
     result = run_python(
-        "import sys\n"
-        "sys.modules['httpx'] = sys.modules['httpx2'] = None\n"
-        "import starlite\n"
-        "try:\n"
-        "    starlite.TestClient\n"
-        "except ImportError as exc:\n"
-        "    print(exc)\n"
+        textwrap.dedent(
+            """
+            import sys
+            for extra in ('httpx', 'httpx2', 'multipart', 'python_multipart', 'jinja2'):
+                sys.modules[extra] = None
+            import starlite
+            print(all(hasattr(starlite, name) for name in starlite.__all__))
+            from starlite import *
+            from starlite import TestClient as Imported
+            print(Imported is TestClient)
+
+            class MyClient(TestClient):
+                pass
+
+            try:
+                raise WebSocketDisconnect()
+            except WebSocketDenialResponse:
+                print("a disconnect was taken for a denial")
+            except WebSocketDisconnect:
+                pass
+            for cls in (TestClient, AsyncTestClient, WebSocketDenialResponse, MyClient):
+                try:
+                    cls(PlainTextResponse("never"))
+                except ImportError as exc:
+                    print(cls.__name__, exc)
+            """
+        )
     )
     assert result.returncode == 0, result.stderr
-    assert "pip install 'starlite-asgi[testclient]'" in result.stdout
+    assert result.stdout.splitlines() == [
+        "True",
+        "True",
+        f"TestClient {TESTCLIENT_MISSING}",
+        f"AsyncTestClient {TESTCLIENT_MISSING}",
+        f"WebSocketDenialResponse {TESTCLIENT_MISSING}",
+        f"MyClient {TESTCLIENT_MISSING}",
+    ]
 
 
 def test_test_client_falls_back_to_httpx2_when_httpx_is_missing() -> None:
@@ -754,7 +850,77 @@ def test_import_extra_reraises_a_missing_dependency_of_an_installed_module(
     (tmp_path / "broken_extra.py").write_text("import no_such_module_anywhere\n")
     monkeypatch.syspath_prepend(str(tmp_path))
     with pytest.raises(ModuleNotFoundError, match="no_such_module_anywhere"):
-        starlite._import_extra("testclient", "broken_extra")
+        starlite._import_extra("testclient", "broken-extra", "broken_extra")
+
+
+VENDORING_USER = """
+from starlite import Jinja2Templates, PlainTextResponse, TestClient
+
+templates = Jinja2Templates(directory="templates")
+
+
+def test_page() -> None:
+    with TestClient(PlainTextResponse("hi")) as client:
+        assert client.get("/").text == "hi"
+
+
+wrong = PlainTextResponse("hi", status_code="200")
+"""
+
+
+def test_a_copied_starlite_py_passes_mypy_strict_in_a_project_without_httpx_or_jinja2(
+    tmp_path: Path,
+) -> None:
+    python = venv_with(["anyio"], tmp_path / "venv")
+    project = tmp_path / "project"
+    project.mkdir()
+    (project / "starlite.py").write_bytes((PROJECT_ROOT / "starlite.py").read_bytes())
+    (project / "user.py").write_text(VENDORING_USER)
+    command = [sys.executable, "-m", "mypy", "--strict", "--python-executable", str(python)]
+    command += ["--cache-dir", str(tmp_path / "cache"), "starlite.py", "user.py"]
+    result = subprocess.run(
+        command, capture_output=True, text=True, cwd=project, timeout=120, check=False
+    )
+    # starlite.py checks cleanly, and its types still check the user's code.
+    assert result.stdout.splitlines()[:-1] == [
+        'user.py:12: error: Argument "status_code" to "PlainTextResponse" has incompatible type'
+        ' "str"; expected "int"  [arg-type]'
+    ], result.stdout
+    # The project's environment has anyio and none of the extras.
+    probe = "import anyio, importlib.util as u\n"
+    probe += "print([name for name in ('httpx', 'httpx2', 'jinja2') if u.find_spec(name)])"
+    found = subprocess.run(
+        [python, "-c", probe], capture_output=True, text=True, timeout=60, check=False
+    )
+    assert (found.returncode, found.stdout) == (0, "[]\n"), found.stderr
+
+
+def test_an_editable_install_imports_the_working_starlite_py_and_a_wheel_a_typed_package(
+    tmp_path: Path,
+) -> None:
+    from hatchling.builders.wheel import WheelBuilder
+
+    builder = WheelBuilder(str(PROJECT_ROOT))
+    (editable,) = builder.build(directory=str(tmp_path / "editable"), versions=["editable"])
+    (standard,) = builder.build(directory=str(tmp_path / "standard"), versions=["standard"])
+    with zipfile.ZipFile(standard) as wheel:
+        installed = [name for name in wheel.namelist() if ".dist-info/" not in name]
+    assert sorted(installed) == ["starlite/__init__.py", "starlite/py.typed"]
+    # Installed as pip would (a wheel is a zip of what goes in site-packages), the editable wheel
+    # imports the repository's file from anywhere, its edits included.
+    python = venv_with(["anyio"], tmp_path / "venv")
+    with zipfile.ZipFile(editable) as wheel:
+        assert not [name for name in wheel.namelist() if name.startswith("starlite/")]
+        wheel.extractall(venv_path(tmp_path / "venv", "purelib"))
+    result = subprocess.run(
+        [python, "-c", "import starlite; print(starlite.__file__)"],
+        capture_output=True,
+        text=True,
+        cwd=tmp_path,
+        timeout=60,
+        check=False,
+    )
+    assert result.stdout == f"{PROJECT_ROOT / 'starlite.py'}\n", result.stderr
 
 
 # ==== Datastructures ====
@@ -16873,7 +17039,10 @@ def test_multipart_form_without_python_multipart_names_the_extra() -> None:
         )
     )
     assert result.returncode == 0, result.stderr
-    assert "pip install 'starlite-asgi[multipart]'" in result.stdout
+    assert result.stdout.strip() == (
+        "This feature needs python-multipart: pip install 'starlite-asgi[multipart]', or, for a"
+        " copied starlite.py, pip install python-multipart"
+    )
 
 
 # MultiPartParser, through request.form()
@@ -19376,8 +19545,10 @@ def test_jinja2_is_imported_only_by_templates_and_named_by_its_extra() -> None:
     )
     result = run_python(code)
     assert result.returncode == 0, result.stderr
-    assert result.stdout.startswith("ImportError:")
-    assert "starlite-asgi[templates]" in result.stdout
+    assert result.stdout.strip() == (
+        "ImportError: This feature needs jinja2: pip install 'starlite-asgi[templates]', or, for a"
+        " copied starlite.py, pip install jinja2"
+    )
 
 
 def test_starlite_imports_without_jinja2() -> None:
@@ -23014,7 +23185,7 @@ def test_readme_map_of_starlite_py_lists_every_section_in_order() -> None:
 
 # ==== Real servers ====
 # uvicorn and hypercorn in a subprocess, serving this repository's starlite.py (PYTHONPATH first:
-# an installed copy, editable or not, is a snapshot), with real clients talking to them: httpx,
+# an installed wheel is a snapshot), with real clients talking to them: httpx,
 # and the `websockets` library. Each check runs under both servers: nothing is tied to one.
 
 # Every wait is bounded: the server's start-up, each client's handshake, close and receive.
@@ -23116,13 +23287,15 @@ def stop(server: subprocess.Popen[bytes]) -> None:
         server.wait(timeout=SERVER_STOP_TIMEOUT)
 
 
-def server_command(server_name: str, app: str, port: int, *options: str) -> list[str]:
+def server_command(
+    server_name: str, app: str, port: int, *options: str, python: Path = Path(sys.executable)
+) -> list[str]:
     """The command line serving `app` ("module:attribute") on 127.0.0.1:`port`, quietly."""
     if server_name == "uvicorn":
-        command = [sys.executable, "-m", "uvicorn", app, "--host", "127.0.0.1"]
+        command = [str(python), "-m", "uvicorn", app, "--host", "127.0.0.1"]
         command += ["--port", str(port), "--timeout-graceful-shutdown", "2"]
     else:
-        command = [sys.executable, "-m", "hypercorn", app, "--bind", f"127.0.0.1:{port}"]
+        command = [str(python), "-m", "hypercorn", app, "--bind", f"127.0.0.1:{port}"]
         command += ["--graceful-timeout", "2"]
     return [*command, "--log-level", "warning", *options]
 
@@ -23151,13 +23324,14 @@ def launch(
     app_dir: Path = PROJECT_ROOT,
     env: Mapping[str, str] | None = None,
     options: Sequence[str] = (),
+    python: Path = Path(sys.executable),
 ) -> RunningServer:
     """Start `server_name` on `app`, with `app_dir` and the repository root first on the path and
     `env` added to the environment, and wait until it accepts connections."""
     port = free_port()
     path = os.pathsep.join((str(app_dir), str(PROJECT_ROOT)))
     full_env = {**os.environ, **(env or {}), "PYTHONPATH": path}
-    command = server_command(server_name, app, port, *options)
+    command = server_command(server_name, app, port, *options, python=python)
     with log.open("wb") as log_file:
         process = subprocess.Popen(
             command, cwd=PROJECT_ROOT, env=full_env, stdout=log_file, stderr=subprocess.STDOUT
@@ -23330,6 +23504,55 @@ def test_chat_example_under_a_real_server_survives_a_client_that_vanishes(chat_u
             {"event": "leave", "user": "carol"},
             {"text": "carol?", "user": "alice"},
         ]
+
+
+def test_readme_serve_command_installs_what_the_examples_and_the_tour_need(tmp_path: Path) -> None:
+    # The README's first command installs starlite and serves an example: in a virtual
+    # environment holding only what its `pip install` installs, the websockets of the chat
+    # example and of the tour work, and every example imports.
+    readme = (PROJECT_ROOT / "README.md").read_text()
+    match = re.search(r"```sh\n(pip install .*) && uvicorn examples\.app:app\n```", readme)
+    assert match is not None, "the README's serve command moved"
+    python = venv_with(shlex.split(match[1])[2:], tmp_path / "venv")
+    examples = sorted(path.stem for path in (PROJECT_ROOT / "examples").glob("*.py"))
+    imports = "; ".join(f"import examples.{name}" for name in examples)
+    result = subprocess.run(
+        [python, "-c", imports],
+        capture_output=True,
+        text=True,
+        cwd=PROJECT_ROOT,
+        timeout=60,
+        check=False,
+    )
+    assert result.returncode == 0, result.stderr
+    tour = re.findall(r"```python\n(.*?)```", readme_section("A tour"), flags=re.DOTALL)[0]
+    (tmp_path / "tour.py").write_text(tour)
+    servers: list[RunningServer] = []
+    try:
+        servers.append(launch("uvicorn", "examples.chat:app", tmp_path / "chat.log", python=python))
+        servers.append(
+            launch("uvicorn", "tour:app", tmp_path / "tour.log", tmp_path, python=python)
+        )
+        upload_env = {"UPLOAD_DIR": str(tmp_path)}
+        log = tmp_path / "upload.log"
+        servers.append(launch("uvicorn", "examples.upload:app", log, env=upload_env, python=python))
+        with ws_client(f"{servers[0].ws_url}/ws?name=ada") as websocket:
+            joined = json.loads(websocket.recv(timeout=CLIENT_TIMEOUT))
+        with ws_client(f"{servers[1].ws_url}/echo") as websocket:
+            websocket.send("ping")
+            echoed = websocket.recv(timeout=CLIENT_TIMEOUT)
+        files = {"files": ("a.txt", b"multipart")}
+        stored = httpx.post(f"{servers[2].http_url}/upload", files=files, timeout=HTTP_TIMEOUT)
+    finally:
+        for server in servers:
+            stop(server.process)
+    assert joined == {"event": "join", "user": "ada"}
+    assert echoed == "ping"
+    assert stored.status_code == 201, stored.text
+    for server in servers:
+        log = server.log.read_text()
+        assert "Traceback" not in log, log
+        assert "WebSocket library" not in log, log
 
 
 LIFESPAN_APP = '''
