@@ -933,8 +933,40 @@ class MutableHeaders(Headers):
         self["vary"] = "*" if "*" in names else ", ".join(names.values())
 
 
+class _StoredFirst:
+    """A method of State that gives way to a value stored under its name, so that
+    ``state.items = [...]`` reads back as the list, as in Starlette, whose State has no methods."""
+
+    def __init__(self, method: Callable[..., Any]) -> None:
+        self.method = method
+
+    def __set_name__(self, owner: type, name: str) -> None:
+        self.name = name
+
+    def __get__(self, instance: State | None, owner: type | None = None) -> Any:
+        if instance is None:
+            return self.method
+        stored = instance._state
+        if self.name in stored:
+            return stored[self.name]
+        return self.method.__get__(instance, owner)
+
+
+MethodT = TypeVar("MethodT", bound=Callable[..., Any])
+
+
+def _stored_first(method: MethodT) -> MethodT:
+    """Mark a State method as giving way to a stored value (see `_StoredFirst`)."""
+    return cast(MethodT, _StoredFirst(method))
+
+
 class State:
-    """An object to hang arbitrary attributes on: ``app.state``, ``request.state``."""
+    """An object to hang arbitrary attributes on: ``app.state``, ``request.state``.
+
+    It is also a mapping of what it holds (``state["db"]``, ``get``, ``keys``, ``items``, ``|``,
+    ...), which is what a ``TypedDict`` lifespan state's type promises to ``Request[AppState]``;
+    a value stored under a method's name (``state.items = []``) still reads back as stored.
+    """
 
     _state: dict[str, Any]
 
@@ -945,8 +977,10 @@ class State:
         self._state[key] = value
 
     def __getattr__(self, key: str) -> Any:
+        # Through __dict__: copy and pickle make a State without `_state` (a KeyError here, so
+        # an AttributeError), where `self._state` would come back to __getattr__ for ever.
         try:
-            return self._state[key]
+            return self.__dict__["_state"][key]
         except KeyError:
             raise AttributeError(f"'State' object has no attribute '{key}'") from None
 
@@ -970,6 +1004,59 @@ class State:
 
     def __len__(self) -> int:
         return len(self._state)
+
+    def __contains__(self, key: object) -> bool:
+        return key in self._state
+
+    def __or__(self, other: Mapping[str, Any]) -> dict[str, Any]:
+        return {**self._state, **other}
+
+    def __ror__(self, other: Mapping[str, Any]) -> dict[str, Any]:
+        return {**other, **self._state}
+
+    def __ior__(self, other: Mapping[str, Any]) -> Self:
+        self._state.update(other)
+        return self
+
+    @_stored_first
+    def get(self, key: str, default: Any = None) -> Any:
+        """The value stored under `key`, or `default`."""
+        return self._state.get(key, default)
+
+    @_stored_first
+    def keys(self) -> KeysView[str]:
+        """The names stored."""
+        return self._state.keys()
+
+    @_stored_first
+    def values(self) -> ValuesView[Any]:
+        """The values stored."""
+        return self._state.values()
+
+    @_stored_first
+    def items(self) -> ItemsView[str, Any]:
+        """The (name, value) pairs stored."""
+        return self._state.items()
+
+    @_stored_first
+    def copy(self) -> dict[str, Any]:
+        """A shallow copy of what is stored, as a dict."""
+        return self._state.copy()
+
+    @_stored_first
+    def setdefault(self, key: str, default: Any = None) -> Any:
+        """The value stored under `key`, storing `default` there first if there is none."""
+        return self._state.setdefault(key, default)
+
+    @_stored_first
+    def pop(self, key: str, *default: Any) -> Any:
+        """Remove the value stored under `key` and return it (or `default`, if given)."""
+        return self._state.pop(key, *default)
+
+    @_stored_first
+    def update(self, *others: Mapping[str, Any], **values: Any) -> None:
+        """Store every pair of `others` and `values`."""
+        self._state.update(*others, **values)
 
 
 class Session(dict[str, Any]):

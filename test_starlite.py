@@ -7,6 +7,7 @@ import base64
 import codecs
 import contextlib
 import contextvars
+import copy
 import email.utils
 import errno
 import functools
@@ -21,6 +22,7 @@ import logging
 import math
 import mimetypes
 import os
+import pickle
 import re
 import shlex
 import socket
@@ -1702,6 +1704,57 @@ def test_state_supports_item_access_iteration_and_len() -> None:
     assert len(state) == 1
     del state["a"]
     assert len(state) == 0
+
+
+def test_state_is_a_mapping_of_what_it_holds_writing_through_to_its_dict() -> None:
+    backing: dict[str, Any] = {"greeting": "hello"}
+    state = State(backing)
+    assert state.get("greeting") == "hello"
+    assert state.get("missing") is None
+    assert state.get("missing", 0) == 0
+    assert list(state.keys()) == ["greeting"]
+    assert list(state.values()) == ["hello"]
+    assert list(state.items()) == [("greeting", "hello")]
+    assert "greeting" in state
+    assert "missing" not in state
+    assert dict(state) == {"greeting": "hello"}
+    assert state | {"n": 1} == {"greeting": "hello", "n": 1}
+    assert {"n": 1, "greeting": "hi"} | state == {"n": 1, "greeting": "hello"}
+    copied = state.copy()
+    copied["n"] = 2
+    assert "n" not in backing  # a copy, not the state
+    assert state.setdefault("count", 1) == 1
+    assert state.setdefault("count", 5) == 1
+    state.update({"a": 1}, b=2)
+    state |= {"c": 3}
+    assert backing == {"greeting": "hello", "count": 1, "a": 1, "b": 2, "c": 3}
+    assert state.pop("a") == 1
+    assert state.pop("a", "gone") == "gone"
+    with pytest.raises(KeyError):
+        state.pop("a")
+    assert backing == {"greeting": "hello", "count": 1, "b": 2, "c": 3}
+
+
+@pytest.mark.parametrize(
+    "name", ["get", "keys", "values", "items", "copy", "setdefault", "pop", "update"]
+)
+def test_state_value_stored_under_a_method_name_reads_back_as_stored(name: str) -> None:
+    state = State()
+    assert callable(getattr(state, name))
+    setattr(state, name, [1])
+    getattr(state, name).append(2)  # as Starlette's own tests do with `state.items`
+    assert getattr(state, name) == [1, 2]
+    assert state[name] == [1, 2]
+    delattr(state, name)
+    assert callable(getattr(state, name))
+
+
+def test_state_copies_and_pickles_without_recursing() -> None:
+    state = State({"a": [1]})
+    for clone in (copy.copy(state), copy.deepcopy(state), pickle.loads(pickle.dumps(state))):
+        assert isinstance(clone, State)
+        assert dict(clone) == {"a": [1]}
+    assert copy.deepcopy(state).a is not state.a
 
 
 def test_session_starts_untouched_and_reading_it_only_marks_it_accessed() -> None:
@@ -3434,6 +3487,13 @@ async def untyped(request: Request) -> Response:
     return PlainTextResponse(request.state.anything)
 
 
+async def as_mapping(request: Request[AppState]) -> Response:
+    greeting = request.state.get("greeting", "hello")
+    names = sorted(request.state.keys()) + [str(value) for value in request.state.values()]
+    merged = request.state | {"greeting": "hi"}
+    return PlainTextResponse(f"{greeting} {names} {dict(request.state)} {merged}")
+
+
 async def misspelled(request: Request[AppState]) -> Response:
     return PlainTextResponse(request.state["greting"])
 """
@@ -3450,6 +3510,25 @@ def test_request_state_is_typed_by_the_requests_type_argument(tmp_path: Path) ->
     assert len(errors) == 1, result.stdout + result.stderr
     assert f"{source.name}:{misspelled_line + 1}: error: " in errors[0]
     assert '"greting"' in errors[0]
+
+
+def test_a_typed_dict_states_mapping_use_that_passes_mypy_runs(backend: Backend) -> None:
+    # The uses TYPED_STATE_USER's `as_mapping` type-checks (see the test above), run for real.
+    namespace: dict[str, Any] = {}
+    exec(compile(TYPED_STATE_USER, "typed_state_user", "exec"), namespace)
+
+    @contextlib.asynccontextmanager
+    async def lifespan(app: Starlite) -> AsyncIterator[dict[str, Any]]:
+        yield {"greeting": "hey", "database": "db"}
+
+    app = Starlite(routes=[Route("/", namespace["as_mapping"])], lifespan=lifespan)
+    with TestClient(app, backend=backend) as client:
+        response = client.get("/")
+    assert response.status_code == 200
+    assert response.text == (
+        "hey ['database', 'greeting', 'hey', 'db'] {'greeting': 'hey', 'database': 'db'} "
+        "{'greeting': 'hi', 'database': 'db'}"
+    )
 
 
 @pytest.mark.parametrize("connection_class", [Request, WebSocket])
