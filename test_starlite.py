@@ -23248,6 +23248,21 @@ def readme_section(title: str) -> str:
     return readme[start : end if end != -1 else None]
 
 
+def test_readme_and_changelog_name_the_version_and_an_install_that_works() -> None:
+    changelog = (PROJECT_ROOT / "CHANGELOG.md").read_text()
+    latest = re.search(r"^## (\S+)", changelog, flags=re.MULTILINE)
+    assert latest is not None
+    assert latest[1] == starlite.__version__
+    install = readme_section("Install, or copy the file")
+    assert f"starlite {starlite.__version__}" in install
+    # Nothing is on the package index yet: the install shown is from a clone, and the unrelated
+    # `starlite` distribution, which installs a package of the same name, is warned of.
+    assert 'pip install ".[full]"' in install
+    assert "never install both in one environment" in install
+    released = "(unreleased)" not in changelog.split("\n## ")[1].splitlines()[0]
+    assert released or "not yet released" in install
+
+
 def test_readme_tour_and_its_test_run_as_written() -> None:
     blocks = re.findall(r"```python\n(.*?)```", readme_section("A tour"), flags=re.DOTALL)
     assert len(blocks) == 2
