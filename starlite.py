@@ -4639,16 +4639,13 @@ class ServerErrorMiddleware:
     def generate_html(self, exc: Exception, limit: int = 7) -> str:
         """A page of the exception chain, each frame collapsible with `limit` lines of its
         source around the failing one; every name, line and message HTML-escaped."""
-        sections = [
-            f"<section><h3>{html.escape(heading)}</h3>{_debug_exception_html(te, limit)}</section>"
-            for heading, te in _debug_chain(traceback.TracebackException.from_exception(exc))
-        ]
+        sections = _debug_chain_html(traceback.TracebackException.from_exception(exc), limit)
         title = html.escape(f"{type(exc).__name__}: {_debug_message(exc)}")
         return (
             "<!DOCTYPE html>\n<html><head><meta charset='utf-8'><title>500 Server Error</title>"
             f"<style>{_DEBUG_STYLE}</style></head><body><h1>500 Server Error</h1>"
             f"<h2>{title}</h2><p>Most recent call first; frames of the app are marked "
-            f"<b class='tag'>app</b> and open.</p>{''.join(sections)}</body></html>"
+            f"<b class='tag'>app</b> and open.</p>{sections}</body></html>"
         )
 
 
@@ -4659,7 +4656,11 @@ _DEBUG_STYLE = (
     ".tag{background:#c33;color:#fff;padding:0 .4em;border-radius:3px;font-size:.8em}"
     "pre{margin:0;padding:.5em;background:#f6f6f6;overflow:auto}"
     "pre .here{background:#fdd;display:block}.msg{white-space:pre-wrap}"
+    ".member{margin-left:1.5em;border-left:2px solid #ccc;padding-left:1em}"
 )
+# Python's own traceback printing shows this many members of a group, nested this deep
+_DEBUG_GROUP_WIDTH = 15
+_DEBUG_GROUP_DEPTH = 10
 
 
 def _debug_message(exc: BaseException) -> str:
@@ -4670,12 +4671,37 @@ def _debug_message(exc: BaseException) -> str:
         return "<exception str() failed>"
 
 
+def _debug_chain_html(
+    te: traceback.TracebackException, limit: int, depth: int = 0, first: str = "Exception"
+) -> str:
+    """Each exception of the chain in a <section>, a group's members nested in it."""
+    return "".join(
+        f"<section><h3>{html.escape(heading)}</h3>"
+        f"{_debug_exception_html(link, limit)}{_debug_group_html(link, limit, depth)}</section>"
+        for heading, link in _debug_chain(te, first)
+    )
+
+
+def _debug_group_html(te: traceback.TracebackException, limit: int, depth: int) -> str:
+    """An exception group's members, each with its chain, within Python's own bounds."""
+    members = te.exceptions or []
+    if members and depth >= _DEBUG_GROUP_DEPTH:
+        return "<p>(more nested exception groups)</p>"
+    shown = [
+        f"<div class='member'>{_debug_chain_html(member, limit, depth + 1, f'Member {n}')}</div>"
+        for n, member in enumerate(members[:_DEBUG_GROUP_WIDTH], start=1)
+    ]
+    if len(members) > _DEBUG_GROUP_WIDTH:
+        shown.append(f"<p>(and {len(members) - _DEBUG_GROUP_WIDTH} more members)</p>")
+    return "".join(shown)
+
+
 def _debug_chain(
-    te: traceback.TracebackException,
+    te: traceback.TracebackException, first: str
 ) -> Iterator[tuple[str, traceback.TracebackException]]:
     """The exception, then what caused it or was being handled, as Python links them
     (TracebackException has already cut any cycle)."""
-    heading = "Exception"
+    heading = first
     current: traceback.TracebackException | None = te
     while current is not None:
         yield heading, current

@@ -10855,6 +10855,30 @@ def test_debug_page_shows_a_deep_recursion_in_bounded_size() -> None:
     assert len(page) < 20_000
 
 
+def test_debug_page_shows_an_exception_groups_members_within_bounds() -> None:
+    members: list[Exception] = []
+    for n in range(20):
+        try:
+            raise Leak(f"<member-{n}>")
+        except Leak as exc:
+            members.append(exc)
+    nested: Exception = ExceptionGroup("innermost", [Boom("deep")])
+    for _ in range(12):
+        nested = ExceptionGroup("<nested>", [nested])
+    group = ExceptionGroup("<outer>", [*members, nested])
+    page = ServerErrorMiddleware(PlainTextResponse("x"), debug=True).generate_html(group)
+    assert "&lt;outer&gt;" in page
+    assert all(html.escape(f"<member-{n}>") in page for n in range(15))
+    assert "member-15" not in page
+    assert "(and 6 more members)" in page
+    assert "<member" not in page
+    nested_page = ServerErrorMiddleware(PlainTextResponse("x"), debug=True).generate_html(nested)
+    # the title, the group, then members ten levels deep
+    assert nested_page.count("&lt;nested&gt;") == 1 + 1 + 10
+    assert "(more nested exception groups)" in nested_page
+    assert "deep" not in nested_page
+
+
 @pytest.mark.parametrize("accept", ["*/*", "application/json", "text/plain"])
 def test_debug_page_is_plain_text_with_the_chain_for_a_non_html_client(
     backend: Backend, accept: str
