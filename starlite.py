@@ -42,6 +42,7 @@ import inspect
 import ipaddress  # loaded by urllib.parse anyway
 import itertools
 import json
+import linecache
 import logging
 import math
 import mimetypes
@@ -4635,16 +4636,134 @@ class ServerErrorMiddleware:
         """The traceback as Python prints it, chained exceptions included."""
         return "".join(traceback.format_exception(exc))
 
-    def generate_html(self, exc: Exception) -> str:
-        """A page showing the exception and its traceback, every value HTML-escaped."""
-        title = html.escape(f"{type(exc).__name__}: {exc}")
-        trace = html.escape(self.generate_plain_text(exc))
+    def generate_html(self, exc: Exception, limit: int = 7) -> str:
+        """A page of the exception chain, each frame collapsible with `limit` lines of its
+        source around the failing one; every name, line and message HTML-escaped."""
+        sections = _debug_chain_html(traceback.TracebackException.from_exception(exc), limit)
+        title = html.escape(f"{type(exc).__name__}: {_debug_message(exc)}")
         return (
             "<!DOCTYPE html>\n<html><head><meta charset='utf-8'><title>500 Server Error</title>"
-            "<style>body{font-family:sans-serif;margin:2em}"
-            "pre{background:#f6f6f6;padding:1em;overflow:auto}</style></head>"
-            f"<body><h1>500 Server Error</h1><h2>{title}</h2><pre>{trace}</pre></body></html>"
+            f"<style>{_DEBUG_STYLE}</style></head><body><h1>500 Server Error</h1>"
+            f"<h2>{title}</h2><p>Most recent call first; frames of the app are marked "
+            f"<b class='tag'>app</b> and open.</p>{sections}</body></html>"
         )
+
+
+_DEBUG_STYLE = (
+    "body{font-family:sans-serif;margin:2em}h3{margin-top:2em}"
+    "details{border:1px solid #ddd;margin:.3em 0;border-radius:4px}"
+    "details.app{border-left:6px solid #c33}summary{padding:.4em;cursor:pointer}"
+    ".tag{background:#c33;color:#fff;padding:0 .4em;border-radius:3px;font-size:.8em}"
+    "pre{margin:0;padding:.5em;background:#f6f6f6;overflow:auto}"
+    "pre .here{background:#fdd;display:block}.msg{white-space:pre-wrap}"
+    ".member{margin-left:1.5em;border-left:2px solid #ccc;padding-left:1em}"
+)
+# Python's own traceback printing shows this many members of a group, nested this deep
+_DEBUG_GROUP_WIDTH = 15
+_DEBUG_GROUP_DEPTH = 10
+
+
+def _debug_message(exc: BaseException) -> str:
+    """str(exc), or a placeholder when its __str__ itself fails (a debug page must render)."""
+    try:
+        return str(exc)
+    except Exception:
+        return "<exception str() failed>"
+
+
+def _debug_chain_html(
+    te: traceback.TracebackException, limit: int, depth: int = 0, first: str = "Exception"
+) -> str:
+    """Each exception of the chain in a <section>, a group's members nested in it."""
+    return "".join(
+        f"<section><h3>{html.escape(heading)}</h3>"
+        f"{_debug_exception_html(link, limit)}{_debug_group_html(link, limit, depth)}</section>"
+        for heading, link in _debug_chain(te, first)
+    )
+
+
+def _debug_group_html(te: traceback.TracebackException, limit: int, depth: int) -> str:
+    """An exception group's members, each with its chain, within Python's own bounds."""
+    members = te.exceptions or []
+    if members and depth >= _DEBUG_GROUP_DEPTH:
+        return "<p>(more nested exception groups)</p>"
+    shown = [
+        f"<div class='member'>{_debug_chain_html(member, limit, depth + 1, f'Member {n}')}</div>"
+        for n, member in enumerate(members[:_DEBUG_GROUP_WIDTH], start=1)
+    ]
+    if len(members) > _DEBUG_GROUP_WIDTH:
+        shown.append(f"<p>(and {len(members) - _DEBUG_GROUP_WIDTH} more members)</p>")
+    return "".join(shown)
+
+
+def _debug_chain(
+    te: traceback.TracebackException, first: str
+) -> Iterator[tuple[str, traceback.TracebackException]]:
+    """The exception, then what caused it or was being handled, as Python links them
+    (TracebackException has already cut any cycle)."""
+    heading = first
+    current: traceback.TracebackException | None = te
+    while current is not None:
+        yield heading, current
+        if current.__cause__ is not None:
+            heading, current = "Its direct cause", current.__cause__
+        elif current.__context__ is not None and not current.__suppress_context__:
+            heading, current = "Raised while handling", current.__context__
+        else:
+            current = None
+
+
+def _debug_exception_html(te: traceback.TracebackException, limit: int) -> str:
+    """One exception: its type and message, then its frames, innermost first."""
+    message = html.escape("".join(te.format_exception_only()).rstrip("\n"))
+    frames: list[str] = []
+    previous: tuple[str, int | None, str] | None = None
+    repeats = 0
+    for index, frame in enumerate(reversed(te.stack)):
+        key = (frame.filename, frame.lineno, frame.name)
+        repeats = repeats + 1 if key == previous else 0
+        previous = key
+        # a deep recursion repeats one frame hundreds of times; show it thrice, then say so once
+        if repeats < 3:
+            frames.append(_debug_frame_html(frame, limit, opened=index == 0))
+        elif repeats == 3:
+            frames.append("<p>(the same frame repeats)</p>")
+    return f"<pre class='msg'>{message}</pre>{''.join(frames)}"
+
+
+def _debug_frame_html(frame: traceback.FrameSummary, limit: int, opened: bool) -> str:
+    """A <details> for one frame, open when it is the failing one or the app's own code."""
+    own = _is_app_file(frame.filename)
+    where = html.escape(f"{frame.filename}, line {frame.lineno}, in {frame.name}")
+    tag = "<b class='tag'>app</b> " if own else ""
+    attributes = " class='app' open" if own else (" open" if opened else "")
+    return (
+        f"<details{attributes}><summary>{tag}<code>{where}</code></summary>"
+        f"<pre>{_debug_source_html(frame, limit)}</pre></details>"
+    )
+
+
+def _debug_source_html(frame: traceback.FrameSummary, limit: int) -> str:
+    """`limit` lines of the frame's source centred on its failing line, each numbered."""
+    # the traceback module has registered lazy loaders for zip and frozen sources already
+    lines = linecache.getlines(frame.filename)
+    if frame.lineno is None or not lines or limit < 1:
+        return html.escape((frame.line or "").strip())
+    start = max(0, min(frame.lineno - 1 - (limit - 1) // 2, len(lines) - limit))
+    shown = []
+    for number, text in enumerate(lines[start : start + limit], start=start + 1):
+        line = html.escape(f"{number:>5} {text.rstrip()}")
+        shown.append(f"<span class='here'>{line}</span>" if number == frame.lineno else line)
+    return "\n".join(shown)
+
+
+def _is_app_file(filename: str) -> bool:
+    """Whether a frame's file is the app's own: not starlite, nor the standard library or an
+    installed package (under the interpreter's prefixes), nor a built-in like <frozen os>."""
+    if filename.startswith("<") or os.path.abspath(filename) == os.path.abspath(__file__):
+        return False
+    prefixes = {sys.prefix, sys.base_prefix, sys.exec_prefix, sys.base_exec_prefix}
+    return not os.path.abspath(filename).startswith(tuple(p + os.sep for p in prefixes))
 
 
 def _valid_host_pattern(pattern: str) -> bool:

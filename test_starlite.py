@@ -12,12 +12,14 @@ import email.utils
 import errno
 import functools
 import gc
+import html
 import importlib.metadata
 import importlib.util
 import inspect
 import io
 import itertools
 import json
+import linecache
 import logging
 import math
 import mimetypes
@@ -10694,6 +10696,213 @@ def test_server_error_middleware_alone_in_debug_gives_a_traceback() -> None:
 def test_server_error_middleware_passes_a_working_app_through() -> None:
     middleware = ServerErrorMiddleware(PlainTextResponse("fine"))
     assert TestClient(middleware).get("/").text == "fine"
+
+
+# The debug page: frames with their source, collapsible, the app's own marked, the chain.
+
+
+class Leak(Exception):
+    """Raised by the debug-page app, its message full of markup."""
+
+
+def debug_page_inner(secret_value: str) -> None:
+    marker = "<script>source-marker</script>"  # a source line with markup, shown escaped
+    assert marker
+    raise Leak(f"<b>leaked-message</b> {secret_value}")  # the failing line
+
+
+def debug_page_outer() -> None:
+    try:
+        debug_page_inner("secret-value-42")
+    except Leak as exc:
+        raise Boom("while-wrapping") from exc
+
+
+def debug_page_app(debug: bool) -> Starlite:
+    """An app whose "/" fails with RuntimeError raised while handling Boom, caused by Leak."""
+
+    def endpoint(request: Request) -> Response:
+        try:
+            debug_page_outer()
+        except Boom:
+            raise RuntimeError("raised-during-handling")  # noqa: B904 (the chain is the test)
+        return PlainTextResponse("unreachable")
+
+    return Starlite(debug=debug, routes=[Route("/", endpoint)])
+
+
+def source_line(function: Callable[..., Any], text: str) -> tuple[int, str]:
+    """The line number and text of the line of `function` containing `text`."""
+    lines, first = inspect.getsourcelines(function)
+    index = next(i for i, line in enumerate(lines) if text in line)
+    return first + index, lines[index].rstrip()
+
+
+def test_debug_page_shows_each_frame_with_its_source_around_the_failing_line(
+    backend: Backend,
+) -> None:
+    linecache.clearcache()  # so the page reads the source files afresh
+    client = TestClient(debug_page_app(True), raise_server_exceptions=False, backend=backend)
+    response = client.get("/", headers={"accept": "text/html"})
+    assert response.status_code == 500
+    assert response.headers["content-type"].startswith("text/html")
+    page = response.text
+    failing, text = source_line(debug_page_inner, "# the failing line")
+    assert html.escape(f"{failing:>5} {text}") in page
+    source = Path(__file__).read_text().splitlines()
+    for number in range(failing - 3, failing + 4):  # three each side at the default limit of 7
+        assert html.escape(f"{number:>5} {source[number - 1]}".rstrip()) in page
+    for name in ("debug_page_inner", "debug_page_outer", "endpoint"):
+        assert f"in {name}</code>" in page
+    assert page.count("<details") >= 4  # every frame is a collapsible <details>, starlite's too
+    assert "starlite.py" in page
+    assert "<script" not in page.split("<body>")[1]  # no markup from source or message gets out
+    assert html.escape("<script>source-marker</script>") in page
+    assert html.escape("<b>leaked-message</b> secret-value-42") in page
+
+
+def test_debug_page_shows_the_whole_exception_chain_in_order(backend: Backend) -> None:
+    client = TestClient(debug_page_app(True), raise_server_exceptions=False, backend=backend)
+    page = client.get("/", headers={"accept": "text/html"}).text.split("<section>", 1)[1]
+    headings = ["<h3>Exception</h3>", "<h3>Raised while handling</h3>", "<h3>Its direct cause</h3>"]
+    messages = ["raised-during-handling", "while-wrapping", "leaked-message"]
+    positions = [page.index(text) for pair in zip(headings, messages, strict=True) for text in pair]
+    assert positions == sorted(positions)
+
+
+def test_debug_page_marks_and_opens_the_apps_own_frames_only() -> None:
+    try:
+        debug_page_outer()
+    except Boom as exc:
+        page = ServerErrorMiddleware(PlainTextResponse("x"), debug=True).generate_html(exc)
+    frames = re.findall(r"<details([^>]*)><summary>(.*?)</summary>", page)
+    own = [attrs for attrs, summary in frames if "test_starlite.py" in summary]
+    assert own
+    assert all("class='app' open" in attrs for attrs in own)
+    try:
+        json.loads("{")  # the failing frame is the standard library's: open, not marked
+    except ValueError as exc:
+        page = ServerErrorMiddleware(PlainTextResponse("x"), debug=True).generate_html(exc)
+    frames = re.findall(r"<details([^>]*)><summary>(.*?)</summary>", page)
+    library = [attrs for attrs, summary in frames if "json" + os.sep in summary]
+    assert library[0] == " open"
+    assert all("app" not in attrs for attrs in library)
+
+
+def test_debug_page_is_built_off_the_event_loop(backend: Backend) -> None:
+    # building it reads source files (linecache), which blockbuster does not flag: check the thread
+    threads: dict[str, int] = {}
+
+    class Recording(ServerErrorMiddleware):
+        def generate_html(self, exc: Exception, limit: int = 7) -> str:
+            threads["page"] = threading.get_ident()
+            return super().generate_html(exc, limit)
+
+    async def app(scope: Scope, receive: Receive, send: Send) -> None:
+        threads["loop"] = threading.get_ident()
+        raise Boom("off-loop")
+
+    client = TestClient(Recording(app, debug=True), raise_server_exceptions=False, backend=backend)
+    response = client.get("/", headers={"accept": "text/html"})
+    assert "off-loop" in response.text
+    assert threads["page"] != threads["loop"]
+
+
+@pytest.mark.parametrize("limit", [1, 3, 7])
+def test_debug_page_shows_limit_lines_of_source_per_frame(limit: int) -> None:
+    try:
+        debug_page_inner("x")
+    except Leak as exc:
+        page = ServerErrorMiddleware(PlainTextResponse("x"), debug=True).generate_html(exc, limit)
+    failing, _ = source_line(debug_page_inner, "# the failing line")
+    innermost = page.split("</details>")[0].split("<pre>")[-1]
+    lines = [re.sub("<[^>]*>", "", line) for line in innermost.splitlines()]
+    numbers = [int(line.split()[0]) for line in lines]
+    assert len(numbers) == limit
+    assert failing in numbers
+    assert numbers == list(range(numbers[0], numbers[0] + limit))
+
+
+def test_debug_page_escapes_file_and_function_names_and_survives_a_failing_str() -> None:
+    class Unprintable(Exception):
+        def __str__(self) -> str:
+            raise RuntimeError("no str")
+
+    code = compile("def f():\n    raise exc\n", "<a&b>", "exec")
+    namespace: dict[str, Any] = {"exc": Unprintable()}
+    exec(code, namespace)
+    try:
+        namespace["f"]()
+    except Unprintable as exc:
+        page = ServerErrorMiddleware(PlainTextResponse("x"), debug=True).generate_html(exc)
+    assert "&lt;a&amp;b&gt;, line 2, in f" in page
+    assert "Unprintable" in page
+    assert "<a&b>" not in page
+
+
+def test_debug_page_shows_a_deep_recursion_in_bounded_size() -> None:
+    def recurse(depth: int) -> None:
+        if depth:
+            recurse(depth - 1)
+        raise Boom("bottom")
+
+    try:
+        recurse(500)
+    except Boom as exc:
+        page = ServerErrorMiddleware(PlainTextResponse("x"), debug=True).generate_html(exc)
+    assert page.count("in recurse</code>") == 1 + 3  # the raising frame, then three callers
+    assert "(the same frame repeats)" in page
+    assert len(page) < 20_000
+
+
+def test_debug_page_shows_an_exception_groups_members_within_bounds() -> None:
+    members: list[Exception] = []
+    for n in range(20):
+        try:
+            raise Leak(f"<member-{n}>")
+        except Leak as exc:
+            members.append(exc)
+    nested: Exception = ExceptionGroup("innermost", [Boom("deep")])
+    for _ in range(12):
+        nested = ExceptionGroup("<nested>", [nested])
+    group = ExceptionGroup("<outer>", [*members, nested])
+    page = ServerErrorMiddleware(PlainTextResponse("x"), debug=True).generate_html(group)
+    assert "&lt;outer&gt;" in page
+    assert all(html.escape(f"<member-{n}>") in page for n in range(15))
+    assert "member-15" not in page
+    assert "(and 6 more members)" in page
+    assert "<member" not in page
+    nested_page = ServerErrorMiddleware(PlainTextResponse("x"), debug=True).generate_html(nested)
+    # the title, the group, then members ten levels deep
+    assert nested_page.count("&lt;nested&gt;") == 1 + 1 + 10
+    assert "(more nested exception groups)" in nested_page
+    assert "deep" not in nested_page
+
+
+@pytest.mark.parametrize("accept", ["*/*", "application/json", "text/plain"])
+def test_debug_page_is_plain_text_with_the_chain_for_a_non_html_client(
+    backend: Backend, accept: str
+) -> None:
+    client = TestClient(debug_page_app(True), raise_server_exceptions=False, backend=backend)
+    response = client.get("/", headers={"accept": accept})
+    assert response.headers["content-type"] == "text/plain; charset=utf-8"
+    text = response.text
+    assert "<b>leaked-message</b> secret-value-42" in text  # text as it is: not HTML
+    assert "The above exception was the direct cause" in text
+    assert "During handling of the above exception" in text
+    assert "debug_page_inner" in text
+    assert "# the failing line" in text
+
+
+@pytest.mark.parametrize("accept", ["text/html", "*/*", "text/plain", None])
+def test_debug_off_500_leaks_no_source_message_or_value(
+    backend: Backend, accept: str | None
+) -> None:
+    headers = {"accept": accept} if accept is not None else {}
+    client = TestClient(debug_page_app(False), raise_server_exceptions=False, backend=backend)
+    response = client.get("/", headers=headers)
+    assert (response.status_code, response.text) == (500, "Internal Server Error")
+    assert response.headers["content-type"] == "text/plain; charset=utf-8"
 
 
 # ---- ExceptionMiddleware ----
