@@ -24,6 +24,7 @@ The file reads in the order a request travels through it:
 14. Config               settings from the environment and a .env file, cast and checked
 15. Static files and templates   StaticFiles, safe by construction; Jinja2Templates
 16. Test client          TestClient and AsyncTestClient: drive an ASGI app from tests, on httpx
+17. Standing in for Starlette   install_as_starlette(): FastAPI and Starlette's add-ons on starlite
 """
 
 from __future__ import annotations
@@ -77,6 +78,7 @@ from collections.abc import (
 from datetime import UTC, datetime
 from enum import Enum, EnumMeta
 from http import HTTPStatus
+from importlib.machinery import ModuleSpec
 from types import ModuleType, TracebackType
 from typing import (
     IO,
@@ -102,6 +104,8 @@ import anyio
 import anyio.to_thread
 
 if TYPE_CHECKING:
+    import importlib.abc
+
     import anyio.from_thread
     import httpx  # type: ignore[import-not-found, unused-ignore]
     import jinja2  # type: ignore[import-not-found, unused-ignore]
@@ -193,6 +197,8 @@ __all__ = [
     "WebSocketEndpoint",
     # Middleware
     "ExceptionHandler",
+    "HTTPExceptionHandler",
+    "WebSocketExceptionHandler",
     "ExceptionMiddleware",
     "Middleware",
     "BaseHTTPMiddleware",
@@ -220,7 +226,10 @@ __all__ = [
     "has_required_scope",
     "requires",
     # Application
+    "AppType",
     "Lifespan",
+    "StatefulLifespan",
+    "StatelessLifespan",
     "Starlite",
     # Forms
     "FormData",
@@ -244,6 +253,8 @@ __all__ = [
     "TestClient",
     "WebSocketDenialResponse",
     "WebSocketTestSession",
+    # Standing in for Starlette
+    "install_as_starlette",
 ]
 
 
@@ -4297,6 +4308,11 @@ class Middleware:
         return f"{self.__class__.__name__}({', '.join(arguments)})"
 
 
+# The two kinds of handler, as Starlette types them: a request's returns a response, a websocket's
+# closes it. Handlers are registered as ExceptionHandler, which accepts both and handlers whose
+# exception parameter is a subclass (`HTTPException`), which a Callable[..., Exception] refuses.
+HTTPExceptionHandler: TypeAlias = Callable[[Request, Exception], Response | Awaitable[Response]]
+WebSocketExceptionHandler: TypeAlias = Callable[[WebSocket, Exception], Awaitable[None]]
 ExceptionHandler: TypeAlias = Callable[[Any, Any], Any]
 _ExceptionHandlers: TypeAlias = tuple[dict[Any, ExceptionHandler], dict[int, ExceptionHandler]]
 # Where ExceptionMiddleware leaves its handlers for the routes: the key Starlette uses, so that
@@ -5997,8 +6013,13 @@ class BaseHTTPMiddleware:
 # Starlite: a Router wrapped in the middleware stack (ServerErrorMiddleware, the user's
 # middleware, ExceptionMiddleware), built once on the first request or lifespan event.
 
-AppT = TypeVar("AppT")
-Lifespan: TypeAlias = Callable[[AppT], contextlib.AbstractAsyncContextManager[Any]]
+AppType = TypeVar("AppType", bound="Starlite")
+StatelessLifespan: TypeAlias = Callable[[AppType], contextlib.AbstractAsyncContextManager[None]]
+StatefulLifespan: TypeAlias = Callable[
+    [AppType], contextlib.AbstractAsyncContextManager[Mapping[str, Any]]
+]
+# Either kind: what Starlite's `lifespan` takes.
+Lifespan: TypeAlias = Callable[[AppType], contextlib.AbstractAsyncContextManager[Any]]
 
 
 class Starlite:
@@ -8193,3 +8214,152 @@ def __getattr__(name: str) -> Any:
     if name in _HTTPX_CLASSES:
         return _httpx_class(name)
     raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
+
+# ==== Standing in for Starlette ====
+# install_as_starlette(): from then on `import starlette.*` gives starlite's names, so that
+# packages built on Starlette (FastAPI, sse-starlette, ...) run on starlite. It forwards, and
+# never writes or copies a file.
+
+# The release of Starlette whose API starlite follows: what ``starlette.__version__`` reads.
+_STARLETTE_API_VERSION = "1.10.0"
+
+# Starlette 1.10's modules. Each one offers every name of starlite's __all__ (which are
+# Starlette's own), and the names below, which Starlette spells differently or keeps in private
+# modules that packages built on it import nonetheless.
+_STARLETTE_MODULES: dict[str, Callable[[], dict[str, Any]]] = {
+    "starlette": lambda: {"__version__": _STARLETTE_API_VERSION},
+    "starlette._exception_handler": lambda: {"wrap_app_handling_exceptions": _handling_exceptions},
+    "starlette._utils": lambda: {
+        "is_async_callable": _is_async_callable,
+        "get_route_path": _route_path,
+    },
+    "starlette.applications": lambda: {"Starlette": Starlite},
+    "starlette.authentication": dict,
+    "starlette.background": dict,
+    "starlette.concurrency": dict,
+    "starlette.config": dict,
+    "starlette.convertors": dict,
+    "starlette.datastructures": dict,
+    "starlette.endpoints": dict,
+    "starlette.exceptions": dict,
+    "starlette.formparsers": dict,
+    "starlette.middleware": dict,
+    "starlette.middleware.authentication": dict,
+    "starlette.middleware.base": dict,
+    "starlette.middleware.body_limit": lambda: {
+        "_RequestBodyTooLarge": _BodyTooLarge,
+        "_RequestBodyLimitResponseSent": _ResponseReplaced,
+    },
+    "starlette.middleware.cors": dict,
+    "starlette.middleware.errors": dict,
+    "starlette.middleware.exceptions": dict,
+    "starlette.middleware.gzip": dict,
+    "starlette.middleware.httpsredirect": dict,
+    "starlette.middleware.sessions": dict,
+    "starlette.middleware.trustedhost": dict,
+    "starlette.requests": dict,
+    "starlette.responses": dict,
+    "starlette.routing": dict,
+    "starlette.staticfiles": dict,
+    "starlette.status": dict,  # its names are the status object's: _StarletteStatusModule
+    "starlette.templating": dict,
+    "starlette.testclient": dict,
+    "starlette.types": dict,
+    "starlette.websockets": dict,
+}
+
+# Starlette's modules that starlite does not carry, and what to use instead.
+_STARLETTE_MODULES_NOT_CARRIED = {
+    "starlette.middleware.wsgi": "Starlette deprecated it: serve a WSGI app with a2wsgi",
+    "starlette.middleware.opentelemetry": "use opentelemetry-instrumentation-asgi",
+    "starlette.schemas": "describe the API with a schema library of your choice",
+}
+
+
+def _handling_exceptions(app: ASGIApp, connection: HTTPConnection) -> ASGIApp:
+    """`app`, with an exception it raises answered by the handler registered for it, as each
+    route does (Starlette's ``wrap_app_handling_exceptions``)."""
+
+    async def handling_app(scope: Scope, receive: Receive, send: Send) -> None:
+        tracked_send = _StartNotingSend(send)
+        try:
+            await app(scope, receive, tracked_send)
+        except Exception as exc:
+            started = tracked_send.response_started
+            await _answer_exception(exc, scope, receive, send, started, connection)
+
+    return handling_app
+
+
+class _StarletteModule(ModuleType):
+    """A ``starlette.*`` module made by install_as_starlette(): its names are starlite's."""
+
+    def __init__(self, name: str) -> None:
+        super().__init__(name, f"starlite standing in for {name}")
+        self.__dict__.update(_STARLETTE_MODULES[name]())
+
+    def __getattr__(self, name: str) -> Any:
+        # Read from the module, not globals(): the test client's classes are made on first use.
+        if name in __all__:
+            return getattr(sys.modules[__name__], name)
+        raise AttributeError(f"module {self.__name__!r} (starlite) has no attribute {name!r}")
+
+    def __dir__(self) -> list[str]:
+        return sorted({*self.__dict__, *__all__})
+
+
+class _StarletteStatusModule(ModuleType):
+    """``starlette.status``: the names of starlite's `status`, deprecated ones warning as read."""
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(status, name)
+
+    def __dir__(self) -> list[str]:
+        return dir(status)
+
+
+class _StarletteFinder:
+    """The import system's finder and loader of the ``starlette`` modules. It follows the protocol
+    of importlib.abc's classes without subclassing them: importing importlib.abc would add a tenth
+    to the time ``import starlite`` takes."""
+
+    def find_spec(self, fullname: str, path: object, target: object = None) -> ModuleSpec | None:
+        if fullname in _STARLETTE_MODULES:
+            loader = cast("importlib.abc.Loader", self)
+            is_package = fullname in ("starlette", "starlette.middleware")
+            return ModuleSpec(fullname, loader, origin=__name__, is_package=is_package)
+        if fullname in _STARLETTE_MODULES_NOT_CARRIED:
+            instead = _STARLETTE_MODULES_NOT_CARRIED[fullname]
+            raise ModuleNotFoundError(
+                f"starlite does not carry {fullname}: {instead}", name=fullname
+            )
+        return None  # a module Starlette does not have either: not found, as with Starlette
+
+    def create_module(self, spec: ModuleSpec) -> ModuleType:
+        if spec.name == "starlette.status":
+            return _StarletteStatusModule(spec.name)
+        return _StarletteModule(spec.name)
+
+    def exec_module(self, module: ModuleType) -> None:
+        """Nothing to run: the module reads its names from starlite."""
+
+
+def install_as_starlette() -> None:
+    """Make ``import starlette`` and every module of Starlette 1.10 give starlite's names
+    (``Starlette`` is ``Starlite``), so that FastAPI and other packages built on Starlette run on
+    starlite. Call it first thing, before any of them is imported; calling it again does nothing.
+
+    Nothing is written or copied: the modules are made in memory and read through to starlite,
+    whether or not Starlette is installed. Code that imports starlite itself is unchanged.
+    """
+    if any(isinstance(finder, _StarletteFinder) for finder in sys.meta_path):
+        return
+    imported = sorted(name for name in sys.modules if name.partition(".")[0] == "starlette")
+    if imported:
+        raise RuntimeError(
+            f"install_as_starlette() must be called before Starlette is imported, but {imported[0]}"
+            " is already: call it first thing, before importing fastapi or any package built on"
+            " Starlette"
+        )
+    sys.meta_path.insert(0, _StarletteFinder())
