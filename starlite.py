@@ -156,6 +156,8 @@ __all__ = [
     "Request",
     "cookie_parser",
     # Responses
+    "Content",
+    "ContentStream",
     "FileResponse",
     "HTMLResponse",
     "JSONResponse",
@@ -248,6 +250,7 @@ __all__ = [
     "NotModifiedResponse",
     "StaticFiles",
     # Test client
+    "ASGIInstance",
     "AsyncTestClient",
     "AsyncWebSocketTestSession",
     "TestClient",
@@ -7897,7 +7900,11 @@ class _Lifespan:
         raise RuntimeError(f"Lifespan {event} failed: {message.get('message', '')}")
 
 
-def _asgi3_app(app: Any) -> ASGIApp:
+# What an ASGI 2 app returns when called with the scope: the test clients accept those apps too.
+ASGIInstance: TypeAlias = Callable[[Receive, Send], Awaitable[None]]
+
+
+def _asgi3_app(app: ASGIApp | Callable[[Scope], ASGIInstance]) -> ASGIApp:
     """`app` if it is an ASGI 3 app; an ASGI 2 app (called with the scope alone, it returns the
     coroutine function to call with `receive` and `send`) as an ASGI 3 one, as Starlette's
     TestClient accepts both. An ASGI 3 class is one whose instances are awaitable."""
@@ -7905,7 +7912,7 @@ def _asgi3_app(app: Any) -> ASGIApp:
         return cast(ASGIApp, app)
 
     async def asgi3(scope: Scope, receive: Receive, send: Send) -> None:
-        await app(scope)(receive, send)
+        await cast(Callable[[Scope], ASGIInstance], app)(scope)(receive, send)
 
     return asgi3
 
@@ -8244,7 +8251,7 @@ _STARLETTE_MODULES: dict[str, Callable[[], dict[str, Any]]] = {
     "starlette.endpoints": dict,
     "starlette.exceptions": dict,
     "starlette.formparsers": dict,
-    "starlette.middleware": dict,
+    "starlette.middleware": lambda: {"_MiddlewareFactory": _MiddlewareFactory},
     "starlette.middleware.authentication": dict,
     "starlette.middleware.base": dict,
     "starlette.middleware.body_limit": lambda: {
@@ -8303,7 +8310,7 @@ class _StarletteModule(ModuleType):
         # Read from the module, not globals(): the test client's classes are made on first use.
         if name in __all__:
             return getattr(sys.modules[__name__], name)
-        raise AttributeError(f"module {self.__name__!r} (starlite) has no attribute {name!r}")
+        raise AttributeError(f"module {self.__name__!r} has no attribute {name!r}")
 
     def __dir__(self) -> list[str]:
         return sorted({*self.__dict__, *__all__})
@@ -8313,7 +8320,10 @@ class _StarletteStatusModule(ModuleType):
     """``starlette.status``: the names of starlite's `status`, deprecated ones warning as read."""
 
     def __getattr__(self, name: str) -> Any:
-        return getattr(status, name)
+        try:
+            return getattr(status, name)
+        except AttributeError:
+            raise AttributeError(f"module {self.__name__!r} has no attribute {name!r}") from None
 
     def __dir__(self) -> list[str]:
         return dir(status)
