@@ -297,8 +297,10 @@ def _import_extra(extra: str, package: str, *modules: str) -> ModuleType:
 
 
 def _is_async_callable(obj: object) -> bool:
-    """Whether calling `obj` returns a coroutine: a coroutine function, a partial of one, or an
-    object whose ``__call__`` is one."""
+    """Whether calling `obj` returns a coroutine: a coroutine function, or an object whose
+    ``__call__`` is one, perhaps inside partials."""
+    while isinstance(obj, functools.partial):
+        obj = obj.func
     return inspect.iscoroutinefunction(obj) or inspect.iscoroutinefunction(
         getattr(obj, "__call__", None)  # noqa: B004 - we want the method itself, not callable()
     )

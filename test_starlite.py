@@ -22419,6 +22419,433 @@ def test_test_client_request_to_a_ws_url_names_websocket_connect() -> None:
     assert client.get("/").status_code == 200
 
 
+# ==== Standing in for Starlette ====
+# install_as_starlette() in this process, with the real Starlette (installed for the benchmarks
+# and as FastAPI's dependency) set aside for each test and put back after it, and so are FastAPI
+# and sse-starlette, which import starlette.
+
+STARLETTE_MODULE_PATHS = [
+    "starlette",
+    "starlette._exception_handler",
+    "starlette._utils",
+    "starlette.applications",
+    "starlette.authentication",
+    "starlette.background",
+    "starlette.concurrency",
+    "starlette.config",
+    "starlette.convertors",
+    "starlette.datastructures",
+    "starlette.endpoints",
+    "starlette.exceptions",
+    "starlette.formparsers",
+    "starlette.middleware",
+    "starlette.middleware.authentication",
+    "starlette.middleware.base",
+    "starlette.middleware.body_limit",
+    "starlette.middleware.cors",
+    "starlette.middleware.errors",
+    "starlette.middleware.exceptions",
+    "starlette.middleware.gzip",
+    "starlette.middleware.httpsredirect",
+    "starlette.middleware.sessions",
+    "starlette.middleware.trustedhost",
+    "starlette.requests",
+    "starlette.responses",
+    "starlette.routing",
+    "starlette.staticfiles",
+    "starlette.status",
+    "starlette.templating",
+    "starlette.testclient",
+    "starlette.types",
+    "starlette.websockets",
+]
+
+
+def imports_starlette(name: str) -> bool:
+    """Whether the module `name` is Starlette's, or one of a package built on it."""
+    return name.partition(".")[0] in {"starlette", "fastapi", "sse_starlette"}
+
+
+@pytest.fixture
+def starlette_stand_in() -> Iterator[None]:
+    """install_as_starlette() for one test; the modules of Starlette and the packages on it that
+    this process imported are set aside for it and put back after, with the finders as they were."""
+    set_aside = {name: module for name, module in sys.modules.items() if imports_starlette(name)}
+    finders = list(sys.meta_path)
+    for name in set_aside:
+        del sys.modules[name]
+    try:
+        starlite.install_as_starlette()
+        yield
+    finally:
+        sys.meta_path[:] = finders
+        for name in [name for name in sys.modules if imports_starlette(name)]:
+            del sys.modules[name]
+        sys.modules.update(set_aside)
+
+
+@pytest.mark.usefixtures("starlette_stand_in")
+def test_every_module_path_of_starlette_imports_as_starlite() -> None:
+    for path in STARLETTE_MODULE_PATHS:
+        module = importlib.import_module(path)
+        assert module.__spec__ is not None, path
+        assert module.__spec__.origin == "starlite", path
+        assert not hasattr(module, "__file__"), f"{path} was loaded from a file"
+    applications = importlib.import_module("starlette.applications")
+    routing = importlib.import_module("starlette.routing")
+    assert applications.Starlette is starlite.Starlite
+    assert routing.Route is starlite.Route
+
+
+@pytest.mark.usefixtures("starlette_stand_in")
+def test_starlette_names_import_from_every_module_that_has_them() -> None:
+    namespace: dict[str, Any] = {}
+    exec(
+        "from starlette.middleware.cors import CORSMiddleware\n"
+        "from starlette.testclient import TestClient\n"
+        "from starlette.types import AppType, ASGIApp, Lifespan, StatefulLifespan\n"
+        "from starlette.middleware.body_limit import MAX_BODY_SIZE_SCOPE_KEY\n"
+        "from starlette import status\n",
+        namespace,
+    )
+    assert namespace["CORSMiddleware"] is starlite.CORSMiddleware
+    assert namespace["TestClient"] is starlite.TestClient
+    assert namespace["AppType"] is starlite.AppType
+    assert namespace["MAX_BODY_SIZE_SCOPE_KEY"] == "starlette.max_body_size"
+    assert namespace["status"].HTTP_418_IM_A_TEAPOT == 418
+
+
+@pytest.mark.usefixtures("starlette_stand_in")
+def test_starlette_version_is_the_one_whose_api_starlite_follows() -> None:
+    starlette = importlib.import_module("starlette")
+    assert starlette.__version__ == "1.10.0"
+    assert starlite.__version__ != starlette.__version__
+
+
+@pytest.mark.usefixtures("starlette_stand_in")
+def test_starlette_status_is_the_status_object_with_its_warnings() -> None:
+    status_module = importlib.import_module("starlette.status")
+    assert status_module.HTTP_404_NOT_FOUND == 404
+    assert "WS_1008_POLICY_VIOLATION" in dir(status_module)
+    with pytest.warns(starlite.StarletteDeprecationWarning, match="HTTP_413_CONTENT_TOO_LARGE"):
+        assert status_module.HTTP_413_REQUEST_ENTITY_TOO_LARGE == 413
+    message = "module 'starlette.status' has no attribute 'HTTP_999_NOPE'"
+    with pytest.raises(AttributeError, match=message):
+        _ = status_module.HTTP_999_NOPE
+
+
+@pytest.mark.usefixtures("starlette_stand_in")
+def test_a_name_starlite_lacks_fails_to_import_as_it_would_from_starlette() -> None:
+    with pytest.raises(ImportError, match="cannot import name 'NoSuchThing'"):
+        exec("from starlette.routing import NoSuchThing", {})
+    with pytest.raises(
+        AttributeError, match=r"module 'starlette\.routing' has no attribute '_priv'"
+    ):
+        _ = importlib.import_module("starlette.routing")._priv
+    # A private name of starlite's is not one of Starlette's.
+    with pytest.raises(AttributeError):
+        _ = importlib.import_module("starlette.routing")._route_path
+
+
+@pytest.mark.usefixtures("starlette_stand_in")
+def test_a_module_starlette_does_not_have_is_not_found() -> None:
+    with pytest.raises(ModuleNotFoundError, match=r"starlette\.no_such_module"):
+        importlib.import_module("starlette.no_such_module")
+    with pytest.raises(ModuleNotFoundError):
+        importlib.import_module("starlette.routing.deeper")
+
+
+@pytest.mark.usefixtures("starlette_stand_in")
+@pytest.mark.parametrize(
+    ("path", "instead"),
+    [
+        ("starlette.middleware.wsgi", "a2wsgi"),
+        ("starlette.middleware.opentelemetry", "opentelemetry-instrumentation-asgi"),
+        ("starlette.schemas", "schema library"),
+    ],
+)
+def test_a_module_starlite_does_not_carry_says_what_to_use(path: str, instead: str) -> None:
+    with pytest.raises(ModuleNotFoundError, match=f"starlite does not carry {path}: .*{instead}"):
+        importlib.import_module(path)
+
+
+@pytest.mark.usefixtures("starlette_stand_in")
+def test_installing_twice_adds_nothing() -> None:
+    finders = list(sys.meta_path)
+    starlite.install_as_starlette()
+    assert sys.meta_path == finders
+
+
+def test_installing_after_starlette_is_imported_is_refused() -> None:
+    result = run_python(
+        "import sys, types\n"
+        "sys.modules['starlette'] = types.ModuleType('starlette')\n"
+        "import starlite\n"
+        "try:\n"
+        "    starlite.install_as_starlette()\n"
+        "except RuntimeError as exc:\n"
+        "    print(exc)\n"
+        "print(any(type(f).__name__ == '_StarletteFinder' for f in sys.meta_path))\n"
+    )
+    assert result.returncode == 0, result.stderr
+    refusal, installed = result.stdout.strip().splitlines()
+    assert "must be called before Starlette is imported, but starlette is already" in refusal
+    assert "before importing fastapi" in refusal
+    assert installed == "False"
+
+
+@pytest.mark.usefixtures("starlette_stand_in")
+def test_code_importing_starlite_itself_is_unchanged() -> None:
+    importlib.import_module("starlette.applications")
+    assert sys.modules["starlite"] is starlite
+    assert starlite.Starlite.__module__ == "starlite"
+
+
+@pytest.mark.usefixtures("starlette_stand_in")
+def test_is_async_callable_sees_through_partials_and_callable_objects() -> None:
+    is_async_callable = importlib.import_module("starlette._utils").is_async_callable
+
+    async def coroutine_function() -> None: ...
+
+    class AsyncCallable:
+        async def __call__(self) -> None: ...
+
+    class SyncCallable:
+        def __call__(self) -> None: ...
+
+    assert is_async_callable(coroutine_function)
+    assert is_async_callable(functools.partial(functools.partial(coroutine_function)))
+    assert is_async_callable(AsyncCallable())
+    assert is_async_callable(functools.partial(AsyncCallable()))
+    assert not is_async_callable(SyncCallable())
+    assert not is_async_callable(functools.partial(SyncCallable()))
+    assert not is_async_callable(lambda: None)
+
+
+@pytest.mark.usefixtures("starlette_stand_in")
+@pytest.mark.parametrize(
+    ("path", "root_path", "route_path"),
+    [
+        ("/api/items", "/api", "/items"),
+        ("/api", "/api", ""),
+        ("/apiary", "/api", "/apiary"),  # not under the root path: left whole
+        ("/items", "", "/items"),
+    ],
+)
+def test_get_route_path_is_the_path_without_the_root_path(
+    path: str, root_path: str, route_path: str
+) -> None:
+    get_route_path = importlib.import_module("starlette._utils").get_route_path
+    assert get_route_path({"type": "http", "path": path, "root_path": root_path}) == route_path
+
+
+def handler_scope(handlers: dict[Any, Any]) -> dict[str, Any]:
+    """An HTTP scope with `handlers` registered by class, as ExceptionMiddleware leaves them."""
+    scope = make_scope("/")
+    scope["starlette.exception_handlers"] = (handlers, {})
+    return scope
+
+
+@pytest.mark.usefixtures("starlette_stand_in")
+@pytest.mark.anyio
+async def test_wrap_app_handling_exceptions_answers_with_the_registered_handler() -> None:
+    wrap = importlib.import_module("starlette._exception_handler").wrap_app_handling_exceptions
+
+    async def failing(scope: Scope, receive: Receive, send: Send) -> None:
+        raise KeyError("gone")
+
+    def teapot(request: Request, exc: Exception) -> Response:
+        return PlainTextResponse(f"handled {type(exc).__name__}", status_code=418)
+
+    scope = handler_scope({LookupError: teapot})
+    request = Request(scope)
+    answer = await asgi_answer(wrap(failing, request), scope)
+    assert (answer.status, answer.body) == (418, b"handled KeyError")
+
+
+@pytest.mark.usefixtures("starlette_stand_in")
+@pytest.mark.anyio
+async def test_wrap_app_handling_exceptions_lets_an_unhandled_or_late_exception_out() -> None:
+    wrap = importlib.import_module("starlette._exception_handler").wrap_app_handling_exceptions
+
+    async def unhandled(scope: Scope, receive: Receive, send: Send) -> None:
+        raise ValueError("no handler")
+
+    async def late(scope: Scope, receive: Receive, send: Send) -> None:
+        await send({"type": "http.response.start", "status": 200, "headers": []})
+        raise KeyError("after the start")
+
+    scope = handler_scope({KeyError: lambda request, exc: PlainTextResponse("too late")})
+    with pytest.raises(ValueError, match="no handler"):
+        await asgi_answer(wrap(unhandled, Request(scope)), scope)
+    with pytest.raises(RuntimeError, match="response already started"):
+        await asgi_answer(wrap(late, Request(scope)), scope)
+
+
+FASTAPI_APP = '''
+"""A FastAPI app, with an sse-starlette stream, running on starlite."""
+
+import starlite
+
+starlite.install_as_starlette()  # before FastAPI is imported
+
+from pathlib import Path
+
+import starlette.applications
+from fastapi import Depends, FastAPI, HTTPException, WebSocket
+from fastapi.responses import JSONResponse
+from fastapi.staticfiles import StaticFiles
+from pydantic import BaseModel
+from sse_starlette import EventSourceResponse
+
+
+class Item(BaseModel):
+    name: str
+    price: float
+
+
+class OutOfStock(Exception):
+    def __init__(self, name: str) -> None:
+        self.name = name
+
+
+def pagination(skip: int = 0, limit: int = 10) -> dict[str, int]:
+    return {"skip": skip, "limit": limit}
+
+
+app = FastAPI()
+
+
+@app.get("/runs-on")
+async def runs_on() -> dict[str, str]:
+    return {"Starlette": starlette.applications.Starlette.__module__}
+
+
+@app.get("/items/{item_id}")
+async def read_item(
+    item_id: int, q: str | None = None, page: dict[str, int] = Depends(pagination)
+) -> dict[str, object]:
+    if item_id == 0:
+        raise HTTPException(status_code=404, detail="there is no item 0")
+    if item_id == 13:
+        raise OutOfStock("thirteen")
+    return {"item_id": item_id, "q": q, **page}
+
+
+@app.post("/items", status_code=201)
+async def create_item(item: Item) -> dict[str, object]:
+    return {"created": item.model_dump()}
+
+
+@app.exception_handler(OutOfStock)
+async def out_of_stock(request: object, exc: OutOfStock) -> JSONResponse:
+    return JSONResponse({"out_of_stock": exc.name}, status_code=409)
+
+
+@app.websocket("/rooms/{room}")
+async def room(websocket: WebSocket, room: str) -> None:
+    await websocket.accept()
+    said = await websocket.receive_text()
+    await websocket.send_json({"room": room, "said": said})
+    await websocket.close()
+
+
+@app.get("/ticks")
+async def ticks() -> EventSourceResponse:
+    async def events():
+        for number in range(3):
+            yield {"event": "tick", "data": str(number)}
+
+    return EventSourceResponse(events())
+
+
+app.mount("/static", StaticFiles(directory=Path(__file__).with_name("static")), name="static")
+'''
+
+# What the FastAPI app is asked, and what it must answer: (method, path, JSON body) -> (status,
+# the response's JSON or text).
+FASTAPI_EXCHANGES: list[tuple[tuple[str, str, Any], tuple[int, Any]]] = [
+    (("GET", "/runs-on", None), (200, {"Starlette": "starlite"})),
+    (
+        ("GET", "/items/7?q=red&limit=3", None),
+        (200, {"item_id": 7, "q": "red", "skip": 0, "limit": 3}),
+    ),
+    (("GET", "/items/0", None), (404, {"detail": "there is no item 0"})),
+    (("GET", "/items/13", None), (409, {"out_of_stock": "thirteen"})),
+    (
+        ("POST", "/items", {"name": "lamp", "price": 9.5}),
+        (201, {"created": {"name": "lamp", "price": 9.5}}),
+    ),
+    (("GET", "/static/hello.txt", None), (200, "hello from a file\n")),
+    (("GET", "/static/../app.py", None), (404, {"detail": "Not Found"})),
+    (
+        ("GET", "/ticks", None),
+        (
+            200,
+            "".join(f"event: tick\r\ndata: {number}\r\n\r\n" for number in range(3)),
+        ),
+    ),
+]
+# Answers checked by their shape: FastAPI's validation errors.
+FASTAPI_INVALID = [
+    ("GET", "/items/seven", None),  # a path parameter that is not an int
+    ("GET", "/items/7?limit=many", None),  # a dependency's query parameter that is not an int
+    ("POST", "/items", {"name": "lamp"}),  # a body without its price
+]
+
+
+def write_fastapi_app(folder: Path) -> None:
+    """The FastAPI app as `folder`/fastapi_on_starlite.py, with its static folder."""
+    (folder / "fastapi_on_starlite.py").write_text(FASTAPI_APP)
+    (folder / "static").mkdir()
+    (folder / "static" / "hello.txt").write_text("hello from a file\n")
+
+
+def fastapi_answers(client: Any) -> list[tuple[int, Any]]:
+    """What the app answers to FASTAPI_EXCHANGES, through an httpx-style `client`."""
+    answers = []
+    for method, path, body in [request for request, _ in FASTAPI_EXCHANGES]:
+        response = client.request(method, path, json=body)
+        is_json = response.headers["content-type"] == "application/json"
+        answers.append((response.status_code, response.json() if is_json else response.text))
+    return answers
+
+
+def check_fastapi_invalid(client: Any) -> None:
+    for method, path, body in FASTAPI_INVALID:
+        response = client.request(method, path, json=body)
+        assert response.status_code == 422, (path, response.text)
+        assert response.json()["detail"][0]["type"] in {"int_parsing", "missing"}
+
+
+def import_fastapi_app(folder: Path) -> Any:
+    """Import the app written by write_fastapi_app, as the module uvicorn would import."""
+    spec = importlib.util.spec_from_file_location(
+        "fastapi_on_starlite", folder / "fastapi_on_starlite.py"
+    )
+    assert spec is not None
+    assert spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module.app
+
+
+@pytest.mark.usefixtures("starlette_stand_in")
+def test_a_fastapi_app_with_an_sse_stream_runs_on_starlite_under_the_test_client(
+    tmp_path: Path,
+) -> None:
+    write_fastapi_app(tmp_path)
+    app = import_fastapi_app(tmp_path)
+    fastapi_testclient = importlib.import_module("fastapi.testclient")
+    assert fastapi_testclient.TestClient is starlite.TestClient
+    with fastapi_testclient.TestClient(app) as client:
+        assert fastapi_answers(client) == [answer for _, answer in FASTAPI_EXCHANGES]
+        check_fastapi_invalid(client)
+        with client.websocket_connect("/rooms/lobby") as websocket:
+            websocket.send_text("hello")
+            assert websocket.receive_json() == {"room": "lobby", "said": "hello"}
+
+
 # ==== Examples ====
 
 
@@ -24157,3 +24584,21 @@ def test_real_server_a_handler_polling_is_disconnected_stops_when_its_client_lea
         assert handler_state(disconnect_server, key) == "polling"
     waited = wait_for_state(disconnect_server, key, "stopped", within=DISCONNECT_NOTICED_WITHIN)
     assert waited < DISCONNECT_NOTICED_WITHIN
+
+
+def test_a_fastapi_app_with_an_sse_stream_runs_on_starlite_under_uvicorn(tmp_path: Path) -> None:
+    write_fastapi_app(tmp_path)
+    server = launch("uvicorn", "fastapi_on_starlite:app", tmp_path / "server.log", tmp_path)
+    try:
+        with httpx.Client(base_url=server.http_url, timeout=CLIENT_TIMEOUT) as client:
+            assert fastapi_answers(client) == [answer for _, answer in FASTAPI_EXCHANGES]
+            check_fastapi_invalid(client)
+        from websockets.sync.client import connect
+
+        with connect(f"{server.ws_url}/rooms/lobby", open_timeout=CLIENT_TIMEOUT) as websocket:
+            websocket.send("hello")
+            said = websocket.recv(timeout=CLIENT_TIMEOUT)
+            assert json.loads(said) == {"room": "lobby", "said": "hello"}
+    finally:
+        stop(server.process)
+    assert "Traceback" not in server.log.read_text()
