@@ -4426,7 +4426,15 @@ class _BodyLimit:
         return self.content_length is not None and self.content_length > self.max_body_size
 
     def check(self) -> None:
-        if self.declared_too_large() or self.received > self.max_body_size:
+        if self.declared_too_large():
+            self.refused = True
+            raise _BodyTooLarge()
+        self.check_received()
+
+    def check_received(self) -> None:
+        """Refuse if more than the limit was received already; the Content-Length waits for the
+        body to be read, when the innermost limit is known."""
+        if self.received > self.max_body_size:
             self.refused = True
             raise _BodyTooLarge()
 
@@ -4479,7 +4487,7 @@ class RequestBodyLimitMiddleware:
         outer: _BodyLimit | None = scope.get(_BODY_LIMIT_SCOPE_KEY)
         if outer is not None:  # an outer middleware counts the body: our size replaces its own
             outer.max_body_size = self.max_body_size
-            outer.check()
+            outer.check_received()
             await self.app(scope, receive, send)
             return
         limit = _BodyLimit(self.max_body_size, _content_length(scope))

@@ -11749,6 +11749,18 @@ async def test_innermost_of_three_nested_limits_wins() -> None:
 
 
 @pytest.mark.anyio
+async def test_a_middle_limit_below_the_declared_length_defers_to_the_innermost() -> None:
+    # FastAPI nests three: its app's and its router's limit, then a route's own, which wins.
+    route = Route("/up", body_length, methods=["POST"], max_body_size=1000)
+    mount = Mount("/m", routes=[route], max_body_size=100)
+    app = Starlite(routes=[mount], max_body_size=100)
+    for size in (500, 1000):
+        answer = await post_raw(app, b"x" * size, content_length=size, path="/m/up")
+        assert answer[:2] == (200, str(size).encode())
+    assert (await post_raw(app, b"x" * 1001, content_length=1001, path="/m/up"))[0] == 413
+
+
+@pytest.mark.anyio
 async def test_limit_applies_only_to_the_routes_below_it() -> None:
     limited = Route("/up", body_length, methods=["POST"], max_body_size=10)
     free = Route("/free", body_length, methods=["POST"])
