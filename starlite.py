@@ -2300,15 +2300,20 @@ async def _wait_for_disconnect(receive: Receive) -> None:
 async def _until_disconnect(
     send_body: Callable[[], Awaitable[None]], wait_for_disconnect: Callable[[], Awaitable[None]]
 ) -> None:
-    """Run `send_body`, cancelling it as soon as `wait_for_disconnect` returns."""
+    """Run `send_body`, cancelling it as soon as `wait_for_disconnect` returns.
+
+    The body is sent from this task, and it starts before the listening does: the response's
+    start goes out before the listener's first receive, which may fail (a declared body over
+    the limit, say), so that such a failure finds the response answered, not half-started.
+    """
     async with _TaskGroup() as task_group:
 
-        async def send_then_stop_listening() -> None:
-            await send_body()
+        async def listen_then_stop_sending() -> None:
+            await wait_for_disconnect()
             task_group.cancel_scope.cancel()
 
-        task_group.start_soon(send_then_stop_listening)
-        await wait_for_disconnect()
+        task_group.start_soon(listen_then_stop_sending)
+        await send_body()
         task_group.cancel_scope.cancel()
 
 
@@ -4420,14 +4425,12 @@ class _BodyLimit:
         self.max_body_size = max_body_size
         self.content_length = content_length
         self.received = 0
-        self.refused = False  # the app was told, and answers with its own 413
 
     def declared_too_large(self) -> bool:
         return self.content_length is not None and self.content_length > self.max_body_size
 
     def check(self) -> None:
         if self.declared_too_large():
-            self.refused = True
             raise _BodyTooLarge()
         self.check_received()
 
@@ -4435,7 +4438,6 @@ class _BodyLimit:
         """Refuse if more than the limit was received already; the Content-Length waits for the
         body to be read, when the innermost limit is known."""
         if self.received > self.max_body_size:
-            self.refused = True
             raise _BodyTooLarge()
 
 
@@ -4499,8 +4501,14 @@ class RequestBodyLimitMiddleware:
 
     async def _limit(self, limit: _BodyLimit, scope: Scope, receive: Receive, send: Send) -> None:
         response_started = False
+        # Set once this middleware has answered 413 in place of the app: from then on the request
+        # is over for the app, whose receive says so instead of refusing again.
+        replaced: anyio.Event | None = None
 
         async def receive_counting() -> Message:
+            if replaced is not None:  # a disconnect listener beside the replacement: let it finish
+                await replaced.wait()
+                return {"type": "http.disconnect"}
             limit.check()  # a Content-Length over the limit: refuse before reading any of it
             message = await receive()
             if message["type"] == "http.request":
@@ -4509,13 +4517,16 @@ class RequestBodyLimitMiddleware:
             return message
 
         async def send_unless_refused(message: Message) -> None:
-            nonlocal response_started
+            nonlocal response_started, replaced
             if message["type"] == "http.response.start":
                 response_started = True
-                # An app that never asked for the body answers as if it were fine: refuse it here.
-                # One that did was refused already, and answers with its own 413 handler.
-                if limit.declared_too_large() and not limit.refused:
+                # A declared length over the limit is answered 413 whatever the app did: by its own
+                # handler once it was refused the body, or else by this plain 413, in place of the
+                # answer of an app that never read the body or that read it beside answering.
+                if limit.declared_too_large() and message["status"] != 413:
+                    replaced = anyio.Event()
                     await PlainTextResponse("Content Too Large", 413)(scope, receive, send)
+                    replaced.set()
                     raise _ResponseReplaced()
             await send(message)
 
@@ -4590,6 +4601,11 @@ class ExceptionMiddleware:
         await websocket.close(code=exc.code, reason=exc.reason)
 
 
+# How long ending a failed websocket may take: a server sends a close at once, so this bounds
+# only a stuck one.
+_ERROR_CLOSE_TIMEOUT = 5.0
+
+
 class ServerErrorMiddleware:
     """Answers any unhandled exception with a 500, then re-raises it for the server to log.
 
@@ -4643,7 +4659,10 @@ class ServerErrorMiddleware:
         except Exception:
             if not {"websocket.close", "websocket.http.response.start"} & sent:
                 can_deny = "websocket.http.response" in scope.get("extensions", {})
-                with contextlib.suppress(OSError):  # the client may be gone already
+                # Shielded: an app that fails as it is cancelled (its session ended) still ends the
+                # socket, and its own error, not the cancellation, is what is raised.
+                shielded = anyio.move_on_after(_ERROR_CLOSE_TIMEOUT, shield=True)
+                with shielded, contextlib.suppress(OSError):  # the client may be gone already
                     if "websocket.accept" not in sent and can_deny:
                         denial = PlainTextResponse("Internal Server Error", status_code=500)
                         await denial(scope, receive, send)

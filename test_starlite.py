@@ -11416,6 +11416,41 @@ async def test_server_error_middleware_ends_a_failed_websocket(
 
 
 @pytest.mark.anyio
+async def test_server_error_middleware_ends_a_websocket_failing_as_it_is_cancelled() -> None:
+    # A session ended by the client cancels the app, whose clean-up may fail: the close still goes
+    # out, and the failure, not the cancellation, is what is raised.
+    accepted = anyio.Event()
+    sent: list[Message] = []
+
+    async def app(scope: Scope, receive: Receive, send: Send) -> None:
+        await send({"type": "websocket.accept"})
+        accepted.set()
+        try:
+            await anyio.sleep_forever()
+        finally:
+            raise Boom("clean-up failed")
+
+    async def send(message: Message) -> None:
+        await anyio.lowlevel.checkpoint()  # as a server's send: where a cancellation lands
+        sent.append(message)
+
+    async def receive() -> Message:
+        await anyio.sleep_forever()
+        raise AssertionError("unreachable")
+
+    async def serve_then_cancel() -> None:
+        async with anyio.create_task_group() as task_group:
+            task_group.start_soon(ServerErrorMiddleware(app), ws_scope(), receive, send)
+            await accepted.wait()
+            task_group.cancel_scope.cancel()
+
+    with pytest.raises(ExceptionGroup) as info:
+        await serve_then_cancel()
+    assert [type(exc) for exc in info.value.exceptions] == [Boom]
+    assert sent[-1] == {"type": "websocket.close", "code": 1011, "reason": ""}
+
+
+@pytest.mark.anyio
 async def test_server_error_middleware_sends_nothing_once_the_socket_is_ended() -> None:
     async def close_then_fail(websocket: WebSocket) -> None:
         await websocket.accept()
@@ -11746,6 +11781,25 @@ async def test_innermost_of_three_nested_limits_wins() -> None:
         for size in (20, 21, 500)
     ]
     assert statuses == [200, 413, 413]
+
+
+@pytest.mark.parametrize("kind", ["file", "stream"])
+def test_a_declared_body_over_the_limit_to_a_streamed_response_that_never_reads_it_is_a_413(
+    kind: str, tmp_path: Path, backend: Backend
+) -> None:
+    # The response listens for the client's going while it streams: its listener's first receive
+    # is refused, beside the response the limit replaces. The client gets the whole 413.
+    (tmp_path / "page.txt").write_text("a page")
+
+    async def page(request: Request) -> Response:
+        if kind == "file":
+            return FileResponse(tmp_path / "page.txt")
+        return StreamingResponse(iter([b"a ", b"page"]))
+
+    app = Starlite(routes=[Route("/page", page)], max_body_size=0)
+    with TestClient(app, backend=backend) as client:
+        response = client.request("GET", "/page", content=b"x")
+    assert (response.status_code, response.text) == (413, "Content Too Large")
 
 
 @pytest.mark.anyio
