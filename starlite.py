@@ -3199,6 +3199,8 @@ def register_url_convertor(key: str, convertor: Convertor[Any]) -> None:
 
 # A parameter in a route path: "{name}" or "{name:convertor}".
 _PATH_PARAMETER = re.compile(r"{([a-zA-Z_][a-zA-Z0-9_]*)(?::([a-zA-Z_][a-zA-Z0-9_]*))?}")
+# A parameter in a path format, where the convertor is no longer named: "{name}".
+_PARAMETER_IN_FORMAT = re.compile(r"{([a-zA-Z_][a-zA-Z0-9_]*)}")
 
 
 def compile_path(path: str) -> tuple[re.Pattern[str], str, dict[str, Convertor[Any]]]:
@@ -3212,7 +3214,7 @@ def compile_path(path: str) -> tuple[re.Pattern[str], str, dict[str, Convertor[A
     # A host pattern matches the host alone, whatever the port; its format keeps the port, so
     # that a URL built for "api.example.org:8443" points there.
     matched = _host_without_port(path) if is_host else path
-    regex, path_format, convertors = "", "", {}
+    path_format, convertors = "", {}
     duplicated = set()
     position = 0
     for match in _PATH_PARAMETER.finditer(matched):
@@ -3222,19 +3224,28 @@ def compile_path(path: str) -> tuple[re.Pattern[str], str, dict[str, Convertor[A
         if name in convertors:
             duplicated.add(name)
         convertors[name] = CONVERTOR_TYPES[convertor_name]
-        literal = matched[position : match.start()]
-        regex += re.escape(literal) + f"(?P<{name}>{convertors[name].regex})"
-        path_format += literal + "{" + name + "}"
+        path_format += matched[position : match.start()] + "{" + name + "}"
         position = match.end()
     if duplicated:
         names = ", ".join(sorted(duplicated))
         plural = "s" if len(duplicated) > 1 else ""
         raise ValueError(f"Duplicated param name{plural} {names} at path {path}")
-    regex += re.escape(matched[position:])
+    matched_format = path_format + matched[position:]
     path_format += path[position:]
     flags = re.IGNORECASE if is_host else 0  # host names are case-insensitive (RFC 3986 §3.2.2)
+    return re.compile(_format_regex(matched_format, convertors), flags), path_format, convertors
+
+
+def _format_regex(path_format: str, convertors: dict[str, Convertor[Any]]) -> str:
+    """The regex of the paths a format describes: each ``{name}`` by its convertor's regex, the
+    rest literally. Raises ``KeyError`` for a parameter without a convertor."""
+    regex, position = "", 0
+    for match in _PARAMETER_IN_FORMAT.finditer(path_format):
+        literal, name = path_format[position : match.start()], match[1]
+        regex += re.escape(literal) + f"(?P<{name}>{convertors[name].regex})"
+        position = match.end()
     # \Z, not $: $ would also match before a final newline, so that "/a%0A" would reach "/a".
-    return re.compile(f"^{regex}\\Z", flags), path_format, convertors
+    return f"^{regex}{re.escape(path_format[position:])}\\Z"
 
 
 def _host_without_port(authority: str) -> str:
@@ -3283,10 +3294,6 @@ def _with_outer_params(scope: Scope, params: dict[str, Any]) -> dict[str, Any]:
     return {**outer, **params} if outer else params
 
 
-# A generated path would read as "//host/..." to a browser: escape the second slash.
-_PARAMETER_IN_FORMAT = re.compile(r"{([a-zA-Z_][a-zA-Z0-9_]*)}")
-
-
 def _fill_path(
     path_format: str, convertors: dict[str, Convertor[Any]], params: dict[str, Any]
 ) -> tuple[str, dict[str, Any]]:
@@ -3304,7 +3311,8 @@ def _fill_path(
 
 
 def _safe_path(path: str) -> str:
-    """A generated path that no browser reads as pointing at another host."""
+    """A generated path that no browser reads as pointing at another host: "//host/..." would,
+    so the second slash is escaped."""
     path = path.replace("\\", "%5C")
     return "/%2F" + path[2:] if path.startswith("//") else path
 
@@ -3483,7 +3491,6 @@ class Route(BaseRoute):
             self.methods = {method.upper() for method in methods}
             if "GET" in self.methods:
                 self.methods.add("HEAD")
-            self._allow = ", ".join(sorted(self.methods))
         self.path_regex, self.path_format, self.param_convertors = compile_path(path)
 
     def matches(self, scope: Scope) -> tuple[Match, Scope]:
@@ -3502,7 +3509,9 @@ class Route(BaseRoute):
 
     async def handle(self, scope: Scope, receive: Receive, send: Send) -> None:
         if self.methods is not None and scope["method"] not in self.methods:
-            headers = {"Allow": self._allow}
+            # Built here, on the rare 405, from the methods as they are now: a subclass may set
+            # `methods` itself, without Route.__init__ (as FastAPI's APIRoute does).
+            headers = {"Allow": ", ".join(sorted(self.methods))}
             if "app" in scope:  # let the app's exception handlers render the 405
                 raise HTTPException(status_code=405, headers=headers)
             await PlainTextResponse("Method Not Allowed", 405, headers)(scope, receive, send)
@@ -3783,16 +3792,28 @@ class _RouteIndex:
 
     @staticmethod
     def _template(route: BaseRoute) -> tuple[str, dict[str, Convertor[Any]]] | None:
-        """The path template `route` matches, with its convertors, if it is one of ours and
-        matches by path alone."""
-        if isinstance(route, Route | WebSocketRoute) and type(route).matches in (
-            Route.matches,
-            WebSocketRoute.matches,
+        """The path format `route` matches, with its convertors, if it is one of ours, matches
+        by path alone, and matches with the regex its format compiles to. A subclass may set up
+        its attributes without __init__, or set a regex of its own (one ignoring case, say)."""
+        if type(route).matches not in (Route.matches, WebSocketRoute.matches, Mount.matches):
+            return None
+        path_format = getattr(route, "path_format", None)
+        regex = getattr(route, "path_regex", None)
+        convertors = getattr(route, "param_convertors", None)
+        if not (
+            isinstance(path_format, str)
+            and isinstance(regex, re.Pattern)
+            and isinstance(convertors, dict)
         ):
-            return route.path, route.param_convertors
-        if isinstance(route, Mount) and type(route).matches is Mount.matches:
-            return route.path + "/{path:path}", route.param_convertors
-        return None
+            return None
+        try:
+            expected = _format_regex(path_format, convertors)
+        except KeyError:  # a parameter of the format has no convertor
+            return None
+        # Compiled without flags, a str pattern has re.UNICODE alone.
+        if regex.pattern != expected or regex.flags != re.UNICODE:
+            return None
+        return path_format, convertors
 
     def _insert(self, position: int, template: str, convertors: dict[str, Convertor[Any]]) -> None:
         node = self._root

@@ -186,6 +186,7 @@ from starlite import (
     run_in_threadpool,
     run_until_first_complete,
     status,
+    websocket_session,
 )
 
 if TYPE_CHECKING:
@@ -8367,6 +8368,128 @@ def test_route_subclass_with_a_different_path_rule() -> None:
     router = Router([AnyCaseRoute("/about", endpoint("about")), r("/{page}", "page")])
     assert call(router, make_scope("/ABOUT")).headers["x-endpoint"] == "about"
     assert call(router, make_scope("/Other")).headers["x-endpoint"] == "page"
+
+
+class HandMadeRoute(Route):
+    """A Route set up attribute by attribute, without Route.__init__, as FastAPI's APIRoute is:
+    `methods` without the HEAD that __init__ adds, and no `path` (Route.matches needs none)."""
+
+    def __init__(self, path: str, endpoint: Endpoint, methods: Collection[str]) -> None:
+        self.endpoint = endpoint
+        self.name = get_name(endpoint)
+        self.path_regex, self.path_format, self.param_convertors = compile_path(path)
+        self.methods = {method.upper() for method in methods}
+        self.app = request_response(endpoint)
+
+
+def test_route_subclass_setting_methods_without_init_answers_405_with_allow(
+    backend: Backend,
+) -> None:
+    route = HandMadeRoute("/items/{id:int}", endpoint("item"), ["get", "PUT"])
+    for app in (Router([route]), Starlite(routes=[route])):
+        client = TestClient(app, backend=backend)
+        assert client.get("/items/1").headers["x-endpoint"] == "item"
+        response = client.post("/items/1")
+        assert response.status_code == 405
+        assert response.text == "Method Not Allowed"
+        assert response.headers["allow"] == "GET, PUT"
+        assert client.post("/items/x").status_code == 404
+
+
+def test_allow_follows_methods_set_after_the_route_was_made(backend: Backend) -> None:
+    hand_made = HandMadeRoute("/a", endpoint("a"), ["GET"])
+    made = Route("/b", endpoint("b"), methods=["GET"])
+    client = TestClient(Router([hand_made, made]), backend=backend)
+    assert client.post("/a").headers["allow"] == "GET"
+    assert client.post("/b").headers["allow"] == "GET, HEAD"
+    hand_made.methods = {"POST", "DELETE"}
+    made.methods = {"PATCH"}
+    assert client.post("/a").headers["x-endpoint"] == "a"
+    assert client.get("/a").headers["allow"] == "DELETE, POST"
+    assert client.post("/b").headers["allow"] == "PATCH"
+
+
+def test_hand_made_routes_of_every_kind_route_as_starlettes_do(backend: Backend) -> None:
+    class HandMadeWebSocketRoute(WebSocketRoute):
+        """As FastAPI's APIWebSocketRoute: every attribute set by hand."""
+
+        def __init__(self, path: str, session: Callable[[WebSocket], Awaitable[None]]) -> None:
+            self.path = path
+            self.endpoint = session
+            self.name = get_name(session)
+            self.path_regex, self.path_format, self.param_convertors = compile_path(path)
+            self.app = websocket_session(session)
+
+    # As FastAPI moves a mounted app under an included router's prefix: a copy, its path and
+    # regex set anew.
+    moved = copy.copy(Mount("/old", app=label_app("mounted")))
+    moved.path = "/new/{tenant}"
+    moved.path_regex, moved.path_format, moved.param_convertors = compile_path(
+        moved.path + "/{path:path}"
+    )
+    websocket_route = HandMadeWebSocketRoute("/ws/{room}", ws_endpoint("room"))
+    http_route = HandMadeRoute("/users/{id}", endpoint("user"), ["GET"])
+    router = Router([http_route, websocket_route, moved], redirect_slashes=False)
+    client = TestClient(router, backend=backend)
+    assert client.get("/users/7").headers["x-endpoint"] == "user"
+    assert client.delete("/users/7").headers["allow"] == "GET"
+    with client.websocket_connect("/ws/lobby") as session:
+        assert session.receive_text() == "room"
+    assert client.get("/new/acme/file").text == "mounted"
+    assert client.get("/old/file").status_code == 404
+    # Each is indexed by what it matches: a candidate only where it may match.
+    assert router._candidates("/users/7") == [http_route]
+    assert router._candidates("/ws/lobby") == [websocket_route]
+    assert router._candidates("/new/acme/file") == [moved]
+    assert router._candidates("/elsewhere") == []
+
+
+def test_a_route_with_a_regex_of_its_own_is_tried_for_every_path(backend: Backend) -> None:
+    class AnyCaseRoute(Route):
+        """Compiles its path ignoring case, keeping Route.matches."""
+
+        def __init__(self, path: str, endpoint: Endpoint) -> None:
+            super().__init__(path, endpoint)
+            self.path_regex = re.compile(self.path_regex.pattern, re.IGNORECASE)
+
+    class PrefixRegexRoute(Route):
+        """Sets a regex unrelated to its path: any path under /docs."""
+
+        def __init__(self, endpoint: Endpoint) -> None:
+            super().__init__("/docs", endpoint)
+            self.path_regex = re.compile(r"^/docs(?:/.*)?\Z")
+
+    any_case, prefix = AnyCaseRoute("/about", endpoint("about")), PrefixRegexRoute(endpoint("docs"))
+    router = Router([any_case, prefix, r("/{page}", "page")], redirect_slashes=False)
+    client = TestClient(router, backend=backend)
+    assert client.get("/ABOUT").headers["x-endpoint"] == "about"
+    assert client.get("/docs/a/b").headers["x-endpoint"] == "docs"
+    assert client.get("/other").headers["x-endpoint"] == "page"
+    assert router._candidates("/x/y/z") == [any_case, prefix]
+
+
+def test_a_route_missing_what_the_index_reads_is_tried_for_every_path(backend: Backend) -> None:
+    class NoFormatRoute(HandMadeRoute):
+        """Sets no path_format (Route.matches does not need one)."""
+
+        def __init__(self, path: str, endpoint: Endpoint) -> None:
+            super().__init__(path, endpoint, ["GET"])
+            del self.path_format
+
+    class UnknownParameterRoute(HandMadeRoute):
+        """A format naming a parameter it has no convertor for."""
+
+        def __init__(self, path: str, endpoint: Endpoint) -> None:
+            super().__init__(path, endpoint, ["GET"])
+            self.path_format = "/p/{missing}"
+
+    no_format = NoFormatRoute("/n/{x}", endpoint("no-format"))
+    unknown = UnknownParameterRoute("/p", endpoint("unknown"))
+    router = Router([no_format, unknown, r("/n/{x}", "plain")], redirect_slashes=False)
+    client = TestClient(router, backend=backend)
+    assert client.get("/n/1").headers["x-endpoint"] == "no-format"
+    assert client.get("/p").headers["x-endpoint"] == "unknown"
+    assert router._candidates("/q") == [no_format, unknown]
 
 
 # ---- the property: the router answers what in-order matching answers ----
