@@ -186,6 +186,7 @@ __all__ = [
     "compile_path",
     "get_name",
     "register_url_convertor",
+    "replace_params",
     "request_response",
     "websocket_session",
     # Endpoints
@@ -3294,20 +3295,23 @@ def _with_outer_params(scope: Scope, params: dict[str, Any]) -> dict[str, Any]:
     return {**outer, **params} if outer else params
 
 
-def _fill_path(
-    path_format: str, convertors: dict[str, Convertor[Any]], params: dict[str, Any]
+def replace_params(
+    path: str, param_convertors: dict[str, Convertor[Any]], path_params: dict[str, Any]
 ) -> tuple[str, dict[str, Any]]:
-    """Fill a path format with parameter values in one pass, so that a value that looks like a
-    placeholder stays as it is; return the path and the parameters it did not use."""
-    unused = dict(params)
+    """Fill the ``{name}`` placeholders of a path format with `path_params`, each written by
+    its convertor, in one pass (a value that looks like a placeholder stays as it is).
+
+    As in Starlette, the values used are popped from `path_params`, which is returned with
+    those left; a placeholder without a value stays in the path.
+    """
 
     def value_of(match: re.Match[str]) -> str:
         name = match[1]
-        if name not in unused:
+        if name not in path_params:
             return match[0]
-        return convertors[name].to_string(unused.pop(name))
+        return param_convertors[name].to_string(path_params.pop(name))
 
-    return _PARAMETER_IN_FORMAT.sub(value_of, path_format), unused
+    return _PARAMETER_IN_FORMAT.sub(value_of, path), path_params
 
 
 def _safe_path(path: str) -> str:
@@ -3447,7 +3451,7 @@ def _endpoint_url_path(
     """The URL path of a Route or WebSocketRoute, if `name` and the parameters are its own."""
     if name != route.name or path_params.keys() != route.param_convertors.keys():
         raise NoMatchFound(name, path_params)
-    path, _ = _fill_path(route.path_format, route.param_convertors, path_params)
+    path, _ = replace_params(route.path_format, route.param_convertors, path_params)
     return URLPath(_safe_path(path), protocol=protocol)
 
 
@@ -3657,12 +3661,14 @@ class Mount(BaseRoute):
         if self.name is not None and name == self.name and "path" in path_params:
             # The mount itself: "path" is the path inside it.
             path_params["path"] = path_params["path"].lstrip("/")
-            path, unused = _fill_path(self.path_format, self.param_convertors, path_params)
+            path, unused = replace_params(
+                self.path_format, self.param_convertors, dict(path_params)
+            )
             if not unused:
                 return URLPath(_safe_path(path))
         elif (inner_name := _inner_name(self.name, name)) is not None:
             inner_path = path_params.pop("path", None)
-            prefix, inner_params = _fill_path(
+            prefix, inner_params = replace_params(
                 self.path_format, self.param_convertors, {**path_params, "path": ""}
             )
             if inner_path is not None:
@@ -3718,11 +3724,15 @@ class Host(BaseRoute):
     def url_path_for(self, name: str, /, **path_params: Any) -> URLPath:
         if self.name is not None and name == self.name and "path" in path_params:
             path = path_params.pop("path")
-            host, unused = _fill_path(self.host_format, self.param_convertors, path_params)
+            host, unused = replace_params(
+                self.host_format, self.param_convertors, dict(path_params)
+            )
             if not unused:
                 return URLPath(path=path, host=host)
         elif (inner_name := _inner_name(self.name, name)) is not None:
-            host, inner_params = _fill_path(self.host_format, self.param_convertors, path_params)
+            host, inner_params = replace_params(
+                self.host_format, self.param_convertors, dict(path_params)
+            )
             url = _url_path_in(self.routes, inner_name, inner_params)
             if url is not None:
                 return URLPath(path=str(url), protocol=url.protocol, host=host)

@@ -181,6 +181,7 @@ from starlite import (
     has_required_scope,
     iterate_in_threadpool,
     register_url_convertor,
+    replace_params,
     request_response,
     requires,
     run_in_threadpool,
@@ -7854,6 +7855,41 @@ def test_url_path_for_keeps_a_value_that_looks_like_a_placeholder() -> None:
     router = Router([Route("/{a}/{b}", plain_function, name="ab")])
     assert router.url_path_for("ab", a="{b}", b="x") == "/{b}/x"
     assert router.url_path_for("ab", a="x", b="{a}") == "/x/{a}"
+
+
+def test_replace_params_fills_a_format_and_pops_the_values_it_used() -> None:
+    _, path_format, convertors = compile_path("/users/{id:int}/posts/{slug}")
+    params: dict[str, Any] = {"id": 7, "slug": "{id}", "page": 2}
+    path, remaining = replace_params(path_format, convertors, params)
+    assert path == "/users/7/posts/{id}"  # one pass: the value is not filled in again
+    assert remaining is params  # Starlette's contract: the given dict, the values used popped
+    assert params == {"page": 2}
+
+
+def test_replace_params_leaves_a_placeholder_without_a_value() -> None:
+    _, path_format, convertors = compile_path("/{org}/{repo:path}")
+    assert replace_params(path_format, convertors, {"repo": "a/b"}) == ("/{org}/a/b", {})
+    assert replace_params(path_format, convertors, {}) == ("/{org}/{repo}", {})
+    assert replace_params("/static", {}, {"x": 1}) == ("/static", {"x": 1})
+
+
+def test_replace_params_writes_each_value_with_its_convertor() -> None:
+    _, path_format, convertors = compile_path("/{n:int}/{f:float}/{u:uuid}")
+    value = uuid.UUID("12345678-1234-5678-1234-567812345678")
+    path, _ = replace_params(path_format, convertors, {"n": 3, "f": 1.5, "u": value})
+    assert path == f"/3/1.5/{value}"
+    with pytest.raises(AssertionError):  # a value the route could not match, as in Starlette
+        replace_params(path_format, convertors, {"n": -1})
+
+
+def test_a_host_or_a_mount_names_every_param_it_could_not_use() -> None:
+    inner = Router([Route("/", plain_function)])
+    host = Host("{sub}.example.org", app=inner)
+    with pytest.raises(NoMatchFound, match='"path, sub"'):
+        host.url_path_for("nothing", sub="api", path="/x")
+    mount = Mount("/{tenant}", app=inner, name="m")
+    with pytest.raises(NoMatchFound, match='"extra, path, tenant"'):
+        mount.url_path_for("m", tenant="a", path="/x", extra=1)
 
 
 @pytest.mark.parametrize(
