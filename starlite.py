@@ -6490,8 +6490,10 @@ class MultiPartParser:
         if "charset" in parameters:  # looked up once, not for each value
             self._encoding = self._codec_name(parameters["charset"])
         parser = multipart.MultipartParser(boundary.encode("latin-1"), self._callbacks())
+        empty = True
         try:
             async for chunk in self.stream:
+                empty = empty and not chunk
                 try:
                     parser.write(chunk)
                 except ValueError as exc:  # python-multipart's parse errors are ValueErrors
@@ -6500,7 +6502,9 @@ class MultiPartParser:
                 for file, data in self._file_writes:  # what the callbacks could not await
                     await file.write(data)
                 self._file_writes.clear()
-            if not self._ended:
+            # An empty body is an empty form, as in Starlette (a browser sends a boundary at
+            # least, but a client may send a form with no fields as nothing at all).
+            if not (self._ended or empty):
                 raise MultiPartException("The multipart body ended before its final boundary.")
             for file in self._opened:  # ready to be read from the start
                 await file.seek(0)

@@ -17599,6 +17599,15 @@ async def test_multipart_empty_file_empty_field_and_empty_form() -> None:
 
 
 @pytest.mark.anyio
+@pytest.mark.parametrize("chunks", [[], [b""], [b"", b""]], ids=["none", "one", "two"])
+async def test_an_empty_multipart_body_is_an_empty_form(chunks: list[bytes]) -> None:
+    assert await form_items(chunks) == []
+    sent = await call_app(form_app(), form_scope(MULTIPART), StreamedBody(chunks))
+    assert start_message(sent)["status"] == 200
+    assert json.loads(sent_body(sent)) == []
+
+
+@pytest.mark.anyio
 @pytest.mark.parametrize(
     ("parts", "expected"),
     [
@@ -17786,6 +17795,20 @@ MULTIPART_ERRORS = [
         {},
         "The multipart body ended before its final boundary.",
         id="truncated-in-a-part",
+    ),
+    pytest.param(
+        b"-",
+        MULTIPART,
+        {},
+        "The multipart body ended before its final boundary.",
+        id="one-byte",
+    ),
+    pytest.param(
+        f"--{BOUNDARY}".encode(),
+        MULTIPART,
+        {},
+        "The multipart body ended before its final boundary.",
+        id="first-delimiter-alone",
     ),
     pytest.param(
         multipart(b"\r\nvalue"),
