@@ -2899,20 +2899,15 @@ _SENDABLE = {
     _S.CONNECTED: {"websocket.send": _S.CONNECTED, "websocket.close": _S.DISCONNECTED},
     _S.RESPONSE: {"websocket.http.response.body": _S.DISCONNECTED},
 }
-# RFC 6455 §7.4: the close codes an endpoint may send. 1004-1006 and 1015 are reserved for
-# reporting what happened and never sent; 3000-4999 are for libraries and applications.
-_SENDABLE_CLOSE_CODES = frozenset((*range(1000, 1004), *range(1007, 1015), *range(3000, 5000)))
 # A close frame's payload is at most 125 bytes, two of which hold the code (RFC 6455 §5.5).
 _MAX_CLOSE_REASON_BYTES = 123
 
 
-def _check_close(code: int, reason: str) -> None:
-    """Refuse a close that the websocket protocol cannot carry."""
-    if code not in _SENDABLE_CLOSE_CODES:
-        raise ValueError(
-            f"WebSocket close code {code} cannot be sent: use 1000-1003, 1007-1014 or 3000-4999"
-        )
-    if len(reason.encode("utf-8")) > _MAX_CLOSE_REASON_BYTES:
+def _check_close_reason(reason: object) -> None:
+    """Refuse a text reason too long for a close frame. Anything else goes to the server as
+    given, as in Starlette: a close code it will not send (1006, say, which RFC 6455 §7.4.1
+    reserves), or a reason that is not text (FastAPI closes with a list of errors)."""
+    if isinstance(reason, str) and len(reason.encode("utf-8")) > _MAX_CLOSE_REASON_BYTES:
         raise ValueError(f"WebSocket close reason is longer than {_MAX_CLOSE_REASON_BYTES} bytes")
 
 
@@ -2963,9 +2958,8 @@ class WebSocket(HTTPConnection[StateT]):
         if message["type"] not in allowed:
             raise RuntimeError(_expected(allowed, message["type"]))
         if message["type"] == "websocket.close":
-            close_code = message.get("code", 1000)
-            _check_close(close_code, message.get("reason") or "")
-            self._close_code = close_code
+            _check_close_reason(message.get("reason"))
+            self._close_code = message.get("code", 1000)
         previous_state = self.application_state
         self.application_state = allowed[message["type"]]
         if self.application_state is _S.DISCONNECTED and message.get("more_body", False):
@@ -3085,7 +3079,7 @@ class WebSocketClose:
     def __init__(self, code: int = 1000, reason: str | None = None) -> None:
         self.code = code
         self.reason = reason or ""
-        _check_close(self.code, self.reason)
+        _check_close_reason(self.reason)
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         await send({"type": "websocket.close", "code": self.code, "reason": self.reason})

@@ -522,7 +522,7 @@ def disconnect(code: int = 1000, reason: str = "") -> Message:
     return {"type": "websocket.disconnect", "code": code, "reason": reason}
 
 
-def close_message(code: int = 1000, reason: str = "") -> Message:
+def close_message(code: int = 1000, reason: object = "") -> Message:
     return {"type": "websocket.close", "code": code, "reason": reason}
 
 
@@ -6556,15 +6556,14 @@ async def test_receiving_a_message_the_state_does_not_allow_raises() -> None:
 
 
 @pytest.mark.anyio
-async def test_close_the_protocol_cannot_carry_raises_and_leaves_the_socket_usable() -> None:
+async def test_a_close_reason_too_long_for_a_frame_raises_and_leaves_the_socket_usable() -> None:
     websocket, harness = await accepted()
-    closes: list[tuple[Callable[[], Awaitable[None]], str]] = [
-        (lambda: websocket.close(1005), "1005"),
-        (lambda: websocket.close(1000, "x" * 124), "123"),
-        (lambda: websocket.send(close_message(1006)), "1006"),
+    closes: list[Callable[[], Awaitable[None]]] = [
+        lambda: websocket.close(1000, "x" * 124),
+        lambda: websocket.send(close_message(1000, "\u00e9" * 62)),  # 124 UTF-8 bytes
     ]
-    for send_close, expected in closes:
-        with pytest.raises(ValueError, match=expected):
+    for send_close in closes:
+        with pytest.raises(ValueError, match="123"):
             await send_close()
     assert harness.sent == []
     assert websocket.application_state is WebSocketState.CONNECTED
@@ -6572,18 +6571,33 @@ async def test_close_the_protocol_cannot_carry_raises_and_leaves_the_socket_usab
     assert harness.sent == [close_message(4999, "x" * 123)]
 
 
-@pytest.mark.parametrize("code", [999, 1005, 1015, 5000])
-def test_close_code_outside_the_sendable_ranges_is_refused(code: int) -> None:
-    with pytest.raises(ValueError, match=str(code)):
-        WebSocketClose(code)
+# What FastAPI's websocket validation handler closes with: the errors, as a list.
+VALIDATION_ERRORS = [{"loc": ["query", "token"], "msg": "Field required", "type": "missing"}]
 
 
-def test_close_codes_and_reasons_are_checked_at_the_limits() -> None:
-    for code in [0, 1004, 1006, 2999]:
-        with pytest.raises(ValueError, match=str(code)):
-            WebSocketClose(code)
-    for code in [1000, 1003, 1007, 1014, 3000, 4999]:
-        assert WebSocketClose(code).code == code
+@pytest.mark.anyio
+@pytest.mark.parametrize("code", [1006, 1005, 1015, 999, 5000, 0])
+@pytest.mark.parametrize("reason", ["", "bye", VALIDATION_ERRORS, {"detail": 1}])
+async def test_close_passes_any_code_and_a_reason_of_any_type_to_the_server(
+    code: int, reason: Any
+) -> None:
+    websocket, harness = await accepted()
+    await websocket.close(code, reason)
+    assert harness.sent == [close_message(code, reason)]
+    assert websocket.application_state is WebSocketState.DISCONNECTED
+    refusing = Harness(connect())  # before accept: a refusal, passed on the same way
+    await refusing.websocket().close(code, reason)
+    assert refusing.sent == [close_message(code, reason)]
+
+
+@pytest.mark.anyio
+@pytest.mark.parametrize("code", [999, 1005, 1006, 1015, 5000])
+async def test_websocket_close_takes_any_code(code: int) -> None:
+    assert WebSocketClose(code).code == code
+    assert await Harness().run(WebSocketClose(code, "r")) == [close_message(code, "r")]
+
+
+def test_websocket_close_reasons_are_checked_at_the_limit() -> None:
     for reason in ["x" * 123, "\u00e9" * 61 + "x"]:  # 123 UTF-8 bytes
         assert WebSocketClose(1000, reason).reason == reason
     for reason in ["x" * 124, "\u00e9" * 62]:  # 124 UTF-8 bytes
@@ -21288,15 +21302,26 @@ def test_frame_of_the_wrong_kind_closes_with_1003(backend: Backend) -> None:
         assert info.value.reason == reasons[-1] != ""
 
 
-def test_closing_with_what_the_protocol_cannot_carry_raises_in_the_test(backend: Backend) -> None:
+def test_closing_with_a_reason_too_long_for_a_frame_raises_in_the_test(backend: Backend) -> None:
     async def endpoint(websocket: WebSocket) -> None:
         await websocket.accept()
-        await websocket.close(int(websocket.query_params["code"]), websocket.query_params["reason"])
+        await websocket.close(1000, "r" * 124)
 
     client = TestClient(Starlite(routes=[WebSocketRoute("/", endpoint)]), backend=backend)
-    for url in ["/?code=999&reason=", f"/?code=1000&reason={'r' * 124}"]:
-        code = closes_then_raises(client, url, True, ValueError)
-        assert code == status.WS_1011_INTERNAL_ERROR, url
+    assert closes_then_raises(client, "/", True, ValueError) == status.WS_1011_INTERNAL_ERROR
+
+
+@pytest.mark.parametrize("code", [status.WS_1008_POLICY_VIOLATION, 1006])
+def test_a_close_code_and_reason_of_any_type_reach_the_client(code: int, backend: Backend) -> None:
+    async def endpoint(websocket: WebSocket) -> None:
+        await websocket.accept()
+        await websocket.close(code, VALIDATION_ERRORS)  # type: ignore[arg-type]
+
+    client = TestClient(Starlite(routes=[WebSocketRoute("/", endpoint)]), backend=backend)
+    with client.websocket_connect("/") as websocket, pytest.raises(WebSocketDisconnect) as info:
+        websocket.receive_text()
+    assert info.value.code == code
+    assert info.value.reason == VALIDATION_ERRORS
 
 
 def test_app_using_its_websocket_after_the_end_gets_websocket_disconnected(
