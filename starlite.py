@@ -3634,7 +3634,8 @@ class Mount(BaseRoute):
     @property
     def routes(self) -> list[BaseRoute]:
         """The routes of the mounted router (empty for a mounted app that has none)."""
-        return getattr(self._base_app, "routes", [])
+        # A subclass that sets `app` itself, without Mount.__init__, has no `_base_app`.
+        return getattr(getattr(self, "_base_app", self.app), "routes", [])
 
     def matches(self, scope: Scope) -> tuple[Match, Scope]:
         if scope["type"] not in ("http", "websocket"):
@@ -3775,7 +3776,8 @@ class _RouteIndex:
 
     A literal segment is an edge of its own; a segment holding a parameter is a wildcard edge; a
     ``path`` parameter (or a Mount's remainder) takes whatever is left. Routes the trie cannot
-    describe (Host, custom routes, convertors that may match "/") are candidates for every path.
+    describe (Host, custom routes, regexes of their own, convertors that may match "/") are
+    candidates for every path.
     Every route that can match a path is among its candidates, so trying the candidates in order
     gives exactly the route a linear scan would.
     """
@@ -6500,8 +6502,8 @@ class MultiPartParser:
                 for file, data in self._file_writes:  # what the callbacks could not await
                     await file.write(data)
                 self._file_writes.clear()
-            # An empty body is an empty form, as in Starlette (a browser sends a boundary at
-            # least, but a client may send a form with no fields as nothing at all).
+            # An empty body is an empty form, as in Starlette: a browser sends the closing
+            # delimiter for a form without fields, but another client may send nothing at all.
             if not (self._ended or empty):
                 raise MultiPartException("The multipart body ended before its final boundary.")
             for file in self._opened:  # ready to be read from the start

@@ -8588,6 +8588,25 @@ def test_hand_made_routes_of_every_kind_route_as_starlettes_do(backend: Backend)
     assert router._candidates("/elsewhere") == []
 
 
+def test_a_hand_made_mount_serves_and_names_its_routes(backend: Backend) -> None:
+    class HandMadeMount(Mount):
+        """A Mount set up attribute by attribute, without Mount.__init__."""
+
+        def __init__(self, path: str, app: ASGIApp, name: str) -> None:
+            self.path, self.app, self.name = path, app, name
+            self.path_regex, self.path_format, self.param_convertors = compile_path(
+                path + "/{path:path}"
+            )
+
+    inner = Router([Route("/items/{id:int}", endpoint("item"), name="item")])
+    router = Router([HandMadeMount("/api", inner, "api"), r("/other", "other", ["GET"])])
+    client = TestClient(router, backend=backend)
+    assert client.get("/api/items/3").headers["x-endpoint"] == "item"
+    assert [route.name for route in router.routes[0].routes] == ["item"]  # type: ignore[attr-defined]
+    assert router.url_path_for("api:item", id=3) == "/api/items/3"
+    assert router.url_path_for("other") == "/other"
+
+
 def test_a_route_with_a_regex_of_its_own_is_tried_for_every_path(backend: Backend) -> None:
     class AnyCaseRoute(Route):
         """Compiles its path ignoring case, keeping Route.matches."""
