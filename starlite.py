@@ -192,6 +192,7 @@ __all__ = [
     "compile_path",
     "get_name",
     "register_url_convertor",
+    "replace_params",
     "request_response",
     "websocket_session",
     # Endpoints
@@ -1800,8 +1801,10 @@ class Request(HTTPConnection[StateT]):
 
     # What reading the body changes starts out as these class defaults, and becomes an instance's
     # own only when it changes: most requests read no body, and setting all five in __init__
-    # cost 0.15 us a request.
-    _body: bytes | None = None
+    # cost 0.15 us a request. `_body` has no default: as in Starlette, it exists once the body
+    # is read, and a subclass may set it (decompressed, say) for body(), json(), form() and
+    # stream() to read, as FastAPI's documented custom request class does.
+    _body: bytes
     _stream_consumed = False  # the last body message has been received
     _is_disconnected = False
     _peeked_messages: list[Message] | None = None  # taken by is_disconnected(), kept for stream()
@@ -1832,7 +1835,7 @@ class Request(HTTPConnection[StateT]):
         body was already streamed (use ``body()``, which caches, to read it more than once).
         Several streams of one request share the body: each chunk goes to one of them.
         """
-        if self._body is not None:
+        if hasattr(self, "_body"):
             if self._body:
                 yield self._body
             yield b""
@@ -1855,7 +1858,7 @@ class Request(HTTPConnection[StateT]):
 
     async def body(self) -> bytes:
         """The whole body, read once and cached."""
-        if self._body is None:
+        if not hasattr(self, "_body"):
             chunks = [chunk async for chunk in self.stream()]
             self._body = b"".join(chunks)
         return self._body
@@ -2919,20 +2922,15 @@ _SENDABLE = {
     _S.CONNECTED: {"websocket.send": _S.CONNECTED, "websocket.close": _S.DISCONNECTED},
     _S.RESPONSE: {"websocket.http.response.body": _S.DISCONNECTED},
 }
-# RFC 6455 §7.4: the close codes an endpoint may send. 1004-1006 and 1015 are reserved for
-# reporting what happened and never sent; 3000-4999 are for libraries and applications.
-_SENDABLE_CLOSE_CODES = frozenset((*range(1000, 1004), *range(1007, 1015), *range(3000, 5000)))
 # A close frame's payload is at most 125 bytes, two of which hold the code (RFC 6455 §5.5).
 _MAX_CLOSE_REASON_BYTES = 123
 
 
-def _check_close(code: int, reason: str) -> None:
-    """Refuse a close that the websocket protocol cannot carry."""
-    if code not in _SENDABLE_CLOSE_CODES:
-        raise ValueError(
-            f"WebSocket close code {code} cannot be sent: use 1000-1003, 1007-1014 or 3000-4999"
-        )
-    if len(reason.encode("utf-8")) > _MAX_CLOSE_REASON_BYTES:
+def _check_close_reason(reason: object) -> None:
+    """Refuse a text reason too long for a close frame. Anything else goes to the server as
+    given, as in Starlette: a close code it will not send (1006, say, which RFC 6455 §7.4.1
+    reserves), or a reason that is not text (FastAPI closes with a list of errors)."""
+    if isinstance(reason, str) and len(reason.encode("utf-8")) > _MAX_CLOSE_REASON_BYTES:
         raise ValueError(f"WebSocket close reason is longer than {_MAX_CLOSE_REASON_BYTES} bytes")
 
 
@@ -2983,9 +2981,8 @@ class WebSocket(HTTPConnection[StateT]):
         if message["type"] not in allowed:
             raise RuntimeError(_expected(allowed, message["type"]))
         if message["type"] == "websocket.close":
-            close_code = message.get("code", 1000)
-            _check_close(close_code, message.get("reason") or "")
-            self._close_code = close_code
+            _check_close_reason(message.get("reason"))
+            self._close_code = message.get("code", 1000)
         previous_state = self.application_state
         self.application_state = allowed[message["type"]]
         if self.application_state is _S.DISCONNECTED and message.get("more_body", False):
@@ -3105,7 +3102,7 @@ class WebSocketClose:
     def __init__(self, code: int = 1000, reason: str | None = None) -> None:
         self.code = code
         self.reason = reason or ""
-        _check_close(self.code, self.reason)
+        _check_close_reason(self.reason)
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         await send({"type": "websocket.close", "code": self.code, "reason": self.reason})
@@ -3220,6 +3217,8 @@ def register_url_convertor(key: str, convertor: Convertor[Any]) -> None:
 
 # A parameter in a route path: "{name}" or "{name:convertor}".
 _PATH_PARAMETER = re.compile(r"{([a-zA-Z_][a-zA-Z0-9_]*)(?::([a-zA-Z_][a-zA-Z0-9_]*))?}")
+# A parameter in a path format, where the convertor is no longer named: "{name}".
+_PARAMETER_IN_FORMAT = re.compile(r"{([a-zA-Z_][a-zA-Z0-9_]*)}")
 
 
 def compile_path(path: str) -> tuple[re.Pattern[str], str, dict[str, Convertor[Any]]]:
@@ -3233,7 +3232,7 @@ def compile_path(path: str) -> tuple[re.Pattern[str], str, dict[str, Convertor[A
     # A host pattern matches the host alone, whatever the port; its format keeps the port, so
     # that a URL built for "api.example.org:8443" points there.
     matched = _host_without_port(path) if is_host else path
-    regex, path_format, convertors = "", "", {}
+    path_format, convertors = "", {}
     duplicated = set()
     position = 0
     for match in _PATH_PARAMETER.finditer(matched):
@@ -3243,19 +3242,28 @@ def compile_path(path: str) -> tuple[re.Pattern[str], str, dict[str, Convertor[A
         if name in convertors:
             duplicated.add(name)
         convertors[name] = CONVERTOR_TYPES[convertor_name]
-        literal = matched[position : match.start()]
-        regex += re.escape(literal) + f"(?P<{name}>{convertors[name].regex})"
-        path_format += literal + "{" + name + "}"
+        path_format += matched[position : match.start()] + "{" + name + "}"
         position = match.end()
     if duplicated:
         names = ", ".join(sorted(duplicated))
         plural = "s" if len(duplicated) > 1 else ""
         raise ValueError(f"Duplicated param name{plural} {names} at path {path}")
-    regex += re.escape(matched[position:])
+    matched_format = path_format + matched[position:]
     path_format += path[position:]
     flags = re.IGNORECASE if is_host else 0  # host names are case-insensitive (RFC 3986 §3.2.2)
+    return re.compile(_format_regex(matched_format, convertors), flags), path_format, convertors
+
+
+def _format_regex(path_format: str, convertors: dict[str, Convertor[Any]]) -> str:
+    """The regex of the paths a format describes: each ``{name}`` by its convertor's regex, the
+    rest literally. Raises ``KeyError`` for a parameter without a convertor."""
+    regex, position = "", 0
+    for match in _PARAMETER_IN_FORMAT.finditer(path_format):
+        literal, name = path_format[position : match.start()], match[1]
+        regex += re.escape(literal) + f"(?P<{name}>{convertors[name].regex})"
+        position = match.end()
     # \Z, not $: $ would also match before a final newline, so that "/a%0A" would reach "/a".
-    return re.compile(f"^{regex}\\Z", flags), path_format, convertors
+    return f"^{regex}{re.escape(path_format[position:])}\\Z"
 
 
 def _host_without_port(authority: str) -> str:
@@ -3304,28 +3312,28 @@ def _with_outer_params(scope: Scope, params: dict[str, Any]) -> dict[str, Any]:
     return {**outer, **params} if outer else params
 
 
-# A generated path would read as "//host/..." to a browser: escape the second slash.
-_PARAMETER_IN_FORMAT = re.compile(r"{([a-zA-Z_][a-zA-Z0-9_]*)}")
-
-
-def _fill_path(
-    path_format: str, convertors: dict[str, Convertor[Any]], params: dict[str, Any]
+def replace_params(
+    path: str, param_convertors: dict[str, Convertor[Any]], path_params: dict[str, Any]
 ) -> tuple[str, dict[str, Any]]:
-    """Fill a path format with parameter values in one pass, so that a value that looks like a
-    placeholder stays as it is; return the path and the parameters it did not use."""
-    unused = dict(params)
+    """Fill the ``{name}`` placeholders of a path format with `path_params`, each written by
+    its convertor, in one pass (a value that looks like a placeholder stays as it is).
+
+    As in Starlette, the values used are popped from `path_params`, which is returned with
+    those left; a placeholder without a value stays in the path.
+    """
 
     def value_of(match: re.Match[str]) -> str:
         name = match[1]
-        if name not in unused:
+        if name not in path_params:
             return match[0]
-        return convertors[name].to_string(unused.pop(name))
+        return param_convertors[name].to_string(path_params.pop(name))
 
-    return _PARAMETER_IN_FORMAT.sub(value_of, path_format), unused
+    return _PARAMETER_IN_FORMAT.sub(value_of, path), path_params
 
 
 def _safe_path(path: str) -> str:
-    """A generated path that no browser reads as pointing at another host."""
+    """A generated path that no browser reads as pointing at another host: "//host/..." would,
+    so the second slash is escaped."""
     path = path.replace("\\", "%5C")
     return "/%2F" + path[2:] if path.startswith("//") else path
 
@@ -3460,7 +3468,7 @@ def _endpoint_url_path(
     """The URL path of a Route or WebSocketRoute, if `name` and the parameters are its own."""
     if name != route.name or path_params.keys() != route.param_convertors.keys():
         raise NoMatchFound(name, path_params)
-    path, _ = _fill_path(route.path_format, route.param_convertors, path_params)
+    path, _ = replace_params(route.path_format, route.param_convertors, path_params)
     return URLPath(_safe_path(path), protocol=protocol)
 
 
@@ -3504,7 +3512,6 @@ class Route(BaseRoute):
             self.methods = {method.upper() for method in methods}
             if "GET" in self.methods:
                 self.methods.add("HEAD")
-            self._allow = ", ".join(sorted(self.methods))
         self.path_regex, self.path_format, self.param_convertors = compile_path(path)
 
     def matches(self, scope: Scope) -> tuple[Match, Scope]:
@@ -3523,7 +3530,9 @@ class Route(BaseRoute):
 
     async def handle(self, scope: Scope, receive: Receive, send: Send) -> None:
         if self.methods is not None and scope["method"] not in self.methods:
-            headers = {"Allow": self._allow}
+            # Built here, on the rare 405, from the methods as they are now: a subclass may set
+            # `methods` itself, without Route.__init__ (as FastAPI's APIRoute does).
+            headers = {"Allow": ", ".join(sorted(self.methods))}
             if "app" in scope:  # let the app's exception handlers render the 405
                 raise HTTPException(status_code=405, headers=headers)
             await PlainTextResponse("Method Not Allowed", 405, headers)(scope, receive, send)
@@ -3646,7 +3655,8 @@ class Mount(BaseRoute):
     @property
     def routes(self) -> list[BaseRoute]:
         """The routes of the mounted router (empty for a mounted app that has none)."""
-        return getattr(self._base_app, "routes", [])
+        # A subclass that sets `app` itself, without Mount.__init__, has no `_base_app`.
+        return getattr(getattr(self, "_base_app", self.app), "routes", [])
 
     def matches(self, scope: Scope) -> tuple[Match, Scope]:
         if scope["type"] not in ("http", "websocket"):
@@ -3669,12 +3679,14 @@ class Mount(BaseRoute):
         if self.name is not None and name == self.name and "path" in path_params:
             # The mount itself: "path" is the path inside it.
             path_params["path"] = path_params["path"].lstrip("/")
-            path, unused = _fill_path(self.path_format, self.param_convertors, path_params)
+            path, unused = replace_params(
+                self.path_format, self.param_convertors, dict(path_params)
+            )
             if not unused:
                 return URLPath(_safe_path(path))
         elif (inner_name := _inner_name(self.name, name)) is not None:
             inner_path = path_params.pop("path", None)
-            prefix, inner_params = _fill_path(
+            prefix, inner_params = replace_params(
                 self.path_format, self.param_convertors, {**path_params, "path": ""}
             )
             if inner_path is not None:
@@ -3730,11 +3742,15 @@ class Host(BaseRoute):
     def url_path_for(self, name: str, /, **path_params: Any) -> URLPath:
         if self.name is not None and name == self.name and "path" in path_params:
             path = path_params.pop("path")
-            host, unused = _fill_path(self.host_format, self.param_convertors, path_params)
+            host, unused = replace_params(
+                self.host_format, self.param_convertors, dict(path_params)
+            )
             if not unused:
                 return URLPath(path=path, host=host)
         elif (inner_name := _inner_name(self.name, name)) is not None:
-            host, inner_params = _fill_path(self.host_format, self.param_convertors, path_params)
+            host, inner_params = replace_params(
+                self.host_format, self.param_convertors, dict(path_params)
+            )
             url = _url_path_in(self.routes, inner_name, inner_params)
             if url is not None:
                 return URLPath(path=str(url), protocol=url.protocol, host=host)
@@ -3781,7 +3797,8 @@ class _RouteIndex:
 
     A literal segment is an edge of its own; a segment holding a parameter is a wildcard edge; a
     ``path`` parameter (or a Mount's remainder) takes whatever is left. Routes the trie cannot
-    describe (Host, custom routes, convertors that may match "/") are candidates for every path.
+    describe (Host, custom routes, regexes of their own, convertors that may match "/") are
+    candidates for every path.
     Every route that can match a path is among its candidates, so trying the candidates in order
     gives exactly the route a linear scan would.
     """
@@ -3804,16 +3821,28 @@ class _RouteIndex:
 
     @staticmethod
     def _template(route: BaseRoute) -> tuple[str, dict[str, Convertor[Any]]] | None:
-        """The path template `route` matches, with its convertors, if it is one of ours and
-        matches by path alone."""
-        if isinstance(route, Route | WebSocketRoute) and type(route).matches in (
-            Route.matches,
-            WebSocketRoute.matches,
+        """The path format `route` matches, with its convertors, if it is one of ours, matches
+        by path alone, and matches with the regex its format compiles to. A subclass may set up
+        its attributes without __init__, or set a regex of its own (one ignoring case, say)."""
+        if type(route).matches not in (Route.matches, WebSocketRoute.matches, Mount.matches):
+            return None
+        path_format = getattr(route, "path_format", None)
+        regex = getattr(route, "path_regex", None)
+        convertors = getattr(route, "param_convertors", None)
+        if not (
+            isinstance(path_format, str)
+            and isinstance(regex, re.Pattern)
+            and isinstance(convertors, dict)
         ):
-            return route.path, route.param_convertors
-        if isinstance(route, Mount) and type(route).matches is Mount.matches:
-            return route.path + "/{path:path}", route.param_convertors
-        return None
+            return None
+        try:
+            expected = _format_regex(path_format, convertors)
+        except KeyError:  # a parameter of the format has no convertor
+            return None
+        # Compiled without flags, a str pattern has re.UNICODE alone.
+        if regex.pattern != expected or regex.flags != re.UNICODE:
+            return None
+        return path_format, convertors
 
     def _insert(self, position: int, template: str, convertors: dict[str, Convertor[Any]]) -> None:
         node = self._root
@@ -5722,9 +5751,11 @@ class _DownstreamReceive:
 
     async def __call__(self) -> Message:
         request = self.request
-        if not self.body_given and (request._body is not None or request._stream_consumed):
-            self.body_given = True
-            return {"type": "http.request", "body": request._body or b"", "more_body": False}
+        if not self.body_given:
+            body = getattr(request, "_body", None)
+            if body is not None or request._stream_consumed:
+                self.body_given = True
+                return {"type": "http.request", "body": body or b"", "more_body": False}
         if request._is_disconnected and not request._peeked_messages:
             return {"type": "http.disconnect"}
         peeked = request._peeked_messages
@@ -5820,7 +5851,7 @@ class _AppCall:
     def __init__(self, app: ASGIApp, request: Request, response_sent: anyio.Event) -> None:
         self.app = app
         self.request = request
-        if request._form is not None and request._body is None:  # parsed, and the body is gone
+        if request._form is not None and not hasattr(request, "_body"):  # parsed, body gone
             request.scope[_FORM_SCOPE_KEY] = request._form
         self.response_sent = response_sent
         self.messages = _Handoff()
@@ -6512,8 +6543,10 @@ class MultiPartParser:
         if "charset" in parameters:  # looked up once, not for each value
             self._encoding = self._codec_name(parameters["charset"])
         parser = multipart.MultipartParser(boundary.encode("latin-1"), self._callbacks())
+        empty = True
         try:
             async for chunk in self.stream:
+                empty = empty and not chunk
                 try:
                     parser.write(chunk)
                 except ValueError as exc:  # python-multipart's parse errors are ValueErrors
@@ -6522,7 +6555,9 @@ class MultiPartParser:
                 for file, data in self._file_writes:  # what the callbacks could not await
                     await file.write(data)
                 self._file_writes.clear()
-            if not self._ended:
+            # An empty body is an empty form, as in Starlette: a browser sends the closing
+            # delimiter for a form without fields, but another client may send nothing at all.
+            if not (self._ended or empty):
                 raise MultiPartException("The multipart body ended before its final boundary.")
             for file in self._opened:  # ready to be read from the start
                 await file.seek(0)

@@ -12,6 +12,7 @@ import email.utils
 import errno
 import functools
 import gc
+import gzip
 import html
 import importlib.metadata
 import importlib.util
@@ -181,11 +182,13 @@ from starlite import (
     has_required_scope,
     iterate_in_threadpool,
     register_url_convertor,
+    replace_params,
     request_response,
     requires,
     run_in_threadpool,
     run_until_first_complete,
     status,
+    websocket_session,
 )
 
 if TYPE_CHECKING:
@@ -520,7 +523,7 @@ def disconnect(code: int = 1000, reason: str = "") -> Message:
     return {"type": "websocket.disconnect", "code": code, "reason": reason}
 
 
-def close_message(code: int = 1000, reason: str = "") -> Message:
+def close_message(code: int = 1000, reason: object = "") -> Message:
     return {"type": "websocket.close", "code": code, "reason": reason}
 
 
@@ -2798,6 +2801,99 @@ async def test_request_body_after_consuming_the_stream_raises_runtime_error() ->
     await drain(request.stream())
     with pytest.raises(RuntimeError, match=r"(?i)consumed"):
         await request.body()
+
+
+@pytest.mark.anyio
+async def test_request_has_no_body_attribute_until_the_body_is_read() -> None:
+    request = Request(make_scope(method="POST"), ScriptedReceive(body_message(b"data")))
+    assert not hasattr(request, "_body")  # as in Starlette, which subclasses rely on
+    assert await request.body() == b"data"
+    assert request._body == b"data"
+
+
+class GzipRequest(Request):
+    """FastAPI's documented custom request class ("Custom Request and APIRoute class"), as the
+    docs write it: the body decompressed when the client sent it gzipped."""
+
+    async def body(self) -> bytes:
+        if not hasattr(self, "_body"):
+            body = await super().body()
+            if "gzip" in self.headers.getlist("Content-Encoding"):
+                body = gzip.decompress(body)
+            self._body = body
+        return self._body
+
+
+def with_gzip_request(endpoint: Callable[[Request], Awaitable[Response]]) -> Endpoint:
+    """`endpoint` given a GzipRequest of each request (what FastAPI's route_class does)."""
+
+    async def wrapper(request: Request) -> Response:
+        return await endpoint(GzipRequest(request.scope, request.receive))
+
+    return wrapper
+
+
+async def gzip_json(request: Request) -> Response:
+    return JSONResponse(await request.json())
+
+
+async def gzip_form(request: Request) -> Response:
+    await request.body()  # decompressed: what form() then reads
+    return JSONResponse(list((await request.form()).multi_items()))
+
+
+async def gzip_stream(request: Request) -> Response:
+    await request.body()
+    return Response(b"".join([chunk async for chunk in request.stream()]))
+
+
+class ReadsBodyFirst(BaseHTTPMiddleware):
+    """Reads the raw body in dispatch, for the app below to read again."""
+
+    async def dispatch(self, request: Request, call_next: RequestResponseEndpoint) -> Response:
+        await request.body()
+        return await call_next(request)
+
+
+@pytest.mark.parametrize("middleware", [[], [Middleware(ReadsBodyFirst)]], ids=["bare", "bhm"])
+def test_the_gzip_request_recipe_decompresses_for_json_form_and_stream(
+    middleware: list[Middleware], backend: Backend
+) -> None:
+    routes = [
+        Route(path, with_gzip_request(endpoint), methods=["POST"])
+        for path, endpoint in [("/json", gzip_json), ("/form", gzip_form), ("/stream", gzip_stream)]
+    ]
+    client = TestClient(Starlite(routes=routes, middleware=middleware), backend=backend)
+    gzipped = {"content-encoding": "gzip"}
+    response = client.post("/json", content=gzip.compress(b'{"a": [1, 2]}'), headers=gzipped)
+    assert response.json() == {"a": [1, 2]}
+    assert client.post("/json", content=b'{"plain": true}').json() == {"plain": True}
+    form_headers = {**gzipped, "content-type": "application/x-www-form-urlencoded"}
+    response = client.post("/form", content=gzip.compress(b"a=1&b=2"), headers=form_headers)
+    assert response.json() == [["a", "1"], ["b", "2"]]
+    response = client.post("/stream", content=gzip.compress(b"x" * 1000), headers=gzipped)
+    assert response.content == b"x" * 1000
+
+
+@pytest.mark.anyio
+async def test_a_body_a_subclass_sets_is_what_body_json_form_and_stream_read() -> None:
+    class GivenBody(Request):
+        """Sets its body itself, before anything is read."""
+
+        def __init__(self, scope: Scope, receive: Receive) -> None:
+            super().__init__(scope, receive)
+            self._body = b"a=1&b=%7B%7D"
+
+    headers = {"content-type": "application/x-www-form-urlencoded"}
+    receive = ScriptedReceive()  # fails the test if asked: the body is never received
+    request = GivenBody(make_scope(method="POST", headers=headers), receive)
+    assert await request.body() == b"a=1&b=%7B%7D"
+    assert [chunk async for chunk in request.stream()] == [b"a=1&b=%7B%7D", b""]
+    assert list((await request.form()).multi_items()) == [("a", "1"), ("b", "{}")]
+    json_request = GivenBody(make_scope(method="POST"), receive)
+    json_request._body = b'{"given": 1}'
+    assert await json_request.json() == {"given": 1}
+    assert receive.calls == 0
 
 
 @pytest.mark.anyio
@@ -6554,15 +6650,14 @@ async def test_receiving_a_message_the_state_does_not_allow_raises() -> None:
 
 
 @pytest.mark.anyio
-async def test_close_the_protocol_cannot_carry_raises_and_leaves_the_socket_usable() -> None:
+async def test_a_close_reason_too_long_for_a_frame_raises_and_leaves_the_socket_usable() -> None:
     websocket, harness = await accepted()
-    closes: list[tuple[Callable[[], Awaitable[None]], str]] = [
-        (lambda: websocket.close(1005), "1005"),
-        (lambda: websocket.close(1000, "x" * 124), "123"),
-        (lambda: websocket.send(close_message(1006)), "1006"),
+    closes: list[Callable[[], Awaitable[None]]] = [
+        lambda: websocket.close(1000, "x" * 124),
+        lambda: websocket.send(close_message(1000, "\u00e9" * 62)),  # 124 UTF-8 bytes
     ]
-    for send_close, expected in closes:
-        with pytest.raises(ValueError, match=expected):
+    for send_close in closes:
+        with pytest.raises(ValueError, match="123"):
             await send_close()
     assert harness.sent == []
     assert websocket.application_state is WebSocketState.CONNECTED
@@ -6570,18 +6665,33 @@ async def test_close_the_protocol_cannot_carry_raises_and_leaves_the_socket_usab
     assert harness.sent == [close_message(4999, "x" * 123)]
 
 
-@pytest.mark.parametrize("code", [999, 1005, 1015, 5000])
-def test_close_code_outside_the_sendable_ranges_is_refused(code: int) -> None:
-    with pytest.raises(ValueError, match=str(code)):
-        WebSocketClose(code)
+# What FastAPI's websocket validation handler closes with: the errors, as a list.
+VALIDATION_ERRORS = [{"loc": ["query", "token"], "msg": "Field required", "type": "missing"}]
 
 
-def test_close_codes_and_reasons_are_checked_at_the_limits() -> None:
-    for code in [0, 1004, 1006, 2999]:
-        with pytest.raises(ValueError, match=str(code)):
-            WebSocketClose(code)
-    for code in [1000, 1003, 1007, 1014, 3000, 4999]:
-        assert WebSocketClose(code).code == code
+@pytest.mark.anyio
+@pytest.mark.parametrize("code", [1006, 1005, 1015, 999, 5000, 0])
+@pytest.mark.parametrize("reason", ["", "bye", VALIDATION_ERRORS, {"detail": 1}])
+async def test_close_passes_any_code_and_a_reason_of_any_type_to_the_server(
+    code: int, reason: Any
+) -> None:
+    websocket, harness = await accepted()
+    await websocket.close(code, reason)
+    assert harness.sent == [close_message(code, reason)]
+    assert websocket.application_state is WebSocketState.DISCONNECTED
+    refusing = Harness(connect())  # before accept: a refusal, passed on the same way
+    await refusing.websocket().close(code, reason)
+    assert refusing.sent == [close_message(code, reason)]
+
+
+@pytest.mark.anyio
+@pytest.mark.parametrize("code", [999, 1005, 1006, 1015, 5000])
+async def test_websocket_close_takes_any_code(code: int) -> None:
+    assert WebSocketClose(code).code == code
+    assert await Harness().run(WebSocketClose(code, "r")) == [close_message(code, "r")]
+
+
+def test_websocket_close_reasons_are_checked_at_the_limit() -> None:
     for reason in ["x" * 123, "\u00e9" * 61 + "x"]:  # 123 UTF-8 bytes
         assert WebSocketClose(1000, reason).reason == reason
     for reason in ["x" * 124, "\u00e9" * 62]:  # 124 UTF-8 bytes
@@ -7855,6 +7965,41 @@ def test_url_path_for_keeps_a_value_that_looks_like_a_placeholder() -> None:
     assert router.url_path_for("ab", a="x", b="{a}") == "/x/{a}"
 
 
+def test_replace_params_fills_a_format_and_pops_the_values_it_used() -> None:
+    _, path_format, convertors = compile_path("/users/{id:int}/posts/{slug}")
+    params: dict[str, Any] = {"id": 7, "slug": "{id}", "page": 2}
+    path, remaining = replace_params(path_format, convertors, params)
+    assert path == "/users/7/posts/{id}"  # one pass: the value is not filled in again
+    assert remaining is params  # Starlette's contract: the given dict, the values used popped
+    assert params == {"page": 2}
+
+
+def test_replace_params_leaves_a_placeholder_without_a_value() -> None:
+    _, path_format, convertors = compile_path("/{org}/{repo:path}")
+    assert replace_params(path_format, convertors, {"repo": "a/b"}) == ("/{org}/a/b", {})
+    assert replace_params(path_format, convertors, {}) == ("/{org}/{repo}", {})
+    assert replace_params("/static", {}, {"x": 1}) == ("/static", {"x": 1})
+
+
+def test_replace_params_writes_each_value_with_its_convertor() -> None:
+    _, path_format, convertors = compile_path("/{n:int}/{f:float}/{u:uuid}")
+    value = uuid.UUID("12345678-1234-5678-1234-567812345678")
+    path, _ = replace_params(path_format, convertors, {"n": 3, "f": 1.5, "u": value})
+    assert path == f"/3/1.5/{value}"
+    with pytest.raises(AssertionError):  # a value the route could not match, as in Starlette
+        replace_params(path_format, convertors, {"n": -1})
+
+
+def test_a_host_or_a_mount_names_every_param_it_could_not_use() -> None:
+    inner = Router([Route("/", plain_function)])
+    host = Host("{sub}.example.org", app=inner)
+    with pytest.raises(NoMatchFound, match='"path, sub"'):
+        host.url_path_for("nothing", sub="api", path="/x")
+    mount = Mount("/{tenant}", app=inner, name="m")
+    with pytest.raises(NoMatchFound, match='"extra, path, tenant"'):
+        mount.url_path_for("m", tenant="a", path="/x", extra=1)
+
+
 @pytest.mark.parametrize(
     ("route_path", "params", "expected"),
     [
@@ -8367,6 +8512,147 @@ def test_route_subclass_with_a_different_path_rule() -> None:
     router = Router([AnyCaseRoute("/about", endpoint("about")), r("/{page}", "page")])
     assert call(router, make_scope("/ABOUT")).headers["x-endpoint"] == "about"
     assert call(router, make_scope("/Other")).headers["x-endpoint"] == "page"
+
+
+class HandMadeRoute(Route):
+    """A Route set up attribute by attribute, without Route.__init__, as FastAPI's APIRoute is:
+    `methods` without the HEAD that __init__ adds, and no `path` (Route.matches needs none)."""
+
+    def __init__(self, path: str, endpoint: Endpoint, methods: Collection[str]) -> None:
+        self.endpoint = endpoint
+        self.name = get_name(endpoint)
+        self.path_regex, self.path_format, self.param_convertors = compile_path(path)
+        self.methods = {method.upper() for method in methods}
+        self.app = request_response(endpoint)
+
+
+def test_route_subclass_setting_methods_without_init_answers_405_with_allow(
+    backend: Backend,
+) -> None:
+    route = HandMadeRoute("/items/{id:int}", endpoint("item"), ["get", "PUT"])
+    for app in (Router([route]), Starlite(routes=[route])):
+        client = TestClient(app, backend=backend)
+        assert client.get("/items/1").headers["x-endpoint"] == "item"
+        response = client.post("/items/1")
+        assert response.status_code == 405
+        assert response.text == "Method Not Allowed"
+        assert response.headers["allow"] == "GET, PUT"
+        assert client.post("/items/x").status_code == 404
+
+
+def test_allow_follows_methods_set_after_the_route_was_made(backend: Backend) -> None:
+    hand_made = HandMadeRoute("/a", endpoint("a"), ["GET"])
+    made = Route("/b", endpoint("b"), methods=["GET"])
+    client = TestClient(Router([hand_made, made]), backend=backend)
+    assert client.post("/a").headers["allow"] == "GET"
+    assert client.post("/b").headers["allow"] == "GET, HEAD"
+    hand_made.methods = {"POST", "DELETE"}
+    made.methods = {"PATCH"}
+    assert client.post("/a").headers["x-endpoint"] == "a"
+    assert client.get("/a").headers["allow"] == "DELETE, POST"
+    assert client.post("/b").headers["allow"] == "PATCH"
+
+
+def test_hand_made_routes_of_every_kind_route_as_starlettes_do(backend: Backend) -> None:
+    class HandMadeWebSocketRoute(WebSocketRoute):
+        """As FastAPI's APIWebSocketRoute: every attribute set by hand."""
+
+        def __init__(self, path: str, session: Callable[[WebSocket], Awaitable[None]]) -> None:
+            self.path = path
+            self.endpoint = session
+            self.name = get_name(session)
+            self.path_regex, self.path_format, self.param_convertors = compile_path(path)
+            self.app = websocket_session(session)
+
+    # As FastAPI moves a mounted app under an included router's prefix: a copy, its path and
+    # regex set anew.
+    moved = copy.copy(Mount("/old", app=label_app("mounted")))
+    moved.path = "/new/{tenant}"
+    moved.path_regex, moved.path_format, moved.param_convertors = compile_path(
+        moved.path + "/{path:path}"
+    )
+    websocket_route = HandMadeWebSocketRoute("/ws/{room}", ws_endpoint("room"))
+    http_route = HandMadeRoute("/users/{id}", endpoint("user"), ["GET"])
+    router = Router([http_route, websocket_route, moved], redirect_slashes=False)
+    client = TestClient(router, backend=backend)
+    assert client.get("/users/7").headers["x-endpoint"] == "user"
+    assert client.delete("/users/7").headers["allow"] == "GET"
+    with client.websocket_connect("/ws/lobby") as session:
+        assert session.receive_text() == "room"
+    assert client.get("/new/acme/file").text == "mounted"
+    assert client.get("/old/file").status_code == 404
+    # Each is indexed by what it matches: a candidate only where it may match.
+    assert router._candidates("/users/7") == [http_route]
+    assert router._candidates("/ws/lobby") == [websocket_route]
+    assert router._candidates("/new/acme/file") == [moved]
+    assert router._candidates("/elsewhere") == []
+
+
+def test_a_hand_made_mount_serves_and_names_its_routes(backend: Backend) -> None:
+    class HandMadeMount(Mount):
+        """A Mount set up attribute by attribute, without Mount.__init__."""
+
+        def __init__(self, path: str, app: ASGIApp, name: str) -> None:
+            self.path, self.app, self.name = path, app, name
+            self.path_regex, self.path_format, self.param_convertors = compile_path(
+                path + "/{path:path}"
+            )
+
+    inner = Router([Route("/items/{id:int}", endpoint("item"), name="item")])
+    router = Router([HandMadeMount("/api", inner, "api"), r("/other", "other", ["GET"])])
+    client = TestClient(router, backend=backend)
+    assert client.get("/api/items/3").headers["x-endpoint"] == "item"
+    assert [route.name for route in router.routes[0].routes] == ["item"]  # type: ignore[attr-defined]
+    assert router.url_path_for("api:item", id=3) == "/api/items/3"
+    assert router.url_path_for("other") == "/other"
+
+
+def test_a_route_with_a_regex_of_its_own_is_tried_for_every_path(backend: Backend) -> None:
+    class AnyCaseRoute(Route):
+        """Compiles its path ignoring case, keeping Route.matches."""
+
+        def __init__(self, path: str, endpoint: Endpoint) -> None:
+            super().__init__(path, endpoint)
+            self.path_regex = re.compile(self.path_regex.pattern, re.IGNORECASE)
+
+    class PrefixRegexRoute(Route):
+        """Sets a regex unrelated to its path: any path under /docs."""
+
+        def __init__(self, endpoint: Endpoint) -> None:
+            super().__init__("/docs", endpoint)
+            self.path_regex = re.compile(r"^/docs(?:/.*)?\Z")
+
+    any_case, prefix = AnyCaseRoute("/about", endpoint("about")), PrefixRegexRoute(endpoint("docs"))
+    router = Router([any_case, prefix, r("/{page}", "page")], redirect_slashes=False)
+    client = TestClient(router, backend=backend)
+    assert client.get("/ABOUT").headers["x-endpoint"] == "about"
+    assert client.get("/docs/a/b").headers["x-endpoint"] == "docs"
+    assert client.get("/other").headers["x-endpoint"] == "page"
+    assert router._candidates("/x/y/z") == [any_case, prefix]
+
+
+def test_a_route_missing_what_the_index_reads_is_tried_for_every_path(backend: Backend) -> None:
+    class NoFormatRoute(HandMadeRoute):
+        """Sets no path_format (Route.matches does not need one)."""
+
+        def __init__(self, path: str, endpoint: Endpoint) -> None:
+            super().__init__(path, endpoint, ["GET"])
+            del self.path_format
+
+    class UnknownParameterRoute(HandMadeRoute):
+        """A format naming a parameter it has no convertor for."""
+
+        def __init__(self, path: str, endpoint: Endpoint) -> None:
+            super().__init__(path, endpoint, ["GET"])
+            self.path_format = "/p/{missing}"
+
+    no_format = NoFormatRoute("/n/{x}", endpoint("no-format"))
+    unknown = UnknownParameterRoute("/p", endpoint("unknown"))
+    router = Router([no_format, unknown, r("/n/{x}", "plain")], redirect_slashes=False)
+    client = TestClient(router, backend=backend)
+    assert client.get("/n/1").headers["x-endpoint"] == "no-format"
+    assert client.get("/p").headers["x-endpoint"] == "unknown"
+    assert router._candidates("/q") == [no_format, unknown]
 
 
 # ---- the property: the router answers what in-order matching answers ----
@@ -17506,6 +17792,15 @@ async def test_multipart_empty_file_empty_field_and_empty_form() -> None:
 
 
 @pytest.mark.anyio
+@pytest.mark.parametrize("chunks", [[], [b""], [b"", b""]], ids=["none", "one", "two"])
+async def test_an_empty_multipart_body_is_an_empty_form(chunks: list[bytes]) -> None:
+    assert await form_items(chunks) == []
+    sent = await call_app(form_app(), form_scope(MULTIPART), StreamedBody(chunks))
+    assert start_message(sent)["status"] == 200
+    assert json.loads(sent_body(sent)) == []
+
+
+@pytest.mark.anyio
 @pytest.mark.parametrize(
     ("parts", "expected"),
     [
@@ -17693,6 +17988,20 @@ MULTIPART_ERRORS = [
         {},
         "The multipart body ended before its final boundary.",
         id="truncated-in-a-part",
+    ),
+    pytest.param(
+        b"-",
+        MULTIPART,
+        {},
+        "The multipart body ended before its final boundary.",
+        id="one-byte",
+    ),
+    pytest.param(
+        f"--{BOUNDARY}".encode(),
+        MULTIPART,
+        {},
+        "The multipart body ended before its final boundary.",
+        id="first-delimiter-alone",
     ),
     pytest.param(
         multipart(b"\r\nvalue"),
@@ -21172,15 +21481,26 @@ def test_frame_of_the_wrong_kind_closes_with_1003(backend: Backend) -> None:
         assert info.value.reason == reasons[-1] != ""
 
 
-def test_closing_with_what_the_protocol_cannot_carry_raises_in_the_test(backend: Backend) -> None:
+def test_closing_with_a_reason_too_long_for_a_frame_raises_in_the_test(backend: Backend) -> None:
     async def endpoint(websocket: WebSocket) -> None:
         await websocket.accept()
-        await websocket.close(int(websocket.query_params["code"]), websocket.query_params["reason"])
+        await websocket.close(1000, "r" * 124)
 
     client = TestClient(Starlite(routes=[WebSocketRoute("/", endpoint)]), backend=backend)
-    for url in ["/?code=999&reason=", f"/?code=1000&reason={'r' * 124}"]:
-        code = closes_then_raises(client, url, True, ValueError)
-        assert code == status.WS_1011_INTERNAL_ERROR, url
+    assert closes_then_raises(client, "/", True, ValueError) == status.WS_1011_INTERNAL_ERROR
+
+
+@pytest.mark.parametrize("code", [status.WS_1008_POLICY_VIOLATION, 1006])
+def test_a_close_code_and_reason_of_any_type_reach_the_client(code: int, backend: Backend) -> None:
+    async def endpoint(websocket: WebSocket) -> None:
+        await websocket.accept()
+        await websocket.close(code, VALIDATION_ERRORS)  # type: ignore[arg-type]
+
+    client = TestClient(Starlite(routes=[WebSocketRoute("/", endpoint)]), backend=backend)
+    with client.websocket_connect("/") as websocket, pytest.raises(WebSocketDisconnect) as info:
+        websocket.receive_text()
+    assert info.value.code == code
+    assert info.value.reason == VALIDATION_ERRORS
 
 
 def test_app_using_its_websocket_after_the_end_gets_websocket_disconnected(
