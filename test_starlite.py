@@ -22881,6 +22881,7 @@ def test_every_module_path_of_starlette_imports_as_starlite() -> None:
     routing = importlib.import_module("starlette.routing")
     assert applications.Starlette is starlite.Starlite
     assert routing.Route is starlite.Route
+    assert routing.replace_params is starlite.replace_params
 
 
 @pytest.mark.usefixtures("starlette_stand_in")
