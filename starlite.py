@@ -8296,8 +8296,9 @@ def __getattr__(name: str) -> Any:
 _STARLETTE_API_VERSION = "1.10.0"
 
 # Starlette 1.10's modules. Each one offers every name of starlite's __all__ (which are
-# Starlette's own), and the names below, which Starlette spells differently or keeps in private
-# modules that packages built on it import nonetheless.
+# Starlette's own), and the names its function here gives (``dict``: none), which Starlette spells
+# differently or keeps in private modules that packages built on it import nonetheless. They are
+# functions so that the names are looked up when a module is made, not when starlite is imported.
 _STARLETTE_MODULES: dict[str, Callable[[], dict[str, Any]]] = {
     "starlette": lambda: {"__version__": _STARLETTE_API_VERSION},
     "starlette._exception_handler": lambda: {"wrap_app_handling_exceptions": _handling_exceptions},
