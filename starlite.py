@@ -8295,59 +8295,6 @@ def __getattr__(name: str) -> Any:
 # The release of Starlette whose API starlite follows: what ``starlette.__version__`` reads.
 _STARLETTE_API_VERSION = "1.10.0"
 
-# Starlette 1.10's modules. Each one offers every name of starlite's __all__ (which are
-# Starlette's own), and the names its function here gives (``dict``: none), which Starlette spells
-# differently or keeps in private modules that packages built on it import nonetheless. They are
-# functions so that the names are looked up when a module is made, not when starlite is imported.
-_STARLETTE_MODULES: dict[str, Callable[[], dict[str, Any]]] = {
-    "starlette": lambda: {"__version__": _STARLETTE_API_VERSION},
-    "starlette._exception_handler": lambda: {"wrap_app_handling_exceptions": _handling_exceptions},
-    "starlette._utils": lambda: {
-        "is_async_callable": _is_async_callable,
-        "get_route_path": _route_path,
-    },
-    "starlette.applications": lambda: {"Starlette": Starlite},
-    "starlette.authentication": dict,
-    "starlette.background": dict,
-    "starlette.concurrency": dict,
-    "starlette.config": dict,
-    "starlette.convertors": dict,
-    "starlette.datastructures": dict,
-    "starlette.endpoints": dict,
-    "starlette.exceptions": dict,
-    "starlette.formparsers": dict,
-    "starlette.middleware": lambda: {"_MiddlewareFactory": _MiddlewareFactory},
-    "starlette.middleware.authentication": dict,
-    "starlette.middleware.base": dict,
-    "starlette.middleware.body_limit": lambda: {
-        "_RequestBodyTooLarge": _BodyTooLarge,
-        "_RequestBodyLimitResponseSent": _ResponseReplaced,
-    },
-    "starlette.middleware.cors": dict,
-    "starlette.middleware.errors": dict,
-    "starlette.middleware.exceptions": dict,
-    "starlette.middleware.gzip": dict,
-    "starlette.middleware.httpsredirect": dict,
-    "starlette.middleware.sessions": dict,
-    "starlette.middleware.trustedhost": dict,
-    "starlette.requests": dict,
-    "starlette.responses": dict,
-    "starlette.routing": dict,
-    "starlette.staticfiles": dict,
-    "starlette.status": dict,  # its names are the status object's: _StarletteStatusModule
-    "starlette.templating": dict,
-    "starlette.testclient": dict,
-    "starlette.types": dict,
-    "starlette.websockets": dict,
-}
-
-# Starlette's modules that starlite does not carry, and what to use instead.
-_STARLETTE_MODULES_NOT_CARRIED = {
-    "starlette.middleware.wsgi": "Starlette deprecated it: serve a WSGI app with a2wsgi",
-    "starlette.middleware.opentelemetry": "use opentelemetry-instrumentation-asgi",
-    "starlette.schemas": "describe the API with a schema library of your choice",
-}
-
 
 def _handling_exceptions(app: ASGIApp, connection: HTTPConnection) -> ASGIApp:
     """`app`, with an exception it raises answered by the handler registered for it, as each
@@ -8364,12 +8311,65 @@ def _handling_exceptions(app: ASGIApp, connection: HTTPConnection) -> ASGIApp:
     return handling_app
 
 
+# Starlette 1.10's modules. Each one offers every name of starlite's __all__ (which are
+# Starlette's own), and the names given here, which Starlette spells differently or keeps in
+# private modules that packages built on it import nonetheless.
+_STARLETTE_MODULES: dict[str, dict[str, Any]] = {
+    "starlette": {"__version__": _STARLETTE_API_VERSION},
+    "starlette._exception_handler": {"wrap_app_handling_exceptions": _handling_exceptions},
+    "starlette._utils": {
+        "is_async_callable": _is_async_callable,
+        "get_route_path": _route_path,
+    },
+    "starlette.applications": {"Starlette": Starlite},
+    "starlette.authentication": {},
+    "starlette.background": {},
+    "starlette.concurrency": {},
+    "starlette.config": {},
+    "starlette.convertors": {},
+    "starlette.datastructures": {},
+    "starlette.endpoints": {},
+    "starlette.exceptions": {},
+    "starlette.formparsers": {},
+    "starlette.middleware": {"_MiddlewareFactory": _MiddlewareFactory},
+    "starlette.middleware.authentication": {},
+    "starlette.middleware.base": {},
+    "starlette.middleware.body_limit": {
+        "_RequestBodyTooLarge": _BodyTooLarge,
+        "_RequestBodyLimitResponseSent": _ResponseReplaced,
+    },
+    "starlette.middleware.cors": {},
+    "starlette.middleware.errors": {},
+    "starlette.middleware.exceptions": {},
+    "starlette.middleware.gzip": {},
+    "starlette.middleware.httpsredirect": {},
+    "starlette.middleware.sessions": {},
+    "starlette.middleware.trustedhost": {},
+    "starlette.requests": {},
+    "starlette.responses": {},
+    "starlette.routing": {},
+    "starlette.staticfiles": {},
+    "starlette.status": {},  # its names are the status object's: _StarletteStatusModule
+    "starlette.templating": {},
+    "starlette.testclient": {},
+    "starlette.types": {},
+    "starlette.websockets": {},
+}
+
+# Starlette's modules that starlite does not carry, and what to use instead.
+_STARLETTE_MODULES_NOT_CARRIED = {
+    "starlette.middleware.wsgi": "Starlette deprecated it: serve a WSGI app with a2wsgi",
+    "starlette.middleware.opentelemetry": "use opentelemetry-instrumentation-asgi",
+    "starlette.schemas": "describe the API with a schema library of your choice",
+}
+
+
 class _StarletteModule(ModuleType):
     """A ``starlette.*`` module made by install_as_starlette(): its names are starlite's."""
 
     def __init__(self, name: str) -> None:
         super().__init__(name, f"starlite standing in for {name}")
-        self.__dict__.update(_STARLETTE_MODULES[name]())
+        self.__dict__.update(_STARLETTE_MODULES[name])
 
     def __getattr__(self, name: str) -> Any:
         # Read from the module, not globals(): the test client's classes are made on first use.

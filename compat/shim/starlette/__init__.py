@@ -71,4 +71,4 @@ sys.meta_path.insert(0, _PatchableFinder())
 # This package is `starlette` itself: it becomes what the finder would have made of it.
 _package = sys.modules[__name__]
 _package.__class__ = PatchableModule
-_package.__dict__.update(starlite._STARLETTE_MODULES[__name__]())
+_package.__dict__.update(starlite._STARLETTE_MODULES[__name__])
