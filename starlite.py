@@ -5083,14 +5083,21 @@ class CORSMiddleware:
         headers = list(start.get("headers", ()))
         allowed_origin = origin if origin is not None and self.is_allowed_origin(origin) else None
         added = self._added_headers()
-        if any(name in added.names for name, _ in headers):  # to be merged: the general way
-            merged = MutableHeaders(raw=headers)
-            merged.add_vary_header("Origin")
-            if allowed_origin is not None:
-                merged.update(self.simple_headers)
-                merged["Access-Control-Allow-Origin"] = self._allow_origin_value(allowed_origin)
-            return merged.raw
+        for name, _ in headers:
+            if name in added.names:
+                return self._merged_cors_headers(headers, allowed_origin)
         return headers + added.for_origin(allowed_origin)
+
+    def _merged_cors_headers(
+        self, headers: list[tuple[bytes, bytes]], allowed_origin: str | None
+    ) -> list[tuple[bytes, bytes]]:
+        """`headers` with CORS's merged in, for a response that has some of them already."""
+        merged = MutableHeaders(raw=headers)
+        merged.add_vary_header("Origin")
+        if allowed_origin is not None:
+            merged.update(self.simple_headers)
+            merged["Access-Control-Allow-Origin"] = self._allow_origin_value(allowed_origin)
+        return merged.raw
 
     def _added_headers(self) -> _CORSAddedHeaders:
         """The headers `_cors_headers` adds, encoded once: on the first request, so that a
