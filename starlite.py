@@ -4949,7 +4949,12 @@ class _CORSAddedHeaders:
     """The headers CORSMiddleware adds to a response that has none of them yet, encoded once:
     what MutableHeaders would append, in the same order, for an origin allowed or not."""
 
-    def __init__(self, simple_headers: Mapping[str, str], explicit_origin: bool) -> None:
+    def __init__(
+        self,
+        simple_headers: Mapping[str, str],
+        explicit_origin: bool,
+        listed_origins: Collection[str],
+    ) -> None:
         self.simple_headers = dict(simple_headers)  # what they were built from
         self.explicit_origin = explicit_origin
         headers = MutableHeaders()
@@ -4960,6 +4965,13 @@ class _CORSAddedHeaders:
         self.allowed = headers.raw
         self.names = frozenset(name for name, _ in self.allowed)
         self.origin_at = headers.keys().index("access-control-allow-origin")
+        # Encoding and checking an origin took most of the time CORS adds to a response: done
+        # here for the listed ones; per request only for one let in by the regex or by "*".
+        self.for_listed_origin: dict[str, list[tuple[bytes, bytes]]] = {}
+        if explicit_origin:
+            for origin in listed_origins:
+                with contextlib.suppress(ValueError):  # not a header value: fails per request
+                    self.for_listed_origin[origin] = self._with_origin(origin)
 
     def for_origin(self, allowed_origin: str | None) -> list[tuple[bytes, bytes]]:
         """The headers for a request from `allowed_origin` (None: no origin, or not allowed)."""
@@ -4967,8 +4979,12 @@ class _CORSAddedHeaders:
             return self.not_allowed
         if not self.explicit_origin:
             return self.allowed
+        listed = self.for_listed_origin.get(allowed_origin)
+        return self._with_origin(allowed_origin) if listed is None else listed
+
+    def _with_origin(self, origin: str) -> list[tuple[bytes, bytes]]:
         with_origin = list(self.allowed)
-        with_origin[self.origin_at] = _encode_header("access-control-allow-origin", allowed_origin)
+        with_origin[self.origin_at] = _encode_header("access-control-allow-origin", origin)
         return with_origin
 
 
@@ -5110,7 +5126,7 @@ class CORSMiddleware:
             or added.explicit_origin != self.preflight_explicit_allow_origin
         ):
             added = self._added = _CORSAddedHeaders(
-                self.simple_headers, self.preflight_explicit_allow_origin
+                self.simple_headers, self.preflight_explicit_allow_origin, self._allowed_origins
             )
         return added
 
