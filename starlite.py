@@ -4945,6 +4945,49 @@ def _cors_header_names(allow_headers: Collection[str]) -> list[str]:
     return [names[key] for key in sorted(names)]
 
 
+class _CORSAddedHeaders:
+    """The headers CORSMiddleware adds to a response that has none of them yet, encoded once:
+    what MutableHeaders would append, in the same order, for an origin allowed or not."""
+
+    def __init__(
+        self,
+        simple_headers: Mapping[str, str],
+        explicit_origin: bool,
+        listed_origins: Collection[str],
+    ) -> None:
+        self.simple_headers = dict(simple_headers)  # what they were built from
+        self.explicit_origin = explicit_origin
+        headers = MutableHeaders()
+        headers.add_vary_header("Origin")
+        self.not_allowed = list(headers.raw)
+        headers.update(simple_headers)
+        headers["Access-Control-Allow-Origin"] = "*"  # or the origin itself: see for_origin
+        self.allowed = headers.raw
+        self.names = frozenset(name for name, _ in self.allowed)
+        self.origin_at = headers.keys().index("access-control-allow-origin")
+        # Encoding and checking an origin took most of the time CORS adds to a response: done
+        # here for the listed ones; per request only for one let in by the regex or by "*".
+        self.for_listed_origin: dict[str, list[tuple[bytes, bytes]]] = {}
+        if explicit_origin:
+            for origin in listed_origins:
+                with contextlib.suppress(ValueError):  # not a header value: fails per request
+                    self.for_listed_origin[origin] = self._with_origin(origin)
+
+    def for_origin(self, allowed_origin: str | None) -> list[tuple[bytes, bytes]]:
+        """The headers for a request from `allowed_origin` (None: no origin, or not allowed)."""
+        if allowed_origin is None:
+            return self.not_allowed
+        if not self.explicit_origin:
+            return self.allowed
+        listed = self.for_listed_origin.get(allowed_origin)
+        return self._with_origin(allowed_origin) if listed is None else listed
+
+    def _with_origin(self, origin: str) -> list[tuple[bytes, bytes]]:
+        with_origin = list(self.allowed)
+        with_origin[self.origin_at] = _encode_header("access-control-allow-origin", origin)
+        return with_origin
+
+
 class CORSMiddleware:
     """Cross-Origin Resource Sharing, per the Fetch standard.
 
@@ -4988,6 +5031,7 @@ class CORSMiddleware:
         self._allowed_origins = frozenset(allow_origins)  # looked up on every request
         self.simple_headers = self._simple_headers(expose_headers)
         self.preflight_headers = self._preflight_headers(header_names, max_age)
+        self._added: _CORSAddedHeaders | None = None  # see _added_headers
 
     def _simple_headers(self, expose_headers: Collection[str]) -> dict[str, str]:
         """The CORS headers of a response to an allowed origin that depend on nothing else."""
@@ -5035,26 +5079,56 @@ class CORSMiddleware:
             await self.app(scope, receive, send)
             return
         origin = _header_value(scope, b"origin")
-        requested_method = _header_value(scope, b"access-control-request-method")
-        if scope["method"] == "OPTIONS" and origin is not None and requested_method is not None:
-            await self.preflight_response(scope, origin, requested_method)(scope, receive, send)
-            return
+        if scope["method"] == "OPTIONS" and origin is not None:
+            requested_method = _header_value(scope, b"access-control-request-method")
+            if requested_method is not None:
+                await self.preflight_response(scope, origin, requested_method)(scope, receive, send)
+                return
 
-        async def send_with_cors_headers(message: Message) -> None:
+        # A plain function returning send's awaitable, not a coroutine of its own: it passes
+        # every message of the response, and a coroutine layer costs about 0.1 us a message.
+        def send_with_cors_headers(message: Message) -> Awaitable[None]:
             if message["type"] == "http.response.start":
                 message = {**message, "headers": self._cors_headers(message, origin)}
-            await send(message)
+            return send(message)
 
         await self.app(scope, receive, send_with_cors_headers)
 
     def _cors_headers(self, start: Message, origin: str | None) -> list[tuple[bytes, bytes]]:
         """The response's headers plus CORS's (a copy: the app's own list is left alone)."""
-        headers = MutableHeaders(raw=list(start.get("headers", [])))
-        headers.add_vary_header("Origin")
-        if origin is not None and self.is_allowed_origin(origin):
-            headers.update(self.simple_headers)
-            headers["Access-Control-Allow-Origin"] = self._allow_origin_value(origin)
-        return headers.raw
+        headers = list(start.get("headers", ()))
+        allowed_origin = origin if origin is not None and self.is_allowed_origin(origin) else None
+        added = self._added_headers()
+        for name, _ in headers:
+            if name in added.names:
+                return self._merged_cors_headers(headers, allowed_origin)
+        return headers + added.for_origin(allowed_origin)
+
+    def _merged_cors_headers(
+        self, headers: list[tuple[bytes, bytes]], allowed_origin: str | None
+    ) -> list[tuple[bytes, bytes]]:
+        """`headers` with CORS's merged in, for a response that has some of them already."""
+        merged = MutableHeaders(raw=headers)
+        merged.add_vary_header("Origin")
+        if allowed_origin is not None:
+            merged.update(self.simple_headers)
+            merged["Access-Control-Allow-Origin"] = self._allow_origin_value(allowed_origin)
+        return merged.raw
+
+    def _added_headers(self) -> _CORSAddedHeaders:
+        """The headers `_cors_headers` adds, encoded once: on the first request, so that a
+        subclass may still change `simple_headers` in its ``__init__`` (as in Starlette), and
+        again should the configuration they come from change after."""
+        added = self._added
+        if (
+            added is None
+            or added.simple_headers != self.simple_headers
+            or added.explicit_origin != self.preflight_explicit_allow_origin
+        ):
+            added = self._added = _CORSAddedHeaders(
+                self.simple_headers, self.preflight_explicit_allow_origin, self._allowed_origins
+            )
+        return added
 
     def preflight_response(self, scope: Scope, origin: str, requested_method: str) -> Response:
         """The answer to a preflight: 200, or 400 naming what is not allowed."""
@@ -5119,11 +5193,12 @@ def _coding_quality(value: str) -> float:
     return 1.0
 
 
-def _accepts_gzip(scope: Scope) -> bool:
+def _gzip_accepted(request_headers: Iterable[tuple[bytes, bytes]]) -> bool:
     """Whether Accept-Encoding accepts gzip: listed, or covered by ``*``, with a quality above
     zero (RFC 9110 §12.5.3)."""
+    accept_encoding = next((v for n, v in request_headers if n == b"accept-encoding"), b"")
     qualities: dict[str, float] = {}
-    for coding in (_header_value(scope, b"accept-encoding") or "").split(","):
+    for coding in accept_encoding.decode("latin-1").split(","):
         name, _, parameters = coding.partition(";")
         qualities.setdefault(name.strip().lower(), _coding_quality(parameters))
     return qualities.get("gzip", qualities.get("*", 0.0)) > 0
@@ -5161,30 +5236,52 @@ class GZipMiddleware:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
-        await self.app(scope, receive, _GZipSender(self, send, _accepts_gzip(scope)).send)
+        # Accept-Encoding is read only for a response big enough to compress: most are not.
+        await self.app(scope, receive, _GZipSender(self, send, scope["headers"]).send)
 
     def compresses(self, start: Message) -> bool:
         """Whether a response with this start may be compressed at all."""
         if start["status"] == 206:
             return False
-        headers = Headers(raw=list(start.get("headers", [])))
-        if "content-encoding" in headers:
-            return False
-        media_type = headers.get("content-type", "").partition(";")[0].strip().lower()
-        kinds = {media_type, media_type.partition("/")[0] + "/*"}
-        if media_type.startswith("application/grpc+"):
-            kinds.add("application/grpc")
-        return kinds.isdisjoint(self.exclude_content_types)
+        content_type = None
+        for name, value in start.get("headers", ()):
+            if name == b"content-encoding":
+                return False
+            if name == b"content-type" and content_type is None:
+                content_type = value
+        return _media_type_kinds(content_type or b"").isdisjoint(self.exclude_content_types)
+
+    def _accepts_gzip(self, request_headers: Iterable[tuple[bytes, bytes]]) -> bool:
+        """Whether the client accepts a gzip response (GZipResponder assumes it does)."""
+        return _gzip_accepted(request_headers)
+
+
+@functools.lru_cache(maxsize=64)  # a handful of content types, parsed once rather than per response
+def _media_type_kinds(content_type: bytes) -> frozenset[str]:
+    """The names GZipMiddleware's exclusions may list a content type under: its media type, its
+    type with ``/*``, and ``application/grpc`` for every gRPC flavour."""
+    media_type = content_type.decode("latin-1").partition(";")[0].strip().lower()
+    kinds = {media_type, media_type.partition("/")[0] + "/*"}
+    if media_type.startswith("application/grpc+"):
+        kinds.add("application/grpc")
+    return frozenset(kinds)
 
 
 class _GZipSender:
     """One response's way through GZipMiddleware: holds the start until the first body message
     says whether compressing is worth it."""
 
-    def __init__(self, middleware: GZipMiddleware, send: Send, accepts_gzip: bool) -> None:
+    __slots__ = ("_send", "compressor", "middleware", "request_headers", "start")
+
+    def __init__(
+        self,
+        middleware: GZipMiddleware,
+        send: Send,
+        request_headers: Iterable[tuple[bytes, bytes]],
+    ) -> None:
         self.middleware = middleware
         self._send = send
-        self.accepts_gzip = accepts_gzip
+        self.request_headers = request_headers
         self.start: Message | None = None  # held back, until we know the headers
         self.compressor: Any = None  # created only for a response that is compressed
 
@@ -5195,8 +5292,14 @@ class _GZipSender:
             else:
                 await self._send(message)
         elif message["type"] == "http.response.body" and self.start is not None:
-            await self._first_body(self.start, message)
-            self.start = None
+            start, self.start = self.start, None
+            if message.get("more_body", False) or len(message.get("body", b"")) >= (
+                self.middleware.minimum_size
+            ):
+                await self._compress_first(start, message)
+            else:  # whole and small, as most responses are: not worth compressing
+                await self._send(start)
+                await self._send(message)
         elif message["type"] == "http.response.body" and self.compressor is not None:
             await self._send({**message, "body": await self._compress(message)})
         elif message["type"] == "http.response.pathsend" and self.start is not None:
@@ -5206,13 +5309,11 @@ class _GZipSender:
         else:
             await self._send(message)
 
-    async def _first_body(self, start: Message, message: Message) -> None:
-        body, more_body = message.get("body", b""), message.get("more_body", False)
-        if not more_body and len(body) < self.middleware.minimum_size:
-            await self._send(start)
-            await self._send(message)
-            return
-        if not self.accepts_gzip:  # sent as it is, but caches must know it depends on the client
+    async def _compress_first(self, start: Message, message: Message) -> None:
+        """Send the start and the first body message, compressed if the client accepts gzip."""
+        more_body = message.get("more_body", False)
+        if not self.middleware._accepts_gzip(self.request_headers):
+            # Sent as it is, but caches must know that it depends on the client.
             headers = MutableHeaders(raw=list(start.get("headers", [])))
             headers.add_vary_header("Accept-Encoding")
             await self._send({**start, "headers": headers.raw})
@@ -5266,7 +5367,10 @@ class GZipResponder(GZipMiddleware):
         )
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        await self.app(scope, receive, _GZipSender(self, send, accepts_gzip=True).send)
+        await self.app(scope, receive, _GZipSender(self, send, ()).send)
+
+    def _accepts_gzip(self, request_headers: Iterable[tuple[bytes, bytes]]) -> bool:
+        return True  # the app chose gzip
 
 
 # A session cookie is "payload.timestamp.signature": the JSON session in unpadded base64url, the

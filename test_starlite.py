@@ -12885,6 +12885,25 @@ def test_cors_a_subclass_may_change_the_public_headers() -> None:
     assert preflight.headers["x-cors"] == "preflight"
 
 
+def test_cors_public_headers_changed_after_a_request_are_sent_from_the_next() -> None:
+    middleware = CORSMiddleware(RecordingApp(), allow_origins=["*"], allow_credentials=True)
+    client = TestClient(middleware)
+    assert "x-cors" not in client.get("/", headers={"origin": ORIGIN}).headers
+    middleware.simple_headers["X-CORS"] = "later"
+    response = client.get("/", headers={"origin": ORIGIN})
+    assert response.headers["x-cors"] == "later"
+    assert response.headers["access-control-allow-origin"] == ORIGIN
+
+
+def test_cors_replaces_an_allow_origin_header_the_app_set_itself() -> None:
+    endpoint = RecordingApp(
+        lambda: PlainTextResponse("ok", headers={"Access-Control-Allow-Origin": "*"})
+    )
+    response = cors_client(endpoint, allow_origins=[ORIGIN]).get("/", headers={"origin": ORIGIN})
+    assert response.headers.get_list("access-control-allow-origin") == [ORIGIN]
+    assert vary_names(response.headers.get_list("vary")) == ["origin"]
+
+
 def test_cors_methods_are_matched_as_given_since_http_methods_are_case_sensitive() -> None:
     client = cors_client(allow_origins=[ORIGIN], allow_methods=["patch"])
     assert client.options("/", headers=preflight_headers(method="patch")).status_code == 200

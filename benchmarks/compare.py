@@ -1,4 +1,4 @@
-"""starlite against Starlette on every workload of the comparison, in one run.
+"""starlite against Starlette (and Falcon where it has an equivalent) on every workload, in one run.
 
 Each workload is an app written once against both frameworks' classes, called in-process as an
 ASGI callable (no server, no sockets), on one asyncio event loop (anyio's asyncio backend):
@@ -16,22 +16,38 @@ ASGI callable (no server, no sockets), on one asyncio event loop (anyio's asynci
 - a 1 MiB ``StreamingResponse`` in 64 KiB chunks, and a 1 MiB ``FileResponse``;
 - a websocket: connect, accept, one text message echoed, close.
 
+Falcon 4 (``falcon.asgi.App``) is a second reference, the pure-Python framework a user would pick
+for speed, on the workloads it has an equivalent for: plaintext, JSON, both routing tables, path
+and query parameters, and both forms. Each of its apps is written the Falcon way: a resource with
+a responder per method (the table's routes share one, with GET only, so that a POST is Falcon's
+own 405; Falcon's ``{id:int}`` converts as Starlette's does), ``req.get_param`` and
+``get_param_as_int`` for the query, ``req.get_media()`` for both forms (the upload read whole from
+its part's stream, as the others hold a 1 MiB file in memory). So that the bodies compare, its
+errors are answered as Starlette's are, the status phrase in plain text (an error serializer), and
+its JSON is as compact as Starlette's ``JSONResponse`` (a ``JSONHandler`` with compact
+separators). It has no part in the middleware rows (Starlette's middleware classes, which Falcon
+has no counterpart for) nor, for now, in the response and websocket rows. Installed from a wheel,
+Falcon compiles three small helper modules (``falcon.cyutil``: its query-string parser and stream
+reader among them), which its form rows lean on. Falcon comes with the ``bench`` extra; without
+it, the table has no Falcon figures.
+
 The driver makes each workload's scope once, as uvicorn would (ASGI 3.0, spec 2.3 for HTTP and
 2.4 for websockets, host and other headers, client, server), and hands each request a shallow copy
 with a fresh ``state``. ``receive`` gives the body (in one message, or in 64 KiB chunks), then,
 as a server does, waits until the response is complete before it answers ``http.disconnect``
 (answering at once would cancel Starlette's streaming responses, which listen for a disconnect).
 ``send`` keeps the status and headers and counts the body's bytes. Each app is called once before
-anything is timed, and both must give the expected status and the same body size (and the
+anything is timed, and all must give the expected status and the same body size (and the
 headers the workload is about), so that no broken workload can yield a fast wrong number. Each is
 then warmed up, and the number of requests in a round is set, separately for each framework, to
 take about 0.2 s (a fixed number for all the rounds): the 4,000-route table is far slower on
 Starlette, and equal requests would make its rounds last minutes. Then the frameworks alternate
-(A B A B ...) for ``--rounds`` rounds. The table gives each framework's median requests per
-second, and the median of the rounds' ratios (starlite / Starlette, higher is better) with their
-min-max. The driver's own cost (a microsecond or two a request, printed first) is in both
-figures, so that every ratio slightly understates the difference. A workload whose app raises or
-answers wrongly is marked FAILED, with the traceback on stderr, and the exit status is 1.
+(A B C A B C ...) for ``--rounds`` rounds. The table gives each framework's median requests per
+second, and the median of the rounds' ratios (starlite / Starlette and Falcon / Starlette, higher
+is better) with their min-max. The driver's own cost (a microsecond or two a request, printed
+first) is in every figure, so that every ratio slightly understates the difference. A workload
+whose app raises or answers wrongly is marked FAILED, with the traceback on stderr, and the exit
+status is 1. The import and memory rows are starlite's and Starlette's only.
 
 Import time: ``import starlite`` against importing the Starlette modules whose features starlite
 provides without an optional extra, each in a fresh interpreter (the time of the imports only, not
@@ -51,10 +67,10 @@ benchmarks/upload_memory.py (tracemalloc's peak, each in a fresh interpreter, al
 At the end come the comparison's targets and whether each is met.
 
 Run it from the repository root: ``python benchmarks/compare.py`` (needs the ``bench`` and
-``multipart`` extras, or ``dev``: ``pip install -e ".[bench,multipart]"``). Options: ``--rounds N``,
-``--quick`` (a smoke run: fewer rounds, shorter rounds), ``--only NAME`` (the workloads whose name
-contains NAME), ``--markdown`` (the table in Markdown). Progress goes to stderr, the table to
-stdout.
+``multipart`` extras, or ``dev`` and ``bench``: ``pip install -e ".[bench,multipart]"``).
+Options: ``--rounds N``, ``--quick`` (a smoke run: fewer rounds, shorter rounds), ``--only NAME``
+(the workloads whose name contains NAME), ``--markdown`` (the table in Markdown). Progress goes
+to stderr, the table to stdout.
 """
 
 from __future__ import annotations
@@ -73,6 +89,7 @@ import time
 import traceback
 from collections.abc import AsyncIterator, Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass, field
+from http import HTTPStatus
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlencode
@@ -93,6 +110,13 @@ import upload_memory
 
 import starlite
 
+try:  # the reference beside Starlette, installed by the bench extra: without it, no Falcon column
+    import falcon
+    import falcon.asgi
+    import falcon.media
+except ImportError:
+    falcon = None
+
 ROOT = Path(__file__).resolve().parent.parent
 ROUNDS = 5
 QUICK_ROUNDS = 3
@@ -109,6 +133,7 @@ HELLO = "Hello, world!"
 ORIGIN = "https://example.com"
 WEBSOCKET_TEXT = "Hello, websocket!"
 
+FALCON = "falcon"  # the reference beside Starlette, on the workloads it has an equivalent for
 STARLITE_MODULES = ("starlite",)
 # The Starlette modules whose features starlite has without an optional extra (see above).
 STARLETTE_MODULES = (
@@ -305,6 +330,90 @@ def websocket_app(fw: Framework) -> Any:
     return fw.app(routes=[fw.websocket_route("/ws", echo)])
 
 
+# ---- Falcon's apps: the reference, on the workloads it has an equivalent for ----
+
+
+def falcon_app() -> falcon.asgi.App:
+    """A Falcon app whose answers compare with Starlette's: errors as their status phrase in plain
+    text (Starlette's "Not Found"), JSON as compact as Starlette's JSONResponse writes it."""
+    app = falcon.asgi.App()
+    app.set_error_serializer(falcon_plain_text_error)
+    compact = functools.partial(json.dumps, ensure_ascii=False, separators=(",", ":"))
+    app.resp_options.media_handlers[falcon.MEDIA_JSON] = falcon.media.JSONHandler(dumps=compact)
+    return app
+
+
+def falcon_plain_text_error(req: Any, resp: Any, error: Any) -> None:
+    resp.content_type = falcon.MEDIA_TEXT
+    resp.text = HTTPStatus(error.status_code).phrase
+
+
+def falcon_text(resp: Any, text: str) -> None:
+    resp.content_type = falcon.MEDIA_TEXT
+    resp.text = text
+
+
+class FalconHello:
+    async def on_get(self, req: Any, resp: Any) -> None:
+        falcon_text(resp, HELLO)
+
+
+class FalconMessage:
+    async def on_get(self, req: Any, resp: Any) -> None:
+        resp.media = {"message": HELLO}
+
+
+class FalconOk:
+    """Every route of the REST table: GET only, so that a POST is a 405."""
+
+    async def on_get(self, req: Any, resp: Any, **params: Any) -> None:
+        falcon_text(resp, "ok")
+
+
+class FalconUser:
+    async def on_get(self, req: Any, resp: Any, user_id: int) -> None:
+        resp.media = {
+            "user_id": user_id,
+            "q": req.get_param("q", required=True),
+            "page": req.get_param_as_int("page", required=True),
+        }
+
+
+class FalconFields:
+    async def on_post(self, req: Any, resp: Any) -> None:
+        falcon_text(resp, str(len(await req.get_media())))
+
+
+class FalconUpload:
+    async def on_post(self, req: Any, resp: Any) -> None:
+        size = 0
+        async for part in await req.get_media():
+            if part.name == "file":
+                size = len(await part.stream.read())  # held whole, as the others hold 1 MiB
+        falcon_text(resp, str(size))
+
+
+def falcon_resource_app(path: str, resource: Any) -> falcon.asgi.App:
+    app = falcon_app()
+    app.add_route(path, resource)
+    return app
+
+
+def falcon_form_app() -> falcon.asgi.App:
+    app = falcon_app()
+    app.add_route("/fields", FalconFields())
+    app.add_route("/upload", FalconUpload())
+    return app
+
+
+def falcon_routing_app(groups: int) -> falcon.asgi.App:
+    app = falcon_app()
+    resource = FalconOk()
+    for path, _ in routing.table(lambda path, endpoint: (path, endpoint), groups, None):
+        app.add_route(path, resource)  # Falcon's {id:int} converts as Starlette's does
+    return app
+
+
 # ---- The driver ----
 
 
@@ -487,6 +596,7 @@ class Workload:
     lacks_headers: tuple[bytes, ...] = ()  # ... and must not
     min_ratio: float = 1.0  # the target: starlite / Starlette at least this
     table: tuple[int, str] | None = None  # (routes, hit) for the routing workloads
+    falcon: Callable[[], Any] | None = None  # builds Falcon's app, where it has an equivalent
 
 
 def workloads(file_path: str) -> list[Workload]:
@@ -496,7 +606,12 @@ def workloads(file_path: str) -> list[Workload]:
     multipart = b"multipart/form-data; boundary=" + upload_memory.BOUNDARY
     result = [
         Workload(
-            "plaintext (full app)", "plaintext", plaintext_app, http_scope("GET", "/"), size=hello
+            "plaintext (full app)",
+            "plaintext",
+            plaintext_app,
+            http_scope("GET", "/"),
+            size=hello,
+            falcon=lambda: falcon_resource_app("/", FalconHello()),
         ),
         Workload(
             "JSON (full app)",
@@ -504,6 +619,7 @@ def workloads(file_path: str) -> list[Workload]:
             json_app,
             http_scope("GET", "/json"),
             size=len(json.dumps({"message": HELLO}, separators=(",", ":"))),
+            falcon=lambda: falcon_resource_app("/json", FalconMessage()),
         ),
     ]
     for groups in (30, 1000):
@@ -518,6 +634,7 @@ def workloads(file_path: str) -> list[Workload]:
                     status=status,
                     min_ratio=5.0 if routes == 120 else 50.0,
                     table=(routes, hit),
+                    falcon=functools.partial(falcon_routing_app, groups),
                 )
             )
     result += [
@@ -548,6 +665,7 @@ def workloads(file_path: str) -> list[Workload]:
             size=len(
                 json.dumps({"user_id": 42, "q": "hello world", "page": 3}, separators=(",", ":"))
             ),
+            falcon=lambda: falcon_resource_app("/users/{user_id:int}", FalconUser()),
         ),
         Workload(
             "form: urlencoded, 20 fields",
@@ -561,6 +679,7 @@ def workloads(file_path: str) -> list[Workload]:
             ),
             body=(fields,),
             size=len("20"),
+            falcon=falcon_form_app,
         ),
         Workload(
             "form: multipart, 1 MiB file",
@@ -569,6 +688,7 @@ def workloads(file_path: str) -> list[Workload]:
             http_scope("POST", "/upload", headers=[(b"content-type", multipart)], body=parts),
             body=parts,
             size=len(str(MiB)),
+            falcon=falcon_form_app,
         ),
         Workload(
             "response: streaming 1 MiB",
@@ -642,7 +762,12 @@ class Measured:
 
     @property
     def ratios(self) -> list[float]:
-        pairs = zip(self.rates["starlite"], self.rates["starlette"], strict=True)
+        """starlite / Starlette, round by round."""
+        return self.ratios_of("starlite")
+
+    def ratios_of(self, framework: str) -> list[float]:
+        """`framework` / Starlette, round by round."""
+        pairs = zip(self.rates[framework], self.rates["starlette"], strict=True)
         return [a / b for a, b in pairs]
 
     def median(self, framework: str) -> float:
@@ -684,7 +809,7 @@ async def measure(workload: Workload, apps: Mapping[str, Any], settings: Setting
         counts[name] = max(MIN_REQUESTS, round(settings.round_seconds / per_request))
     measured = Measured(workload.name, workload, {name: [] for name in exchanges})
     for _ in range(settings.rounds):
-        for name, exchange in exchanges.items():  # alternate, so that noise hits both alike
+        for name, exchange in exchanges.items():  # alternate, so that noise hits all alike
             measured.rates[name].append(await requests_per_second(exchange, counts[name]))
     return measured
 
@@ -701,12 +826,24 @@ async def measure_all(selected: Sequence[Workload], settings: Settings) -> list[
                     elapsed = time.perf_counter() - start
                     if elapsed > 0.1:
                         progress(f"  built {fw.name}'s {workload.app_key} app in {elapsed:.2f} s")
-            pair = {fw.name: apps[workload.app_key, fw.name] for fw in FRAMEWORKS}
-            result = await measure(workload, pair, settings)
+            with_falcon = workload.falcon is not None and falcon is not None
+            if with_falcon and (workload.app_key, FALCON) not in apps:
+                apps[workload.app_key, FALCON] = workload.falcon()
+            names = [fw.name for fw in FRAMEWORKS]
+            if with_falcon:
+                names.append(FALCON)
+            chosen = {name: apps[workload.app_key, name] for name in names}
+            result = await measure(workload, chosen, settings)
+            falcon_note = ""
+            if FALCON in result.rates:
+                falcon_note = (
+                    f"  falcon {result.median(FALCON):>9,.0f}/s"
+                    f"  ratio {statistics.median(result.ratios_of(FALCON)):.2f}"
+                )
             progress(
                 f"{workload.name:<36} starlite {result.median('starlite'):>9,.0f}/s"
                 f"  starlette {result.median('starlette'):>9,.0f}/s"
-                f"  ratio {statistics.median(result.ratios):.2f}"
+                f"  ratio {statistics.median(result.ratios):.2f}{falcon_note}"
             )
         except Exception as exc:
             message = str(exc) if isinstance(exc, WorkloadError) else traceback.format_exc()
@@ -811,33 +948,46 @@ class Target:
         return f"{self.text}: met (worst: {label}{self.values[worst]:.2f})"
 
 
+# One line of the table: workload, starlite, Starlette, Falcon, starlite / Starlette, Falcon /
+# Starlette.
+Row = tuple[str, str, str, str, str, str]
+NOT_RUN = "-"  # Falcon's cells where it has no equivalent
+
+
 def table_rows(
     measured: Sequence[Measured],
     imports: Mapping[str, list[float]] | None,
     peaks: Mapping[str, list[float]] | None,
-) -> list[tuple[str, str, str, str]]:
-    rows = []
+) -> list[Row]:
+    rows: list[Row] = []
     for result in measured:
         if result.error is not None:
-            rows.append((result.name, "FAILED", "FAILED", result.error.splitlines()[0]))
+            first_line = result.error.splitlines()[0]
+            rows.append((result.name, "FAILED", "FAILED", "FAILED", first_line, NOT_RUN))
             continue
+        falcon_rate, falcon_ratio = NOT_RUN, NOT_RUN
+        if FALCON in result.rates:
+            falcon_rate = f"{result.median(FALCON):,.0f}/s"
+            falcon_ratio = spread(result.ratios_of(FALCON))
         rows.append(
             (
                 result.name,
                 f"{result.median('starlite'):,.0f}/s",
                 f"{result.median('starlette'):,.0f}/s",
+                falcon_rate,
                 spread(result.ratios),
+                falcon_ratio,
             )
         )
     if imports is not None:
-        import_ratios = ratios(imports["starlite"], imports["starlette"])
         rows.append(
             (
                 IMPORT_ROW,
                 f"{statistics.median(imports['starlite']) * 1000:.1f} ms",
                 f"{statistics.median(imports['starlette']) * 1000:.1f} ms",
-                f"{spread(import_ratios)}: starlite takes {statistics.median(import_ratios):.2f}"
-                " of Starlette's time",
+                NOT_RUN,
+                spread(ratios(imports["starlite"], imports["starlette"])),
+                NOT_RUN,
             )
         )
     if peaks is not None:
@@ -846,7 +996,9 @@ def table_rows(
                 MEMORY_ROW,
                 f"{statistics.median(peaks['starlite']) / MiB:.2f} MiB",
                 f"{statistics.median(peaks['starlette']) / MiB:.2f} MiB",
-                f"{spread(ratios(peaks['starlite'], peaks['starlette']))} of Starlette's peak",
+                NOT_RUN,
+                spread(ratios(peaks["starlite"], peaks["starlette"])),
+                NOT_RUN,
             )
         )
     return rows
@@ -916,19 +1068,27 @@ def targets(
     return goals
 
 
-def print_report(
-    rows: Sequence[tuple[str, str, str, str]], goals: Sequence[Target], markdown: bool
-) -> None:
-    head = ("workload", "starlite", "Starlette", "starlite / Starlette: median (min-max)")
+def print_report(rows: Sequence[Row], goals: Sequence[Target], markdown: bool) -> None:
+    head: Row = (
+        "workload",
+        "starlite",
+        "Starlette",
+        "Falcon",
+        "starlite / Starlette, median (min-max)",
+        "Falcon / Starlette, median (min-max)",
+    )
     if markdown:
         print("| " + " | ".join(head) + " |")
-        print("|---|--:|--:|---|")
+        print("|---|--:|--:|--:|---|---|")
         for row in rows:
             print("| " + " | ".join(row) + " |")
     else:
-        widths = [max(len(row[i]) for row in [head, *rows]) for i in range(3)]
-        for name, a, b, ratio in [head, *rows]:
-            print(f"{name:<{widths[0]}}  {a:>{widths[1]}}  {b:>{widths[2]}}  {ratio}")
+        widths = [max(len(row[i]) for row in [head, *rows]) for i in range(5)]
+        for name, *rates, ratio, falcon_ratio in [head, *rows]:
+            cells = [f"{name:<{widths[0]}}"]
+            cells += [f"{rate:>{width}}" for rate, width in zip(rates, widths[1:4], strict=True)]
+            cells += [f"{ratio:<{widths[4]}}", falcon_ratio]
+            print("  ".join(cells))
     print()
     print("Targets:")
     for goal in goals:
@@ -965,6 +1125,8 @@ async def run(args: argparse.Namespace) -> int:
     started = time.perf_counter()
     cost = await driver_cost(settings.round_seconds)
     progress(f"the driver with a minimal ASGI app: {cost * 1e6:.1f} us per request")
+    if falcon is None:
+        progress("Falcon is not installed (the bench extra installs it): no Falcon column")
     with tempfile.TemporaryDirectory(prefix="compare-") as directory:
         file_path = Path(directory) / "file.bin"
         await anyio.to_thread.run_sync(write_file, file_path, MiB)
@@ -981,10 +1143,12 @@ async def run(args: argparse.Namespace) -> int:
     if not (measured or imports or peaks):
         progress(f"no workload's name contains {args.only!r}")
         return 2
+    falcon_version = "" if falcon is None else f" (and Falcon {falcon.__version__})"
     print(
-        f"starlite {starlite.__version__} against Starlette {starlette.__version__}, Python"
-        f" {sys.version.split()[0]}: in-process ASGI calls on one asyncio loop, {rounds} rounds"
-        f" of about {settings.round_seconds:.2f} s for each framework, alternating. The driver"
+        f"starlite {starlite.__version__} against Starlette {starlette.__version__}"
+        f"{falcon_version}, Python {sys.version.split()[0]}: in-process ASGI calls on one asyncio"
+        f" loop, {rounds} rounds of about {settings.round_seconds:.2f} s for each framework,"
+        f" alternating. The driver"
         f" with a minimal ASGI app costs {cost * 1e6:.1f} us per request."
     )
     print()
