@@ -6388,7 +6388,9 @@ class FormParser:
         self.max_part_size = max_part_size
         self._items: list[tuple[str, str | UploadFile]] = []
         self._current_fields = 0  # the fields decoded so far
-        self._field = bytearray()  # the field begun in earlier chunks, without its end
+        # The field begun in earlier chunks, raw, its name too: "name=val" so far. (Starlette's
+        # parser gives its buffer this name, and its tests read it.)
+        self._field_value = bytearray()
 
     async def parse(self) -> FormData:
         """The form's fields, in order."""
@@ -6410,22 +6412,22 @@ class FormParser:
             self._continue_field(chunk, 0, len(chunk))
             return
         start = 0
-        if self._field:  # it ends at the chunk's first "&", or with the body
+        if self._field_value:  # it ends at the chunk's first "&", or with the body
             start = chunk.find(b"&", 0, fields_end)
             if start == -1:
                 start = fields_end
             self._continue_field(chunk, 0, start)
-            self._add_fields(self._field, 0, len(self._field))
-            self._field = bytearray()
+            self._add_fields(self._field_value, 0, len(self._field_value))
+            self._field_value = bytearray()
             start += 1
         self._add_fields(chunk, start, fields_end)
         self._continue_field(chunk, fields_end + 1, len(chunk))
 
     def _continue_field(self, chunk: bytes, start: int, end: int) -> None:
         """Add ``chunk[start:end]``, which holds no "&", to the field being read."""
-        if len(self._field) + end - start > self.max_part_size:
+        if len(self._field_value) + end - start > self.max_part_size:
             raise self._field_too_large()
-        self._field += chunk[start:end]
+        self._field_value += chunk[start:end]
 
     def _add_fields(self, data: bytes | bytearray, start: int, end: int) -> None:
         """Add the whole fields of ``data[start:end]``, separated by "&"."""
