@@ -17552,9 +17552,16 @@ form_part_bytes = st.lists(
 
 
 @settings(max_examples=500, deadline=None)
-@given(part=form_part_bytes)
-def test_form_part_unquoting_equals_unquote_plus_of_latin_1(part: bytes) -> None:
-    assert starlite._unquote_form_part(part) == unquote_plus(part.decode("latin-1"))
+@given(parts=st.lists(form_part_bytes | st.sampled_from([b"&", b"="]), max_size=8))
+def test_form_fields_decode_as_unquote_plus_of_latin_1(parts: list[bytes]) -> None:
+    block = b"".join(parts)
+    expected = [
+        (unquote_plus(name.decode("latin-1")), unquote_plus(value.decode("latin-1")))
+        for field in block.split(b"&")
+        if field
+        for name, _, value in [field.partition(b"=")]
+    ]
+    assert starlite._decode_form_fields(block) == expected
 
 
 @pytest.mark.anyio
@@ -17571,6 +17578,21 @@ async def test_form_parser_joins_fields_split_over_one_byte_chunks(empty_final_c
         ("last", "end"),
     ]
     assert receive.calls == len(body) + empty_final_chunk
+
+
+@settings(max_examples=300, deadline=None)
+@given(
+    body=st.lists(st.sampled_from([b"a", b"b=", b"=", b"&", b"%41", b"+", b"\xe9"])).map(b"".join),
+    cuts=st.lists(st.integers(min_value=0, max_value=40), max_size=6),
+)
+def test_form_parser_gives_the_same_fields_however_the_body_is_split(
+    body: bytes, cuts: list[int]
+) -> None:
+    # Empty chunks too: a cut repeated, or past the end.
+    bounds = [0, *sorted(min(cut, len(body)) for cut in cuts), len(body)]
+    chunks = [body[start:end] for start, end in itertools.pairwise(bounds)]
+    whole, split = (anyio.run(form_items, parts, URLENCODED) for parts in ([body], chunks))
+    assert split == whole
 
 
 @pytest.mark.anyio
