@@ -6350,20 +6350,12 @@ class UploadFile:
 
     async def write(self, data: bytes | memoryview) -> None:
         """Append `data` (during parsing, the file's position is its end)."""
-        if not self._write_in_memory(data):
-            if self.size is not None:
-                self.size += len(data)
-            await run_in_threadpool(self._write_on_disk, data)
-
-    def _write_in_memory(self, data: bytes | memoryview) -> bool:
-        """Append `data` now if the file stays in memory, where the event loop may write it;
-        False, and nothing written, if the write is one for the threadpool."""
-        if not self._stays_in_memory(len(data)):
-            return False
         if self.size is not None:
             self.size += len(data)
-        self.file.write(data)
-        return True
+        if self._stays_in_memory(len(data)):
+            self.file.write(data)
+        else:
+            await run_in_threadpool(self._write_on_disk, data)
 
     def _write_on_disk(self, data: bytes | memoryview) -> None:
         # A SpooledTemporaryFile moves to disk only after a write: it would first hold the whole
@@ -6656,7 +6648,7 @@ class MultiPartParser:
         self._fields = 0
         self._encoding = "utf-8"
         self._part = _Part()
-        self._file_writes: list[tuple[UploadFile, bytes | memoryview]] = []  # for the threadpool
+        self._file_writes: list[tuple[UploadFile, bytes | memoryview]] = []  # data to be written
         self._opened: list[UploadFile] = []
         self._ended = False
 
@@ -6681,10 +6673,9 @@ class MultiPartParser:
                 except ValueError as exc:  # python-multipart's parse errors are ValueErrors
                     _form_logger.info("Invalid multipart data: %r", str(exc))
                     raise MultiPartException("Invalid multipart data.") from exc
-                if self._file_writes:  # what the callbacks left for the threadpool
-                    for file, data in self._file_writes:
-                        await file.write(data)
-                    self._file_writes.clear()
+                for file, data in self._file_writes:  # what the callbacks could not await
+                    await file.write(data)
+                self._file_writes.clear()
             # An empty body is an empty form, as in Starlette: a browser sends the closing
             # delimiter for a form without fields, but another client may send nothing at all.
             if not (self._ended or empty):
@@ -6767,11 +6758,7 @@ class MultiPartParser:
         piece = data if start == 0 and end == len(data) else memoryview(data)[start:end]
         part = self._part
         if part.file is not None:
-            # Written at once while in memory, where a write cannot block: putting every chunk
-            # off until the parser returns cost 1 us a chunk. A write for the threadpool waits,
-            # and so does any after it, to keep the order.
-            if self._file_writes or not part.file._write_in_memory(piece):
-                self._file_writes.append((part.file, piece))
+            self._file_writes.append((part.file, piece))
             return
         if len(part.data) + len(piece) > self.max_part_size:
             size_kb = int(self.max_part_size / 1024)
