@@ -94,6 +94,7 @@ from typing import (
     Self,
     SupportsIndex,
     TypeAlias,
+    TypeGuard,
     TypeVar,
     cast,
     overload,
@@ -3792,6 +3793,19 @@ class _IndexNode:
         self.stopping_here: list[BaseRoute] = []
 
 
+def _is_plain_route(route: BaseRoute, path: str) -> TypeGuard[Route]:
+    """Whether `route` is a Route without parameters at `path`, matching and handled as Route
+    does: it matches an HTTP request for `path` fully when the method is among its own."""
+    cls = type(route)
+    return (
+        isinstance(route, Route)
+        and cls.matches is Route.matches
+        and cls.handle is Route.handle
+        and route.path_format == path
+        and not route.param_convertors
+    )
+
+
 class _RouteIndex:
     """The routes that could match a path, in declaration order: a trie over path segments.
 
@@ -3818,6 +3832,13 @@ class _RouteIndex:
         # path (the most common kind) is then one dict lookup.
         paths = [template[0] for template in templates if template is not None]
         self._static = {path: self._walk(path) for path in paths if "{" not in path}
+        # A static path's first candidate, if it is a Route that matches that path alone: the
+        # route of nearly every request to that path, found without matching anything.
+        self.route_at = {
+            path: candidates[0]
+            for path, candidates in self._static.items()
+            if candidates and _is_plain_route(candidates[0], path)
+        }
 
     @staticmethod
     def _template(route: BaseRoute) -> tuple[str, dict[str, Convertor[Any]]] | None:
@@ -4003,11 +4024,14 @@ class Router:
         self._index = _RouteIndex(self._routes)
         self._indexed_version = self._routes.version
 
-    def _candidates(self, path: str) -> list[BaseRoute]:
+    def _current_index(self) -> _RouteIndex:
         if self._routes.version != self._indexed_version:  # routes were added or replaced
             self._index = _RouteIndex(self._routes)
             self._indexed_version = self._routes.version
-        return self._index.candidates(path)
+        return self._index
+
+    def _candidates(self, path: str) -> list[BaseRoute]:
+        return self._current_index().candidates(path)
 
     def url_path_for(self, name: str, /, **path_params: Any) -> URLPath:
         """The path of the route called `name` (``"mount:route"`` inside a named Mount)."""
@@ -4051,8 +4075,18 @@ class Router:
             await self.lifespan(scope, receive, send)
             return
         route_path = _route_path(scope)
+        index = self._current_index()
+        if scope["type"] == "http":
+            plain = index.route_at.get(route_path)
+            if plain is not None and (plain.methods is None or scope["method"] in plain.methods):
+                # What matches and handle would do, without a Match and a child scope to merge.
+                scope["route"] = plain
+                scope["endpoint"] = plain.endpoint
+                scope["path_params"] = _with_outer_params(scope, {})
+                await plain.app(scope, receive, send)
+                return
         partial: tuple[BaseRoute, Scope] | None = None
-        for route in self._candidates(route_path):
+        for route in index.candidates(route_path):
             match, child_scope = route.matches(scope)
             if match is _FULL:
                 self._enter(route, child_scope, scope)
