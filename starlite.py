@@ -3518,13 +3518,18 @@ class Route(BaseRoute):
     def matches(self, scope: Scope) -> tuple[Match, Scope]:
         if scope["type"] != "http":
             return _NONE, {}
-        params = _matched_params(self.path_regex, self.param_convertors, _route_path(scope))
-        if params is None:
+        path_params = self._path_params(scope, _route_path(scope))
+        if path_params is None:
             return _NONE, {}
-        child_scope = {"endpoint": self.endpoint, "path_params": _with_outer_params(scope, params)}
+        child_scope = {"endpoint": self.endpoint, "path_params": path_params}
         if self.methods is not None and scope["method"] not in self.methods:
             return _PARTIAL, child_scope
         return _FULL, child_scope
+
+    def _path_params(self, scope: Scope, route_path: str) -> dict[str, Any] | None:
+        """The path parameters, after those of the Mounts outside, if `route_path` matches."""
+        params = _matched_params(self.path_regex, self.param_convertors, route_path)
+        return None if params is None else _with_outer_params(scope, params)
 
     def url_path_for(self, name: str, /, **path_params: Any) -> URLPath:
         return _endpoint_url_path(self, name, path_params, "http")
@@ -3793,17 +3798,11 @@ class _IndexNode:
         self.stopping_here: list[BaseRoute] = []
 
 
-def _is_plain_route(route: BaseRoute, path: str) -> TypeGuard[Route]:
-    """Whether `route` is a Route without parameters at `path`, matching and handled as Route
-    does: it matches an HTTP request for `path` fully when the method is among its own."""
+def _is_plain_route(route: BaseRoute) -> TypeGuard[Route]:
+    """Whether `route` is a Route that matches and is handled as Route does, so that the router
+    may do both itself."""
     cls = type(route)
-    return (
-        isinstance(route, Route)
-        and cls.matches is Route.matches
-        and cls.handle is Route.handle
-        and route.path_format == path
-        and not route.param_convertors
-    )
+    return isinstance(route, Route) and cls.matches is Route.matches and cls.handle is Route.handle
 
 
 class _RouteIndex:
@@ -3832,13 +3831,15 @@ class _RouteIndex:
         # path (the most common kind) is then one dict lookup.
         paths = [template[0] for template in templates if template is not None]
         self._static = {path: self._walk(path) for path in paths if "{" not in path}
-        # A static path's first candidate, if it is a Route that matches that path alone: the
-        # route of nearly every request to that path, found without matching anything.
-        self.route_at = {
-            path: candidates[0]
-            for path, candidates in self._static.items()
-            if candidates and _is_plain_route(candidates[0], path)
-        }
+        # The plain routes (by id: a Route's == compares paths, not identity), which the router
+        # matches itself; and a static path's first candidate, if it is a plain route without
+        # parameters at that very path: the route of nearly every request there.
+        self.plain_routes = {id(route): route for route in self._routes if _is_plain_route(route)}
+        self.route_at: dict[str, Route] = {}
+        for path, candidates in self._static.items():
+            first = self.plain_routes.get(id(candidates[0])) if candidates else None
+            if first is not None and first.path_format == path and not first.param_convertors:
+                self.route_at[path] = first
 
     @staticmethod
     def _template(route: BaseRoute) -> tuple[str, dict[str, Convertor[Any]]] | None:
@@ -4076,18 +4077,26 @@ class Router:
             return
         route_path = _route_path(scope)
         index = self._current_index()
-        if scope["type"] == "http":
+        is_http = scope["type"] == "http"
+        if is_http:
             plain = index.route_at.get(route_path)
             if plain is not None and (plain.methods is None or scope["method"] in plain.methods):
-                # What matches and handle would do, without a Match and a child scope to merge.
-                scope["route"] = plain
-                scope["endpoint"] = plain.endpoint
-                scope["path_params"] = _with_outer_params(scope, {})
-                await plain.app(scope, receive, send)
+                await self._enter_plain(plain, _with_outer_params(scope, {}), scope, receive, send)
                 return
         partial: tuple[BaseRoute, Scope] | None = None
         for route in index.candidates(route_path):
-            match, child_scope = route.matches(scope)
+            plain = index.plain_routes.get(id(route)) if is_http else None
+            if plain is not None:
+                path_params = plain._path_params(scope, route_path)
+                if path_params is None:
+                    continue
+                if plain.methods is None or scope["method"] in plain.methods:
+                    await self._enter_plain(plain, path_params, scope, receive, send)
+                    return
+                match = _PARTIAL
+                child_scope: Scope = {"endpoint": plain.endpoint, "path_params": path_params}
+            else:
+                match, child_scope = route.matches(scope)
             if match is _FULL:
                 self._enter(route, child_scope, scope)
                 await route.handle(scope, receive, send)
@@ -4102,6 +4111,17 @@ class Router:
         if redirectable and await self._redirect_slash(route_path, scope, receive, send):
             return
         await self.default(scope, receive, send)
+
+    @staticmethod
+    def _enter_plain(
+        route: Route, path_params: dict[str, Any], scope: Scope, receive: Receive, send: Send
+    ) -> Awaitable[None]:
+        """What Route.matches and Route.handle do on a full match, without the Match and the
+        child scope to merge, or the frame of handle: ~0.7 us of a request to a plain route."""
+        scope["route"] = route
+        scope["endpoint"] = route.endpoint
+        scope["path_params"] = path_params
+        return route.app(scope, receive, send)
 
     @staticmethod
     def _enter(route: BaseRoute, child_scope: Scope, scope: Scope) -> None:
