@@ -2213,6 +2213,31 @@ class PlainTextResponse(Response):
 
 # Built once: json.dumps with any option builds a new encoder per call (~0.8 us a response).
 _COMPACT_JSON = json.JSONEncoder(ensure_ascii=False, allow_nan=False, separators=(",", ":"))
+# The C encoder that JSONEncoder.encode builds and calls (CPython's _json; undocumented, hence the
+# fallback). Called directly it saves the ~0.3 us of Python that encode() wraps it in, a third of
+# encoding a small object. A fresh one per call, as encode() makes: its dict of the containers being
+# encoded is how it refuses a cycle, and an encoding that fails leaves entries behind.
+_make_c_encoder: Callable[..., Callable[[Any, int], Sequence[str]]] | None = getattr(
+    json.encoder, "c_make_encoder", None
+)
+
+
+def _compact_json(content: Any) -> str:
+    """`content` as `_COMPACT_JSON.encode` writes it."""
+    if _make_c_encoder is None:  # a Python without the C accelerator
+        return _COMPACT_JSON.encode(content)
+    encoder = _make_c_encoder(
+        {},  # the containers being encoded
+        _COMPACT_JSON.default,
+        json.encoder.encode_basestring,  # ensure_ascii=False
+        None,  # indent
+        ":",
+        ",",
+        False,  # sort_keys
+        False,  # skipkeys
+        False,  # allow_nan
+    )
+    return "".join(encoder(content, 0))
 
 
 class JSONResponse(Response):
@@ -2233,7 +2258,7 @@ class JSONResponse(Response):
 
     def render(self, content: Any) -> bytes:
         """`content` as compact UTF-8 JSON."""
-        return _COMPACT_JSON.encode(content).encode("utf-8")
+        return _compact_json(content).encode("utf-8")
 
 
 # Characters a Location URL keeps as they are; everything else is percent-encoded, CR and LF too.

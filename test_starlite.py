@@ -6232,6 +6232,24 @@ def test_json_response_refuses_a_circular_structure_and_an_unknown_type() -> Non
     assert JSONResponse({"ok": 1}).body == b'{"ok":1}'  # a failure leaves the encoder usable
 
 
+@pytest.mark.parametrize("accelerated", [True, False], ids=["C encoder", "no C encoder"])
+def test_json_response_writes_the_same_json_with_or_without_the_c_encoder(
+    accelerated: bool, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    if not accelerated:
+        monkeypatch.setattr(starlite, "_make_c_encoder", None)
+    content = {"text": 'é "q"\n', "list": [1, 2.5, None, True], "nested": {"": []}}
+    assert JSONResponse(content).body == json.dumps(
+        content, ensure_ascii=False, allow_nan=False, separators=(",", ":")
+    ).encode("utf-8")
+    looped: list[Any] = []
+    looped.append(looped)
+    with pytest.raises(ValueError, match="Circular reference"):
+        JSONResponse(looped)
+    with pytest.raises(ValueError, match="not JSON compliant"):
+        JSONResponse({"x": math.inf})
+
+
 def test_json_response_subclass_overriding_render_still_works() -> None:
     class PrettyJSON(JSONResponse):
         def render(self, content: Any) -> bytes:
