@@ -3324,12 +3324,13 @@ def _matched_params(
     match = regex.match(text)
     if match is None:
         return None
-    if not convertors:  # a path without parameters: nothing to convert
-        return {}
+    params = match.groupdict()  # a fresh dict, converted in place: no comprehension frame
     try:
-        return {name: convertors[name].convert(value) for name, value in match.groupdict().items()}
+        for name, value in params.items():
+            params[name] = convertors[name].convert(value)
     except ValueError:
         return None
+    return params
 
 
 def _with_outer_params(scope: Scope, params: dict[str, Any]) -> dict[str, Any]:
