@@ -9817,6 +9817,49 @@ def test_users_me_declared_after_users_id_is_shadowed_by_it() -> None:
     assert client.get("/users/7").text == "by-id"
 
 
+def test_a_plain_route_matched_by_the_router_itself_sets_the_scope_keys_route_matches_gives() -> (
+    None
+):
+    """The router matches a plain Route itself (a dict hit for a static path): the scope it hands
+    the endpoint holds what Route.matches and Router would put there."""
+    seen: list[dict[str, Any]] = []
+
+    async def note(request: Request) -> Response:
+        scope = request.scope
+        seen.append({key: scope[key] for key in ("route", "endpoint", "path_params")})
+        return PlainTextResponse("ok")
+
+    static, with_param, top = (
+        Route("/static", note),
+        Route("/items/{id:int}", note),
+        Route("/top", note),
+    )
+    client = TestClient(Router([Mount("/org/{org}", app=Router([static, with_param])), top]))
+    assert client.get("/org/acme/static").text == "ok"
+    assert client.get("/org/acme/items/7").text == "ok"
+    assert client.get("/top").text == "ok"
+    assert seen == [
+        {"route": static, "endpoint": note, "path_params": {"org": "acme"}},
+        {"route": with_param, "endpoint": note, "path_params": {"org": "acme", "id": 7}},
+        {"route": top, "endpoint": note, "path_params": {}},
+    ]
+
+
+def test_a_static_path_matched_by_method_falls_through_to_a_later_route() -> None:
+    router = Router(
+        [
+            Route("/x", http_endpoint("get"), methods=["GET"]),
+            Route("/x", http_endpoint("post"), methods=["POST"]),
+        ]
+    )
+    client = TestClient(router)
+    assert client.get("/x").text == "get"
+    assert client.post("/x").text == "post"
+    response = client.put("/x")
+    assert response.status_code == 405
+    assert response.headers["allow"] == "GET, HEAD"
+
+
 def test_users_me_declared_before_users_id_wins_over_it() -> None:
     router = Router(
         [Route("/users/me", http_endpoint("me")), Route("/users/{id}", http_endpoint("by-id"))]
