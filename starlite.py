@@ -3858,13 +3858,19 @@ class _RouteIndex:
         paths = [template[0] for template in templates if template is not None]
         self._static = {path: self._walk(path) for path in paths if "{" not in path}
         # The plain routes (by id: a Route's == compares paths, not identity), which the router
-        # matches itself; and a static path's first candidate, if it is a plain route without
-        # parameters at that very path: the route of nearly every request there.
+        # matches itself; and a static path's first candidate, if it is a plain route whose
+        # regex is that of this very path, without parameters: the route of nearly every request
+        # there, found without matching anything.
         self.plain_routes = {id(route): route for route in self._routes if _is_plain_route(route)}
+        static_routes = {
+            id(route)
+            for route, template in zip(self._routes, templates, strict=True)
+            if template is not None and "{" not in template[0]
+        }
         self.route_at: dict[str, Route] = {}
         for path, candidates in self._static.items():
             first = self.plain_routes.get(id(candidates[0])) if candidates else None
-            if first is not None and first.path_format == path and not first.param_convertors:
+            if first is not None and id(first) in static_routes and first.path_format == path:
                 self.route_at[path] = first
 
     @staticmethod

@@ -9845,6 +9845,14 @@ def test_a_plain_route_matched_by_the_router_itself_sets_the_scope_keys_route_ma
     ]
 
 
+def test_a_route_whose_regex_was_replaced_is_not_taken_for_its_path_by_the_router() -> None:
+    odd = Route("/about", http_endpoint("odd"))
+    odd.path_regex = re.compile("^/elsewhere\\Z")  # its path format says /about, its regex not
+    client = TestClient(Router([odd, Route("/about", http_endpoint("about"))]))
+    assert client.get("/about").text == "about"
+    assert client.get("/elsewhere").text == "odd"
+
+
 def test_a_static_path_matched_by_method_falls_through_to_a_later_route() -> None:
     router = Router(
         [
