@@ -6232,6 +6232,24 @@ def test_json_response_refuses_a_circular_structure_and_an_unknown_type() -> Non
     assert JSONResponse({"ok": 1}).body == b'{"ok":1}'  # a failure leaves the encoder usable
 
 
+@pytest.mark.parametrize("accelerated", [True, False], ids=["C encoder", "no C encoder"])
+def test_json_response_writes_the_same_json_with_or_without_the_c_encoder(
+    accelerated: bool, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    if not accelerated:
+        monkeypatch.setattr(starlite, "_make_c_encoder", None)
+    content = {"text": 'é "q"\n', "list": [1, 2.5, None, True], "nested": {"": []}}
+    assert JSONResponse(content).body == json.dumps(
+        content, ensure_ascii=False, allow_nan=False, separators=(",", ":")
+    ).encode("utf-8")
+    looped: list[Any] = []
+    looped.append(looped)
+    with pytest.raises(ValueError, match="Circular reference"):
+        JSONResponse(looped)
+    with pytest.raises(ValueError, match="not JSON compliant"):
+        JSONResponse({"x": math.inf})
+
+
 def test_json_response_subclass_overriding_render_still_works() -> None:
     class PrettyJSON(JSONResponse):
         def render(self, content: Any) -> bytes:
@@ -9797,6 +9815,57 @@ def test_users_me_declared_after_users_id_is_shadowed_by_it() -> None:
     client = TestClient(router)
     assert client.get("/users/me").text == "by-id"
     assert client.get("/users/7").text == "by-id"
+
+
+def test_a_plain_route_matched_by_the_router_itself_sets_the_scope_keys_route_matches_gives() -> (
+    None
+):
+    """The router matches a plain Route itself (a dict hit for a static path): the scope it hands
+    the endpoint holds what Route.matches and Router would put there."""
+    seen: list[dict[str, Any]] = []
+
+    async def note(request: Request) -> Response:
+        scope = request.scope
+        seen.append({key: scope[key] for key in ("route", "endpoint", "path_params")})
+        return PlainTextResponse("ok")
+
+    static, with_param, top = (
+        Route("/static", note),
+        Route("/items/{id:int}", note),
+        Route("/top", note),
+    )
+    client = TestClient(Router([Mount("/org/{org}", app=Router([static, with_param])), top]))
+    assert client.get("/org/acme/static").text == "ok"
+    assert client.get("/org/acme/items/7").text == "ok"
+    assert client.get("/top").text == "ok"
+    assert seen == [
+        {"route": static, "endpoint": note, "path_params": {"org": "acme"}},
+        {"route": with_param, "endpoint": note, "path_params": {"org": "acme", "id": 7}},
+        {"route": top, "endpoint": note, "path_params": {}},
+    ]
+
+
+def test_a_route_whose_regex_was_replaced_is_not_taken_for_its_path_by_the_router() -> None:
+    odd = Route("/about", http_endpoint("odd"))
+    odd.path_regex = re.compile("^/elsewhere\\Z")  # its path format says /about, its regex not
+    client = TestClient(Router([odd, Route("/about", http_endpoint("about"))]))
+    assert client.get("/about").text == "about"
+    assert client.get("/elsewhere").text == "odd"
+
+
+def test_a_static_path_matched_by_method_falls_through_to_a_later_route() -> None:
+    router = Router(
+        [
+            Route("/x", http_endpoint("get"), methods=["GET"]),
+            Route("/x", http_endpoint("post"), methods=["POST"]),
+        ]
+    )
+    client = TestClient(router)
+    assert client.get("/x").text == "get"
+    assert client.post("/x").text == "post"
+    response = client.put("/x")
+    assert response.status_code == 405
+    assert response.headers["allow"] == "GET, HEAD"
 
 
 def test_users_me_declared_before_users_id_wins_over_it() -> None:
