@@ -2528,25 +2528,21 @@ class EventSourceResponse(StreamingResponse):
         whenever the iterator has been silent for `ping` seconds."""
         async with _Closing(self.body_iterator) as events:
             await self._send_start(send)
-            if self.ping is None:
-                async for event in events:
-                    await send({"type": "http.response.body", "body": event, "more_body": True})
-                    # A generator that never waits, with a `send` that does not either, would
-                    # keep the loop from other streams and from the task hearing a disconnect.
-                    await anyio.lowlevel.checkpoint()
-            else:
-                await _PingingSender(send, self.ping).send_all(events)
+            interval = math.inf if self.ping is None else self.ping
+            await _PingingSender(send, interval).send_all(events)
         await send({"type": "http.response.body", "body": b""})
 
 
 class _PingingSender:
     """Sends events as they come, and a ping whenever nothing has been sent for `interval` s.
 
-    The events are iterated and sent from the calling task; a second task only sleeps, waking
-    when a ping may be due, and sends it if nothing went out meanwhile. A sent event costs a
-    clock reading. (Waiting for each event under a timeout, from a task fed by the iterator's,
-    cost a timer scheduled and cancelled and a hand-off per event: twice the server's CPU per
-    event of Starlette with sse-starlette at 1,000 streams, see benchmarks/sse_streams.py.)
+    A task of its own iterates the events and sends them, so that the iterator runs as it did
+    in a task fed to the sender, and each event wakes a short chain of coroutines, not the
+    whole app's. The calling task only sleeps, waking when a ping may be due, and sends it if
+    nothing went out meanwhile. A sent event costs a clock reading. (Waiting for each event
+    under a timeout, from a task that handed it over through a memory stream, cost a timer
+    scheduled and cancelled and a hand-off per event: twice the server's CPU per event of
+    Starlette with sse-starlette at 1,000 streams, see benchmarks/sse_streams.py.)
     Sends never overlap and none is cancelled for a ping: a ping waits for the event being
     sent, and an event, or the end, for the ping being sent.
     """
@@ -2560,16 +2556,21 @@ class _PingingSender:
 
     async def send_all(self, events: AsyncIterator[Content]) -> None:
         async with _TaskGroup() as task_group:
-            task_group.start_soon(self._ping_when_silent)
-            async for event in events:
-                await self._ping_out()
-                self.sending_event = True
-                await self.send({"type": "http.response.body", "body": event, "more_body": True})
-                self.sending_event = False
-                self.last_sent = anyio.current_time()
-                await anyio.lowlevel.checkpoint()  # as without pings
+            task_group.start_soon(self._send_events, events, task_group.cancel_scope)
+            await self._ping_when_silent()
+
+    async def _send_events(self, events: AsyncIterator[Content], pings: anyio.CancelScope) -> None:
+        async for event in events:
             await self._ping_out()
-            task_group.cancel_scope.cancel()
+            self.sending_event = True
+            await self.send({"type": "http.response.body", "body": event, "more_body": True})
+            self.sending_event = False
+            self.last_sent = anyio.current_time()
+            # A generator that never waits, with a `send` that does not either, would keep the
+            # loop from other streams and from the task hearing a disconnect.
+            await anyio.lowlevel.checkpoint()
+        await self._ping_out()
+        pings.cancel()
 
     async def _ping_out(self) -> None:
         """Return once no ping is being sent."""
