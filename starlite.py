@@ -2562,6 +2562,7 @@ class _PingingSender:
             await self._ping_when_silent()
 
     async def _send_events(self, events: AsyncIterable[Content], pings: anyio.CancelScope) -> None:
+        """Send each event, close the events, then stop the pings by cancelling `pings`."""
         async with _Closing(events) as chunks:
             async for chunk in chunks:
                 await self._calling_task_done()
