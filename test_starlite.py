@@ -5919,6 +5919,59 @@ async def test_event_source_response_runs_its_background_task_after_the_stream_e
     assert complete_at_background == [True]
 
 
+# Set by an event generator, to see which context it runs in.
+event_generator_mark: contextvars.ContextVar[str] = contextvars.ContextVar(
+    "event_generator_mark", default="unset"
+)
+
+
+@pytest.mark.anyio
+@pytest.mark.parametrize("ping", [0.05, None])
+async def test_event_source_response_keeps_what_its_generator_sets_in_a_context_of_its_own(
+    ping: float | None,
+) -> None:
+    # The generator runs in a task of its own: a context variable it sets is not seen by the
+    # response's background task, with pings or without.
+    seen_by_background: list[str] = []
+
+    async def events() -> AsyncIterator[str]:
+        event_generator_mark.set("set by the generator")
+        yield "one"
+
+    async def task() -> None:
+        seen_by_background.append(event_generator_mark.get())
+
+    server = EventStreamServer()
+    await server.run(EventSourceResponse(events(), ping=ping, background=BackgroundTask(task)))
+    assert [event.data for event in server.events] == ["one"]
+    assert seen_by_background == ["unset"]
+
+
+@pytest.mark.anyio
+# With ASGI 2.4 only a send notices that the client has gone: a ping, here.
+@pytest.mark.parametrize(("spec_version", "ping"), [("2.3", None), ("2.3", 0.05), ("2.4", 0.05)])
+async def test_event_source_response_closes_its_generator_in_the_context_it_ran_in(
+    spec_version: str, ping: float | None
+) -> None:
+    # Closed early (the client went away), a generator that resets in its `finally` a context
+    # variable it set can: it is closed in the context it ran in, where the reset is allowed.
+    steps: list[str] = []
+
+    async def events() -> AsyncIterator[str]:
+        token = event_generator_mark.set("set by the generator")
+        try:
+            yield "first"
+            await anyio.sleep_forever()
+        finally:
+            event_generator_mark.reset(token)
+            steps.append("reset")
+
+    server = EventStreamServer(spec_version, gone_after_events=1)
+    await server.run(EventSourceResponse(events(), ping=ping))
+    assert [event.data for event in server.events] == ["first"]
+    assert steps == ["reset"]
+
+
 # ---- EventSourceResponse: streaming, keep-alive pings ----
 
 
