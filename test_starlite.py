@@ -63,7 +63,7 @@ from http import HTTPStatus
 from pathlib import Path
 from tempfile import SpooledTemporaryFile
 from typing import IO, TYPE_CHECKING, Any, Literal, cast
-from urllib.parse import parse_qs, parse_qsl, unquote, unquote_plus, urlencode, urljoin, urlsplit
+from urllib.parse import parse_qs, parse_qsl, unquote, urlencode, urljoin, urlsplit
 
 import anyio
 import anyio.from_thread
@@ -17661,29 +17661,6 @@ def test_form_message_is_deprecated_when_looked_up_by_value() -> None:
 )
 async def test_form_parser_parses_fields(body: bytes, items: list[list[str]]) -> None:
     assert await form_items(body, URLENCODED) == items
-
-
-# Bytes a form part is made of, weighted towards what unquoting treats specially.
-form_part_bytes = st.lists(
-    st.sampled_from(
-        [b"%", b"+", b"2", b"0", b"c3", b"A9", b"zz", b"a", b"\xe9", b"\x00", b"%C3%A9"]
-    )
-    | st.binary(max_size=3),
-    max_size=12,
-).map(b"".join)
-
-
-@settings(max_examples=500, deadline=None)
-@given(parts=st.lists(form_part_bytes | st.sampled_from([b"&", b"="]), max_size=8))
-def test_form_fields_decode_as_unquote_plus_of_latin_1(parts: list[bytes]) -> None:
-    block = b"".join(parts)
-    expected = [
-        (unquote_plus(name.decode("latin-1")), unquote_plus(value.decode("latin-1")))
-        for field in block.split(b"&")
-        if field
-        for name, _, value in [field.partition(b"=")]
-    ]
-    assert starlite._decode_form_fields(block) == expected
 
 
 @pytest.mark.anyio
