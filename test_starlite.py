@@ -2052,101 +2052,6 @@ def test_query_params_from_a_list_of_non_strings_makes_strings() -> None:
     assert params["2"] == "None"
 
 
-# ==== Concurrency ====
-
-
-@pytest.mark.anyio
-async def test_run_in_threadpool_runs_the_function_in_a_worker_thread_with_args() -> None:
-    def work(a: int, b: int, *, scale: int) -> tuple[int, int]:
-        return (a + b) * scale, threading.get_ident()
-
-    result, thread_id = await run_in_threadpool(work, 1, 2, scale=10)
-    assert result == 30
-    assert thread_id != threading.get_ident()
-
-
-@pytest.mark.anyio
-async def test_run_in_threadpool_propagates_the_exception() -> None:
-    def fail() -> None:
-        raise LookupError("boom")
-
-    with pytest.raises(LookupError, match="boom"):
-        await run_in_threadpool(fail)
-
-
-@pytest.mark.anyio
-async def test_iterate_in_threadpool_yields_each_item_from_a_worker_thread() -> None:
-    threads: list[int] = []
-
-    def numbers() -> Any:
-        for number in range(3):
-            threads.append(threading.get_ident())
-            yield number
-
-    assert [item async for item in iterate_in_threadpool(numbers())] == [0, 1, 2]
-    assert len(threads) == 3
-    assert threading.get_ident() not in threads
-
-
-@pytest.mark.anyio
-async def test_iterate_in_threadpool_accepts_a_plain_iterable_and_an_empty_one() -> None:
-    assert [item async for item in iterate_in_threadpool(["a", "b"])] == ["a", "b"]
-    nothing: list[str] = []
-    assert [item async for item in iterate_in_threadpool(nothing)] == []
-
-
-@pytest.mark.anyio
-async def test_iterate_in_threadpool_propagates_an_error_raised_by_the_iterator() -> None:
-    def broken() -> Any:
-        yield 1
-        raise LookupError("bad item")
-
-    received: list[int] = []
-
-    async def consume() -> None:
-        async for item in iterate_in_threadpool(broken()):
-            received.append(item)
-
-    with pytest.raises(LookupError, match="bad item"):
-        await consume()
-    assert received == [1]
-
-
-@pytest.mark.anyio
-async def test_run_until_first_complete_cancels_the_others_when_one_returns() -> None:
-    finished: list[str] = []
-
-    async def quick(name: str) -> None:
-        finished.append(name)
-
-    async def slow(name: str) -> None:
-        await anyio.sleep(10)
-        finished.append(name)  # pragma: no cover - cancelled
-
-    with (
-        anyio.fail_after(5),
-        pytest.warns(StarletteDeprecationWarning, match="run_until_first_complete is deprecated"),
-    ):
-        await run_until_first_complete((slow, {"name": "slow"}), (quick, {"name": "quick"}))
-    assert finished == ["quick"]
-
-
-@pytest.mark.anyio
-async def test_run_until_first_complete_raises_what_a_function_raised() -> None:
-    async def fails() -> None:
-        raise ValueError("boom")
-
-    async def waits() -> None:
-        await anyio.sleep(10)
-
-    with (
-        pytest.warns(StarletteDeprecationWarning),
-        pytest.raises(ExceptionGroup) as raised,
-    ):
-        await run_until_first_complete((waits, {}), (fails, {}))
-    assert [str(error) for error in raised.value.exceptions] == ["boom"]
-
-
 # ==== Exceptions ====
 
 
@@ -2356,6 +2261,101 @@ def test_a_misspelt_status_name_fails_mypy_strict(tmp_path: Path) -> None:
     assert '"HTTP_404_NOT_FUOND"' in errors[0]
 
 
+# ==== Concurrency ====
+
+
+@pytest.mark.anyio
+async def test_run_in_threadpool_runs_the_function_in_a_worker_thread_with_args() -> None:
+    def work(a: int, b: int, *, scale: int) -> tuple[int, int]:
+        return (a + b) * scale, threading.get_ident()
+
+    result, thread_id = await run_in_threadpool(work, 1, 2, scale=10)
+    assert result == 30
+    assert thread_id != threading.get_ident()
+
+
+@pytest.mark.anyio
+async def test_run_in_threadpool_propagates_the_exception() -> None:
+    def fail() -> None:
+        raise LookupError("boom")
+
+    with pytest.raises(LookupError, match="boom"):
+        await run_in_threadpool(fail)
+
+
+@pytest.mark.anyio
+async def test_iterate_in_threadpool_yields_each_item_from_a_worker_thread() -> None:
+    threads: list[int] = []
+
+    def numbers() -> Any:
+        for number in range(3):
+            threads.append(threading.get_ident())
+            yield number
+
+    assert [item async for item in iterate_in_threadpool(numbers())] == [0, 1, 2]
+    assert len(threads) == 3
+    assert threading.get_ident() not in threads
+
+
+@pytest.mark.anyio
+async def test_iterate_in_threadpool_accepts_a_plain_iterable_and_an_empty_one() -> None:
+    assert [item async for item in iterate_in_threadpool(["a", "b"])] == ["a", "b"]
+    nothing: list[str] = []
+    assert [item async for item in iterate_in_threadpool(nothing)] == []
+
+
+@pytest.mark.anyio
+async def test_iterate_in_threadpool_propagates_an_error_raised_by_the_iterator() -> None:
+    def broken() -> Any:
+        yield 1
+        raise LookupError("bad item")
+
+    received: list[int] = []
+
+    async def consume() -> None:
+        async for item in iterate_in_threadpool(broken()):
+            received.append(item)
+
+    with pytest.raises(LookupError, match="bad item"):
+        await consume()
+    assert received == [1]
+
+
+@pytest.mark.anyio
+async def test_run_until_first_complete_cancels_the_others_when_one_returns() -> None:
+    finished: list[str] = []
+
+    async def quick(name: str) -> None:
+        finished.append(name)
+
+    async def slow(name: str) -> None:
+        await anyio.sleep(10)
+        finished.append(name)  # pragma: no cover - cancelled
+
+    with (
+        anyio.fail_after(5),
+        pytest.warns(StarletteDeprecationWarning, match="run_until_first_complete is deprecated"),
+    ):
+        await run_until_first_complete((slow, {"name": "slow"}), (quick, {"name": "quick"}))
+    assert finished == ["quick"]
+
+
+@pytest.mark.anyio
+async def test_run_until_first_complete_raises_what_a_function_raised() -> None:
+    async def fails() -> None:
+        raise ValueError("boom")
+
+    async def waits() -> None:
+        await anyio.sleep(10)
+
+    with (
+        pytest.warns(StarletteDeprecationWarning),
+        pytest.raises(ExceptionGroup) as raised,
+    ):
+        await run_until_first_complete((waits, {}), (fails, {}))
+    assert [str(error) for error in raised.value.exceptions] == ["boom"]
+
+
 # ==== Background tasks ====
 
 
@@ -2433,6 +2433,929 @@ def test_background_task_runs_after_the_response_is_sent() -> None:
     response = TestClient(app).get("/")
     assert response.text == "ok"
     assert events == ["response sent", "background ran"]
+
+
+# ==== Forms ====
+
+
+async def form_items(
+    body: bytes | Iterable[bytes], content_type: str = MULTIPART, **limits: Any
+) -> list[list[Any]]:
+    """The described form that a Request outside any app parses from `body` (files closed)."""
+    async with form_request(body, content_type).form(**limits) as form:
+        return await describe_form(form)
+
+
+class RecordingSpool(SpooledTemporaryFile[bytes]):
+    """A SpooledTemporaryFile recording each read, write, seek and close as (method, thread id,
+    on disk before the call, on disk after it)."""
+
+    _rolled: bool
+
+    def __init__(self, max_size: int = 0) -> None:
+        super().__init__(max_size=max_size)
+        self.calls: list[tuple[str, int, bool, bool]] = []
+
+    def _record(self, method: str, on_disk_before: bool) -> None:
+        self.calls.append((method, threading.get_ident(), on_disk_before, self._rolled))
+
+    def write(self, s: Any) -> int:
+        before = self._rolled
+        written = super().write(s)
+        self._record("write", before)
+        return written
+
+    def rollover(self) -> None:
+        before = self._rolled
+        super().rollover()
+        self._record("rollover", before)
+
+    def read(self, n: int = -1, /) -> bytes:
+        before = self._rolled
+        data = super().read(n)
+        self._record("read", before)
+        return data
+
+    def seek(self, offset: int, whence: int = 0) -> int:
+        before = self._rolled
+        position = super().seek(offset, whence)
+        self._record("seek", before)
+        return position
+
+    def close(self) -> None:
+        if not self.closed:
+            before = self._rolled
+            super().close()
+            self._record("close", before)
+
+    def disk_io_off(self, loop_thread: int) -> bool:
+        """Whether every call that touched the disk ran outside `loop_thread`; the write that
+        rolls over counts (it writes the whole file to disk)."""
+        return all(
+            thread != loop_thread for _, thread, before, after in self.calls if before or after
+        )
+
+
+@pytest.fixture
+def spools(monkeypatch: pytest.MonkeyPatch) -> list[RecordingSpool]:
+    """Every SpooledTemporaryFile that starlite's multipart parser creates, kept for the test."""
+    created: list[RecordingSpool] = []
+
+    def recording_spool(max_size: int = 0) -> RecordingSpool:
+        spool = RecordingSpool(max_size=max_size)
+        created.append(spool)
+        return spool
+
+    # starlite imports it from tempfile when it first parses a multipart form.
+    monkeypatch.setattr(tempfile, "SpooledTemporaryFile", recording_spool)
+    return created
+
+
+# UploadFile
+
+
+def test_upload_file_exposes_filename_headers_content_type_and_size() -> None:
+    headers = Headers({"content-type": "image/png", "x-extra": "1"})
+    upload = UploadFile(io.BytesIO(b"png"), size=3, filename="a.png", headers=headers)
+    assert (upload.filename, upload.content_type, upload.size) == ("a.png", "image/png", 3)
+    assert upload.headers["x-extra"] == "1"
+    assert "a.png" in repr(upload)
+    bare = UploadFile(io.BytesIO())
+    assert (bare.filename, bare.content_type, bare.size) == (None, None, None)
+    assert list(bare.headers.items()) == []
+
+
+@pytest.mark.anyio
+async def test_upload_file_io_below_the_spool_size_stays_in_memory() -> None:
+    spool = RecordingSpool(max_size=1024)
+    upload = UploadFile(spool, size=0)
+    await upload.write(b"hello ")
+    await upload.write(b"x" * 1018)  # exactly at the spool size: still in memory
+    assert upload.size == 1024
+    await upload.seek(0)
+    assert await upload.read(5) == b"hello"
+    await upload.seek(1023)
+    assert await upload.read() == b"x"
+    await upload.close()
+    await upload.close()  # twice is harmless
+    assert [call[0] for call in spool.calls] == [
+        "write",
+        "write",
+        "seek",
+        "read",
+        "seek",
+        "read",
+        "close",
+    ]
+    assert not any(before or after for _, _, before, after in spool.calls)
+    uncounted = UploadFile(RecordingSpool(max_size=10))
+    await uncounted.write(b"abc")
+    assert uncounted.size is None  # only a size given is counted
+    await uncounted.close()
+
+
+@pytest.mark.anyio
+async def test_upload_file_rolls_over_to_disk_in_a_worker_thread() -> None:
+    loop_thread = threading.get_ident()
+    spool = RecordingSpool(max_size=1024)
+    upload = UploadFile(spool, size=0)
+    await upload.write(b"a" * 1000)
+    assert not on_disk(spool)
+    await upload.write(b"b" * 25)  # one byte past the spool size: the file moves to disk first
+    assert on_disk(spool)
+    await upload.write(b"c" * 10)
+    await upload.seek(0)
+    assert await upload.read() == b"a" * 1000 + b"b" * 25 + b"c" * 10
+    await upload.close()
+    await upload.close()  # twice is harmless
+    assert upload.file.closed
+    assert upload.size == 1035
+    methods = [call[0] for call in spool.calls]
+    assert methods == ["write", "rollover", "write", "write", "seek", "read", "close"]
+    assert spool.calls[1][2:] == (False, True)  # the move to disk
+    assert spool.calls[2][2:] == (True, True)  # then the write, straight to disk
+    assert all(thread != loop_thread for _, thread, _, _ in spool.calls[1:])
+    assert spool.disk_io_off(loop_thread)
+
+
+@pytest.mark.anyio
+@pytest.mark.parametrize("anyio_backend", ["asyncio"])
+async def test_blockbuster_catches_disk_io_on_the_event_loop() -> None:
+    # Proof that the autouse blockbuster watches these tests (on asyncio): the write UploadFile
+    # hands to the threadpool fails when made on the loop, so tests that pass never made it.
+    with SpooledTemporaryFile(max_size=8) as spool, pytest.raises(BlockingError):
+        spool.write(b"x" * 16)
+
+
+# FormData
+
+
+def test_form_data_keeps_every_item_in_order() -> None:
+    upload = UploadFile(io.BytesIO(), filename="a")
+    form = FormData([("a", "1"), ("f", upload), ("a", "2")])
+    assert isinstance(form, ImmutableMultiDict)
+    assert form["a"] == "2"  # the last value, as in Starlette
+    assert form.getlist("a") == ["1", "2"]
+    assert form["f"] is upload
+    assert list(form.multi_items()) == [("a", "1"), ("f", upload), ("a", "2")]
+    assert list(FormData().multi_items()) == []
+
+
+@pytest.mark.anyio
+async def test_form_data_close_closes_every_file() -> None:
+    uploads = [UploadFile(RecordingSpool(max_size=8), size=0) for _ in range(3)]
+    await uploads[2].write(b"x" * 100)  # one of them on disk
+    form = FormData([("f", uploads[0]), ("f", uploads[1]), ("text", "v"), ("g", uploads[2])])
+    await form.close()
+    assert all(upload.file.closed for upload in uploads)
+    await form.close()
+
+
+def test_form_message_is_deprecated_when_looked_up_by_value() -> None:
+    assert [message.value for message in FormMessage] == [1, 2, 3, 4, 5]
+    assert FormMessage.FIELD_END.name == "FIELD_END"  # naming a member does not warn
+    with pytest.warns(StarletteDeprecationWarning) as warned:
+        assert FormMessage(5) is FormMessage.END
+    assert [str(warning.message) for warning in warned] == [
+        "`FormMessage` is deprecated and will be removed in a future version."
+    ]
+    assert warned[0].filename == __file__
+    with pytest.warns(StarletteDeprecationWarning), pytest.raises(ValueError, match="6"):
+        FormMessage(6)
+
+
+# FormParser (urlencoded), through request.form()
+
+
+@pytest.mark.anyio
+@pytest.mark.parametrize(
+    ("body", "items"),
+    [
+        pytest.param(b"a=1&b=2&a=3", [["a", "1"], ["b", "2"], ["a", "3"]], id="repeated-keys"),
+        pytest.param(
+            b"q=a+b&p%2Bq=%C3%A9t%C3%A9&bad=%ZZ%4&twice=%2526",
+            [["q", "a b"], ["p+q", "été"], ["bad", "%ZZ%4"], ["twice", "%26"]],
+            id="plus-and-percent",
+        ),
+        pytest.param(b"v=\xe9t\xe9&w=\xc3\xa9", [["v", "été"], ["w", "Ã©"]], id="raw-bytes"),
+        pytest.param(b"&a=1&&b=2&&&", [["a", "1"], ["b", "2"]], id="empty-fields"),
+        pytest.param(
+            b"c&=v&a=&e=1=2",
+            [["c", ""], ["", "v"], ["a", ""], ["e", "1=2"]],
+            id="without-equals-and-empty-parts",
+        ),
+        pytest.param(b"", [], id="empty-body"),
+    ],
+)
+async def test_form_parser_parses_fields(body: bytes, items: list[list[str]]) -> None:
+    assert await form_items(body, URLENCODED) == items
+
+
+@pytest.mark.anyio
+@pytest.mark.parametrize("empty_final_chunk", [False, True])
+async def test_form_parser_joins_fields_split_over_one_byte_chunks(empty_final_chunk: bool) -> None:
+    # Without an empty final chunk, the last field ends with the body's last byte.
+    body = b"first=hello+world&second=%C3%A9t%C3%A9&&flag&last=end"
+    receive = StreamedBody(chunked(body, 1), empty_final_chunk=empty_final_chunk)
+    form = await Request(form_scope(URLENCODED), receive).form()
+    assert list(form.multi_items()) == [
+        ("first", "hello world"),
+        ("second", "été"),
+        ("flag", ""),
+        ("last", "end"),
+    ]
+    assert receive.calls == len(body) + empty_final_chunk
+
+
+@settings(max_examples=300, deadline=None)
+@given(
+    body=st.lists(st.sampled_from([b"a", b"b=", b"=", b"&", b"%41", b"+", b"\xe9"])).map(b"".join),
+    cuts=st.lists(st.integers(min_value=0, max_value=40), max_size=6),
+)
+def test_form_parser_gives_the_same_fields_however_the_body_is_split(
+    body: bytes, cuts: list[int]
+) -> None:
+    # Empty chunks too: a cut repeated, or past the end.
+    bounds = [0, *sorted(min(cut, len(body)) for cut in cuts), len(body)]
+    chunks = [body[start:end] for start, end in itertools.pairwise(bounds)]
+    whole, split = (anyio.run(form_items, parts, URLENCODED) for parts in ([body], chunks))
+    assert split == whole
+
+
+@pytest.mark.anyio
+async def test_form_parser_max_fields() -> None:
+    # Empty fields do not count; the field after the last allowed one is refused.
+    assert len(await form_items(b"a=1&&&b=2&", URLENCODED, max_fields=2)) == 2
+    with pytest.raises(MultiPartException) as info:
+        await form_items(chunked(b"a=1&b=2&c", 1), URLENCODED, max_fields=2)
+    assert info.value.message == "Too many fields. Maximum number of fields is 2."
+
+
+@pytest.mark.anyio
+@pytest.mark.parametrize("chunk_size", [None, 1], ids=["one-chunk", "1-byte-chunks"])
+async def test_form_parser_max_part_size(chunk_size: int | None) -> None:
+    def body(field_size: int, trailing: bytes = b"&b=2") -> list[bytes]:
+        data = b"a=" + b"x" * (field_size - 2) + trailing
+        return [data] if chunk_size is None else chunked(data, chunk_size)
+
+    assert (await form_items(body(1024), URLENCODED, max_part_size=1024))[0] == ["a", "x" * 1022]
+    for trailing in (b"&b=2", b""):  # the field over the limit is the last one, or not
+        with pytest.raises(MultiPartException) as info:
+            await form_items(body(1025, trailing), URLENCODED, max_part_size=1024)
+        assert info.value.message == "Field exceeded maximum size of 1KB."
+
+
+def test_form_parser_limits_in_an_app_answer_400_with_their_message(backend: Backend) -> None:
+    client = TestClient(form_app(max_fields=2, max_part_size=1024), backend=backend)
+    answers = [
+        (response.status_code, response.text)
+        for response in (
+            client.post("/", content=b"a=1&b=2&c=3", headers={"content-type": URLENCODED}),
+            client.post("/", content=b"a=" + b"x" * 2000, headers={"content-type": URLENCODED}),
+        )
+    ]
+    assert answers == [
+        (400, "Too many fields. Maximum number of fields is 2."),
+        (400, "Field exceeded maximum size of 1KB."),
+    ]
+
+
+@pytest.mark.anyio
+async def test_form_parser_refuses_a_huge_field_while_it_streams() -> None:
+    # A 4 MiB field in 1 KiB chunks: refused once it passes 10 KiB, so the parser never holds
+    # more than the limit and a chunk, and never reads the rest.
+    receive = StreamedBody(itertools.chain([b"a="], itertools.repeat(b"x" * 1024, 4096)))
+    request = Request(form_scope(URLENCODED), receive)
+    with pytest.raises(MultiPartException, match="Field exceeded maximum size of 10KB"):
+        await request.form(max_part_size=10 * 1024)
+    assert receive.calls <= 1 + 10 + 1
+
+
+def test_form_parser_refuses_a_huge_field_in_one_chunk_before_a_copy() -> None:
+    body = b"a=" + b"x" * (8 * 1024 * 1024)
+
+    async def parse() -> str:
+        try:
+            await form_items(body, URLENCODED, max_part_size=1024)
+        except MultiPartException as exc:
+            return exc.message
+        return "parsed"  # pragma: no cover - refused
+
+    message, peak = traced_peak_growth(parse)
+    assert message == "Field exceeded maximum size of 1KB."
+    assert peak < 1024 * 1024  # a copy of the field would be 8 MiB
+
+
+@pytest.mark.anyio
+async def test_form_parser_stops_at_the_field_past_max_fields_inside_one_chunk() -> None:
+    async def one_chunk() -> AsyncGenerator[bytes]:
+        yield b"&".join(b"f%d=" % number for number in range(100_000))
+
+    stream = one_chunk()
+    parser = FormParser(Headers({"content-type": URLENCODED}), stream, max_fields=10)
+    with pytest.raises(MultiPartException, match="Too many fields"):
+        await parser.parse()
+    await stream.aclose()
+    assert parser._current_fields == 11  # the fields after it were never decoded
+
+
+def test_urlencoded_form_works_without_python_multipart() -> None:
+    result = run_python(
+        textwrap.dedent(
+            """
+            import sys
+            sys.modules['python_multipart'] = sys.modules['multipart'] = None
+            from starlite import JSONResponse, Route, Starlite, TestClient
+
+            async def echo(request):
+                form = await request.form()
+                return JSONResponse(list(form.multi_items()))
+
+            app = Starlite(routes=[Route('/', echo, methods=['POST'])])
+            print(TestClient(app).post('/', data={'a': '1', 'b': 'x+y'}).text)
+            """
+        )
+    )
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.strip() == '[["a","1"],["b","x+y"]]'
+
+
+def test_multipart_form_without_python_multipart_names_the_extra() -> None:
+    result = run_python(
+        textwrap.dedent(
+            """
+            import sys
+            sys.modules['python_multipart'] = None
+            import anyio
+            from starlite import Request
+
+            async def main():
+                body = (b'--b\\r\\nContent-Disposition: form-data; name="a"\\r\\n\\r\\n'
+                        b'1\\r\\n--b--\\r\\n')
+                messages = [{'type': 'http.request', 'body': body}]
+                async def receive():
+                    return messages.pop(0)
+                scope = {'type': 'http', 'method': 'POST', 'path': '/', 'query_string': b'',
+                         'headers': [(b'content-type', b'multipart/form-data; boundary=b')]}
+                try:
+                    await Request(scope, receive).form()
+                except ImportError as exc:
+                    print(exc)
+
+            anyio.run(main)
+            """
+        )
+    )
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.strip() == (
+        "This feature needs python-multipart: pip install 'starlite-asgi[multipart]', or, for a"
+        " copied starlite.py, pip install python-multipart"
+    )
+
+
+# MultiPartParser, through request.form()
+
+
+def test_multipart_form_has_fields_and_files(backend: Backend) -> None:
+    client = TestClient(form_app(), backend=backend)
+    response = client.post(
+        "/",
+        data={"title": "two files", "tags": ["a", "b"]},
+        files=[
+            ("docs", ("a.txt", b"first file", "text/plain")),
+            ("docs", ("b.bin", b"\x00\x01\xff", "application/octet-stream")),
+            ("image", ("c.png", b"\x89PNG", "image/png")),
+        ],
+    )
+    assert response.status_code == 200
+    docs_a = {"filename": "a.txt", "content_type": "text/plain", "size": 10, "data": "first file"}
+    docs_b = {
+        "filename": "b.bin",
+        "content_type": "application/octet-stream",
+        "size": 3,
+        "data": "\x00\x01\xff",
+    }
+    image = {"filename": "c.png", "content_type": "image/png", "size": 4, "data": "\x89PNG"}
+    assert response.json() == [
+        ["title", "two files"],
+        ["tags", "a"],
+        ["tags", "b"],
+        ["docs", docs_a],
+        ["docs", docs_b],
+        ["image", image],
+    ]
+
+
+@pytest.mark.anyio
+async def test_multipart_part_headers_are_kept_and_files_start_at_zero() -> None:
+    body = multipart(
+        part("f", b"data", filename="f.txt", content_type="text/csv", headers=[b"X-Custom: yes"]),
+        part("g", b"raw", filename="g"),
+        part("text", b"value", content_type="text/plain"),
+        b'content-disposition: FORM-DATA; NAME="h"; FileName="h.txt"\r\n\r\nh',
+    )
+    async with form_request(body).form() as form:
+        f, g = form["f"], form["g"]
+        assert isinstance(f, UploadFile)
+        assert isinstance(g, UploadFile)
+        assert (f.content_type, f.headers["x-custom"]) == ("text/csv", "yes")
+        assert 'filename="f.txt"' in f.headers["content-disposition"]
+        assert g.content_type is None
+        assert (f.file.tell(), f.size, await f.read()) == (0, 4, b"data")
+        assert form["text"] == "value"  # a part without a filename is a field, whatever its type
+        h = form["h"]  # header and parameter names are case-insensitive
+        assert isinstance(h, UploadFile)
+        assert h.filename == "h.txt"
+
+
+def traced_peak_growth(parse: Callable[[], Awaitable[Any]]) -> tuple[Any, int]:
+    """What `parse()` returns (run on asyncio) and the most memory it held at once, in bytes."""
+    tracemalloc.start()
+    try:
+        before = tracemalloc.get_traced_memory()[0]
+        tracemalloc.reset_peak()
+        result = anyio.run(parse)
+        return result, tracemalloc.get_traced_memory()[1] - before
+    finally:
+        tracemalloc.stop()
+
+
+def test_multipart_file_sent_in_one_large_chunk_is_copied_only_into_its_file() -> None:
+    size = 8 * 1024 * 1024
+    body = multipart(part("f", b"x" * size, filename="big.bin"))
+
+    async def parse() -> int:
+        async with form_request(body).form() as form:
+            upload = form["f"]
+            assert isinstance(upload, UploadFile)
+            return upload.size or 0
+
+    parsed_size, peak = traced_peak_growth(parse)
+    assert parsed_size == size
+    # The spool (1 MiB in memory, then on disk) and small change; a copy of the data: 8 MiB.
+    assert peak < 3 * 1024 * 1024
+
+
+def test_multipart_field_over_its_limit_in_one_large_chunk_is_refused_before_a_copy() -> None:
+    body = multipart(part("text", b"x" * (8 * 1024 * 1024)))
+
+    async def parse() -> str:
+        try:
+            await form_request(body).form(max_part_size=1024 * 1024)
+        except MultiPartException as exc:
+            return exc.message
+        return "parsed"
+
+    message, peak = traced_peak_growth(parse)
+    assert message == "Part exceeded maximum size of 1024KB."
+    assert peak < 2 * 1024 * 1024
+
+
+@pytest.mark.anyio
+async def test_multipart_empty_file_empty_field_and_empty_form() -> None:
+    empty_file = {"filename": "", "content_type": None, "size": 0, "data": ""}
+    body = multipart(part("f", b"", filename=""), part("t", b""))
+    assert await form_items(body) == [["f", empty_file], ["t", ""]]
+    assert await form_items(multipart()) == []  # the closing delimiter alone
+
+
+@pytest.mark.anyio
+@pytest.mark.parametrize("chunks", [[], [b""], [b"", b""]], ids=["none", "one", "two"])
+async def test_an_empty_multipart_body_is_an_empty_form(chunks: list[bytes]) -> None:
+    assert await form_items(chunks) == []
+    sent = await call_app(form_app(), form_scope(MULTIPART), StreamedBody(chunks))
+    assert start_message(sent)["status"] == 200
+    assert json.loads(sent_body(sent)) == []
+
+
+@pytest.mark.anyio
+@pytest.mark.parametrize(
+    ("parts", "expected"),
+    [
+        pytest.param(
+            [
+                part("before", b"caf\xc3\xa9"),
+                part("_charset_", b"iso-8859-1"),
+                part("after", b"caf\xc3\xa9"),
+                part("latin", b"caf\xe9"),
+                part(b"nom-\xe9", b"x", filename=b"f-\xe9"),
+            ],
+            [
+                ["before", "café"],
+                ["_charset_", "iso-8859-1"],
+                ["after", "cafÃ©"],
+                ["latin", "café"],
+                ["nom-é", {"filename": "f-é", "content_type": None, "size": 1, "data": "x"}],
+            ],
+            id="latin-1-for-values-names-and-filenames-after-it",
+        ),
+        pytest.param(
+            [part("_charset_", b"no-such-charset"), part("name", b"caf\xc3\xa9")],
+            [["_charset_", "no-such-charset"], ["name", "café"]],
+            id="unknown-charset-is-utf-8",
+        ),
+        pytest.param(
+            [part(b"n\xe9", b"v\xe9\xff"), part("ok", "é".encode())],
+            [["né", "vé\xff"], ["ok", "é"]],
+            id="no-charset-non-utf-8-falls-back-to-latin-1",
+        ),
+    ],
+)
+async def test_multipart_charset_field_sets_the_encoding(
+    parts: list[bytes], expected: list[list[Any]]
+) -> None:
+    assert await form_items(multipart(*parts)) == expected
+
+
+@pytest.mark.anyio
+async def test_multipart_content_type_charset_decodes_names_values_and_filenames() -> None:
+    body = multipart(part(b"nom-\xe9", b"caf\xe9"), part("f", b"x", filename=b"f-\xe9"))
+    items = await form_items(body, MULTIPART + "; charset=iso-8859-1")
+    assert items == [
+        ["nom-é", "café"],
+        ["f", {"filename": "f-é", "content_type": None, "size": 1, "data": "x"}],
+    ]
+    # A charset Python does not know is UTF-8, and what fails to decode there is latin-1.
+    body = multipart(part("a", "é".encode()), part("b", b"\xe9"))
+    items = await form_items(body, MULTIPART + "; charset=no-such-charset")
+    assert items == [["a", "é"], ["b", "é"]]
+
+
+@pytest.mark.anyio
+async def test_multipart_content_type_charset_is_looked_up_once() -> None:
+    searched: list[str] = []
+
+    def search(name: str) -> None:
+        searched.append(name)
+
+    body = multipart(part("one", b"1"), part("two", b"2"), part("three", b"3"))
+    codecs.register(search)
+    try:
+        items = await form_items(body, MULTIPART + "; charset=starlite-unknown-charset")
+    finally:
+        codecs.unregister(search)
+    assert items == [["one", "1"], ["two", "2"], ["three", "3"]]
+    assert searched == ["starlite_unknown_charset"]
+
+
+# Sent (between the quotes of filename="...") and what the app must see.
+PATH_LIKE_FILENAMES = {
+    b"../../etc/passwd": "../../etc/passwd",
+    b"/etc/passwd": "/etc/passwd",
+    b"..": "..",
+    rb"C:\\evil\\x.txt": "C:\\evil\\x.txt",  # RFC 9110 quoted-pairs
+    b"a;b.txt": "a;b.txt",
+    b'a; name="other".txt': 'a; name="other".txt',
+    rb"a\"b.txt": 'a"b.txt',
+    b"we%22ird.txt": "we%22ird.txt",  # as browsers escape a quote: kept as sent
+    "café ✓.txt".encode(): "café ✓.txt",
+    b"caf\xe9.txt": "café.txt",  # not UTF-8: latin-1
+}
+
+
+@pytest.mark.anyio
+async def test_multipart_path_like_and_odd_filenames_are_kept_as_data() -> None:
+    body = multipart(*(part("f", b"content", filename=sent) for sent in PATH_LIKE_FILENAMES))
+    async with form_request(body).form() as form:
+        uploads = [upload for upload in form.getlist("f") if isinstance(upload, UploadFile)]
+        assert [upload.filename for upload in uploads] == list(PATH_LIKE_FILENAMES.values())
+        assert [await upload.read() for upload in uploads] == [b"content"] * len(uploads)
+
+
+@pytest.mark.anyio
+async def test_multipart_windows_path_filename_as_browsers_send_it_keeps_its_backslashes() -> None:
+    # Browsers do not escape a backslash in a filename (WHATWG multipart/form-data encoding:
+    # only '"', CR and LF are escaped, as %22, %0D, %0A), so a Windows path arrives raw.
+    body = multipart(part("f", b"content", filename=rb"C:\evil\x.txt"))
+    items = await form_items(body)
+    assert items[0][1]["filename"] == "C:\\evil\\x.txt"
+
+
+def test_path_like_filename_never_creates_a_file_there(backend: Backend, tmp_path: Path) -> None:
+    target = tmp_path / "uploads" / ".." / "planted.txt"
+    client = TestClient(form_app(), backend=backend)
+    response = client.post("/", files={"f": (str(target), b"x" * (SPOOL_MAX_SIZE + 10))})
+    assert response.status_code == 200
+    assert response.json()[0][1]["filename"] == str(target)
+    assert list(tmp_path.iterdir()) == []  # the data went to an anonymous temporary file
+
+
+# Content that contains the boundary's text, without being a delimiter (CRLF "--boundary"
+# followed by CRLF or "--").
+CONTENT_LIKE_BOUNDARIES = [
+    b"--boundar",
+    b"\r\n--boundar\r\n",
+    b"--boundary",
+    b"x\r\n--boundaryX\r\ny",
+    b"a--boundary--b\r\n--boundar--",
+    b"\r\n\r\n--\r\n-",
+]
+
+
+@pytest.mark.anyio
+@pytest.mark.parametrize("chunk_size", [None, 1], ids=["one-chunk", "one-byte-chunks"])
+async def test_multipart_boundary_text_inside_content_is_data(chunk_size: int | None) -> None:
+    body = multipart(
+        *(part("f", content, filename="f") for content in CONTENT_LIKE_BOUNDARIES),
+        *(part("t", content) for content in CONTENT_LIKE_BOUNDARIES),
+    )
+    items = await form_items(body if chunk_size is None else chunked(body, chunk_size))
+    files = [value["data"].encode("latin-1") for name, value in items if name == "f"]
+    fields = [value.encode() for name, value in items if name == "t"]
+    assert files == fields == CONTENT_LIKE_BOUNDARIES
+
+
+@pytest.mark.anyio
+async def test_multipart_valid_boundaries() -> None:
+    for boundary in ("b", "x" * 70, "----WebKitFormBoundary7MA4YWxkTrZu0gW", "a'()+_,-./:=? b"):
+        body = multipart(part("a", b"1"), boundary=boundary)
+        assert await form_items(body, f'multipart/form-data; boundary="{boundary}"') == [["a", "1"]]
+    # A quoted parameter may hold ";" and what looks like another parameter.
+    content_type = 'Multipart/Form-Data; x="a; boundary=evil"; Boundary=real'
+    assert await form_items(multipart(part("a", b"1"), boundary="real"), content_type) == [
+        ["a", "1"]
+    ]
+
+
+# More headers than starlite allows in one part, each short enough for python-multipart.
+TOO_MANY_HEADER_BYTES = [b"X-Big-%d: " % n + b"h" * 4000 for n in range(5)]
+
+# Every error of decisions6: (body, content type, limits, message).
+MULTIPART_ERRORS = [
+    pytest.param(
+        multipart(part("a", b"1")),
+        'multipart/form-data; x="boundary=b"',
+        {},
+        "Missing boundary in multipart.",
+        id="missing-boundary",
+    ),
+    pytest.param(
+        b"--\r\n",
+        'multipart/form-data; boundary=""',
+        {},
+        "Invalid multipart data.",
+        id="empty",
+    ),
+    pytest.param(
+        multipart(part("a", b"1"), boundary="x" * 71),
+        "multipart/form-data; boundary=" + "x" * 71,
+        {},
+        "Invalid multipart data.",
+        id="boundary-of-71-chars",
+    ),
+    pytest.param(
+        multipart(part("a", b"1"), final=False),
+        MULTIPART,
+        {},
+        "The multipart body ended before its final boundary.",
+        id="no-final-boundary",
+    ),
+    pytest.param(
+        multipart(part("f", b"abcdef", filename="f"))[:-20],
+        MULTIPART,
+        {},
+        "The multipart body ended before its final boundary.",
+        id="truncated-in-a-part",
+    ),
+    pytest.param(
+        b"-",
+        MULTIPART,
+        {},
+        "The multipart body ended before its final boundary.",
+        id="one-byte",
+    ),
+    pytest.param(
+        f"--{BOUNDARY}".encode(),
+        MULTIPART,
+        {},
+        "The multipart body ended before its final boundary.",
+        id="first-delimiter-alone",
+    ),
+    pytest.param(
+        multipart(b"\r\nvalue"),
+        MULTIPART,
+        {},
+        'The Content-Disposition header field "name" must be provided.',
+        id="part-without-headers",
+    ),
+    pytest.param(
+        multipart(b'Content-Disposition: form-data; filename="f"\r\n\r\nx'),
+        MULTIPART,
+        {},
+        'The Content-Disposition header field "name" must be provided.',
+        id="part-without-name",
+    ),
+    pytest.param(
+        multipart(*(part("f", b"x", filename=f"{n}.txt") for n in range(3))),
+        MULTIPART,
+        {"max_files": 2},
+        "Too many files. Maximum number of files is 2.",
+        id="too-many-files",
+    ),
+    pytest.param(
+        multipart(*(part(f"f{n}", b"x") for n in range(3))),
+        MULTIPART,
+        {"max_fields": 2},
+        "Too many fields. Maximum number of fields is 2.",
+        id="too-many-fields",
+    ),
+    pytest.param(
+        multipart(part("a", b"x" * 1025)),
+        MULTIPART,
+        {"max_part_size": 1024},
+        "Part exceeded maximum size of 1KB.",
+        id="part-too-large",
+    ),
+    pytest.param(
+        multipart(part("a", b"1", headers=TOO_MANY_HEADER_BYTES)),
+        MULTIPART,
+        {},
+        "A part's headers are too large.",
+        id="headers-too-large",
+    ),
+    pytest.param(
+        multipart(b"Bad Header Line\r\n\r\nx"),
+        MULTIPART,
+        {},
+        "Invalid multipart data.",
+        id="invalid-data",
+    ),
+]
+
+
+@pytest.mark.anyio
+@pytest.mark.parametrize(("body", "content_type", "limits", "message"), MULTIPART_ERRORS)
+async def test_multipart_error_is_400_in_an_app_and_multipart_exception_outside(
+    body: bytes, content_type: str, limits: dict[str, Any], message: str
+) -> None:
+    with pytest.raises(MultiPartException) as info:
+        await form_items(body, content_type, **limits)
+    sent = await call_app(form_app(**limits), form_scope(content_type), StreamedBody([body]))
+    assert start_message(sent)["status"] == 400
+    assert sent_body(sent).decode() == info.value.message
+    assert info.value.message == message
+
+
+# Bodies python-multipart refuses, each with words of its own that name its state and offsets.
+MALFORMED_MULTIPART = {
+    "bad-boundary-char": (b"--bogus\r\n", "Expected boundary character"),
+    "no-cr-after-boundary": (f"--{BOUNDARY}X\r\n".encode(), "Did not find CR at end of boundary"),
+    "space-in-header-name": (multipart(b"Bad Header: x\r\n\r\nv"), "Found invalid character"),
+    "header-without-lf": (
+        multipart(b'Content-Disposition: form-data; name="a"\rX\r\n\r\nv'),
+        "Did not find LF character at end of header",
+    ),
+    "empty-header-name": (multipart(b": x\r\n\r\nv"), "Found 0-length header"),
+}
+
+
+@pytest.mark.anyio
+@pytest.mark.parametrize(
+    ("body", "parser_words"), list(MALFORMED_MULTIPART.values()), ids=list(MALFORMED_MULTIPART)
+)
+async def test_malformed_multipart_is_a_fixed_400_and_the_parsers_words_go_to_the_log(
+    body: bytes, parser_words: str, caplog: pytest.LogCaptureFixture
+) -> None:
+    with caplog.at_level(logging.INFO, logger="starlite.forms"):
+        sent = await call_app(form_app(), form_scope(MULTIPART), StreamedBody([body]))
+    assert start_message(sent)["status"] == 400
+    assert sent_body(sent) == b"Invalid multipart data."  # nothing of the parser's own
+    (record,) = [record for record in caplog.records if record.name == "starlite.forms"]
+    assert record.levelno == logging.INFO
+    assert parser_words in record.getMessage()
+
+
+@pytest.mark.anyio
+async def test_multipart_limits_at_exactly_their_value_pass() -> None:
+    body = multipart(
+        part("f1", b"x" * 5000, filename="1"),  # max_part_size is not for files
+        part("f2", b"x", filename="2"),
+        part("a", b"x" * 1024),
+        part("b", b"y"),
+    )
+    items = await form_items(body, max_files=2, max_fields=2, max_part_size=1024)
+    assert [name for name, _ in items] == ["f1", "f2", "a", "b"]
+    assert items[0][1]["size"] == 5000
+
+
+@pytest.mark.anyio
+async def test_multipart_oversized_field_is_refused_while_it_streams() -> None:
+    # A 50 MiB field in 64 KiB chunks: refused once it passes max_part_size (1 MiB), having read
+    # no more than the limit and a couple of chunks, never the rest of the body.
+    chunk = 64 * 1024
+    head = b'--boundary\r\nContent-Disposition: form-data; name="big"\r\n\r\n'
+    fifty_mib = itertools.chain([head], itertools.repeat(b"x" * chunk, 50 * 1024 * 1024 // chunk))
+    receive = StreamedBody(fifty_mib)
+    with pytest.raises(MultiPartException, match="Part exceeded maximum size of 1024KB"):
+        await Request(form_scope(), receive).form()
+    assert receive.bytes_given <= len(head) + 1024 * 1024 + 2 * chunk
+    assert receive.calls <= 1 + 1024 * 1024 // chunk + 2
+
+
+@pytest.mark.anyio
+async def test_multipart_large_file_rolls_over_to_disk_off_the_loop(
+    spools: list[RecordingSpool],
+) -> None:
+    loop_thread = threading.get_ident()
+    data = bytes(range(256)) * (3 * SPOOL_MAX_SIZE // 256)
+    body = multipart(part("small", b"s", filename="s"), part("big", data, filename="b"))
+    request = form_request(chunked(body, 100_000))
+    form = await request.form()
+    small, big = form["small"], form["big"]
+    assert isinstance(small, UploadFile)
+    assert isinstance(big, UploadFile)
+    assert (on_disk(small.file), on_disk(big.file)) == (False, True)
+    assert big.size == len(data)
+    assert await big.read() == data
+    await request.close()
+    assert [spool.closed for spool in spools] == [True, True]
+    assert any(before != after for _, _, before, after in spools[1].calls)  # it rolled over
+    assert all(spool.disk_io_off(loop_thread) for spool in spools)
+
+
+# Content-Type headers of 200 KB crafted to make a backtracking parameter parser slow.
+SLOW_CONTENT_TYPES = [
+    "multipart/form-data; boundary=x" + '";' * 100_000,
+    'multipart/form-data; boundary="' + "\\" * 200_000,
+    'multipart/form-data; a="' * 40_000,
+    "multipart/form-data; " + "a=b; " * 40_000,
+    "multipart/form-data" + ";" * 200_000,
+]
+
+
+@pytest.mark.anyio
+async def test_content_type_crafted_to_be_slow_is_answered_400_in_bounded_time() -> None:
+    # Bounded by call_app's wait, far above the milliseconds each takes: no timing threshold.
+    for content_type in SLOW_CONTENT_TYPES:
+        body = multipart(part("a", b"1"))
+        sent = await call_app(form_app(), form_scope(content_type), StreamedBody([body]))
+        assert start_message(sent)["status"] == 400
+
+
+@pytest.mark.anyio
+@pytest.mark.parametrize(
+    ("body", "limits"),
+    [
+        pytest.param(
+            multipart(part("f", b"1", filename="1"), part("g", b"2", filename="2")),
+            {"max_files": 1},
+            id="too-many-files",
+        ),
+        pytest.param(
+            multipart(
+                part("f", b"x" * (SPOOL_MAX_SIZE + 1), filename="1"),
+                part("t", b"x" * 2000),
+            ),
+            {"max_part_size": 1024},
+            id="part-too-large-after-a-file-on-disk",
+        ),
+    ],
+)
+async def test_multipart_error_closes_the_files_already_created(
+    spools: list[RecordingSpool], body: bytes, limits: dict[str, Any]
+) -> None:
+    with pytest.raises(MultiPartException):
+        await form_items(chunked(body, 4096), **limits)
+    assert spools
+    assert all(spool.closed for spool in spools)
+
+
+def test_multipart_error_in_an_app_closes_the_files(
+    backend: Backend, spools: list[RecordingSpool]
+) -> None:
+    body = multipart(part("f", b"1", filename="1"), b"Bad Header\r\n\r\nx")
+    client = TestClient(form_app(), backend=backend)
+    response = client.post("/", content=body, headers={"content-type": MULTIPART})
+    assert response.status_code == 400
+    assert len(spools) == 1
+    assert spools[0].closed
+
+
+@pytest.mark.anyio
+async def test_multipart_files_are_closed_when_parsing_is_cancelled(
+    spools: list[RecordingSpool],
+) -> None:
+    head = multipart(part("f", b"x" * 100, filename="f"), final=False)
+    waiting = anyio.Event()
+
+    async def receive() -> Message:
+        if not waiting.is_set():
+            waiting.set()
+            return {"type": "http.request", "body": head, "more_body": True}
+        await anyio.sleep_forever()
+        raise AssertionError("unreachable")  # pragma: no cover
+
+    async def parse() -> None:
+        await Request(form_scope(), receive).form()
+
+    with anyio.fail_after(10):
+        async with anyio.create_task_group() as task_group:
+            task_group.start_soon(parse)
+            await waiting.wait()
+            await anyio.wait_all_tasks_blocked()
+            task_group.cancel_scope.cancel()
+    assert len(spools) == 1
+    assert spools[0].closed
 
 
 # ==== Requests ====
@@ -6910,6 +7833,1301 @@ async def test_huge_text_frame_reaches_the_endpoint_without_being_copied() -> No
     assert harness.sent[1]["text"] is text
 
 
+# ==== Error handling ====
+
+
+def started_then_raises(exc: Exception) -> ASGIApp:
+    """A raw ASGI app that starts a 200 response, sends part of its body, then raises `exc`."""
+
+    async def app(scope: Scope, receive: Receive, send: Send) -> None:
+        await send(
+            {
+                "type": "http.response.start",
+                "status": 200,
+                "headers": [(b"content-type", b"text/plain")],
+            }
+        )
+        await send({"type": "http.response.body", "body": b"partial", "more_body": True})
+        raise exc
+
+    return app
+
+
+class Recorder:
+    """Pure ASGI middleware that logs "<name> in" and "<name> out" around each HTTP request."""
+
+    def __init__(self, app: ASGIApp, name: str, log: list[str]) -> None:
+        self.app = app
+        self.name = name
+        self.log = log
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        self.log.append(f"{self.name} in")
+        await self.app(scope, receive, send)
+        self.log.append(f"{self.name} out")
+
+
+# ---- ServerErrorMiddleware ----
+
+
+def test_unhandled_exception_is_500_internal_server_error_without_detail(backend: Backend) -> None:
+    client = TestClient(error_app(), raise_server_exceptions=False, backend=backend)
+    response = client.get("/")
+    assert response.status_code == 500
+    assert response.text == "Internal Server Error"
+    assert response.headers["content-type"] == "text/plain; charset=utf-8"
+
+
+def test_route_raising_in_its_handler_answers_500_without_traceback(backend: Backend) -> None:
+    def broken(request: Request) -> Response:
+        return PlainTextResponse(str(1 / 0))
+
+    app = Starlite(routes=[Route("/", broken)])
+    response = TestClient(app, raise_server_exceptions=False, backend=backend).get("/")
+    assert response.status_code == 500
+    assert response.text == "Internal Server Error"
+    assert "ZeroDivisionError" not in response.text
+
+
+@pytest.mark.parametrize("accept", ["text/html", "*/*", "application/json", None])
+def test_debug_off_error_page_never_shows_the_traceback(accept: str | None) -> None:
+    headers = {"accept": accept} if accept is not None else {}
+    response = TestClient(error_app(), raise_server_exceptions=False).get("/", headers=headers)
+    assert response.status_code == 500
+    assert response.text == "Internal Server Error"
+    assert "kaboom" not in response.text
+    assert "Traceback" not in response.text
+
+
+def test_debug_error_page_is_html_when_the_client_accepts_html(backend: Backend) -> None:
+    client = TestClient(error_app(debug=True), raise_server_exceptions=False, backend=backend)
+    response = client.get("/", headers={"accept": "text/html,application/xhtml+xml;q=0.9"})
+    assert response.status_code == 500
+    assert response.headers["content-type"].startswith("text/html")
+    assert "Boom" in response.text
+    assert "kaboom-detail" in response.text
+    assert "raise_boom" in response.text
+
+
+def test_debug_html_error_page_escapes_the_exception_message() -> None:
+    app = Starlite(
+        debug=True, routes=[Route("/", raising_endpoint(Boom("<script>alert(1)</script>")))]
+    )
+    response = TestClient(app, raise_server_exceptions=False).get(
+        "/", headers={"accept": "text/html"}
+    )
+    assert response.status_code == 500
+    assert "<script>alert(1)</script>" not in response.text
+    assert "&lt;script&gt;" in response.text
+
+
+@pytest.mark.parametrize("accept", ["*/*", "application/json", "text/plain"])
+def test_debug_error_page_is_a_plain_text_traceback_otherwise(accept: str) -> None:
+    client = TestClient(error_app(debug=True), raise_server_exceptions=False)
+    response = client.get("/", headers={"accept": accept})
+    assert response.status_code == 500
+    assert response.headers["content-type"] == "text/plain; charset=utf-8"
+    assert "Traceback" in response.text
+    assert "raise_boom" in response.text
+    assert "Boom: kaboom-detail" in response.text
+
+
+@pytest.mark.parametrize("debug", [False, True])
+def test_unhandled_exception_is_re_raised_to_the_server(backend: Backend, debug: bool) -> None:
+    with pytest.raises(Boom, match="kaboom-detail"):
+        TestClient(error_app(debug=debug), backend=backend).get("/")
+
+
+@pytest.mark.parametrize("key", [500, Exception])
+@pytest.mark.parametrize("make_handler", [text_handler, async_text_handler])
+def test_500_or_exception_handler_gives_the_error_response(
+    key: int | type[Exception], make_handler: Callable[..., Any]
+) -> None:
+    app = error_app(exception_handlers={key: make_handler("custom error page", 500)})
+    response = TestClient(app, raise_server_exceptions=False).get("/")
+    assert response.status_code == 500
+    assert response.text == "custom error page"
+
+
+def test_500_handler_receives_the_request_and_the_exception() -> None:
+    seen: list[Any] = []
+
+    def handler(request: Request, exc: Exception) -> Response:
+        seen.extend([type(request), request.url.path, exc])
+        return PlainTextResponse("handled", status_code=500)
+
+    app = Starlite(routes=[Route("/fails", raise_boom)], exception_handlers={500: handler})
+    TestClient(app, raise_server_exceptions=False).get("/fails")
+    assert seen[:2] == [Request, "/fails"]
+    assert isinstance(seen[2], Boom)
+
+
+def test_500_handler_response_is_sent_and_the_exception_still_re_raised() -> None:
+    app = error_app(exception_handlers={500: text_handler("custom", 500)})
+    with pytest.raises(Boom):
+        TestClient(app).get("/")
+
+
+@pytest.mark.parametrize("debug", [False, True])
+def test_exception_after_response_started_sends_no_second_response(debug: bool) -> None:
+    app = Starlite(debug=debug, routes=[Mount("/raw", app=started_then_raises(Boom("late")))])
+    response = TestClient(app, raise_server_exceptions=False).get(
+        "/raw/", headers={"accept": "text/html"}
+    )
+    assert response.status_code == 200
+    assert "Internal Server Error" not in response.text
+    assert "Boom" not in response.text
+
+
+def test_exception_after_response_started_is_still_re_raised(backend: Backend) -> None:
+    app = Starlite(routes=[Mount("/raw", app=started_then_raises(Boom("late")))])
+    with pytest.raises(Boom, match="late"):
+        TestClient(app, backend=backend).get("/raw/")
+
+
+def test_server_error_middleware_alone_answers_500() -> None:
+    async def app(scope: Scope, receive: Receive, send: Send) -> None:
+        raise Boom("bare")
+
+    response = TestClient(ServerErrorMiddleware(app), raise_server_exceptions=False).get("/")
+    assert response.status_code == 500
+    assert response.text == "Internal Server Error"
+
+
+def test_server_error_middleware_alone_uses_its_handler() -> None:
+    async def app(scope: Scope, receive: Receive, send: Send) -> None:
+        raise Boom("bare")
+
+    middleware = ServerErrorMiddleware(app, handler=text_handler("from handler", 503))
+    response = TestClient(middleware, raise_server_exceptions=False).get("/")
+    assert (response.status_code, response.text) == (503, "from handler")
+
+
+def test_server_error_middleware_alone_in_debug_gives_a_traceback() -> None:
+    async def app(scope: Scope, receive: Receive, send: Send) -> None:
+        raise Boom("bare-debug")
+
+    middleware = ServerErrorMiddleware(app, debug=True)
+    response = TestClient(middleware, raise_server_exceptions=False).get("/")
+    assert response.status_code == 500
+    assert "Boom: bare-debug" in response.text
+
+
+def test_server_error_middleware_passes_a_working_app_through() -> None:
+    middleware = ServerErrorMiddleware(PlainTextResponse("fine"))
+    assert TestClient(middleware).get("/").text == "fine"
+
+
+# The debug page: frames with their source, collapsible, the app's own marked, the chain.
+
+
+class Leak(Exception):
+    """Raised by the debug-page app, its message full of markup."""
+
+
+def debug_page_inner(secret_value: str) -> None:
+    marker = "<script>source-marker</script>"  # a source line with markup, shown escaped
+    assert marker
+    raise Leak(f"<b>leaked-message</b> {secret_value}")  # the failing line
+
+
+def debug_page_outer() -> None:
+    try:
+        debug_page_inner("secret-value-42")
+    except Leak as exc:
+        raise Boom("while-wrapping") from exc
+
+
+def debug_page_app(debug: bool) -> Starlite:
+    """An app whose "/" fails with RuntimeError raised while handling Boom, caused by Leak."""
+
+    def endpoint(request: Request) -> Response:
+        try:
+            debug_page_outer()
+        except Boom:
+            raise RuntimeError("raised-during-handling")  # noqa: B904 (the chain is the test)
+        return PlainTextResponse("unreachable")
+
+    return Starlite(debug=debug, routes=[Route("/", endpoint)])
+
+
+def source_line(function: Callable[..., Any], text: str) -> tuple[int, str]:
+    """The line number and text of the line of `function` containing `text`."""
+    lines, first = inspect.getsourcelines(function)
+    index = next(i for i, line in enumerate(lines) if text in line)
+    return first + index, lines[index].rstrip()
+
+
+def test_debug_page_shows_each_frame_with_its_source_around_the_failing_line(
+    backend: Backend,
+) -> None:
+    linecache.clearcache()  # so the page reads the source files afresh
+    client = TestClient(debug_page_app(True), raise_server_exceptions=False, backend=backend)
+    response = client.get("/", headers={"accept": "text/html"})
+    assert response.status_code == 500
+    assert response.headers["content-type"].startswith("text/html")
+    page = response.text
+    failing, text = source_line(debug_page_inner, "# the failing line")
+    assert html.escape(f"{failing:>5} {text}") in page
+    source = Path(__file__).read_text().splitlines()
+    for number in range(failing - 3, failing + 4):  # three each side at the default limit of 7
+        assert html.escape(f"{number:>5} {source[number - 1]}".rstrip()) in page
+    for name in ("debug_page_inner", "debug_page_outer", "endpoint"):
+        assert f"in {name}</code>" in page
+    assert page.count("<details") >= 4  # every frame is a collapsible <details>, starlite's too
+    assert "starlite.py" in page
+    assert "<script" not in page.split("<body>")[1]  # no markup from source or message gets out
+    assert html.escape("<script>source-marker</script>") in page
+    assert html.escape("<b>leaked-message</b> secret-value-42") in page
+
+
+def test_debug_page_shows_the_whole_exception_chain_in_order(backend: Backend) -> None:
+    client = TestClient(debug_page_app(True), raise_server_exceptions=False, backend=backend)
+    page = client.get("/", headers={"accept": "text/html"}).text.split("<section>", 1)[1]
+    headings = ["<h3>Exception</h3>", "<h3>Raised while handling</h3>", "<h3>Its direct cause</h3>"]
+    messages = ["raised-during-handling", "while-wrapping", "leaked-message"]
+    positions = [page.index(text) for pair in zip(headings, messages, strict=True) for text in pair]
+    assert positions == sorted(positions)
+
+
+def test_debug_page_marks_and_opens_the_apps_own_frames_only() -> None:
+    try:
+        debug_page_outer()
+    except Boom as exc:
+        page = ServerErrorMiddleware(PlainTextResponse("x"), debug=True).generate_html(exc)
+    frames = re.findall(r"<details([^>]*)><summary>(.*?)</summary>", page)
+    own = [attrs for attrs, summary in frames if "test_starlite.py" in summary]
+    assert own
+    assert all("class='app' open" in attrs for attrs in own)
+    try:
+        json.loads("{")  # the failing frame is the standard library's: open, not marked
+    except ValueError as exc:
+        page = ServerErrorMiddleware(PlainTextResponse("x"), debug=True).generate_html(exc)
+    frames = re.findall(r"<details([^>]*)><summary>(.*?)</summary>", page)
+    library = [attrs for attrs, summary in frames if "json" + os.sep in summary]
+    assert library[0] == " open"
+    assert all("app" not in attrs for attrs in library)
+
+
+def test_debug_page_is_built_off_the_event_loop(backend: Backend) -> None:
+    # building it reads source files (linecache), which blockbuster does not flag: check the thread
+    threads: dict[str, int] = {}
+
+    class Recording(ServerErrorMiddleware):
+        def generate_html(self, exc: Exception, limit: int = 7) -> str:
+            threads["page"] = threading.get_ident()
+            return super().generate_html(exc, limit)
+
+    async def app(scope: Scope, receive: Receive, send: Send) -> None:
+        threads["loop"] = threading.get_ident()
+        raise Boom("off-loop")
+
+    client = TestClient(Recording(app, debug=True), raise_server_exceptions=False, backend=backend)
+    response = client.get("/", headers={"accept": "text/html"})
+    assert "off-loop" in response.text
+    assert threads["page"] != threads["loop"]
+
+
+@pytest.mark.parametrize("limit", [1, 3, 7])
+def test_debug_page_shows_limit_lines_of_source_per_frame(limit: int) -> None:
+    try:
+        debug_page_inner("x")
+    except Leak as exc:
+        page = ServerErrorMiddleware(PlainTextResponse("x"), debug=True).generate_html(exc, limit)
+    failing, _ = source_line(debug_page_inner, "# the failing line")
+    innermost = page.split("</details>")[0].split("<pre>")[-1]
+    lines = [re.sub("<[^>]*>", "", line) for line in innermost.splitlines()]
+    numbers = [int(line.split()[0]) for line in lines]
+    assert len(numbers) == limit
+    assert failing in numbers
+    assert numbers == list(range(numbers[0], numbers[0] + limit))
+
+
+def test_debug_page_escapes_file_and_function_names_and_survives_a_failing_str() -> None:
+    class Unprintable(Exception):
+        def __str__(self) -> str:
+            raise RuntimeError("no str")
+
+    code = compile("def f():\n    raise exc\n", "<a&b>", "exec")
+    namespace: dict[str, Any] = {"exc": Unprintable()}
+    exec(code, namespace)
+    try:
+        namespace["f"]()
+    except Unprintable as exc:
+        page = ServerErrorMiddleware(PlainTextResponse("x"), debug=True).generate_html(exc)
+    assert "&lt;a&amp;b&gt;, line 2, in f" in page
+    assert "Unprintable" in page
+    assert "<a&b>" not in page
+
+
+def test_debug_page_shows_a_deep_recursion_in_bounded_size() -> None:
+    def recurse(depth: int) -> None:
+        if depth:
+            recurse(depth - 1)
+        raise Boom("bottom")
+
+    try:
+        recurse(500)
+    except Boom as exc:
+        page = ServerErrorMiddleware(PlainTextResponse("x"), debug=True).generate_html(exc)
+    assert page.count("in recurse</code>") == 1 + 3  # the raising frame, then three callers
+    assert "(the same frame repeats)" in page
+    assert len(page) < 20_000
+
+
+def test_debug_page_shows_an_exception_groups_members_within_bounds() -> None:
+    members: list[Exception] = []
+    for n in range(20):
+        try:
+            raise Leak(f"<member-{n}>")
+        except Leak as exc:
+            members.append(exc)
+    nested: Exception = ExceptionGroup("innermost", [Boom("deep")])
+    for _ in range(12):
+        nested = ExceptionGroup("<nested>", [nested])
+    group = ExceptionGroup("<outer>", [*members, nested])
+    page = ServerErrorMiddleware(PlainTextResponse("x"), debug=True).generate_html(group)
+    assert "&lt;outer&gt;" in page
+    assert all(html.escape(f"<member-{n}>") in page for n in range(15))
+    assert "member-15" not in page
+    assert "(and 6 more members)" in page
+    assert "<member" not in page
+    nested_page = ServerErrorMiddleware(PlainTextResponse("x"), debug=True).generate_html(nested)
+    # the title, the group, then members ten levels deep
+    assert nested_page.count("&lt;nested&gt;") == 1 + 1 + 10
+    assert "(more nested exception groups)" in nested_page
+    assert "deep" not in nested_page
+
+
+@pytest.mark.parametrize("accept", ["*/*", "application/json", "text/plain"])
+def test_debug_page_is_plain_text_with_the_chain_for_a_non_html_client(
+    backend: Backend, accept: str
+) -> None:
+    client = TestClient(debug_page_app(True), raise_server_exceptions=False, backend=backend)
+    response = client.get("/", headers={"accept": accept})
+    assert response.headers["content-type"] == "text/plain; charset=utf-8"
+    text = response.text
+    assert "<b>leaked-message</b> secret-value-42" in text  # text as it is: not HTML
+    assert "The above exception was the direct cause" in text
+    assert "During handling of the above exception" in text
+    assert "debug_page_inner" in text
+    assert "# the failing line" in text
+
+
+@pytest.mark.parametrize("accept", ["text/html", "*/*", "text/plain", None])
+def test_debug_off_500_leaks_no_source_message_or_value(
+    backend: Backend, accept: str | None
+) -> None:
+    headers = {"accept": accept} if accept is not None else {}
+    client = TestClient(debug_page_app(False), raise_server_exceptions=False, backend=backend)
+    response = client.get("/", headers=headers)
+    assert (response.status_code, response.text) == (500, "Internal Server Error")
+    assert response.headers["content-type"] == "text/plain; charset=utf-8"
+
+
+# ---- ExceptionMiddleware ----
+
+
+class Base(Exception):
+    pass
+
+
+class Child(Base):
+    pass
+
+
+class GrandChild(Child):
+    pass
+
+
+class Mixin(Exception):
+    pass
+
+
+class MixinFirst(Mixin, Base):
+    pass
+
+
+class BaseFirst(Base, Mixin):
+    pass
+
+
+@pytest.mark.parametrize(
+    ("registered", "raised", "winner"),
+    [
+        ([Base], Base, "Base"),
+        ([Base], Child, "Base"),
+        ([Base], GrandChild, "Base"),
+        ([Base, Child], Child, "Child"),
+        ([Child, Base], Child, "Child"),
+        ([Base, Child], Base, "Base"),
+        ([Base, Child], GrandChild, "Child"),
+        ([Base, GrandChild], Child, "Base"),
+        ([Base, Mixin], MixinFirst, "Mixin"),
+        ([Base, Mixin], BaseFirst, "Base"),
+        ([Exception, Base], GrandChild, "Base"),
+    ],
+)
+def test_exception_handler_for_the_most_specific_class_in_the_mro_wins(
+    registered: list[type[Exception]], raised: type[Exception], winner: str
+) -> None:
+    handlers = {cls: text_handler(cls.__name__) for cls in registered}
+    app = Starlite(routes=[Route("/", raising_endpoint(raised()))], exception_handlers=handlers)
+    response = TestClient(app).get("/")
+    assert response.status_code == 200
+    assert response.text == winner
+
+
+def test_handled_exception_is_not_re_raised(backend: Backend) -> None:
+    app = error_app(exception_handlers={Boom: text_handler("handled", 400)})
+    response = TestClient(app, backend=backend).get("/")
+    assert (response.status_code, response.text) == (400, "handled")
+
+
+@pytest.mark.parametrize("make_handler", [text_handler, async_text_handler])
+def test_exception_handler_may_be_sync_or_async(
+    backend: Backend, make_handler: Callable[..., Any]
+) -> None:
+    app = error_app(exception_handlers={Boom: make_handler("handled", 409)})
+    response = TestClient(app, backend=backend).get("/")
+    assert (response.status_code, response.text) == (409, "handled")
+
+
+def test_sync_exception_handler_runs_in_a_worker_thread(backend: Backend) -> None:
+    def handler(request: Request, exc: Exception) -> Response:
+        return JSONResponse({"in_worker": in_worker_thread(request)})
+
+    app = error_app(exception_handlers={Boom: handler}, middleware=[Middleware(LoopThread)])
+    assert TestClient(app, backend=backend).get("/").json() == {"in_worker": True}
+
+
+def test_exception_handler_receives_the_request_and_the_exception() -> None:
+    async def handler(request: Request, exc: Exception) -> Response:
+        return JSONResponse(
+            {"type": type(exc).__name__, "message": str(exc), "path": request.url.path}
+        )
+
+    app = Starlite(routes=[Route("/where", raise_boom)], exception_handlers={Boom: handler})
+    assert TestClient(app).get("/where").json() == {
+        "type": "Boom",
+        "message": "kaboom-detail",
+        "path": "/where",
+    }
+
+
+@pytest.mark.parametrize("status_code", [400, 403, 418, 503])
+def test_status_code_handler_handles_http_exceptions_with_that_status(status_code: int) -> None:
+    app = Starlite(
+        routes=[Route("/", raising_endpoint(HTTPException(status_code)))],
+        exception_handlers={status_code: text_handler(f"custom {status_code}", status_code)},
+    )
+    response = TestClient(app).get("/")
+    assert (response.status_code, response.text) == (status_code, f"custom {status_code}")
+
+
+def test_status_code_handler_handles_the_routers_404() -> None:
+    app = Starlite(
+        routes=[Route("/", text_endpoint("home"))],
+        exception_handlers={404: text_handler("nothing here", 404)},
+    )
+    response = TestClient(app).get("/missing")
+    assert (response.status_code, response.text) == (404, "nothing here")
+
+
+def test_status_code_handler_handles_the_routers_405() -> None:
+    app = Starlite(
+        routes=[Route("/", text_endpoint("home"), methods=["GET"])],
+        exception_handlers={405: text_handler("wrong verb", 405)},
+    )
+    response = TestClient(app).post("/")
+    assert (response.status_code, response.text) == (405, "wrong verb")
+
+
+def test_status_code_handler_wins_over_a_class_handler() -> None:
+    handlers = {HTTPException: text_handler("by class"), 418: text_handler("by status")}
+    app = Starlite(
+        routes=[
+            Route("/teapot", raising_endpoint(HTTPException(418))),
+            Route("/bad", raising_endpoint(HTTPException(400))),
+        ],
+        exception_handlers=handlers,
+    )
+    client = TestClient(app)
+    assert client.get("/teapot").text == "by status"
+    assert client.get("/bad").text == "by class"
+
+
+def test_status_code_handler_handles_http_exception_subclasses() -> None:
+    class PaymentRequired(HTTPException):
+        def __init__(self) -> None:
+            super().__init__(402, detail="pay first")
+
+    app = Starlite(
+        routes=[Route("/", raising_endpoint(PaymentRequired()))],
+        exception_handlers={402: text_handler("status handler", 402)},
+    )
+    assert TestClient(app).get("/").text == "status handler"
+
+
+def test_status_code_handler_ignores_exceptions_that_are_not_http_exceptions() -> None:
+    app = error_app(exception_handlers={400: text_handler("never", 400)})
+    response = TestClient(app, raise_server_exceptions=False).get("/")
+    assert (response.status_code, response.text) == (500, "Internal Server Error")
+
+
+@pytest.mark.parametrize(
+    ("status_code", "detail", "body"),
+    [
+        (400, None, "Bad Request"),
+        (403, "members only", "members only"),
+        (404, None, "Not Found"),
+        (418, None, HTTPStatus(418).phrase),
+        (422, "bad field: name", "bad field: name"),
+        (503, "try later", "try later"),
+    ],
+)
+def test_http_exception_default_response_is_plain_text_detail(
+    backend: Backend, status_code: int, detail: str | None, body: str
+) -> None:
+    app = Starlite(routes=[Route("/", raising_endpoint(HTTPException(status_code, detail)))])
+    response = TestClient(app, backend=backend).get("/")
+    assert response.status_code == status_code
+    assert response.text == body
+    assert response.headers["content-type"] == "text/plain; charset=utf-8"
+
+
+def test_http_exception_default_handler_does_not_use_the_threadpool(
+    backend: Backend, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    def no_threadpool(*args: Any, **kwargs: Any) -> None:
+        raise AssertionError("run_in_threadpool called")  # pragma: no cover
+
+    async def endpoint(request: Request) -> Response:
+        raise HTTPException(406)
+
+    monkeypatch.setattr(starlite, "run_in_threadpool", no_threadpool)
+    app = Starlite(routes=[Route("/", endpoint)])
+    assert TestClient(app, backend=backend).get("/").status_code == 406
+
+
+@pytest.mark.parametrize(
+    ("status_code", "headers"),
+    [
+        (401, {"WWW-Authenticate": 'Bearer realm="api"'}),
+        (429, {"Retry-After": "30"}),
+        (405, {"Allow": "GET, HEAD"}),
+        (400, {"X-One": "1", "X-Two": "2"}),
+    ],
+)
+def test_http_exception_headers_reach_the_response(
+    status_code: int, headers: dict[str, str]
+) -> None:
+    app = Starlite(
+        routes=[Route("/", raising_endpoint(HTTPException(status_code, headers=headers)))]
+    )
+    response = TestClient(app).get("/")
+    assert response.status_code == status_code
+    for name, value in headers.items():
+        assert response.headers[name] == value
+
+
+@pytest.mark.parametrize("status_code", [204, 304])
+def test_http_exception_204_and_304_have_no_body(status_code: int) -> None:
+    exc = HTTPException(status_code, headers={"x-reason": "nothing to send"})
+    app = Starlite(routes=[Route("/", raising_endpoint(exc))])
+    response = TestClient(app).get("/")
+    assert response.status_code == status_code
+    assert response.content == b""
+    assert response.headers["x-reason"] == "nothing to send"
+    assert "content-type" not in response.headers
+
+
+@pytest.mark.parametrize(
+    "headers",
+    [
+        {"X-Bad": "value\r\nSet-Cookie: session=stolen"},
+        {"X-Bad": "value\nSet-Cookie: session=stolen"},
+        {"X-Bad\r\nSet-Cookie": "session=stolen"},
+    ],
+)
+def test_http_exception_header_with_crlf_raises_value_error(headers: dict[str, str]) -> None:
+    def endpoint(request: Request) -> Response:
+        raise HTTPException(400, headers=headers)
+
+    with pytest.raises(ValueError, match=r"(?i)header|CR|LF"):
+        TestClient(Starlite(routes=[Route("/", endpoint)])).get("/")
+
+
+def test_http_exception_header_with_crlf_never_reaches_the_wire() -> None:
+    def endpoint(request: Request) -> Response:
+        raise HTTPException(400, headers={"X-Bad": "v\r\nSet-Cookie: session=stolen"})
+
+    client = TestClient(Starlite(routes=[Route("/", endpoint)]), raise_server_exceptions=False)
+    response = client.get("/")
+    assert response.status_code == 500
+    assert "set-cookie" not in response.headers
+    assert "x-bad" not in response.headers
+
+
+def test_handled_exception_after_response_started_is_a_runtime_error() -> None:
+    app = Starlite(routes=[Mount("/raw", app=started_then_raises(HTTPException(400)))])
+    with pytest.raises(
+        RuntimeError, match="Caught handled exception, but response already started"
+    ):
+        TestClient(app).get("/raw/")
+
+
+def test_class_handled_exception_after_response_started_is_a_runtime_error() -> None:
+    app = Starlite(
+        routes=[Mount("/raw", app=started_then_raises(Boom("late")))],
+        exception_handlers={Boom: text_handler("too late")},
+    )
+    with pytest.raises(
+        RuntimeError, match="Caught handled exception, but response already started"
+    ):
+        TestClient(app).get("/raw/")
+
+
+def test_handled_exception_after_response_started_sends_no_second_response() -> None:
+    app = Starlite(routes=[Mount("/raw", app=started_then_raises(HTTPException(400)))])
+    response = TestClient(app, raise_server_exceptions=False).get("/raw/")
+    assert response.status_code == 200
+    assert "Bad Request" not in response.text
+
+
+def test_handled_exception_traceback_is_cleared_for_reuse() -> None:
+    reused = Boom("shared instance")
+    app = Starlite(
+        routes=[Route("/", raising_endpoint(reused))],
+        exception_handlers={Boom: text_handler("handled")},
+    )
+    client = TestClient(app)
+    assert client.get("/").text == "handled"
+    assert client.get("/").text == "handled"
+    assert reused.__traceback__ is None
+
+
+def test_exception_middleware_alone_answers_http_exceptions() -> None:
+    async def app(scope: Scope, receive: Receive, send: Send) -> None:
+        raise HTTPException(403, detail="forbidden here")
+
+    response = TestClient(ExceptionMiddleware(app)).get("/")
+    assert (response.status_code, response.text) == (403, "forbidden here")
+
+
+def test_exception_middleware_alone_uses_its_handlers() -> None:
+    async def app(scope: Scope, receive: Receive, send: Send) -> None:
+        raise Child("x")
+
+    middleware = ExceptionMiddleware(app, handlers={Base: text_handler("base handler", 400)})
+    response = TestClient(middleware).get("/")
+    assert (response.status_code, response.text) == (400, "base handler")
+
+
+def test_exception_middleware_alone_lets_unhandled_exceptions_through() -> None:
+    async def app(scope: Scope, receive: Receive, send: Send) -> None:
+        raise Boom("unhandled")
+
+    with pytest.raises(Boom):
+        TestClient(ExceptionMiddleware(app)).get("/")
+
+
+def test_exception_handler_that_raises_gives_500(backend: Backend) -> None:
+    def handler(request: Request, exc: Exception) -> Response:
+        raise KeyError("handler is broken")
+
+    app = error_app(exception_handlers={Boom: handler})
+    response = TestClient(app, raise_server_exceptions=False, backend=backend).get("/")
+    assert response.status_code == 500
+    assert response.text == "Internal Server Error"
+
+
+def test_exception_handler_that_raises_reaches_the_server() -> None:
+    def handler(request: Request, exc: Exception) -> Response:
+        raise KeyError("handler is broken")
+
+    with pytest.raises(KeyError, match="handler is broken"):
+        TestClient(error_app(exception_handlers={Boom: handler})).get("/")
+
+
+def test_http_exception_handler_that_raises_gives_500() -> None:
+    async def handler(request: Request, exc: Exception) -> Response:
+        raise ValueError("broken 404 handler")
+
+    app = Starlite(exception_handlers={404: handler})
+    response = TestClient(app, raise_server_exceptions=False).get("/missing")
+    assert response.status_code == 500
+    assert response.text == "Internal Server Error"
+
+
+def test_500_handler_that_raises_still_gives_500() -> None:
+    def handler(request: Request, exc: Exception) -> Response:
+        raise ValueError("broken 500 handler")
+
+    app = error_app(exception_handlers={500: handler})
+    response = TestClient(app, raise_server_exceptions=False).get("/")
+    assert response.status_code == 500
+
+
+# ---- WebSockets ----
+# ServerErrorMiddleware ending a failed websocket, ExceptionMiddleware turning exceptions into
+# closes (or denials), and user middleware seeing websocket scopes.
+
+
+def failing(where: str, exc: Exception) -> Callable[[WebSocket], Awaitable[None]]:
+    """A websocket endpoint that raises `exc` "before" or "after" accepting."""
+
+    async def endpoint(websocket: WebSocket) -> None:
+        if where == "after":
+            await websocket.accept()
+        raise exc
+
+    return endpoint
+
+
+def websocket_app(endpoint: Callable[[WebSocket], Awaitable[None]]) -> ASGIApp:
+    """An ASGI app running `endpoint` with no exception handling around it."""
+
+    async def app(scope: Scope, receive: Receive, send: Send) -> None:
+        await endpoint(WebSocket(scope, receive, send))
+
+    return app
+
+
+def close_of(client: TestClient, url: str) -> WebSocketDisconnect:
+    """How the websocket at `url` is closed: on entry (refused) or at the first receive."""
+    with contextlib.ExitStack() as stack:
+        info = stack.enter_context(pytest.raises(WebSocketDisconnect))
+        websocket = stack.enter_context(client.websocket_connect(url))
+        websocket.receive_text()
+    return info.value
+
+
+class MessageLog:
+    """Pure ASGI middleware logging the type (and close code) of what the app sends."""
+
+    def __init__(self, app: ASGIApp, log: list[Any]) -> None:
+        self.app = app
+        self.log = log
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        async def send_logged(message: Message) -> None:
+            self.log.append((message["type"], message.get("code")))
+            await send(message)
+
+        await self.app(scope, receive, send_logged)
+
+
+@pytest.mark.anyio
+@pytest.mark.parametrize(
+    ("where", "deny", "expected"),
+    [
+        ("before", True, ["websocket.http.response.start", "websocket.http.response.body"]),
+        ("before", False, ["websocket.close"]),
+        ("after", True, ["websocket.accept", "websocket.close"]),
+    ],
+    ids=["before-accept-with-extension", "before-accept-without", "after-accept"],
+)
+async def test_server_error_middleware_ends_a_failed_websocket(
+    where: str, deny: bool, expected: list[str]
+) -> None:
+    app = ServerErrorMiddleware(websocket_app(failing(where, Boom("boom"))))
+    harness = Harness(connect())
+    with pytest.raises(Boom, match="boom"):
+        await harness.run(app, ws_scope(deny=deny))
+    assert harness.sent_types == expected
+    if expected[-1] == "websocket.close":
+        assert harness.sent[-1]["code"] == status.WS_1011_INTERNAL_ERROR
+    else:
+        assert harness.sent[0]["status"] == 500
+        assert harness.sent[-1]["body"] == b"Internal Server Error"
+
+
+@pytest.mark.anyio
+async def test_server_error_middleware_ends_a_websocket_failing_as_it_is_cancelled() -> None:
+    # A session ended by the client cancels the app, whose clean-up may fail: the close still goes
+    # out, and the failure, not the cancellation, is what is raised.
+    accepted = anyio.Event()
+    sent: list[Message] = []
+
+    async def app(scope: Scope, receive: Receive, send: Send) -> None:
+        await send({"type": "websocket.accept"})
+        accepted.set()
+        try:
+            await anyio.sleep_forever()
+        finally:
+            raise Boom("clean-up failed")
+
+    async def send(message: Message) -> None:
+        await anyio.lowlevel.checkpoint()  # as a server's send: where a cancellation lands
+        sent.append(message)
+
+    async def receive() -> Message:
+        await anyio.sleep_forever()
+        raise AssertionError("unreachable")
+
+    async def serve_then_cancel() -> None:
+        async with anyio.create_task_group() as task_group:
+            task_group.start_soon(ServerErrorMiddleware(app), ws_scope(), receive, send)
+            await accepted.wait()
+            task_group.cancel_scope.cancel()
+
+    with pytest.raises(ExceptionGroup) as info:
+        await serve_then_cancel()
+    assert [type(exc) for exc in info.value.exceptions] == [Boom]
+    assert sent[-1] == {"type": "websocket.close", "code": 1011, "reason": ""}
+
+
+@pytest.mark.anyio
+async def test_server_error_middleware_sends_nothing_once_the_socket_is_ended() -> None:
+    async def close_then_fail(websocket: WebSocket) -> None:
+        await websocket.accept()
+        await websocket.close(4000)
+        raise Boom("late")
+
+    async def deny_then_fail(websocket: WebSocket) -> None:
+        await websocket.send_denial_response(PlainTextResponse("no", status_code=403))
+        raise Boom("late")
+
+    closed = Harness(connect())
+    with pytest.raises(Boom):
+        await closed.run(ServerErrorMiddleware(websocket_app(close_then_fail)))
+    assert closed.sent_types == ["websocket.accept", "websocket.close"]
+    assert closed.sent[-1]["code"] == 4000
+    denied = Harness(connect())
+    with pytest.raises(Boom):
+        await denied.run(ServerErrorMiddleware(websocket_app(deny_then_fail)))
+    assert denied.sent_types == ["websocket.http.response.start", "websocket.http.response.body"]
+    assert denied.sent[0]["status"] == 403
+
+
+@pytest.mark.parametrize("raise_server_exceptions", [True, False])
+def test_unhandled_exception_before_accept(raise_server_exceptions: bool, backend: Backend) -> None:
+    app = Starlite(routes=[WebSocketRoute("/", failing("before", Boom("early")))])
+    client = TestClient(app, backend=backend, raise_server_exceptions=raise_server_exceptions)
+    if raise_server_exceptions:
+        with pytest.raises(Boom, match="early"), client.websocket_connect("/"):
+            pass  # pragma: no cover - entering raises
+        return
+    with pytest.raises(WebSocketDenialResponse) as info, client.websocket_connect("/"):
+        pass  # pragma: no cover - entering raises
+    assert (info.value.status_code, info.value.text) == (500, "Internal Server Error")
+
+
+@pytest.mark.parametrize("raise_server_exceptions", [True, False])
+def test_unhandled_exception_after_accept_closes_with_1011(
+    raise_server_exceptions: bool, backend: Backend
+) -> None:
+    app = Starlite(routes=[WebSocketRoute("/", failing("after", Boom("late")))])
+    client = TestClient(app, backend=backend, raise_server_exceptions=raise_server_exceptions)
+    code = closes_then_raises(client, "/", raise_server_exceptions, Boom)
+    assert code == status.WS_1011_INTERNAL_ERROR
+
+
+@pytest.mark.parametrize(
+    ("where", "code", "reason"), [("before", 1008, "no token"), ("after", 4404, "")]
+)
+def test_websocket_exception_closes_with_its_code_and_reason(
+    where: str, code: int, reason: str, backend: Backend
+) -> None:
+    exc = WebSocketException(code, reason or None)
+    client = TestClient(
+        Starlite(routes=[WebSocketRoute("/", failing(where, exc))]), backend=backend
+    )
+    close = close_of(client, "/")
+    assert (close.code, close.reason) == (code, reason)
+
+
+def sync_close_handler(websocket: WebSocket, exc: Exception) -> None:
+    """A sync websocket exception handler: it runs in the threadpool, so it closes through the
+    event loop."""
+    assert threading.current_thread() is not threading.main_thread()
+    anyio.from_thread.run(websocket.close, 4100, f"sync: {exc}")
+
+
+async def async_close_handler(websocket: WebSocket, exc: Exception) -> None:
+    await websocket.close(4200, f"async: {exc}")
+
+
+class RoomFull(Exception):
+    """An application's own exception, with a websocket handler registered for it."""
+
+    def __str__(self) -> str:
+        return "room full"
+
+
+@pytest.mark.parametrize(
+    ("handler", "key", "exc", "where", "expected"),
+    [
+        (
+            sync_close_handler,
+            WebSocketException,
+            WebSocketException(1008, "why"),
+            "before",
+            (4100, "sync: 1008: why"),
+        ),
+        (async_close_handler, RoomFull, RoomFull(), "after", (4200, "async: room full")),
+    ],
+    ids=["sync-websocket-exception-before-accept", "async-own-exception-after-accept"],
+)
+def test_custom_exception_handlers_close_the_websocket(
+    handler: Callable[..., Any],
+    key: type[Exception],
+    exc: Exception,
+    where: str,
+    expected: tuple[int, str],
+    backend: Backend,
+) -> None:
+    app = Starlite(routes=[WebSocketRoute("/", failing(where, exc))])
+    app.add_exception_handler(key, handler)
+    close = close_of(TestClient(app, backend=backend), "/")
+    assert (close.code, close.reason) == expected
+
+
+def test_http_exception_before_accept_becomes_a_denial_response(backend: Backend) -> None:
+    endpoint = failing("before", HTTPException(403, "members only", headers={"x-why": "login"}))
+    app = Starlite(routes=[WebSocketRoute("/", endpoint)])
+    denial = refusal_at(TestClient(app, backend=backend), "/")
+    assert isinstance(denial, WebSocketDenialResponse)
+    assert (denial.status_code, denial.text) == (403, "members only")
+    assert denial.headers["x-why"] == "login"
+
+
+def test_middleware_sees_websocket_scopes_and_the_close_an_exception_became(
+    backend: Backend,
+) -> None:
+    route_log: list[Any] = []
+    app_log: list[Any] = []
+    app = Starlite(
+        routes=[
+            WebSocketRoute(
+                "/",
+                failing("after", WebSocketException(4005)),
+                middleware=[Middleware(MessageLog, route_log)],
+            )
+        ],
+        middleware=[Middleware(AcceptHeader, "app"), Middleware(MessageLog, app_log)],
+    )
+    with TestClient(app, backend=backend).websocket_connect("/") as websocket:
+        assert websocket.extra_headers == [(b"x-mw", b"app")]
+        with pytest.raises(WebSocketDisconnect):
+            websocket.receive_text()
+    # The route's middleware sees the close, not the exception, as the app's middleware does.
+    assert route_log == [("websocket.accept", None), ("websocket.close", 4005)]
+    assert app_log == route_log
+
+
+# ==== Body limit ====
+
+LimitLevel = Literal["app", "router", "mount", "route"]
+LEVELS: list[LimitLevel] = ["app", "router", "mount", "route"]
+
+
+async def body_length(request: Request) -> Response:
+    return PlainTextResponse(str(len(await request.body())))
+
+
+def limited_app(
+    level: LimitLevel, max_body_size: int, endpoint: Callable[..., Any] = body_length
+) -> Starlite:
+    """An app whose ``POST /up`` runs `endpoint`, with `max_body_size` set at `level` only."""
+    at = {level: max_body_size}
+    route = Route("/up", endpoint, methods=["POST"], max_body_size=at.get("route"))
+    if level == "router":  # a Router holding the route, mounted at the root
+        return Starlite(routes=[Mount("", app=Router([route], max_body_size=max_body_size))])
+    mount = Mount("", routes=[route], max_body_size=at.get("mount"))
+    return Starlite(routes=[mount], max_body_size=at.get("app"))
+
+
+async def post_raw(
+    app: ASGIApp,
+    body: bytes,
+    *,
+    chunk_size: int | None = None,
+    content_length: int | bytes | None = None,
+    path: str = "/up",
+) -> tuple[int, bytes, StreamedBody]:
+    """POST `body` to `app` through a raw ASGI server: one message, or `chunk_size` pieces.
+    The status, the response body, and the receive channel (to count what was read)."""
+    receive = StreamedBody([body] if chunk_size is None else chunked(body, chunk_size))
+    sent = await call_app(app, form_scope(None, content_length=content_length, path=path), receive)
+    return start_message(sent)["status"], sent_body(sent), receive
+
+
+@pytest.mark.parametrize(
+    "make",
+    [
+        pytest.param(
+            lambda: RequestBodyLimitMiddleware(PlainTextResponse(""), -1), id="middleware"
+        ),
+        pytest.param(lambda: Route("/", body_length, max_body_size=-1), id="route"),
+        pytest.param(lambda: Mount("/m", routes=[], max_body_size=-1), id="mount"),
+        pytest.param(lambda: Router([], max_body_size=-10), id="router"),
+    ],
+)
+def test_negative_max_body_size_raises_value_error(make: Callable[[], object]) -> None:
+    with pytest.raises(ValueError, match="must not be negative"):
+        make()
+
+
+def test_negative_max_body_size_of_the_app_raises_value_error_at_once() -> None:
+    with pytest.raises(ValueError, match="must not be negative"):
+        Starlite(max_body_size=-1)
+
+
+@pytest.mark.anyio
+@pytest.mark.parametrize("level", LEVELS)
+async def test_content_length_over_max_body_size_is_refused_before_any_body_is_read(
+    level: LimitLevel,
+) -> None:
+    app = limited_app(level, 100)
+    assert (await post_raw(app, b"x" * 100, content_length=100))[:2] == (200, b"100")
+    status, body, receive = await post_raw(app, b"x" * 101, content_length=101)
+    assert (status, body) == (413, b"Content Too Large")
+    assert receive.calls == 0
+
+
+def test_the_app_reads_the_innermost_limit_under_starlettes_scope_key(backend: Backend) -> None:
+    async def limit_in_scope(request: Request) -> Response:
+        return PlainTextResponse(str(request.scope[MAX_BODY_SIZE_SCOPE_KEY]))
+
+    route = Route("/up", limit_in_scope, methods=["POST"], max_body_size=20)
+    app = Starlite(routes=[Mount("/m", routes=[route], max_body_size=1000)], max_body_size=50)
+    assert MAX_BODY_SIZE_SCOPE_KEY == "starlette.max_body_size"
+    assert TestClient(app, backend=backend).post("/m/up", content=b"x").text == "20"
+
+
+@pytest.mark.anyio
+@pytest.mark.parametrize("outer", [{MAX_BODY_SIZE_SCOPE_KEY: 10}, {}], ids=["set", "unset"])
+async def test_the_scopes_own_limit_is_put_back_when_the_app_returns(outer: Scope) -> None:
+    seen: list[int] = []
+
+    async def app(scope: Scope, receive: Receive, send: Send) -> None:
+        seen.append(scope[MAX_BODY_SIZE_SCOPE_KEY])
+        await PlainTextResponse("ok")(scope, receive, send)
+
+    scope = make_scope("/", method="POST", **outer)
+    await call_middleware(RequestBodyLimitMiddleware(app, max_body_size=5), scope)
+    assert seen == [5]
+    assert {key: scope[key] for key in outer} == outer
+    assert (MAX_BODY_SIZE_SCOPE_KEY in scope) is bool(outer)
+
+
+@pytest.mark.anyio
+async def test_the_scopes_own_limit_is_put_back_when_the_app_fails() -> None:
+    async def refusing(scope: Scope, receive: Receive, send: Send) -> None:
+        await receive()
+
+    scope = make_scope("/", method="POST", headers={"content-length": "9"})
+    scope[MAX_BODY_SIZE_SCOPE_KEY] = 100
+    sent = await call_middleware(RequestBodyLimitMiddleware(refusing, max_body_size=5), scope)
+    assert sent[0]["status"] == 413
+    assert scope[MAX_BODY_SIZE_SCOPE_KEY] == 100
+
+
+@pytest.mark.anyio
+async def test_content_length_over_limit_fails_the_apps_first_receive() -> None:
+    received: list[Message] = []
+
+    async def reader(scope: Scope, receive: Receive, send: Send) -> None:
+        received.append(await receive())
+        raise AssertionError("receive returned a body over the limit")  # pragma: no cover
+
+    app = RequestBodyLimitMiddleware(reader, 10)
+    status, body, receive = await post_raw(app, b"x" * 11, content_length=11)
+    assert (status, body) == (413, b"Content Too Large")
+    assert (received, receive.calls) == ([], 0)
+
+
+@pytest.mark.anyio
+@pytest.mark.parametrize("level", ["app", "route"])
+async def test_response_of_an_app_that_never_reads_an_oversized_body_is_replaced_by_413(
+    level: LimitLevel,
+) -> None:
+    async def ignore_body(request: Request) -> Response:
+        return PlainTextResponse("ignored the body")
+
+    app = limited_app(level, 10, ignore_body)
+    status, body, receive = await post_raw(app, b"x" * 11, content_length=11)
+    assert (status, body) == (413, b"Content Too Large")
+    assert receive.calls == 0
+    assert (await post_raw(app, b"x" * 10, content_length=10))[:2] == (200, b"ignored the body")
+
+
+@pytest.mark.anyio
+@pytest.mark.parametrize("level", LEVELS)
+async def test_streamed_body_crossing_the_limit_is_refused_and_later_chunks_are_never_read(
+    level: LimitLevel,
+) -> None:
+    # No Content-Length: ten chunks of 10 bytes against a limit of 25 bytes.
+    status, body, receive = await post_raw(limited_app(level, 25), b"x" * 100, chunk_size=10)
+    assert (status, body) == (413, b"Content Too Large")
+    assert (receive.calls, receive.bytes_given) == (3, 30)
+    # Exactly at the limit, even one byte at a time, passes.
+    assert (await post_raw(limited_app(level, 25), b"x" * 25, chunk_size=1))[:2] == (200, b"25")
+
+
+@pytest.mark.anyio
+async def test_non_numeric_content_length_is_ignored_but_the_streamed_count_applies() -> None:
+    app = limited_app("app", 10)
+    arabic_five = b"\xd9\xa5"
+    for content_length in (b"abc", b"-5", b" 5", b"5.0", arabic_five):
+        small = await post_raw(app, b"x" * 5, content_length=content_length)
+        assert small[:2] == (200, b"5"), content_length
+        large = await post_raw(app, b"x" * 50, chunk_size=5, content_length=content_length)
+        assert (large[0], large[2].calls) == (413, 3), content_length
+
+
+@pytest.mark.anyio
+async def test_huge_content_length_is_refused() -> None:
+    status, _, receive = await post_raw(limited_app("app", 10), b"x", content_length=b"9" * 40)
+    assert (status, receive.calls) == (413, 0)
+
+
+@pytest.mark.anyio
+@pytest.mark.parametrize(
+    ("outer", "inner", "status"),
+    [
+        pytest.param(10, 1000, 200, id="outer-smaller-than-inner"),
+        pytest.param(1000, 10, 413, id="outer-larger-than-inner"),
+    ],
+)
+async def test_innermost_body_limit_wins(outer: int, inner: int, status: int) -> None:
+    route = Route("/up", body_length, methods=["POST"], max_body_size=inner)
+    app = Starlite(routes=[route], max_body_size=outer)
+    assert (await post_raw(app, b"x" * 500, content_length=500))[0] == status
+    assert (await post_raw(app, b"x" * 500, chunk_size=50))[0] == status
+
+
+@pytest.mark.anyio
+async def test_innermost_of_three_nested_limits_wins() -> None:
+    route = Route("/up", body_length, methods=["POST"], max_body_size=20)
+    mount = Mount("/m", routes=[route], max_body_size=1000)
+    app = Starlite(routes=[mount], max_body_size=10)
+    statuses = [
+        (await post_raw(app, b"x" * size, content_length=size, path="/m/up"))[0]
+        for size in (20, 21, 500)
+    ]
+    assert statuses == [200, 413, 413]
+
+
+@pytest.mark.parametrize("kind", ["file", "stream"])
+def test_a_declared_body_over_the_limit_to_a_streamed_response_that_never_reads_it_is_a_413(
+    kind: str, tmp_path: Path, backend: Backend
+) -> None:
+    # The response listens for the client's going while it streams: its listener's first receive
+    # is refused, beside the response the limit replaces. The client gets the whole 413.
+    (tmp_path / "page.txt").write_text("a page")
+
+    async def page(request: Request) -> Response:
+        if kind == "file":
+            return FileResponse(tmp_path / "page.txt")
+        return StreamingResponse(iter([b"a ", b"page"]))
+
+    app = Starlite(routes=[Route("/page", page)], max_body_size=0)
+    with TestClient(app, backend=backend) as client:
+        response = client.request("GET", "/page", content=b"x")
+    assert (response.status_code, response.text) == (413, "Content Too Large")
+
+
+@pytest.mark.anyio
+async def test_a_middle_limit_below_the_declared_length_defers_to_the_innermost() -> None:
+    # FastAPI nests three: its app's and its router's limit, then a route's own, which wins.
+    route = Route("/up", body_length, methods=["POST"], max_body_size=1000)
+    mount = Mount("/m", routes=[route], max_body_size=100)
+    app = Starlite(routes=[mount], max_body_size=100)
+    for size in (500, 1000):
+        answer = await post_raw(app, b"x" * size, content_length=size, path="/m/up")
+        assert answer[:2] == (200, str(size).encode())
+    assert (await post_raw(app, b"x" * 1001, content_length=1001, path="/m/up"))[0] == 413
+
+
+@pytest.mark.anyio
+async def test_limit_applies_only_to_the_routes_below_it() -> None:
+    limited = Route("/up", body_length, methods=["POST"], max_body_size=10)
+    free = Route("/free", body_length, methods=["POST"])
+    app = Starlite(routes=[limited, free])
+    assert (await post_raw(app, b"x" * 50, content_length=50))[0] == 413
+    assert (await post_raw(app, b"x" * 50, content_length=50, path="/free"))[:2] == (200, b"50")
+
+
+@pytest.mark.parametrize(
+    ("app_limit", "route_limit"),
+    [(10, None), (None, 10), (1000, 10)],
+    ids=["app", "route", "route-inside-app"],
+)
+def test_custom_http_exception_handler_renders_the_413(
+    backend: Backend, app_limit: int | None, route_limit: int | None
+) -> None:
+    def handler(request: Request, exc: Exception) -> Response:
+        assert isinstance(exc, HTTPException)
+        return JSONResponse({"custom": exc.status_code}, status_code=exc.status_code)
+
+    route = Route("/up", body_length, methods=["POST"], max_body_size=route_limit)
+    app = Starlite(routes=[route], max_body_size=app_limit)
+    app.add_exception_handler(HTTPException, handler)
+
+    def streamed() -> Iterator[bytes]:  # no Content-Length: the body is counted as it comes
+        yield b"x" * 6
+        yield b"x" * 6
+
+    client = TestClient(app, backend=backend)
+    for content in (b"x" * 11, streamed()):  # with a Content-Length, then without
+        response = client.post("/up", content=content)
+        assert response.status_code == 413
+        assert response.json() == {"custom": 413}
+
+
+def test_oversized_upload_gets_413_not_400(backend: Backend) -> None:
+    app = form_app()
+    app.max_body_size = 100
+    client = TestClient(app, backend=backend)
+    response = client.post("/", files={"f": ("big.bin", b"x" * 1000)})
+    assert (response.status_code, response.text) == (413, "Content Too Large")
+
+
+@pytest.mark.anyio
+async def test_body_over_the_limit_after_the_response_started_raises() -> None:
+    async def start_then_read(scope: Scope, receive: Receive, send: Send) -> None:
+        await send({"type": "http.response.start", "status": 200, "headers": []})
+        await Request(scope, receive).body()
+
+    app = RequestBodyLimitMiddleware(start_then_read, 5)
+    with pytest.raises(HTTPException) as info:
+        await post_raw(app, b"x" * 10, chunk_size=3)
+    assert info.value.status_code == 413
+
+
+@pytest.mark.anyio
+async def test_body_limit_middleware_passes_websocket_scopes_through() -> None:
+    seen: list[str] = []
+
+    async def websocket_app(scope: Scope, receive: Receive, send: Send) -> None:
+        seen.append(scope["type"])
+        await send({"type": "websocket.close", "code": 1000, "reason": ""})
+
+    scope = make_scope(type="websocket", scheme="ws", subprotocols=[])
+    sent = await call_app(RequestBodyLimitMiddleware(websocket_app, 0), scope, StreamedBody([]))
+    assert seen == ["websocket"]
+    assert sent == [{"type": "websocket.close", "code": 1000, "reason": ""}]
+
+
+def test_websocket_route_and_lifespan_under_a_zero_body_limit_work(backend: Backend) -> None:
+    async def echo(websocket: WebSocket) -> None:
+        await websocket.accept()
+        await websocket.send_text(await websocket.receive_text())
+        await websocket.close()
+
+    mount = Mount("/m", routes=[WebSocketRoute("/ws", echo)], max_body_size=0)
+    app = Starlite(routes=[mount], max_body_size=0)
+    with TestClient(app, backend=backend) as client, client.websocket_connect("/m/ws") as ws:
+        ws.send_text("a message much longer than zero bytes")
+        assert ws.receive_text() == "a message much longer than zero bytes"
+
+
 # ==== Routing ====
 
 Endpoint = Callable[[Request], Awaitable[Response]]
@@ -10778,40 +12996,6 @@ async def test_websocket_endpoint_dispatches_nothing_after_the_app_closed(close_
 # ==== Middleware ====
 
 
-def started_then_raises(exc: Exception) -> ASGIApp:
-    """A raw ASGI app that starts a 200 response, sends part of its body, then raises `exc`."""
-
-    async def app(scope: Scope, receive: Receive, send: Send) -> None:
-        await send(
-            {
-                "type": "http.response.start",
-                "status": 200,
-                "headers": [(b"content-type", b"text/plain")],
-            }
-        )
-        await send({"type": "http.response.body", "body": b"partial", "more_body": True})
-        raise exc
-
-    return app
-
-
-class Recorder:
-    """Pure ASGI middleware that logs "<name> in" and "<name> out" around each HTTP request."""
-
-    def __init__(self, app: ASGIApp, name: str, log: list[str]) -> None:
-        self.app = app
-        self.name = name
-        self.log = log
-
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] != "http":
-            await self.app(scope, receive, send)
-            return
-        self.log.append(f"{self.name} in")
-        await self.app(scope, receive, send)
-        self.log.append(f"{self.name} out")
-
-
 class StatusSpy:
     """Pure ASGI middleware logging the status of each response it sees start."""
 
@@ -10955,708 +13139,6 @@ def test_user_middleware_sits_inside_the_server_error_middleware() -> None:
     assert response.text == "Internal Server Error"
 
 
-# ---- ServerErrorMiddleware ----
-
-
-def test_unhandled_exception_is_500_internal_server_error_without_detail(backend: Backend) -> None:
-    client = TestClient(error_app(), raise_server_exceptions=False, backend=backend)
-    response = client.get("/")
-    assert response.status_code == 500
-    assert response.text == "Internal Server Error"
-    assert response.headers["content-type"] == "text/plain; charset=utf-8"
-
-
-def test_route_raising_in_its_handler_answers_500_without_traceback(backend: Backend) -> None:
-    def broken(request: Request) -> Response:
-        return PlainTextResponse(str(1 / 0))
-
-    app = Starlite(routes=[Route("/", broken)])
-    response = TestClient(app, raise_server_exceptions=False, backend=backend).get("/")
-    assert response.status_code == 500
-    assert response.text == "Internal Server Error"
-    assert "ZeroDivisionError" not in response.text
-
-
-@pytest.mark.parametrize("accept", ["text/html", "*/*", "application/json", None])
-def test_debug_off_error_page_never_shows_the_traceback(accept: str | None) -> None:
-    headers = {"accept": accept} if accept is not None else {}
-    response = TestClient(error_app(), raise_server_exceptions=False).get("/", headers=headers)
-    assert response.status_code == 500
-    assert response.text == "Internal Server Error"
-    assert "kaboom" not in response.text
-    assert "Traceback" not in response.text
-
-
-def test_debug_error_page_is_html_when_the_client_accepts_html(backend: Backend) -> None:
-    client = TestClient(error_app(debug=True), raise_server_exceptions=False, backend=backend)
-    response = client.get("/", headers={"accept": "text/html,application/xhtml+xml;q=0.9"})
-    assert response.status_code == 500
-    assert response.headers["content-type"].startswith("text/html")
-    assert "Boom" in response.text
-    assert "kaboom-detail" in response.text
-    assert "raise_boom" in response.text
-
-
-def test_debug_html_error_page_escapes_the_exception_message() -> None:
-    app = Starlite(
-        debug=True, routes=[Route("/", raising_endpoint(Boom("<script>alert(1)</script>")))]
-    )
-    response = TestClient(app, raise_server_exceptions=False).get(
-        "/", headers={"accept": "text/html"}
-    )
-    assert response.status_code == 500
-    assert "<script>alert(1)</script>" not in response.text
-    assert "&lt;script&gt;" in response.text
-
-
-@pytest.mark.parametrize("accept", ["*/*", "application/json", "text/plain"])
-def test_debug_error_page_is_a_plain_text_traceback_otherwise(accept: str) -> None:
-    client = TestClient(error_app(debug=True), raise_server_exceptions=False)
-    response = client.get("/", headers={"accept": accept})
-    assert response.status_code == 500
-    assert response.headers["content-type"] == "text/plain; charset=utf-8"
-    assert "Traceback" in response.text
-    assert "raise_boom" in response.text
-    assert "Boom: kaboom-detail" in response.text
-
-
-@pytest.mark.parametrize("debug", [False, True])
-def test_unhandled_exception_is_re_raised_to_the_server(backend: Backend, debug: bool) -> None:
-    with pytest.raises(Boom, match="kaboom-detail"):
-        TestClient(error_app(debug=debug), backend=backend).get("/")
-
-
-@pytest.mark.parametrize("key", [500, Exception])
-@pytest.mark.parametrize("make_handler", [text_handler, async_text_handler])
-def test_500_or_exception_handler_gives_the_error_response(
-    key: int | type[Exception], make_handler: Callable[..., Any]
-) -> None:
-    app = error_app(exception_handlers={key: make_handler("custom error page", 500)})
-    response = TestClient(app, raise_server_exceptions=False).get("/")
-    assert response.status_code == 500
-    assert response.text == "custom error page"
-
-
-def test_500_handler_receives_the_request_and_the_exception() -> None:
-    seen: list[Any] = []
-
-    def handler(request: Request, exc: Exception) -> Response:
-        seen.extend([type(request), request.url.path, exc])
-        return PlainTextResponse("handled", status_code=500)
-
-    app = Starlite(routes=[Route("/fails", raise_boom)], exception_handlers={500: handler})
-    TestClient(app, raise_server_exceptions=False).get("/fails")
-    assert seen[:2] == [Request, "/fails"]
-    assert isinstance(seen[2], Boom)
-
-
-def test_500_handler_response_is_sent_and_the_exception_still_re_raised() -> None:
-    app = error_app(exception_handlers={500: text_handler("custom", 500)})
-    with pytest.raises(Boom):
-        TestClient(app).get("/")
-
-
-@pytest.mark.parametrize("debug", [False, True])
-def test_exception_after_response_started_sends_no_second_response(debug: bool) -> None:
-    app = Starlite(debug=debug, routes=[Mount("/raw", app=started_then_raises(Boom("late")))])
-    response = TestClient(app, raise_server_exceptions=False).get(
-        "/raw/", headers={"accept": "text/html"}
-    )
-    assert response.status_code == 200
-    assert "Internal Server Error" not in response.text
-    assert "Boom" not in response.text
-
-
-def test_exception_after_response_started_is_still_re_raised(backend: Backend) -> None:
-    app = Starlite(routes=[Mount("/raw", app=started_then_raises(Boom("late")))])
-    with pytest.raises(Boom, match="late"):
-        TestClient(app, backend=backend).get("/raw/")
-
-
-def test_server_error_middleware_alone_answers_500() -> None:
-    async def app(scope: Scope, receive: Receive, send: Send) -> None:
-        raise Boom("bare")
-
-    response = TestClient(ServerErrorMiddleware(app), raise_server_exceptions=False).get("/")
-    assert response.status_code == 500
-    assert response.text == "Internal Server Error"
-
-
-def test_server_error_middleware_alone_uses_its_handler() -> None:
-    async def app(scope: Scope, receive: Receive, send: Send) -> None:
-        raise Boom("bare")
-
-    middleware = ServerErrorMiddleware(app, handler=text_handler("from handler", 503))
-    response = TestClient(middleware, raise_server_exceptions=False).get("/")
-    assert (response.status_code, response.text) == (503, "from handler")
-
-
-def test_server_error_middleware_alone_in_debug_gives_a_traceback() -> None:
-    async def app(scope: Scope, receive: Receive, send: Send) -> None:
-        raise Boom("bare-debug")
-
-    middleware = ServerErrorMiddleware(app, debug=True)
-    response = TestClient(middleware, raise_server_exceptions=False).get("/")
-    assert response.status_code == 500
-    assert "Boom: bare-debug" in response.text
-
-
-def test_server_error_middleware_passes_a_working_app_through() -> None:
-    middleware = ServerErrorMiddleware(PlainTextResponse("fine"))
-    assert TestClient(middleware).get("/").text == "fine"
-
-
-# The debug page: frames with their source, collapsible, the app's own marked, the chain.
-
-
-class Leak(Exception):
-    """Raised by the debug-page app, its message full of markup."""
-
-
-def debug_page_inner(secret_value: str) -> None:
-    marker = "<script>source-marker</script>"  # a source line with markup, shown escaped
-    assert marker
-    raise Leak(f"<b>leaked-message</b> {secret_value}")  # the failing line
-
-
-def debug_page_outer() -> None:
-    try:
-        debug_page_inner("secret-value-42")
-    except Leak as exc:
-        raise Boom("while-wrapping") from exc
-
-
-def debug_page_app(debug: bool) -> Starlite:
-    """An app whose "/" fails with RuntimeError raised while handling Boom, caused by Leak."""
-
-    def endpoint(request: Request) -> Response:
-        try:
-            debug_page_outer()
-        except Boom:
-            raise RuntimeError("raised-during-handling")  # noqa: B904 (the chain is the test)
-        return PlainTextResponse("unreachable")
-
-    return Starlite(debug=debug, routes=[Route("/", endpoint)])
-
-
-def source_line(function: Callable[..., Any], text: str) -> tuple[int, str]:
-    """The line number and text of the line of `function` containing `text`."""
-    lines, first = inspect.getsourcelines(function)
-    index = next(i for i, line in enumerate(lines) if text in line)
-    return first + index, lines[index].rstrip()
-
-
-def test_debug_page_shows_each_frame_with_its_source_around_the_failing_line(
-    backend: Backend,
-) -> None:
-    linecache.clearcache()  # so the page reads the source files afresh
-    client = TestClient(debug_page_app(True), raise_server_exceptions=False, backend=backend)
-    response = client.get("/", headers={"accept": "text/html"})
-    assert response.status_code == 500
-    assert response.headers["content-type"].startswith("text/html")
-    page = response.text
-    failing, text = source_line(debug_page_inner, "# the failing line")
-    assert html.escape(f"{failing:>5} {text}") in page
-    source = Path(__file__).read_text().splitlines()
-    for number in range(failing - 3, failing + 4):  # three each side at the default limit of 7
-        assert html.escape(f"{number:>5} {source[number - 1]}".rstrip()) in page
-    for name in ("debug_page_inner", "debug_page_outer", "endpoint"):
-        assert f"in {name}</code>" in page
-    assert page.count("<details") >= 4  # every frame is a collapsible <details>, starlite's too
-    assert "starlite.py" in page
-    assert "<script" not in page.split("<body>")[1]  # no markup from source or message gets out
-    assert html.escape("<script>source-marker</script>") in page
-    assert html.escape("<b>leaked-message</b> secret-value-42") in page
-
-
-def test_debug_page_shows_the_whole_exception_chain_in_order(backend: Backend) -> None:
-    client = TestClient(debug_page_app(True), raise_server_exceptions=False, backend=backend)
-    page = client.get("/", headers={"accept": "text/html"}).text.split("<section>", 1)[1]
-    headings = ["<h3>Exception</h3>", "<h3>Raised while handling</h3>", "<h3>Its direct cause</h3>"]
-    messages = ["raised-during-handling", "while-wrapping", "leaked-message"]
-    positions = [page.index(text) for pair in zip(headings, messages, strict=True) for text in pair]
-    assert positions == sorted(positions)
-
-
-def test_debug_page_marks_and_opens_the_apps_own_frames_only() -> None:
-    try:
-        debug_page_outer()
-    except Boom as exc:
-        page = ServerErrorMiddleware(PlainTextResponse("x"), debug=True).generate_html(exc)
-    frames = re.findall(r"<details([^>]*)><summary>(.*?)</summary>", page)
-    own = [attrs for attrs, summary in frames if "test_starlite.py" in summary]
-    assert own
-    assert all("class='app' open" in attrs for attrs in own)
-    try:
-        json.loads("{")  # the failing frame is the standard library's: open, not marked
-    except ValueError as exc:
-        page = ServerErrorMiddleware(PlainTextResponse("x"), debug=True).generate_html(exc)
-    frames = re.findall(r"<details([^>]*)><summary>(.*?)</summary>", page)
-    library = [attrs for attrs, summary in frames if "json" + os.sep in summary]
-    assert library[0] == " open"
-    assert all("app" not in attrs for attrs in library)
-
-
-def test_debug_page_is_built_off_the_event_loop(backend: Backend) -> None:
-    # building it reads source files (linecache), which blockbuster does not flag: check the thread
-    threads: dict[str, int] = {}
-
-    class Recording(ServerErrorMiddleware):
-        def generate_html(self, exc: Exception, limit: int = 7) -> str:
-            threads["page"] = threading.get_ident()
-            return super().generate_html(exc, limit)
-
-    async def app(scope: Scope, receive: Receive, send: Send) -> None:
-        threads["loop"] = threading.get_ident()
-        raise Boom("off-loop")
-
-    client = TestClient(Recording(app, debug=True), raise_server_exceptions=False, backend=backend)
-    response = client.get("/", headers={"accept": "text/html"})
-    assert "off-loop" in response.text
-    assert threads["page"] != threads["loop"]
-
-
-@pytest.mark.parametrize("limit", [1, 3, 7])
-def test_debug_page_shows_limit_lines_of_source_per_frame(limit: int) -> None:
-    try:
-        debug_page_inner("x")
-    except Leak as exc:
-        page = ServerErrorMiddleware(PlainTextResponse("x"), debug=True).generate_html(exc, limit)
-    failing, _ = source_line(debug_page_inner, "# the failing line")
-    innermost = page.split("</details>")[0].split("<pre>")[-1]
-    lines = [re.sub("<[^>]*>", "", line) for line in innermost.splitlines()]
-    numbers = [int(line.split()[0]) for line in lines]
-    assert len(numbers) == limit
-    assert failing in numbers
-    assert numbers == list(range(numbers[0], numbers[0] + limit))
-
-
-def test_debug_page_escapes_file_and_function_names_and_survives_a_failing_str() -> None:
-    class Unprintable(Exception):
-        def __str__(self) -> str:
-            raise RuntimeError("no str")
-
-    code = compile("def f():\n    raise exc\n", "<a&b>", "exec")
-    namespace: dict[str, Any] = {"exc": Unprintable()}
-    exec(code, namespace)
-    try:
-        namespace["f"]()
-    except Unprintable as exc:
-        page = ServerErrorMiddleware(PlainTextResponse("x"), debug=True).generate_html(exc)
-    assert "&lt;a&amp;b&gt;, line 2, in f" in page
-    assert "Unprintable" in page
-    assert "<a&b>" not in page
-
-
-def test_debug_page_shows_a_deep_recursion_in_bounded_size() -> None:
-    def recurse(depth: int) -> None:
-        if depth:
-            recurse(depth - 1)
-        raise Boom("bottom")
-
-    try:
-        recurse(500)
-    except Boom as exc:
-        page = ServerErrorMiddleware(PlainTextResponse("x"), debug=True).generate_html(exc)
-    assert page.count("in recurse</code>") == 1 + 3  # the raising frame, then three callers
-    assert "(the same frame repeats)" in page
-    assert len(page) < 20_000
-
-
-def test_debug_page_shows_an_exception_groups_members_within_bounds() -> None:
-    members: list[Exception] = []
-    for n in range(20):
-        try:
-            raise Leak(f"<member-{n}>")
-        except Leak as exc:
-            members.append(exc)
-    nested: Exception = ExceptionGroup("innermost", [Boom("deep")])
-    for _ in range(12):
-        nested = ExceptionGroup("<nested>", [nested])
-    group = ExceptionGroup("<outer>", [*members, nested])
-    page = ServerErrorMiddleware(PlainTextResponse("x"), debug=True).generate_html(group)
-    assert "&lt;outer&gt;" in page
-    assert all(html.escape(f"<member-{n}>") in page for n in range(15))
-    assert "member-15" not in page
-    assert "(and 6 more members)" in page
-    assert "<member" not in page
-    nested_page = ServerErrorMiddleware(PlainTextResponse("x"), debug=True).generate_html(nested)
-    # the title, the group, then members ten levels deep
-    assert nested_page.count("&lt;nested&gt;") == 1 + 1 + 10
-    assert "(more nested exception groups)" in nested_page
-    assert "deep" not in nested_page
-
-
-@pytest.mark.parametrize("accept", ["*/*", "application/json", "text/plain"])
-def test_debug_page_is_plain_text_with_the_chain_for_a_non_html_client(
-    backend: Backend, accept: str
-) -> None:
-    client = TestClient(debug_page_app(True), raise_server_exceptions=False, backend=backend)
-    response = client.get("/", headers={"accept": accept})
-    assert response.headers["content-type"] == "text/plain; charset=utf-8"
-    text = response.text
-    assert "<b>leaked-message</b> secret-value-42" in text  # text as it is: not HTML
-    assert "The above exception was the direct cause" in text
-    assert "During handling of the above exception" in text
-    assert "debug_page_inner" in text
-    assert "# the failing line" in text
-
-
-@pytest.mark.parametrize("accept", ["text/html", "*/*", "text/plain", None])
-def test_debug_off_500_leaks_no_source_message_or_value(
-    backend: Backend, accept: str | None
-) -> None:
-    headers = {"accept": accept} if accept is not None else {}
-    client = TestClient(debug_page_app(False), raise_server_exceptions=False, backend=backend)
-    response = client.get("/", headers=headers)
-    assert (response.status_code, response.text) == (500, "Internal Server Error")
-    assert response.headers["content-type"] == "text/plain; charset=utf-8"
-
-
-# ---- ExceptionMiddleware ----
-
-
-class Base(Exception):
-    pass
-
-
-class Child(Base):
-    pass
-
-
-class GrandChild(Child):
-    pass
-
-
-class Mixin(Exception):
-    pass
-
-
-class MixinFirst(Mixin, Base):
-    pass
-
-
-class BaseFirst(Base, Mixin):
-    pass
-
-
-@pytest.mark.parametrize(
-    ("registered", "raised", "winner"),
-    [
-        ([Base], Base, "Base"),
-        ([Base], Child, "Base"),
-        ([Base], GrandChild, "Base"),
-        ([Base, Child], Child, "Child"),
-        ([Child, Base], Child, "Child"),
-        ([Base, Child], Base, "Base"),
-        ([Base, Child], GrandChild, "Child"),
-        ([Base, GrandChild], Child, "Base"),
-        ([Base, Mixin], MixinFirst, "Mixin"),
-        ([Base, Mixin], BaseFirst, "Base"),
-        ([Exception, Base], GrandChild, "Base"),
-    ],
-)
-def test_exception_handler_for_the_most_specific_class_in_the_mro_wins(
-    registered: list[type[Exception]], raised: type[Exception], winner: str
-) -> None:
-    handlers = {cls: text_handler(cls.__name__) for cls in registered}
-    app = Starlite(routes=[Route("/", raising_endpoint(raised()))], exception_handlers=handlers)
-    response = TestClient(app).get("/")
-    assert response.status_code == 200
-    assert response.text == winner
-
-
-def test_handled_exception_is_not_re_raised(backend: Backend) -> None:
-    app = error_app(exception_handlers={Boom: text_handler("handled", 400)})
-    response = TestClient(app, backend=backend).get("/")
-    assert (response.status_code, response.text) == (400, "handled")
-
-
-@pytest.mark.parametrize("make_handler", [text_handler, async_text_handler])
-def test_exception_handler_may_be_sync_or_async(
-    backend: Backend, make_handler: Callable[..., Any]
-) -> None:
-    app = error_app(exception_handlers={Boom: make_handler("handled", 409)})
-    response = TestClient(app, backend=backend).get("/")
-    assert (response.status_code, response.text) == (409, "handled")
-
-
-def test_sync_exception_handler_runs_in_a_worker_thread(backend: Backend) -> None:
-    def handler(request: Request, exc: Exception) -> Response:
-        return JSONResponse({"in_worker": in_worker_thread(request)})
-
-    app = error_app(exception_handlers={Boom: handler}, middleware=[Middleware(LoopThread)])
-    assert TestClient(app, backend=backend).get("/").json() == {"in_worker": True}
-
-
-def test_exception_handler_receives_the_request_and_the_exception() -> None:
-    async def handler(request: Request, exc: Exception) -> Response:
-        return JSONResponse(
-            {"type": type(exc).__name__, "message": str(exc), "path": request.url.path}
-        )
-
-    app = Starlite(routes=[Route("/where", raise_boom)], exception_handlers={Boom: handler})
-    assert TestClient(app).get("/where").json() == {
-        "type": "Boom",
-        "message": "kaboom-detail",
-        "path": "/where",
-    }
-
-
-@pytest.mark.parametrize("status_code", [400, 403, 418, 503])
-def test_status_code_handler_handles_http_exceptions_with_that_status(status_code: int) -> None:
-    app = Starlite(
-        routes=[Route("/", raising_endpoint(HTTPException(status_code)))],
-        exception_handlers={status_code: text_handler(f"custom {status_code}", status_code)},
-    )
-    response = TestClient(app).get("/")
-    assert (response.status_code, response.text) == (status_code, f"custom {status_code}")
-
-
-def test_status_code_handler_handles_the_routers_404() -> None:
-    app = Starlite(
-        routes=[Route("/", text_endpoint("home"))],
-        exception_handlers={404: text_handler("nothing here", 404)},
-    )
-    response = TestClient(app).get("/missing")
-    assert (response.status_code, response.text) == (404, "nothing here")
-
-
-def test_status_code_handler_handles_the_routers_405() -> None:
-    app = Starlite(
-        routes=[Route("/", text_endpoint("home"), methods=["GET"])],
-        exception_handlers={405: text_handler("wrong verb", 405)},
-    )
-    response = TestClient(app).post("/")
-    assert (response.status_code, response.text) == (405, "wrong verb")
-
-
-def test_status_code_handler_wins_over_a_class_handler() -> None:
-    handlers = {HTTPException: text_handler("by class"), 418: text_handler("by status")}
-    app = Starlite(
-        routes=[
-            Route("/teapot", raising_endpoint(HTTPException(418))),
-            Route("/bad", raising_endpoint(HTTPException(400))),
-        ],
-        exception_handlers=handlers,
-    )
-    client = TestClient(app)
-    assert client.get("/teapot").text == "by status"
-    assert client.get("/bad").text == "by class"
-
-
-def test_status_code_handler_handles_http_exception_subclasses() -> None:
-    class PaymentRequired(HTTPException):
-        def __init__(self) -> None:
-            super().__init__(402, detail="pay first")
-
-    app = Starlite(
-        routes=[Route("/", raising_endpoint(PaymentRequired()))],
-        exception_handlers={402: text_handler("status handler", 402)},
-    )
-    assert TestClient(app).get("/").text == "status handler"
-
-
-def test_status_code_handler_ignores_exceptions_that_are_not_http_exceptions() -> None:
-    app = error_app(exception_handlers={400: text_handler("never", 400)})
-    response = TestClient(app, raise_server_exceptions=False).get("/")
-    assert (response.status_code, response.text) == (500, "Internal Server Error")
-
-
-@pytest.mark.parametrize(
-    ("status_code", "detail", "body"),
-    [
-        (400, None, "Bad Request"),
-        (403, "members only", "members only"),
-        (404, None, "Not Found"),
-        (418, None, HTTPStatus(418).phrase),
-        (422, "bad field: name", "bad field: name"),
-        (503, "try later", "try later"),
-    ],
-)
-def test_http_exception_default_response_is_plain_text_detail(
-    backend: Backend, status_code: int, detail: str | None, body: str
-) -> None:
-    app = Starlite(routes=[Route("/", raising_endpoint(HTTPException(status_code, detail)))])
-    response = TestClient(app, backend=backend).get("/")
-    assert response.status_code == status_code
-    assert response.text == body
-    assert response.headers["content-type"] == "text/plain; charset=utf-8"
-
-
-def test_http_exception_default_handler_does_not_use_the_threadpool(
-    backend: Backend, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    def no_threadpool(*args: Any, **kwargs: Any) -> None:
-        raise AssertionError("run_in_threadpool called")  # pragma: no cover
-
-    async def endpoint(request: Request) -> Response:
-        raise HTTPException(406)
-
-    monkeypatch.setattr(starlite, "run_in_threadpool", no_threadpool)
-    app = Starlite(routes=[Route("/", endpoint)])
-    assert TestClient(app, backend=backend).get("/").status_code == 406
-
-
-@pytest.mark.parametrize(
-    ("status_code", "headers"),
-    [
-        (401, {"WWW-Authenticate": 'Bearer realm="api"'}),
-        (429, {"Retry-After": "30"}),
-        (405, {"Allow": "GET, HEAD"}),
-        (400, {"X-One": "1", "X-Two": "2"}),
-    ],
-)
-def test_http_exception_headers_reach_the_response(
-    status_code: int, headers: dict[str, str]
-) -> None:
-    app = Starlite(
-        routes=[Route("/", raising_endpoint(HTTPException(status_code, headers=headers)))]
-    )
-    response = TestClient(app).get("/")
-    assert response.status_code == status_code
-    for name, value in headers.items():
-        assert response.headers[name] == value
-
-
-@pytest.mark.parametrize("status_code", [204, 304])
-def test_http_exception_204_and_304_have_no_body(status_code: int) -> None:
-    exc = HTTPException(status_code, headers={"x-reason": "nothing to send"})
-    app = Starlite(routes=[Route("/", raising_endpoint(exc))])
-    response = TestClient(app).get("/")
-    assert response.status_code == status_code
-    assert response.content == b""
-    assert response.headers["x-reason"] == "nothing to send"
-    assert "content-type" not in response.headers
-
-
-@pytest.mark.parametrize(
-    "headers",
-    [
-        {"X-Bad": "value\r\nSet-Cookie: session=stolen"},
-        {"X-Bad": "value\nSet-Cookie: session=stolen"},
-        {"X-Bad\r\nSet-Cookie": "session=stolen"},
-    ],
-)
-def test_http_exception_header_with_crlf_raises_value_error(headers: dict[str, str]) -> None:
-    def endpoint(request: Request) -> Response:
-        raise HTTPException(400, headers=headers)
-
-    with pytest.raises(ValueError, match=r"(?i)header|CR|LF"):
-        TestClient(Starlite(routes=[Route("/", endpoint)])).get("/")
-
-
-def test_http_exception_header_with_crlf_never_reaches_the_wire() -> None:
-    def endpoint(request: Request) -> Response:
-        raise HTTPException(400, headers={"X-Bad": "v\r\nSet-Cookie: session=stolen"})
-
-    client = TestClient(Starlite(routes=[Route("/", endpoint)]), raise_server_exceptions=False)
-    response = client.get("/")
-    assert response.status_code == 500
-    assert "set-cookie" not in response.headers
-    assert "x-bad" not in response.headers
-
-
-def test_handled_exception_after_response_started_is_a_runtime_error() -> None:
-    app = Starlite(routes=[Mount("/raw", app=started_then_raises(HTTPException(400)))])
-    with pytest.raises(
-        RuntimeError, match="Caught handled exception, but response already started"
-    ):
-        TestClient(app).get("/raw/")
-
-
-def test_class_handled_exception_after_response_started_is_a_runtime_error() -> None:
-    app = Starlite(
-        routes=[Mount("/raw", app=started_then_raises(Boom("late")))],
-        exception_handlers={Boom: text_handler("too late")},
-    )
-    with pytest.raises(
-        RuntimeError, match="Caught handled exception, but response already started"
-    ):
-        TestClient(app).get("/raw/")
-
-
-def test_handled_exception_after_response_started_sends_no_second_response() -> None:
-    app = Starlite(routes=[Mount("/raw", app=started_then_raises(HTTPException(400)))])
-    response = TestClient(app, raise_server_exceptions=False).get("/raw/")
-    assert response.status_code == 200
-    assert "Bad Request" not in response.text
-
-
-def test_handled_exception_traceback_is_cleared_for_reuse() -> None:
-    reused = Boom("shared instance")
-    app = Starlite(
-        routes=[Route("/", raising_endpoint(reused))],
-        exception_handlers={Boom: text_handler("handled")},
-    )
-    client = TestClient(app)
-    assert client.get("/").text == "handled"
-    assert client.get("/").text == "handled"
-    assert reused.__traceback__ is None
-
-
-def test_exception_middleware_alone_answers_http_exceptions() -> None:
-    async def app(scope: Scope, receive: Receive, send: Send) -> None:
-        raise HTTPException(403, detail="forbidden here")
-
-    response = TestClient(ExceptionMiddleware(app)).get("/")
-    assert (response.status_code, response.text) == (403, "forbidden here")
-
-
-def test_exception_middleware_alone_uses_its_handlers() -> None:
-    async def app(scope: Scope, receive: Receive, send: Send) -> None:
-        raise Child("x")
-
-    middleware = ExceptionMiddleware(app, handlers={Base: text_handler("base handler", 400)})
-    response = TestClient(middleware).get("/")
-    assert (response.status_code, response.text) == (400, "base handler")
-
-
-def test_exception_middleware_alone_lets_unhandled_exceptions_through() -> None:
-    async def app(scope: Scope, receive: Receive, send: Send) -> None:
-        raise Boom("unhandled")
-
-    with pytest.raises(Boom):
-        TestClient(ExceptionMiddleware(app)).get("/")
-
-
-def test_exception_handler_that_raises_gives_500(backend: Backend) -> None:
-    def handler(request: Request, exc: Exception) -> Response:
-        raise KeyError("handler is broken")
-
-    app = error_app(exception_handlers={Boom: handler})
-    response = TestClient(app, raise_server_exceptions=False, backend=backend).get("/")
-    assert response.status_code == 500
-    assert response.text == "Internal Server Error"
-
-
-def test_exception_handler_that_raises_reaches_the_server() -> None:
-    def handler(request: Request, exc: Exception) -> Response:
-        raise KeyError("handler is broken")
-
-    with pytest.raises(KeyError, match="handler is broken"):
-        TestClient(error_app(exception_handlers={Boom: handler})).get("/")
-
-
-def test_http_exception_handler_that_raises_gives_500() -> None:
-    async def handler(request: Request, exc: Exception) -> Response:
-        raise ValueError("broken 404 handler")
-
-    app = Starlite(exception_handlers={404: handler})
-    response = TestClient(app, raise_server_exceptions=False).get("/missing")
-    assert response.status_code == 500
-    assert response.text == "Internal Server Error"
-
-
-def test_500_handler_that_raises_still_gives_500() -> None:
-    def handler(request: Request, exc: Exception) -> Response:
-        raise ValueError("broken 500 handler")
-
-    app = error_app(exception_handlers={500: handler})
-    response = TestClient(app, raise_server_exceptions=False).get("/")
-    assert response.status_code == 500
-
-
 # ---- Per-route and per-Mount middleware ----
 
 
@@ -11749,562 +13231,7 @@ def test_mount_middleware_is_outside_its_routes_middleware() -> None:
     assert log == ["mount in", "route in", "route out", "mount out"]
 
 
-# ---- WebSockets ----
-# ServerErrorMiddleware ending a failed websocket, ExceptionMiddleware turning exceptions into
-# closes (or denials), and user middleware seeing websocket scopes.
-
-
-def failing(where: str, exc: Exception) -> Callable[[WebSocket], Awaitable[None]]:
-    """A websocket endpoint that raises `exc` "before" or "after" accepting."""
-
-    async def endpoint(websocket: WebSocket) -> None:
-        if where == "after":
-            await websocket.accept()
-        raise exc
-
-    return endpoint
-
-
-def websocket_app(endpoint: Callable[[WebSocket], Awaitable[None]]) -> ASGIApp:
-    """An ASGI app running `endpoint` with no exception handling around it."""
-
-    async def app(scope: Scope, receive: Receive, send: Send) -> None:
-        await endpoint(WebSocket(scope, receive, send))
-
-    return app
-
-
-def close_of(client: TestClient, url: str) -> WebSocketDisconnect:
-    """How the websocket at `url` is closed: on entry (refused) or at the first receive."""
-    with contextlib.ExitStack() as stack:
-        info = stack.enter_context(pytest.raises(WebSocketDisconnect))
-        websocket = stack.enter_context(client.websocket_connect(url))
-        websocket.receive_text()
-    return info.value
-
-
-class MessageLog:
-    """Pure ASGI middleware logging the type (and close code) of what the app sends."""
-
-    def __init__(self, app: ASGIApp, log: list[Any]) -> None:
-        self.app = app
-        self.log = log
-
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        async def send_logged(message: Message) -> None:
-            self.log.append((message["type"], message.get("code")))
-            await send(message)
-
-        await self.app(scope, receive, send_logged)
-
-
-@pytest.mark.anyio
-@pytest.mark.parametrize(
-    ("where", "deny", "expected"),
-    [
-        ("before", True, ["websocket.http.response.start", "websocket.http.response.body"]),
-        ("before", False, ["websocket.close"]),
-        ("after", True, ["websocket.accept", "websocket.close"]),
-    ],
-    ids=["before-accept-with-extension", "before-accept-without", "after-accept"],
-)
-async def test_server_error_middleware_ends_a_failed_websocket(
-    where: str, deny: bool, expected: list[str]
-) -> None:
-    app = ServerErrorMiddleware(websocket_app(failing(where, Boom("boom"))))
-    harness = Harness(connect())
-    with pytest.raises(Boom, match="boom"):
-        await harness.run(app, ws_scope(deny=deny))
-    assert harness.sent_types == expected
-    if expected[-1] == "websocket.close":
-        assert harness.sent[-1]["code"] == status.WS_1011_INTERNAL_ERROR
-    else:
-        assert harness.sent[0]["status"] == 500
-        assert harness.sent[-1]["body"] == b"Internal Server Error"
-
-
-@pytest.mark.anyio
-async def test_server_error_middleware_ends_a_websocket_failing_as_it_is_cancelled() -> None:
-    # A session ended by the client cancels the app, whose clean-up may fail: the close still goes
-    # out, and the failure, not the cancellation, is what is raised.
-    accepted = anyio.Event()
-    sent: list[Message] = []
-
-    async def app(scope: Scope, receive: Receive, send: Send) -> None:
-        await send({"type": "websocket.accept"})
-        accepted.set()
-        try:
-            await anyio.sleep_forever()
-        finally:
-            raise Boom("clean-up failed")
-
-    async def send(message: Message) -> None:
-        await anyio.lowlevel.checkpoint()  # as a server's send: where a cancellation lands
-        sent.append(message)
-
-    async def receive() -> Message:
-        await anyio.sleep_forever()
-        raise AssertionError("unreachable")
-
-    async def serve_then_cancel() -> None:
-        async with anyio.create_task_group() as task_group:
-            task_group.start_soon(ServerErrorMiddleware(app), ws_scope(), receive, send)
-            await accepted.wait()
-            task_group.cancel_scope.cancel()
-
-    with pytest.raises(ExceptionGroup) as info:
-        await serve_then_cancel()
-    assert [type(exc) for exc in info.value.exceptions] == [Boom]
-    assert sent[-1] == {"type": "websocket.close", "code": 1011, "reason": ""}
-
-
-@pytest.mark.anyio
-async def test_server_error_middleware_sends_nothing_once_the_socket_is_ended() -> None:
-    async def close_then_fail(websocket: WebSocket) -> None:
-        await websocket.accept()
-        await websocket.close(4000)
-        raise Boom("late")
-
-    async def deny_then_fail(websocket: WebSocket) -> None:
-        await websocket.send_denial_response(PlainTextResponse("no", status_code=403))
-        raise Boom("late")
-
-    closed = Harness(connect())
-    with pytest.raises(Boom):
-        await closed.run(ServerErrorMiddleware(websocket_app(close_then_fail)))
-    assert closed.sent_types == ["websocket.accept", "websocket.close"]
-    assert closed.sent[-1]["code"] == 4000
-    denied = Harness(connect())
-    with pytest.raises(Boom):
-        await denied.run(ServerErrorMiddleware(websocket_app(deny_then_fail)))
-    assert denied.sent_types == ["websocket.http.response.start", "websocket.http.response.body"]
-    assert denied.sent[0]["status"] == 403
-
-
-@pytest.mark.parametrize("raise_server_exceptions", [True, False])
-def test_unhandled_exception_before_accept(raise_server_exceptions: bool, backend: Backend) -> None:
-    app = Starlite(routes=[WebSocketRoute("/", failing("before", Boom("early")))])
-    client = TestClient(app, backend=backend, raise_server_exceptions=raise_server_exceptions)
-    if raise_server_exceptions:
-        with pytest.raises(Boom, match="early"), client.websocket_connect("/"):
-            pass  # pragma: no cover - entering raises
-        return
-    with pytest.raises(WebSocketDenialResponse) as info, client.websocket_connect("/"):
-        pass  # pragma: no cover - entering raises
-    assert (info.value.status_code, info.value.text) == (500, "Internal Server Error")
-
-
-@pytest.mark.parametrize("raise_server_exceptions", [True, False])
-def test_unhandled_exception_after_accept_closes_with_1011(
-    raise_server_exceptions: bool, backend: Backend
-) -> None:
-    app = Starlite(routes=[WebSocketRoute("/", failing("after", Boom("late")))])
-    client = TestClient(app, backend=backend, raise_server_exceptions=raise_server_exceptions)
-    code = closes_then_raises(client, "/", raise_server_exceptions, Boom)
-    assert code == status.WS_1011_INTERNAL_ERROR
-
-
-@pytest.mark.parametrize(
-    ("where", "code", "reason"), [("before", 1008, "no token"), ("after", 4404, "")]
-)
-def test_websocket_exception_closes_with_its_code_and_reason(
-    where: str, code: int, reason: str, backend: Backend
-) -> None:
-    exc = WebSocketException(code, reason or None)
-    client = TestClient(
-        Starlite(routes=[WebSocketRoute("/", failing(where, exc))]), backend=backend
-    )
-    close = close_of(client, "/")
-    assert (close.code, close.reason) == (code, reason)
-
-
-def sync_close_handler(websocket: WebSocket, exc: Exception) -> None:
-    """A sync websocket exception handler: it runs in the threadpool, so it closes through the
-    event loop."""
-    assert threading.current_thread() is not threading.main_thread()
-    anyio.from_thread.run(websocket.close, 4100, f"sync: {exc}")
-
-
-async def async_close_handler(websocket: WebSocket, exc: Exception) -> None:
-    await websocket.close(4200, f"async: {exc}")
-
-
-class RoomFull(Exception):
-    """An application's own exception, with a websocket handler registered for it."""
-
-    def __str__(self) -> str:
-        return "room full"
-
-
-@pytest.mark.parametrize(
-    ("handler", "key", "exc", "where", "expected"),
-    [
-        (
-            sync_close_handler,
-            WebSocketException,
-            WebSocketException(1008, "why"),
-            "before",
-            (4100, "sync: 1008: why"),
-        ),
-        (async_close_handler, RoomFull, RoomFull(), "after", (4200, "async: room full")),
-    ],
-    ids=["sync-websocket-exception-before-accept", "async-own-exception-after-accept"],
-)
-def test_custom_exception_handlers_close_the_websocket(
-    handler: Callable[..., Any],
-    key: type[Exception],
-    exc: Exception,
-    where: str,
-    expected: tuple[int, str],
-    backend: Backend,
-) -> None:
-    app = Starlite(routes=[WebSocketRoute("/", failing(where, exc))])
-    app.add_exception_handler(key, handler)
-    close = close_of(TestClient(app, backend=backend), "/")
-    assert (close.code, close.reason) == expected
-
-
-def test_http_exception_before_accept_becomes_a_denial_response(backend: Backend) -> None:
-    endpoint = failing("before", HTTPException(403, "members only", headers={"x-why": "login"}))
-    app = Starlite(routes=[WebSocketRoute("/", endpoint)])
-    denial = refusal_at(TestClient(app, backend=backend), "/")
-    assert isinstance(denial, WebSocketDenialResponse)
-    assert (denial.status_code, denial.text) == (403, "members only")
-    assert denial.headers["x-why"] == "login"
-
-
-def test_middleware_sees_websocket_scopes_and_the_close_an_exception_became(
-    backend: Backend,
-) -> None:
-    route_log: list[Any] = []
-    app_log: list[Any] = []
-    app = Starlite(
-        routes=[
-            WebSocketRoute(
-                "/",
-                failing("after", WebSocketException(4005)),
-                middleware=[Middleware(MessageLog, route_log)],
-            )
-        ],
-        middleware=[Middleware(AcceptHeader, "app"), Middleware(MessageLog, app_log)],
-    )
-    with TestClient(app, backend=backend).websocket_connect("/") as websocket:
-        assert websocket.extra_headers == [(b"x-mw", b"app")]
-        with pytest.raises(WebSocketDisconnect):
-            websocket.receive_text()
-    # The route's middleware sees the close, not the exception, as the app's middleware does.
-    assert route_log == [("websocket.accept", None), ("websocket.close", 4005)]
-    assert app_log == route_log
-
-
-# ---- Body limits ----
-
-LimitLevel = Literal["app", "router", "mount", "route"]
-LEVELS: list[LimitLevel] = ["app", "router", "mount", "route"]
-
-
-async def body_length(request: Request) -> Response:
-    return PlainTextResponse(str(len(await request.body())))
-
-
-def limited_app(
-    level: LimitLevel, max_body_size: int, endpoint: Callable[..., Any] = body_length
-) -> Starlite:
-    """An app whose ``POST /up`` runs `endpoint`, with `max_body_size` set at `level` only."""
-    at = {level: max_body_size}
-    route = Route("/up", endpoint, methods=["POST"], max_body_size=at.get("route"))
-    if level == "router":  # a Router holding the route, mounted at the root
-        return Starlite(routes=[Mount("", app=Router([route], max_body_size=max_body_size))])
-    mount = Mount("", routes=[route], max_body_size=at.get("mount"))
-    return Starlite(routes=[mount], max_body_size=at.get("app"))
-
-
-async def post_raw(
-    app: ASGIApp,
-    body: bytes,
-    *,
-    chunk_size: int | None = None,
-    content_length: int | bytes | None = None,
-    path: str = "/up",
-) -> tuple[int, bytes, StreamedBody]:
-    """POST `body` to `app` through a raw ASGI server: one message, or `chunk_size` pieces.
-    The status, the response body, and the receive channel (to count what was read)."""
-    receive = StreamedBody([body] if chunk_size is None else chunked(body, chunk_size))
-    sent = await call_app(app, form_scope(None, content_length=content_length, path=path), receive)
-    return start_message(sent)["status"], sent_body(sent), receive
-
-
-@pytest.mark.parametrize(
-    "make",
-    [
-        pytest.param(
-            lambda: RequestBodyLimitMiddleware(PlainTextResponse(""), -1), id="middleware"
-        ),
-        pytest.param(lambda: Route("/", body_length, max_body_size=-1), id="route"),
-        pytest.param(lambda: Mount("/m", routes=[], max_body_size=-1), id="mount"),
-        pytest.param(lambda: Router([], max_body_size=-10), id="router"),
-    ],
-)
-def test_negative_max_body_size_raises_value_error(make: Callable[[], object]) -> None:
-    with pytest.raises(ValueError, match="must not be negative"):
-        make()
-
-
-def test_negative_max_body_size_of_the_app_raises_value_error_at_once() -> None:
-    with pytest.raises(ValueError, match="must not be negative"):
-        Starlite(max_body_size=-1)
-
-
-@pytest.mark.anyio
-@pytest.mark.parametrize("level", LEVELS)
-async def test_content_length_over_max_body_size_is_refused_before_any_body_is_read(
-    level: LimitLevel,
-) -> None:
-    app = limited_app(level, 100)
-    assert (await post_raw(app, b"x" * 100, content_length=100))[:2] == (200, b"100")
-    status, body, receive = await post_raw(app, b"x" * 101, content_length=101)
-    assert (status, body) == (413, b"Content Too Large")
-    assert receive.calls == 0
-
-
-def test_the_app_reads_the_innermost_limit_under_starlettes_scope_key(backend: Backend) -> None:
-    async def limit_in_scope(request: Request) -> Response:
-        return PlainTextResponse(str(request.scope[MAX_BODY_SIZE_SCOPE_KEY]))
-
-    route = Route("/up", limit_in_scope, methods=["POST"], max_body_size=20)
-    app = Starlite(routes=[Mount("/m", routes=[route], max_body_size=1000)], max_body_size=50)
-    assert MAX_BODY_SIZE_SCOPE_KEY == "starlette.max_body_size"
-    assert TestClient(app, backend=backend).post("/m/up", content=b"x").text == "20"
-
-
-@pytest.mark.anyio
-@pytest.mark.parametrize("outer", [{MAX_BODY_SIZE_SCOPE_KEY: 10}, {}], ids=["set", "unset"])
-async def test_the_scopes_own_limit_is_put_back_when_the_app_returns(outer: Scope) -> None:
-    seen: list[int] = []
-
-    async def app(scope: Scope, receive: Receive, send: Send) -> None:
-        seen.append(scope[MAX_BODY_SIZE_SCOPE_KEY])
-        await PlainTextResponse("ok")(scope, receive, send)
-
-    scope = make_scope("/", method="POST", **outer)
-    await call_middleware(RequestBodyLimitMiddleware(app, max_body_size=5), scope)
-    assert seen == [5]
-    assert {key: scope[key] for key in outer} == outer
-    assert (MAX_BODY_SIZE_SCOPE_KEY in scope) is bool(outer)
-
-
-@pytest.mark.anyio
-async def test_the_scopes_own_limit_is_put_back_when_the_app_fails() -> None:
-    async def refusing(scope: Scope, receive: Receive, send: Send) -> None:
-        await receive()
-
-    scope = make_scope("/", method="POST", headers={"content-length": "9"})
-    scope[MAX_BODY_SIZE_SCOPE_KEY] = 100
-    sent = await call_middleware(RequestBodyLimitMiddleware(refusing, max_body_size=5), scope)
-    assert sent[0]["status"] == 413
-    assert scope[MAX_BODY_SIZE_SCOPE_KEY] == 100
-
-
-@pytest.mark.anyio
-async def test_content_length_over_limit_fails_the_apps_first_receive() -> None:
-    received: list[Message] = []
-
-    async def reader(scope: Scope, receive: Receive, send: Send) -> None:
-        received.append(await receive())
-        raise AssertionError("receive returned a body over the limit")  # pragma: no cover
-
-    app = RequestBodyLimitMiddleware(reader, 10)
-    status, body, receive = await post_raw(app, b"x" * 11, content_length=11)
-    assert (status, body) == (413, b"Content Too Large")
-    assert (received, receive.calls) == ([], 0)
-
-
-@pytest.mark.anyio
-@pytest.mark.parametrize("level", ["app", "route"])
-async def test_response_of_an_app_that_never_reads_an_oversized_body_is_replaced_by_413(
-    level: LimitLevel,
-) -> None:
-    async def ignore_body(request: Request) -> Response:
-        return PlainTextResponse("ignored the body")
-
-    app = limited_app(level, 10, ignore_body)
-    status, body, receive = await post_raw(app, b"x" * 11, content_length=11)
-    assert (status, body) == (413, b"Content Too Large")
-    assert receive.calls == 0
-    assert (await post_raw(app, b"x" * 10, content_length=10))[:2] == (200, b"ignored the body")
-
-
-@pytest.mark.anyio
-@pytest.mark.parametrize("level", LEVELS)
-async def test_streamed_body_crossing_the_limit_is_refused_and_later_chunks_are_never_read(
-    level: LimitLevel,
-) -> None:
-    # No Content-Length: ten chunks of 10 bytes against a limit of 25 bytes.
-    status, body, receive = await post_raw(limited_app(level, 25), b"x" * 100, chunk_size=10)
-    assert (status, body) == (413, b"Content Too Large")
-    assert (receive.calls, receive.bytes_given) == (3, 30)
-    # Exactly at the limit, even one byte at a time, passes.
-    assert (await post_raw(limited_app(level, 25), b"x" * 25, chunk_size=1))[:2] == (200, b"25")
-
-
-@pytest.mark.anyio
-async def test_non_numeric_content_length_is_ignored_but_the_streamed_count_applies() -> None:
-    app = limited_app("app", 10)
-    arabic_five = b"\xd9\xa5"
-    for content_length in (b"abc", b"-5", b" 5", b"5.0", arabic_five):
-        small = await post_raw(app, b"x" * 5, content_length=content_length)
-        assert small[:2] == (200, b"5"), content_length
-        large = await post_raw(app, b"x" * 50, chunk_size=5, content_length=content_length)
-        assert (large[0], large[2].calls) == (413, 3), content_length
-
-
-@pytest.mark.anyio
-async def test_huge_content_length_is_refused() -> None:
-    status, _, receive = await post_raw(limited_app("app", 10), b"x", content_length=b"9" * 40)
-    assert (status, receive.calls) == (413, 0)
-
-
-@pytest.mark.anyio
-@pytest.mark.parametrize(
-    ("outer", "inner", "status"),
-    [
-        pytest.param(10, 1000, 200, id="outer-smaller-than-inner"),
-        pytest.param(1000, 10, 413, id="outer-larger-than-inner"),
-    ],
-)
-async def test_innermost_body_limit_wins(outer: int, inner: int, status: int) -> None:
-    route = Route("/up", body_length, methods=["POST"], max_body_size=inner)
-    app = Starlite(routes=[route], max_body_size=outer)
-    assert (await post_raw(app, b"x" * 500, content_length=500))[0] == status
-    assert (await post_raw(app, b"x" * 500, chunk_size=50))[0] == status
-
-
-@pytest.mark.anyio
-async def test_innermost_of_three_nested_limits_wins() -> None:
-    route = Route("/up", body_length, methods=["POST"], max_body_size=20)
-    mount = Mount("/m", routes=[route], max_body_size=1000)
-    app = Starlite(routes=[mount], max_body_size=10)
-    statuses = [
-        (await post_raw(app, b"x" * size, content_length=size, path="/m/up"))[0]
-        for size in (20, 21, 500)
-    ]
-    assert statuses == [200, 413, 413]
-
-
-@pytest.mark.parametrize("kind", ["file", "stream"])
-def test_a_declared_body_over_the_limit_to_a_streamed_response_that_never_reads_it_is_a_413(
-    kind: str, tmp_path: Path, backend: Backend
-) -> None:
-    # The response listens for the client's going while it streams: its listener's first receive
-    # is refused, beside the response the limit replaces. The client gets the whole 413.
-    (tmp_path / "page.txt").write_text("a page")
-
-    async def page(request: Request) -> Response:
-        if kind == "file":
-            return FileResponse(tmp_path / "page.txt")
-        return StreamingResponse(iter([b"a ", b"page"]))
-
-    app = Starlite(routes=[Route("/page", page)], max_body_size=0)
-    with TestClient(app, backend=backend) as client:
-        response = client.request("GET", "/page", content=b"x")
-    assert (response.status_code, response.text) == (413, "Content Too Large")
-
-
-@pytest.mark.anyio
-async def test_a_middle_limit_below_the_declared_length_defers_to_the_innermost() -> None:
-    # FastAPI nests three: its app's and its router's limit, then a route's own, which wins.
-    route = Route("/up", body_length, methods=["POST"], max_body_size=1000)
-    mount = Mount("/m", routes=[route], max_body_size=100)
-    app = Starlite(routes=[mount], max_body_size=100)
-    for size in (500, 1000):
-        answer = await post_raw(app, b"x" * size, content_length=size, path="/m/up")
-        assert answer[:2] == (200, str(size).encode())
-    assert (await post_raw(app, b"x" * 1001, content_length=1001, path="/m/up"))[0] == 413
-
-
-@pytest.mark.anyio
-async def test_limit_applies_only_to_the_routes_below_it() -> None:
-    limited = Route("/up", body_length, methods=["POST"], max_body_size=10)
-    free = Route("/free", body_length, methods=["POST"])
-    app = Starlite(routes=[limited, free])
-    assert (await post_raw(app, b"x" * 50, content_length=50))[0] == 413
-    assert (await post_raw(app, b"x" * 50, content_length=50, path="/free"))[:2] == (200, b"50")
-
-
-@pytest.mark.parametrize(
-    ("app_limit", "route_limit"),
-    [(10, None), (None, 10), (1000, 10)],
-    ids=["app", "route", "route-inside-app"],
-)
-def test_custom_http_exception_handler_renders_the_413(
-    backend: Backend, app_limit: int | None, route_limit: int | None
-) -> None:
-    def handler(request: Request, exc: Exception) -> Response:
-        assert isinstance(exc, HTTPException)
-        return JSONResponse({"custom": exc.status_code}, status_code=exc.status_code)
-
-    route = Route("/up", body_length, methods=["POST"], max_body_size=route_limit)
-    app = Starlite(routes=[route], max_body_size=app_limit)
-    app.add_exception_handler(HTTPException, handler)
-
-    def streamed() -> Iterator[bytes]:  # no Content-Length: the body is counted as it comes
-        yield b"x" * 6
-        yield b"x" * 6
-
-    client = TestClient(app, backend=backend)
-    for content in (b"x" * 11, streamed()):  # with a Content-Length, then without
-        response = client.post("/up", content=content)
-        assert response.status_code == 413
-        assert response.json() == {"custom": 413}
-
-
-def test_oversized_upload_gets_413_not_400(backend: Backend) -> None:
-    app = form_app()
-    app.max_body_size = 100
-    client = TestClient(app, backend=backend)
-    response = client.post("/", files={"f": ("big.bin", b"x" * 1000)})
-    assert (response.status_code, response.text) == (413, "Content Too Large")
-
-
-@pytest.mark.anyio
-async def test_body_over_the_limit_after_the_response_started_raises() -> None:
-    async def start_then_read(scope: Scope, receive: Receive, send: Send) -> None:
-        await send({"type": "http.response.start", "status": 200, "headers": []})
-        await Request(scope, receive).body()
-
-    app = RequestBodyLimitMiddleware(start_then_read, 5)
-    with pytest.raises(HTTPException) as info:
-        await post_raw(app, b"x" * 10, chunk_size=3)
-    assert info.value.status_code == 413
-
-
-@pytest.mark.anyio
-async def test_body_limit_middleware_passes_websocket_scopes_through() -> None:
-    seen: list[str] = []
-
-    async def websocket_app(scope: Scope, receive: Receive, send: Send) -> None:
-        seen.append(scope["type"])
-        await send({"type": "websocket.close", "code": 1000, "reason": ""})
-
-    scope = make_scope(type="websocket", scheme="ws", subprotocols=[])
-    sent = await call_app(RequestBodyLimitMiddleware(websocket_app, 0), scope, StreamedBody([]))
-    assert seen == ["websocket"]
-    assert sent == [{"type": "websocket.close", "code": 1000, "reason": ""}]
-
-
-def test_websocket_route_and_lifespan_under_a_zero_body_limit_work(backend: Backend) -> None:
-    async def echo(websocket: WebSocket) -> None:
-        await websocket.accept()
-        await websocket.send_text(await websocket.receive_text())
-        await websocket.close()
-
-    mount = Mount("/m", routes=[WebSocketRoute("/ws", echo)], max_body_size=0)
-    app = Starlite(routes=[mount], max_body_size=0)
-    with TestClient(app, backend=backend) as client, client.websocket_connect("/m/ws") as ws:
-        ws.send_text("a message much longer than zero bytes")
-        assert ws.receive_text() == "a message much longer than zero bytes"
-
-
+# ==== Hosts and HTTPS ====
 # ---- Trusted hosts ----
 # TrustedHostMiddleware, HTTPSRedirectMiddleware, CORSMiddleware and GZipMiddleware (issue 7).
 # Ordinary cases go through the TestClient; paths httpx would read as another host ("//evil.com/"),
@@ -12657,7 +13584,7 @@ async def test_suite_middleware_pass_other_scope_types_through() -> None:
         assert endpoint.scopes == [scope]
 
 
-# ---- CORS ----
+# ==== CORS ====
 
 ORIGIN = "https://app.example.com"
 OTHER_ORIGIN = "https://other.example.net"
@@ -13143,7 +14070,7 @@ async def test_cors_passes_a_websocket_through_untouched() -> None:
     ]
 
 
-# ---- GZip ----
+# ==== GZip ====
 
 TEXT = b"".join(b"line %d of a body that compresses well\n" % number for number in range(300))
 
@@ -13597,7 +14524,7 @@ def test_gzip_and_cors_together_vary_on_both_and_keep_a_reused_response_clean(
     assert shared.raw_headers == before
 
 
-# ---- Sessions ----
+# ==== Sessions ====
 # SessionMiddleware (issue 7): the session, a JSON dict, in a cookie signed and timestamped with
 # HMAC-SHA256. Most tests go through the TestClient and session_app. Bad cookies are built with
 # the middleware's own signer (a private class), so that each one that carries a valid signature
@@ -14247,7 +15174,7 @@ def test_session_app_runs_its_lifespan(backend: Backend) -> None:
     assert started == [True]
 
 
-# ---- Authentication ----
+# ==== Authentication ====
 # AuthenticationMiddleware, the user types and @requires. Most tests go through auth_app, whose
 # backend reads HTTP Basic credentials (RFC 7617) and gives each user the scopes AUTH_USERS
 # lists; the websocket side checks that a refusal is a close (1008), never an HTTP answer.
@@ -14890,22 +15817,7 @@ async def test_requires_called_without_its_connection_raises_type_error(
         await wrapped(*args)
 
 
-# BaseHTTPMiddleware
-
-
-def without_final_chunk(receive: StreamedBody) -> Receive:
-    """`receive` with its body's closing empty message turned into a disconnect."""
-
-    async def disconnecting() -> Message:
-        message = await receive()
-        if message["type"] == "http.request" and not message.get("more_body", False):
-            return {"type": "http.disconnect"}
-        return message
-
-    return disconnecting
-
-
-# ---- CSRF ----
+# ==== CSRF ====
 # CSRFMiddleware: forged cross-site posts as a browser sends them (Sec-Fetch-Site, or only an
 # Origin in an older browser or over plain http), against the site's own pages, clients that are
 # not browsers, and the exemptions. Websocket handshakes are checked as raw ASGI and through the
@@ -15197,7 +16109,19 @@ def test_csrf_refuses_one_string_for_a_list_at_start_up() -> None:
         CSRFMiddleware(RecordingApp(), exempt_paths="/webhook")
 
 
-# ---- BaseHTTPMiddleware ----
+# ==== BaseHTTPMiddleware ====
+
+
+def without_final_chunk(receive: StreamedBody) -> Receive:
+    """`receive` with its body's closing empty message turned into a disconnect."""
+
+    async def disconnecting() -> Message:
+        message = await receive()
+        if message["type"] == "http.request" and not message.get("more_body", False):
+            return {"type": "http.disconnect"}
+        return message
+
+    return disconnecting
 
 
 class CallNext(BaseHTTPMiddleware):
@@ -17445,929 +18369,6 @@ def test_background_task_exception_leaves_the_sent_response_intact(backend: Back
     response = client.get("/")
     assert (response.status_code, response.text) == (200, "done")
     assert log == ["response sent", "failing task"]
-
-
-# ==== Forms ====
-
-
-async def form_items(
-    body: bytes | Iterable[bytes], content_type: str = MULTIPART, **limits: Any
-) -> list[list[Any]]:
-    """The described form that a Request outside any app parses from `body` (files closed)."""
-    async with form_request(body, content_type).form(**limits) as form:
-        return await describe_form(form)
-
-
-class RecordingSpool(SpooledTemporaryFile[bytes]):
-    """A SpooledTemporaryFile recording each read, write, seek and close as (method, thread id,
-    on disk before the call, on disk after it)."""
-
-    _rolled: bool
-
-    def __init__(self, max_size: int = 0) -> None:
-        super().__init__(max_size=max_size)
-        self.calls: list[tuple[str, int, bool, bool]] = []
-
-    def _record(self, method: str, on_disk_before: bool) -> None:
-        self.calls.append((method, threading.get_ident(), on_disk_before, self._rolled))
-
-    def write(self, s: Any) -> int:
-        before = self._rolled
-        written = super().write(s)
-        self._record("write", before)
-        return written
-
-    def rollover(self) -> None:
-        before = self._rolled
-        super().rollover()
-        self._record("rollover", before)
-
-    def read(self, n: int = -1, /) -> bytes:
-        before = self._rolled
-        data = super().read(n)
-        self._record("read", before)
-        return data
-
-    def seek(self, offset: int, whence: int = 0) -> int:
-        before = self._rolled
-        position = super().seek(offset, whence)
-        self._record("seek", before)
-        return position
-
-    def close(self) -> None:
-        if not self.closed:
-            before = self._rolled
-            super().close()
-            self._record("close", before)
-
-    def disk_io_off(self, loop_thread: int) -> bool:
-        """Whether every call that touched the disk ran outside `loop_thread`; the write that
-        rolls over counts (it writes the whole file to disk)."""
-        return all(
-            thread != loop_thread for _, thread, before, after in self.calls if before or after
-        )
-
-
-@pytest.fixture
-def spools(monkeypatch: pytest.MonkeyPatch) -> list[RecordingSpool]:
-    """Every SpooledTemporaryFile that starlite's multipart parser creates, kept for the test."""
-    created: list[RecordingSpool] = []
-
-    def recording_spool(max_size: int = 0) -> RecordingSpool:
-        spool = RecordingSpool(max_size=max_size)
-        created.append(spool)
-        return spool
-
-    # starlite imports it from tempfile when it first parses a multipart form.
-    monkeypatch.setattr(tempfile, "SpooledTemporaryFile", recording_spool)
-    return created
-
-
-# UploadFile
-
-
-def test_upload_file_exposes_filename_headers_content_type_and_size() -> None:
-    headers = Headers({"content-type": "image/png", "x-extra": "1"})
-    upload = UploadFile(io.BytesIO(b"png"), size=3, filename="a.png", headers=headers)
-    assert (upload.filename, upload.content_type, upload.size) == ("a.png", "image/png", 3)
-    assert upload.headers["x-extra"] == "1"
-    assert "a.png" in repr(upload)
-    bare = UploadFile(io.BytesIO())
-    assert (bare.filename, bare.content_type, bare.size) == (None, None, None)
-    assert list(bare.headers.items()) == []
-
-
-@pytest.mark.anyio
-async def test_upload_file_io_below_the_spool_size_stays_in_memory() -> None:
-    spool = RecordingSpool(max_size=1024)
-    upload = UploadFile(spool, size=0)
-    await upload.write(b"hello ")
-    await upload.write(b"x" * 1018)  # exactly at the spool size: still in memory
-    assert upload.size == 1024
-    await upload.seek(0)
-    assert await upload.read(5) == b"hello"
-    await upload.seek(1023)
-    assert await upload.read() == b"x"
-    await upload.close()
-    await upload.close()  # twice is harmless
-    assert [call[0] for call in spool.calls] == [
-        "write",
-        "write",
-        "seek",
-        "read",
-        "seek",
-        "read",
-        "close",
-    ]
-    assert not any(before or after for _, _, before, after in spool.calls)
-    uncounted = UploadFile(RecordingSpool(max_size=10))
-    await uncounted.write(b"abc")
-    assert uncounted.size is None  # only a size given is counted
-    await uncounted.close()
-
-
-@pytest.mark.anyio
-async def test_upload_file_rolls_over_to_disk_in_a_worker_thread() -> None:
-    loop_thread = threading.get_ident()
-    spool = RecordingSpool(max_size=1024)
-    upload = UploadFile(spool, size=0)
-    await upload.write(b"a" * 1000)
-    assert not on_disk(spool)
-    await upload.write(b"b" * 25)  # one byte past the spool size: the file moves to disk first
-    assert on_disk(spool)
-    await upload.write(b"c" * 10)
-    await upload.seek(0)
-    assert await upload.read() == b"a" * 1000 + b"b" * 25 + b"c" * 10
-    await upload.close()
-    await upload.close()  # twice is harmless
-    assert upload.file.closed
-    assert upload.size == 1035
-    methods = [call[0] for call in spool.calls]
-    assert methods == ["write", "rollover", "write", "write", "seek", "read", "close"]
-    assert spool.calls[1][2:] == (False, True)  # the move to disk
-    assert spool.calls[2][2:] == (True, True)  # then the write, straight to disk
-    assert all(thread != loop_thread for _, thread, _, _ in spool.calls[1:])
-    assert spool.disk_io_off(loop_thread)
-
-
-@pytest.mark.anyio
-@pytest.mark.parametrize("anyio_backend", ["asyncio"])
-async def test_blockbuster_catches_disk_io_on_the_event_loop() -> None:
-    # Proof that the autouse blockbuster watches these tests (on asyncio): the write UploadFile
-    # hands to the threadpool fails when made on the loop, so tests that pass never made it.
-    with SpooledTemporaryFile(max_size=8) as spool, pytest.raises(BlockingError):
-        spool.write(b"x" * 16)
-
-
-# FormData
-
-
-def test_form_data_keeps_every_item_in_order() -> None:
-    upload = UploadFile(io.BytesIO(), filename="a")
-    form = FormData([("a", "1"), ("f", upload), ("a", "2")])
-    assert isinstance(form, ImmutableMultiDict)
-    assert form["a"] == "2"  # the last value, as in Starlette
-    assert form.getlist("a") == ["1", "2"]
-    assert form["f"] is upload
-    assert list(form.multi_items()) == [("a", "1"), ("f", upload), ("a", "2")]
-    assert list(FormData().multi_items()) == []
-
-
-@pytest.mark.anyio
-async def test_form_data_close_closes_every_file() -> None:
-    uploads = [UploadFile(RecordingSpool(max_size=8), size=0) for _ in range(3)]
-    await uploads[2].write(b"x" * 100)  # one of them on disk
-    form = FormData([("f", uploads[0]), ("f", uploads[1]), ("text", "v"), ("g", uploads[2])])
-    await form.close()
-    assert all(upload.file.closed for upload in uploads)
-    await form.close()
-
-
-def test_form_message_is_deprecated_when_looked_up_by_value() -> None:
-    assert [message.value for message in FormMessage] == [1, 2, 3, 4, 5]
-    assert FormMessage.FIELD_END.name == "FIELD_END"  # naming a member does not warn
-    with pytest.warns(StarletteDeprecationWarning) as warned:
-        assert FormMessage(5) is FormMessage.END
-    assert [str(warning.message) for warning in warned] == [
-        "`FormMessage` is deprecated and will be removed in a future version."
-    ]
-    assert warned[0].filename == __file__
-    with pytest.warns(StarletteDeprecationWarning), pytest.raises(ValueError, match="6"):
-        FormMessage(6)
-
-
-# FormParser (urlencoded), through request.form()
-
-
-@pytest.mark.anyio
-@pytest.mark.parametrize(
-    ("body", "items"),
-    [
-        pytest.param(b"a=1&b=2&a=3", [["a", "1"], ["b", "2"], ["a", "3"]], id="repeated-keys"),
-        pytest.param(
-            b"q=a+b&p%2Bq=%C3%A9t%C3%A9&bad=%ZZ%4&twice=%2526",
-            [["q", "a b"], ["p+q", "été"], ["bad", "%ZZ%4"], ["twice", "%26"]],
-            id="plus-and-percent",
-        ),
-        pytest.param(b"v=\xe9t\xe9&w=\xc3\xa9", [["v", "été"], ["w", "Ã©"]], id="raw-bytes"),
-        pytest.param(b"&a=1&&b=2&&&", [["a", "1"], ["b", "2"]], id="empty-fields"),
-        pytest.param(
-            b"c&=v&a=&e=1=2",
-            [["c", ""], ["", "v"], ["a", ""], ["e", "1=2"]],
-            id="without-equals-and-empty-parts",
-        ),
-        pytest.param(b"", [], id="empty-body"),
-    ],
-)
-async def test_form_parser_parses_fields(body: bytes, items: list[list[str]]) -> None:
-    assert await form_items(body, URLENCODED) == items
-
-
-@pytest.mark.anyio
-@pytest.mark.parametrize("empty_final_chunk", [False, True])
-async def test_form_parser_joins_fields_split_over_one_byte_chunks(empty_final_chunk: bool) -> None:
-    # Without an empty final chunk, the last field ends with the body's last byte.
-    body = b"first=hello+world&second=%C3%A9t%C3%A9&&flag&last=end"
-    receive = StreamedBody(chunked(body, 1), empty_final_chunk=empty_final_chunk)
-    form = await Request(form_scope(URLENCODED), receive).form()
-    assert list(form.multi_items()) == [
-        ("first", "hello world"),
-        ("second", "été"),
-        ("flag", ""),
-        ("last", "end"),
-    ]
-    assert receive.calls == len(body) + empty_final_chunk
-
-
-@settings(max_examples=300, deadline=None)
-@given(
-    body=st.lists(st.sampled_from([b"a", b"b=", b"=", b"&", b"%41", b"+", b"\xe9"])).map(b"".join),
-    cuts=st.lists(st.integers(min_value=0, max_value=40), max_size=6),
-)
-def test_form_parser_gives_the_same_fields_however_the_body_is_split(
-    body: bytes, cuts: list[int]
-) -> None:
-    # Empty chunks too: a cut repeated, or past the end.
-    bounds = [0, *sorted(min(cut, len(body)) for cut in cuts), len(body)]
-    chunks = [body[start:end] for start, end in itertools.pairwise(bounds)]
-    whole, split = (anyio.run(form_items, parts, URLENCODED) for parts in ([body], chunks))
-    assert split == whole
-
-
-@pytest.mark.anyio
-async def test_form_parser_max_fields() -> None:
-    # Empty fields do not count; the field after the last allowed one is refused.
-    assert len(await form_items(b"a=1&&&b=2&", URLENCODED, max_fields=2)) == 2
-    with pytest.raises(MultiPartException) as info:
-        await form_items(chunked(b"a=1&b=2&c", 1), URLENCODED, max_fields=2)
-    assert info.value.message == "Too many fields. Maximum number of fields is 2."
-
-
-@pytest.mark.anyio
-@pytest.mark.parametrize("chunk_size", [None, 1], ids=["one-chunk", "1-byte-chunks"])
-async def test_form_parser_max_part_size(chunk_size: int | None) -> None:
-    def body(field_size: int, trailing: bytes = b"&b=2") -> list[bytes]:
-        data = b"a=" + b"x" * (field_size - 2) + trailing
-        return [data] if chunk_size is None else chunked(data, chunk_size)
-
-    assert (await form_items(body(1024), URLENCODED, max_part_size=1024))[0] == ["a", "x" * 1022]
-    for trailing in (b"&b=2", b""):  # the field over the limit is the last one, or not
-        with pytest.raises(MultiPartException) as info:
-            await form_items(body(1025, trailing), URLENCODED, max_part_size=1024)
-        assert info.value.message == "Field exceeded maximum size of 1KB."
-
-
-def test_form_parser_limits_in_an_app_answer_400_with_their_message(backend: Backend) -> None:
-    client = TestClient(form_app(max_fields=2, max_part_size=1024), backend=backend)
-    answers = [
-        (response.status_code, response.text)
-        for response in (
-            client.post("/", content=b"a=1&b=2&c=3", headers={"content-type": URLENCODED}),
-            client.post("/", content=b"a=" + b"x" * 2000, headers={"content-type": URLENCODED}),
-        )
-    ]
-    assert answers == [
-        (400, "Too many fields. Maximum number of fields is 2."),
-        (400, "Field exceeded maximum size of 1KB."),
-    ]
-
-
-@pytest.mark.anyio
-async def test_form_parser_refuses_a_huge_field_while_it_streams() -> None:
-    # A 4 MiB field in 1 KiB chunks: refused once it passes 10 KiB, so the parser never holds
-    # more than the limit and a chunk, and never reads the rest.
-    receive = StreamedBody(itertools.chain([b"a="], itertools.repeat(b"x" * 1024, 4096)))
-    request = Request(form_scope(URLENCODED), receive)
-    with pytest.raises(MultiPartException, match="Field exceeded maximum size of 10KB"):
-        await request.form(max_part_size=10 * 1024)
-    assert receive.calls <= 1 + 10 + 1
-
-
-def test_form_parser_refuses_a_huge_field_in_one_chunk_before_a_copy() -> None:
-    body = b"a=" + b"x" * (8 * 1024 * 1024)
-
-    async def parse() -> str:
-        try:
-            await form_items(body, URLENCODED, max_part_size=1024)
-        except MultiPartException as exc:
-            return exc.message
-        return "parsed"  # pragma: no cover - refused
-
-    message, peak = traced_peak_growth(parse)
-    assert message == "Field exceeded maximum size of 1KB."
-    assert peak < 1024 * 1024  # a copy of the field would be 8 MiB
-
-
-@pytest.mark.anyio
-async def test_form_parser_stops_at_the_field_past_max_fields_inside_one_chunk() -> None:
-    async def one_chunk() -> AsyncGenerator[bytes]:
-        yield b"&".join(b"f%d=" % number for number in range(100_000))
-
-    stream = one_chunk()
-    parser = FormParser(Headers({"content-type": URLENCODED}), stream, max_fields=10)
-    with pytest.raises(MultiPartException, match="Too many fields"):
-        await parser.parse()
-    await stream.aclose()
-    assert parser._current_fields == 11  # the fields after it were never decoded
-
-
-def test_urlencoded_form_works_without_python_multipart() -> None:
-    result = run_python(
-        textwrap.dedent(
-            """
-            import sys
-            sys.modules['python_multipart'] = sys.modules['multipart'] = None
-            from starlite import JSONResponse, Route, Starlite, TestClient
-
-            async def echo(request):
-                form = await request.form()
-                return JSONResponse(list(form.multi_items()))
-
-            app = Starlite(routes=[Route('/', echo, methods=['POST'])])
-            print(TestClient(app).post('/', data={'a': '1', 'b': 'x+y'}).text)
-            """
-        )
-    )
-    assert result.returncode == 0, result.stderr
-    assert result.stdout.strip() == '[["a","1"],["b","x+y"]]'
-
-
-def test_multipart_form_without_python_multipart_names_the_extra() -> None:
-    result = run_python(
-        textwrap.dedent(
-            """
-            import sys
-            sys.modules['python_multipart'] = None
-            import anyio
-            from starlite import Request
-
-            async def main():
-                body = (b'--b\\r\\nContent-Disposition: form-data; name="a"\\r\\n\\r\\n'
-                        b'1\\r\\n--b--\\r\\n')
-                messages = [{'type': 'http.request', 'body': body}]
-                async def receive():
-                    return messages.pop(0)
-                scope = {'type': 'http', 'method': 'POST', 'path': '/', 'query_string': b'',
-                         'headers': [(b'content-type', b'multipart/form-data; boundary=b')]}
-                try:
-                    await Request(scope, receive).form()
-                except ImportError as exc:
-                    print(exc)
-
-            anyio.run(main)
-            """
-        )
-    )
-    assert result.returncode == 0, result.stderr
-    assert result.stdout.strip() == (
-        "This feature needs python-multipart: pip install 'starlite-asgi[multipart]', or, for a"
-        " copied starlite.py, pip install python-multipart"
-    )
-
-
-# MultiPartParser, through request.form()
-
-
-def test_multipart_form_has_fields_and_files(backend: Backend) -> None:
-    client = TestClient(form_app(), backend=backend)
-    response = client.post(
-        "/",
-        data={"title": "two files", "tags": ["a", "b"]},
-        files=[
-            ("docs", ("a.txt", b"first file", "text/plain")),
-            ("docs", ("b.bin", b"\x00\x01\xff", "application/octet-stream")),
-            ("image", ("c.png", b"\x89PNG", "image/png")),
-        ],
-    )
-    assert response.status_code == 200
-    docs_a = {"filename": "a.txt", "content_type": "text/plain", "size": 10, "data": "first file"}
-    docs_b = {
-        "filename": "b.bin",
-        "content_type": "application/octet-stream",
-        "size": 3,
-        "data": "\x00\x01\xff",
-    }
-    image = {"filename": "c.png", "content_type": "image/png", "size": 4, "data": "\x89PNG"}
-    assert response.json() == [
-        ["title", "two files"],
-        ["tags", "a"],
-        ["tags", "b"],
-        ["docs", docs_a],
-        ["docs", docs_b],
-        ["image", image],
-    ]
-
-
-@pytest.mark.anyio
-async def test_multipart_part_headers_are_kept_and_files_start_at_zero() -> None:
-    body = multipart(
-        part("f", b"data", filename="f.txt", content_type="text/csv", headers=[b"X-Custom: yes"]),
-        part("g", b"raw", filename="g"),
-        part("text", b"value", content_type="text/plain"),
-        b'content-disposition: FORM-DATA; NAME="h"; FileName="h.txt"\r\n\r\nh',
-    )
-    async with form_request(body).form() as form:
-        f, g = form["f"], form["g"]
-        assert isinstance(f, UploadFile)
-        assert isinstance(g, UploadFile)
-        assert (f.content_type, f.headers["x-custom"]) == ("text/csv", "yes")
-        assert 'filename="f.txt"' in f.headers["content-disposition"]
-        assert g.content_type is None
-        assert (f.file.tell(), f.size, await f.read()) == (0, 4, b"data")
-        assert form["text"] == "value"  # a part without a filename is a field, whatever its type
-        h = form["h"]  # header and parameter names are case-insensitive
-        assert isinstance(h, UploadFile)
-        assert h.filename == "h.txt"
-
-
-def traced_peak_growth(parse: Callable[[], Awaitable[Any]]) -> tuple[Any, int]:
-    """What `parse()` returns (run on asyncio) and the most memory it held at once, in bytes."""
-    tracemalloc.start()
-    try:
-        before = tracemalloc.get_traced_memory()[0]
-        tracemalloc.reset_peak()
-        result = anyio.run(parse)
-        return result, tracemalloc.get_traced_memory()[1] - before
-    finally:
-        tracemalloc.stop()
-
-
-def test_multipart_file_sent_in_one_large_chunk_is_copied_only_into_its_file() -> None:
-    size = 8 * 1024 * 1024
-    body = multipart(part("f", b"x" * size, filename="big.bin"))
-
-    async def parse() -> int:
-        async with form_request(body).form() as form:
-            upload = form["f"]
-            assert isinstance(upload, UploadFile)
-            return upload.size or 0
-
-    parsed_size, peak = traced_peak_growth(parse)
-    assert parsed_size == size
-    # The spool (1 MiB in memory, then on disk) and small change; a copy of the data: 8 MiB.
-    assert peak < 3 * 1024 * 1024
-
-
-def test_multipart_field_over_its_limit_in_one_large_chunk_is_refused_before_a_copy() -> None:
-    body = multipart(part("text", b"x" * (8 * 1024 * 1024)))
-
-    async def parse() -> str:
-        try:
-            await form_request(body).form(max_part_size=1024 * 1024)
-        except MultiPartException as exc:
-            return exc.message
-        return "parsed"
-
-    message, peak = traced_peak_growth(parse)
-    assert message == "Part exceeded maximum size of 1024KB."
-    assert peak < 2 * 1024 * 1024
-
-
-@pytest.mark.anyio
-async def test_multipart_empty_file_empty_field_and_empty_form() -> None:
-    empty_file = {"filename": "", "content_type": None, "size": 0, "data": ""}
-    body = multipart(part("f", b"", filename=""), part("t", b""))
-    assert await form_items(body) == [["f", empty_file], ["t", ""]]
-    assert await form_items(multipart()) == []  # the closing delimiter alone
-
-
-@pytest.mark.anyio
-@pytest.mark.parametrize("chunks", [[], [b""], [b"", b""]], ids=["none", "one", "two"])
-async def test_an_empty_multipart_body_is_an_empty_form(chunks: list[bytes]) -> None:
-    assert await form_items(chunks) == []
-    sent = await call_app(form_app(), form_scope(MULTIPART), StreamedBody(chunks))
-    assert start_message(sent)["status"] == 200
-    assert json.loads(sent_body(sent)) == []
-
-
-@pytest.mark.anyio
-@pytest.mark.parametrize(
-    ("parts", "expected"),
-    [
-        pytest.param(
-            [
-                part("before", b"caf\xc3\xa9"),
-                part("_charset_", b"iso-8859-1"),
-                part("after", b"caf\xc3\xa9"),
-                part("latin", b"caf\xe9"),
-                part(b"nom-\xe9", b"x", filename=b"f-\xe9"),
-            ],
-            [
-                ["before", "café"],
-                ["_charset_", "iso-8859-1"],
-                ["after", "cafÃ©"],
-                ["latin", "café"],
-                ["nom-é", {"filename": "f-é", "content_type": None, "size": 1, "data": "x"}],
-            ],
-            id="latin-1-for-values-names-and-filenames-after-it",
-        ),
-        pytest.param(
-            [part("_charset_", b"no-such-charset"), part("name", b"caf\xc3\xa9")],
-            [["_charset_", "no-such-charset"], ["name", "café"]],
-            id="unknown-charset-is-utf-8",
-        ),
-        pytest.param(
-            [part(b"n\xe9", b"v\xe9\xff"), part("ok", "é".encode())],
-            [["né", "vé\xff"], ["ok", "é"]],
-            id="no-charset-non-utf-8-falls-back-to-latin-1",
-        ),
-    ],
-)
-async def test_multipart_charset_field_sets_the_encoding(
-    parts: list[bytes], expected: list[list[Any]]
-) -> None:
-    assert await form_items(multipart(*parts)) == expected
-
-
-@pytest.mark.anyio
-async def test_multipart_content_type_charset_decodes_names_values_and_filenames() -> None:
-    body = multipart(part(b"nom-\xe9", b"caf\xe9"), part("f", b"x", filename=b"f-\xe9"))
-    items = await form_items(body, MULTIPART + "; charset=iso-8859-1")
-    assert items == [
-        ["nom-é", "café"],
-        ["f", {"filename": "f-é", "content_type": None, "size": 1, "data": "x"}],
-    ]
-    # A charset Python does not know is UTF-8, and what fails to decode there is latin-1.
-    body = multipart(part("a", "é".encode()), part("b", b"\xe9"))
-    items = await form_items(body, MULTIPART + "; charset=no-such-charset")
-    assert items == [["a", "é"], ["b", "é"]]
-
-
-@pytest.mark.anyio
-async def test_multipart_content_type_charset_is_looked_up_once() -> None:
-    searched: list[str] = []
-
-    def search(name: str) -> None:
-        searched.append(name)
-
-    body = multipart(part("one", b"1"), part("two", b"2"), part("three", b"3"))
-    codecs.register(search)
-    try:
-        items = await form_items(body, MULTIPART + "; charset=starlite-unknown-charset")
-    finally:
-        codecs.unregister(search)
-    assert items == [["one", "1"], ["two", "2"], ["three", "3"]]
-    assert searched == ["starlite_unknown_charset"]
-
-
-# Sent (between the quotes of filename="...") and what the app must see.
-PATH_LIKE_FILENAMES = {
-    b"../../etc/passwd": "../../etc/passwd",
-    b"/etc/passwd": "/etc/passwd",
-    b"..": "..",
-    rb"C:\\evil\\x.txt": "C:\\evil\\x.txt",  # RFC 9110 quoted-pairs
-    b"a;b.txt": "a;b.txt",
-    b'a; name="other".txt': 'a; name="other".txt',
-    rb"a\"b.txt": 'a"b.txt',
-    b"we%22ird.txt": "we%22ird.txt",  # as browsers escape a quote: kept as sent
-    "café ✓.txt".encode(): "café ✓.txt",
-    b"caf\xe9.txt": "café.txt",  # not UTF-8: latin-1
-}
-
-
-@pytest.mark.anyio
-async def test_multipart_path_like_and_odd_filenames_are_kept_as_data() -> None:
-    body = multipart(*(part("f", b"content", filename=sent) for sent in PATH_LIKE_FILENAMES))
-    async with form_request(body).form() as form:
-        uploads = [upload for upload in form.getlist("f") if isinstance(upload, UploadFile)]
-        assert [upload.filename for upload in uploads] == list(PATH_LIKE_FILENAMES.values())
-        assert [await upload.read() for upload in uploads] == [b"content"] * len(uploads)
-
-
-@pytest.mark.anyio
-async def test_multipart_windows_path_filename_as_browsers_send_it_keeps_its_backslashes() -> None:
-    # Browsers do not escape a backslash in a filename (WHATWG multipart/form-data encoding:
-    # only '"', CR and LF are escaped, as %22, %0D, %0A), so a Windows path arrives raw.
-    body = multipart(part("f", b"content", filename=rb"C:\evil\x.txt"))
-    items = await form_items(body)
-    assert items[0][1]["filename"] == "C:\\evil\\x.txt"
-
-
-def test_path_like_filename_never_creates_a_file_there(backend: Backend, tmp_path: Path) -> None:
-    target = tmp_path / "uploads" / ".." / "planted.txt"
-    client = TestClient(form_app(), backend=backend)
-    response = client.post("/", files={"f": (str(target), b"x" * (SPOOL_MAX_SIZE + 10))})
-    assert response.status_code == 200
-    assert response.json()[0][1]["filename"] == str(target)
-    assert list(tmp_path.iterdir()) == []  # the data went to an anonymous temporary file
-
-
-# Content that contains the boundary's text, without being a delimiter (CRLF "--boundary"
-# followed by CRLF or "--").
-CONTENT_LIKE_BOUNDARIES = [
-    b"--boundar",
-    b"\r\n--boundar\r\n",
-    b"--boundary",
-    b"x\r\n--boundaryX\r\ny",
-    b"a--boundary--b\r\n--boundar--",
-    b"\r\n\r\n--\r\n-",
-]
-
-
-@pytest.mark.anyio
-@pytest.mark.parametrize("chunk_size", [None, 1], ids=["one-chunk", "one-byte-chunks"])
-async def test_multipart_boundary_text_inside_content_is_data(chunk_size: int | None) -> None:
-    body = multipart(
-        *(part("f", content, filename="f") for content in CONTENT_LIKE_BOUNDARIES),
-        *(part("t", content) for content in CONTENT_LIKE_BOUNDARIES),
-    )
-    items = await form_items(body if chunk_size is None else chunked(body, chunk_size))
-    files = [value["data"].encode("latin-1") for name, value in items if name == "f"]
-    fields = [value.encode() for name, value in items if name == "t"]
-    assert files == fields == CONTENT_LIKE_BOUNDARIES
-
-
-@pytest.mark.anyio
-async def test_multipart_valid_boundaries() -> None:
-    for boundary in ("b", "x" * 70, "----WebKitFormBoundary7MA4YWxkTrZu0gW", "a'()+_,-./:=? b"):
-        body = multipart(part("a", b"1"), boundary=boundary)
-        assert await form_items(body, f'multipart/form-data; boundary="{boundary}"') == [["a", "1"]]
-    # A quoted parameter may hold ";" and what looks like another parameter.
-    content_type = 'Multipart/Form-Data; x="a; boundary=evil"; Boundary=real'
-    assert await form_items(multipart(part("a", b"1"), boundary="real"), content_type) == [
-        ["a", "1"]
-    ]
-
-
-# More headers than starlite allows in one part, each short enough for python-multipart.
-TOO_MANY_HEADER_BYTES = [b"X-Big-%d: " % n + b"h" * 4000 for n in range(5)]
-
-# Every error of decisions6: (body, content type, limits, message).
-MULTIPART_ERRORS = [
-    pytest.param(
-        multipart(part("a", b"1")),
-        'multipart/form-data; x="boundary=b"',
-        {},
-        "Missing boundary in multipart.",
-        id="missing-boundary",
-    ),
-    pytest.param(
-        b"--\r\n",
-        'multipart/form-data; boundary=""',
-        {},
-        "Invalid multipart data.",
-        id="empty",
-    ),
-    pytest.param(
-        multipart(part("a", b"1"), boundary="x" * 71),
-        "multipart/form-data; boundary=" + "x" * 71,
-        {},
-        "Invalid multipart data.",
-        id="boundary-of-71-chars",
-    ),
-    pytest.param(
-        multipart(part("a", b"1"), final=False),
-        MULTIPART,
-        {},
-        "The multipart body ended before its final boundary.",
-        id="no-final-boundary",
-    ),
-    pytest.param(
-        multipart(part("f", b"abcdef", filename="f"))[:-20],
-        MULTIPART,
-        {},
-        "The multipart body ended before its final boundary.",
-        id="truncated-in-a-part",
-    ),
-    pytest.param(
-        b"-",
-        MULTIPART,
-        {},
-        "The multipart body ended before its final boundary.",
-        id="one-byte",
-    ),
-    pytest.param(
-        f"--{BOUNDARY}".encode(),
-        MULTIPART,
-        {},
-        "The multipart body ended before its final boundary.",
-        id="first-delimiter-alone",
-    ),
-    pytest.param(
-        multipart(b"\r\nvalue"),
-        MULTIPART,
-        {},
-        'The Content-Disposition header field "name" must be provided.',
-        id="part-without-headers",
-    ),
-    pytest.param(
-        multipart(b'Content-Disposition: form-data; filename="f"\r\n\r\nx'),
-        MULTIPART,
-        {},
-        'The Content-Disposition header field "name" must be provided.',
-        id="part-without-name",
-    ),
-    pytest.param(
-        multipart(*(part("f", b"x", filename=f"{n}.txt") for n in range(3))),
-        MULTIPART,
-        {"max_files": 2},
-        "Too many files. Maximum number of files is 2.",
-        id="too-many-files",
-    ),
-    pytest.param(
-        multipart(*(part(f"f{n}", b"x") for n in range(3))),
-        MULTIPART,
-        {"max_fields": 2},
-        "Too many fields. Maximum number of fields is 2.",
-        id="too-many-fields",
-    ),
-    pytest.param(
-        multipart(part("a", b"x" * 1025)),
-        MULTIPART,
-        {"max_part_size": 1024},
-        "Part exceeded maximum size of 1KB.",
-        id="part-too-large",
-    ),
-    pytest.param(
-        multipart(part("a", b"1", headers=TOO_MANY_HEADER_BYTES)),
-        MULTIPART,
-        {},
-        "A part's headers are too large.",
-        id="headers-too-large",
-    ),
-    pytest.param(
-        multipart(b"Bad Header Line\r\n\r\nx"),
-        MULTIPART,
-        {},
-        "Invalid multipart data.",
-        id="invalid-data",
-    ),
-]
-
-
-@pytest.mark.anyio
-@pytest.mark.parametrize(("body", "content_type", "limits", "message"), MULTIPART_ERRORS)
-async def test_multipart_error_is_400_in_an_app_and_multipart_exception_outside(
-    body: bytes, content_type: str, limits: dict[str, Any], message: str
-) -> None:
-    with pytest.raises(MultiPartException) as info:
-        await form_items(body, content_type, **limits)
-    sent = await call_app(form_app(**limits), form_scope(content_type), StreamedBody([body]))
-    assert start_message(sent)["status"] == 400
-    assert sent_body(sent).decode() == info.value.message
-    assert info.value.message == message
-
-
-# Bodies python-multipart refuses, each with words of its own that name its state and offsets.
-MALFORMED_MULTIPART = {
-    "bad-boundary-char": (b"--bogus\r\n", "Expected boundary character"),
-    "no-cr-after-boundary": (f"--{BOUNDARY}X\r\n".encode(), "Did not find CR at end of boundary"),
-    "space-in-header-name": (multipart(b"Bad Header: x\r\n\r\nv"), "Found invalid character"),
-    "header-without-lf": (
-        multipart(b'Content-Disposition: form-data; name="a"\rX\r\n\r\nv'),
-        "Did not find LF character at end of header",
-    ),
-    "empty-header-name": (multipart(b": x\r\n\r\nv"), "Found 0-length header"),
-}
-
-
-@pytest.mark.anyio
-@pytest.mark.parametrize(
-    ("body", "parser_words"), list(MALFORMED_MULTIPART.values()), ids=list(MALFORMED_MULTIPART)
-)
-async def test_malformed_multipart_is_a_fixed_400_and_the_parsers_words_go_to_the_log(
-    body: bytes, parser_words: str, caplog: pytest.LogCaptureFixture
-) -> None:
-    with caplog.at_level(logging.INFO, logger="starlite.forms"):
-        sent = await call_app(form_app(), form_scope(MULTIPART), StreamedBody([body]))
-    assert start_message(sent)["status"] == 400
-    assert sent_body(sent) == b"Invalid multipart data."  # nothing of the parser's own
-    (record,) = [record for record in caplog.records if record.name == "starlite.forms"]
-    assert record.levelno == logging.INFO
-    assert parser_words in record.getMessage()
-
-
-@pytest.mark.anyio
-async def test_multipart_limits_at_exactly_their_value_pass() -> None:
-    body = multipart(
-        part("f1", b"x" * 5000, filename="1"),  # max_part_size is not for files
-        part("f2", b"x", filename="2"),
-        part("a", b"x" * 1024),
-        part("b", b"y"),
-    )
-    items = await form_items(body, max_files=2, max_fields=2, max_part_size=1024)
-    assert [name for name, _ in items] == ["f1", "f2", "a", "b"]
-    assert items[0][1]["size"] == 5000
-
-
-@pytest.mark.anyio
-async def test_multipart_oversized_field_is_refused_while_it_streams() -> None:
-    # A 50 MiB field in 64 KiB chunks: refused once it passes max_part_size (1 MiB), having read
-    # no more than the limit and a couple of chunks, never the rest of the body.
-    chunk = 64 * 1024
-    head = b'--boundary\r\nContent-Disposition: form-data; name="big"\r\n\r\n'
-    fifty_mib = itertools.chain([head], itertools.repeat(b"x" * chunk, 50 * 1024 * 1024 // chunk))
-    receive = StreamedBody(fifty_mib)
-    with pytest.raises(MultiPartException, match="Part exceeded maximum size of 1024KB"):
-        await Request(form_scope(), receive).form()
-    assert receive.bytes_given <= len(head) + 1024 * 1024 + 2 * chunk
-    assert receive.calls <= 1 + 1024 * 1024 // chunk + 2
-
-
-@pytest.mark.anyio
-async def test_multipart_large_file_rolls_over_to_disk_off_the_loop(
-    spools: list[RecordingSpool],
-) -> None:
-    loop_thread = threading.get_ident()
-    data = bytes(range(256)) * (3 * SPOOL_MAX_SIZE // 256)
-    body = multipart(part("small", b"s", filename="s"), part("big", data, filename="b"))
-    request = form_request(chunked(body, 100_000))
-    form = await request.form()
-    small, big = form["small"], form["big"]
-    assert isinstance(small, UploadFile)
-    assert isinstance(big, UploadFile)
-    assert (on_disk(small.file), on_disk(big.file)) == (False, True)
-    assert big.size == len(data)
-    assert await big.read() == data
-    await request.close()
-    assert [spool.closed for spool in spools] == [True, True]
-    assert any(before != after for _, _, before, after in spools[1].calls)  # it rolled over
-    assert all(spool.disk_io_off(loop_thread) for spool in spools)
-
-
-# Content-Type headers of 200 KB crafted to make a backtracking parameter parser slow.
-SLOW_CONTENT_TYPES = [
-    "multipart/form-data; boundary=x" + '";' * 100_000,
-    'multipart/form-data; boundary="' + "\\" * 200_000,
-    'multipart/form-data; a="' * 40_000,
-    "multipart/form-data; " + "a=b; " * 40_000,
-    "multipart/form-data" + ";" * 200_000,
-]
-
-
-@pytest.mark.anyio
-async def test_content_type_crafted_to_be_slow_is_answered_400_in_bounded_time() -> None:
-    # Bounded by call_app's wait, far above the milliseconds each takes: no timing threshold.
-    for content_type in SLOW_CONTENT_TYPES:
-        body = multipart(part("a", b"1"))
-        sent = await call_app(form_app(), form_scope(content_type), StreamedBody([body]))
-        assert start_message(sent)["status"] == 400
-
-
-@pytest.mark.anyio
-@pytest.mark.parametrize(
-    ("body", "limits"),
-    [
-        pytest.param(
-            multipart(part("f", b"1", filename="1"), part("g", b"2", filename="2")),
-            {"max_files": 1},
-            id="too-many-files",
-        ),
-        pytest.param(
-            multipart(
-                part("f", b"x" * (SPOOL_MAX_SIZE + 1), filename="1"),
-                part("t", b"x" * 2000),
-            ),
-            {"max_part_size": 1024},
-            id="part-too-large-after-a-file-on-disk",
-        ),
-    ],
-)
-async def test_multipart_error_closes_the_files_already_created(
-    spools: list[RecordingSpool], body: bytes, limits: dict[str, Any]
-) -> None:
-    with pytest.raises(MultiPartException):
-        await form_items(chunked(body, 4096), **limits)
-    assert spools
-    assert all(spool.closed for spool in spools)
-
-
-def test_multipart_error_in_an_app_closes_the_files(
-    backend: Backend, spools: list[RecordingSpool]
-) -> None:
-    body = multipart(part("f", b"1", filename="1"), b"Bad Header\r\n\r\nx")
-    client = TestClient(form_app(), backend=backend)
-    response = client.post("/", content=body, headers={"content-type": MULTIPART})
-    assert response.status_code == 400
-    assert len(spools) == 1
-    assert spools[0].closed
-
-
-@pytest.mark.anyio
-async def test_multipart_files_are_closed_when_parsing_is_cancelled(
-    spools: list[RecordingSpool],
-) -> None:
-    head = multipart(part("f", b"x" * 100, filename="f"), final=False)
-    waiting = anyio.Event()
-
-    async def receive() -> Message:
-        if not waiting.is_set():
-            waiting.set()
-            return {"type": "http.request", "body": head, "more_body": True}
-        await anyio.sleep_forever()
-        raise AssertionError("unreachable")  # pragma: no cover
-
-    async def parse() -> None:
-        await Request(form_scope(), receive).form()
-
-    with anyio.fail_after(10):
-        async with anyio.create_task_group() as task_group:
-            task_group.start_soon(parse)
-            await waiting.wait()
-            await anyio.wait_all_tasks_blocked()
-            task_group.cancel_scope.cancel()
-    assert len(spools) == 1
-    assert spools[0].closed
 
 
 # ==== Config ====
