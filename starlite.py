@@ -1473,6 +1473,7 @@ class BackgroundTasks(BackgroundTask):
 # Parsing request bodies into FormData: urlencoded forms with a small streaming parser of our own,
 # multipart forms on python-multipart's streaming parser. Every limit is checked while the body
 # streams, so no form can make the server hold more than the limits allow.
+# Request.form() (Requests, next) parses with them.
 
 
 class UploadFile:
