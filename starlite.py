@@ -1900,11 +1900,9 @@ class MultiPartParser:
         self._opened.append(part.file)
 
     def _on_part_data(self, data: bytes, start: int, end: int) -> None:
-        # The chunk itself when the part spans all of it (the usual case inside a large file),
-        # else a view, not a slice: however large a chunk the server hands over, its data is
-        # copied once, into the file or the field, and a field over its limit is not copied at
-        # all. (A view costs about 0.1 us: 3 us on a 1 MiB upload, 1% of its parse.)
-        piece = data if start == 0 and end == len(data) else memoryview(data)[start:end]
+        # A view, not a slice: however large a chunk the server hands over, its data is copied
+        # once, into the file or the field, and a field over its limit is not copied at all.
+        piece = memoryview(data)[start:end]
         part = self._part
         if part.file is not None:
             self._file_writes.append((part.file, piece))
@@ -3179,7 +3177,7 @@ _MAX_POSITION_DIGITS = 18
 _PAST_ANY_FILE = 10**_MAX_POSITION_DIGITS
 
 
-def _position(digits: str) -> int:
+def _byte_position(digits: str) -> int:
     return int(digits) if len(digits) <= _MAX_POSITION_DIGITS else _PAST_ANY_FILE
 
 
@@ -3187,12 +3185,12 @@ def _byte_range(first: str, last: str, size: int) -> tuple[int, int] | None:
     """One range-spec as a half-open ``(start, end)`` clamped to the file, or None if it asks for
     nothing inside it."""
     if not first:  # suffix-range: the final `last` bytes
-        length = _position(last)
+        length = _byte_position(last)
         return (max(size - length, 0), size) if length and size else None
-    start = _position(first)
-    if last and _position(last) < start:
+    start = _byte_position(first)
+    if last and _byte_position(last) < start:
         raise _RangeError(400, "Range header: start must be less than end")
-    end = min(_position(last) + 1, size) if last else size
+    end = min(_byte_position(last) + 1, size) if last else size
     return (start, end) if start < size else None
 
 
@@ -3498,20 +3496,25 @@ class WebSocketDisconnected(RuntimeError):
     """The websocket is used after it was closed, or before it was accepted."""
 
 
-_S = WebSocketState
 # The messages each state allows, and the state each one leads to (ASGI websocket spec).
 _RECEIVABLE = {
-    _S.CONNECTING: {"websocket.connect": _S.CONNECTED},
-    _S.CONNECTED: {"websocket.receive": _S.CONNECTED, "websocket.disconnect": _S.DISCONNECTED},
+    WebSocketState.CONNECTING: {"websocket.connect": WebSocketState.CONNECTED},
+    WebSocketState.CONNECTED: {
+        "websocket.receive": WebSocketState.CONNECTED,
+        "websocket.disconnect": WebSocketState.DISCONNECTED,
+    },
 }
 _SENDABLE = {
-    _S.CONNECTING: {
-        "websocket.accept": _S.CONNECTED,
-        "websocket.close": _S.DISCONNECTED,
-        "websocket.http.response.start": _S.RESPONSE,
+    WebSocketState.CONNECTING: {
+        "websocket.accept": WebSocketState.CONNECTED,
+        "websocket.close": WebSocketState.DISCONNECTED,
+        "websocket.http.response.start": WebSocketState.RESPONSE,
     },
-    _S.CONNECTED: {"websocket.send": _S.CONNECTED, "websocket.close": _S.DISCONNECTED},
-    _S.RESPONSE: {"websocket.http.response.body": _S.DISCONNECTED},
+    WebSocketState.CONNECTED: {
+        "websocket.send": WebSocketState.CONNECTED,
+        "websocket.close": WebSocketState.DISCONNECTED,
+    },
+    WebSocketState.RESPONSE: {"websocket.http.response.body": WebSocketState.DISCONNECTED},
 }
 # A close frame's payload is at most 125 bytes, two of which hold the code (RFC 6455 §5.5).
 _MAX_CLOSE_REASON_BYTES = 123
@@ -3576,21 +3579,23 @@ class WebSocket(HTTPConnection[StateT]):
             self._close_code = message.get("code", 1000)
         previous_state = self.application_state
         self.application_state = allowed[message["type"]]
-        if self.application_state is _S.DISCONNECTED and message.get("more_body", False):
-            self.application_state = _S.RESPONSE  # more of the denial response's body follows
+        if self.application_state is WebSocketState.DISCONNECTED and message.get("more_body"):
+            # more of the denial response's body follows
+            self.application_state = WebSocketState.RESPONSE
         try:
             await self._send(message)
         except OSError:  # ASGI 2.4: the server could not send, the client is gone
-            self.application_state = _S.DISCONNECTED
+            self.application_state = WebSocketState.DISCONNECTED
             raise WebSocketDisconnect(code=1006) from None
-        if previous_state is _S.CONNECTING and message["type"] == "websocket.close":
-            self.client_state = _S.DISCONNECTED  # a refused handshake: nothing more will come
+        if previous_state is WebSocketState.CONNECTING and message["type"] == "websocket.close":
+            # a refused handshake: nothing more will come
+            self.client_state = WebSocketState.DISCONNECTED
 
     async def accept(
         self, subprotocol: str | None = None, headers: Iterable[tuple[bytes, bytes]] | None = None
     ) -> None:
         """Accept the connection, choosing a subprotocol and adding headers to the handshake."""
-        if self.client_state is _S.CONNECTING:
+        if self.client_state is WebSocketState.CONNECTING:
             await self.receive()  # the client's websocket.connect
         headers = list(headers or [])
         # The handshake is an HTTP response: CR, LF or NUL would inject a header into it.
@@ -3603,7 +3608,7 @@ class WebSocket(HTTPConnection[StateT]):
         )
 
     async def _receive_data(self) -> Message:
-        if self.application_state is not _S.CONNECTED:
+        if self.application_state is not WebSocketState.CONNECTED:
             raise WebSocketDisconnected('WebSocket is not connected. Need to call "accept" first.')
         message = await self.receive()
         if message["type"] == "websocket.disconnect":
@@ -4454,11 +4459,6 @@ class Match(Enum):
     FULL = 2
 
 
-# Python 3.11's EnumType reads attributes through a __getattr__ hook (dropped in 3.12), so that
-# `Match.FULL` costs about 70 ns; routing reads members on every request, through these names.
-_NONE, _PARTIAL, _FULL = Match.NONE, Match.PARTIAL, Match.FULL
-
-
 class BaseRoute:
     """A routing rule: `matches` says whether it takes a request, `handle` answers it."""
 
@@ -4477,7 +4477,7 @@ class BaseRoute:
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         """Use a route on its own as an ASGI app: not found unless it matches."""
         match, child_scope = self.matches(scope)
-        if match is _NONE:
+        if match is Match.NONE:
             await _not_found(scope, receive, send)
             return
         scope.update(child_scope)
@@ -4616,14 +4616,14 @@ class Route(BaseRoute):
 
     def matches(self, scope: Scope) -> tuple[Match, Scope]:
         if scope["type"] != "http":
-            return _NONE, {}
+            return Match.NONE, {}
         path_params = self._path_params(scope, _route_path(scope))
         if path_params is None:
-            return _NONE, {}
+            return Match.NONE, {}
         child_scope = {"endpoint": self.endpoint, "path_params": path_params}
         if self.methods is not None and scope["method"] not in self.methods:
-            return _PARTIAL, child_scope
-        return _FULL, child_scope
+            return Match.PARTIAL, child_scope
+        return Match.FULL, child_scope
 
     def _path_params(self, scope: Scope, route_path: str) -> dict[str, Any] | None:
         """The path parameters, after those of the Mounts outside, if `route_path` matches."""
@@ -4702,12 +4702,12 @@ class WebSocketRoute(BaseRoute):
 
     def matches(self, scope: Scope) -> tuple[Match, Scope]:
         if scope["type"] != "websocket":
-            return _NONE, {}
+            return Match.NONE, {}
         params = _matched_params(self.path_regex, self.param_convertors, _route_path(scope))
         if params is None:
-            return _NONE, {}
+            return Match.NONE, {}
         path_params = _with_outer_params(scope, params)
-        return _FULL, {"endpoint": self.endpoint, "path_params": path_params}
+        return Match.FULL, {"endpoint": self.endpoint, "path_params": path_params}
 
     def url_path_for(self, name: str, /, **path_params: Any) -> URLPath:
         return _endpoint_url_path(self, name, path_params, "websocket")
@@ -4765,15 +4765,15 @@ class Mount(BaseRoute):
 
     def matches(self, scope: Scope) -> tuple[Match, Scope]:
         if scope["type"] not in ("http", "websocket"):
-            return _NONE, {}
+            return Match.NONE, {}
         route_path = _route_path(scope)
         params = _matched_params(self.path_regex, self.param_convertors, route_path)
         if params is None:
-            return _NONE, {}
+            return Match.NONE, {}
         remaining_path = "/" + params.pop("path")
         matched_path = route_path[: len(route_path) - len(remaining_path)]
         root_path = scope.get("root_path", "")
-        return _FULL, {
+        return Match.FULL, {
             "path_params": _with_outer_params(scope, params),
             "app_root_path": scope.get("app_root_path", root_path),
             "root_path": root_path + matched_path,
@@ -4834,15 +4834,15 @@ class Host(BaseRoute):
 
     def matches(self, scope: Scope) -> tuple[Match, Scope]:
         if scope["type"] not in ("http", "websocket"):
-            return _NONE, {}
+            return Match.NONE, {}
         host = _request_host(scope)
         if host is None:
-            return _NONE, {}
+            return Match.NONE, {}
         params = _matched_params(self.host_regex, self.param_convertors, host)
         if params is None:
-            return _NONE, {}
+            return Match.NONE, {}
         path_params = _with_outer_params(scope, params)
-        return _FULL, {"path_params": path_params, "endpoint": self.app}
+        return Match.FULL, {"path_params": path_params, "endpoint": self.app}
 
     def url_path_for(self, name: str, /, **path_params: Any) -> URLPath:
         if self.name is not None and name == self.name and "path" in path_params:
@@ -4884,17 +4884,26 @@ _ONE_SEGMENT_REGEXES = frozenset(
 class _IndexNode:
     """A node of the route index: one path segment deep."""
 
-    __slots__ = ("ending_here", "ends", "literal", "rest", "stopping_here", "wildcard")
+    __slots__ = (
+        "candidates_if_path_ends",
+        "candidates_if_path_goes_on",
+        "literal",
+        "routes_ending_here",
+        "routes_taking_the_rest",
+        "wildcard",
+    )
 
     def __init__(self) -> None:
         self.literal: dict[str, _IndexNode] = {}  # children by literal segment
         self.wildcard: _IndexNode | None = None  # the child for segments holding a parameter
-        self.ends: list[int] = []  # routes whose path ends here
-        self.rest: list[int] = []  # routes that match anything below here (path params, mounts)
+        # The positions of the routes whose path ends at this node, and of those that take
+        # anything below it (a parameter that may span segments, a Mount's remainder).
+        self.routes_ending_here: list[int] = []
+        self.routes_taking_the_rest: list[int] = []
         # Once the trie is built: the candidates of a path that reaches this node along the only
         # edges it could take, and ends here, or goes on where no edge leads.
-        self.ending_here: list[BaseRoute] = []
-        self.stopping_here: list[BaseRoute] = []
+        self.candidates_if_path_ends: list[BaseRoute] = []
+        self.candidates_if_path_goes_on: list[BaseRoute] = []
 
 
 def _is_plain_route(route: BaseRoute) -> TypeGuard[Route]:
@@ -4980,22 +4989,25 @@ class _RouteIndex:
                 continue
             # The route's own convertors, as it compiled them: not the registry, which may differ.
             if any(convertors[match[1]].regex not in _ONE_SEGMENT_REGEXES for match in parameters):
-                node.rest.append(position)  # this parameter may span segments
+                node.routes_taking_the_rest.append(position)  # this parameter may span segments
                 return
             if node.wildcard is None:
                 node.wildcard = _IndexNode()
             node = node.wildcard
-        node.ends.append(position)
+        node.routes_ending_here.append(position)
 
     def _settle(self, node: _IndexNode, inherited: list[int]) -> None:
-        """Work out the candidates of a path that ends at `node`, or stops there, when the walk
-        that reached it took no branch: those of every node on the way, with its own."""
-        stopping = sorted(inherited + node.rest)
-        node.stopping_here = [self._routes[position] for position in stopping]
-        node.ending_here = [self._routes[position] for position in sorted(stopping + node.ends)]
+        """Work out the candidates of a path that ends at `node`, or goes on where no edge leads,
+        when the walk that reached it took no branch: those of every node on the way, with its
+        own."""
+        going_on = sorted(inherited + node.routes_taking_the_rest)
+        node.candidates_if_path_goes_on = [self._routes[position] for position in going_on]
+        node.candidates_if_path_ends = [
+            self._routes[position] for position in sorted(going_on + node.routes_ending_here)
+        ]
         for child in [*node.literal.values(), node.wildcard]:
             if child is not None:
-                self._settle(child, stopping)
+                self._settle(child, going_on)
 
     def candidates(self, path: str) -> list[BaseRoute]:
         """The routes that may match `path`, in declaration order (a list not to be changed)."""
@@ -5009,13 +5021,13 @@ class _RouteIndex:
             literal = node.literal.get(segment)
             if literal is None:
                 if node.wildcard is None:
-                    return node.stopping_here
+                    return node.candidates_if_path_goes_on
                 node = node.wildcard
             elif node.wildcard is None:
                 node = literal
             else:  # a literal and a parameter could both lead to a match
                 return self._walk_branches(path)
-        return node.ending_here
+        return node.candidates_if_path_ends
 
     def _walk_branches(self, path: str) -> list[BaseRoute]:
         """Follow `path` down every edge it could take, gathering the candidates on the way."""
@@ -5024,7 +5036,7 @@ class _RouteIndex:
         for segment in path.split("/")[1:]:
             next_nodes = []
             for node in nodes:
-                found += node.rest
+                found += node.routes_taking_the_rest
                 if (child := node.literal.get(segment)) is not None:
                     next_nodes.append(child)
                 if node.wildcard is not None:
@@ -5033,8 +5045,8 @@ class _RouteIndex:
             if not nodes:
                 break
         for node in nodes:
-            found += node.ends
-            found += node.rest
+            found += node.routes_ending_here
+            found += node.routes_taking_the_rest
         if len(found) > 1:  # from several branches of the trie: in declaration order, once each
             found = sorted(set(found))
         return [self._routes[position] for position in found]
@@ -5198,15 +5210,15 @@ class Router:
                 if plain.methods is None or scope["method"] in plain.methods:
                     await self._enter_plain(plain, path_params, scope, receive, send)
                     return
-                match = _PARTIAL
+                match = Match.PARTIAL
                 child_scope: Scope = {"endpoint": plain.endpoint, "path_params": path_params}
             else:
                 match, child_scope = route.matches(scope)
-            if match is _FULL:
+            if match is Match.FULL:
                 self._enter(route, child_scope, scope)
                 await route.handle(scope, receive, send)
                 return
-            if match is _PARTIAL and partial is None:
+            if match is Match.PARTIAL and partial is None:
                 partial = route, child_scope
         if partial is not None:
             self._enter(*partial, scope)
@@ -5244,7 +5256,7 @@ class Router:
             redirect_scope = {**scope, "path": scope["path"] + "/"}
         for route in self._candidates(_route_path(redirect_scope)):
             match, _ = route.matches(redirect_scope)
-            if match is not _NONE:
+            if match is not Match.NONE:
                 # URL(scope=...) keeps the URL on this host: a path like "//evil.com" becomes
                 # "http://host//evil.com", or "/%2Fevil.com" without a host, never "//evil.com".
                 location = str(URL(scope=redirect_scope))
@@ -6072,17 +6084,19 @@ class _SessionSigner:
     """Signs and checks session cookies with HMAC-SHA256 (standard library only)."""
 
     def __init__(self, secret_key: str, max_age: int | None) -> None:
-        import hmac  # lazily: see the imports
+        # hmac is imported here, once, when the middleware is made, and not with the module: it
+        # loads OpenSSL's hashes, which nothing but sessions needs (see the imports).
+        import hmac
 
+        self._hmac_new = hmac.new
+        self._compare_digest = hmac.compare_digest
         # A key of its own for sessions, derived from the secret: the secret itself signs
         # nothing, so no other use of it can forge a session.
-        self._key = hmac.new(secret_key.encode("utf-8"), b"starlite.session", "sha256").digest()
+        self._key = self._hmac_new(secret_key.encode(), b"starlite.session", "sha256").digest()
         self.max_age = max_age
 
     def _signature(self, signed: str) -> str:
-        import hmac
-
-        return _b64encode(hmac.new(self._key, signed.encode("ascii"), "sha256").digest())
+        return _b64encode(self._hmac_new(self._key, signed.encode("ascii"), "sha256").digest())
 
     def sign(self, session: Mapping[str, Any]) -> str:
         payload = _b64encode(json.dumps(session, separators=(",", ":")).encode("utf-8"))
@@ -6093,11 +6107,9 @@ class _SessionSigner:
         """The session in a cookie; empty if it is tampered with, malformed or expired."""
         if not cookie.isascii():  # no cookie we sign holds anything else
             return {}
-        import hmac
-
         signed, _, signature = cookie.rpartition(".")
         payload, _, timestamp = signed.partition(".")
-        if not hmac.compare_digest(signature.encode(), self._signature(signed).encode()):
+        if not self._compare_digest(signature.encode(), self._signature(signed).encode()):
             return {}
         if (
             not (timestamp.isascii() and timestamp.isdigit())
@@ -6628,7 +6640,7 @@ class _Handoff:
             self.message_taken.set()
 
 
-class _AppCall:
+class _DownstreamCall:
     """One run of the app below a BaseHTTPMiddleware, started by ``call_next``.
 
     The app runs in its own task and its messages cross an unbuffered _Handoff, so its response
@@ -6727,7 +6739,7 @@ class _AppBody:
     ``pathsend`` comes through as that message, for the server to send as the app asked.
     """
 
-    def __init__(self, call: _AppCall) -> None:
+    def __init__(self, call: _DownstreamCall) -> None:
         self.call = call
         self.finished = False
         self.trailers: list[tuple[bytes, bytes]] = []
@@ -6837,11 +6849,11 @@ class BaseHTTPMiddleware:
             return
         request = Request(scope, receive, send)
         response_sent = anyio.Event()
-        calls: list[_AppCall] = []
+        calls: list[_DownstreamCall] = []
         async with _TaskGroup() as task_group:
 
             async def call_next(request_: Request) -> Response:
-                call = _AppCall(self.app, request, response_sent)
+                call = _DownstreamCall(self.app, request, response_sent)
                 calls.append(call)
                 task_group.start_soon(call.run)
                 return await call.response()
@@ -7570,10 +7582,11 @@ def _check_response_message(holds: bool, problem: str) -> None:
         raise AssertionError(problem)
 
 
-class _AppRun:
-    """One request's run of the app: the app, the `receive` and `send` channels it is given, and
-    the client's side of them (the response's start, its body chunk by chunk, and finishing).
-    Trailers and debug info are kept as they come, for the response's `extensions`.
+class _HTTPRun:
+    """One request's run of the app by the test client: the app, the `receive` and `send`
+    channels it is given, and the client's side of them (the response's start, its body chunk by
+    chunk, and finishing). Trailers and debug info are kept as they come, for the response's
+    `extensions`.
 
     All of it runs on the event loop: AsyncTestClient awaits it, TestClient calls it through a
     blocking portal. The app's exception is kept in `error` for the client to raise.
@@ -7673,7 +7686,7 @@ class _AppRun:
     async def _send_debug(self, message: Message) -> None:
         self.debug_info = message["info"]
 
-    _HANDLERS: ClassVar[dict[str, Callable[[_AppRun, Message], Awaitable[None]]]] = {
+    _HANDLERS: ClassVar[dict[str, Callable[[_HTTPRun, Message], Awaitable[None]]]] = {
         "http.response.start": _send_start,
         "http.response.body": _send_body,
         "http.response.trailers": _send_trailers,
@@ -7716,7 +7729,7 @@ class _AppRun:
             raise RuntimeError("The test client was closed before the app sent a response")
 
 
-def _test_response(request: httpx.Request, run: _AppRun, stream: Any) -> httpx.Response:
+def _test_response(request: httpx.Request, run: _HTTPRun, stream: Any) -> httpx.Response:
     """The httpx response for `run`: a 500 if the app sent no response (and it is not raised)."""
     response_cls: type[httpx.Response] = _httpx().Response
     if run.start is None:
@@ -7772,7 +7785,10 @@ class _ResponseStream(_HTTPXSyncByteStream):  # type: ignore[misc, unused-ignore
     """The body of a test response, read from the app as the test iterates it."""
 
     def __init__(
-        self, portal: anyio.from_thread.BlockingPortal, run: _AppRun, on_close: contextlib.ExitStack
+        self,
+        portal: anyio.from_thread.BlockingPortal,
+        run: _HTTPRun,
+        on_close: contextlib.ExitStack,
     ) -> None:
         self._portal = portal
         self._run = run
@@ -7875,7 +7891,7 @@ class _TestClientTransport(_TransportToApp, _HTTPXBaseTransport):  # type: ignor
     def handle_request(self, request: httpx.Request) -> httpx.Response:
         scope = self.scope_for(request)
         # No unread messages: each `send` of the app waits for the test to read, as in Starlette.
-        run = _AppRun(self.app, scope, request.read(), unread_limit=0)
+        run = _HTTPRun(self.app, scope, request.read(), unread_limit=0)
         with contextlib.ExitStack() as stack:
             portal = stack.enter_context(self.portal_factory())
             portal.start_task(run.run)
@@ -7889,7 +7905,7 @@ class _TestClientTransport(_TransportToApp, _HTTPXBaseTransport):  # type: ignor
         on_close.callback(self.open_streams.discard, stream)
         return _test_response(request, run, stream)
 
-    def _finish(self, portal: anyio.from_thread.BlockingPortal, run: _AppRun) -> None:
+    def _finish(self, portal: anyio.from_thread.BlockingPortal, run: _HTTPRun) -> None:
         portal.call(run.finish)
         run.raise_error(self.raise_server_exceptions)
 
@@ -7938,7 +7954,7 @@ class _WebSocketRun:
                 await self.app(self.scope, self.app_inbox.receive, self.app_outbox.send)
         except anyio.get_cancelled_exc_class():
             raise
-        # For the test to raise; a BaseException too, as for a request (`_AppRun.run`).
+        # For the test to raise; a BaseException too, as for a request (`_HTTPRun.run`).
         except BaseException as exc:
             self.error = exc
         finally:
@@ -8211,7 +8227,7 @@ class AsyncWebSocketTestSession(_WebSocketSession):
         return await self._run.receive_json(mode)
 
 
-class _Lifespan:
+class _LifespanServer:
     """The server's side of the ASGI lifespan protocol, for ``with TestClient(app):`` and
     ``async with AsyncTestClient(app):``; all of it, from its making, runs on the event loop."""
 
@@ -8361,7 +8377,7 @@ class _TestClient(_HTTPXClient):  # type: ignore[misc, unused-ignore]
         with contextlib.ExitStack() as stack:
             portal = stack.enter_context(_start_blocking_portal(self.backend, self.backend_options))
             stack.callback(self._forget_portal)
-            self._lifespan = portal.call(_Lifespan, self.app, self.app_state)
+            self._lifespan = portal.call(_LifespanServer, self.app, self.app_state)
             stack.callback(self._lifespan.close)
             self.task = portal.start_task_soon(self.lifespan)
             portal.call(self.wait_startup)
@@ -8423,7 +8439,7 @@ class _TestClient(_HTTPXClient):  # type: ignore[misc, unused-ignore]
 class _AsyncResponseStream(_HTTPXAsyncByteStream):  # type: ignore[misc, unused-ignore]
     """The body of an async test response, read from the app as the test iterates it."""
 
-    def __init__(self, run: _AppRun, raise_server_exceptions: bool) -> None:
+    def __init__(self, run: _HTTPRun, raise_server_exceptions: bool) -> None:
         self._run = run
         self._raise_server_exceptions = raise_server_exceptions
 
@@ -8458,7 +8474,7 @@ class _AsyncTestClientTransport(_TransportToApp, _HTTPXAsyncBaseTransport):  # t
     async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
         task_group = self.open_task_group()
         scope = self.scope_for(request)
-        run = _AppRun(self.app, scope, await request.aread(), _UNREAD_MESSAGES_LIMIT)
+        run = _HTTPRun(self.app, scope, await request.aread(), _UNREAD_MESSAGES_LIMIT)
         await task_group.start(run.run)
         if await run.response_start() is None:
             await run.finish()
@@ -8514,7 +8530,7 @@ class _AsyncTestClient(_HTTPXAsyncClient):  # type: ignore[misc, unused-ignore]
             task_group = await stack.enter_async_context(_TaskGroup())
             # At the end, after the shut-down: stop the runs of responses the test left unread.
             stack.callback(task_group.cancel_scope.cancel)
-            lifespan = _Lifespan(self.app, self.app_state)
+            lifespan = _LifespanServer(self.app, self.app_state)
             stack.callback(lifespan.close)
             task_group.start_soon(lifespan.run)
             await lifespan.start_up()
