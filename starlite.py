@@ -2459,6 +2459,35 @@ class Request(HTTPConnection[StateT]):
             self._peeked_messages.append(message)
         return self._is_disconnected
 
+    # What a BaseHTTPMiddleware needs to hand the body on to the app below it (_DownstreamReceive
+    # and _AppCall): this Request keeps the body's state, they ask it.
+
+    def _body_if_ended(self) -> bytes | None:
+        """The whole body once it was read to its end, for the app below to be given again:
+        the cached body, or b"" if it was streamed (its chunks are gone); None before."""
+        if hasattr(self, "_body"):
+            return self._body
+        return b"" if self._stream_consumed else None
+
+    async def _receive_noting(self) -> Message:
+        """The client's next message as ``stream()`` takes it (one is_disconnected() peeked comes
+        first), noting the body's end or the client's leaving; once gone, it says so each time."""
+        peeked = self._peeked_messages
+        if self._is_disconnected and not peeked:
+            return {"type": "http.disconnect"}
+        message = peeked.pop(0) if peeked else await self._receive()
+        if message["type"] == "http.request":
+            self._stream_consumed = not message.get("more_body", False)
+        elif message["type"] == "http.disconnect":
+            self._is_disconnected = True
+        return message
+
+    def _hand_on_form(self) -> None:
+        """Put a form parsed from a body that is gone (streamed, not cached) in the scope, where
+        the next Request of this scope finds it (its ``form()`` reads it from there)."""
+        if self._form is not None and not hasattr(self, "_body"):
+            self.scope[_FORM_SCOPE_KEY] = self._form
+
     async def send_push_promise(self, path: str) -> None:
         """Ask an HTTP/2 server to push `path`, if it offers the server push extension."""
         if "http.response.push" not in self.scope.get("extensions", {}):
@@ -6541,20 +6570,14 @@ class _DownstreamReceive:
         self.body_given = False  # the app has had the last message of the body
 
     async def __call__(self) -> Message:
-        request = self.request
         if not self.body_given:
-            body = getattr(request, "_body", None)
-            if body is not None or request._stream_consumed:
+            body = self.request._body_if_ended()
+            if body is not None:
                 self.body_given = True
-                return {"type": "http.request", "body": body or b"", "more_body": False}
-        if request._is_disconnected and not request._peeked_messages:
-            return {"type": "http.disconnect"}
-        peeked = request._peeked_messages
-        message = peeked.pop(0) if peeked else await request._receive()
+                return {"type": "http.request", "body": body, "more_body": False}
+        message = await self.request._receive_noting()
         if message["type"] == "http.request":
-            request._stream_consumed = self.body_given = not message.get("more_body", False)
-        elif message["type"] == "http.disconnect":
-            request._is_disconnected = True
+            self.body_given = not message.get("more_body", False)
         return message
 
 
@@ -6642,8 +6665,7 @@ class _AppCall:
     def __init__(self, app: ASGIApp, request: Request, response_sent: anyio.Event) -> None:
         self.app = app
         self.request = request
-        if request._form is not None and not hasattr(request, "_body"):  # parsed, body gone
-            request.scope[_FORM_SCOPE_KEY] = request._form
+        request._hand_on_form()
         self.response_sent = response_sent
         self.messages = _Handoff()
         self.cancel_scope = anyio.CancelScope()
