@@ -2457,6 +2457,35 @@ class Request(HTTPConnection[StateT]):
             self._peeked_messages.append(message)
         return self._is_disconnected
 
+    # What a BaseHTTPMiddleware needs to hand the body on to the app below it (_DownstreamReceive
+    # and _AppCall): this Request keeps the body's state, they ask it.
+
+    def _body_if_ended(self) -> bytes | None:
+        """The whole body once it was read to its end, for the app below to be given again:
+        the cached body, or b"" if it was streamed (its chunks are gone); None before."""
+        if hasattr(self, "_body"):
+            return self._body
+        return b"" if self._stream_consumed else None
+
+    async def _receive_noting(self) -> Message:
+        """The client's next message as ``stream()`` takes it (one is_disconnected() peeked comes
+        first), noting the body's end or the client's leaving; once gone, it says so each time."""
+        peeked = self._peeked_messages
+        if self._is_disconnected and not peeked:
+            return {"type": "http.disconnect"}
+        message = peeked.pop(0) if peeked else await self._receive()
+        if message["type"] == "http.request":
+            self._stream_consumed = not message.get("more_body", False)
+        elif message["type"] == "http.disconnect":
+            self._is_disconnected = True
+        return message
+
+    def _hand_on_form(self) -> None:
+        """Put a form parsed from a body that is gone (streamed, not cached) in the scope, where
+        the next Request of this scope finds it (its ``form()`` reads it from there)."""
+        if self._form is not None and not hasattr(self, "_body"):
+            self.scope[_FORM_SCOPE_KEY] = self._form
+
     async def send_push_promise(self, path: str) -> None:
         """Ask an HTTP/2 server to push `path`, if it offers the server push extension."""
         if "http.response.push" not in self.scope.get("extensions", {}):
@@ -4874,6 +4903,43 @@ class Host(BaseRoute):
         return f"{name}(host={self.host!r}, name={self.name or ''!r}, app={self.app!r})"
 
 
+# How the router finds a route
+#
+# Starlette's router tries its routes in the order they were declared and takes the first that
+# matches fully; a route that matches the path but not the method is remembered, and used only if
+# no route matches fully (the 405). The answer depends on that order, so the index never picks a
+# route itself: it only leaves out the routes that cannot match the path. What it gives the router
+# is the candidates, the routes that could match, still in declaration order. The router tries
+# them exactly as it would try every route, and since every route that can match is among them,
+# it finds what a linear scan finds: the same route, the same 405, the same slash redirect.
+#
+# The index (_RouteIndex) is a trie over the path's "/"-separated segments, one _IndexNode a
+# segment. A route's path format goes in segment by segment: a literal segment takes an edge of
+# its own, a segment holding a parameter whose values never hold a "/" takes the node's one
+# wildcard edge, and a parameter that may span segments (a `path` convertor, a registered
+# convertor, a Mount's remainder) stops the route at that node, as matching whatever lies below.
+# A route the trie cannot describe (a Host, a subclass with a `matches` of its own, a regex that
+# is not the one its format compiles to) is a candidate for every path.
+#
+# Looking a path up walks it down the trie. While each segment has only one edge to take, the
+# answer is a list the node it stops at already holds, worked out when the index was built: the
+# routes the trie cannot describe and those met on the way that match anything below, with those
+# whose path ends at that node if the path ends there. Only where a segment could follow both a
+# literal edge and the wildcard does the walk take every branch and sort what it gathers back into
+# declaration order. A request for the path of a route without parameters, the most common kind,
+# skips the walk: the index keeps the candidates of each such path in a dict.
+#
+# On top of that, the router matches plain routes itself (Routes whose matching and handling are
+# Route's own): one regex, then it sets the scope and calls the endpoint's app, without a Match
+# or a child scope to merge. And when a static path's first candidate is a plain route for that
+# very path, the router takes it from the index's `route_at` without matching anything, if its
+# methods allow the request; if they do not, it goes on to the candidates as usual, which finds
+# what a scan would (a later route for that method, or the 405).
+#
+# Changing a router's `routes` in place (append, insert, del, ...) counts a change on the list
+# (_RouteList); the router rebuilds the index before the next request it routes. Assigning a new
+# list rebuilds it at once.
+
 # The regexes of the built-in convertors whose values never hold a "/": to the route index, a
 # parameter with one of them is one segment. Any other (a registered convertor's) may span several.
 _ONE_SEGMENT_REGEXES = frozenset(
@@ -6537,6 +6603,38 @@ class CSRFMiddleware:
 RequestResponseEndpoint: TypeAlias = Callable[[Request], Awaitable[Response]]
 DispatchFunction: TypeAlias = Callable[[Request, RequestResponseEndpoint], Awaitable[Response]]
 
+# How the request and the response pass between dispatch and the app
+#
+# BaseHTTPMiddleware.__call__ makes one Request of the scope and the server's channels and calls
+# `dispatch(request, call_next)` in its own task. ``call_next`` starts an _AppCall: the app below
+# runs in a task of its own, in the middleware's task group, with the same scope, a
+# _DownstreamReceive as its receive channel and the _AppCall's `send` as its send channel.
+#
+# Going down, the request: there is one body from the client, and dispatch and the app may each
+# read some of it. The middleware's Request keeps the body's state, and _DownstreamReceive asks it
+# for each message the app receives. If dispatch read the body whole (``body()``, ``json()``), the
+# app is given it again as one message; if dispatch streamed it to its end, the app gets an empty
+# last message instead of waiting for bytes that will never come; otherwise the messages pass
+# through one at a time, each to whichever side asks, and the Request notes the body's end and the
+# client's leaving either way. A form dispatch parsed from the stream cannot be read again from a
+# body that is gone: it is put in the scope, where the app's own Request finds it.
+#
+# Coming up, the response: the app's messages cross a _Handoff, a channel without a buffer, so the
+# app's `send` returns only once the middleware has taken the message. ``call_next`` takes
+# messages until the app's ``http.response.start`` (an early hint on the way goes straight to the
+# client) and returns an _AppResponse with the app's status and headers, whose body (_AppBody)
+# takes the rest of the app's messages as the response is sent. The body streams through as the
+# app produces it, never faster than the client takes it; nothing is buffered.
+#
+# The end: the app's last message waits until the middleware's response has been sent in full,
+# so the app's background tasks run after the client has its response, as they would without the
+# middleware. If the app's response is not sent in full (dispatch answered with another, or the
+# client went away), the app is cancelled instead. The app runs with a copy of the context; what
+# it set in context variables up to its response start is set in dispatch's context when
+# ``call_next`` returns. The app's exception is raised in the middleware where it waits for the
+# app's next message, or, for one after the response was sent (a background task's), once the
+# middleware's task group has ended.
+
 
 class _DownstreamReceive:
     """The receive channel a BaseHTTPMiddleware hands on: the body again, if `dispatch` read it.
@@ -6553,20 +6651,14 @@ class _DownstreamReceive:
         self.body_given = False  # the app has had the last message of the body
 
     async def __call__(self) -> Message:
-        request = self.request
         if not self.body_given:
-            body = getattr(request, "_body", None)
-            if body is not None or request._stream_consumed:
+            body = self.request._body_if_ended()
+            if body is not None:
                 self.body_given = True
-                return {"type": "http.request", "body": body or b"", "more_body": False}
-        if request._is_disconnected and not request._peeked_messages:
-            return {"type": "http.disconnect"}
-        peeked = request._peeked_messages
-        message = peeked.pop(0) if peeked else await request._receive()
+                return {"type": "http.request", "body": body, "more_body": False}
+        message = await self.request._receive_noting()
         if message["type"] == "http.request":
-            request._stream_consumed = self.body_given = not message.get("more_body", False)
-        elif message["type"] == "http.disconnect":
-            request._is_disconnected = True
+            self.body_given = not message.get("more_body", False)
         return message
 
 
@@ -6654,8 +6746,7 @@ class _DownstreamCall:
     def __init__(self, app: ASGIApp, request: Request, response_sent: anyio.Event) -> None:
         self.app = app
         self.request = request
-        if request._form is not None and not hasattr(request, "_body"):  # parsed, body gone
-            request.scope[_FORM_SCOPE_KEY] = request._form
+        request._hand_on_form()
         self.response_sent = response_sent
         self.messages = _Handoff()
         self.cancel_scope = anyio.CancelScope()
@@ -7913,6 +8004,34 @@ class _TestClientTransport(_TransportToApp, _HTTPXBaseTransport):  # type: ignor
 # How long the app may take to return once the test has closed its websocket, at most: it is
 # cancelled sooner if it waits for something that will not come.
 _WEBSOCKET_CLOSE_GRACE = 5.0
+
+# How the sync TestClient runs the app
+#
+# A test calls TestClient as plain, blocking code, and the app is async: it must run on an event
+# loop, and the test's thread has none running. So the test client starts one in a thread of its
+# own, through anyio's blocking portal (_start_blocking_portal). ``portal.call(f, ...)`` runs the
+# async function `f` on that loop and blocks the test's thread until it returns, then returns its
+# value there, or raises its exception there; ``portal.start_task`` starts a task on the loop that
+# goes on running while the test's thread does other things.
+#
+# Inside ``with TestClient(app)``, one portal serves the whole block: the lifespan runs in it as a
+# task from start-up to shut-down, and every request and websocket session uses the same loop, as
+# under a server. Outside ``with``, each request starts a portal of its own, and it ends when the
+# request's response is closed.
+#
+# A request (_TestClientTransport.handle_request) becomes an _AppRun, whose `run` is started as
+# a task on the loop: the app runs there, receiving the request body and sending its messages to
+# the _AppRun. The test's thread blocks in ``portal.call(run.response_start)`` until the app has
+# started its response (or returned without one). The body is not read then: each chunk is
+# fetched with a ``portal.call(run.next_chunk)`` as httpx reads the response, and the channel
+# between them holds no message, so each `send` of the app's body waits until the test takes it,
+# and a streamed response is seen as far as the app has got. Closing the response calls
+# ``run.finish`` through the portal: it cancels the app if its response is not complete, and waits
+# for it to return (background tasks included). What the app raised was kept on the loop, so as
+# not to stop it, and is raised in the test's thread then.
+#
+# A websocket session does the same with a _WebSocketRun, each of its methods called through the
+# portal. AsyncTestClient needs no portal: it awaits the same runs on the test's own loop.
 
 
 def _start_blocking_portal(
