@@ -2458,7 +2458,7 @@ class Request(HTTPConnection[StateT]):
         return self._is_disconnected
 
     # What a BaseHTTPMiddleware needs to hand the body on to the app below it (_DownstreamReceive
-    # and _AppCall): this Request keeps the body's state, they ask it.
+    # and _DownstreamCall): this Request keeps the body's state, they ask it.
 
     def _body_if_ended(self) -> bytes | None:
         """The whole body once it was read to its end, for the app below to be given again:
@@ -6606,9 +6606,9 @@ DispatchFunction: TypeAlias = Callable[[Request, RequestResponseEndpoint], Await
 # How the request and the response pass between dispatch and the app
 #
 # BaseHTTPMiddleware.__call__ makes one Request of the scope and the server's channels and calls
-# `dispatch(request, call_next)` in its own task. ``call_next`` starts an _AppCall: the app below
-# runs in a task of its own, in the middleware's task group, with the same scope, a
-# _DownstreamReceive as its receive channel and the _AppCall's `send` as its send channel.
+# `dispatch(request, call_next)` in its own task. ``call_next`` starts a _DownstreamCall: the app
+# below runs in a task of its own, in the middleware's task group, with the same scope, a
+# _DownstreamReceive as its receive channel and the _DownstreamCall's `send` as its send channel.
 #
 # Going down, the request: there is one body from the client, and dispatch and the app may each
 # read some of it. The middleware's Request keeps the body's state, and _DownstreamReceive asks it
@@ -8019,9 +8019,9 @@ _WEBSOCKET_CLOSE_GRACE = 5.0
 # under a server. Outside ``with``, each request starts a portal of its own, and it ends when the
 # request's response is closed.
 #
-# A request (_TestClientTransport.handle_request) becomes an _AppRun, whose `run` is started as
+# A request (_TestClientTransport.handle_request) becomes a _HTTPRun, whose `run` is started as
 # a task on the loop: the app runs there, receiving the request body and sending its messages to
-# the _AppRun. The test's thread blocks in ``portal.call(run.response_start)`` until the app has
+# the _HTTPRun. The test's thread blocks in ``portal.call(run.response_start)`` until the app has
 # started its response (or returned without one). The body is not read then: each chunk is
 # fetched with a ``portal.call(run.next_chunk)`` as httpx reads the response, and the channel
 # between them holds no message, so each `send` of the app's body waits until the test takes it,
