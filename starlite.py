@@ -7622,10 +7622,20 @@ class Jinja2Templates:
 # async tests. A websocket session of either runs the app through one `_WebSocketRun`, awaited or
 # called through the portal. httpx is imported only when a test client is first used.
 
-# A copy of starlite.py must pass `mypy --strict` in a project without httpx, where mypy takes
-# httpx for Any: the classes written against httpx's then subclass Any, which --strict refuses.
-# Their `type: ignore` comments allow that and, with `unused-ignore`, are silent where httpx is
-# installed and the classes are typed as httpx's.
+# How the test client's classes get httpx's bases, without `import starlite` importing httpx:
+# - `_TestClient`, `_TestClientTransport`, `_ResponseStream` and their async twins are written
+#   against httpx's classes, through the aliases below: httpx's own for a type checker, `object`
+#   at run time.
+# - `_with_httpx_base(cls, "Client")` makes, once, the real class: a subclass of `cls` and of
+#   httpx's class of that name. The transports and streams are made so as a client is used.
+# - The public names (TestClient, AsyncTestClient, WebSocketDenialResponse) are looked up through
+#   the module's `__getattr__`, at the end of this section, which builds each on first use from
+#   `_HTTPX_CLASSES`; without httpx, the name is a stand-in that imports fine and raises the
+#   ImportError naming what to install when one is made.
+# - A copy of starlite.py must pass `mypy --strict` in a project without httpx, where mypy takes
+#   httpx for Any: the classes written against httpx's then subclass Any, which --strict refuses.
+#   Their `type: ignore` comments allow that and, with `unused-ignore`, are silent where httpx is
+#   installed and the classes are typed as httpx's.
 if TYPE_CHECKING:
     _HTTPXClient: TypeAlias = httpx.Client
     _HTTPXBaseTransport: TypeAlias = httpx.BaseTransport
@@ -7634,8 +7644,6 @@ if TYPE_CHECKING:
     _HTTPXAsyncBaseTransport: TypeAlias = httpx.AsyncBaseTransport
     _HTTPXAsyncByteStream: TypeAlias = httpx.AsyncByteStream
 else:
-    # The classes below are written against httpx's; at run time they get those bases only when
-    # a test client is first used (`_with_httpx_base`), so `import starlite` never imports httpx.
     _HTTPXClient = _HTTPXBaseTransport = _HTTPXSyncByteStream = object
     _HTTPXAsyncClient = _HTTPXAsyncBaseTransport = _HTTPXAsyncByteStream = object
 
@@ -8701,8 +8709,8 @@ if TYPE_CHECKING:
         """A websocket handshake the app answered with an HTTP response."""
 
 
-# The public classes built on httpx's, by name: how to build each, and what its stand-in
-# subclasses when httpx is missing.
+# The public classes built on httpx's, by name (see the start of this section): how to build
+# each, and what its stand-in subclasses when httpx is missing.
 _HTTPX_CLASSES: dict[str, tuple[Callable[[], type[Any]], type[Any]]] = {
     "TestClient": (lambda: _with_httpx_base(_TestClient, "Client"), _TestClient),
     "AsyncTestClient": (
