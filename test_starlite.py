@@ -346,6 +346,177 @@ def make_scope(
     return scope
 
 
+# The server's side of ASGI, shared by every section that calls an app directly: the scopes and
+# messages a server gives an app, and Server, which plays the server for one call of an app.
+
+DENIAL_EXTENSION: dict[str, dict[str, Any]] = {"websocket.http.response": {}}
+
+
+def ws_scope(path: str = "/", *, deny: bool = True, subprotocols: Sequence[str] = ()) -> Scope:
+    """A websocket scope as a server gives it; `deny` offers the websocket.http.response
+    extension."""
+    scope = make_scope(
+        path,
+        type="websocket",
+        scheme="ws",
+        subprotocols=list(subprotocols),
+        extensions=dict(DENIAL_EXTENSION) if deny else {},
+    )
+    del scope["method"]
+    return scope
+
+
+def http_request(body: bytes = b"", *, more_body: bool = False) -> Message:
+    return {"type": "http.request", "body": body, "more_body": more_body}
+
+
+def connect() -> Message:
+    return {"type": "websocket.connect"}
+
+
+def text_frame(text: str) -> Message:
+    return {"type": "websocket.receive", "text": text}
+
+
+def bytes_frame(data: bytes) -> Message:
+    return {"type": "websocket.receive", "bytes": data}
+
+
+def disconnect(code: int = 1000, reason: str = "") -> Message:
+    return {"type": "websocket.disconnect", "code": code, "reason": reason}
+
+
+def close_message(code: int = 1000, reason: object = "") -> Message:
+    return {"type": "websocket.close", "code": code, "reason": reason}
+
+
+class Server:
+    """The server's side of one call of an ASGI app (HTTP, websocket or lifespan), played by
+    the test; `run` calls the app with a bounded wait, and the read-outs describe what it sent.
+
+    `receive` hands the app the `incoming` messages in order (or is the test's own `receive`
+    channel, such as StreamedBody). After the last message the client does what `then` says:
+    "fail" (the test gave too few: asking for more fails it), "wait" (a client that says nothing
+    more: receive waits for ever) or "disconnect" (receive waits until the client has gone, then
+    says so: it goes once the response is complete, or after `disconnect_after` non-empty body
+    chunks). `send` records each message, noted in `log` if given; once the client has gone it
+    raises OSError if the scope promises ASGI 2.4, as the spec has a server do. An exception of a
+    type in `raises` that the app raises before sending anything is kept in `raised`, and an
+    HTTPException is read as the response it stands for (StaticFiles outside an app).
+    """
+
+    def __init__(
+        self,
+        *incoming: Message,
+        then: Literal["fail", "wait", "disconnect"] = "fail",
+        disconnect_after: int | None = None,
+        receive: Receive | None = None,
+        log: list[str] | None = None,
+        raises: type[Exception] | tuple[type[Exception], ...] = (),
+    ) -> None:
+        self.incoming = list(incoming)
+        self.then = then
+        self.disconnect_after = disconnect_after
+        self.channel = receive
+        self.log = log
+        self.raises = raises
+        self.scope: Scope = {}
+        self.sent: list[Message] = []
+        self.raised: Exception | None = None
+        self.gone = anyio.Event()
+        self.chunks_sent = 0
+
+    async def receive(self) -> Message:
+        if self.channel is not None:
+            return await self.channel()
+        if self.incoming:
+            return self.incoming.pop(0)
+        if self.then == "fail":
+            raise AssertionError("the app asked for more messages than the test gave")
+        if self.then == "wait":
+            await anyio.sleep_forever()
+        await self.gone.wait()
+        if self.scope["type"] == "websocket":
+            return disconnect()
+        return {"type": "http.disconnect"}
+
+    async def send(self, message: Message) -> None:
+        if self.gone.is_set() and self.scope.get("asgi", {}).get("spec_version") == "2.4":
+            raise OSError("the client has gone")
+        if self.log is not None:
+            self.log.append("server gets " + message["type"])
+        self.sent.append(message)
+        kind = message["type"]
+        if kind == "http.response.body" and message.get("body"):
+            self.chunks_sent += 1
+        if self.then != "disconnect":
+            return
+        if self.disconnect_after is not None:
+            if self.chunks_sent == self.disconnect_after:
+                self.gone.set()
+        elif kind == "http.response.pathsend" or (
+            kind == "http.response.body" and not message.get("more_body", False)
+        ):
+            self.gone.set()
+
+    def websocket(self, scope: Scope | None = None) -> WebSocket:
+        """A WebSocket on this server's channels, for a test to drive directly."""
+        self.scope = ws_scope() if scope is None else scope
+        return WebSocket(self.scope, self.receive, self.send)
+
+    async def run(self, app: ASGIApp, scope: Scope) -> Server:
+        """Call `app` with `scope` as a server would, with a bounded wait; this server."""
+        self.scope = scope
+        with anyio.fail_after(30):
+            try:
+                await app(scope, self.receive, self.send)
+            except self.raises as exc:
+                assert self.sent == [], "the app raised after it had sent"
+                self.raised = exc
+        return self
+
+    @property
+    def sent_types(self) -> list[str]:
+        return [message["type"] for message in self.sent]
+
+    def _response_messages(self, kind: str) -> list[Message]:
+        """The messages of the response of type `kind` (a websocket's denial response too)."""
+        return [m for m in self.sent if m["type"].removeprefix("websocket.") == kind]
+
+    @property
+    def start(self) -> Message:
+        """The response's start message: there must be exactly one."""
+        starts = self._response_messages("http.response.start")
+        assert len(starts) == 1, self.sent_types
+        return starts[0]
+
+    @property
+    def status(self) -> int:
+        if isinstance(self.raised, HTTPException):
+            return self.raised.status_code
+        return int(self.start["status"])
+
+    @property
+    def headers(self) -> Headers:
+        if isinstance(self.raised, HTTPException):
+            return Headers(self.raised.headers)
+        return Headers(raw=list(self.start.get("headers", [])))
+
+    @property
+    def body(self) -> bytes:
+        """The response's body chunks, joined."""
+        if isinstance(self.raised, HTTPException):
+            return self.raised.detail.encode()
+        return b"".join(
+            bytes(m.get("body", b"")) for m in self._response_messages("http.response.body")
+        )
+
+    @property
+    def allow(self) -> set[str]:
+        """The methods of the `Allow` header, as a set: their order is not part of the contract."""
+        return {method.strip() for method in self.headers["allow"].split(",")}
+
+
 # Bodies, receive channels and apps shared by the form and body-limit tests: Requests (Forms),
 # Middleware (Body limits) and Forms.
 
@@ -468,97 +639,13 @@ def form_app(**limits: Any) -> Starlite:
     return Starlite(routes=[Route("/", echo, methods=["POST"])])
 
 
-async def call_app(app: ASGIApp, scope: Scope, receive: Receive) -> list[Message]:
-    """Call `app` as a server would, with a bounded wait; the messages it sent."""
-    sent: list[Message] = []
-
-    async def send(message: Message) -> None:
-        sent.append(message)
-
-    with anyio.fail_after(30):
-        await app(scope, receive, send)
-    return sent
-
-
 def on_disk(file: IO[bytes]) -> bool:
     """Whether a SpooledTemporaryFile's data has rolled over to disk (a private attribute that
     starlite reads too: the standard library has no public one)."""
     return bool(cast(Any, file)._rolled)
 
 
-# The websocket side of ASGI, shared by the sections from WebSockets on: a websocket scope,
-# the messages a client sends, Harness (the server's side of one websocket, driven by the
-# test), and an endpoint that describes its connection.
-
-DENIAL_EXTENSION: dict[str, dict[str, Any]] = {"websocket.http.response": {}}
-
-
-def ws_scope(path: str = "/", *, deny: bool = True, subprotocols: Sequence[str] = ()) -> Scope:
-    """A websocket scope as a server gives it; `deny` offers the websocket.http.response
-    extension."""
-    scope = make_scope(
-        path,
-        type="websocket",
-        scheme="ws",
-        subprotocols=list(subprotocols),
-        extensions=dict(DENIAL_EXTENSION) if deny else {},
-    )
-    del scope["method"]
-    return scope
-
-
-def connect() -> Message:
-    return {"type": "websocket.connect"}
-
-
-def text_frame(text: str) -> Message:
-    return {"type": "websocket.receive", "text": text}
-
-
-def bytes_frame(data: bytes) -> Message:
-    return {"type": "websocket.receive", "bytes": data}
-
-
-def disconnect(code: int = 1000, reason: str = "") -> Message:
-    return {"type": "websocket.disconnect", "code": code, "reason": reason}
-
-
-def close_message(code: int = 1000, reason: object = "") -> Message:
-    return {"type": "websocket.close", "code": code, "reason": reason}
-
-
-class Harness:
-    """The server's side of one websocket: `incoming` are the client's messages, in order, and
-    `sent` collects what the app sends. Asking for more than was given fails the test, unless
-    `then_wait`: then receive waits, as a server does for a client that says nothing more."""
-
-    def __init__(self, *incoming: Message, then_wait: bool = False) -> None:
-        self.incoming = list(incoming)
-        self.then_wait = then_wait
-        self.sent: list[Message] = []
-
-    async def receive(self) -> Message:
-        if not self.incoming:
-            if self.then_wait:
-                await anyio.sleep_forever()
-            raise AssertionError("the app asked for more messages than the test gave")
-        return self.incoming.pop(0)
-
-    async def send(self, message: Message) -> None:
-        self.sent.append(message)
-
-    def websocket(self, scope: Scope | None = None) -> WebSocket:
-        return WebSocket(ws_scope() if scope is None else scope, self.receive, self.send)
-
-    async def run(self, app: ASGIApp, scope: Scope | None = None) -> list[Message]:
-        """Call `app` with this harness; what it sent."""
-        with anyio.fail_after(5):
-            await app(ws_scope() if scope is None else scope, self.receive, self.send)
-        return self.sent
-
-    @property
-    def sent_types(self) -> list[str]:
-        return [message["type"] for message in self.sent]
+# An endpoint that describes its websocket connection, shared by the sections from WebSockets on.
 
 
 async def describe(websocket: WebSocket) -> None:
@@ -2923,9 +3010,9 @@ async def test_multipart_empty_file_empty_field_and_empty_form() -> None:
 @pytest.mark.parametrize("chunks", [[], [b""], [b"", b""]], ids=["none", "one", "two"])
 async def test_an_empty_multipart_body_is_an_empty_form(chunks: list[bytes]) -> None:
     assert await form_items(chunks) == []
-    sent = await call_app(form_app(), form_scope(MULTIPART), StreamedBody(chunks))
-    assert start_message(sent)["status"] == 200
-    assert json.loads(sent_body(sent)) == []
+    answer = await Server(receive=StreamedBody(chunks)).run(form_app(), form_scope(MULTIPART))
+    assert answer.status == 200
+    assert json.loads(answer.body) == []
 
 
 @pytest.mark.anyio
@@ -3190,9 +3277,10 @@ async def test_multipart_error_is_400_in_an_app_and_multipart_exception_outside(
 ) -> None:
     with pytest.raises(MultiPartException) as info:
         await form_items(body, content_type, **limits)
-    sent = await call_app(form_app(**limits), form_scope(content_type), StreamedBody([body]))
-    assert start_message(sent)["status"] == 400
-    assert sent_body(sent).decode() == info.value.message
+    server = Server(receive=StreamedBody([body]))
+    answer = await server.run(form_app(**limits), form_scope(content_type))
+    assert answer.status == 400
+    assert answer.body.decode() == info.value.message
     assert info.value.message == message
 
 
@@ -3217,9 +3305,10 @@ async def test_malformed_multipart_is_a_fixed_400_and_the_parsers_words_go_to_th
     body: bytes, parser_words: str, caplog: pytest.LogCaptureFixture
 ) -> None:
     with caplog.at_level(logging.INFO, logger="starlite.forms"):
-        sent = await call_app(form_app(), form_scope(MULTIPART), StreamedBody([body]))
-    assert start_message(sent)["status"] == 400
-    assert sent_body(sent) == b"Invalid multipart data."  # nothing of the parser's own
+        server = Server(receive=StreamedBody([body]))
+        answer = await server.run(form_app(), form_scope(MULTIPART))
+    assert answer.status == 400
+    assert answer.body == b"Invalid multipart data."  # nothing of the parser's own
     (record,) = [record for record in caplog.records if record.name == "starlite.forms"]
     assert record.levelno == logging.INFO
     assert parser_words in record.getMessage()
@@ -3285,11 +3374,12 @@ SLOW_CONTENT_TYPES = [
 
 @pytest.mark.anyio
 async def test_content_type_crafted_to_be_slow_is_answered_400_in_bounded_time() -> None:
-    # Bounded by call_app's wait, far above the milliseconds each takes: no timing threshold.
+    # Bounded by Server's wait, far above the milliseconds each takes: no timing threshold.
     for content_type in SLOW_CONTENT_TYPES:
         body = multipart(part("a", b"1"))
-        sent = await call_app(form_app(), form_scope(content_type), StreamedBody([body]))
-        assert start_message(sent)["status"] == 400
+        server = Server(receive=StreamedBody([body]))
+        answer = await server.run(form_app(), form_scope(content_type))
+        assert answer.status == 400
 
 
 @pytest.mark.anyio
@@ -4573,64 +4663,6 @@ def test_connection_type_argument_changes_nothing_at_run_time(
 # ==== Responses ====
 
 
-async def call_asgi(
-    app: Any,
-    method: str = "GET",
-    headers: dict[str, str] | None = None,
-    extensions: dict[str, Any] | None = None,
-) -> list[Message]:
-    """Drive an ASGI app like a server does and return every message it sent.
-
-    The request body is empty; `receive` then blocks until the response is complete and answers
-    `http.disconnect`, as a server does once the response has been written.
-    """
-    messages: list[Message] = []
-    response_done = anyio.Event()
-    body_sent = False
-
-    async def receive() -> Message:
-        nonlocal body_sent
-        if not body_sent:
-            body_sent = True
-            return {"type": "http.request", "body": b"", "more_body": False}
-        await response_done.wait()
-        return {"type": "http.disconnect"}
-
-    async def send(message: Message) -> None:
-        messages.append(message)
-        if message["type"] == "http.response.pathsend" or (
-            message["type"] == "http.response.body" and not message.get("more_body", False)
-        ):
-            response_done.set()
-
-    with anyio.fail_after(5):
-        await app(make_scope(method=method, headers=headers, extensions=extensions), receive, send)
-    return messages
-
-
-def start_message(messages: list[Message]) -> Message:
-    starts = [m for m in messages if m["type"] == "http.response.start"]
-    assert len(starts) == 1
-    return starts[0]
-
-
-def sent_headers(messages: list[Message]) -> list[tuple[str, str]]:
-    return [
-        (k.decode("latin-1").lower(), v.decode("latin-1"))
-        for k, v in start_message(messages)["headers"]
-    ]
-
-
-def sent_header_names(messages: list[Message]) -> set[str]:
-    return {name for name, _ in sent_headers(messages)}
-
-
-def sent_body(messages: list[Message]) -> bytes:
-    return b"".join(
-        bytes(m.get("body", b"")) for m in messages if m["type"] == "http.response.body"
-    )
-
-
 def parse_set_cookie(header: str) -> tuple[str, str, dict[str, str | bool]]:
     """Split a Set-Cookie value into name, value and lower-cased attributes (flags map to True)."""
     first, *rest = [part.strip() for part in header.split(";")]
@@ -4755,9 +4787,11 @@ def test_response_head_request_keeps_get_content_length() -> None:
 
 @pytest.mark.anyio
 async def test_response_sends_no_body_bytes_for_head() -> None:
-    messages = await call_asgi(PlainTextResponse("hello"), method="HEAD")
-    assert dict(sent_headers(messages))["content-length"] == "5"
-    assert sent_body(messages) == b""
+    answer = await Server(http_request(), then="disconnect").run(
+        PlainTextResponse("hello"), make_scope(method="HEAD")
+    )
+    assert answer.headers["content-length"] == "5"
+    assert answer.body == b""
 
 
 @pytest.mark.parametrize("status_code", [100, 101, 103, 204, 304])
@@ -4769,10 +4803,12 @@ def test_response_has_no_content_length_for_1xx_204_304(status_code: int) -> Non
 @pytest.mark.anyio
 @pytest.mark.parametrize("status_code", [103, 204, 304])
 async def test_response_sends_no_body_for_1xx_204_304(status_code: int) -> None:
-    messages = await call_asgi(Response(b"ignored", status_code=status_code))
-    assert start_message(messages)["status"] == status_code
-    assert "content-length" not in sent_header_names(messages)
-    assert sent_body(messages) == b""
+    answer = await Server(http_request(), then="disconnect").run(
+        Response(b"ignored", status_code=status_code), make_scope()
+    )
+    assert answer.status == status_code
+    assert "content-length" not in answer.headers
+    assert answer.body == b""
 
 
 def test_response_204_without_content_is_empty() -> None:
@@ -5163,8 +5199,10 @@ async def test_streaming_response_sync_iterator_runs_in_worker_thread() -> None:
             threads.append(threading.get_ident())
             yield chunk
 
-    messages = await call_asgi(StreamingResponse(chunks()))
-    assert sent_body(messages) == b"abc"
+    answer = await Server(http_request(), then="disconnect").run(
+        StreamingResponse(chunks()), make_scope()
+    )
+    assert answer.body == b"abc"
     assert len(threads) == 3
     assert loop_thread not in threads
 
@@ -5201,10 +5239,9 @@ def test_streaming_response_background_runs_after_stream(backend: Backend) -> No
     assert events == ["chunk", "background"]
 
 
-async def _stream_until_disconnect() -> tuple[list[str], list[Message]]:
+async def _stream_until_disconnect() -> tuple[list[str], Server]:
+    """Stream an endless response to a client that goes after the first chunk."""
     events: list[str] = []
-    messages: list[Message] = []
-    first_chunk_sent = anyio.Event()
 
     async def endless() -> Any:
         try:
@@ -5214,25 +5251,16 @@ async def _stream_until_disconnect() -> tuple[list[str], list[Message]]:
         finally:
             events.append("generator finally")
 
-    async def receive() -> Message:
-        await first_chunk_sent.wait()
-        return {"type": "http.disconnect"}
-
-    async def send(message: Message) -> None:
-        messages.append(message)
-        if message.get("body"):
-            first_chunk_sent.set()
-
-    with anyio.fail_after(2):
-        await StreamingResponse(endless())(make_scope(), receive, send)
-    return events, messages
+    server = Server(then="disconnect", disconnect_after=1)
+    await server.run(StreamingResponse(endless()), make_scope())
+    return events, server
 
 
 @pytest.mark.anyio
 async def test_streaming_response_stops_when_client_disconnects() -> None:
-    events, messages = await _stream_until_disconnect()
+    events, server = await _stream_until_disconnect()
     assert events == ["generator finally"]
-    assert sent_body(messages) == b"first"
+    assert server.body == b"first"
 
 
 @pytest.mark.anyio
@@ -5283,16 +5311,12 @@ async def test_streaming_response_on_asgi_2_4_raises_its_iterators_own_oserror_a
         yield b"chunk"
         raise OSError("the iterator's own disk error")
 
-    messages: list[Message] = []
-
-    async def send(message: Message) -> None:
-        messages.append(message)
-
+    server = Server()  # asking for a message fails: the response must not listen
     scope = make_scope(asgi={"version": "3.0", "spec_version": "2.4"})
     with pytest.raises(OSError, match="the iterator's own disk error") as info:
-        await StreamingResponse(broken())(scope, _never_receive, send)
+        await server.run(StreamingResponse(broken()), scope)
     assert not isinstance(info.value, ClientDisconnect)
-    assert sent_body(messages) == b"chunk"
+    assert server.body == b"chunk"
 
 
 @pytest.mark.anyio
@@ -5341,21 +5365,11 @@ async def test_streaming_response_calls_the_hooks_a_subclass_overrides(
 ) -> None:
     response = LoggedStream([b"a", b"b"])
     response.log = []
-    messages: list[Message] = []
-    response_done = anyio.Event()
-
-    async def receive() -> Message:
-        await response_done.wait()
-        return {"type": "http.disconnect"}  # pragma: no cover - cancelled first
-
-    async def send(message: Message) -> None:
-        messages.append(message)
-
+    server = Server(then="wait")  # the listener is cancelled once the body is sent
     scope = make_scope(asgi={"version": "3.0", "spec_version": spec_version})
-    with anyio.fail_after(2):
-        await response(scope, receive, send)
+    await server.run(response, scope)
     assert sorted(response.log) == hooks
-    assert sent_body(messages) == b"ab"
+    assert server.body == b"ab"
 
 
 # ---- FileResponse: basics ----
@@ -5544,9 +5558,11 @@ def test_file_response_head_sends_headers_only(data_file: Path) -> None:
 
 @pytest.mark.anyio
 async def test_file_response_head_sends_no_body_bytes(data_file: Path) -> None:
-    messages = await call_asgi(FileResponse(data_file), method="HEAD")
-    assert dict(sent_headers(messages))["content-length"] == "1000"
-    assert sent_body(messages) == b""
+    answer = await Server(http_request(), then="disconnect").run(
+        FileResponse(data_file), make_scope(method="HEAD")
+    )
+    assert answer.headers["content-length"] == "1000"
+    assert answer.body == b""
 
 
 @pytest.mark.anyio
@@ -5554,25 +5570,31 @@ async def test_file_response_head_sends_no_body_bytes(data_file: Path) -> None:
 async def test_file_response_head_in_any_case_ends_the_body_at_once(
     data_file: Path, method: str
 ) -> None:
-    messages = await call_asgi(FileResponse(data_file), method=method)
-    assert [m["type"] for m in messages] == ["http.response.start", "http.response.body"]
-    assert messages[1] == {"type": "http.response.body", "body": b"", "more_body": False}
+    answer = await Server(http_request(), then="disconnect").run(
+        FileResponse(data_file), make_scope(method=method)
+    )
+    assert answer.sent_types == ["http.response.start", "http.response.body"]
+    assert answer.sent[1] == {"type": "http.response.body", "body": b"", "more_body": False}
 
 
 @pytest.mark.anyio
 async def test_file_response_honours_a_range_for_a_lower_case_get(data_file: Path) -> None:
     response = FileResponse(data_file)
-    messages = await call_asgi(response, method="get", headers={"range": "bytes=5-9"})
-    assert start_message(messages)["status"] == 206
-    assert sent_body(messages) == FILE_DATA[5:10]
+    answer = await Server(http_request(), then="disconnect").run(
+        response, make_scope(method="get", headers={"range": "bytes=5-9"})
+    )
+    assert answer.status == 206
+    assert answer.body == FILE_DATA[5:10]
 
 
 @pytest.mark.anyio
 async def test_file_response_uses_pathsend_when_offered(data_file: Path) -> None:
-    messages = await call_asgi(FileResponse(data_file), extensions={"http.response.pathsend": {}})
-    assert [m["type"] for m in messages] == ["http.response.start", "http.response.pathsend"]
-    assert messages[1]["path"] == str(data_file)
-    assert dict(sent_headers(messages))["content-length"] == "1000"
+    answer = await Server(http_request(), then="disconnect").run(
+        FileResponse(data_file), make_scope(extensions={"http.response.pathsend": {}})
+    )
+    assert answer.sent_types == ["http.response.start", "http.response.pathsend"]
+    assert answer.sent[1]["path"] == str(data_file)
+    assert answer.headers["content-length"] == "1000"
 
 
 @pytest.fixture
@@ -5588,39 +5610,42 @@ def file_in_working_directory(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -
 async def test_file_response_pathsend_gives_an_absolute_path_for_a_relative_one(
     file_in_working_directory: Path,
 ) -> None:
-    messages = await call_asgi(
-        FileResponse(file_in_working_directory.name), extensions={"http.response.pathsend": {}}
+    answer = await Server(http_request(), then="disconnect").run(
+        FileResponse(file_in_working_directory.name),
+        make_scope(extensions={"http.response.pathsend": {}}),
     )
-    pathsend = [m for m in messages if m["type"] == "http.response.pathsend"]
+    pathsend = [m for m in answer.sent if m["type"] == "http.response.pathsend"]
     assert pathsend == [{"type": "http.response.pathsend", "path": str(file_in_working_directory)}]
 
 
 @pytest.mark.anyio
 async def test_file_response_does_not_use_pathsend_for_head(data_file: Path) -> None:
-    messages = await call_asgi(
-        FileResponse(data_file), method="HEAD", extensions={"http.response.pathsend": {}}
+    answer = await Server(http_request(), then="disconnect").run(
+        FileResponse(data_file),
+        make_scope(method="HEAD", extensions={"http.response.pathsend": {}}),
     )
-    assert "http.response.pathsend" not in [m["type"] for m in messages]
-    assert sent_body(messages) == b""
+    assert "http.response.pathsend" not in answer.sent_types
+    assert answer.body == b""
 
 
 @pytest.mark.anyio
 async def test_file_response_does_not_use_pathsend_for_ranges(data_file: Path) -> None:
-    messages = await call_asgi(
+    answer = await Server(http_request(), then="disconnect").run(
         FileResponse(data_file),
-        headers={"range": "bytes=10-19"},
-        extensions={"http.response.pathsend": {}},
+        make_scope(headers={"range": "bytes=10-19"}, extensions={"http.response.pathsend": {}}),
     )
-    assert "http.response.pathsend" not in [m["type"] for m in messages]
-    assert start_message(messages)["status"] == 206
-    assert sent_body(messages) == FILE_DATA[10:20]
+    assert "http.response.pathsend" not in answer.sent_types
+    assert answer.status == 206
+    assert answer.body == FILE_DATA[10:20]
 
 
 @pytest.mark.anyio
 async def test_file_response_without_pathsend_extension_streams_body(data_file: Path) -> None:
-    messages = await call_asgi(FileResponse(data_file))
-    assert "http.response.pathsend" not in [m["type"] for m in messages]
-    assert sent_body(messages) == FILE_DATA
+    answer = await Server(http_request(), then="disconnect").run(
+        FileResponse(data_file), make_scope()
+    )
+    assert "http.response.pathsend" not in answer.sent_types
+    assert answer.body == FILE_DATA
 
 
 HUGE_FILE_SIZE = 4 * 1024 * 1024  # 64 chunks of FileResponse's 64 KiB
@@ -5717,7 +5742,7 @@ async def test_file_response_raises_when_the_file_is_shorter_than_its_stat(
     response = FileResponse(path, stat_result=stat_result)
     headers = None if range_header is None else {"range": range_header}
     with pytest.raises(RuntimeError, match=re.escape(f"File at path {path} is shorter than")):
-        await call_asgi(response, headers=headers)
+        await Server(http_request(), then="disconnect").run(response, make_scope(headers=headers))
 
 
 def test_file_response_background_runs_after_file(data_file: Path) -> None:
@@ -5869,8 +5894,10 @@ async def test_range_request_multipart_sends_each_part_header_bytes_and_crlf_as_
     class SmallChunks(FileResponse):
         chunk_size = 8
 
-    messages = await call_asgi(SmallChunks(data_file), headers={"range": "bytes=20-24,0-9"})
-    headers = dict(sent_headers(messages))
+    answer = await Server(http_request(), then="disconnect").run(
+        SmallChunks(data_file), make_scope(headers={"range": "bytes=20-24,0-9"})
+    )
+    headers = answer.headers
     boundary = headers["content-type"].removeprefix("multipart/byteranges; boundary=")
 
     def part_header(first: int, last: int) -> bytes:
@@ -5879,7 +5906,7 @@ async def test_range_request_multipart_sends_each_part_header_bytes_and_crlf_as_
             f"Content-Range: bytes {first}-{last}/1000\r\n\r\n"
         ).encode()
 
-    bodies = [m for m in messages if m["type"] == "http.response.body"]
+    bodies = [m for m in answer.sent if m["type"] == "http.response.body"]
     assert [m["body"] for m in bodies] == [
         part_header(0, 9),
         FILE_DATA[0:8],
@@ -5891,7 +5918,7 @@ async def test_range_request_multipart_sends_each_part_header_bytes_and_crlf_as_
         f"--{boundary}--".encode(),
     ]
     assert [m.get("more_body", False) for m in bodies] == [True] * 7 + [False]
-    assert headers["content-length"] == str(len(sent_body(messages)))
+    assert headers["content-length"] == str(len(answer.body))
 
 
 class LabelledParts(FileResponse):
@@ -7304,13 +7331,13 @@ def test_json_responses_rendered_in_many_threads_at_once_are_each_right() -> Non
 
 
 # ==== WebSockets ====
-# WebSocket driven directly through ASGI messages (Harness, at the top of the file, plays the
+# WebSocket driven directly through ASGI messages (Server, at the top of the file, plays the
 # server), then the connection details a websocket sees through the test client.
 
 
-async def accepted(*incoming: Message) -> tuple[WebSocket, Harness]:
+async def accepted(*incoming: Message) -> tuple[WebSocket, Server]:
     """A websocket already accepted, with `incoming` still to come from the client."""
-    harness = Harness(connect(), *incoming)
+    harness = Server(connect(), *incoming)
     websocket = harness.websocket()
     await websocket.accept()
     harness.sent.clear()
@@ -7318,7 +7345,7 @@ async def accepted(*incoming: Message) -> tuple[WebSocket, Harness]:
 
 
 def test_websocket_and_websocket_endpoint_refuse_an_http_scope() -> None:
-    harness = Harness()
+    harness = Server()
     with pytest.raises(ValueError, match="websocket"):
         WebSocket(make_scope(), harness.receive, harness.send)
     with pytest.raises(ValueError, match="websocket"):
@@ -7339,7 +7366,7 @@ async def test_accept_refuses_cr_lf_and_nul_in_its_headers_and_subprotocol(
         "subprotocol": [],
     }[where]
     subprotocol = injected if where == "subprotocol" else None
-    harness = Harness(connect())
+    harness = Server(connect())
     websocket = harness.websocket(ws_scope(subprotocols=[injected]))
     with pytest.raises(ValueError, match="contains CR, LF or NUL"):
         await websocket.accept(subprotocol, [(b"x-ok", b"fine"), *headers])
@@ -7373,11 +7400,11 @@ def test_websocket_disconnect_defaults_and_exception_kinds() -> None:
 
 @pytest.mark.anyio
 async def test_accept_and_raw_receive_and_send() -> None:
-    plain = Harness(connect())
+    plain = Server(connect())
     websocket = plain.websocket()
     await websocket.accept()
     assert plain.sent == [{"type": "websocket.accept", "subprotocol": None, "headers": []}]
-    chosen = Harness(connect())
+    chosen = Server(connect())
     websocket = chosen.websocket(ws_scope(subprotocols=["v1", "chat.v2"]))
     await websocket.accept("chat.v2", [(b"x-room", b"lobby"), (b"x-room", b"hall")])
     assert chosen.sent == [
@@ -7389,7 +7416,7 @@ async def test_accept_and_raw_receive_and_send() -> None:
     ]
     assert chosen.incoming == []
     # After a raw receive of the connect message, accept does not read again.
-    harness = Harness(connect(), text_frame("hi"), disconnect(1001, "away"))
+    harness = Server(connect(), text_frame("hi"), disconnect(1001, "away"))
     websocket = harness.websocket()
     assert await websocket.receive() == connect()
     await websocket.accept()  # the connect was read already: accept does not read again
@@ -7490,7 +7517,7 @@ async def test_close_sends_code_and_reason_and_refuses_before_accept() -> None:
         await websocket.close(*args)
         assert harness.sent == [message]
         assert websocket.application_state is WebSocketState.DISCONNECTED
-    refusing = Harness()
+    refusing = Server()
     websocket = refusing.websocket()
     await websocket.close(status.WS_1008_POLICY_VIOLATION, "no token")  # no connect read first
     assert refusing.sent == [close_message(1008, "no token")]
@@ -7499,7 +7526,7 @@ async def test_close_sends_code_and_reason_and_refuses_before_accept() -> None:
 
 @pytest.mark.anyio
 async def test_states_through_a_whole_connection() -> None:
-    harness = Harness(connect(), text_frame("x"), disconnect())
+    harness = Server(connect(), text_frame("x"), disconnect())
     websocket = harness.websocket()
     states = [(websocket.client_state, websocket.application_state)]
     await websocket.accept()
@@ -7524,7 +7551,7 @@ async def test_states_through_a_whole_connection() -> None:
 
 # Each wrong-state case: what brings the socket to its state, the operation, and the error: a
 # RuntimeError naming the message the state expects, or WebSocketDisconnected once it is over.
-# The harness always has a connect and then a disconnect to give.
+# The server always has a connect and then a disconnect to give.
 
 
 async def _nothing(websocket: WebSocket) -> None:
@@ -7617,7 +7644,7 @@ async def test_operation_in_the_wrong_state_raises_a_clear_error(
     operation: Callable[[WebSocket], Awaitable[Any]],
     error: tuple[type[Exception], str],
 ) -> None:
-    harness = Harness(connect(), disconnect())
+    harness = Server(connect(), disconnect())
     websocket = harness.websocket()
     await before(websocket)
     sent = list(harness.sent)
@@ -7634,10 +7661,10 @@ async def test_operation_in_the_wrong_state_raises_a_clear_error(
 
 @pytest.mark.anyio
 async def test_receiving_a_message_the_state_does_not_allow_raises() -> None:
-    websocket = Harness(text_frame("too early")).websocket()
+    websocket = Server(text_frame("too early")).websocket()
     with pytest.raises(RuntimeError, match=r"websocket\.connect"):
         await websocket.receive()
-    websocket = Harness(connect(), connect()).websocket()
+    websocket = Server(connect(), connect()).websocket()
     await websocket.accept()
     with pytest.raises(RuntimeError, match=r"websocket\.receive"):
         await websocket.receive()
@@ -7673,7 +7700,7 @@ async def test_close_passes_any_code_and_a_reason_of_any_type_to_the_server(
     await websocket.close(code, reason)
     assert harness.sent == [close_message(code, reason)]
     assert websocket.application_state is WebSocketState.DISCONNECTED
-    refusing = Harness(connect())  # before accept: a refusal, passed on the same way
+    refusing = Server(connect())  # before accept: a refusal, passed on the same way
     await refusing.websocket().close(code, reason)
     assert refusing.sent == [close_message(code, reason)]
 
@@ -7682,7 +7709,9 @@ async def test_close_passes_any_code_and_a_reason_of_any_type_to_the_server(
 @pytest.mark.parametrize("code", [999, 1005, 1006, 1015, 5000])
 async def test_websocket_close_takes_any_code(code: int) -> None:
     assert WebSocketClose(code).code == code
-    assert await Harness().run(WebSocketClose(code, "r")) == [close_message(code, "r")]
+    assert (await Server().run(WebSocketClose(code, "r"), ws_scope())).sent == [
+        close_message(code, "r")
+    ]
 
 
 def test_websocket_close_reasons_are_checked_at_the_limit() -> None:
@@ -7695,13 +7724,14 @@ def test_websocket_close_reasons_are_checked_at_the_limit() -> None:
 
 @pytest.mark.anyio
 async def test_websocket_close_is_an_asgi_app() -> None:
-    assert await Harness().run(WebSocketClose()) == [close_message(1000, "")]
-    assert await Harness().run(WebSocketClose(4001, "gone")) == [close_message(4001, "gone")]
+    assert (await Server().run(WebSocketClose(), ws_scope())).sent == [close_message(1000, "")]
+    closed = await Server().run(WebSocketClose(4001, "gone"), ws_scope())
+    assert closed.sent == [close_message(4001, "gone")]
 
 
 @pytest.mark.anyio
 async def test_send_denial_response_sends_the_response_through_the_extension() -> None:
-    harness = Harness(connect())
+    harness = Server(connect())
     websocket = harness.websocket()
     response = PlainTextResponse("go away", status_code=403, headers={"x-why": "token"})
     await websocket.send_denial_response(response)
@@ -7715,7 +7745,7 @@ async def test_send_denial_response_sends_the_response_through_the_extension() -
 
 @pytest.mark.anyio
 async def test_streamed_denial_response_stays_in_the_response_state_until_its_last_part() -> None:
-    harness = Harness(connect(), then_wait=True)
+    harness = Server(connect(), then="wait")
     websocket = harness.websocket()
 
     async def parts() -> AsyncIterator[bytes]:
@@ -7727,14 +7757,14 @@ async def test_streamed_denial_response_stays_in_the_response_state_until_its_la
         await websocket.send_denial_response(StreamingResponse(parts(), status_code=401))
     assert harness.sent_types[0] == "websocket.http.response.start"
     assert set(harness.sent_types[1:]) == {"websocket.http.response.body"}
-    assert b"".join(m.get("body", b"") for m in harness.sent[1:]) == b"one,two"
+    assert harness.body == b"one,two"
     assert websocket.application_state is WebSocketState.DISCONNECTED
 
 
 @pytest.mark.anyio
 async def test_send_denial_response_without_the_extension_or_after_accept_raises() -> None:
     denied = PlainTextResponse("no", status_code=403)
-    harness = Harness(connect())
+    harness = Server(connect())
     websocket = harness.websocket(ws_scope(deny=False))
     with pytest.raises(
         RuntimeError, match="doesn't support the Websocket Denial Response extension"
@@ -7751,7 +7781,7 @@ async def test_send_denial_response_without_the_extension_or_after_accept_raises
 @pytest.mark.anyio
 async def test_a_message_the_state_does_not_allow_is_named_with_the_allowed_ones() -> None:
     start = {"type": "websocket.http.response.start", "status": 403, "headers": []}
-    websocket = Harness(connect()).websocket(ws_scope())
+    websocket = Server(connect()).websocket(ws_scope())
     with pytest.raises(RuntimeError) as refused:
         await websocket.send({"type": "websocket.send", "text": "early"})
     assert str(refused.value) == (
@@ -7826,7 +7856,7 @@ async def test_huge_text_frame_reaches_the_endpoint_without_being_copied() -> No
 
     text = "x" * HUGE
     app = Starlite(routes=[WebSocketRoute("/", echo_once)], middleware=[Middleware(PassThrough)])
-    harness = Harness(connect(), text_frame(text))
+    harness = Server(connect(), text_frame(text))
     await harness.run(app, ws_scope())
     assert received[0] is text
     assert harness.sent_types == ["websocket.accept", "websocket.send", "websocket.close"]
@@ -8635,7 +8665,7 @@ async def test_server_error_middleware_ends_a_failed_websocket(
     where: str, deny: bool, expected: list[str]
 ) -> None:
     app = ServerErrorMiddleware(websocket_app(failing(where, Boom("boom"))))
-    harness = Harness(connect())
+    harness = Server(connect())
     with pytest.raises(Boom, match="boom"):
         await harness.run(app, ws_scope(deny=deny))
     assert harness.sent_types == expected
@@ -8692,14 +8722,14 @@ async def test_server_error_middleware_sends_nothing_once_the_socket_is_ended() 
         await websocket.send_denial_response(PlainTextResponse("no", status_code=403))
         raise Boom("late")
 
-    closed = Harness(connect())
+    closed = Server(connect())
     with pytest.raises(Boom):
-        await closed.run(ServerErrorMiddleware(websocket_app(close_then_fail)))
+        await closed.run(ServerErrorMiddleware(websocket_app(close_then_fail)), ws_scope())
     assert closed.sent_types == ["websocket.accept", "websocket.close"]
     assert closed.sent[-1]["code"] == 4000
-    denied = Harness(connect())
+    denied = Server(connect())
     with pytest.raises(Boom):
-        await denied.run(ServerErrorMiddleware(websocket_app(deny_then_fail)))
+        await denied.run(ServerErrorMiddleware(websocket_app(deny_then_fail)), ws_scope())
     assert denied.sent_types == ["websocket.http.response.start", "websocket.http.response.body"]
     assert denied.sent[0]["status"] == 403
 
@@ -8853,8 +8883,9 @@ async def post_raw(
     """POST `body` to `app` through a raw ASGI server: one message, or `chunk_size` pieces.
     The status, the response body, and the receive channel (to count what was read)."""
     receive = StreamedBody([body] if chunk_size is None else chunked(body, chunk_size))
-    sent = await call_app(app, form_scope(None, content_length=content_length, path=path), receive)
-    return start_message(sent)["status"], sent_body(sent), receive
+    scope = form_scope(None, content_length=content_length, path=path)
+    answer = await Server(receive=receive).run(app, scope)
+    return answer.status, answer.body, receive
 
 
 @pytest.mark.parametrize(
@@ -8910,7 +8941,9 @@ async def test_the_scopes_own_limit_is_put_back_when_the_app_returns(outer: Scop
         await PlainTextResponse("ok")(scope, receive, send)
 
     scope = make_scope("/", method="POST", **outer)
-    await call_middleware(RequestBodyLimitMiddleware(app, max_body_size=5), scope)
+    await Server(http_request(), then="wait").run(
+        RequestBodyLimitMiddleware(app, max_body_size=5), scope
+    )
     assert seen == [5]
     assert {key: scope[key] for key in outer} == outer
     assert (MAX_BODY_SIZE_SCOPE_KEY in scope) is bool(outer)
@@ -8923,8 +8956,10 @@ async def test_the_scopes_own_limit_is_put_back_when_the_app_fails() -> None:
 
     scope = make_scope("/", method="POST", headers={"content-length": "9"})
     scope[MAX_BODY_SIZE_SCOPE_KEY] = 100
-    sent = await call_middleware(RequestBodyLimitMiddleware(refusing, max_body_size=5), scope)
-    assert sent[0]["status"] == 413
+    answer = await Server(http_request(), then="wait").run(
+        RequestBodyLimitMiddleware(refusing, max_body_size=5), scope
+    )
+    assert answer.status == 413
     assert scope[MAX_BODY_SIZE_SCOPE_KEY] == 100
 
 
@@ -9110,9 +9145,10 @@ async def test_body_limit_middleware_passes_websocket_scopes_through() -> None:
         await send({"type": "websocket.close", "code": 1000, "reason": ""})
 
     scope = make_scope(type="websocket", scheme="ws", subprotocols=[])
-    sent = await call_app(RequestBodyLimitMiddleware(websocket_app, 0), scope, StreamedBody([]))
+    server = Server(receive=StreamedBody([]))
+    await server.run(RequestBodyLimitMiddleware(websocket_app, 0), scope)
     assert seen == ["websocket"]
-    assert sent == [{"type": "websocket.close", "code": 1000, "reason": ""}]
+    assert server.sent == [{"type": "websocket.close", "code": 1000, "reason": ""}]
 
 
 def test_websocket_route_and_lifespan_under_a_zero_body_limit_work(backend: Backend) -> None:
@@ -9188,41 +9224,6 @@ class TagMiddleware:
             await send(message)
 
         await self.app(scope, receive, send_tagged)
-
-
-@dataclass
-class Answer:
-    """A response read straight from the ASGI messages."""
-
-    status: int
-    headers: dict[str, str]
-    body: bytes
-
-    @property
-    def allow(self) -> set[str]:
-        return {method.strip() for method in self.headers["allow"].split(",")}
-
-
-async def asgi_answer(app: Any, scope: Scope) -> Answer:
-    """Call `app` with `scope` and an empty body; collect its response."""
-    messages: list[Message] = []
-
-    async def receive() -> Message:
-        return {"type": "http.request", "body": b"", "more_body": False}
-
-    async def send(message: Message) -> None:
-        messages.append(message)
-
-    await app(scope, receive, send)
-    start = next(message for message in messages if message["type"] == "http.response.start")
-    headers = {name.decode("latin-1"): value.decode("latin-1") for name, value in start["headers"]}
-    body = b"".join(m.get("body", b"") for m in messages if m["type"] == "http.response.body")
-    return Answer(start["status"], headers, body)
-
-
-def call(app: Any, scope: Scope, backend: Backend = "asyncio") -> Answer:
-    """Run one request through `app` directly: for paths an HTTP client would rewrite."""
-    return anyio.run(asgi_answer, app, scope, backend=backend)
 
 
 # ---- Convertors ----
@@ -10018,7 +10019,12 @@ def test_host_route_ignores_a_missing_or_malformed_host_header(
     host: str | None, backend: Backend
 ) -> None:
     headers = {} if host is None else {"host": host}
-    answer = call(host_router(), make_scope("/", headers=headers), backend)
+    answer = anyio.run(
+        Server(http_request(), then="wait").run,
+        host_router(),
+        make_scope("/", headers=headers),
+        backend=backend,
+    )
     assert answer.body == b"fallback"
 
 
@@ -10799,8 +10805,18 @@ def test_route_subclass_with_a_different_path_rule() -> None:
             return super().matches({**scope, "path": scope["path"].lower()})
 
     router = Router([AnyCaseRoute("/about", endpoint("about")), r("/{page}", "page")])
-    assert call(router, make_scope("/ABOUT")).headers["x-endpoint"] == "about"
-    assert call(router, make_scope("/Other")).headers["x-endpoint"] == "page"
+    assert (
+        anyio.run(Server(http_request(), then="wait").run, router, make_scope("/ABOUT")).headers[
+            "x-endpoint"
+        ]
+        == "about"
+    )
+    assert (
+        anyio.run(Server(http_request(), then="wait").run, router, make_scope("/Other")).headers[
+            "x-endpoint"
+        ]
+        == "page"
+    )
 
 
 class HandMadeRoute(Route):
@@ -10959,42 +10975,101 @@ def route_path(scope: Scope) -> str:
     return path
 
 
-def reference_answer(routes: Sequence[BaseRoute], scope: Scope) -> tuple[Any, ...]:
-    """What in-order matching answers, using nothing but each route's own `matches()`.
+Outcome = tuple[str, Any, str | None]
 
-    ("200", label) for a route, ("405", allowed) for the first partial, ("307", path) for a
-    trailing-slash redirect, ("404",) otherwise. A Mount's sub-routes are a router of their own.
-    """
-    first_partial: BaseRoute | None = None
-    for route in routes:
+
+def sub_router(route: BaseRoute) -> Router | None:
+    """The Router a Mount or a Host hands its requests to, if it is one."""
+    app = getattr(route, "app", None)
+    return app if isinstance(app, Router) else None
+
+
+def linear_scan(router: Router, scope: Scope, labels: dict[int, str]) -> Outcome:
+    """What trying every route in order answers, using nothing but each route's `matches()`:
+    (status or "ws"/"close", label or detail, label of the innermost route entered)."""
+    first_partial: tuple[BaseRoute, Scope] | None = None
+    chosen: tuple[BaseRoute, Scope] | None = None
+    for route in router.routes:
         match, child_scope = route.matches(scope)
         if match is Match.FULL:
-            if isinstance(route, Mount):
-                return reference_answer(route.routes, {**scope, **child_scope})
-            return ("200", cast(Route, route).name)
+            chosen = (route, child_scope)
+            break
         if match is Match.PARTIAL and first_partial is None:
-            first_partial = route
-    if first_partial is not None:
-        return ("405", frozenset(cast(Route, first_partial).methods or ()))
-    if route_path(scope) != "/":
+            first_partial = (route, child_scope)
+    chosen = chosen or first_partial
+    if chosen is not None:
+        route, child_scope = chosen
+        label = labels[id(route)]
+        inner = sub_router(route)
+        if inner is not None:
+            kind, detail, entered = linear_scan(inner, {**scope, **child_scope}, labels)
+            return (kind, detail, entered or label)
+        if isinstance(route, Route) and route.methods and scope["method"] not in route.methods:
+            return ("405", frozenset(route.methods), label)
+        return ("200" if scope["type"] == "http" else "ws", label, label)
+    redirect = scope["type"] == "http" and router.redirect_slashes and route_path(scope) != "/"
+    if redirect:
         path = scope["path"]
         other = path.rstrip("/") if route_path(scope).endswith("/") else path + "/"
-        redirect_scope = {**scope, "path": other}
-        if any(route.matches(redirect_scope)[0] is not Match.NONE for route in routes):
-            return ("307", other)
-    return ("404",)
+        toggled = {**scope, "path": other}
+        if any(route.matches(toggled)[0] is not Match.NONE for route in router.routes):
+            return ("307", other, None)
+    return ("404" if scope["type"] == "http" else "close", None, None)
 
 
-def observed_answer(answer: Answer) -> tuple[Any, ...]:
-    if answer.status == 200:
-        return ("200", answer.headers["x-endpoint"])
-    if answer.status == 405:
-        return ("405", frozenset(answer.allow))
-    if answer.status == 307:
-        location = urlsplit(answer.headers["location"])
-        assert (location.scheme, location.netloc) == ("http", "example.org")
+def outcome(server: Server) -> tuple[str, Any]:
+    """What a router answered, read from what it sent: (status or "ws"/"close", detail). The
+    detail of a 200 or a websocket is the route's label (its x-endpoint header, or else its body
+    or first text frame), of a 405 the allowed methods, of a 307 the path it redirects to on the
+    request's own host."""
+    if server.scope["type"] == "websocket":
+        if server.sent[0]["type"] == "websocket.accept":
+            return ("ws", server.sent[1]["text"])
+        assert server.sent[0]["type"] == "websocket.close"
+        return ("close", None)
+    status = server.status
+    if status == 200:
+        return ("200", server.headers.get("x-endpoint", server.body.decode()))
+    if status == 405:
+        return ("405", frozenset(server.allow))
+    if status == 307:
+        location = urlsplit(server.headers["location"])
+        host = Headers(scope=server.scope)["host"]
+        assert (location.scheme, location.netloc) == ("http", host)
         return ("307", location.path)
-    return (str(answer.status),)
+    return (str(status), None)
+
+
+def run_all(
+    router: Router, scopes: list[Scope], backend: Backend = "asyncio"
+) -> list[tuple[str, Any]]:
+    """The outcome of each scope, sent to `router` one after the other."""
+
+    async def main() -> list[tuple[str, Any]]:
+        outcomes = []
+        for scope in scopes:
+            if scope["type"] == "websocket":
+                server = Server(connect(), disconnect())
+            else:
+                server = Server(http_request(), then="wait")
+            outcomes.append(outcome(await server.run(router, scope)))
+        return outcomes
+
+    return anyio.run(main, backend=backend)
+
+
+def check_answers(
+    router: Router, scopes: list[Scope], labels: dict[Any, str], backend: Backend = "asyncio"
+) -> None:
+    """The router answers each scope as `linear_scan` says, and leaves the innermost route it
+    entered in the scope."""
+    expected = [linear_scan(router, dict(scope), labels) for scope in scopes]
+    observed = run_all(router, scopes, backend)
+    for scope, (kind, detail, entered), answer in zip(scopes, expected, observed, strict=True):
+        route = scope.get("route")
+        where = (scope["type"], scope.get("method"), scope["path"], scope["headers"])
+        assert answer == (kind, detail), where
+        assert (labels[id(route)] if route is not None else None) == entered, where
 
 
 LEAF_TEMPLATES = [
@@ -11042,20 +11117,25 @@ request_path = st.builds(
 request_method = st.sampled_from(["GET", "HEAD", "POST", "PUT", "DELETE"])
 
 
-def build_table(spec: list[Any]) -> list[BaseRoute]:
-    """Routes labelled by position: "r3" is the fourth entry, "r3.1" the second route inside it."""
+def build_table(spec: list[Any], labels: dict[Any, str]) -> list[BaseRoute]:
+    """Routes labelled by position: "r3" is the fourth entry, "r3.1" the second route inside it;
+    `labels` gets each route's label by its id."""
     routes: list[BaseRoute] = []
     for index, entry in enumerate(spec):
+        route: BaseRoute
         if entry[0] == "route":
             _, template, methods = entry
-            routes.append(Route(template, endpoint(f"r{index}"), methods=methods))
+            route = Route(template, endpoint(f"r{index}"), methods=methods)
         else:
             _, prefix, children = entry
             inner = [
                 Route(template, endpoint(f"r{index}.{child}"), methods=methods)
                 for child, (template, methods) in enumerate(children)
             ]
-            routes.append(Mount(prefix, routes=inner))
+            labels.update((id(child), str(child.name)) for child in inner)
+            route = Mount(prefix, routes=inner)
+        labels[id(route)] = f"r{index}"
+        routes.append(route)
     return routes
 
 
@@ -11069,18 +11149,10 @@ def build_table(spec: list[Any]) -> list[BaseRoute]:
 def test_router_answers_what_in_order_matching_answers(
     spec: list[Any], requests: list[tuple[str, str]], backend: Backend
 ) -> None:
-    routes = build_table(spec)
-    router = Router(routes)
-
-    async def answers() -> list[Answer]:
-        return [
-            await asgi_answer(router, make_scope(path, method=method)) for method, path in requests
-        ]
-
-    observed = anyio.run(answers, backend=backend)
-    for (method, path), answer in zip(requests, observed, strict=True):
-        expected = reference_answer(routes, make_scope(path, method=method))
-        assert observed_answer(answer) == expected, (method, path)
+    labels: dict[Any, str] = {}
+    router = Router(build_table(spec, labels))
+    scopes = [make_scope(path, method=method) for method, path in requests]
+    check_answers(router, scopes, labels, backend)
 
 
 # ---- scale: the benchmark's table shape ----
@@ -11169,21 +11241,14 @@ def test_benchmark_table_matches_in_order_reference_on_a_sample(
     benchmark_routes: list[BaseRoute],
 ) -> None:
     router = Router(benchmark_routes)
-    requests = [
-        (method, path)
+    scopes = [
+        make_scope(path, method=method)
         for i in (0, 3, 5, 7, 499, 999, 1000)
         for method in ("GET", "POST", "PUT", "DELETE")
         for path in (f"/r{i}", f"/r{i}/", f"/r{i}/12", f"/r{i}/12/items", f"/r{i}/1/items/z")
     ]
-
-    async def answers() -> list[Answer]:
-        return [
-            await asgi_answer(router, make_scope(path, method=method)) for method, path in requests
-        ]
-
-    for (method, path), answer in zip(requests, anyio.run(answers), strict=True):
-        expected = reference_answer(benchmark_routes, make_scope(path, method=method))
-        assert observed_answer(answer) == expected, (method, path)
+    labels: dict[Any, str] = {id(route): cast(Route, route).name for route in benchmark_routes}
+    check_answers(router, scopes, labels)
 
 
 def test_benchmark_table_url_path_for_finds_late_names(benchmark_routes: list[BaseRoute]) -> None:
@@ -11256,7 +11321,9 @@ def test_percent_encoded_slash_is_a_separator_for_matching(backend: Backend) -> 
     assert client.get("/files/a%2Fb").status_code == 404
     assert client.get("/paths/a%2Fb").json() == {"name": ["str", "a/b"]}
     # A literal "%2F" in the decoded path (the client sent "%252F") is ordinary text.
-    answer = call(router, make_scope("/files/a%2Fb"), backend)
+    answer = anyio.run(
+        Server(http_request(), then="wait").run, router, make_scope("/files/a%2Fb"), backend=backend
+    )
     assert json.loads(answer.body) == {"name": ["str", "a%2Fb"]}
 
 
@@ -11270,19 +11337,53 @@ def test_very_long_path_is_404(backend: Backend) -> None:
         ]
     )
     long_path = "/" + "a/" * 50_000  # 100 KB
-    assert call(router, make_scope(long_path), backend).status == 404
-    assert call(router, make_scope("/users/" + "x" * 100_000), backend).status == 404
-    assert call(router, make_scope("/files/" + "b" * 100_000), backend).status == 404
+    assert (
+        anyio.run(
+            Server(http_request(), then="wait").run, router, make_scope(long_path), backend=backend
+        ).status
+        == 404
+    )
+    assert (
+        anyio.run(
+            Server(http_request(), then="wait").run,
+            router,
+            make_scope("/users/" + "x" * 100_000),
+            backend=backend,
+        ).status
+        == 404
+    )
+    assert (
+        anyio.run(
+            Server(http_request(), then="wait").run,
+            router,
+            make_scope("/files/" + "b" * 100_000),
+            backend=backend,
+        ).status
+        == 404
+    )
 
 
 def test_very_long_int_param_is_404(backend: Backend) -> None:
     router = Router([Route("/users/{id:int}", endpoint("user"))])
-    assert call(router, make_scope("/users/" + "1" * 100_000), backend).status == 404
+    assert (
+        anyio.run(
+            Server(http_request(), then="wait").run,
+            router,
+            make_scope("/users/" + "1" * 100_000),
+            backend=backend,
+        ).status
+        == 404
+    )
 
 
 def test_very_long_path_reaches_a_path_route(backend: Backend) -> None:
     router = Router([Route("/files/{p:path}", echo_params)])
-    answer = call(router, make_scope("/files/" + "a/" * 50_000), backend)
+    answer = anyio.run(
+        Server(http_request(), then="wait").run,
+        router,
+        make_scope("/files/" + "a/" * 50_000),
+        backend=backend,
+    )
     assert answer.status == 200
     assert len(json.loads(answer.body)["p"][1]) == 100_000
 
@@ -11290,7 +11391,7 @@ def test_very_long_path_reaches_a_path_route(backend: Backend) -> None:
 REDIRECT_BAIT_PATHS = ["//evil.com/", "/\\evil.com/", "///evil.com/", "//evil.com", "/\\evil.com"]
 
 
-def location_host(answer: Answer) -> str | None:
+def location_host(answer: Server) -> str | None:
     """The host a browser would go to after the redirect, or None without one."""
     location = answer.headers.get("location")
     if location is None:
@@ -11305,7 +11406,12 @@ def test_trailing_slash_redirect_is_never_an_open_redirect(path: str, backend: B
     # A route that matches the bait only with its trailing slash removed (or added): in-order
     # matching would redirect there.
     template = "/{rest:path}.com" if path.endswith("/") else "/{rest:path}.com/"
-    answer = call(Router([Route(template, endpoint("com"))]), make_scope(path), backend)
+    answer = anyio.run(
+        Server(http_request(), then="wait").run,
+        Router([Route(template, endpoint("com"))]),
+        make_scope(path),
+        backend=backend,
+    )
     assert answer.status in (307, 404)
     if answer.status == 307:
         assert location_host(answer) == "example.org"
@@ -11315,7 +11421,9 @@ def test_trailing_slash_redirect_is_never_an_open_redirect(path: str, backend: B
 @pytest.mark.parametrize("path", REDIRECT_BAIT_PATHS)
 def test_redirect_bait_on_a_plain_table_stays_on_our_host(path: str, backend: Backend) -> None:
     router = Router([Route("/users", endpoint("users")), Route("/{name}", endpoint("name"))])
-    answer = call(router, make_scope(path), backend)
+    answer = anyio.run(
+        Server(http_request(), then="wait").run, router, make_scope(path), backend=backend
+    )
     assert answer.status in (200, 307, 404)
     if answer.status == 307:
         assert location_host(answer) == "example.org"
@@ -11324,7 +11432,9 @@ def test_redirect_bait_on_a_plain_table_stays_on_our_host(path: str, backend: Ba
 @pytest.mark.parametrize("path", ["//evil.com/", "///evil.com/"])
 def test_redirect_bait_inside_a_mount_stays_on_our_host(path: str, backend: Backend) -> None:
     router = Router([Mount("/", routes=[Route("/{rest:path}.com", endpoint("com"))])])
-    answer = call(router, make_scope(path), backend)
+    answer = anyio.run(
+        Server(http_request(), then="wait").run, router, make_scope(path), backend=backend
+    )
     assert answer.status in (307, 404)
     if answer.status == 307:
         assert location_host(answer) == "example.org"
@@ -11562,10 +11672,10 @@ def test_first_matching_websocket_route_in_declaration_order_wins(
 @pytest.mark.anyio
 async def test_websocket_route_used_alone_as_an_asgi_app() -> None:
     route = WebSocketRoute("/ws/{id:int}", typed_params)
-    harness = Harness(connect())
+    harness = Server(connect())
     await harness.run(route, ws_scope("/ws/9"))
     assert harness.sent[1] == {"type": "websocket.send", "text": '{"id":["int","9"]}'}
-    assert await Harness().run(route, ws_scope("/ws/x")) == [close_message(1000, "")]
+    assert (await Server().run(route, ws_scope("/ws/x"))).sent == [close_message(1000, "")]
 
 
 def test_websocket_route_middleware_wraps_only_its_route(backend: Backend) -> None:
@@ -11647,8 +11757,6 @@ def test_websocket_function_ends_quietly_when_the_client_closes(backend: Backend
 
 # ---- The route index against a linear scan of the routes ----
 
-
-Outcome = tuple[str, Any, str | None]
 
 INDEX_EXAMPLES = settings(
     max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow]
@@ -11743,81 +11851,6 @@ class LowerCaseRoute(Route):
 
     def matches(self, scope: Scope) -> tuple[Match, Scope]:
         return super().matches({**scope, "path": scope["path"].lower()})
-
-
-async def observe(app: Any, scope: Scope) -> tuple[str, Any]:
-    """Call `app` directly; what it answered: (status or "ws"/"close", label or detail)."""
-    messages: list[dict[str, Any]] = []
-    connected = False
-
-    async def receive() -> dict[str, Any]:
-        nonlocal connected
-        if scope["type"] == "websocket":
-            if not connected:
-                connected = True
-                return {"type": "websocket.connect"}
-            return {"type": "websocket.disconnect", "code": 1000}
-        return {"type": "http.request", "body": b"", "more_body": False}
-
-    async def send(message: dict[str, Any]) -> None:
-        messages.append(message)
-
-    await app(scope, receive, send)
-    if scope["type"] == "websocket":
-        if messages[0]["type"] == "websocket.accept":
-            return ("ws", messages[1]["text"])
-        assert messages[0]["type"] == "websocket.close"
-        return ("close", None)
-    start = next(m for m in messages if m["type"] == "http.response.start")
-    headers = {k.decode("latin-1"): v.decode("latin-1") for k, v in start["headers"]}
-    body = b"".join(m.get("body", b"") for m in messages if m["type"] == "http.response.body")
-    status = start["status"]
-    if status == 200:
-        return ("200", body.decode())
-    if status == 405:
-        return ("405", frozenset(m.strip() for m in headers["allow"].split(",")))
-    if status == 307:
-        return ("307", urlsplit(headers["location"]).path)
-    return (str(status), None)
-
-
-def sub_router(route: BaseRoute) -> Router | None:
-    """The Router a Mount or a Host hands its requests to, if it is one."""
-    app = getattr(route, "app", None)
-    return app if isinstance(app, Router) else None
-
-
-def linear_scan(router: Router, scope: Scope, labels: dict[int, str]) -> Outcome:
-    """What trying every route in order answers, using nothing but each route's `matches()`:
-    (status or "ws"/"close", label or detail, label of the innermost route entered)."""
-    first_partial: tuple[BaseRoute, Scope] | None = None
-    chosen: tuple[BaseRoute, Scope] | None = None
-    for route in router.routes:
-        match, child_scope = route.matches(scope)
-        if match is Match.FULL:
-            chosen = (route, child_scope)
-            break
-        if match is Match.PARTIAL and first_partial is None:
-            first_partial = (route, child_scope)
-    chosen = chosen or first_partial
-    if chosen is not None:
-        route, child_scope = chosen
-        label = labels[id(route)]
-        inner = sub_router(route)
-        if inner is not None:
-            kind, detail, entered = linear_scan(inner, {**scope, **child_scope}, labels)
-            return (kind, detail, entered or label)
-        if isinstance(route, Route) and route.methods and scope["method"] not in route.methods:
-            return ("405", frozenset(route.methods), label)
-        return ("200" if scope["type"] == "http" else "ws", label, label)
-    redirect = scope["type"] == "http" and router.redirect_slashes and route_path(scope) != "/"
-    if redirect:
-        path = scope["path"]
-        other = path.rstrip("/") if route_path(scope).endswith("/") else path + "/"
-        toggled = {**scope, "path": other}
-        if any(route.matches(toggled)[0] is not Match.NONE for route in router.routes):
-            return ("307", other, None)
-    return ("404" if scope["type"] == "http" else "close", None, None)
 
 
 def check_index(router: Router, scope: Scope, labels: dict[int, str]) -> None:
@@ -12036,28 +12069,6 @@ def test_index_candidates_hold_every_matching_route_in_declaration_order_once(
             check_index(router, index_scope(path, kind=kind, method=method, host=host), labels)
 
 
-def run_all(router: Router, scopes: list[Scope]) -> list[tuple[str, Any]]:
-    async def main() -> list[tuple[str, Any]]:
-        return [await observe(router, scope) for scope in scopes]
-
-    return anyio.run(main)
-
-
-def check_answers(router: Router, requests: list[tuple[str, str]], labels: dict[Any, str]) -> None:
-    scopes = [
-        index_scope(path, kind=kind, method=method, host=host)
-        for path, host in requests
-        for kind, method in SCOPE_KINDS
-    ]
-    expected = [linear_scan(router, dict(scope), labels) for scope in scopes]
-    observed = run_all(router, scopes)
-    for scope, (kind, detail, entered), answer in zip(scopes, expected, observed, strict=True):
-        route = scope.get("route")
-        where = (scope["type"], scope.get("method"), scope["path"], scope["headers"])
-        assert answer == (kind, detail), where
-        assert (labels[id(route)] if route is not None else None) == entered, where
-
-
 @pytest.mark.parametrize("redirect_slashes", [False, True])
 @INDEX_EXAMPLES
 @given(spec=table, data=st.data())
@@ -12067,7 +12078,12 @@ def test_router_answers_as_a_linear_scan_full_match_then_partial_then_slash_redi
     requests = requests_for(spec, data, max_size=5)
     labels: dict[Any, str] = {}
     router = build_index_table(spec, labels, redirect_slashes=redirect_slashes)
-    check_answers(router, requests, labels)
+    scopes = [
+        index_scope(path, kind=kind, method=method, host=host)
+        for path, host in requests
+        for kind, method in SCOPE_KINDS
+    ]
+    check_answers(router, scopes, labels)
 
 
 def names(routes: Sequence[BaseRoute]) -> list[str]:
@@ -12693,7 +12709,7 @@ async def test_http_endpoint_request_sends_early_hints_through_the_send_channel(
             return PlainTextResponse("hinted")
 
     scope = make_scope(extensions={"http.response.early_hint": {}})
-    sent = await call_app(Hinting, scope, ScriptedReceive())
+    sent = (await Server(receive=ScriptedReceive()).run(Hinting, scope)).sent
     assert sent[0] == {
         "type": "http.response.early_hint",
         "links": [b"</style.css>; rel=preload; as=style"],
@@ -12986,11 +13002,11 @@ async def test_websocket_endpoint_dispatches_nothing_after_the_app_closed(close_
         async def on_disconnect(self, websocket: WebSocket, close_code: int) -> None:
             disconnected.append(close_code)
 
-    harness = Harness(connect(), text_frame("first"), text_frame("late"), disconnect(4003))
-    sent = await harness.run(ClosesEarly)
+    harness = Server(connect(), text_frame("first"), text_frame("late"), disconnect(4003))
+    await harness.run(ClosesEarly, ws_scope())
     assert received == ([] if close_in == "on_connect" else ["first"])
     assert disconnected == [4003]  # the code the app closed with
-    assert [message["type"] for message in sent] == ["websocket.accept", "websocket.close"]
+    assert harness.sent_types == ["websocket.accept", "websocket.close"]
 
 
 # ==== Middleware ====
@@ -13256,39 +13272,6 @@ class RecordingApp:
             await self.respond()(scope, receive, send)
 
 
-async def call_middleware(
-    app: ASGIApp, scope: Scope, log: list[str] | None = None
-) -> list[Message]:
-    """Call `app` as a server would, with a bounded wait; the messages it sent (each also noted
-    in `log`). The request body is empty; then the client waits, saying nothing more."""
-    sent: list[Message] = []
-    request_sent = False
-
-    async def receive() -> Message:
-        nonlocal request_sent
-        if scope["type"] == "websocket":
-            return {"type": "websocket.connect"}
-        if not request_sent:
-            request_sent = True
-            return {"type": "http.request", "body": b"", "more_body": False}
-        await anyio.sleep_forever()
-        raise AssertionError("unreachable")
-
-    async def send(message: Message) -> None:
-        if log is not None:
-            log.append("server gets " + message["type"])
-        sent.append(message)
-
-    with anyio.fail_after(10):
-        await app(scope, receive, send)
-    return sent
-
-
-def headers_of(message: Message) -> Headers:
-    """The headers of a start message, as a read-only view of a copy."""
-    return Headers(raw=list(message.get("headers", [])))
-
-
 def vary_names(values: Sequence[str]) -> list[str]:
     """The names in one or more Vary header values, lower-cased, in order."""
     return [name.strip().lower() for value in values for name in value.split(",") if name.strip()]
@@ -13366,9 +13349,9 @@ def test_trusted_host_rejects_a_misplaced_wildcard_at_start_up(pattern: str) -> 
 async def test_trusted_host_refuses_a_request_without_a_host_header() -> None:
     endpoint = RecordingApp()
     middleware = TrustedHostMiddleware(endpoint, allowed_hosts=["example.org"])
-    sent = await call_middleware(middleware, make_scope(headers=[]))
-    assert sent[0]["status"] == 400
-    assert sent_body(sent) == b"Invalid host header"
+    answer = await Server(http_request(), then="wait").run(middleware, make_scope(headers=[]))
+    assert answer.status == 400
+    assert answer.body == b"Invalid host header"
     assert endpoint.scopes == []
 
 
@@ -13406,9 +13389,11 @@ def test_trusted_host_www_redirect_applies_only_to_the_listed_www_host() -> None
 async def test_trusted_host_www_redirect_of_an_odd_path_stays_on_our_host() -> None:
     middleware = TrustedHostMiddleware(RecordingApp(), allowed_hosts=["www.example.com"])
     for path in ("//evil.com/", "/\\evil.com"):
-        sent = await call_middleware(middleware, make_scope(path, headers={"host": "example.com"}))
-        location = headers_of(sent[0])["location"]
-        assert sent[0]["status"] == 307
+        answer = await Server(http_request(), then="wait").run(
+            middleware, make_scope(path, headers={"host": "example.com"})
+        )
+        location = answer.headers["location"]
+        assert answer.status == 307
         assert urlsplit(location).netloc == "www.example.com"
         assert location.startswith("http://www.example.com/")
 
@@ -13419,13 +13404,13 @@ async def test_trusted_host_denies_a_websocket_with_a_400_response_when_the_serv
     middleware = TrustedHostMiddleware(endpoint, allowed_hosts=["example.com"])
     for host in ("evil.com", ""):
         scope = {**ws_scope(), "headers": [(b"host", host.encode())]}
-        sent = await call_middleware(middleware, scope)
-        assert [m["type"] for m in sent] == [
+        answer = await Server(connect(), then="wait").run(middleware, scope)
+        assert answer.sent_types == [
             "websocket.http.response.start",
             "websocket.http.response.body",
         ]
-        assert sent[0]["status"] == 400
-        assert sent[1]["body"] == b"Invalid host header"
+        assert answer.status == 400
+        assert answer.sent[1]["body"] == b"Invalid host header"
     assert endpoint.scopes == []
 
 
@@ -13434,8 +13419,8 @@ async def test_trusted_host_closes_a_websocket_with_1008_without_the_denial_exte
     endpoint = RecordingApp()
     middleware = TrustedHostMiddleware(endpoint, allowed_hosts=["example.com"])
     scope = {**ws_scope(deny=False), "headers": [(b"host", b"evil.com")]}
-    sent = await call_middleware(middleware, scope)
-    assert sent == [{"type": "websocket.close", "code": 1008, "reason": ""}]
+    answer = await Server(connect(), then="wait").run(middleware, scope)
+    assert answer.sent == [{"type": "websocket.close", "code": 1008, "reason": ""}]
     assert endpoint.scopes == []
 
 
@@ -13444,8 +13429,8 @@ async def test_trusted_host_lets_a_websocket_to_an_allowed_host_through() -> Non
     endpoint = RecordingApp()
     middleware = TrustedHostMiddleware(endpoint, allowed_hosts=["*.example.com"])
     scope = {**ws_scope(), "headers": [(b"host", b"chat.example.com:8443")]}
-    sent = await call_middleware(middleware, scope)
-    assert [m["type"] for m in sent] == ["websocket.accept", "websocket.close"]
+    answer = await Server(connect(), then="wait").run(middleware, scope)
+    assert answer.sent_types == ["websocket.accept", "websocket.close"]
     assert len(endpoint.scopes) == 1
 
 
@@ -13494,38 +13479,44 @@ async def test_https_redirect_denies_ws_with_a_307_to_wss() -> None:
             "query_string": b"room=1",
             "headers": [(b"host", host.encode())],
         }
-        sent = await call_middleware(HTTPSRedirectMiddleware(endpoint), scope)
-        assert [m["type"] for m in sent] == [
+        answer = await Server(connect(), then="wait").run(HTTPSRedirectMiddleware(endpoint), scope)
+        assert answer.sent_types == [
             "websocket.http.response.start",
             "websocket.http.response.body",
         ]
-        assert sent[0]["status"] == 307
-        assert headers_of(sent[0])["location"] == location
+        assert answer.status == 307
+        assert answer.headers["location"] == location
     assert endpoint.scopes == []
 
 
 @pytest.mark.anyio
 async def test_https_redirect_closes_ws_with_1008_without_the_denial_extension() -> None:
     endpoint = RecordingApp()
-    sent = await call_middleware(HTTPSRedirectMiddleware(endpoint), ws_scope(deny=False))
-    assert sent == [{"type": "websocket.close", "code": 1008, "reason": ""}]
+    answer = await Server(connect(), then="wait").run(
+        HTTPSRedirectMiddleware(endpoint), ws_scope(deny=False)
+    )
+    assert answer.sent == [{"type": "websocket.close", "code": 1008, "reason": ""}]
     assert endpoint.scopes == []
 
 
 @pytest.mark.anyio
 async def test_https_redirect_lets_wss_through() -> None:
     endpoint = RecordingApp()
-    sent = await call_middleware(HTTPSRedirectMiddleware(endpoint), {**ws_scope(), "scheme": "wss"})
-    assert [m["type"] for m in sent] == ["websocket.accept", "websocket.close"]
+    answer = await Server(connect(), then="wait").run(
+        HTTPSRedirectMiddleware(endpoint), {**ws_scope(), "scheme": "wss"}
+    )
+    assert answer.sent_types == ["websocket.accept", "websocket.close"]
 
 
 @pytest.mark.anyio
 async def test_https_redirect_of_an_odd_path_is_never_an_open_redirect() -> None:
     for path in ("//evil.com/", "/\\evil.com", "///evil.com/x", "/\\/evil.com"):
         scope = make_scope(path, headers={"host": "example.com"})
-        sent = await call_middleware(HTTPSRedirectMiddleware(RecordingApp()), scope)
-        location = headers_of(sent[0])["location"]
-        assert sent[0]["status"] == 307
+        answer = await Server(http_request(), then="wait").run(
+            HTTPSRedirectMiddleware(RecordingApp()), scope
+        )
+        location = answer.headers["location"]
+        assert answer.status == 307
         assert location.startswith("https://example.com/")
         assert urlsplit(location).netloc == "example.com"
 
@@ -13534,10 +13525,10 @@ async def test_https_redirect_of_an_odd_path_is_never_an_open_redirect() -> None
 async def test_https_redirect_answers_400_without_any_host_to_redirect_to() -> None:
     endpoint = RecordingApp()
     scope = make_scope("//evil.com/", headers=[], server=None)
-    sent = await call_middleware(HTTPSRedirectMiddleware(endpoint), scope)
-    assert sent[0]["status"] == 400
-    assert sent_body(sent) == b"Invalid host header"
-    assert "location" not in headers_of(sent[0])
+    answer = await Server(http_request(), then="wait").run(HTTPSRedirectMiddleware(endpoint), scope)
+    assert answer.status == 400
+    assert answer.body == b"Invalid host header"
+    assert "location" not in answer.headers
     assert endpoint.scopes == []
 
 
@@ -13550,8 +13541,10 @@ async def test_https_redirect_reads_a_port_with_leading_zeros_as_its_number() ->
         (b"[v1.foo]:80", "https://[v1.foo]/"),  # an IPvFuture literal, which httpx cannot send
     ]:
         scope = make_scope("/", headers=[(b"host", host)])
-        sent = await call_middleware(HTTPSRedirectMiddleware(RecordingApp()), scope)
-        assert (host, headers_of(sent[0])["location"]) == (host, location)
+        answer = await Server(http_request(), then="wait").run(
+            HTTPSRedirectMiddleware(RecordingApp()), scope
+        )
+        assert (host, answer.headers["location"]) == (host, location)
 
 
 @pytest.mark.anyio
@@ -13562,9 +13555,11 @@ async def test_https_redirect_answers_400_for_a_malformed_host_as_documented() -
     # A port out of range, or an IPv6 literal that is no address, cannot be put in a URL either.
     for host in (b"example.com:bad", b"", b"evil.com/x", b"user@evil.com", b"a:65536", b"[:::]"):
         scope = make_scope("/", headers=[(b"host", host)], server=("example.org", 80))
-        sent = await call_middleware(HTTPSRedirectMiddleware(endpoint), scope)
-        assert (host, sent[0]["status"]) == (host, 400)
-        assert "location" not in headers_of(sent[0])
+        answer = await Server(http_request(), then="wait").run(
+            HTTPSRedirectMiddleware(endpoint), scope
+        )
+        assert (host, answer.status) == (host, 400)
+        assert "location" not in answer.headers
     assert endpoint.scopes == []
 
 
@@ -13580,7 +13575,7 @@ async def test_suite_middleware_pass_other_scope_types_through() -> None:
     for factory in factories:
         endpoint = RecordingApp()
         scope: Scope = {"type": "lifespan", "asgi": {"version": "3.0"}, "state": {}}
-        assert await call_middleware(factory(endpoint), scope) == []
+        assert (await Server(then="wait").run(factory(endpoint), scope)).sent == []
         assert endpoint.scopes == [scope]
 
 
@@ -14063,8 +14058,10 @@ async def test_cors_passes_a_websocket_through_untouched() -> None:
         **ws_scope(),
         "headers": [(b"host", b"example.org"), (b"origin", OTHER_ORIGIN.encode())],
     }
-    sent = await call_middleware(CORSMiddleware(endpoint, allow_origins=[ORIGIN]), scope)
-    assert sent == [
+    answer = await Server(connect(), then="wait").run(
+        CORSMiddleware(endpoint, allow_origins=[ORIGIN]), scope
+    )
+    assert answer.sent == [
         {"type": "websocket.accept"},
         {"type": "websocket.close", "code": 1000, "reason": ""},
     ]
@@ -14126,15 +14123,15 @@ async def test_gzip_compresses_a_large_response_and_sets_its_headers() -> None:
         ),
         response_body_message(TEXT),
     )
-    sent = await call_middleware(GZipMiddleware(app), gzip_scope())
-    headers = headers_of(sent[0])
+    answer = await Server(http_request(), then="wait").run(GZipMiddleware(app), gzip_scope())
+    headers = answer.headers
     assert headers["content-encoding"] == "gzip"
     assert vary_names(headers.getlist("vary")) == ["accept-encoding"]
-    assert headers["content-length"] == str(len(sent[1]["body"]))
+    assert headers["content-length"] == str(len(answer.sent[1]["body"]))
     assert len(headers.getlist("content-length")) == 1
     assert headers["content-type"] == "text/html"
-    assert len(sent[1]["body"]) < len(TEXT)
-    assert gunzip(sent_body(sent)) == TEXT
+    assert len(answer.sent[1]["body"]) < len(TEXT)
+    assert gunzip(answer.body) == TEXT
 
 
 def test_gzip_response_decompresses_in_a_client(backend: Backend) -> None:
@@ -14170,11 +14167,11 @@ def test_gzip_follows_accept_encoding_and_its_q_values(
 @pytest.mark.anyio
 async def test_gzip_leaves_the_body_alone_without_accept_encoding_but_adds_vary() -> None:
     app = scripted_app(response_start_message(), response_body_message(TEXT))
-    sent = await call_middleware(GZipMiddleware(app), gzip_scope(None))
+    answer = await Server(http_request(), then="wait").run(GZipMiddleware(app), gzip_scope(None))
     vary_start = response_start_message(
         headers={"content-type": "text/plain; charset=utf-8", "vary": "Accept-Encoding"}
     )
-    assert sent == [vary_start, response_body_message(TEXT)]
+    assert answer.sent == [vary_start, response_body_message(TEXT)]
 
 
 def test_gzip_response_a_client_could_have_compressed_still_varies_on_accept_encoding() -> None:
@@ -14301,8 +14298,10 @@ async def test_gzip_passes_an_uncompressible_response_through_starting_it_at_onc
             response_body_message(b"end"),
             log=log,
         )
-        sent = await call_middleware(GZipMiddleware(app), gzip_scope(), log)
-        assert sent == [
+        answer = await Server(http_request(), then="wait", log=log).run(
+            GZipMiddleware(app), gzip_scope()
+        )
+        assert answer.sent == [
             response_start,
             response_body_message(TEXT, more_body=True),
             response_body_message(b"end"),
@@ -14323,7 +14322,7 @@ async def test_gzip_holds_a_compressible_start_until_the_first_body() -> None:
         response_body_message(b""),
         log=log,
     )
-    await call_middleware(GZipMiddleware(app), gzip_scope(), log)
+    await Server(http_request(), then="wait", log=log).run(GZipMiddleware(app), gzip_scope())
     assert log[:4] == [
         "app sends http.response.start",
         "app sends http.response.body",
@@ -14341,16 +14340,16 @@ async def test_gzip_flushes_each_streamed_chunk_so_it_decompresses_on_arrival() 
         *messages,
         response_body_message(b""),
     )
-    sent = await call_middleware(GZipMiddleware(app), gzip_scope())
-    headers = headers_of(sent[0])
+    answer = await Server(http_request(), then="wait").run(GZipMiddleware(app), gzip_scope())
+    headers = answer.headers
     assert headers["content-encoding"] == "gzip"
     assert "content-length" not in headers
     assert vary_names(headers.getlist("vary")) == ["accept-encoding"]
-    assert [m.get("more_body", False) for m in sent[1:]] == [True] * len(chunks) + [False]
+    assert [m.get("more_body", False) for m in answer.sent[1:]] == [True] * len(chunks) + [False]
     decompressor = zlib.decompressobj(31)
-    for chunk, message in zip(chunks, sent[1:], strict=False):
+    for chunk, message in zip(chunks, answer.sent[1:], strict=False):
         assert decompressor.decompress(message["body"]) == chunk
-    assert decompressor.decompress(sent[-1]["body"]) == b""
+    assert decompressor.decompress(answer.sent[-1]["body"]) == b""
     assert decompressor.eof
 
 
@@ -14370,18 +14369,18 @@ async def test_gzip_keeps_trailers_and_drops_content_length() -> None:
             for n, chunk in enumerate(chunks)
         ]
         app = scripted_app(response_start, *messages, trailers)
-        sent = await call_middleware(GZipMiddleware(app), gzip_scope())
-        assert [m["type"] for m in sent] == [
+        answer = await Server(http_request(), then="wait").run(GZipMiddleware(app), gzip_scope())
+        assert answer.sent_types == [
             "http.response.start",
             *["http.response.body"] * len(chunks),
             "http.response.trailers",
         ]
-        headers = headers_of(sent[0])
-        assert sent[0]["trailers"] is True
+        headers = answer.headers
+        assert answer.sent[0]["trailers"] is True
         assert headers["content-encoding"] == "gzip"
         assert "content-length" not in headers
-        assert sent[-1] == trailers
-        assert gunzip(sent_body(sent)) == TEXT
+        assert answer.sent[-1] == trailers
+        assert gunzip(answer.body) == TEXT
 
 
 @pytest.mark.anyio
@@ -14389,12 +14388,16 @@ async def test_gzip_responder_compresses_without_asking_accept_encoding() -> Non
     app = scripted_app(response_start_message(), response_body_message(TEXT))
     responder = GZipResponder(app, 500)
     for accept_encoding in ("gzip", "identity", None):
-        sent = await call_middleware(responder, gzip_scope(accept_encoding))
-        assert headers_of(sent[0])["content-encoding"] == "gzip"
-        assert gunzip(sent_body(sent)) == TEXT
-    small = await call_middleware(GZipResponder(app, len(TEXT) + 1), gzip_scope())
-    assert "content-encoding" not in headers_of(small[0])
-    assert sent_body(small) == TEXT
+        answer = await Server(http_request(), then="wait").run(
+            responder, gzip_scope(accept_encoding)
+        )
+        assert answer.headers["content-encoding"] == "gzip"
+        assert gunzip(answer.body) == TEXT
+    small = await Server(http_request(), then="wait").run(
+        GZipResponder(app, len(TEXT) + 1), gzip_scope()
+    )
+    assert "content-encoding" not in small.headers
+    assert small.body == TEXT
 
 
 @pytest.mark.anyio
@@ -14403,9 +14406,9 @@ async def test_gzip_responder_excludes_content_types_written_in_any_case_with_pa
     app = scripted_app(zipped, response_body_message(TEXT))
     responder = GZipResponder(app, 500, exclude_content_types=("Application/ZIP; charset=utf-8",))
     assert responder.exclude_content_types == frozenset({"application/zip"})
-    sent = await call_middleware(responder, gzip_scope())
-    assert "content-encoding" not in headers_of(sent[0])
-    assert sent_body(sent) == TEXT
+    answer = await Server(http_request(), then="wait").run(responder, gzip_scope())
+    assert "content-encoding" not in answer.headers
+    assert answer.body == TEXT
 
 
 @pytest.mark.anyio
@@ -14414,10 +14417,10 @@ async def test_gzip_sends_the_held_start_before_a_pathsend() -> None:
         headers={"content-type": "text/plain", "content-length": "5000"}
     )
     pathsend: Message = {"type": "http.response.pathsend", "path": "/srv/file.txt"}
-    sent = await call_middleware(
+    answer = await Server(http_request(), then="wait").run(
         GZipMiddleware(scripted_app(response_start, pathsend)), gzip_scope()
     )
-    assert sent == [response_start, pathsend]
+    assert answer.sent == [response_start, pathsend]
 
 
 class ThreadNotingCompressor:
@@ -14457,8 +14460,8 @@ async def test_gzip_compresses_a_large_chunk_in_a_worker_thread(
         response_body_message(small),
     )
     loop_thread = threading.get_ident()
-    sent = await call_middleware(GZipMiddleware(app), gzip_scope())
-    assert gunzip(sent_body(sent)) == small + large[:-1] + large + small
+    answer = await Server(http_request(), then="wait").run(GZipMiddleware(app), gzip_scope())
+    assert gunzip(answer.body) == small + large[:-1] + large + small
     assert threads[0] == threads[1] == threads[3] == loop_thread
     assert threads[2] != loop_thread
 
@@ -15138,7 +15141,7 @@ async def test_session_changed_by_a_websocket_leaves_its_messages_alone() -> Non
 
     scope = ws_scope()
     scope["headers"] = [*scope["headers"], *with_session_cookie(alice_cookie()).items()]
-    harness = Harness(connect())
+    harness = Server(connect())
     await harness.run(SessionMiddleware(endpoint, secret_key=SESSION_SECRET), scope)
     assert harness.sent_types == ["websocket.accept", "websocket.close"]
     assert all(b"set-cookie" not in dict(m.get("headers", [])) for m in harness.sent)
@@ -15151,7 +15154,7 @@ async def test_session_middleware_passes_other_scope_types_through(scope_type: s
     endpoint = RecordingApp()
     scope: Scope = {"type": scope_type, "asgi": {"version": "3.0"}, "state": {}}
     middleware = SessionMiddleware(endpoint, secret_key=SESSION_SECRET)
-    assert await call_middleware(middleware, scope) == []
+    assert (await Server(then="wait").run(middleware, scope)).sent == []
     assert endpoint.scopes == [scope]
     assert "session" not in scope
 
@@ -15506,8 +15509,8 @@ async def test_authentication_error_on_a_websocket_sends_only_a_close_even_with_
     # The server offers the websocket.http.response extension: still a close, not an HTTP answer.
     endpoint = RecordingApp()
     middleware = AuthenticationMiddleware(endpoint, FixedBackend(AuthenticationError("bad")))
-    sent = await Harness(connect()).run(middleware, ws_scope(deny=True))
-    assert sent == [close_message(1008)]
+    server = await Server(connect()).run(middleware, ws_scope(deny=True))
+    assert server.sent == [close_message(1008)]
     assert endpoint.scopes == []
 
 
@@ -15517,7 +15520,8 @@ async def test_authentication_puts_the_backends_own_objects_in_the_scope(scope: 
     credentials, user = AuthCredentials(["authenticated"]), SimpleUser("alice")
     backend = FixedBackend((credentials, user))
     endpoint = RecordingApp()
-    await call_middleware(AuthenticationMiddleware(endpoint, backend), scope)
+    first_message = http_request() if scope["type"] == "http" else connect()
+    await Server(first_message, then="wait").run(AuthenticationMiddleware(endpoint, backend), scope)
     assert [conn.scope for conn in backend.seen] == [scope]
     assert endpoint.scopes == [scope]
     assert scope["auth"] is credentials
@@ -15529,8 +15533,8 @@ async def test_authentication_without_a_result_gives_fresh_empty_credentials() -
     endpoint = RecordingApp()
     middleware = AuthenticationMiddleware(endpoint, FixedBackend(None))
     first, second = make_scope(), make_scope()
-    await call_middleware(middleware, first)
-    await call_middleware(middleware, second)
+    await Server(http_request(), then="wait").run(middleware, first)
+    await Server(http_request(), then="wait").run(middleware, second)
     assert isinstance(first["user"], UnauthenticatedUser)
     assert first["auth"].scopes == second["auth"].scopes == []
     assert first["auth"] is not second["auth"]
@@ -15552,7 +15556,9 @@ async def test_authentication_middleware_passes_other_scope_types_through(
     endpoint = RecordingApp()
     backend = FixedBackend(AuthenticationError("must not be asked"))
     scope: Scope = {"type": scope_type, "asgi": {"version": "3.0"}, "state": {}}
-    assert await call_middleware(AuthenticationMiddleware(endpoint, backend), scope) == []
+    assert (
+        await Server(then="wait").run(AuthenticationMiddleware(endpoint, backend), scope)
+    ).sent == []
     assert endpoint.scopes == [scope]
     assert backend.seen == []
     assert "auth" not in scope
@@ -15782,7 +15788,7 @@ async def test_requires_refusing_a_websocket_sends_only_a_close_even_with_denial
     async def socket(websocket: WebSocket) -> None:
         await websocket.accept()  # pragma: no cover - refused
 
-    harness = Harness(connect())
+    harness = Server(connect())
     scope = ws_scope(deny=True)
     scope["auth"] = AuthCredentials(["authenticated"])
     await socket(harness.websocket(scope))
@@ -15972,8 +15978,8 @@ async def test_csrf_exempt_paths_are_matched_without_the_root_path() -> None:
         ("/app/webhook", "", 403),
     ]:
         scope = make_scope(path, method="POST", headers=headers, root_path=root_path)
-        sent = await call_middleware(middleware, scope)
-        assert (path, root_path, sent[0]["status"]) == (path, root_path, status_code)
+        answer = await Server(http_request(), then="wait").run(middleware, scope)
+        assert (path, root_path, answer.status) == (path, root_path, status_code)
 
 
 @pytest.mark.anyio
@@ -15991,8 +15997,8 @@ async def test_csrf_compares_origin_with_the_host_header_or_else_the_server() ->
         ([(b"host", b"bad host")], None, 200),  # no Origin: not a browser
     ]:
         scope = make_scope("/", method="POST", headers=headers, server=server)
-        sent = await call_middleware(middleware, scope)
-        assert (headers, server, sent[0]["status"]) == (headers, server, status_code)
+        answer = await Server(http_request(), then="wait").run(middleware, scope)
+        assert (headers, server, answer.status) == (headers, server, status_code)
 
 
 @pytest.mark.anyio
@@ -16014,16 +16020,16 @@ async def test_csrf_checks_a_websocket_handshake_for_cross_site_hijacking() -> N
             "headers": [(b"host", b"example.org")]
             + [(name.encode(), value.encode()) for name, value in headers.items()],
         }
-        sent = await call_middleware(CSRFMiddleware(endpoint), scope)
+        answer = await Server(connect(), then="wait").run(CSRFMiddleware(endpoint), scope)
         if accepted:
-            assert [m["type"] for m in sent] == ["websocket.accept", "websocket.close"]
+            assert answer.sent_types == ["websocket.accept", "websocket.close"]
             continue
         assert endpoint.scopes == []
-        assert [m["type"] for m in sent] == [
+        assert answer.sent_types == [
             "websocket.http.response.start",
             "websocket.http.response.body",
         ]
-        assert (sent[0]["status"], sent[1]["body"]) == (403, FORGED.encode())
+        assert (answer.status, answer.sent[1]["body"]) == (403, FORGED.encode())
 
 
 @pytest.mark.anyio
@@ -16031,8 +16037,8 @@ async def test_csrf_closes_a_refused_websocket_with_1008_without_the_denial_exte
     endpoint = RecordingApp()
     scope = ws_scope(deny=False)
     scope["headers"] = [(b"host", b"example.org"), (b"origin", b"https://evil.example")]
-    sent = await call_middleware(CSRFMiddleware(endpoint), scope)
-    assert sent == [{"type": "websocket.close", "code": 1008, "reason": ""}]
+    answer = await Server(connect(), then="wait").run(CSRFMiddleware(endpoint), scope)
+    assert answer.sent == [{"type": "websocket.close", "code": 1008, "reason": ""}]
     assert endpoint.scopes == []
 
 
@@ -16625,11 +16631,13 @@ async def test_base_http_middleware_unread_body_streams_to_the_endpoint_chunk_by
         return PlainTextResponse("done")
 
     scope = make_scope(method="POST")
-    sent = await call_app(CallNext(Route("/", endpoint, methods=["POST"])), scope, receive)
+    answer = await Server(receive=receive).run(
+        CallNext(Route("/", endpoint, methods=["POST"])), scope
+    )
     # Each chunk reaches the endpoint as it is received, not after the whole body; an empty
     # chunk marks the end, as for any stream.
     assert seen == [(b"one", 1), (b"two", 2), (b"three", 3), (b"", 3)]
-    assert b"".join(message.get("body", b"") for message in sent[1:]) == b"done"
+    assert answer.body == b"done"
 
 
 def test_base_http_middleware_body_streamed_away_in_dispatch_is_empty_for_the_endpoint(
@@ -16680,8 +16688,8 @@ async def test_stacked_base_http_middlewares_pass_a_streamed_body_on() -> None:
     log: list[tuple[str, bytes]] = []
     app: ASGIApp = Route("/", echo_body, methods=["POST"])
     app = ReadBody(CallNext(ReadBody(app, "inner", log)), "outer", log)
-    sent = await call_app(app, make_scope(method="POST"), StreamedBody([b"a", b"b", b"c"]))
-    assert b"".join(m.get("body", b"") for m in sent[1:]) == b"abc"
+    server = Server(receive=StreamedBody([b"a", b"b", b"c"]))
+    assert (await server.run(app, make_scope(method="POST"))).body == b"abc"
     assert log == [("outer", b"abc"), ("inner", b"abc")]
 
 
@@ -16731,10 +16739,11 @@ async def test_base_http_middleware_dispatch_and_the_app_each_read_part_of_one_b
     receive = ScriptedReceive(
         body_message(b"1", True), body_message(b"2", True), body_message(b"3")
     )
-    sent = await call_app(BaseHTTPMiddleware(app, dispatch), make_scope(method="POST"), receive)
+    server = Server(receive=receive)
+    answer = await server.run(BaseHTTPMiddleware(app, dispatch), make_scope(method="POST"))
     assert (app_chunks, dispatch_chunks) == ([b"2"], [b"1", b"3", b""])
     assert receive.calls == 3  # nobody waited for a disconnect
-    assert sent[0]["status"] == 200
+    assert answer.sent[0]["status"] == 200
 
 
 def test_base_http_middleware_stream_in_dispatch_after_the_app_read_the_body_is_consumed(
@@ -16768,9 +16777,9 @@ async def test_base_http_middleware_app_hears_the_disconnect_each_time_it_asks(
 
     messages = [body_message(chunk, True) for chunk in body]
     receive = ScriptedReceive(*messages, body_message(b""), DISCONNECT)  # one disconnect only
-    sent = await call_app(CallNext(app), make_scope(), receive)
+    answer = await Server(receive=receive).run(CallNext(app), make_scope())
     assert heard == ["http.request"] * (len(body) + 1) + ["http.disconnect"] * 3
-    assert b"".join(message.get("body", b"") for message in sent[1:]) == b"good"
+    assert answer.body == b"good"
 
 
 @pytest.mark.anyio
@@ -16787,7 +16796,7 @@ async def test_base_http_middleware_app_after_dispatch_saw_the_disconnect_does_n
         await Response()(scope, receive, send)
 
     receive = ScriptedReceive(body_message(b"hi"), DISCONNECT)  # fails if asked a third time
-    await call_app(BaseHTTPMiddleware(app, dispatch), make_scope(method="POST"), receive)
+    await Server(receive=receive).run(BaseHTTPMiddleware(app, dispatch), make_scope(method="POST"))
     assert heard == [body_message(b"hi"), DISCONNECT]
 
 
@@ -17542,9 +17551,9 @@ async def test_base_http_middleware_streamed_body_over_the_app_limit_is_413() ->
     log: list[tuple[str, bytes]] = []
     app = app_with(echo_body, Middleware(ReadBody, "mw", log), max_body_size=10)
     receive = StreamedBody([b"x" * 6] * 5)  # no Content-Length: the limit counts what comes
-    sent = await call_app(app, make_scope(method="POST"), receive)
-    assert sent[0]["status"] == 413
-    assert b"".join(m.get("body", b"") for m in sent[1:]) == b"Content Too Large"
+    answer = await Server(receive=receive).run(app, make_scope(method="POST"))
+    assert answer.sent[0]["status"] == 413
+    assert answer.body == b"Content Too Large"
     assert receive.bytes_given == 12  # nothing read past the limit
     assert log == []
 
@@ -17568,7 +17577,7 @@ async def test_base_http_middleware_client_gone_mid_body_is_client_disconnect_in
     receive = StreamedBody([b"part"], empty_final_chunk=True)  # then a disconnect
     app = BaseHTTPMiddleware(Route("/", endpoint, methods=["POST"]), dispatch)
     with pytest.raises(ClientDisconnect):
-        await call_app(app, make_scope(method="POST"), without_final_chunk(receive))
+        await Server(receive=without_final_chunk(receive)).run(app, make_scope(method="POST"))
     assert seen == ["ClientDisconnect"]
 
 
@@ -17586,7 +17595,7 @@ async def test_base_http_middleware_client_gone_mid_body_raises_from_call_next()
     receive = without_final_chunk(StreamedBody([b"part"], empty_final_chunk=True))
     app = BaseHTTPMiddleware(Route("/", echo_body, methods=["POST"]), dispatch)
     with pytest.raises(ClientDisconnect):
-        await call_app(app, make_scope(method="POST"), receive)
+        await Server(receive=receive).run(app, make_scope(method="POST"))
     assert caught == ["ClientDisconnect"]
 
 
@@ -23187,7 +23196,7 @@ async def test_wrap_app_handling_exceptions_answers_with_the_registered_handler(
 
     scope = handler_scope({LookupError: teapot})
     request = Request(scope)
-    answer = await asgi_answer(wrap(failing, request), scope)
+    answer = await Server(http_request(), then="wait").run(wrap(failing, request), scope)
     assert (answer.status, answer.body) == (418, b"handled KeyError")
 
 
@@ -23205,9 +23214,9 @@ async def test_wrap_app_handling_exceptions_lets_an_unhandled_or_late_exception_
 
     scope = handler_scope({KeyError: lambda request, exc: PlainTextResponse("too late")})
     with pytest.raises(ValueError, match="no handler"):
-        await asgi_answer(wrap(unhandled, Request(scope)), scope)
+        await Server(http_request(), then="wait").run(wrap(unhandled, Request(scope)), scope)
     with pytest.raises(RuntimeError, match="response already started"):
-        await asgi_answer(wrap(late, Request(scope)), scope)
+        await Server(http_request(), then="wait").run(wrap(late, Request(scope)), scope)
 
 
 FASTAPI_APP = '''
