@@ -16181,63 +16181,6 @@ async def echo_body(request: Request) -> Response:
     return Response(await request.body(), media_type="application/octet-stream")
 
 
-class Transcript:
-    """The server's side of one HTTP request, for calling a middleware directly.
-
-    `receive` gives the request `body` in one message and then waits for a disconnect (a client
-    that says nothing more). The disconnect comes once `disconnect_after` non-empty body chunks
-    were sent, or never; with ASGI `spec_version` 2.4, `send` then raises OSError, as a server
-    does for a client that has gone.
-    """
-
-    def __init__(
-        self,
-        body: bytes = b"",
-        *,
-        disconnect_after: int | None = None,
-        spec_version: str = "2.3",
-    ) -> None:
-        self.body: bytes | None = body
-        self.disconnect_after = disconnect_after
-        self.spec_version = spec_version
-        self.disconnected = anyio.Event()
-        self.sent: list[Message] = []
-        self.chunks_sent = 0
-
-    async def receive(self) -> Message:
-        if self.body is not None:
-            body, self.body = self.body, None
-            return {"type": "http.request", "body": body, "more_body": False}
-        await self.disconnected.wait()
-        return {"type": "http.disconnect"}
-
-    async def send(self, message: Message) -> None:
-        if self.disconnected.is_set() and self.spec_version == "2.4":
-            raise OSError("the client has gone")
-        self.sent.append(message)
-        if message["type"] == "http.response.body" and message.get("body"):
-            self.chunks_sent += 1
-            if self.chunks_sent == self.disconnect_after:
-                self.disconnected.set()
-
-    def scope(self, **kwargs: Any) -> Scope:
-        return make_scope(asgi={"version": "3.0", "spec_version": self.spec_version}, **kwargs)
-
-    async def run(self, app: ASGIApp, scope: Scope | None = None) -> list[Message]:
-        """Call `app` with this transcript, with a bounded wait; what it sent."""
-        with anyio.fail_after(5):
-            await app(self.scope() if scope is None else scope, self.receive, self.send)
-        return self.sent
-
-    @property
-    def sent_types(self) -> list[str]:
-        return [message["type"] for message in self.sent]
-
-    @property
-    def body_sent(self) -> bytes:
-        return b"".join(m.get("body", b"") for m in self.sent if m["type"] == "http.response.body")
-
-
 TRAILERS: Message = {
     "type": "http.response.trailers",
     "headers": [(b"x-checksum", b"abc")],
@@ -16385,7 +16328,8 @@ def test_base_http_middleware_lets_the_lifespan_through(backend: Backend) -> Non
 
 @pytest.mark.anyio
 async def test_base_http_middleware_relays_a_response_as_starlette_sends_it() -> None:
-    sent = await Transcript().run(CallNext(PlainTextResponse("hi")))
+    server = Server(http_request(), then="wait")
+    sent = (await server.run(CallNext(PlainTextResponse("hi")), make_scope())).sent
     # No trailers key without trailers, and an explicit end of the body.
     assert sent[0].keys() == {"type", "status", "headers"}
     assert sent[1:] == [
@@ -16409,9 +16353,9 @@ async def test_base_http_middleware_body_iterator_aclose_stops_it() -> None:
         rest = [chunk async for chunk in chunks]
         return PlainTextResponse(f"{first!r} then {rest!r}")
 
-    transcript = Transcript()
-    await transcript.run(BaseHTTPMiddleware(StreamingResponse(endless()), dispatch))
-    assert transcript.body_sent == b"b'chunk' then []"
+    server = Server(http_request(), then="wait")
+    await server.run(BaseHTTPMiddleware(StreamingResponse(endless()), dispatch), make_scope())
+    assert server.body == b"b'chunk' then []"
 
 
 def test_base_http_middleware_streams_body_as_produced(backend: Backend) -> None:
@@ -16451,9 +16395,11 @@ async def test_base_http_middleware_response_starts_before_the_body_is_produced(
         produced.set()
         return response
 
-    transcript = Transcript()
-    await transcript.run(BaseHTTPMiddleware(StreamingResponse(chunks()), dispatch=dispatch))
-    assert transcript.body_sent == b"firstsecond"
+    server = Server(http_request(), then="wait")
+    await server.run(
+        BaseHTTPMiddleware(StreamingResponse(chunks()), dispatch=dispatch), make_scope()
+    )
+    assert server.body == b"firstsecond"
 
 
 def test_base_http_middleware_passes_status_and_headers_through(backend: Backend) -> None:
@@ -16665,11 +16611,12 @@ async def test_base_http_middleware_body_streamed_away_does_not_leave_the_endpoi
             pass
         return await call_next(request)
 
-    transcript = Transcript(b"payload")  # after the body, receive waits for a disconnect
+    # After the body, receive waits for a disconnect that never comes.
+    server = Server(http_request(b"payload"), then="wait")
     app = BaseHTTPMiddleware(Route("/", echo_body, methods=["POST"]), dispatch=dispatch)
-    await transcript.run(app, transcript.scope(method="POST"))
-    assert transcript.sent[0]["status"] == 200
-    assert transcript.body_sent == b""
+    await server.run(app, make_scope(method="POST"))
+    assert server.sent[0]["status"] == 200
+    assert server.body == b""
 
 
 @pytest.mark.parametrize("count", [2, 3])
@@ -16873,10 +16820,11 @@ def finished_app(kind: str, log: list[str]) -> ASGIApp:
 @pytest.mark.parametrize("kind", ["plain", "streaming", "trailers"])
 async def test_base_http_middleware_lets_the_app_finish_when_send_never_waits(kind: str) -> None:
     log: list[str] = []
-    transcript = Transcript()  # its send returns at once, as a server's usually does
-    scope = transcript.scope(extensions={"http.response.trailers": {}})
-    await transcript.run(CallNext(finished_app(kind, log)), scope)
-    assert transcript.body_sent == b"body"
+    # Its send returns at once, as a server's usually does.
+    server = Server(http_request(), then="wait")
+    scope = make_scope(extensions={"http.response.trailers": {}})
+    await server.run(CallNext(finished_app(kind, log)), scope)
+    assert server.body == b"body"
     assert log == ["finished"]
 
 
@@ -17146,11 +17094,11 @@ async def test_base_http_middleware_body_exception_comes_out_of_the_middleware_c
         yield b"partial"
         raise Boom("generator failed")
 
-    transcript = Transcript()
+    server = Server(http_request(), then="wait")
     with pytest.raises(Boom, match="generator failed"):
-        await transcript.run(CallNext(StreamingResponse(chunks())))
-    assert transcript.sent_types[0] == "http.response.start"
-    assert transcript.body_sent == b"partial"
+        await server.run(CallNext(StreamingResponse(chunks())), make_scope())
+    assert server.sent_types[0] == "http.response.start"
+    assert server.body == b"partial"
 
 
 def test_base_http_middleware_app_without_a_response_is_a_runtime_error(
@@ -17216,11 +17164,14 @@ async def test_base_http_middleware_stops_the_app_when_the_client_disconnects(
         finally:
             log.append("generator closed")
 
-    transcript = Transcript(disconnect_after=1, spec_version=spec_version)
-    await transcript.run(CallNext(StreamingResponse(endless())))
+    server = Server(http_request(), then="disconnect", disconnect_after=1)
+    await server.run(
+        CallNext(StreamingResponse(endless())),
+        make_scope(asgi={"version": "3.0", "spec_version": spec_version}),
+    )
     assert log == ["generator closed"]
-    assert transcript.sent_types[0] == "http.response.start"
-    assert transcript.disconnected.is_set()
+    assert server.sent_types[0] == "http.response.start"
+    assert server.gone.is_set()
 
 
 @pytest.mark.anyio
@@ -17242,15 +17193,15 @@ async def test_base_http_middleware_stops_its_own_response_when_the_client_disco
         await call_next(request)
         return StreamingResponse(endless())
 
-    transcript = Transcript(disconnect_after=1, spec_version=spec_version)
+    server = Server(http_request(), then="disconnect", disconnect_after=1)
     app = BaseHTTPMiddleware(PlainTextResponse("app"), dispatch)
     if spec_version == "2.4":  # the server's OSError, as a StreamingResponse raises it
         with pytest.raises(ClientDisconnect):
-            await transcript.run(app)
+            await server.run(app, make_scope(asgi={"version": "3.0", "spec_version": spec_version}))
     else:
-        await transcript.run(app)
+        await server.run(app, make_scope(asgi={"version": "3.0", "spec_version": spec_version}))
     assert log == ["generator closed"]
-    assert transcript.body_sent.startswith(b"chunk")
+    assert server.body.startswith(b"chunk")
 
 
 # context variables
@@ -17431,19 +17382,19 @@ async def test_base_http_middleware_passes_trailers_on(chunks: list[bytes]) -> N
         for n, chunk in enumerate(chunks)
     ]
     app = scripted_app(response_start_message(trailers=True), *body, TRAILERS)
-    transcript = Transcript()
-    scope = transcript.scope(extensions={"http.response.trailers": {}})
-    await transcript.run(CallNext(app), scope)
-    start, *rest = transcript.sent
+    server = Server(http_request(), then="wait")
+    scope = make_scope(extensions={"http.response.trailers": {}})
+    await server.run(CallNext(app), scope)
+    start, *rest = server.sent
     assert start["type"] == "http.response.start"
     assert start["trailers"] is True
     assert [m["type"] for m in rest[:-1]] == ["http.response.body"] * (len(rest) - 1)
     assert not rest[-2].get("more_body", False)
-    assert transcript.body_sent == b"whole body"
+    assert server.body == b"whole body"
     assert rest[-1]["type"] == "http.response.trailers"
     assert rest[-1]["headers"] == [(b"x-checksum", b"abc")]
     assert not rest[-1].get("more_trailers", False)
-    assert transcript.sent_types.count("http.response.trailers") == 1
+    assert server.sent_types.count("http.response.trailers") == 1
 
 
 @pytest.mark.anyio
@@ -17453,11 +17404,11 @@ async def test_base_http_middleware_gathers_split_trailers() -> None:
     app = scripted_app(
         response_start_message(trailers=True), response_body_message(b"body"), first, second
     )
-    transcript = Transcript()
-    scope = transcript.scope(extensions={"http.response.trailers": {}})
-    await transcript.run(CallNext(app), scope)
-    assert transcript.body_sent == b"body"
-    trailers = [m for m in transcript.sent if m["type"] == "http.response.trailers"]
+    server = Server(http_request(), then="wait")
+    scope = make_scope(extensions={"http.response.trailers": {}})
+    await server.run(CallNext(app), scope)
+    assert server.body == b"body"
+    trailers = [m for m in server.sent if m["type"] == "http.response.trailers"]
     assert [m["headers"] for m in trailers] == [[(b"x-one", b"1"), (b"x-two", b"2")]]
 
 
@@ -17471,12 +17422,12 @@ async def test_base_http_middleware_passes_a_pathsend_on_for_the_server_to_send(
         task = BackgroundTask(background_ran.append, "after the file")
         return FileResponse(data_file, background=task)
 
-    transcript = Transcript()
-    scope = transcript.scope(extensions={"http.response.pathsend": {}})
+    server = Server(http_request(), then="wait")
+    scope = make_scope(extensions={"http.response.pathsend": {}})
     app = Starlite(routes=[Route("/", endpoint)], middleware=[Middleware(CallNext)])
-    await transcript.run(app, scope)
-    assert transcript.sent_types == ["http.response.start", "http.response.pathsend"]
-    assert transcript.sent[1]["path"] == str(data_file)
+    await server.run(app, scope)
+    assert server.sent_types == ["http.response.start", "http.response.pathsend"]
+    assert server.sent[1]["path"] == str(data_file)
     assert background_ran == ["after the file"]
 
 
@@ -17491,11 +17442,11 @@ async def test_base_http_middleware_body_iterator_yields_a_pathsend_message(
         read.extend([chunk async for chunk in response.body_iterator])  # type: ignore[attr-defined]
         return Response(b"replaced")
 
-    transcript = Transcript()
-    scope = transcript.scope(extensions={"http.response.pathsend": {}})
-    await transcript.run(BaseHTTPMiddleware(FileResponse(data_file), dispatch), scope)
+    server = Server(http_request(), then="wait")
+    scope = make_scope(extensions={"http.response.pathsend": {}})
+    await server.run(BaseHTTPMiddleware(FileResponse(data_file), dispatch), scope)
     assert read == [{"type": "http.response.pathsend", "path": str(data_file)}]
-    assert transcript.body_sent == b"replaced"
+    assert server.body == b"replaced"
 
 
 @pytest.mark.anyio
@@ -17609,10 +17560,10 @@ async def test_base_http_middleware_app_sending_after_its_response_ends_fails_no
     async def dispatch(request: Request, call_next: RequestResponseEndpoint) -> Response:
         return await call_next(request)
 
-    transcript = Transcript()
+    server = Server(http_request(), then="wait")
     with pytest.raises(anyio.BrokenResourceError):
-        await transcript.run(BaseHTTPMiddleware(app, dispatch))
-    assert transcript.body_sent == b"done"  # the response went out whole before the error
+        await server.run(BaseHTTPMiddleware(app, dispatch), make_scope())
+    assert server.body == b"done"  # the response went out whole before the error
 
 
 @pytest.mark.anyio
@@ -17626,9 +17577,9 @@ async def test_base_http_middleware_relays_every_message_of_a_long_stream_in_ord
     async def dispatch(request: Request, call_next: RequestResponseEndpoint) -> Response:
         return await call_next(request)
 
-    transcript = Transcript()
-    await transcript.run(BaseHTTPMiddleware(StreamingResponse(numbers()), dispatch))
-    assert transcript.body_sent == b"".join(chunks)
+    server = Server(http_request(), then="wait")
+    await server.run(BaseHTTPMiddleware(StreamingResponse(numbers()), dispatch), make_scope())
+    assert server.body == b"".join(chunks)
 
 
 # ==== Application ====
@@ -18124,26 +18075,18 @@ def test_app_without_lifespan_starts_and_stops(backend: Backend) -> None:
         assert client.get("/").text == "ok"
 
 
-async def run_lifespan(app: Starlite, events: list[str]) -> tuple[list[Message], Scope]:
-    """Drive `app`'s lifespan as a server would, sending `events`; returns what it sent."""
-    incoming = [{"type": f"lifespan.{event}"} for event in events]
-    sent: list[Message] = []
-    scope: Scope = {"type": "lifespan", "asgi": {"version": "3.0"}, "state": {}}
+def lifespan_scope() -> Scope:
+    """A lifespan scope as a server gives it, with a state for the app to fill."""
+    return {"type": "lifespan", "asgi": {"version": "3.0"}, "state": {}}
 
-    async def receive() -> Message:
-        return incoming.pop(0)
 
-    async def send(message: Message) -> None:
-        sent.append(message)
-
-    await app(scope, receive, send)
-    return sent, scope
+STARTUP_THEN_SHUTDOWN: list[Message] = [{"type": "lifespan.startup"}, {"type": "lifespan.shutdown"}]
 
 
 @pytest.mark.anyio
 async def test_lifespan_protocol_without_lifespan_completes_both_events() -> None:
-    sent, _ = await run_lifespan(Starlite(), ["startup", "shutdown"])
-    assert [message["type"] for message in sent] == [
+    server = await Server(*STARTUP_THEN_SHUTDOWN).run(Starlite(), lifespan_scope())
+    assert server.sent_types == [
         "lifespan.startup.complete",
         "lifespan.shutdown.complete",
     ]
@@ -18155,9 +18098,10 @@ async def test_lifespan_protocol_puts_the_yielded_state_in_the_scope() -> None:
     async def lifespan(app: Starlite) -> AsyncIterator[dict[str, Any]]:
         yield {"pool": "ready"}
 
-    sent, scope = await run_lifespan(Starlite(lifespan=lifespan), ["startup", "shutdown"])
+    scope = lifespan_scope()
+    server = await Server(*STARTUP_THEN_SHUTDOWN).run(Starlite(lifespan=lifespan), scope)
     assert scope["state"] == {"pool": "ready"}
-    assert [message["type"] for message in sent][-1] == "lifespan.shutdown.complete"
+    assert server.sent_types[-1] == "lifespan.shutdown.complete"
 
 
 @pytest.mark.anyio
@@ -18166,57 +18110,30 @@ async def test_lifespan_state_on_a_server_without_state_fails_startup_in_starlet
     async def lifespan(app: Starlite) -> AsyncIterator[dict[str, Any]]:
         yield {"pool": "ready"}
 
-    messages: list[Message] = []
-
-    async def receive() -> Message:
-        return {"type": "lifespan.startup"}
-
-    async def send(message: Message) -> None:
-        messages.append(message)
-
+    server = Server({"type": "lifespan.startup"})
     scope = {"type": "lifespan", "asgi": {"version": "3.0"}}  # no "state": an older server
     message = 'The server does not support "state" in the lifespan scope.'
     with pytest.raises(RuntimeError, match=re.escape(message)):
-        await Starlite(lifespan=lifespan)(scope, receive, send)
-    assert [sent["type"] for sent in messages] == ["lifespan.startup.failed"]
+        await server.run(Starlite(lifespan=lifespan), scope)
+    assert server.sent_types == ["lifespan.startup.failed"]
 
 
 @pytest.mark.anyio
 async def test_lifespan_protocol_startup_failure_sends_failed_with_the_message() -> None:
-    messages: list[Message] = []
-
-    async def receive() -> Message:
-        return {"type": "lifespan.startup"}
-
-    async def send(message: Message) -> None:
-        messages.append(message)
-
-    scope = {"type": "lifespan", "asgi": {"version": "3.0"}, "state": {}}
+    server = Server({"type": "lifespan.startup"})
     with pytest.raises(StartupError):
-        await Starlite(lifespan=failing_startup)(scope, receive, send)
-    assert [message["type"] for message in messages] == ["lifespan.startup.failed"]
-    assert "database unreachable" in messages[0]["message"]
+        await server.run(Starlite(lifespan=failing_startup), lifespan_scope())
+    assert server.sent_types == ["lifespan.startup.failed"]
+    assert "database unreachable" in server.sent[0]["message"]
 
 
 @pytest.mark.anyio
 async def test_lifespan_protocol_shutdown_failure_sends_failed_with_the_message() -> None:
-    incoming = [{"type": "lifespan.startup"}, {"type": "lifespan.shutdown"}]
-    messages: list[Message] = []
-
-    async def receive() -> Message:
-        return incoming.pop(0)
-
-    async def send(message: Message) -> None:
-        messages.append(message)
-
-    scope = {"type": "lifespan", "asgi": {"version": "3.0"}, "state": {}}
+    server = Server(*STARTUP_THEN_SHUTDOWN)
     with pytest.raises(ShutdownError):
-        await Starlite(lifespan=failing_shutdown)(scope, receive, send)
-    assert [message["type"] for message in messages] == [
-        "lifespan.startup.complete",
-        "lifespan.shutdown.failed",
-    ]
-    assert "could not flush" in messages[1]["message"]
+        await server.run(Starlite(lifespan=failing_shutdown), lifespan_scope())
+    assert server.sent_types == ["lifespan.startup.complete", "lifespan.shutdown.failed"]
+    assert "could not flush" in server.sent[1]["message"]
 
 
 # ---- Background tasks through the app ----
@@ -19012,59 +18929,6 @@ def fresh_tree(tmp_path: Path) -> Tree:
     return make_tree(tmp_path)
 
 
-@dataclass
-class Sent:
-    """What an app sent for one request: the types of its messages, the status, headers and
-    body of its response (a websocket's denial response too). An app that raised an
-    HTTPException (StaticFiles outside an app) "sent" its status, headers and detail."""
-
-    types: list[str]
-    status: int | None
-    headers: Headers
-    body: bytes
-    messages: list[Message]
-    raised: HTTPException | None = None
-
-
-async def serve_static(app: ASGIApp, scope: Scope) -> Sent:
-    """Call `app` as a server would (a request without a body, then a client that waits), with
-    a bounded wait; what it sent, or the HTTPException it raised."""
-    incoming: list[Message] = [
-        {"type": "http.request", "body": b"", "more_body": False}
-        if scope["type"] == "http"
-        else {"type": "websocket.connect"}
-    ]
-    sent: list[Message] = []
-
-    async def receive() -> Message:
-        if incoming:
-            return incoming.pop(0)
-        await anyio.sleep_forever()
-        raise AssertionError("unreachable")  # pragma: no cover
-
-    async def send(message: Message) -> None:
-        sent.append(message)
-
-    with anyio.fail_after(5):
-        try:
-            await app(scope, receive, send)
-        except HTTPException as exc:
-            assert sent == []
-            headers = Headers(exc.headers)
-            return Sent([], exc.status_code, headers, exc.detail.encode(), sent, raised=exc)
-    status: int | None = None
-    raw_headers: list[tuple[bytes, bytes]] = []
-    body = b""
-    for message in sent:
-        kind = message["type"].removeprefix("websocket.")
-        if kind == "http.response.start":
-            status = message["status"]
-            raw_headers = list(message.get("headers", []))
-        elif kind == "http.response.body":
-            body += message.get("body", b"")
-    return Sent([m["type"] for m in sent], status, Headers(raw=raw_headers), body, sent)
-
-
 async def static_files(**options: Any) -> StaticFiles:
     """StaticFiles built off the event loop: building it checks its directory on disk."""
     return await anyio.to_thread.run_sync(functools.partial(StaticFiles, **options))
@@ -19133,7 +18997,7 @@ async def test_static_files_refuses_every_path_out_of_the_directory_with_404(
         for mounted in (False, True):
             prefix = "/static" if mounted else ""
             raw = {} if raw_path is None else {"raw_path": prefix.encode() + raw_path}
-            answer = await serve_static(
+            answer = await Server(http_request(), then="wait", raises=HTTPException).run(
                 static_app(static) if mounted else static, make_scope(prefix + path, **raw)
             )
             case = f"follow_symlink={follow_symlink}, mounted={mounted}"
@@ -19150,7 +19014,9 @@ async def test_static_files_refuses_a_symlink_out_of_the_directory_with_404(
 ) -> None:
     static = await static_files(directory=tree.root, html=html)
     for app, prefix in [(static, ""), (static_app(static), "/static")]:
-        answer = await serve_static(app, make_scope(prefix + path))
+        answer = await Server(http_request(), then="wait", raises=HTTPException).run(
+            app, make_scope(prefix + path)
+        )
         assert answer.status == 404, prefix
         assert SECRET.encode() not in answer.body, prefix
 
@@ -19166,7 +19032,7 @@ async def test_static_files_refuses_a_404_page_that_links_out_of_the_directory(
     linked_404: Tree,
 ) -> None:
     tree = linked_404
-    answer = await serve_static(
+    answer = await Server(http_request(), then="wait", raises=HTTPException).run(
         await static_files(directory=tree.root, html=True), make_scope("/missing")
     )
     assert answer.status == 404
@@ -19179,14 +19045,16 @@ async def test_static_files_refuses_dot_dot_segments_that_resolve_inside(
     tree: Tree, path: str
 ) -> None:
     static = await static_files(directory=tree.root, html=True)
-    answer = await serve_static(static, make_scope(path))
+    answer = await Server(http_request(), then="wait", raises=HTTPException).run(
+        static, make_scope(path)
+    )
     assert answer.status == 404
 
 
 @pytest.mark.anyio
 async def test_static_files_refuses_a_backslash_even_in_a_real_file_name(tree: Tree) -> None:
     # On POSIX a backslash is an ordinary character, but on Windows a separator: never looked up.
-    answer = await serve_static(
+    answer = await Server(http_request(), then="wait", raises=HTTPException).run(
         await static_files(directory=tree.root), make_scope("/back\\slash.txt")
     )
     assert (answer.status, answer.body) == (404, b"Not Found")
@@ -19205,7 +19073,9 @@ async def test_static_files_refuses_a_backslash_even_in_a_real_file_name(tree: T
 async def test_static_files_ignores_empty_and_dot_segments(
     tree: Tree, path: str, content: bytes
 ) -> None:
-    answer = await serve_static(await static_files(directory=tree.root), make_scope(path))
+    answer = await Server(http_request(), then="wait", raises=HTTPException).run(
+        await static_files(directory=tree.root), make_scope(path)
+    )
     assert (answer.status, answer.body) == (200, content)
 
 
@@ -19261,7 +19131,7 @@ def test_static_files_405_inside_an_app_without_handlers_says_allow(
 async def test_bare_static_files_raises_405_for_other_methods(
     tree: Tree, method: str, path: str
 ) -> None:
-    answer = await serve_static(
+    answer = await Server(http_request(), then="wait", raises=HTTPException).run(
         await static_files(directory=tree.root), make_scope(path, method=method)
     )
     assert answer.raised is not None
@@ -19280,7 +19150,7 @@ def test_static_files_missing_file_reaches_the_apps_404_handler(
 @pytest.mark.anyio
 @pytest.mark.parametrize("method", ["GET", "HEAD"])
 async def test_bare_static_files_raises_404_for_a_missing_file(tree: Tree, method: str) -> None:
-    answer = await serve_static(
+    answer = await Server(http_request(), then="wait", raises=HTTPException).run(
         await static_files(directory=tree.root), make_scope("/missing", method=method)
     )
     assert answer.raised is not None
@@ -19290,9 +19160,13 @@ async def test_bare_static_files_raises_404_for_a_missing_file(tree: Tree, metho
 @pytest.mark.anyio
 async def test_static_files_in_a_router_without_an_app_raises_its_errors(tree: Tree) -> None:
     router = Router(routes=[Mount("/static", await static_files(directory=tree.root))])
-    missing = await serve_static(router, make_scope("/static/missing"))
+    missing = await Server(http_request(), then="wait", raises=HTTPException).run(
+        router, make_scope("/static/missing")
+    )
     assert (missing.raised is not None, missing.status) == (True, 404)
-    post = await serve_static(router, make_scope("/static/a.txt", method="POST"))
+    post = await Server(http_request(), then="wait", raises=HTTPException).run(
+        router, make_scope("/static/a.txt", method="POST")
+    )
     assert (post.raised is not None, post.status, post.headers["allow"]) == (True, 405, "GET, HEAD")
 
 
@@ -19301,8 +19175,10 @@ async def test_static_files_in_a_router_without_an_app_raises_its_errors(tree: T
 @pytest.mark.parametrize("path", ["/a.txt", "/missing", "/../secret.txt"])
 async def test_static_files_closes_a_websocket_with_1000(tree: Tree, path: str, deny: bool) -> None:
     scope = ws_scope(path, deny=deny)
-    answer = await serve_static(await static_files(directory=tree.root), scope)
-    assert answer.messages == [{"type": "websocket.close", "code": 1000, "reason": ""}]
+    answer = await Server(connect(), then="wait", raises=HTTPException).run(
+        await static_files(directory=tree.root), scope
+    )
+    assert answer.sent == [{"type": "websocket.close", "code": 1000, "reason": ""}]
 
 
 def test_static_files_mounted_in_an_app_closes_a_websocket(tree: Tree, backend: Backend) -> None:
@@ -19462,10 +19338,14 @@ async def test_bare_static_files_html_redirects_its_root_to_the_trailing_slash(
     html_tree: Tree,
 ) -> None:
     static = await static_files(directory=html_tree.root, html=True)
-    answer = await serve_static(static, make_scope("/static", root_path="/static"))
+    answer = await Server(http_request(), then="wait", raises=HTTPException).run(
+        static, make_scope("/static", root_path="/static")
+    )
     assert answer.status == 307
     assert answer.headers["location"] == "http://example.org/static/"
-    answer = await serve_static(static, make_scope("/static/", root_path="/static"))
+    answer = await Server(http_request(), then="wait", raises=HTTPException).run(
+        static, make_scope("/static/", root_path="/static")
+    )
     assert (answer.status, answer.body) == (200, b"<p>root index</p>")
 
 
@@ -19924,23 +19804,35 @@ async def test_static_files_never_blocks_the_event_loop(
 ) -> None:
     static, app = served
     for asgi_app, prefix in [(static, ""), (app, "/static")]:
-        file = await serve_static(asgi_app, make_scope(prefix + "/a.txt"))
+        file = await Server(http_request(), then="wait", raises=HTTPException).run(
+            asgi_app, make_scope(prefix + "/a.txt")
+        )
         assert (file.status, file.body) == (200, b"hello static")
         headers = {"if-none-match": file.headers["etag"]}
         assert (
-            await serve_static(asgi_app, make_scope(prefix + "/a.txt", headers=headers))
+            await Server(http_request(), then="wait", raises=HTTPException).run(
+                asgi_app, make_scope(prefix + "/a.txt", headers=headers)
+            )
         ).status == 304
-        index = await serve_static(asgi_app, make_scope(prefix + "/sub/"))
+        index = await Server(http_request(), then="wait", raises=HTTPException).run(
+            asgi_app, make_scope(prefix + "/sub/")
+        )
         assert (index.status, index.body) == (200, b"<p>sub index</p>")
-        redirect = await serve_static(asgi_app, make_scope(prefix + "/sub"))
+        redirect = await Server(http_request(), then="wait", raises=HTTPException).run(
+            asgi_app, make_scope(prefix + "/sub")
+        )
         assert redirect.status == 307
-        page = await serve_static(asgi_app, make_scope(prefix + "/missing"))
+        page = await Server(http_request(), then="wait", raises=HTTPException).run(
+            asgi_app, make_scope(prefix + "/missing")
+        )
         assert (page.status, page.body) == (404, b"<p>custom not found</p>")
-        ranged = await serve_static(
+        ranged = await Server(http_request(), then="wait", raises=HTTPException).run(
             asgi_app, make_scope(prefix + "/a.txt", headers={"range": "bytes=1-2"})
         )
         assert (ranged.status, ranged.body) == (206, b"el")
-        link = await serve_static(asgi_app, make_scope(prefix + "/link_out.txt"))
+        link = await Server(http_request(), then="wait", raises=HTTPException).run(
+            asgi_app, make_scope(prefix + "/link_out.txt")
+        )
         assert link.status == 404
 
 
@@ -19969,7 +19861,9 @@ async def test_static_files_stats_files_off_the_event_loop(
     static, _ = served
     loop_thread = threading.get_ident()
     for path in ["/a.txt", "/sub/", "/missing"]:
-        await serve_static(static, make_scope(path))
+        await Server(http_request(), then="wait", raises=HTTPException).run(
+            static, make_scope(path)
+        )
     assert threads
     assert loop_thread not in threads
 
@@ -20146,13 +20040,13 @@ async def test_template_response_renders_when_sent_in_a_worker_thread(
     response = templates.TemplateResponse(Request(scope), "thread.html")
     assert response.template is None  # nothing rendered yet
     missing = templates.TemplateResponse(Request(scope), "no-such-template.html")  # no error yet
-    answer = await serve_static(response, scope)
+    answer = await Server(http_request(), then="wait").run(response, scope)
     assert answer.status == 200
     assert answer.body.decode() != str(threading.get_ident())
     assert int(answer.body.decode()) > 0
     assert response.template is not None
     with pytest.raises(jinja2.TemplateNotFound):
-        await serve_static(missing, scope)
+        await Server(http_request(), then="wait").run(missing, scope)
 
 
 @pytest.mark.anyio
@@ -20161,15 +20055,15 @@ async def test_template_response_sends_debug_info_only_where_offered(
 ) -> None:
     plain_scope = make_scope("/")
     response = templates.TemplateResponse(Request(plain_scope), "index.html", {"name": "Ada"})
-    answer = await serve_static(response, plain_scope)
-    assert answer.types == ["http.response.start", "http.response.body"]
+    answer = await Server(http_request(), then="wait").run(response, plain_scope)
+    assert answer.sent_types == ["http.response.start", "http.response.body"]
     assert answer.body == b"Hello Ada at /"
 
     debug_scope = make_scope("/", extensions={"http.response.debug": {}})
     response = templates.TemplateResponse(Request(debug_scope), "index.html", {"name": "Bo"})
-    answer = await serve_static(response, debug_scope)
-    assert answer.types == ["http.response.debug", "http.response.start", "http.response.body"]
-    info = answer.messages[0]["info"]
+    answer = await Server(http_request(), then="wait").run(response, debug_scope)
+    assert answer.sent_types == ["http.response.debug", "http.response.start", "http.response.body"]
+    info = answer.sent[0]["info"]
     assert info["template"].name == "index.html"
     assert info["context"]["name"] == "Bo"
     assert info["context"]["request"].scope is debug_scope
@@ -20334,7 +20228,7 @@ async def test_template_rendering_never_blocks_the_event_loop(
     for _ in range(2):  # the second time from jinja2's cache, which stats the file to check it
         scope = make_scope("/")
         response = templates.TemplateResponse(Request(scope), "index.html", {"name": "Ada"})
-        answer = await serve_static(response, scope)
+        answer = await Server(http_request(), then="wait").run(response, scope)
         assert answer.body == b"Hello Ada at /"
 
 
