@@ -401,8 +401,8 @@ class Server:
     says so: it goes once the response is complete, or after `disconnect_after` non-empty body
     chunks). `send` records each message, noted in `log` if given; once the client has gone it
     raises OSError if the scope promises ASGI 2.4, as the spec has a server do. An exception of a
-    type in `raises` that the app raises before sending anything is kept in `raised`, and an
-    HTTPException is read as the response it stands for (StaticFiles outside an app).
+    type in `raises` that the app raises is kept in `raised`; an HTTPException raised before
+    anything was sent is read as the response it stands for (StaticFiles outside an app).
     """
 
     def __init__(
@@ -471,7 +471,8 @@ class Server:
             try:
                 await app(scope, self.receive, self.send)
             except self.raises as exc:
-                assert self.sent == [], "the app raised after it had sent"
+                if isinstance(exc, HTTPException):  # it stands for a response only if none began
+                    assert self.sent == [], "the app raised an HTTPException after it had sent"
                 self.raised = exc
         return self
 
@@ -645,7 +646,7 @@ def on_disk(file: IO[bytes]) -> bool:
     return bool(cast(Any, file)._rolled)
 
 
-# An endpoint that describes its websocket connection, shared by the sections from WebSockets on.
+# An endpoint describing its websocket connection, for the sections from WebSockets on.
 
 
 async def describe(websocket: WebSocket) -> None:
@@ -5043,18 +5044,12 @@ def test_delete_cookie_removes_cookie_from_test_client_jar() -> None:
 @pytest.mark.anyio
 async def test_background_task_runs_after_the_body_was_sent() -> None:
     seen: list[int] = []
-    messages: list[Message] = []
+    server = Server(http_request(), then="wait")
 
     async def task() -> None:
-        seen.append(len([m for m in messages if m["type"] == "http.response.body"]))
+        seen.append(server.sent_types.count("http.response.body"))
 
-    async def record(message: Message) -> None:
-        messages.append(message)
-
-    async def receive() -> Message:
-        return {"type": "http.request", "body": b""}
-
-    await PlainTextResponse("x", background=BackgroundTask(task))(make_scope(), receive, record)
+    await server.run(PlainTextResponse("x", background=BackgroundTask(task)), make_scope())
     assert seen == [1]
 
 
@@ -5322,22 +5317,19 @@ async def test_streaming_response_on_asgi_2_4_raises_its_iterators_own_oserror_a
 @pytest.mark.anyio
 async def test_streaming_response_on_a_websocket_sends_a_denial_and_runs_its_background() -> None:
     ran: list[bool] = []
-    messages: list[Message] = []
-
-    async def send(message: Message) -> None:
-        messages.append(message)
 
     async def chunks() -> AsyncIterator[bytes]:
         yield b"chunk"
 
     response = StreamingResponse(chunks(), background=BackgroundTask(ran.append, True))
-    await response({"type": "websocket", "path": "/", "headers": []}, _never_receive, send)
-    assert [m["type"] for m in messages] == [
+    server = Server()  # asking for a message fails: a denial does not listen
+    await server.run(response, {"type": "websocket", "path": "/", "headers": []})
+    assert server.sent_types == [
         "websocket.http.response.start",
         "websocket.http.response.body",
         "websocket.http.response.body",
     ]
-    assert [m.get("body") for m in messages[1:]] == [b"chunk", b""]
+    assert [m.get("body") for m in server.sent[1:]] == [b"chunk", b""]
     assert ran == [True]
 
 
@@ -6356,13 +6348,13 @@ def receive_events(chunks: Iterator[bytes], count: int) -> list[DispatchedEvent]
     raise AssertionError(f"the stream ended after {len(events)} of {count} events")
 
 
-class EventStreamServer:
-    """The server's side of one event-stream response, for calling a response directly.
-
-    The request body is empty. Once `gone_after_events` events (pings aside) have been sent the
-    client is gone: `receive` answers ``http.disconnect`` (as every server does) and, with
-    `spec_version` "2.4", `send` raises OSError. `send_delay` makes each body message take that
-    long to send (a slow client); a send cancelled midway is counted in `cancelled_sends`.
+class EventStreamServer(Server):
+    """The server's side of one event-stream response: a Server whose client sends an empty
+    request and is gone once the response is complete or `gone_after_events` events (pings
+    aside) have been sent, with read-outs of the stream. `send_delay` makes each body message
+    take that long to send (a slow client); a send cancelled midway is counted in
+    `cancelled_sends`. With `spec_version` 2.4, a client gone mid-stream makes the response raise
+    ClientDisconnect (as Starlette's does), kept in `raised`.
     """
 
     def __init__(
@@ -6372,68 +6364,40 @@ class EventStreamServer:
         gone_after_events: int | None = None,
         send_delay: float = 0,
     ) -> None:
+        super().__init__(http_request(), then="disconnect", raises=ClientDisconnect)
         self.spec_version = spec_version
         self.gone_after_events = gone_after_events
         self.send_delay = send_delay
-        self.messages: list[Message] = []
         self.cancelled_sends = 0
-        self.gone = anyio.Event()
-        self._request_read = False
-        self.client_disconnect_raised = False
-
-    async def receive(self) -> Message:
-        if not self._request_read:
-            self._request_read = True
-            return {"type": "http.request", "body": b"", "more_body": False}
-        await self.gone.wait()
-        return {"type": "http.disconnect"}
 
     async def send(self, message: Message) -> None:
-        if self.gone.is_set() and self.spec_version == "2.4":
-            raise OSError("the client is gone")
         if self.send_delay and message["type"] == "http.response.body":
             try:
                 await anyio.sleep(self.send_delay)
             except anyio.get_cancelled_exc_class():
                 self.cancelled_sends += 1
                 raise
-        self.messages.append(message)
-        if message["type"] != "http.response.body":
-            return
-        if not message.get("more_body", False):
-            self.gone.set()  # the response is complete: the server reports a disconnect now
-        elif (
-            self.gone_after_events is not None and len(self.event_chunks) >= self.gone_after_events
-        ):
+        await super().send(message)
+        events_sent = len(self.event_chunks)
+        if self.gone_after_events is not None and events_sent >= self.gone_after_events:
             self.gone.set()
 
-    async def run(
+    async def stream(
         self, app: ASGIApp, *, method: str = "GET", headers: Mapping[str, str] | None = None
-    ) -> None:
-        """Call `app` as a server of `spec_version` does, with a bounded wait. With 2.4, a client
-        gone mid-stream makes the response raise ClientDisconnect, as Starlette's does."""
+    ) -> Server:
+        """Run `app` for a request of `method`, as a server of `spec_version` does."""
         asgi = {"version": "3.0", "spec_version": self.spec_version}
-        with anyio.fail_after(5):
-            try:
-                await app(
-                    make_scope(method=method, headers=headers, asgi=asgi), self.receive, self.send
-                )
-            except ClientDisconnect:
-                assert self.spec_version == "2.4"
-                assert self.gone.is_set()
-                self.client_disconnect_raised = True
-
-    @property
-    def headers(self) -> list[tuple[str, str]]:
-        (start,) = [m for m in self.messages if m["type"] == "http.response.start"]
-        return [(name.decode(), value.decode()) for name, value in start["headers"]]
+        await super().run(app, make_scope(method=method, headers=headers, asgi=asgi))
+        if self.raised is not None:
+            assert (self.spec_version, self.gone.is_set()) == ("2.4", True)
+        return self
 
     @property
     def chunks(self) -> list[bytes]:
         """The body messages' bodies, empty ones left out."""
         return [
             bytes(m["body"])
-            for m in self.messages
+            for m in self.sent
             if m["type"] == "http.response.body" and m.get("body")
         ]
 
@@ -6444,7 +6408,7 @@ class EventStreamServer:
     @property
     def complete(self) -> bool:
         """Whether the body was ended by a message without ``more_body``."""
-        bodies = [m for m in self.messages if m["type"] == "http.response.body"]
+        bodies = [m for m in self.sent if m["type"] == "http.response.body"]
         return bool(bodies) and not bodies[-1].get("more_body", False)
 
     @property
@@ -6738,7 +6702,7 @@ async def test_event_source_response_iterates_a_sync_generator_in_a_worker_threa
             yield str(number)
 
     server = EventStreamServer()
-    await server.run(EventSourceResponse(events(), ping=None))
+    await server.stream(EventSourceResponse(events(), ping=None))
     assert [event.data for event in server.events] == ["0", "1", "2"]
     assert len(threads) == 3
     assert loop_thread not in threads
@@ -6801,9 +6765,9 @@ async def test_event_source_response_head_sends_the_headers_without_running_the_
         yield "never sent"
 
     server = EventStreamServer()
-    await server.run(EventSourceResponse(events()), method="HEAD")
-    assert ("content-type", "text/event-stream; charset=utf-8") in server.headers
-    assert ("cache-control", "no-cache") in server.headers
+    await server.stream(EventSourceResponse(events()), method="HEAD")
+    assert server.headers["content-type"] == "text/event-stream; charset=utf-8"
+    assert server.headers["cache-control"] == "no-cache"
     assert server.chunks == []
     assert server.complete
     assert produced == []
@@ -6864,7 +6828,7 @@ async def test_event_source_response_runs_its_background_task_after_the_stream_e
     async def task() -> None:
         complete_at_background.append(server.complete)
 
-    await server.run(EventSourceResponse(events(), background=BackgroundTask(task)))
+    await server.stream(EventSourceResponse(events(), background=BackgroundTask(task)))
     assert [event.data for event in server.events] == ["one", "two"]
     assert complete_at_background == [True]
 
@@ -6892,7 +6856,7 @@ async def test_event_source_response_keeps_what_its_generator_sets_in_a_context_
         seen_by_background.append(event_generator_mark.get())
 
     server = EventStreamServer()
-    await server.run(EventSourceResponse(events(), ping=ping, background=BackgroundTask(task)))
+    await server.stream(EventSourceResponse(events(), ping=ping, background=BackgroundTask(task)))
     assert [event.data for event in server.events] == ["one"]
     assert seen_by_background == ["unset"]
 
@@ -6917,7 +6881,7 @@ async def test_event_source_response_closes_its_generator_in_the_context_it_ran_
             steps.append("reset")
 
     server = EventStreamServer(spec_version, gone_after_events=1)
-    await server.run(EventSourceResponse(events(), ping=ping))
+    await server.stream(EventSourceResponse(events(), ping=ping))
     assert [event.data for event in server.events] == ["first"]
     assert steps == ["reset"]
 
@@ -6985,7 +6949,7 @@ async def test_event_source_response_pings_while_the_generator_is_silent() -> No
         yield second
 
     server = EventStreamServer()
-    await server.run(EventSourceResponse(events(), ping=0.05))
+    await server.stream(EventSourceResponse(events(), ping=0.05))
     # Every chunk is a ping or a whole event: a ping never splits an event.
     assert server.chunks[0] == first.encode()
     assert server.chunks[-1] == second.encode()
@@ -7006,7 +6970,7 @@ async def test_event_source_response_pings_only_after_silence() -> None:
             await anyio.sleep(0.01)
 
     server = EventStreamServer()
-    await server.run(EventSourceResponse(events(), ping=0.15))
+    await server.stream(EventSourceResponse(events(), ping=0.15))
     assert SSE_PING not in server.chunks
     assert len(server.events) == 20
 
@@ -7019,7 +6983,7 @@ async def test_event_source_response_without_ping_sends_no_pings() -> None:
         yield "second"
 
     server = EventStreamServer()
-    await server.run(EventSourceResponse(events(), ping=None))
+    await server.stream(EventSourceResponse(events(), ping=None))
     assert server.chunks == [b"data: first\n\n", b"data: second\n\n"]
 
 
@@ -7031,7 +6995,7 @@ async def test_event_source_response_never_cancels_a_slow_send_for_a_ping() -> N
         yield "third"
 
     server = EventStreamServer(send_delay=0.06)
-    await server.run(EventSourceResponse(events(), ping=0.02))
+    await server.stream(EventSourceResponse(events(), ping=0.02))
     assert server.cancelled_sends == 0
     assert [event.data for event in server.events] == ["first", "second", "third"]
     assert all(chunk == SSE_PING or chunk.endswith(b"\n\n") for chunk in server.chunks)
@@ -7084,7 +7048,7 @@ async def test_event_source_response_stops_the_generator_when_the_client_disconn
 
     generator = events()
     server = EventStreamServer(spec_version, gone_after_events=1)
-    await server.run(EventSourceResponse(generator, ping=None))
+    await server.stream(EventSourceResponse(generator, ping=None))
     assert [event.data for event in server.events] == ["first"]
     assert steps == ["finally"]
     assert not server.complete
@@ -7100,7 +7064,7 @@ async def test_event_source_response_stops_an_endless_generator_when_the_client_
     for gone_after_events in [*range(1, 9)] * 2:
         finished: list[str] = []
         server = EventStreamServer(spec_version, gone_after_events=gone_after_events)
-        await server.run(EventSourceResponse(endless_events(finished, kind), ping=None))
+        await server.stream(EventSourceResponse(endless_events(finished, kind), ping=None))
         assert finished == ["finally"]
         expected = [f"event {number}" for number in range(gone_after_events)]
         assert [event.data for event in server.events[:gone_after_events]] == expected
@@ -7122,7 +7086,7 @@ async def test_event_source_response_pings_notice_a_client_gone_on_asgi_2_4() ->
 
     generator = events()
     server = EventStreamServer("2.4", gone_after_events=1)
-    await server.run(EventSourceResponse(generator, ping=0.05))
+    await server.stream(EventSourceResponse(generator, ping=0.05))
     assert [event.data for event in server.events] == ["first"]
     assert finished == ["finally"]
 
@@ -7144,7 +7108,7 @@ async def test_event_source_response_raises_what_the_generator_raised(
     events: Any = async_events() if kind == "async" else sync_events()
     server = EventStreamServer(spec_version)
     with pytest.raises(EventStreamBroke, match="mid-stream"):
-        await server.run(EventSourceResponse(events, ping=0.05))
+        await server.stream(EventSourceResponse(events, ping=0.05))
     assert [event.data for event in server.events] == ["first"]
 
 
@@ -10019,12 +9983,8 @@ def test_host_route_ignores_a_missing_or_malformed_host_header(
     host: str | None, backend: Backend
 ) -> None:
     headers = {} if host is None else {"host": host}
-    answer = anyio.run(
-        Server(http_request(), then="wait").run,
-        host_router(),
-        make_scope("/", headers=headers),
-        backend=backend,
-    )
+    server = Server(http_request(), then="wait")
+    answer = anyio.run(server.run, host_router(), make_scope("/", headers=headers), backend=backend)
     assert answer.body == b"fallback"
 
 
@@ -10805,18 +10765,9 @@ def test_route_subclass_with_a_different_path_rule() -> None:
             return super().matches({**scope, "path": scope["path"].lower()})
 
     router = Router([AnyCaseRoute("/about", endpoint("about")), r("/{page}", "page")])
-    assert (
-        anyio.run(Server(http_request(), then="wait").run, router, make_scope("/ABOUT")).headers[
-            "x-endpoint"
-        ]
-        == "about"
-    )
-    assert (
-        anyio.run(Server(http_request(), then="wait").run, router, make_scope("/Other")).headers[
-            "x-endpoint"
-        ]
-        == "page"
-    )
+    for path, label in [("/ABOUT", "about"), ("/Other", "page")]:
+        answer = anyio.run(Server(http_request(), then="wait").run, router, make_scope(path))
+        assert answer.headers["x-endpoint"] == label
 
 
 class HandMadeRoute(Route):
@@ -11321,9 +11272,8 @@ def test_percent_encoded_slash_is_a_separator_for_matching(backend: Backend) -> 
     assert client.get("/files/a%2Fb").status_code == 404
     assert client.get("/paths/a%2Fb").json() == {"name": ["str", "a/b"]}
     # A literal "%2F" in the decoded path (the client sent "%252F") is ordinary text.
-    answer = anyio.run(
-        Server(http_request(), then="wait").run, router, make_scope("/files/a%2Fb"), backend=backend
-    )
+    server = Server(http_request(), then="wait")
+    answer = anyio.run(server.run, router, make_scope("/files/a%2Fb"), backend=backend)
     assert json.loads(answer.body) == {"name": ["str", "a%2Fb"]}
 
 
@@ -11337,53 +11287,22 @@ def test_very_long_path_is_404(backend: Backend) -> None:
         ]
     )
     long_path = "/" + "a/" * 50_000  # 100 KB
-    assert (
-        anyio.run(
-            Server(http_request(), then="wait").run, router, make_scope(long_path), backend=backend
-        ).status
-        == 404
-    )
-    assert (
-        anyio.run(
-            Server(http_request(), then="wait").run,
-            router,
-            make_scope("/users/" + "x" * 100_000),
-            backend=backend,
-        ).status
-        == 404
-    )
-    assert (
-        anyio.run(
-            Server(http_request(), then="wait").run,
-            router,
-            make_scope("/files/" + "b" * 100_000),
-            backend=backend,
-        ).status
-        == 404
-    )
+    for path in (long_path, "/users/" + "x" * 100_000, "/files/" + "b" * 100_000):
+        server = Server(http_request(), then="wait")
+        assert anyio.run(server.run, router, make_scope(path), backend=backend).status == 404
 
 
 def test_very_long_int_param_is_404(backend: Backend) -> None:
     router = Router([Route("/users/{id:int}", endpoint("user"))])
-    assert (
-        anyio.run(
-            Server(http_request(), then="wait").run,
-            router,
-            make_scope("/users/" + "1" * 100_000),
-            backend=backend,
-        ).status
-        == 404
-    )
+    server = Server(http_request(), then="wait")
+    scope = make_scope("/users/" + "1" * 100_000)
+    assert anyio.run(server.run, router, scope, backend=backend).status == 404
 
 
 def test_very_long_path_reaches_a_path_route(backend: Backend) -> None:
     router = Router([Route("/files/{p:path}", echo_params)])
-    answer = anyio.run(
-        Server(http_request(), then="wait").run,
-        router,
-        make_scope("/files/" + "a/" * 50_000),
-        backend=backend,
-    )
+    server = Server(http_request(), then="wait")
+    answer = anyio.run(server.run, router, make_scope("/files/" + "a/" * 50_000), backend=backend)
     assert answer.status == 200
     assert len(json.loads(answer.body)["p"][1]) == 100_000
 
@@ -11406,11 +11325,9 @@ def test_trailing_slash_redirect_is_never_an_open_redirect(path: str, backend: B
     # A route that matches the bait only with its trailing slash removed (or added): in-order
     # matching would redirect there.
     template = "/{rest:path}.com" if path.endswith("/") else "/{rest:path}.com/"
+    server = Server(http_request(), then="wait")
     answer = anyio.run(
-        Server(http_request(), then="wait").run,
-        Router([Route(template, endpoint("com"))]),
-        make_scope(path),
-        backend=backend,
+        server.run, Router([Route(template, endpoint("com"))]), make_scope(path), backend=backend
     )
     assert answer.status in (307, 404)
     if answer.status == 307:
@@ -11421,9 +11338,8 @@ def test_trailing_slash_redirect_is_never_an_open_redirect(path: str, backend: B
 @pytest.mark.parametrize("path", REDIRECT_BAIT_PATHS)
 def test_redirect_bait_on_a_plain_table_stays_on_our_host(path: str, backend: Backend) -> None:
     router = Router([Route("/users", endpoint("users")), Route("/{name}", endpoint("name"))])
-    answer = anyio.run(
-        Server(http_request(), then="wait").run, router, make_scope(path), backend=backend
-    )
+    server = Server(http_request(), then="wait")
+    answer = anyio.run(server.run, router, make_scope(path), backend=backend)
     assert answer.status in (200, 307, 404)
     if answer.status == 307:
         assert location_host(answer) == "example.org"
@@ -11432,9 +11348,8 @@ def test_redirect_bait_on_a_plain_table_stays_on_our_host(path: str, backend: Ba
 @pytest.mark.parametrize("path", ["//evil.com/", "///evil.com/"])
 def test_redirect_bait_inside_a_mount_stays_on_our_host(path: str, backend: Backend) -> None:
     router = Router([Mount("/", routes=[Route("/{rest:path}.com", endpoint("com"))])])
-    answer = anyio.run(
-        Server(http_request(), then="wait").run, router, make_scope(path), backend=backend
-    )
+    server = Server(http_request(), then="wait")
+    answer = anyio.run(server.run, router, make_scope(path), backend=backend)
     assert answer.status in (307, 404)
     if answer.status == 307:
         assert location_host(answer) == "example.org"
@@ -19995,26 +19910,17 @@ async def test_template_response_runs_its_background_task_after_the_response(
     templates: Jinja2Templates,
 ) -> None:
     sent_before_task: list[list[str]] = []
-    answer_types: list[str] = []
+    server = Server(then="wait")
 
     def task() -> None:
-        sent_before_task.append(list(answer_types))
+        sent_before_task.append(server.sent_types)
 
     scope = make_scope("/")
     request = Request(scope)
     response = templates.TemplateResponse(
         request, "index.html", {"name": "Ada"}, background=BackgroundTask(task)
     )
-
-    async def send(message: Message) -> None:
-        answer_types.append(message["type"])
-
-    async def receive() -> Message:
-        await anyio.sleep_forever()
-        raise AssertionError("unreachable")  # pragma: no cover
-
-    with anyio.fail_after(5):
-        await response(scope, receive, send)
+    await server.run(response, scope)
     assert sent_before_task == [["http.response.start", "http.response.body"]]
 
 
@@ -23816,7 +23722,6 @@ async def test_upload_refuses_a_streamed_body_crossing_the_limit_with_413(
     await anyio.Path(upload_dir).mkdir(parents=True)
     body = multipart_body(upload.MAX_BODY_SIZE)
     chunks_read = 0
-    sent: list[Message] = []
 
     async def receive() -> Message:
         nonlocal chunks_read
@@ -23825,9 +23730,6 @@ async def test_upload_refuses_a_streamed_body_crossing_the_limit_with_413(
             return {"type": "http.request", "body": b"", "more_body": False}
         chunks_read += 1
         return {"type": "http.request", "body": chunk, "more_body": True}
-
-    async def send(message: Message) -> None:
-        sent.append(message)
 
     scope = make_scope(
         "/upload",
@@ -23840,9 +23742,9 @@ async def test_upload_refuses_a_streamed_body_crossing_the_limit_with_413(
         client=("127.0.0.1", 1),
         state={"upload_dir": anyio.Path(upload_dir)},  # what the lifespan would have set
     )
-    await upload.app(scope, receive, send)
-    assert sent[0]["status"] == 413
-    assert b"".join(message.get("body", b"") for message in sent[1:]) == (
+    answer = await Server(receive=receive).run(upload.app, scope)
+    assert answer.sent[0]["status"] == 413
+    assert answer.body == (
         b'{"error":"Content Too Large"}'  # raised as the form read the body: the app's handler
     )
     # The prefix and MAX_BODY_SIZE bytes of data are over the limit one chunk before the last.
@@ -24195,17 +24097,10 @@ async def test_site_example_never_serves_a_file_outside_its_static_directory(
     secret = (await anyio.Path(PROJECT_ROOT / outside).read_bytes())[:200]
     # A server percent-decodes the path, "%2f" included: the app sees what the file system would.
     decoded = unquote(path)
-    sent: list[Message] = []
-
-    async def receive() -> Message:
-        return {"type": "http.request", "body": b"", "more_body": False}
-
-    async def send(message: Message) -> None:
-        sent.append(message)
-
-    await site_app(make_scope(decoded, raw_path=path.encode()), receive, send)
-    assert sent[0]["status"] == 404
-    body = b"".join(message.get("body", b"") for message in sent[1:])
+    server = Server(http_request(), then="wait")
+    answer = await server.run(site_app, make_scope(decoded, raw_path=path.encode()))
+    assert answer.sent[0]["status"] == 404
+    body = answer.body
     assert b"There is nothing at" in body
     assert secret not in body
 
