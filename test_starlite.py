@@ -512,11 +512,6 @@ class Server:
             bytes(m.get("body", b"")) for m in self._response_messages("http.response.body")
         )
 
-    @property
-    def allow(self) -> set[str]:
-        """The methods of the `Allow` header, as a set: their order is not part of the contract."""
-        return {method.strip() for method in self.headers["allow"].split(",")}
-
 
 # Bodies, receive channels and apps shared by the form and body-limit tests: Requests (Forms),
 # Middleware (Body limits) and Forms.
@@ -7301,19 +7296,19 @@ def test_json_responses_rendered_in_many_threads_at_once_are_each_right() -> Non
 
 async def accepted(*incoming: Message) -> tuple[WebSocket, Server]:
     """A websocket already accepted, with `incoming` still to come from the client."""
-    harness = Server(connect(), *incoming)
-    websocket = harness.websocket()
+    server = Server(connect(), *incoming)
+    websocket = server.websocket()
     await websocket.accept()
-    harness.sent.clear()
-    return websocket, harness
+    server.sent.clear()
+    return websocket, server
 
 
 def test_websocket_and_websocket_endpoint_refuse_an_http_scope() -> None:
-    harness = Server()
+    server = Server()
     with pytest.raises(ValueError, match="websocket"):
-        WebSocket(make_scope(), harness.receive, harness.send)
+        WebSocket(make_scope(), server.receive, server.send)
     with pytest.raises(ValueError, match="websocket"):
-        WebSocketEndpoint(make_scope(), harness.receive, harness.send)
+        WebSocketEndpoint(make_scope(), server.receive, server.send)
 
 
 @pytest.mark.anyio
@@ -7330,11 +7325,11 @@ async def test_accept_refuses_cr_lf_and_nul_in_its_headers_and_subprotocol(
         "subprotocol": [],
     }[where]
     subprotocol = injected if where == "subprotocol" else None
-    harness = Server(connect())
-    websocket = harness.websocket(ws_scope(subprotocols=[injected]))
+    server = Server(connect())
+    websocket = server.websocket(ws_scope(subprotocols=[injected]))
     with pytest.raises(ValueError, match="contains CR, LF or NUL"):
         await websocket.accept(subprotocol, [(b"x-ok", b"fine"), *headers])
-    assert harness.sent == []  # nothing reached the server
+    assert server.sent == []  # nothing reached the server
 
 
 def test_accept_that_refuses_a_header_ends_the_connection_without_a_handshake(
@@ -7380,13 +7375,13 @@ async def test_accept_and_raw_receive_and_send() -> None:
     ]
     assert chosen.incoming == []
     # After a raw receive of the connect message, accept does not read again.
-    harness = Server(connect(), text_frame("hi"), disconnect(1001, "away"))
-    websocket = harness.websocket()
+    server = Server(connect(), text_frame("hi"), disconnect(1001, "away"))
+    websocket = server.websocket()
     assert await websocket.receive() == connect()
     await websocket.accept()  # the connect was read already: accept does not read again
     assert await websocket.receive() == text_frame("hi")
     await websocket.send({"type": "websocket.send", "bytes": b"\x01"})
-    assert harness.sent[1:] == [{"type": "websocket.send", "bytes": b"\x01"}]
+    assert server.sent[1:] == [{"type": "websocket.send", "bytes": b"\x01"}]
     assert await websocket.receive() == disconnect(1001, "away")
 
 
@@ -7410,7 +7405,7 @@ async def test_receive_methods_return_the_payload() -> None:
 
 @pytest.mark.anyio
 async def test_receive_json_of_invalid_json_raises_and_mode_is_checked() -> None:
-    websocket, harness = await accepted(text_frame("{not json"), bytes_frame(b"[1, 2"))
+    websocket, server = await accepted(text_frame("{not json"), bytes_frame(b"[1, 2"))
     with pytest.raises(json.JSONDecodeError):
         await websocket.receive_json()
     with pytest.raises(json.JSONDecodeError):
@@ -7419,7 +7414,7 @@ async def test_receive_json_of_invalid_json_raises_and_mode_is_checked() -> None
         await websocket.receive_json(mode="xml")  # type: ignore[arg-type]
     with pytest.raises(RuntimeError, match='The "mode" argument should be "text" or "binary"'):
         await websocket.send_json(1, mode="xml")  # type: ignore[arg-type]
-    assert harness.sent == []
+    assert server.sent == []
 
 
 @pytest.mark.anyio
@@ -7430,23 +7425,23 @@ async def test_receive_json_refuses_what_i_json_forbids_with_an_error_that_close
     frames = [bytes_frame(payload)]
     with contextlib.suppress(UnicodeDecodeError):
         frames.append(text_frame(payload.decode("utf-8")))
-    websocket, harness = await accepted(*frames)
+    websocket, server = await accepted(*frames)
     for mode in ("binary", "text")[: len(frames)]:
         with pytest.raises(json.JSONDecodeError, match=re.escape(message)) as info:
             await websocket.receive_json(mode=mode)  # type: ignore[arg-type]
         assert isinstance(info.value, WebSocketException)
         assert (info.value.code, info.value.reason) == (1007, "The message is not valid JSON.")
-    assert harness.sent == []  # the exception handlers close, unless the app catches it
+    assert server.sent == []  # the exception handlers close, unless the app catches it
 
 
 @pytest.mark.anyio
 async def test_send_methods_send_one_frame_each() -> None:
-    websocket, harness = await accepted()
+    websocket, server = await accepted()
     await websocket.send_text("h\u00e9")
     await websocket.send_bytes(b"\x00\x01")
     await websocket.send_json({"a": "\u00e9", "b": [1, 2]})
     await websocket.send_json({"a": "\u00e9"}, mode="binary")
-    assert harness.sent == [
+    assert server.sent == [
         {"type": "websocket.send", "text": "h\u00e9"},
         {"type": "websocket.send", "bytes": b"\x00\x01"},
         {"type": "websocket.send", "text": '{"a":"\u00e9","b":[1,2]}'},  # compact, UTF-8
@@ -7477,9 +7472,9 @@ async def test_close_sends_code_and_reason_and_refuses_before_accept() -> None:
         ((1000, None), close_message(1000, "")),
     ]
     for args, message in cases:
-        websocket, harness = await accepted()
+        websocket, server = await accepted()
         await websocket.close(*args)
-        assert harness.sent == [message]
+        assert server.sent == [message]
         assert websocket.application_state is WebSocketState.DISCONNECTED
     refusing = Server()
     websocket = refusing.websocket()
@@ -7490,8 +7485,8 @@ async def test_close_sends_code_and_reason_and_refuses_before_accept() -> None:
 
 @pytest.mark.anyio
 async def test_states_through_a_whole_connection() -> None:
-    harness = Server(connect(), text_frame("x"), disconnect())
-    websocket = harness.websocket()
+    server = Server(connect(), text_frame("x"), disconnect())
+    websocket = server.websocket()
     states = [(websocket.client_state, websocket.application_state)]
     await websocket.accept()
     states.append((websocket.client_state, websocket.application_state))
@@ -7608,10 +7603,10 @@ async def test_operation_in_the_wrong_state_raises_a_clear_error(
     operation: Callable[[WebSocket], Awaitable[Any]],
     error: tuple[type[Exception], str],
 ) -> None:
-    harness = Server(connect(), disconnect())
-    websocket = harness.websocket()
+    server = Server(connect(), disconnect())
+    websocket = server.websocket()
     await before(websocket)
-    sent = list(harness.sent)
+    sent = list(server.sent)
     error_type, text = error
     with pytest.raises(error_type) as info:
         await operation(websocket)
@@ -7620,7 +7615,7 @@ async def test_operation_in_the_wrong_state_raises_a_clear_error(
     else:  # the message the state expects is named
         assert text in str(info.value)
         assert not isinstance(info.value, WebSocketDisconnected)
-    assert harness.sent == sent  # nothing more reached the server
+    assert server.sent == sent  # nothing more reached the server
 
 
 @pytest.mark.anyio
@@ -7636,7 +7631,7 @@ async def test_receiving_a_message_the_state_does_not_allow_raises() -> None:
 
 @pytest.mark.anyio
 async def test_a_close_reason_too_long_for_a_frame_raises_and_leaves_the_socket_usable() -> None:
-    websocket, harness = await accepted()
+    websocket, server = await accepted()
     closes: list[Callable[[], Awaitable[None]]] = [
         lambda: websocket.close(1000, "x" * 124),
         lambda: websocket.send(close_message(1000, "\u00e9" * 62)),  # 124 UTF-8 bytes
@@ -7644,10 +7639,10 @@ async def test_a_close_reason_too_long_for_a_frame_raises_and_leaves_the_socket_
     for send_close in closes:
         with pytest.raises(ValueError, match="123"):
             await send_close()
-    assert harness.sent == []
+    assert server.sent == []
     assert websocket.application_state is WebSocketState.CONNECTED
     await websocket.close(4999, "x" * 123)
-    assert harness.sent == [close_message(4999, "x" * 123)]
+    assert server.sent == [close_message(4999, "x" * 123)]
 
 
 # What FastAPI's websocket validation handler closes with: the errors, as a list.
@@ -7660,9 +7655,9 @@ VALIDATION_ERRORS = [{"loc": ["query", "token"], "msg": "Field required", "type"
 async def test_close_passes_any_code_and_a_reason_of_any_type_to_the_server(
     code: int, reason: Any
 ) -> None:
-    websocket, harness = await accepted()
+    websocket, server = await accepted()
     await websocket.close(code, reason)
-    assert harness.sent == [close_message(code, reason)]
+    assert server.sent == [close_message(code, reason)]
     assert websocket.application_state is WebSocketState.DISCONNECTED
     refusing = Server(connect())  # before accept: a refusal, passed on the same way
     await refusing.websocket().close(code, reason)
@@ -7695,12 +7690,12 @@ async def test_websocket_close_is_an_asgi_app() -> None:
 
 @pytest.mark.anyio
 async def test_send_denial_response_sends_the_response_through_the_extension() -> None:
-    harness = Server(connect())
-    websocket = harness.websocket()
+    server = Server(connect())
+    websocket = server.websocket()
     response = PlainTextResponse("go away", status_code=403, headers={"x-why": "token"})
     await websocket.send_denial_response(response)
-    assert harness.sent_types == ["websocket.http.response.start", "websocket.http.response.body"]
-    start, body = harness.sent
+    assert server.sent_types == ["websocket.http.response.start", "websocket.http.response.body"]
+    start, body = server.sent
     assert start["status"] == 403
     assert (b"x-why", b"token") in start["headers"]
     assert body["body"] == b"go away"
@@ -7709,8 +7704,8 @@ async def test_send_denial_response_sends_the_response_through_the_extension() -
 
 @pytest.mark.anyio
 async def test_streamed_denial_response_stays_in_the_response_state_until_its_last_part() -> None:
-    harness = Server(connect(), then="wait")
-    websocket = harness.websocket()
+    server = Server(connect(), then="wait")
+    websocket = server.websocket()
 
     async def parts() -> AsyncIterator[bytes]:
         yield b"one,"
@@ -7719,27 +7714,27 @@ async def test_streamed_denial_response_stays_in_the_response_state_until_its_la
 
     with anyio.fail_after(5):
         await websocket.send_denial_response(StreamingResponse(parts(), status_code=401))
-    assert harness.sent_types[0] == "websocket.http.response.start"
-    assert set(harness.sent_types[1:]) == {"websocket.http.response.body"}
-    assert harness.body == b"one,two"
+    assert server.sent_types[0] == "websocket.http.response.start"
+    assert set(server.sent_types[1:]) == {"websocket.http.response.body"}
+    assert server.body == b"one,two"
     assert websocket.application_state is WebSocketState.DISCONNECTED
 
 
 @pytest.mark.anyio
 async def test_send_denial_response_without_the_extension_or_after_accept_raises() -> None:
     denied = PlainTextResponse("no", status_code=403)
-    harness = Server(connect())
-    websocket = harness.websocket(ws_scope(deny=False))
+    server = Server(connect())
+    websocket = server.websocket(ws_scope(deny=False))
     with pytest.raises(
         RuntimeError, match="doesn't support the Websocket Denial Response extension"
     ):
         await websocket.send_denial_response(denied)
     assert websocket.application_state is WebSocketState.CONNECTING
-    assert harness.sent == []
-    websocket, harness = await accepted()
+    assert server.sent == []
+    websocket, server = await accepted()
     with pytest.raises(RuntimeError, match=r"websocket\.send"):
         await websocket.send_denial_response(denied)
-    assert harness.sent == []
+    assert server.sent == []
 
 
 @pytest.mark.anyio
@@ -7820,11 +7815,11 @@ async def test_huge_text_frame_reaches_the_endpoint_without_being_copied() -> No
 
     text = "x" * HUGE
     app = Starlite(routes=[WebSocketRoute("/", echo_once)], middleware=[Middleware(PassThrough)])
-    harness = Server(connect(), text_frame(text))
-    await harness.run(app, ws_scope())
+    server = Server(connect(), text_frame(text))
+    await server.run(app, ws_scope())
     assert received[0] is text
-    assert harness.sent_types == ["websocket.accept", "websocket.send", "websocket.close"]
-    assert harness.sent[1]["text"] is text
+    assert server.sent_types == ["websocket.accept", "websocket.send", "websocket.close"]
+    assert server.sent[1]["text"] is text
 
 
 # ==== Error handling ====
@@ -8629,15 +8624,15 @@ async def test_server_error_middleware_ends_a_failed_websocket(
     where: str, deny: bool, expected: list[str]
 ) -> None:
     app = ServerErrorMiddleware(websocket_app(failing(where, Boom("boom"))))
-    harness = Server(connect())
+    server = Server(connect())
     with pytest.raises(Boom, match="boom"):
-        await harness.run(app, ws_scope(deny=deny))
-    assert harness.sent_types == expected
+        await server.run(app, ws_scope(deny=deny))
+    assert server.sent_types == expected
     if expected[-1] == "websocket.close":
-        assert harness.sent[-1]["code"] == status.WS_1011_INTERNAL_ERROR
+        assert server.sent[-1]["code"] == status.WS_1011_INTERNAL_ERROR
     else:
-        assert harness.sent[0]["status"] == 500
-        assert harness.sent[-1]["body"] == b"Internal Server Error"
+        assert server.sent[0]["status"] == 500
+        assert server.sent[-1]["body"] == b"Internal Server Error"
 
 
 @pytest.mark.anyio
@@ -10982,7 +10977,7 @@ def outcome(server: Server) -> tuple[str, Any]:
     if status == 200:
         return ("200", server.headers.get("x-endpoint", server.body.decode()))
     if status == 405:
-        return ("405", frozenset(server.allow))
+        return ("405", frozenset(allow_set(server)))
     if status == 307:
         location = urlsplit(server.headers["location"])
         host = Headers(scope=server.scope)["host"]
@@ -11587,9 +11582,9 @@ def test_first_matching_websocket_route_in_declaration_order_wins(
 @pytest.mark.anyio
 async def test_websocket_route_used_alone_as_an_asgi_app() -> None:
     route = WebSocketRoute("/ws/{id:int}", typed_params)
-    harness = Server(connect())
-    await harness.run(route, ws_scope("/ws/9"))
-    assert harness.sent[1] == {"type": "websocket.send", "text": '{"id":["int","9"]}'}
+    server = Server(connect())
+    await server.run(route, ws_scope("/ws/9"))
+    assert server.sent[1] == {"type": "websocket.send", "text": '{"id":["int","9"]}'}
     assert (await Server().run(route, ws_scope("/ws/x"))).sent == [close_message(1000, "")]
 
 
@@ -12917,11 +12912,11 @@ async def test_websocket_endpoint_dispatches_nothing_after_the_app_closed(close_
         async def on_disconnect(self, websocket: WebSocket, close_code: int) -> None:
             disconnected.append(close_code)
 
-    harness = Server(connect(), text_frame("first"), text_frame("late"), disconnect(4003))
-    await harness.run(ClosesEarly, ws_scope())
+    server = Server(connect(), text_frame("first"), text_frame("late"), disconnect(4003))
+    await server.run(ClosesEarly, ws_scope())
     assert received == ([] if close_in == "on_connect" else ["first"])
     assert disconnected == [4003]  # the code the app closed with
-    assert harness.sent_types == ["websocket.accept", "websocket.close"]
+    assert server.sent_types == ["websocket.accept", "websocket.close"]
 
 
 # ==== Middleware ====
@@ -15056,10 +15051,10 @@ async def test_session_changed_by_a_websocket_leaves_its_messages_alone() -> Non
 
     scope = ws_scope()
     scope["headers"] = [*scope["headers"], *with_session_cookie(alice_cookie()).items()]
-    harness = Server(connect())
-    await harness.run(SessionMiddleware(endpoint, secret_key=SESSION_SECRET), scope)
-    assert harness.sent_types == ["websocket.accept", "websocket.close"]
-    assert all(b"set-cookie" not in dict(m.get("headers", [])) for m in harness.sent)
+    server = Server(connect())
+    await server.run(SessionMiddleware(endpoint, secret_key=SESSION_SECRET), scope)
+    assert server.sent_types == ["websocket.accept", "websocket.close"]
+    assert all(b"set-cookie" not in dict(m.get("headers", [])) for m in server.sent)
     assert scope["session"] == {"user": "alice", "seen": True}
 
 
@@ -15703,11 +15698,11 @@ async def test_requires_refusing_a_websocket_sends_only_a_close_even_with_denial
     async def socket(websocket: WebSocket) -> None:
         await websocket.accept()  # pragma: no cover - refused
 
-    harness = Server(connect())
+    server = Server(connect())
     scope = ws_scope(deny=True)
     scope["auth"] = AuthCredentials(["authenticated"])
-    await socket(harness.websocket(scope))
-    assert harness.sent == [close_message(1008)]
+    await socket(server.websocket(scope))
+    assert server.sent == [close_message(1008)]
 
 
 @pytest.mark.anyio
