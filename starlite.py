@@ -4,13 +4,12 @@ Import from ``starlite`` what you imported from ``starlette.*``; the application
 ``Starlite``. anyio is the only required dependency; python-multipart, httpx and jinja2 are
 optional extras, imported on first use.
 
-The life of a request, in call order (search for each name): Starlite.__call__ calls the
-middleware stack it built once, ServerErrorMiddleware.__call__ outermost (with the app's body
-limit, RequestBodyLimitMiddleware, inside it when one is set), then the user's middleware in the
-order given, then ExceptionMiddleware.__call__, then Router.__call__ and Router.app, which finds
-the route (Route.handle; Router._enter_plain for a plain route). The route's app is the `app`
-inside request_response: it makes the Request, awaits the endpoint, and calls the Response it
-returns, Response.__call__, which sends it. A websocket goes the same way to websocket_session.
+The life of a request, in call order (search for each name): Starlite.__call__ calls the middleware
+stack built once: ServerErrorMiddleware.__call__ (then RequestBodyLimitMiddleware, if the app sets
+a body limit), the user's middleware in order, ExceptionMiddleware.__call__, and Router.__call__.
+Router.app finds the route (Route.handle; Router._enter_plain for a plain route), whose app is the
+`app` inside request_response: it makes the Request, awaits the endpoint, and calls the Response it
+returns, Response.__call__, which sends it. A websocket goes likewise to websocket_session.
 
 Each section uses only what is above it, so the file reads top to bottom: building blocks, what
 comes in (forms, requests), what goes out (responses, websockets), the error handling and body
@@ -239,8 +238,7 @@ def _import_extra(extra: str, package: str, *modules: str) -> ModuleType:
 
 
 def _is_async_callable(obj: object) -> bool:
-    """Whether calling `obj` returns a coroutine: a coroutine function, or an object whose
-    ``__call__`` is one, perhaps inside partials."""
+    """Whether calling `obj` (a function, or an object's ``__call__``, in partials) is async."""
     while isinstance(obj, functools.partial):
         obj = obj.func
     return inspect.iscoroutinefunction(obj) or inspect.iscoroutinefunction(
@@ -300,10 +298,8 @@ def _valid_host_header(value: str) -> bool:
     host_and_port = _split_host_header(value)
     if host_and_port is None:
         return False
-    port = host_and_port[1]
-    if port is None:
-        return True
-    digits = port.lstrip("0")  # a long run of digits is out of range: never convert it
+    # No port reads as "", fine; a long run of digits is out of range: never convert it.
+    digits = (host_and_port[1] or "").lstrip("0")
     return len(digits) <= 5 and int(digits or "0") <= 65535
 
 
@@ -588,15 +584,14 @@ class ImmutableMultiDict(Mapping[KeyT, ValueT_co]):
         if kwargs:
             value = ImmutableMultiDict(value).multi_items() + list(kwargs.items())
         if isinstance(value, list):  # first: the common case, and the cheapest check
-            items = value.copy()
+            self._list = value.copy()
         elif isinstance(value, ImmutableMultiDict):
-            items = value.multi_items()
+            self._list = value.multi_items()
         elif isinstance(value, Mapping):
-            items = list(value.items())
+            self._list = list(value.items())
         else:
-            items = list(value)
-        self._list = items
-        self._dict = dict(items)
+            self._list = list(value)
+        self._dict = dict(self._list)
 
     def getlist(self, key: Any) -> list[ValueT_co]:
         """Every value of `key`, in order."""
@@ -1090,8 +1085,7 @@ class WebSocketException(Exception):
 
 
 class _InvalidJSON(json.JSONDecodeError):
-    """JSON that starlite does not accept from a client (see `_parse_json`): a
-    `json.JSONDecodeError`, so that ``except ValueError`` in an app still catches it."""
+    """A client's JSON that `_parse_json` refuses: ``except ValueError`` in an app catches it."""
 
     # JSONDecodeError's own text ("Expecting value: line 1 column 1 (char 0)"), not the
     # HTTPException or WebSocketException one a subclass would inherit otherwise.
@@ -1123,8 +1117,7 @@ class StarletteDeprecationWarning(UserWarning):
 
 
 class _RenamedStatus:
-    """A status code's name that RFC 9110 replaced: it still reads as the code, with a
-    StarletteDeprecationWarning naming the new one."""
+    """A status name RFC 9110 replaced: it reads as the code, warning with the name to use."""
 
     def __init__(self, new_name: str) -> None:
         self.new_name = new_name
@@ -1409,21 +1402,16 @@ class UploadFile:
             await run_in_threadpool(self.file.seek, offset)
 
     async def close(self) -> None:
-        """Close the file, deleting its temporary data; closing twice does nothing more. It is
-        closed even when the task is cancelled: a file on disk must not be left behind."""
-        if self.file.closed:
-            return
-        if self._in_memory():
-            self.file.close()
-            return
-        with anyio.CancelScope(shield=True):
-            await run_in_threadpool(self.file.close)
+        """Close the file, deleting its data, even if cancelled: none must be left on disk."""
+        if self._in_memory() or self.file.closed:
+            self.file.close()  # closing a closed file does nothing: no thread for that
+        else:
+            with anyio.CancelScope(shield=True):
+                await run_in_threadpool(self.file.close)
 
     def __repr__(self) -> str:
-        return (
-            f"{self.__class__.__name__}(filename={self.filename!r}, size={self.size!r}, "
-            f"headers={self.headers!r})"
-        )
+        name = self.__class__.__name__
+        return f"{name}(filename={self.filename!r}, size={self.size!r}, headers={self.headers!r})"
 
 
 class FormData(ImmutableMultiDict[str, "UploadFile | str"]):
@@ -1452,8 +1440,7 @@ class MultiPartException(Exception):
 
 
 class _DeprecatedEnumType(EnumMeta):
-    """Makes looking up an enum's member by value (``FormMessage(1)``) warn that the enum is
-    deprecated, as Starlette's ``@deprecated`` class does."""
+    """Makes ``FormMessage(1)`` warn that the enum is deprecated, as Starlette's ``@deprecated``."""
 
     def __call__(cls, *args: Any, **kwargs: Any) -> Any:
         message = f"`{cls.__name__}` is deprecated and will be removed in a future version."
@@ -1473,6 +1460,10 @@ class FormMessage(Enum, metaclass=_DeprecatedEnumType):
 
 def _too_many(kind: str, limit: float) -> MultiPartException:
     return MultiPartException(f"Too many {kind}. Maximum number of {kind} is {limit}.")
+
+
+def _too_large(kind: str, limit: int) -> MultiPartException:
+    return MultiPartException(f"{kind} exceeded maximum size of {int(limit / 1024)}KB.")
 
 
 class FormParser:
@@ -1532,7 +1523,7 @@ class FormParser:
     def _continue_field(self, chunk: bytes, start: int, end: int) -> None:
         """Add ``chunk[start:end]``, which holds no "&", to the field being read."""
         if len(self._field_value) + end - start > self.max_part_size:
-            raise self._field_too_large()
+            raise _too_large("Field", self.max_part_size)
         self._field_value += chunk[start:end]
 
     def _add_fields(self, data: bytes | bytearray, start: int, end: int) -> None:
@@ -1554,18 +1545,13 @@ class FormParser:
             if field_end == -1:
                 field_end = end
             if field_end - start > self.max_part_size:
-                raise self._field_too_large()
+                raise _too_large("Field", self.max_part_size)
             if field_end > start:
                 self._current_fields += 1
                 if self._current_fields > self.max_fields:
                     raise _too_many("fields", self.max_fields)
                 self._items += _parse_query(bytes(data[start:field_end]).decode("latin-1"))
             start = field_end + 1
-
-    def _field_too_large(self) -> MultiPartException:
-        return MultiPartException(
-            f"Field exceeded maximum size of {int(self.max_part_size / 1024)}KB."
-        )
 
 
 # RFC 2046 §5.1.1: a boundary is 1 to 70 of these characters, not ending with a space.
@@ -1756,8 +1742,7 @@ class MultiPartParser:
             self._file_writes.append((part.file, piece))
             return
         if len(part.data) + len(piece) > self.max_part_size:
-            size_kb = int(self.max_part_size / 1024)
-            raise MultiPartException(f"Part exceeded maximum size of {size_kb}KB.")
+            raise _too_large("Part", self.max_part_size)
         part.data += piece
 
     def _on_part_end(self) -> None:
