@@ -562,9 +562,8 @@ class CommaSeparatedStrings(Sequence[str]):
 
 KeyT = TypeVar("KeyT")
 ValueT_co = TypeVar("ValueT_co", covariant=True)
-_MultiItems: TypeAlias = (
-    "ImmutableMultiDict[Any, Any] | Mapping[Any, Any] | Iterable[tuple[Any, Any]]"
-)
+# What a multi-dict is made from; a multi-dict among the mappings gives all its items.
+_MultiItems: TypeAlias = Mapping[Any, Any] | Iterable[tuple[Any, Any]]
 
 
 def _item_key(item: tuple[Any, Any]) -> Any:
@@ -1065,9 +1064,8 @@ class HTTPException(Exception):
         return f"{self.status_code}: {self.detail}"
 
     def __repr__(self) -> str:
-        return (
-            f"{self.__class__.__name__}(status_code={self.status_code!r}, detail={self.detail!r})"
-        )
+        name = self.__class__.__name__
+        return f"{name}(status_code={self.status_code!r}, detail={self.detail!r})"
 
 
 class WebSocketException(Exception):
