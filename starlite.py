@@ -1528,10 +1528,9 @@ class FormParser:
         """Add the whole fields of ``data[start:end]``, separated by "&"."""
         if start >= end:
             return
-        most_fields = data.count(b"&", start, end) + 1  # fewer if some are empty
-        if end - start <= self.max_part_size and (
-            self._current_fields + most_fields <= self.max_fields
-        ):  # no field can break a limit: all of them at once, as almost always
+        most_fields = self._current_fields + data.count(b"&", start, end) + 1  # fewer if any empty
+        if end - start <= self.max_part_size and most_fields <= self.max_fields:
+            # No field can break a limit: all of them at once, as almost always.
             pairs = _parse_query(bytes(data[start:end]).decode("latin-1"))
             self._current_fields += len(pairs)
             self._items += pairs
