@@ -294,7 +294,7 @@ def _split_host_header(value: str) -> tuple[str, str | None] | None:
 
 
 def _valid_host_header(value: str) -> bool:
-    """Whether a Host header can go in a URL: well formed, a port at most 65535 (``:0080`` too)."""
+    """Whether a Host header can go in a URL: well formed, any port (zeros may lead) <= 65535."""
     host_and_port = _split_host_header(value)
     if host_and_port is None:
         return False
@@ -369,12 +369,13 @@ class URL:
     _url: str
 
     def __init__(self, url: str = "", scope: Scope | None = None, **components: Any) -> None:
-        if bool(url) + (scope is not None) + bool(components) > 1:
-            raise ValueError("URL takes a string, a scope or components: only one of them")
-        if scope is not None:
-            url = _url_from_scope(scope)
-        elif components:
-            url = URL("").replace(**components)._url
+        if scope is not None or components:
+            if url or (scope is not None and components):
+                raise ValueError("URL takes a string, a scope or components: only one of them")
+            if scope is not None:
+                url = _url_from_scope(scope)
+            else:
+                url = URL("").replace(**components)._url
         self._url = url
 
     @functools.cached_property
@@ -667,8 +668,7 @@ class MultiDict(ImmutableMultiDict[Any, Any]):
 
     def setdefault(self, key: Any, default: Any = None) -> Any:
         if key not in self:
-            self._dict[key] = default
-            self._list.append((key, default))
+            self.append(key, default)
         return self[key]
 
     def setlist(self, key: Any, values: list[Any]) -> None:
@@ -687,8 +687,7 @@ class MultiDict(ImmutableMultiDict[Any, Any]):
     def update(self, *args: _MultiItems, **kwargs: Any) -> None:
         """Replace the values of every key present in the arguments."""
         other = MultiDict(*args, **kwargs)
-        replaced = other.keys()
-        self._list = [(k, v) for k, v in self._list if k not in replaced] + other.multi_items()
+        self._list = [(k, v) for k, v in self._list if k not in other] + other.multi_items()
         self._dict.update(other)
 
 
