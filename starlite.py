@@ -4,18 +4,16 @@ Import from ``starlite`` what you imported from ``starlette.*``; the application
 ``Starlite``. anyio is the only required dependency; python-multipart, httpx and jinja2 are
 optional extras, imported on first use.
 
-The life of a request, in call order (search for each name): Starlite.__call__ calls the
-middleware stack it built once, ServerErrorMiddleware.__call__ outermost (with the app's body
-limit, RequestBodyLimitMiddleware, inside it when one is set), then the user's middleware in the
-order given, then ExceptionMiddleware.__call__, then Router.__call__ and Router.app, which finds
-the route (Route.handle; Router._enter_plain for a plain route). The route's app is the `app`
-inside request_response: it makes the Request, awaits the endpoint, and calls the Response it
-returns, Response.__call__, which sends it. A websocket goes the same way to websocket_session.
+The life of a request, in call order (search for each name): Starlite.__call__ calls the middleware
+stack built once: ServerErrorMiddleware.__call__ (then RequestBodyLimitMiddleware, if the app sets
+a body limit), the user's middleware in order, ExceptionMiddleware.__call__, and Router.__call__.
+Router.app finds the route (Route.handle; Router._enter_plain for a plain route), whose app is the
+`app` inside request_response: it makes the Request, awaits the endpoint, and calls the Response it
+returns, Response.__call__, which sends it. A websocket goes likewise to websocket_session.
 
-Each section uses only what is above it, so the file reads top to bottom: the building blocks,
-what comes in (forms, requests), what goes out (responses, websockets), the error handling and
-body limit that wrap every endpoint, routing, the middleware an app adds, the application that
-puts them together, and then the tools around it:
+Each section uses only what is above it, so the file reads top to bottom: building blocks, what
+comes in (forms, requests), what goes out (responses, websockets), the error handling and body
+limit around every endpoint, routing, middleware, the application, then the tools around it:
 
 1. Types and helpers     ASGI type aliases and the door for optional extras
 2. Datastructures        URL, Headers, QueryParams, the multi-dicts, State, Secret, ...
@@ -24,8 +22,7 @@ puts them together, and then the tools around it:
 5. Background tasks      work that runs after the response is sent
 6. Forms                 FormData, UploadFile, and streaming form parsers with limits
 7. Requests              HTTPConnection and Request: reading what the client sent
-8. Responses             Response and its subclasses, streaming, server-sent events, files
-                         and byte ranges
+8. Responses             Response and its subclasses: streaming, server-sent events, files, ranges
 9. WebSockets            WebSocket, its states and close codes
 10. Error handling       ExceptionMiddleware, ServerErrorMiddleware and its debug page, and the
                          helpers that answer an exception
@@ -133,162 +130,76 @@ if TYPE_CHECKING:
 
 # Some standard-library modules are imported where they are first used, not here: each serves
 # one feature (sessions, uploads, dates of files, the test client), and together they would more
-# than double the time `import starlite` takes (about 25 ms of 65; benchmarks/compare.py). They
-# are imported as `import module`: once loaded, that takes 0.07 us, where `from module import
-# name` takes 0.6 us, and some of them run on every request (a file's date, an uploaded file).
+# than double the time `import starlite` takes (measured with benchmarks/compare.py). They are
+# imported as `import module`, which, once the module is loaded, is several times cheaper than
+# `from module import name`: some of them run on every request (a file's date, an uploaded file).
 
 __version__ = "0.1.0"
 
+# fmt: off
 __all__ = [
     # Types and helpers
-    "ASGIApp",
-    "Message",
-    "Receive",
-    "Scope",
-    "Send",
+    "ASGIApp", "Message", "Receive", "Scope", "Send",
     # Datastructures
-    "URL",
-    "Address",
-    "CommaSeparatedStrings",
-    "Headers",
-    "ImmutableMultiDict",
-    "MultiDict",
-    "MutableHeaders",
-    "QueryParams",
-    "Secret",
-    "Session",
-    "State",
-    "URLPath",
+    "URL", "Address", "CommaSeparatedStrings", "Headers", "ImmutableMultiDict", "MultiDict",
+    "MutableHeaders", "QueryParams", "Secret", "Session", "State", "URLPath",
     # Exceptions
-    "HTTPException",
-    "StarletteDeprecationWarning",
-    "WebSocketException",
-    "status",
+    "HTTPException", "StarletteDeprecationWarning", "WebSocketException", "status",
     # Concurrency
-    "iterate_in_threadpool",
-    "run_in_threadpool",
-    "run_until_first_complete",
+    "iterate_in_threadpool", "run_in_threadpool", "run_until_first_complete",
     # Background tasks
-    "BackgroundTask",
-    "BackgroundTasks",
+    "BackgroundTask", "BackgroundTasks",
     # Forms
-    "FormData",
-    "FormMessage",
-    "FormParser",
-    "MultiPartException",
-    "MultiPartParser",
-    "UploadFile",
+    "FormData", "FormMessage", "FormParser", "MultiPartException", "MultiPartParser", "UploadFile",
     # Requests
-    "ClientDisconnect",
-    "HTTPConnection",
-    "Request",
-    "cookie_parser",
+    "ClientDisconnect", "HTTPConnection", "Request", "cookie_parser",
     # Responses
-    "Content",
-    "ContentStream",
-    "FileResponse",
-    "HTMLResponse",
-    "JSONResponse",
-    "PlainTextResponse",
-    "RedirectResponse",
-    "Response",
-    "StreamingResponse",
-    "EventSourceResponse",
-    "ServerSentEvent",
+    "Content", "ContentStream", "FileResponse", "HTMLResponse", "JSONResponse", "PlainTextResponse",
+    "RedirectResponse", "Response", "StreamingResponse", "EventSourceResponse", "ServerSentEvent",
     # WebSockets
-    "WebSocket",
-    "WebSocketClose",
-    "WebSocketDisconnect",
-    "WebSocketDisconnected",
-    "WebSocketState",
+    "WebSocket", "WebSocketClose", "WebSocketDisconnect", "WebSocketDisconnected", "WebSocketState",
     # Error handling
-    "ExceptionHandler",
-    "HTTPExceptionHandler",
-    "WebSocketExceptionHandler",
-    "ExceptionMiddleware",
+    "ExceptionHandler", "HTTPExceptionHandler", "WebSocketExceptionHandler", "ExceptionMiddleware",
     "ServerErrorMiddleware",
     # Body limit
-    "MAX_BODY_SIZE_SCOPE_KEY",
-    "RequestBodyLimitMiddleware",
+    "MAX_BODY_SIZE_SCOPE_KEY", "RequestBodyLimitMiddleware",
     # Routing
-    "CONVERTOR_TYPES",
-    "BaseRoute",
-    "Convertor",
-    "FloatConvertor",
-    "Host",
-    "IntegerConvertor",
-    "Match",
-    "Mount",
-    "NoMatchFound",
-    "PathConvertor",
-    "Route",
-    "Router",
-    "StringConvertor",
-    "UUIDConvertor",
-    "WebSocketRoute",
-    "compile_path",
-    "get_name",
-    "register_url_convertor",
-    "replace_params",
-    "request_response",
-    "websocket_session",
+    "CONVERTOR_TYPES", "BaseRoute", "Convertor", "FloatConvertor", "Host", "IntegerConvertor",
+    "Match", "Mount", "NoMatchFound", "PathConvertor", "Route", "Router", "StringConvertor",
+    "UUIDConvertor", "WebSocketRoute", "compile_path", "get_name", "register_url_convertor",
+    "replace_params", "request_response", "websocket_session",
     # Endpoints
-    "HTTPEndpoint",
-    "WebSocketEndpoint",
+    "HTTPEndpoint", "WebSocketEndpoint",
     # Middleware
     "Middleware",
     # Hosts and HTTPS
-    "HTTPSRedirectMiddleware",
-    "TrustedHostMiddleware",
+    "HTTPSRedirectMiddleware", "TrustedHostMiddleware",
     # CORS
     "CORSMiddleware",
     # GZip
-    "DEFAULT_EXCLUDED_CONTENT_TYPES",
-    "GZipMiddleware",
-    "GZipResponder",
+    "DEFAULT_EXCLUDED_CONTENT_TYPES", "GZipMiddleware", "GZipResponder",
     # Sessions
     "SessionMiddleware",
     # Authentication
-    "AuthCredentials",
-    "AuthenticationBackend",
-    "AuthenticationError",
-    "AuthenticationMiddleware",
-    "BaseUser",
-    "SimpleUser",
-    "UnauthenticatedUser",
-    "has_required_scope",
-    "requires",
+    "AuthCredentials", "AuthenticationBackend", "AuthenticationError", "AuthenticationMiddleware",
+    "BaseUser", "SimpleUser", "UnauthenticatedUser", "has_required_scope", "requires",
     # CSRF
     "CSRFMiddleware",
     # BaseHTTPMiddleware
-    "BaseHTTPMiddleware",
-    "DispatchFunction",
-    "RequestResponseEndpoint",
+    "BaseHTTPMiddleware", "DispatchFunction", "RequestResponseEndpoint",
     # Application
-    "AppType",
-    "Lifespan",
-    "StatefulLifespan",
-    "StatelessLifespan",
-    "Starlite",
+    "AppType", "Lifespan", "StatefulLifespan", "StatelessLifespan", "Starlite",
     # Config
-    "Config",
-    "Environ",
-    "EnvironError",
-    "environ",
+    "Config", "Environ", "EnvironError", "environ",
     # Static files and templates
-    "Jinja2Templates",
-    "NotModifiedResponse",
-    "StaticFiles",
+    "Jinja2Templates", "NotModifiedResponse", "StaticFiles",
     # Test client
-    "ASGIInstance",
-    "AsyncTestClient",
-    "AsyncWebSocketTestSession",
-    "TestClient",
-    "WebSocketDenialResponse",
-    "WebSocketTestSession",
+    "ASGIInstance", "AsyncTestClient", "AsyncWebSocketTestSession", "TestClient",
+    "WebSocketDenialResponse", "WebSocketTestSession",
     # Standing in for Starlette
     "install_as_starlette",
 ]
+# fmt: on
 
 
 # ==== Types and helpers ====
@@ -310,8 +221,8 @@ def _import_extra(extra: str, package: str, *modules: str) -> ModuleType:
     """Import the first of `modules` that is installed, or say how to install `package`: as
     starlite-asgi's `extra`, or on its own where starlite.py is a copy in the project."""
     for name in modules:
-        # A form parse asks on every request: look in sys.modules first, which takes a tenth of
-        # the time import_module takes for a module already loaded (0.4 us).
+        # A form parse asks on every request: looking in sys.modules first is far cheaper than
+        # import_module for a module already loaded.
         loaded = sys.modules.get(name)
         if loaded is not None:
             return loaded
@@ -327,8 +238,7 @@ def _import_extra(extra: str, package: str, *modules: str) -> ModuleType:
 
 
 def _is_async_callable(obj: object) -> bool:
-    """Whether calling `obj` returns a coroutine: a coroutine function, or an object whose
-    ``__call__`` is one, perhaps inside partials."""
+    """Whether calling `obj` (a function, or an object's ``__call__``, in partials) is async."""
     while isinstance(obj, functools.partial):
         obj = obj.func
     return inspect.iscoroutinefunction(obj) or inspect.iscoroutinefunction(
@@ -375,8 +285,8 @@ def _is_ipv6_address(text: str) -> bool:
 
 
 def _split_host_header(value: str) -> tuple[str, str | None] | None:
-    """The host (an IP literal in its brackets) and the port of a well-formed Host header, or
-    None. The port may be any digits, as RFC 3986 allows: only a URL needs it in range."""
+    """The host (an IP literal in its brackets) and port of a well-formed Host header, or None;
+    the port may be any digits, as RFC 3986 allows."""
     match = _HOST_HEADER.fullmatch(value)
     if match is None or (match["ipv6"] is not None and not _is_ipv6_address(match["ipv6"])):
         return None
@@ -384,15 +294,12 @@ def _split_host_header(value: str) -> tuple[str, str | None] | None:
 
 
 def _valid_host_header(value: str) -> bool:
-    """Whether a Host header is a well-formed authority that can be put in a URL: its port, if
-    any, at most 65535 (leading zeros allowed, as in ``host:000080``)."""
+    """Whether a Host header can go in a URL: well formed, any port (zeros may lead) <= 65535."""
     host_and_port = _split_host_header(value)
     if host_and_port is None:
         return False
-    port = host_and_port[1]
-    if port is None:
-        return True
-    digits = port.lstrip("0")  # a long run of digits is out of range: never convert it
+    # No port reads as "", fine; a long run of digits is out of range: never convert it.
+    digits = (host_and_port[1] or "").lstrip("0")
     return len(digits) <= 5 and int(digits or "0") <= 65535
 
 
@@ -438,16 +345,14 @@ def _url_from_scope(scope: Scope) -> str:
         if path.startswith("//"):  # without an authority, "//x" would read as host "x"
             path = "/%2F" + path[2:]
         return f"{path}?{query}" if query else path
-    scheme = scope.get("scheme", "http")
-    return SplitResult(scheme, netloc, path, query, "").geturl()
+    return SplitResult(scope.get("scheme", "http"), netloc, path, query, "").geturl()
 
 
 def _parse_query(query: str) -> list[tuple[str, str]]:
-    """The (name, value) pairs of a query string or of an urlencoded form's whole fields, blank
-    values kept and empty fields skipped: what ``parse_qsl(query, keep_blank_values=True)`` gives.
-    Each part is ``unquote_plus`` of itself, but the whole string's "+" are replaced at once, and
-    it is unquoted only if it holds a "%": done field by field, those steps were most of the cost
-    of a parse, which every request's query string and every form pays."""
+    """The (name, value) pairs of a query string or of an urlencoded form's whole fields, as
+    ``parse_qsl(query, keep_blank_values=True)`` gives them."""
+    # "+" replaced in the whole string at once, and unquoting only if there is a "%": done field
+    # by field, those steps were most of the cost of a parse, which every request pays.
     text = query.replace("+", " ")
     escaped = "%" in text
     pairs = []  # a loop, not comprehensions: 15% faster on 20 fields
@@ -464,14 +369,13 @@ class URL:
     _url: str
 
     def __init__(self, url: str = "", scope: Scope | None = None, **components: Any) -> None:
-        if scope is not None:
-            if url or components:
+        if scope is not None or components:
+            if url or (scope is not None and components):
                 raise ValueError("URL takes a string, a scope or components: only one of them")
-            url = _url_from_scope(scope)
-        elif components:
-            if url:
-                raise ValueError("URL takes a string, a scope or components: only one of them")
-            url = URL("").replace(**components)._url
+            if scope is not None:
+                url = _url_from_scope(scope)
+            else:
+                url = URL("").replace(**components)._url
         self._url = url
 
     @functools.cached_property
@@ -587,11 +491,8 @@ class URL:
 
 
 class URLPath(str):
-    """A path produced by ``url_path_for``: a string that can be made absolute against a base URL.
-
-    `protocol` is ``"http"`` or ``"websocket"`` (or empty to keep the base URL's scheme); `host` is
-    set for routes under a ``Host``.
-    """
+    """A path from ``url_path_for``: a string to make absolute on a base URL, with the route's
+    `protocol` (``"http"``, ``"websocket"``, or ``""`` for the base's) and `host` (under a Host)."""
 
     protocol: Literal["http", "websocket", ""]
     host: str
@@ -612,8 +513,8 @@ class URLPath(str):
             scheme = "https" if base.is_secure else "http"
         elif self.protocol == "websocket":
             scheme = "wss" if base.is_secure else "ws"
-        netloc = self.host or base.netloc
-        return URL(scheme=scheme, netloc=netloc, path=base.path.rstrip("/") + str(self))
+        path = base.path.rstrip("/") + str(self)
+        return URL(scheme=scheme, netloc=self.host or base.netloc, path=path)
 
 
 class Secret:
@@ -662,9 +563,8 @@ class CommaSeparatedStrings(Sequence[str]):
 
 KeyT = TypeVar("KeyT")
 ValueT_co = TypeVar("ValueT_co", covariant=True)
-_MultiItems: TypeAlias = (
-    "ImmutableMultiDict[Any, Any] | Mapping[Any, Any] | Iterable[tuple[Any, Any]]"
-)
+# What a multi-dict is made from; a multi-dict among the mappings gives all its items.
+_MultiItems: TypeAlias = Mapping[Any, Any] | Iterable[tuple[Any, Any]]
 
 
 def _item_key(item: tuple[Any, Any]) -> Any:
@@ -684,15 +584,14 @@ class ImmutableMultiDict(Mapping[KeyT, ValueT_co]):
         if kwargs:
             value = ImmutableMultiDict(value).multi_items() + list(kwargs.items())
         if isinstance(value, list):  # first: the common case, and the cheapest check
-            items = value.copy()
+            self._list = value.copy()
         elif isinstance(value, ImmutableMultiDict):
-            items = value.multi_items()
+            self._list = value.multi_items()
         elif isinstance(value, Mapping):
-            items = list(value.items())
+            self._list = list(value.items())
         else:
-            items = list(value)
-        self._list = items
-        self._dict = dict(items)
+            self._list = list(value)
+        self._dict = dict(self._list)
 
     def getlist(self, key: Any) -> list[ValueT_co]:
         """Every value of `key`, in order."""
@@ -764,15 +663,12 @@ class MultiDict(ImmutableMultiDict[Any, Any]):
         return values
 
     def clear(self) -> None:
-        """Remove everything."""
         self._dict.clear()
         self._list.clear()
 
     def setdefault(self, key: Any, default: Any = None) -> Any:
-        """The value of `key`, setting it to `default` first if absent."""
         if key not in self:
-            self._dict[key] = default
-            self._list.append((key, default))
+            self.append(key, default)
         return self[key]
 
     def setlist(self, key: Any, values: list[Any]) -> None:
@@ -791,8 +687,7 @@ class MultiDict(ImmutableMultiDict[Any, Any]):
     def update(self, *args: _MultiItems, **kwargs: Any) -> None:
         """Replace the values of every key present in the arguments."""
         other = MultiDict(*args, **kwargs)
-        replaced = other.keys()
-        self._list = [(k, v) for k, v in self._list if k not in replaced] + other.multi_items()
+        self._list = [(k, v) for k, v in self._list if k not in other] + other.multi_items()
         self._dict.update(other)
 
 
@@ -838,11 +733,8 @@ def _encode_header(name: str, value: str) -> tuple[bytes, bytes]:
 
 
 class Headers(Mapping[str, str]):
-    """Case-insensitive, multi-valued HTTP headers, as ASGI's list of (name, value) byte pairs.
-
-    ``headers[name]`` is the first value; ``getlist(name)`` gives all. Bytes are decoded as latin-1,
-    so no header, however odd, fails to decode.
-    """
+    """Case-insensitive, multi-valued HTTP headers over ASGI's (name, value) byte pairs: ``[name]``
+    is the first value, ``getlist`` all; latin-1, so no header, however odd, fails to decode."""
 
     _list: list[tuple[bytes, bytes]]
 
@@ -907,9 +799,7 @@ class Headers(Mapping[str, str]):
         return len(self._list)
 
     def __eq__(self, other: object) -> bool:
-        if not isinstance(other, Headers):
-            return False
-        return sorted(self._list) == sorted(other._list)
+        return isinstance(other, Headers) and sorted(self._list) == sorted(other._list)
 
     __hash__ = None  # type: ignore[assignment]
 
@@ -935,7 +825,6 @@ class MutableHeaders(Headers):
             del self._list[index]
 
     def __delitem__(self, key: str) -> None:
-        """Remove every value of a header."""
         name = key.lower().encode("latin-1")
         self._list[:] = [(n, v) for n, v in self._list if n != name]
 
@@ -946,11 +835,7 @@ class MutableHeaders(Headers):
         return self
 
     def __or__(self, other: Mapping[str, str]) -> MutableHeaders:
-        if not isinstance(other, Mapping):
-            return NotImplemented
-        new = self.mutablecopy()
-        new.update(other)
-        return new
+        return self.mutablecopy().__ior__(other)
 
     @property
     def raw(self) -> list[tuple[bytes, bytes]]:
@@ -1012,12 +897,9 @@ def _stored_first(method: MethodT) -> MethodT:
 
 
 class State:
-    """An object to hang arbitrary attributes on: ``app.state``, ``request.state``.
-
-    It is also a mapping of what it holds (``state["db"]``, ``get``, ``keys``, ``items``, ``|``,
-    ...), which is what a ``TypedDict`` lifespan state's type promises to ``Request[AppState]``;
-    a value stored under a method's name (``state.items = []``) still reads back as stored.
-    """
+    """An object to hang arbitrary attributes on: ``app.state``, ``request.state``. Also a mapping
+    of them, as a ``TypedDict`` lifespan state promises ``Request[AppState]``; a value stored under
+    a method's name (``state.items = []``) still reads back as stored."""
 
     _state: dict[str, Any]
 
@@ -1071,42 +953,34 @@ class State:
 
     @_stored_first
     def get(self, key: str, default: Any = None) -> Any:
-        """The value stored under `key`, or `default`."""
         return self._state.get(key, default)
 
     @_stored_first
     def keys(self) -> KeysView[str]:
-        """The names stored."""
         return self._state.keys()
 
     @_stored_first
     def values(self) -> ValuesView[Any]:
-        """The values stored."""
         return self._state.values()
 
     @_stored_first
     def items(self) -> ItemsView[str, Any]:
-        """The (name, value) pairs stored."""
         return self._state.items()
 
     @_stored_first
     def copy(self) -> dict[str, Any]:
-        """A shallow copy of what is stored, as a dict."""
         return self._state.copy()
 
     @_stored_first
     def setdefault(self, key: str, default: Any = None) -> Any:
-        """The value stored under `key`, storing `default` there first if there is none."""
         return self._state.setdefault(key, default)
 
     @_stored_first
     def pop(self, key: str, *default: Any) -> Any:
-        """Remove the value stored under `key` and return it (or `default`, if given)."""
         return self._state.pop(key, *default)
 
     @_stored_first
     def update(self, *others: Mapping[str, Any], **values: Any) -> None:
-        """Store every pair of `others` and `values`."""
         self._state.update(*others, **values)
 
 
@@ -1181,19 +1055,16 @@ class HTTPException(Exception):
     def __init__(
         self, status_code: int, detail: str | None = None, headers: Mapping[str, str] | None = None
     ) -> None:
-        if detail is None:
-            detail = _status_phrase(status_code)
         self.status_code = status_code
-        self.detail = detail
+        self.detail = _status_phrase(status_code) if detail is None else detail
         self.headers = headers
 
     def __str__(self) -> str:
         return f"{self.status_code}: {self.detail}"
 
     def __repr__(self) -> str:
-        return (
-            f"{self.__class__.__name__}(status_code={self.status_code!r}, detail={self.detail!r})"
-        )
+        name = self.__class__.__name__
+        return f"{name}(status_code={self.status_code!r}, detail={self.detail!r})"
 
 
 class WebSocketException(Exception):
@@ -1211,8 +1082,7 @@ class WebSocketException(Exception):
 
 
 class _InvalidJSON(json.JSONDecodeError):
-    """JSON that starlite does not accept from a client (see `_parse_json`): a
-    `json.JSONDecodeError`, so that ``except ValueError`` in an app still catches it."""
+    """A client's JSON that `_parse_json` refuses: ``except ValueError`` in an app catches it."""
 
     # JSONDecodeError's own text ("Expecting value: line 1 column 1 (char 0)"), not the
     # HTTPException or WebSocketException one a subclass would inherit otherwise.
@@ -1221,9 +1091,8 @@ class _InvalidJSON(json.JSONDecodeError):
 
 
 class _InvalidJSONBody(_InvalidJSON, HTTPException):
-    """A request body that is not I-JSON: answered 400 with a fixed text (the parser's message
-    stays in the exception) unless the app handles ValueError or JSONDecodeError itself, which
-    come first in the class's MRO."""
+    """A request body that is not I-JSON: answered 400 with a fixed text (the parser's stays in
+    the exception) unless the app handles ValueError or JSONDecodeError, first in the MRO."""
 
     def __init__(self, msg: str, doc: str, pos: int) -> None:
         json.JSONDecodeError.__init__(self, msg, doc, pos)
@@ -1240,15 +1109,12 @@ class _InvalidJSONFrame(_InvalidJSON, WebSocketException):
 
 
 class StarletteDeprecationWarning(UserWarning):
-    """Warns of a Starlette API that still works but will go: use what the message names.
-
-    A UserWarning, as in Starlette, so that it is shown by default (a DeprecationWarning is
-    hidden outside ``__main__`` and tests)."""
+    """Warns of a Starlette API that still works but will go. A UserWarning, as in Starlette, so
+    that it shows by default (a DeprecationWarning is hidden outside ``__main__`` and tests)."""
 
 
 class _RenamedStatus:
-    """A status code's name that RFC 9110 replaced: it still reads as the code, with a
-    StarletteDeprecationWarning naming the new one."""
+    """A status name RFC 9110 replaced: it reads as the code, warning with the name to use."""
 
     def __init__(self, new_name: str) -> None:
         self.new_name = new_name
@@ -1264,12 +1130,9 @@ class _RenamedStatus:
 
 
 class _Status:
-    """Status codes by name, as ``starlette.status`` has them: ``status.HTTP_404_NOT_FOUND``,
-    ``status.WS_1008_POLICY_VIOLATION``. Each is written out, so that a type checker catches a
-    misspelt name; a name that does not exist raises AttributeError.
-
-    The HTTP codes are IANA's HTTP Status Code Registry, named as in RFC 9110 §15.
-    """
+    """Status codes by name, as ``starlette.status`` has them (``status.HTTP_404_NOT_FOUND``): the
+    IANA registry's, named as in RFC 9110 §15. Written out, so a type checker catches a misspelt
+    name; a name that does not exist raises AttributeError."""
 
     __slots__ = ()
 
@@ -1387,9 +1250,7 @@ async def run_until_first_complete(
     *args: tuple[Callable[..., Awaitable[object]], dict[str, Any]],
 ) -> None:
     """Run each ``(function, keyword arguments)`` pair at once; when one returns, cancel the rest.
-
-    Deprecated, as in Starlette: an anyio task group does this and more.
-    """
+    Deprecated, as in Starlette: an anyio task group does this and more."""
     message = "run_until_first_complete is deprecated and will be removed in a future version."
     warnings.warn(message, StarletteDeprecationWarning, stacklevel=2)
     async with anyio.create_task_group() as task_group:
@@ -1416,11 +1277,8 @@ _EXHAUSTED: Any = object()
 
 
 async def iterate_in_threadpool(iterable: Iterable[T]) -> AsyncIterator[T]:
-    """Iterate a blocking iterable, each step in a worker thread.
-
-    Closing the async iterator early (a client that went away) closes the underlying generator, in
-    a thread too, so its clean-up runs.
-    """
+    """Iterate a blocking iterable, each step in a worker thread. Closing it early (a client went
+    away) closes the underlying generator, in a thread too, so its clean-up runs."""
     iterator = iter(iterable)
     try:
         while (
@@ -1477,12 +1335,9 @@ class BackgroundTasks(BackgroundTask):
 
 
 class UploadFile:
-    """A file uploaded in a multipart form.
-
-    Its data sits in a ``SpooledTemporaryFile``: in memory up to 1 MiB, then on disk. Once on
-    disk, and for the write that moves it there, reads and writes run in the threadpool, so the
-    event loop never waits on the disk.
-    """
+    """A file uploaded in a multipart form, in a ``SpooledTemporaryFile``: in memory up to 1 MiB,
+    then on disk, where (from the write that moves it there) reads and writes run in the
+    threadpool, so the event loop never waits on the disk."""
 
     def __init__(
         self,
@@ -1544,21 +1399,16 @@ class UploadFile:
             await run_in_threadpool(self.file.seek, offset)
 
     async def close(self) -> None:
-        """Close the file, deleting its temporary data; closing twice does nothing more. It is
-        closed even when the task is cancelled: a file on disk must not be left behind."""
-        if self.file.closed:
-            return
-        if self._in_memory():
-            self.file.close()
-            return
-        with anyio.CancelScope(shield=True):
-            await run_in_threadpool(self.file.close)
+        """Close the file, deleting its data, even if cancelled: none must be left on disk."""
+        if self._in_memory() or self.file.closed:
+            self.file.close()  # closing a closed file does nothing: no thread for that
+        else:
+            with anyio.CancelScope(shield=True):
+                await run_in_threadpool(self.file.close)
 
     def __repr__(self) -> str:
-        return (
-            f"{self.__class__.__name__}(filename={self.filename!r}, size={self.size!r}, "
-            f"headers={self.headers!r})"
-        )
+        name = self.__class__.__name__
+        return f"{name}(filename={self.filename!r}, size={self.size!r}, headers={self.headers!r})"
 
 
 class FormData(ImmutableMultiDict[str, "UploadFile | str"]):
@@ -1587,8 +1437,7 @@ class MultiPartException(Exception):
 
 
 class _DeprecatedEnumType(EnumMeta):
-    """Makes looking up an enum's member by value (``FormMessage(1)``) warn that the enum is
-    deprecated, as Starlette's ``@deprecated`` class does."""
+    """Makes ``FormMessage(1)`` warn that the enum is deprecated, as Starlette's ``@deprecated``."""
 
     def __call__(cls, *args: Any, **kwargs: Any) -> Any:
         message = f"`{cls.__name__}` is deprecated and will be removed in a future version."
@@ -1610,14 +1459,14 @@ def _too_many(kind: str, limit: float) -> MultiPartException:
     return MultiPartException(f"Too many {kind}. Maximum number of {kind} is {limit}.")
 
 
-class FormParser:
-    """Parses an ``application/x-www-form-urlencoded`` body as it streams in.
+def _too_large(kind: str, limit: int) -> MultiPartException:
+    return MultiPartException(f"{kind} exceeded maximum size of {int(limit / 1024)}KB.")
 
-    The whole fields of each chunk are decoded together; a field that goes on past a chunk is
-    kept until the "&" or the end of the body that ends it. The limits stop the parsing where
-    they are broken, even inside one large chunk: a field over `max_part_size` is refused before
-    it is copied, and no field after the one past `max_fields` is decoded. Needs no extra library.
-    """
+
+class FormParser:
+    """Parses an ``application/x-www-form-urlencoded`` body as it streams in, with no extra
+    library. A limit stops the parsing where it is broken, even inside one large chunk: a field
+    over `max_part_size` is refused before it is copied, none past `max_fields` is decoded."""
 
     def __init__(
         self,
@@ -1671,17 +1520,16 @@ class FormParser:
     def _continue_field(self, chunk: bytes, start: int, end: int) -> None:
         """Add ``chunk[start:end]``, which holds no "&", to the field being read."""
         if len(self._field_value) + end - start > self.max_part_size:
-            raise self._field_too_large()
+            raise _too_large("Field", self.max_part_size)
         self._field_value += chunk[start:end]
 
     def _add_fields(self, data: bytes | bytearray, start: int, end: int) -> None:
         """Add the whole fields of ``data[start:end]``, separated by "&"."""
         if start >= end:
             return
-        most_fields = data.count(b"&", start, end) + 1  # fewer if some are empty
-        if end - start <= self.max_part_size and (
-            self._current_fields + most_fields <= self.max_fields
-        ):  # no field can break a limit: all of them at once, as almost always
+        most_fields = self._current_fields + data.count(b"&", start, end) + 1  # fewer if any empty
+        if end - start <= self.max_part_size and most_fields <= self.max_fields:
+            # No field can break a limit: all of them at once, as almost always.
             pairs = _parse_query(bytes(data[start:end]).decode("latin-1"))
             self._current_fields += len(pairs)
             self._items += pairs
@@ -1693,18 +1541,13 @@ class FormParser:
             if field_end == -1:
                 field_end = end
             if field_end - start > self.max_part_size:
-                raise self._field_too_large()
+                raise _too_large("Field", self.max_part_size)
             if field_end > start:
                 self._current_fields += 1
                 if self._current_fields > self.max_fields:
                     raise _too_many("fields", self.max_fields)
                 self._items += _parse_query(bytes(data[start:field_end]).decode("latin-1"))
             start = field_end + 1
-
-    def _field_too_large(self) -> MultiPartException:
-        return MultiPartException(
-            f"Field exceeded maximum size of {int(self.max_part_size / 1024)}KB."
-        )
 
 
 # RFC 2046 §5.1.1: a boundary is 1 to 70 of these characters, not ending with a space.
@@ -1767,13 +1610,9 @@ class _Part:
 
 
 class MultiPartParser:
-    """Parses a ``multipart/form-data`` body as it streams in, on python-multipart.
-
-    Files go to spooled temporary files as they arrive; a field without a filename may be at most
-    `max_part_size` bytes, checked while it streams. Names and values are decoded in the
-    Content-Type's ``charset`` (UTF-8 by default); a ``_charset_`` field sets the encoding of the
-    fields after it. Any malformed body raises `MultiPartException`.
-    """
+    """Parses a ``multipart/form-data`` body as it streams in, on python-multipart: files spool to
+    disk, a field without a filename is at most `max_part_size` bytes. Text is decoded in the
+    Content-Type's ``charset`` (UTF-8 by default) or in that of an earlier ``_charset_`` field."""
 
     spool_max_size = 1024 * 1024
     """The size past which an uploaded file moves from memory to disk."""
@@ -1838,16 +1677,10 @@ class MultiPartParser:
         return FormData(self._items)
 
     def _callbacks(self) -> dict[str, Callable[..., None]]:
-        return {
-            "on_part_begin": self._on_part_begin,
-            "on_header_field": self._on_header_field,
-            "on_header_value": self._on_header_value,
-            "on_header_end": self._on_header_end,
-            "on_headers_finished": self._on_headers_finished,
-            "on_part_data": self._on_part_data,
-            "on_part_end": self._on_part_end,
-            "on_end": self._on_end,
-        }
+        # python-multipart calls back on_<event>: each goes to the method _on_<event>.
+        events: tuple[str, ...] = ("part_begin", "header_field", "header_value", "header_end")
+        events += ("headers_finished", "part_data", "part_end", "end")
+        return {f"on_{event}": getattr(self, f"_on_{event}") for event in events}
 
     def _on_part_begin(self) -> None:
         self._part = _Part()
@@ -1891,12 +1724,9 @@ class MultiPartParser:
         import tempfile  # lazily: see the imports
 
         spooled = tempfile.SpooledTemporaryFile(max_size=self.spool_max_size)  # noqa: SIM115
-        part.file = UploadFile(  # closed by its form, or by parse() on an error
-            spooled,
-            size=0,
-            filename=self._decode(disposition["filename"].encode("latin-1")),
-            headers=headers,
-        )
+        filename = self._decode(disposition["filename"].encode("latin-1"))
+        # Closed by its form, or by parse() on an error.
+        part.file = UploadFile(spooled, size=0, filename=filename, headers=headers)
         self._opened.append(part.file)
 
     def _on_part_data(self, data: bytes, start: int, end: int) -> None:
@@ -1908,8 +1738,7 @@ class MultiPartParser:
             self._file_writes.append((part.file, piece))
             return
         if len(part.data) + len(piece) > self.max_part_size:
-            size_kb = int(self.max_part_size / 1024)
-            raise MultiPartException(f"Part exceeded maximum size of {size_kb}KB.")
+            raise _too_large("Part", self.max_part_size)
         part.data += piece
 
     def _on_part_end(self) -> None:
