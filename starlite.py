@@ -7842,11 +7842,7 @@ class _TransportToApp:
     """What the test clients' transports share: the app, and the scope a request gets."""
 
     def __init__(
-        self,
-        app: ASGIApp,
-        raise_server_exceptions: bool,
-        root_path: str,
-        client: tuple[str, int],
+        self, app: ASGIApp, raise_server_exceptions: bool, root_path: str, client: tuple[str, int]
     ) -> None:
         self.app = app
         self.raise_server_exceptions = raise_server_exceptions
@@ -7862,6 +7858,7 @@ class _TransportToApp:
         headers = [(name.lower(), value) for name, value in request.headers.raw]
         if not any(name == b"host" for name, _ in headers):
             headers.insert(0, (b"host", url.netloc))
+        port = _DEFAULT_PORTS.get(url.scheme, 80) if url.port is None else url.port
         scope = {
             "asgi": {"version": "3.0"},
             "http_version": "1.1",
@@ -7872,10 +7869,7 @@ class _TransportToApp:
             "query_string": url.query,
             "headers": headers,
             "client": self.client,
-            "server": (
-                url.host,
-                _DEFAULT_PORTS.get(url.scheme, 80) if url.port is None else url.port,
-            ),
+            "server": (url.host, port),
             "state": dict(self.app_state),
         }
         if url.scheme not in ("ws", "wss"):
@@ -8094,9 +8088,8 @@ class _WebSocketRun:
             part = await self.receive()
             body += part.get("body", b"")
             more_body = part.get("more_body", False) and part["type"] != "websocket.close"
-        denial_cls = _websocket_denial_response_class()
         status, headers = start["status"], start.get("headers", [])
-        return denial_cls(status, headers=headers, content=body)  # type: ignore[call-arg, unused-ignore]
+        return _websocket_denial_response_class()(status, headers=headers, content=body)  # type: ignore[call-arg, unused-ignore]
 
     async def _leave(self) -> None:
         """Close the websocket unless a side has, let the app return, and raise its error."""
@@ -8538,10 +8531,9 @@ class _AsyncTestClient(_HTTPXAsyncClient):  # type: ignore[misc, unused-ignore]
         else:
             raise RuntimeError("The transport did not open a websocket")  # unreachable by design
         transport = self._transport_to_app
-        session = AsyncWebSocketTestSession(
+        async with AsyncWebSocketTestSession(
             self.app, scope, transport.open_task_group(), transport.raise_server_exceptions
-        )
-        async with session:
+        ) as session:
             yield session
 
 
