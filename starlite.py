@@ -7149,8 +7149,9 @@ class _Undefined:
 
 
 class Config:
-    """Settings from the environment, then from the ``KEY=value`` lines of `env_file`, each looked
-    up as `env_prefix` + key. A missing file only warns: the environment may hold everything."""
+    """Settings from the environment, then from the ``KEY=value`` lines of `env_file` (``export``
+    and one pair of quotes allowed), each looked up as `env_prefix` + key. A missing file only
+    warns: the environment may hold everything."""
 
     def __init__(
         self,
@@ -7300,12 +7301,10 @@ _NOTHING_THERE = frozenset(
 
 
 class StaticFiles:
-    """Serves the files of `directory`, and of the ``statics`` directory of each of `packages`.
-
-    No request can reach a file outside them: a path with ``..``, a backslash or a NUL byte is
-    never looked up, and a symlink that points outside is not followed unless `follow_symlink` is
-    true. File system calls run in a worker thread, never on the event loop.
-    """
+    """Serves the files of `directory`, and of the ``statics`` directory of each of `packages`:
+    no request reaches a file outside them (a path with ``..``, a backslash or a NUL byte is never
+    looked up, nor a symlink out followed unless `follow_symlink`). File system calls run in a
+    worker thread, never on the event loop."""
 
     def __init__(
         self,
@@ -7458,8 +7457,8 @@ def _safe_segments(path: str) -> list[str] | None:
 
 
 class _TemplateResponse(HTMLResponse):
-    """An HTML response rendered from a template when it is sent, in a worker thread: jinja2
-    reads and stats template files, which must not block the event loop."""
+    """An HTML response rendered from a template when it is sent (``body`` exists from then), in
+    a worker thread: jinja2 reads and stats template files, which must not block the event loop."""
 
     def __init__(
         self,
@@ -7524,11 +7523,9 @@ def _unescaped_media_type(name: str, media_type: str | None) -> str:
 
 class Jinja2Templates:
     """Renders jinja2 templates into responses: ``templates.TemplateResponse(request, name)``.
-
     Autoescaping is on for every template from a `directory` except ``.txt`` ones (Starlette only
     escapes ``.html``, ``.htm`` and ``.xml``), which are served as ``text/plain``, never as
-    markup; a given `env` keeps its own policy.
-    """
+    markup; a given `env` keeps its own policy."""
 
     def __init__(
         self,
@@ -7565,8 +7562,8 @@ class Jinja2Templates:
         media_type: str | None = None,
         background: BackgroundTask | None = None,
     ) -> _TemplateResponse:
-        """An HTML response (plain text for an unescaped template) from the template `name`,
-        rendered when it is sent."""
+        """An HTML response (plain text for an unescaped template) from the template `name` with
+        `context`, ``request`` and the context processors' values; rendered when it is sent."""
         if self._escapes is not None and not self._escapes(name):
             media_type = _unescaped_media_type(name, media_type)
         full_context = {"request": request, **(context or {})}
@@ -7605,6 +7602,7 @@ if TYPE_CHECKING:
     _HTTPXAsyncClient: TypeAlias = httpx.AsyncClient
     _HTTPXAsyncBaseTransport: TypeAlias = httpx.AsyncBaseTransport
     _HTTPXAsyncByteStream: TypeAlias = httpx.AsyncByteStream
+    # Not httpx's, but also only for annotations: anyio.from_thread is imported when first used.
     _Portal: TypeAlias = anyio.from_thread.BlockingPortal
 else:
     _HTTPXClient = _HTTPXBaseTransport = _HTTPXSyncByteStream = object
