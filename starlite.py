@@ -6932,11 +6932,8 @@ class EnvironError(Exception):
 
 
 class Environ(MutableMapping[str, str]):
-    """``os.environ``, refusing to set or delete a variable once it has been read.
-
-    A test that changes a setting after the app has read it would test a configuration the app
-    never sees: this makes that mistake an error instead of a silent pass.
-    """
+    """``os.environ``, refusing to set or delete a variable once it has been read: a test that
+    did so would test a configuration the app never sees."""
 
     def __init__(self, environ: MutableMapping[str, str] = os.environ) -> None:
         self._environ = environ
@@ -6981,14 +6978,9 @@ class _Undefined:
 
 
 class Config:
-    """Settings from the environment, then from `env_file`, each looked up as `env_prefix` + key.
-
-    ``config("DEBUG", cast=bool, default=False)``: a cast that fails raises ``ValueError`` naming
-    the key, and a missing key without a default raises ``KeyError`` naming it. The .env file
-    holds ``KEY=value`` lines; blank lines and ``#`` comments are skipped, an ``export`` in front
-    is allowed, and one pair of matching quotes around the value is removed. A missing file only
-    warns, since the environment may hold everything; a line that is not ``KEY=value`` raises.
-    """
+    """Settings from the environment, then from the ``KEY=value`` lines of `env_file` (``export``
+    and one pair of quotes allowed), each looked up as `env_prefix` + key. A missing file only
+    warns: the environment may hold everything."""
 
     def __init__(
         self,
@@ -7020,7 +7012,7 @@ class Config:
     def __call__(
         self, key: str, cast: Callable[[Any], Any] | None = None, default: Any = _Undefined
     ) -> Any:
-        """The setting `key`, cast with `cast`; `default` (cast too) when it is not set."""
+        """The setting `key`, as `get` reads it."""
         return self.get(key, cast, default)
 
     def get(
@@ -7028,10 +7020,9 @@ class Config:
     ) -> Any:
         """The setting `key`, cast with `cast`; `default` (cast too) when it is not set."""
         key = self.env_prefix + key
-        if key in self.environ:
-            return _cast_setting(key, self.environ[key], cast)
-        if key in self.file_values:
-            return _cast_setting(key, self.file_values[key], cast)
+        for values in (self.environ, self.file_values):
+            if key in values:
+                return _cast_setting(key, values[key], cast)
         if default is not _Undefined:
             return _cast_setting(key, default, cast)
         raise KeyError(f"Config '{key}' is missing, and has no default.")
@@ -7050,15 +7041,11 @@ def _read_env_file(path: str | os.PathLike[str], encoding: str) -> dict[str, str
             key = key.strip()
             if not equals or not key:
                 raise ValueError(f"{os.fspath(path)}, line {number}: expected KEY=value")
-            values[key] = _unquote(value.strip())
+            value = value.strip()
+            if len(value) >= 2 and value[0] == value[-1] and value[0] in "\"'":
+                value = value[1:-1]  # one pair of matching outer quotes
+            values[key] = value
     return values
-
-
-def _unquote(value: str) -> str:
-    """`value` without one pair of matching outer quotes."""
-    if len(value) >= 2 and value[0] == value[-1] and value[0] in "\"'":
-        return value[1:-1]
-    return value
 
 
 def _cast_setting(key: str, value: Any, cast: Callable[[Any], Any] | None) -> Any:
@@ -7111,8 +7098,7 @@ def _etag_matches(if_none_match: str, etag: str) -> bool:
 
 
 def _http_date(value: str) -> float | None:
-    """An HTTP date as a timestamp; None for one that does not parse (RFC 9110 §13.1.3 says to
-    ignore it), never an error."""
+    """An HTTP date as a timestamp; None for one that does not parse (RFC 9110 §13.1.3)."""
     try:
         import email.utils  # lazily: see the imports
 
@@ -7144,19 +7130,10 @@ _NOTHING_THERE = frozenset(
 
 
 class StaticFiles:
-    """Serves the files of `directory`, and of the ``statics`` directory of each of `packages`.
-
-    No request can reach a file outside them: a path with ``..``, a backslash or a NUL byte is
-    never looked up, and a symlink that points outside is not followed unless `follow_symlink` is
-    true. Only GET and HEAD are allowed. ``If-None-Match`` and ``If-Modified-Since`` are answered
-    with 304, and ``Range`` by FileResponse. With `html`, a directory serves its ``index.html``
-    (redirecting to the trailing slash first), and a missing file the ``404.html`` at the top, if
-    there is one. A 404 or 405 is raised as `HTTPException`, for the app's handlers. File system
-    calls run in a worker thread, never on the event loop.
-
-    As in Starlette, a subclass may override `get_path`, `lookup_path`, `get_response`,
-    `file_response`, `is_not_modified` and `check_config`.
-    """
+    """Serves the files of `directory`, and of the ``statics`` directory of each of `packages`:
+    no request reaches a file outside them (a path with ``..``, a backslash or a NUL byte is never
+    looked up, nor a symlink out followed unless `follow_symlink`). File system calls run in a
+    worker thread, never on the event loop."""
 
     def __init__(
         self,
@@ -7213,27 +7190,23 @@ class StaticFiles:
         ``RuntimeError`` instead of answering every request with 404."""
         if self.directory is None:
             return
+        directory = os.fspath(self.directory)
         try:
-            stat_result = await anyio.to_thread.run_sync(os.stat, self.directory)
+            stat_result = await anyio.to_thread.run_sync(os.stat, directory)
         except FileNotFoundError:
-            raise RuntimeError(
-                f"StaticFiles directory '{os.fspath(self.directory)}' does not exist."
-            ) from None
+            raise RuntimeError(f"StaticFiles directory '{directory}' does not exist.") from None
         if not stat.S_ISDIR(stat_result.st_mode):
-            raise RuntimeError(
-                f"StaticFiles path '{os.fspath(self.directory)}' is not a directory."
-            )
+            raise RuntimeError(f"StaticFiles path '{directory}' is not a directory.")
 
     def get_path(self, scope: Scope) -> str:
-        """The path to look up under the directories: the segments of the route path joined with
-        the OS's separator, empty and ``.`` ones left out. A ``..`` is kept, and refused by
-        `lookup_path`: it is never resolved against the segment before it."""
+        """The route path's segments joined with the OS's separator, empty and ``.`` ones left out;
+        a ``..`` is kept, for `lookup_path` to refuse, never resolved against the one before."""
         segments = _route_path(scope).split("/")
         return os.sep.join(segment for segment in segments if segment not in ("", "."))
 
     async def get_response(self, path: str, scope: Scope) -> Response:
-        """The response for `path` (from `get_path`): the file, its 304, an ``index.html`` or
-        ``404.html`` in html mode; raises `HTTPException` with 404 or 405 otherwise."""
+        """The response for `path` (from `get_path`): the file, its 304, or with `html` a
+        directory's ``index.html`` or the top ``404.html``; else `HTTPException` 404 or 405."""
         if scope["method"] not in ("GET", "HEAD"):
             raise HTTPException(status_code=405, headers={"Allow": "GET, HEAD"})
         full_path, stat_result = await anyio.to_thread.run_sync(self.lookup_path, path)
@@ -7255,11 +7228,8 @@ class StaticFiles:
 
     def lookup_path(self, path: str) -> tuple[str, os.stat_result | None]:
         """The resolved path and status of the first file or directory at `path` under the
-        directories that stays inside its directory; ``("", None)`` if there is none.
-
-        An absolute `path`, or one with a ``..`` segment, a backslash or a NUL byte, is refused
-        before the file system is asked. Runs in a worker thread: it resolves symlinks and stats.
-        """
+        directories that stays inside its directory; ``("", None)`` if there is none (or `path`
+        is unsafe: see `_safe_segments`). Runs in a worker thread: it resolves symlinks, stats."""
         segments = _safe_segments(path)
         if segments is None:
             return "", None
@@ -7303,9 +7273,8 @@ class StaticFiles:
 
 
 def _safe_segments(path: str) -> list[str] | None:
-    """The segments of a relative path to look up under a directory; None if it is absolute, or
-    a segment could step outside (``..``) or mean something else to the file system (a
-    backslash, a NUL byte)."""
+    """The segments of a relative path; None if it is absolute, or a segment could step outside
+    (``..``) or mean something else to the file system (a backslash, a NUL byte)."""
     if os.altsep:
         path = path.replace(os.altsep, os.sep)
     if path.startswith(("/", "\\")):
@@ -7317,12 +7286,8 @@ def _safe_segments(path: str) -> list[str] | None:
 
 
 class _TemplateResponse(HTMLResponse):
-    """An HTML response rendered from a template when it is sent, in a worker thread: jinja2
-    reads and stats template files, which must not block the event loop.
-
-    ``body`` exists once the response is rendered; a TestClient response carries the
-    ``template`` and ``context`` that made it.
-    """
+    """An HTML response rendered from a template when it is sent (``body`` exists from then), in
+    a worker thread: jinja2 reads and stats template files, which must not block the event loop."""
 
     def __init__(
         self,
@@ -7374,8 +7339,7 @@ _MARKUP_MEDIA_TYPES = frozenset(
 
 
 def _unescaped_media_type(name: str, media_type: str | None) -> str:
-    """The media type of the unescaped template `name`: text/plain unless the caller gave one,
-    which must not be markup."""
+    """The unescaped template `name`'s media type: text/plain, or the caller's if not markup."""
     if media_type is None:
         return "text/plain"
     if media_type.partition(";")[0].strip().lower() in _MARKUP_MEDIA_TYPES:
@@ -7388,14 +7352,9 @@ def _unescaped_media_type(name: str, media_type: str | None) -> str:
 
 class Jinja2Templates:
     """Renders jinja2 templates into responses: ``templates.TemplateResponse(request, name)``.
-
-    Give either a `directory` (or several) to load templates from, or a ready jinja2 `env`.
-    Autoescaping is on for every template from a directory except ``.txt`` ones (Starlette only
-    escapes ``.html``, ``.htm`` and ``.xml``), which are served as ``text/plain`` and never as
-    HTML (a markup `media_type` for one raises `ValueError`); a given `env` keeps its own policy.
-    Templates get ``request`` and ``url_for`` and what each of `context_processors` returns for
-    the request. jinja2 is imported here, on first use: ``pip install 'starlite-asgi[templates]'``.
-    """
+    Autoescaping is on for every template from a `directory` except ``.txt`` ones (Starlette only
+    escapes ``.html``, ``.htm`` and ``.xml``), which are served as ``text/plain``, never as
+    markup; a given `env` keeps its own policy."""
 
     def __init__(
         self,
@@ -7433,7 +7392,7 @@ class Jinja2Templates:
         background: BackgroundTask | None = None,
     ) -> _TemplateResponse:
         """An HTML response (plain text for an unescaped template) from the template `name` with
-        `context`, plus ``request`` and the context processors' values; rendered when it is sent."""
+        `context`, ``request`` and the context processors' values; rendered when it is sent."""
         if self._escapes is not None and not self._escapes(name):
             media_type = _unescaped_media_type(name, media_type)
         full_context = {"request": request, **(context or {})}
@@ -7472,6 +7431,8 @@ if TYPE_CHECKING:
     _HTTPXAsyncClient: TypeAlias = httpx.AsyncClient
     _HTTPXAsyncBaseTransport: TypeAlias = httpx.AsyncBaseTransport
     _HTTPXAsyncByteStream: TypeAlias = httpx.AsyncByteStream
+    # Not httpx's, but also only for annotations: anyio.from_thread is imported when first used.
+    _Portal: TypeAlias = anyio.from_thread.BlockingPortal
 else:
     _HTTPXClient = _HTTPXBaseTransport = _HTTPXSyncByteStream = object
     _HTTPXAsyncClient = _HTTPXAsyncBaseTransport = _HTTPXAsyncByteStream = object
@@ -7503,22 +7464,17 @@ _UNREAD_MESSAGES_LIMIT = 16
 _LIFESPAN_FAILURE_GRACE = 5.0
 
 
-def _check_response_message(holds: bool, problem: str) -> None:
-    """Raise Starlette's AssertionError for a response message out of order; an `assert`
-    statement would vanish under ``python -O``."""
+def _check_order(holds: bool, kind: str, problem: str) -> None:
+    """Raise Starlette's AssertionError for a response message out of order (an `assert` would
+    vanish under ``python -O``)."""
     if not holds:
-        raise AssertionError(problem)
+        raise AssertionError(f'Received "http.response.{kind}" {problem}.')
 
 
 class _HTTPRun:
-    """One request's run of the app by the test client: the app, the `receive` and `send`
-    channels it is given, and the client's side of them (the response's start, its body chunk by
-    chunk, and finishing). Trailers and debug info are kept as they come, for the response's
-    `extensions`.
-
-    All of it runs on the event loop: AsyncTestClient awaits it, TestClient calls it through a
-    blocking portal. The app's exception is kept in `error` for the client to raise.
-    """
+    """One request's run of the app by the test client, and the client's side of it, on the
+    event loop: AsyncTestClient awaits it, TestClient calls it through a blocking portal. The
+    app's exception is kept in `error` for the client to raise."""
 
     def __init__(self, app: ASGIApp, scope: Scope, body: bytes, unread_limit: int) -> None:
         self.app = app
@@ -7569,24 +7525,16 @@ class _HTTPRun:
             await handler(self, message)
 
     async def _send_start(self, message: Message) -> None:
-        _check_response_message(
-            self.start is None, 'Received multiple "http.response.start" messages.'
-        )
+        if self.start is not None:  # not an `assert`: see _check_order
+            raise AssertionError('Received multiple "http.response.start" messages.')
         self.start = message
         self.trailers_expected = message.get("trailers", False)
         self.started.set()
 
     async def _send_body(self, message: Message) -> None:
-        _check_response_message(
-            self.start is not None, 'Received "http.response.body" without "http.response.start".'
-        )
-        _check_response_message(
-            not self.response_complete.is_set(),
-            'Received "http.response.body" after response completed.',
-        )
-        _check_response_message(
-            not self.body_complete, 'Received "http.response.body" after body completed.'
-        )
+        _check_order(self.start is not None, "body", 'without "http.response.start"')
+        _check_order(not self.response_complete.is_set(), "body", "after response completed")
+        _check_order(not self.body_complete, "body", "after body completed")
         more_body = message.get("more_body", False)
         # Copied now: the app may reuse its buffer once `send` returns. Every message, even an
         # empty one, waits for the test to take it, so that a test sees how far the app has got.
@@ -7596,17 +7544,9 @@ class _HTTPRun:
             self.response_complete.set()
 
     async def _send_trailers(self, message: Message) -> None:
-        _check_response_message(
-            self.trailers_expected,
-            'Received "http.response.trailers" without declaring trailers.',
-        )
-        _check_response_message(
-            self.body_complete, 'Received "http.response.trailers" before body completed.'
-        )
-        _check_response_message(
-            not self.response_complete.is_set(),
-            'Received "http.response.trailers" after response completed.',
-        )
+        _check_order(self.trailers_expected, "trailers", "without declaring trailers")
+        _check_order(self.body_complete, "trailers", "before body completed")
+        _check_order(not self.response_complete.is_set(), "trailers", "after response completed")
         self.trailers += message.get("headers", [])
         if not message.get("more_trailers", False):
             self.response_complete.set()
@@ -7629,9 +7569,8 @@ class _HTTPRun:
         return self.start
 
     async def next_chunk(self) -> bytes | None:
-        """The next chunk of the response body, or None once the app has returned: its
-        trailers and background tasks are done by then. Empty chunks, and the body of a
-        response to HEAD, are not the test's to read."""
+        """The next chunk of the response body, or None once the app has returned (its trailers
+        and background tasks done); empty chunks and the body of a response to HEAD are skipped."""
         skip_all = self.scope["method"] == "HEAD"
         async for chunk in self.from_app:
             if chunk and not skip_all:
@@ -7676,48 +7615,10 @@ def _test_response(request: httpx.Request, run: _HTTPRun, stream: Any) -> httpx.
     return response
 
 
-def _test_scope(
-    request: httpx.Request, root_path: str, client: tuple[str, int], app_state: dict[str, Any]
-) -> Scope:
-    """The ASGI scope a server would give the app for `request`."""
-    url = request.url
-    headers = [(name.lower(), value) for name, value in request.headers.raw]
-    if not any(name == b"host" for name, _ in headers):
-        headers.insert(0, (b"host", url.netloc))
-    scope = {
-        "asgi": {"version": "3.0"},
-        "http_version": "1.1",
-        "scheme": url.scheme,
-        "path": url.path,
-        "raw_path": url.raw_path.split(b"?", 1)[0],
-        "root_path": root_path,
-        "query_string": url.query,
-        "headers": headers,
-        "client": client,
-        "server": (url.host, _DEFAULT_PORTS.get(url.scheme, 80) if url.port is None else url.port),
-        "state": dict(app_state),
-    }
-    if url.scheme in ("ws", "wss"):
-        protocols = request.headers.get("sec-websocket-protocol", "").split(",")
-        scope["type"] = "websocket"
-        scope["subprotocols"] = [protocol.strip() for protocol in protocols if protocol.strip()]
-        scope["extensions"] = {"websocket.http.response": {}}
-    else:
-        scope["type"] = "http"
-        scope["method"] = request.method
-        scope["extensions"] = {"http.response.debug": {}, "http.response.trailers": {}}
-    return scope
-
-
 class _ResponseStream(_HTTPXSyncByteStream):  # type: ignore[misc, unused-ignore]
     """The body of a test response, read from the app as the test iterates it."""
 
-    def __init__(
-        self,
-        portal: anyio.from_thread.BlockingPortal,
-        run: _HTTPRun,
-        on_close: contextlib.ExitStack,
-    ) -> None:
+    def __init__(self, portal: _Portal, run: _HTTPRun, on_close: contextlib.ExitStack) -> None:
         self._portal = portal
         self._run = run
         self._on_close = on_close
@@ -7768,29 +7669,47 @@ class _TransportToApp:
     """What the test clients' transports share: the app, and the scope a request gets."""
 
     def __init__(
-        self,
-        app: ASGIApp,
-        raise_server_exceptions: bool,
-        root_path: str,
-        client: tuple[str, int],
-        app_state: dict[str, Any],
+        self, app: ASGIApp, raise_server_exceptions: bool, root_path: str, client: tuple[str, int]
     ) -> None:
         self.app = app
         self.raise_server_exceptions = raise_server_exceptions
         self.root_path = root_path
         self.client = client
-        self.app_state = app_state
+        self.app_state: dict[str, Any] = {}  # what the lifespan yields, copied for each request
 
     def scope_for(self, request: httpx.Request) -> Scope:
-        """The scope of `request`; a websocket handshake (`websocket_connect`'s) goes back out
-        through httpx as `_Upgrade`, for the client to open its session with."""
-        scope = _test_scope(request, self.root_path, self.client, self.app_state)
-        if scope["type"] == "http":
-            return scope
+        """The ASGI scope a server would give the app for `request`; a websocket handshake
+        (`websocket_connect`'s) goes back out through httpx as `_Upgrade`, for the client to open
+        its session with."""
+        url = request.url
+        headers = [(name.lower(), value) for name, value in request.headers.raw]
+        if not any(name == b"host" for name, _ in headers):
+            headers.insert(0, (b"host", url.netloc))
+        port = _DEFAULT_PORTS.get(url.scheme, 80) if url.port is None else url.port
+        scope = {
+            "asgi": {"version": "3.0"},
+            "http_version": "1.1",
+            "scheme": url.scheme,
+            "path": url.path,
+            "raw_path": url.raw_path.split(b"?", 1)[0],
+            "root_path": self.root_path,
+            "query_string": url.query,
+            "headers": headers,
+            "client": self.client,
+            "server": (url.host, port),
+            "state": dict(self.app_state),
+        }
+        if url.scheme not in ("ws", "wss"):
+            extensions: dict[str, Any] = {"http.response.debug": {}, "http.response.trailers": {}}
+            return {"type": "http", "method": request.method, **scope, "extensions": extensions}
         if not request.extensions.get(_HANDSHAKE_EXTENSION):
             raise RuntimeError(
-                f"{request.url.scheme}:// URLs are opened with websocket_connect(), not requested"
+                f"{url.scheme}:// URLs are opened with websocket_connect(), not requested"
             )
+        protocols = request.headers.get("sec-websocket-protocol", "").split(",")
+        scope["type"] = "websocket"
+        scope["subprotocols"] = [protocol.strip() for protocol in protocols if protocol.strip()]
+        scope["extensions"] = {"websocket.http.response": {}}
         raise _Upgrade(scope)
 
 
@@ -7804,9 +7723,8 @@ class _TestClientTransport(_TransportToApp, _HTTPXBaseTransport):  # type: ignor
         raise_server_exceptions: bool,
         root_path: str,
         client: tuple[str, int],
-        app_state: dict[str, Any],
     ) -> None:
-        super().__init__(app, raise_server_exceptions, root_path, client, app_state)
+        super().__init__(app, raise_server_exceptions, root_path, client)
         self.portal_factory = portal_factory
         self.open_streams: set[_ResponseStream] = set()  # responses the test has not closed
 
@@ -7833,7 +7751,7 @@ class _TestClientTransport(_TransportToApp, _HTTPXBaseTransport):  # type: ignor
         on_close.callback(self.open_streams.discard, stream)
         return _test_response(request, run, stream)
 
-    def _finish(self, portal: anyio.from_thread.BlockingPortal, run: _HTTPRun) -> None:
+    def _finish(self, portal: _Portal, run: _HTTPRun) -> None:
         portal.call(run.finish)
         run.raise_error(self.raise_server_exceptions)
 
@@ -7867,13 +7785,14 @@ _WEBSOCKET_CLOSE_GRACE = 5.0
 # for it to return (background tasks included). What the app raised was kept on the loop, so as
 # not to stop it, and is raised in the test's thread then.
 #
-# A websocket session does the same with a _WebSocketRun, each of its methods called through the
-# portal. AsyncTestClient needs no portal: it awaits the same runs on the test's own loop.
+# A WebSocketTestSession does the same with a _WebSocketRun, each of its methods called through
+# the portal. AsyncTestClient needs no portal: it awaits the same runs on the test's own loop (an
+# AsyncWebSocketTestSession is a _WebSocketRun).
 
 
 def _start_blocking_portal(
     backend: str, backend_options: dict[str, Any]
-) -> contextlib.AbstractContextManager[anyio.from_thread.BlockingPortal]:
+) -> contextlib.AbstractContextManager[_Portal]:
     """An event loop in a thread of its own, for a TestClient to call the app on."""
     import anyio.from_thread  # lazily: see the imports
 
@@ -7881,9 +7800,8 @@ def _start_blocking_portal(
 
 
 class _WebSocketRun:
-    """One websocket connection's run of the app, and the client's side of it: what both test
-    sessions do, so that they differ only in how they reach the event loop. All of it, from its
-    making, runs there: AsyncWebSocketTestSession awaits it, WebSocketTestSession calls it
+    """One websocket connection's run of the app, and the client's side of it, on the event loop
+    from its making: an AsyncWebSocketTestSession is one, and a WebSocketTestSession calls one
     through a blocking portal. The app's exception is kept in `error` for the test to raise."""
 
     def __init__(
@@ -7896,14 +7814,16 @@ class _WebSocketRun:
         self.app_outbox, self.from_app = anyio.create_memory_object_stream[Message](unread_limit)
         # Queued before the app starts: an app that refuses without reading it is fine.
         self.to_app.send_nowait({"type": "websocket.connect"})
+        self.accepted_subprotocol: str | None = None
+        self.extra_headers: list[tuple[bytes, bytes]] | None = None
         self.closed = False  # by either side: leaving need not send a close
         self.error: BaseException | None = None
         self.returned = anyio.Event()
-        self.cancel_scope = anyio.CancelScope()  # entered by `run`, whenever that starts
+        self.cancel_scope = anyio.CancelScope()  # entered by `_run_app`, whenever that starts
 
     # -- the app's side --
 
-    async def run(self) -> None:
+    async def _run_app(self) -> None:
         try:
             # The app's ends close when it returns: the test sees that as the end of the stream.
             with self.app_inbox, self.app_outbox, self.cancel_scope:
@@ -7918,35 +7838,40 @@ class _WebSocketRun:
 
     # -- the client's side --
 
-    async def accept(self) -> Message:
+    async def _accept(self) -> None:
         """Wait for the app's ``websocket.accept``; raise if it refuses or denies instead."""
-        return await self.receive_frame()
+        message = await self._receive_frame()
+        self.accepted_subprotocol = message.get("subprotocol")
+        self.extra_headers = message.get("headers")
 
     async def send(self, message: Message) -> None:
+        """Send an ASGI message to the app."""
         try:
             await self.to_app.send(message)
         except anyio.BrokenResourceError:
             raise WebSocketDisconnected("The app has already closed the websocket") from None
 
     async def send_text(self, data: str) -> None:
+        """Send a text frame."""
         await self.send({"type": "websocket.receive", "text": data})
 
     async def send_bytes(self, data: bytes) -> None:
+        """Send a binary frame."""
         await self.send({"type": "websocket.receive", "bytes": data})
 
-    async def send_json(self, data: Any, mode: Literal["text", "binary"]) -> None:
+    async def send_json(self, data: Any, mode: Literal["text", "binary"] = "text") -> None:
+        """Send `data` as JSON, in a text frame or a binary one."""
         _check_mode(mode)
         text = json.dumps(data, separators=(",", ":"), ensure_ascii=False)
-        if mode == "text":
-            await self.send_text(text)
-        else:
-            await self.send_bytes(text.encode("utf-8"))
+        await (self.send_text(text) if mode == "text" else self.send_bytes(text.encode()))
 
-    async def close(self, code: int, reason: str | None) -> None:
+    async def close(self, code: int = 1000, reason: str | None = None) -> None:
+        """Close the websocket from the client's side."""
         self.closed = True
         await self.send({"type": "websocket.disconnect", "code": code, "reason": reason or ""})
 
     async def receive(self) -> Message:
+        """The app's next ASGI message; raises what the app raised if it returned with an error."""
         try:
             return await self.from_app.receive()
         except anyio.EndOfStream:
@@ -7957,7 +7882,7 @@ class _WebSocketRun:
         # An app that returns without closing: the server closes for it (ASGI spec).
         return {"type": "websocket.close", "code": 1000, "reason": ""}
 
-    async def receive_frame(self) -> Message:
+    async def _receive_frame(self) -> Message:
         """The app's next message; raise `WebSocketDisconnect` if it is a close, and
         `WebSocketDenialResponse` if it starts an HTTP response."""
         message = await self.receive()
@@ -7970,14 +7895,17 @@ class _WebSocketRun:
         return message
 
     async def receive_text(self) -> str:
-        return (await self.receive_frame())["text"]  # type: ignore[no-any-return]
+        """The next text frame."""
+        return (await self._receive_frame())["text"]  # type: ignore[no-any-return]
 
     async def receive_bytes(self) -> bytes:
-        return (await self.receive_frame())["bytes"]  # type: ignore[no-any-return]
+        """The next binary frame."""
+        return (await self._receive_frame())["bytes"]  # type: ignore[no-any-return]
 
-    async def receive_json(self, mode: Literal["text", "binary"]) -> Any:
+    async def receive_json(self, mode: Literal["text", "binary"] = "text") -> Any:
+        """The next frame, parsed as JSON."""
         _check_mode(mode)
-        message = await self.receive_frame()
+        message = await self._receive_frame()
         return json.loads(message["text"] if mode == "text" else message["bytes"])
 
     async def _denial(self, start: Message) -> WebSocketDenialResponse:
@@ -7987,11 +7915,10 @@ class _WebSocketRun:
             part = await self.receive()
             body += part.get("body", b"")
             more_body = part.get("more_body", False) and part["type"] != "websocket.close"
-        denial_cls = _websocket_denial_response_class()
         status, headers = start["status"], start.get("headers", [])
-        return denial_cls(status, headers=headers, content=body)  # type: ignore[call-arg, unused-ignore]
+        return _websocket_denial_response_class()(status, headers=headers, content=body)  # type: ignore[call-arg, unused-ignore]
 
-    async def leave(self) -> None:
+    async def _leave(self) -> None:
         """Close the websocket unless a side has, let the app return, and raise its error."""
         try:
             if not self.closed:
@@ -8014,38 +7941,18 @@ class _WebSocketRun:
     @staticmethod
     async def _settle() -> None:
         """Let the app run after the close until it returns, or until every task waits for
-        something (as an app that awaits forever does): its clean-up runs, yet leaving the
-        session is not held up (as Starlette's, which cancels the app at once)."""
+        something (as an app that awaits forever does): its clean-up runs, yet leaving is not
+        held up (as Starlette's, which cancels the app at once)."""
         with anyio.move_on_after(_WEBSOCKET_CLOSE_GRACE):
             await anyio.wait_all_tasks_blocked()
 
 
-class _WebSocketSession:
-    """What both test sessions hold: the app, its scope, and what the app accepted with."""
+class WebSocketTestSession:
+    """A websocket connection to the app under test, from ``TestClient.websocket_connect``, for
+    a ``with`` block: entering waits for the app to accept (raising `WebSocketDisconnect` or
+    `WebSocketDenialResponse` if it refuses); leaving closes it and lets the app return."""
 
     __test__ = False  # not a test class for pytest
-
-    def __init__(self, app: ASGIApp, scope: Scope, raise_server_exceptions: bool) -> None:
-        self.app = app
-        self.scope = scope
-        self.accepted_subprotocol: str | None = None
-        self.extra_headers: list[tuple[bytes, bytes]] | None = None
-        self._raise_server_exceptions = raise_server_exceptions
-
-    def _accepted(self, message: Message) -> None:
-        self.accepted_subprotocol = message.get("subprotocol")
-        self.extra_headers = message.get("headers")
-
-
-class WebSocketTestSession(_WebSocketSession):
-    """A websocket connection to the app under test, from ``TestClient.websocket_connect``.
-
-    Use it in a ``with`` block: entering waits for the app to accept (raising
-    `WebSocketDisconnect` if it closes instead, or `WebSocketDenialResponse` if it answers with
-    an HTTP response); leaving closes the socket and lets the app return (cancelling it once it
-    waits for something else), raising what it raised.
-    ``receive_*`` raise `WebSocketDisconnect` when the app closes.
-    """
 
     def __init__(
         self,
@@ -8054,21 +7961,27 @@ class WebSocketTestSession(_WebSocketSession):
         portal_factory: Callable[[], contextlib.AbstractContextManager[Any]],
         raise_server_exceptions: bool = True,
     ) -> None:
-        super().__init__(app, scope, raise_server_exceptions)
+        self.app = app
+        self.scope = scope
+        self.accepted_subprotocol: str | None = None
+        self.extra_headers: list[tuple[bytes, bytes]] | None = None
         self._portal_factory = portal_factory
+        self._raise_server_exceptions = raise_server_exceptions
 
     def __enter__(self) -> WebSocketTestSession:
         with contextlib.ExitStack() as stack:
-            self.portal: anyio.from_thread.BlockingPortal
+            self.portal: _Portal
             self.portal = stack.enter_context(self._portal_factory())
             # Every message waits in the app's outbox until read, without bound, as in Starlette.
             run = self.portal.call(
                 _WebSocketRun, self.app, self.scope, self._raise_server_exceptions, math.inf
             )
             self._run = run
-            self.portal.start_task_soon(run.run)
-            stack.callback(self.portal.call, run.leave)
-            self._accepted(self.portal.call(run.accept))
+            self.portal.start_task_soon(run._run_app)
+            stack.callback(self.portal.call, run._leave)
+            self.portal.call(run._accept)
+            self.accepted_subprotocol = run.accepted_subprotocol
+            self.extra_headers = run.extra_headers
             self._exit_stack = stack.pop_all()
         return self
 
@@ -8100,11 +8013,11 @@ class WebSocketTestSession(_WebSocketSession):
         return self.portal.call(self._run.receive)
 
     def receive_text(self) -> str:
-        """The next text frame."""
+        """The next text frame; raises `WebSocketDisconnect` when the app closes."""
         return self.portal.call(self._run.receive_text)
 
     def receive_bytes(self) -> bytes:
-        """The next binary frame."""
+        """The next binary frame; raises `WebSocketDisconnect` when the app closes."""
         return self.portal.call(self._run.receive_bytes)
 
     def receive_json(self, mode: Literal["text", "binary"] = "text") -> Any:
@@ -8112,14 +8025,12 @@ class WebSocketTestSession(_WebSocketSession):
         return self.portal.call(self._run.receive_json, mode)
 
 
-class AsyncWebSocketTestSession(_WebSocketSession):
+class AsyncWebSocketTestSession(_WebSocketRun):
     """A websocket connection to the app under test, from ``AsyncTestClient.websocket_connect``:
-    WebSocketTestSession's API, awaited, with the app in a task of the client's task group.
+    WebSocketTestSession's API, awaited, with the app in a task of the client's task group, a
+    few messages ahead of the test at most (`_UNREAD_MESSAGES_LIMIT`). Not in Starlette."""
 
-    ``async with`` it as WebSocketTestSession is used ``with``; the app may send a few messages
-    ahead of the test (`_UNREAD_MESSAGES_LIMIT`), and then waits for the test to read them.
-    Not in Starlette.
-    """
+    __test__ = False  # not a test class for pytest
 
     def __init__(
         self,
@@ -8128,59 +8039,19 @@ class AsyncWebSocketTestSession(_WebSocketSession):
         task_group: anyio.abc.TaskGroup,
         raise_server_exceptions: bool = True,
     ) -> None:
-        super().__init__(app, scope, raise_server_exceptions)
+        super().__init__(app, scope, raise_server_exceptions, _UNREAD_MESSAGES_LIMIT)
         self._task_group = task_group
 
     async def __aenter__(self) -> AsyncWebSocketTestSession:
+        self._task_group.start_soon(self._run_app)
         async with contextlib.AsyncExitStack() as stack:
-            run = _WebSocketRun(
-                self.app, self.scope, self._raise_server_exceptions, _UNREAD_MESSAGES_LIMIT
-            )
-            self._run = run
-            self._task_group.start_soon(run.run)
-            stack.push_async_callback(run.leave)
-            self._accepted(await run.accept())
-            self._exit_stack = stack.pop_all()
+            stack.push_async_callback(self._leave)
+            await self._accept()
+            stack.pop_all()
         return self
 
     async def __aexit__(self, *exc_info: Any) -> None:
-        await self._exit_stack.aclose()
-
-    async def send(self, message: Message) -> None:
-        """Send an ASGI message to the app."""
-        await self._run.send(message)
-
-    async def send_text(self, data: str) -> None:
-        """Send a text frame."""
-        await self._run.send_text(data)
-
-    async def send_bytes(self, data: bytes) -> None:
-        """Send a binary frame."""
-        await self._run.send_bytes(data)
-
-    async def send_json(self, data: Any, mode: Literal["text", "binary"] = "text") -> None:
-        """Send `data` as JSON, in a text frame or a binary one."""
-        await self._run.send_json(data, mode)
-
-    async def close(self, code: int = 1000, reason: str | None = None) -> None:
-        """Close the websocket from the client's side."""
-        await self._run.close(code, reason)
-
-    async def receive(self) -> Message:
-        """The app's next ASGI message; raises what the app raised if it returned with an error."""
-        return await self._run.receive()
-
-    async def receive_text(self) -> str:
-        """The next text frame."""
-        return await self._run.receive_text()
-
-    async def receive_bytes(self) -> bytes:
-        """The next binary frame."""
-        return await self._run.receive_bytes()
-
-    async def receive_json(self, mode: Literal["text", "binary"] = "text") -> Any:
-        """The next frame, parsed as JSON."""
-        return await self._run.receive_json(mode)
+        await self._leave()
 
 
 class _LifespanServer:
@@ -8218,17 +8089,6 @@ class _LifespanServer:
         self.to_app.close()
         self.from_app.close()
 
-    async def _exchange(self, event: str) -> Message | None:
-        """Send a lifespan event; the app's answer, or None if the app has returned without one.
-        What an app that has returned sent is still read, so that the answer does not depend on
-        whether it returned before the event was sent."""
-        with contextlib.suppress(anyio.BrokenResourceError):
-            await self.to_app.send({"type": f"lifespan.{event}"})
-        try:
-            return await self.from_app.receive()
-        except anyio.EndOfStream:
-            return None
-
     async def _returned(self) -> None:
         """Wait for the app to return; raise what it raised."""
         await self.returned.wait()
@@ -8236,8 +8096,13 @@ class _LifespanServer:
             raise self.error
 
     async def _expect_complete(self, event: str) -> None:
-        message = await self._exchange(event)
-        if message is None:  # the app returned: it does not do lifespan, or it raised
+        # What an app that has returned sent is still read, so that the answer does not depend on
+        # whether it returned before the event was sent.
+        with contextlib.suppress(anyio.BrokenResourceError):
+            await self.to_app.send({"type": f"lifespan.{event}"})
+        try:
+            message = await self.from_app.receive()
+        except anyio.EndOfStream:  # the app returned: it does not do lifespan, or it raised
             await self._returned()
             return
         if message["type"] == f"lifespan.{event}.complete":
@@ -8256,9 +8121,8 @@ ASGIInstance: TypeAlias = Callable[[Receive, Send], Awaitable[None]]
 
 
 def _asgi3_app(app: ASGIApp | Callable[[Scope], ASGIInstance]) -> ASGIApp:
-    """`app` if it is an ASGI 3 app; an ASGI 2 app (called with the scope alone, it returns the
-    coroutine function to call with `receive` and `send`) as an ASGI 3 one, as Starlette's
-    TestClient accepts both. An ASGI 3 class is one whose instances are awaitable."""
+    """`app` as an ASGI 3 app, if it is an ASGI 2 one (which, called with the scope alone, returns
+    the coroutine function to call with `receive` and `send`); an ASGI 3 class is awaitable."""
     if hasattr(app, "__await__") if inspect.isclass(app) else _is_async_callable(app):
         return cast(ASGIApp, app)
 
@@ -8278,14 +8142,7 @@ def _test_headers(headers: Mapping[str, str] | None) -> dict[str, str]:
 
 class _TestClient(_HTTPXClient):  # type: ignore[misc, unused-ignore]
     """A synchronous HTTP client that calls an ASGI app (3, or 2) in-process; an ``httpx.Client``.
-
-    ``with TestClient(app) as client:`` also runs the app's lifespan start-up and shut-down
-    (`lifespan`, `wait_startup`, `wait_shutdown`). Exceptions raised by the app reach the test
-    unless `raise_server_exceptions` is False, when they become 500 responses. A response's
-    trailers and debug info are in its `extensions`. Closing a response the app has not finished,
-    or the client, cancels the app. Needs httpx (or httpx2): ``pip install
-    'starlite-asgi[testclient]'``.
-    """
+    Closing a response the app has not finished, or the client, cancels the app."""
 
     __test__ = False  # not a test class for pytest, whatever its name says
 
@@ -8303,13 +8160,13 @@ class _TestClient(_HTTPXClient):  # type: ignore[misc, unused-ignore]
         client: tuple[str, int] = ("testclient", 50000),
     ) -> None:
         self.app = _asgi3_app(app)
-        self.app_state: dict[str, Any] = {}
         self.backend = backend
         self.backend_options = backend_options or {}
-        self.portal: anyio.from_thread.BlockingPortal | None = None
+        self.portal: _Portal | None = None
         self._transport_to_app = _with_httpx_base(_TestClientTransport, "BaseTransport")(
-            self.app, self._portal, raise_server_exceptions, root_path, client, self.app_state
+            self.app, self._portal, raise_server_exceptions, root_path, client
         )
+        self.app_state = self._transport_to_app.app_state
         super().__init__(
             base_url=base_url,
             headers=_test_headers(headers),
@@ -8319,7 +8176,7 @@ class _TestClient(_HTTPXClient):  # type: ignore[misc, unused-ignore]
         )
 
     @contextlib.contextmanager
-    def _portal(self) -> Iterator[anyio.from_thread.BlockingPortal]:
+    def _portal(self) -> Iterator[_Portal]:
         """The lifespan's event loop inside ``with``; a new one for each request outside."""
         if self.portal is not None:
             yield self.portal
@@ -8332,7 +8189,7 @@ class _TestClient(_HTTPXClient):  # type: ignore[misc, unused-ignore]
         # may be entered again, and used outside ``with`` before and after, as Starlette's.
         with contextlib.ExitStack() as stack:
             portal = stack.enter_context(_start_blocking_portal(self.backend, self.backend_options))
-            stack.callback(self._forget_portal)
+            stack.callback(setattr, self, "portal", None)
             self._lifespan = portal.call(_LifespanServer, self.app, self.app_state)
             stack.callback(self._lifespan.close)
             self.task = portal.start_task_soon(self.lifespan)
@@ -8347,12 +8204,8 @@ class _TestClient(_HTTPXClient):  # type: ignore[misc, unused-ignore]
     def __exit__(self, *exc_info: Any) -> None:
         self._exit_stack.close()
 
-    def _forget_portal(self) -> None:
-        self.portal = None
-
     async def lifespan(self) -> None:
-        """Run the app's lifespan scope, inside ``with``; `wait_startup` and `wait_shutdown`
-        are the server's side of it."""
+        """Run the app's lifespan scope, inside ``with``."""
         await self._lifespan.run()
 
     async def wait_startup(self) -> None:
@@ -8441,17 +8294,9 @@ class _AsyncTestClientTransport(_TransportToApp, _HTTPXAsyncBaseTransport):  # t
 
 
 class _AsyncTestClient(_HTTPXAsyncClient):  # type: ignore[misc, unused-ignore]
-    """An async HTTP client that calls an ASGI app in-process; an ``httpx.AsyncClient``.
-
-    ``async with AsyncTestClient(app) as client:`` runs the app's lifespan start-up (its
-    failure raised in the test) and shut-down, on the test's own event loop, asyncio or trio;
-    `app_state` is the state the lifespan yielded. Requests (``await client.get(...)``,
-    ``async with client.stream(...)``) run the app in a task of their own, message by message.
-    Exceptions raised by the app reach the test unless `raise_server_exceptions` is False, when
-    they become 500 responses. ``async with client.websocket_connect(path) as websocket:`` opens
-    an `AsyncWebSocketTestSession`. Not in Starlette: its users combine asgi-lifespan with httpx's
-    ASGITransport, which reads a whole response before returning it.
-    """
+    """An async HTTP client that calls an ASGI app in-process, in ``async with``; an
+    ``httpx.AsyncClient``. Not in Starlette: its users combine asgi-lifespan with httpx's
+    ASGITransport, which reads a whole response before returning it."""
 
     __test__ = False  # not a test class for pytest, whatever its name says
 
@@ -8467,10 +8312,10 @@ class _AsyncTestClient(_HTTPXAsyncClient):  # type: ignore[misc, unused-ignore]
         client: tuple[str, int] = ("testclient", 50000),
     ) -> None:
         self.app = _asgi3_app(app)
-        self.app_state: dict[str, Any] = {}
         self._transport_to_app = _with_httpx_base(_AsyncTestClientTransport, "AsyncBaseTransport")(
-            self.app, raise_server_exceptions, root_path, client, self.app_state
+            self.app, raise_server_exceptions, root_path, client
         )
+        self.app_state = self._transport_to_app.app_state
         super().__init__(
             base_url=base_url,
             headers=_test_headers(headers),
@@ -8513,10 +8358,9 @@ class _AsyncTestClient(_HTTPXAsyncClient):  # type: ignore[misc, unused-ignore]
         else:
             raise RuntimeError("The transport did not open a websocket")  # unreachable by design
         transport = self._transport_to_app
-        session = AsyncWebSocketTestSession(
+        async with AsyncWebSocketTestSession(
             self.app, scope, transport.open_task_group(), transport.raise_server_exceptions
-        )
-        async with session:
+        ) as session:
             yield session
 
 
@@ -8599,48 +8443,31 @@ def _handling_exceptions(app: ASGIApp, connection: HTTPConnection) -> ASGIApp:
 
 
 # Starlette 1.10's modules. Each one offers every name of starlite's __all__ (which are
-# Starlette's own), and the names given here, which Starlette spells differently or keeps in
-# private modules that packages built on it import nonetheless.
+# Starlette's own); `starlette.status` offers those of the status object (_StarletteStatusModule).
 _STARLETTE_MODULES: dict[str, dict[str, Any]] = {
+    f"starlette.{name}": {}
+    for names in (
+        ("applications", "authentication", "background", "concurrency", "config", "convertors"),
+        ("datastructures", "endpoints", "exceptions", "formparsers", "requests", "responses"),
+        ("routing", "staticfiles", "status", "templating", "testclient", "types", "websockets"),
+        ("middleware", "middleware.authentication", "middleware.base", "middleware.body_limit"),
+        ("middleware.cors", "middleware.errors", "middleware.exceptions", "middleware.gzip"),
+        ("middleware.httpsredirect", "middleware.sessions", "middleware.trustedhost"),
+    )
+    for name in names
+}
+# And the names that Starlette spells differently, or keeps in private modules that packages
+# built on it import nonetheless.
+_STARLETTE_MODULES |= {
     "starlette": {"__version__": _STARLETTE_API_VERSION},
     "starlette._exception_handler": {"wrap_app_handling_exceptions": _handling_exceptions},
-    "starlette._utils": {
-        "is_async_callable": _is_async_callable,
-        "get_route_path": _route_path,
-    },
+    "starlette._utils": {"is_async_callable": _is_async_callable, "get_route_path": _route_path},
     "starlette.applications": {"Starlette": Starlite},
-    "starlette.authentication": {},
-    "starlette.background": {},
-    "starlette.concurrency": {},
-    "starlette.config": {},
-    "starlette.convertors": {},
-    "starlette.datastructures": {},
-    "starlette.endpoints": {},
-    "starlette.exceptions": {},
-    "starlette.formparsers": {},
     "starlette.middleware": {"_MiddlewareFactory": _MiddlewareFactory},
-    "starlette.middleware.authentication": {},
-    "starlette.middleware.base": {},
     "starlette.middleware.body_limit": {
         "_RequestBodyTooLarge": _BodyTooLarge,
         "_RequestBodyLimitResponseSent": _ResponseReplaced,
     },
-    "starlette.middleware.cors": {},
-    "starlette.middleware.errors": {},
-    "starlette.middleware.exceptions": {},
-    "starlette.middleware.gzip": {},
-    "starlette.middleware.httpsredirect": {},
-    "starlette.middleware.sessions": {},
-    "starlette.middleware.trustedhost": {},
-    "starlette.requests": {},
-    "starlette.responses": {},
-    "starlette.routing": {},
-    "starlette.staticfiles": {},
-    "starlette.status": {},  # its names are the status object's: _StarletteStatusModule
-    "starlette.templating": {},
-    "starlette.testclient": {},
-    "starlette.types": {},
-    "starlette.websockets": {},
 }
 
 # Starlette's modules that starlite does not carry, and what to use instead.
@@ -8682,9 +8509,8 @@ class _StarletteStatusModule(ModuleType):
 
 
 class _StarletteFinder:
-    """The import system's finder and loader of the ``starlette`` modules. It follows the protocol
-    of importlib.abc's classes without subclassing them: importing importlib.abc would add a tenth
-    to the time ``import starlite`` takes."""
+    """The import system's finder and loader of the ``starlette`` modules; not a subclass of
+    importlib.abc's, whose import would add a tenth to the time ``import starlite`` takes."""
 
     def find_spec(self, fullname: str, path: object, target: object = None) -> ModuleSpec | None:
         if fullname in _STARLETTE_MODULES:
@@ -8710,11 +8536,7 @@ class _StarletteFinder:
 def install_as_starlette() -> None:
     """Make ``import starlette`` and every module of Starlette 1.10 give starlite's names
     (``Starlette`` is ``Starlite``), so that FastAPI and other packages built on Starlette run on
-    starlite. Call it first thing, before any of them is imported; calling it again does nothing.
-
-    Nothing is written or copied: the modules are made in memory and read through to starlite,
-    whether or not Starlette is installed. Code that imports starlite itself is unchanged.
-    """
+    starlite; call it before any of them is imported. Nothing is written or copied."""
     if any(isinstance(finder, _StarletteFinder) for finder in sys.meta_path):
         return
     imported = sorted(name for name in sys.modules if name.partition(".")[0] == "starlette")
