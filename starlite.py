@@ -2107,8 +2107,7 @@ _PUSHED_HEADERS = frozenset(
 
 
 class _FormContext:
-    """What ``request.form()`` returns: await it for the form, or enter it with ``async with``
-    to have the form's upload files closed on leaving."""
+    """What ``request.form()`` returns: await it, or enter it to close the upload files after."""
 
     def __init__(self, parsing: Coroutine[Any, Any, FormData]) -> None:
         self._parsing = parsing
@@ -2257,14 +2256,11 @@ _I_JSON_DECODER = json.JSONDecoder(
 def _parse_json(data: str | bytes, error: type[_InvalidJSON]) -> Any:
     """`data` (UTF-8 if bytes) parsed as I-JSON, or `error` raised, in time and memory linear in
     its size. A leading byte order mark is ignored, as RFC 8259 §8.1 allows."""
-    if isinstance(data, str):
-        text = data
-    else:
-        try:
-            text = data.decode("utf-8")
-        except UnicodeDecodeError as exc:  # I-JSON is UTF-8 only (RFC 7493 §2.1)
-            valid = data[: exc.start].decode("utf-8")
-            raise error("Invalid UTF-8", valid, len(valid)) from None
+    try:
+        text = data if isinstance(data, str) else data.decode("utf-8")
+    except UnicodeDecodeError as exc:  # I-JSON is UTF-8 only (RFC 7493 §2.1)
+        valid = exc.object[: exc.start].decode("utf-8")
+        raise error("Invalid UTF-8", valid, len(valid)) from None
     text = text.removeprefix("\ufeff")
     # The checks that need a pass of their own run only when a quick look in C says they may find
     # something: too few brackets cannot nest that deep, and without a backslash there is no escape.
@@ -2280,8 +2276,7 @@ def _parse_json(data: str | bytes, error: type[_InvalidJSON]) -> Any:
         raise error(str(exc), text, _token_position(text, exc.token)) from None
     except ValueError as exc:  # a repeated name, or an int over Python's 4300 digits
         raise error(str(exc), text, 0) from None
-    position = _lone_surrogate(text) if "\\" in text else None
-    if position is not None:
+    if "\\" in text and (position := _lone_surrogate(text)) is not None:
         raise error("Lone UTF-16 surrogate", text, position)
     return value
 
@@ -2525,8 +2520,7 @@ def _samesite(value: str) -> str:
 
 
 def _morsel(key: str, value: str) -> http.cookies.Morsel[str]:
-    """The cookie `key` with `value` quoted as RFC 6265 needs; ValueError for a name that is not
-    a token."""
+    """The cookie `key` with `value` quoted as RFC 6265 needs; ValueError for a name not a token."""
     cookie: http.cookies.SimpleCookie = http.cookies.SimpleCookie()
     try:
         cookie[key] = value
@@ -2714,8 +2708,7 @@ def _compact_json(content: Any) -> str:
 
 
 class JSONResponse(Response):
-    """A JSON response: compact, UTF-8, and refusing NaN and infinity (``ValueError``), which JSON
-    cannot represent."""
+    """A JSON response: compact, UTF-8, refusing NaN and infinity (``ValueError``) as JSON does."""
 
     media_type = "application/json"
 
@@ -2785,8 +2778,7 @@ def _listens_for_disconnect(scope: Scope) -> bool:
     2.4 (from 2.4, ``send`` raises OSError; a websocket's denial has no disconnect to watch)."""
     if scope["type"] != "http":
         return False
-    version = scope.get("asgi", {}).get("spec_version", "2.0")
-    return _parse_spec_version(version) < (2, 4)
+    return _parse_spec_version(scope.get("asgi", {}).get("spec_version", "2.0")) < (2, 4)
 
 
 async def _wait_for_disconnect(receive: Receive) -> None:
@@ -2952,11 +2944,11 @@ class ServerSentEvent:
         return ("\n".join(lines) + "\n\n").encode()
 
     def __repr__(self) -> str:
-        fields = ("data", "event", "id", "retry", "comment")
-        shown = [
-            f"{name}={getattr(self, name)!r}" for name in fields if getattr(self, name) is not None
-        ]
-        return f"{self.__class__.__name__}({', '.join(shown)})"
+        fields = {name: getattr(self, name) for name in ("data", "event", "id", "retry", "comment")}
+        shown = ", ".join(
+            f"{name}={value!r}" for name, value in fields.items() if value is not None
+        )
+        return f"{self.__class__.__name__}({shown})"
 
 
 EventItem: TypeAlias = ServerSentEvent | Mapping[str, Any] | str
@@ -3101,7 +3093,6 @@ class _RangeError(Exception):
     def __init__(self, status_code: int, detail: str) -> None:
         super().__init__(detail)
         self.status_code = status_code
-        self.detail = detail
 
 
 # RFC 9110 §14.1.1:
@@ -3152,9 +3143,7 @@ def _parse_range_header(header: str, size: int, max_ranges: int) -> list[tuple[i
     unit, equals, range_set = header.partition("=")
     if not equals:
         raise _RangeError(400, "Malformed range header.")
-    if unit.strip().lower() != "bytes":
-        return None
-    if range_set.count(",") >= max_ranges:
+    if unit.strip().lower() != "bytes" or range_set.count(",") >= max_ranges:
         return None
     ranges: list[tuple[int, int]] = []
     requested = False
@@ -3256,7 +3245,7 @@ class FileResponse(Response):
             ranges = self._requested_ranges(scope, method, size)
         except _RangeError as error:
             headers = {"content-range": f"bytes */{size}"} if error.status_code == 416 else None
-            await PlainTextResponse(error.detail, error.status_code, headers)(scope, receive, send)
+            await PlainTextResponse(str(error), error.status_code, headers)(scope, receive, send)
             return
         send = _websocket_denial_send(scope, send)
         if ranges is None:
