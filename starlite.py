@@ -2094,9 +2094,8 @@ class HTTPConnection(Mapping[str, Any], Generic[StateT]):
 
     @functools.cached_property
     def state(self) -> StateT:
-        """Per-request state; starts as a copy of what the lifespan yielded. ``Request[AppState]``
-        has a type checker check its use (a TypedDict, or a State subclass declaring attributes);
-        at run time it is always a State."""
+        """Per-request state, first a copy of what the lifespan yielded: a State at run time, typed
+        by ``Request[AppState]`` (a TypedDict, or a State subclass declaring its attributes)."""
         return cast("StateT", State(self.scope.setdefault("state", {})))
 
 
@@ -2969,9 +2968,8 @@ def _encode_event(item: EventItem) -> bytes:
 
 class EventSourceResponse(StreamingResponse):
     """Server-sent events (``text/event-stream``) from an iterator of `ServerSentEvent`\\s, dicts
-    of their fields, or strings of data. A comment goes out whenever the iterator is silent for
-    `ping` seconds (``None``: never), so that proxies keep the connection open. Not in Starlette:
-    its users install sse-starlette for this."""
+    of their fields, or strings of data; a comment after `ping` silent seconds (``None``: never)
+    keeps proxies from closing the connection. Not in Starlette, whose users add sse-starlette."""
 
     media_type = "text/event-stream"
 
@@ -3137,9 +3135,8 @@ def _merge_ranges(ranges: list[tuple[int, int]]) -> list[tuple[int, int]]:
 
 def _parse_range_header(header: str, size: int, max_ranges: int) -> list[tuple[int, int]] | None:
     """The byte ranges a Range header asks of a `size`-byte file, merged and sorted, in linear
-    time; None to send the whole file, for a unit other than bytes (RFC 9110 §14.2) or more than
-    `max_ranges` ranges (each multiplies the work). `_RangeError` 400 when no range-spec is left
-    or one is inverted, 416 when no range overlaps the file."""
+    time; None (send it all) for a unit other than bytes (RFC 9110 §14.2) or over `max_ranges`
+    ranges. `_RangeError` 400 for no range-spec or an inverted one, 416 if none is in the file."""
     unit, equals, range_set = header.partition("=")
     if not equals:
         raise _RangeError(400, "Malformed range header.")
@@ -3178,8 +3175,7 @@ _FilePart: TypeAlias = tuple[bytes, int, int, bytes]
 
 class FileResponse(Response):
     """A file from disk, with ETag, Last-Modified, and byte ranges (RFC 9110 §14): one range gets
-    a ``206``, several a ``multipart/byteranges`` body; a malformed Range ``400``, one past the end
-    ``416``; an unknown unit or over `max_ranges` ranges is ignored. A server offering ASGI's
+    a ``206``, several a ``multipart/byteranges`` body. A server offering ASGI's
     ``http.response.pathsend`` sends the file itself."""
 
     chunk_size = 64 * 1024
@@ -3575,8 +3571,7 @@ class WebSocket(HTTPConnection[StateT]):
         await self.send({"type": "websocket.close", "code": code, "reason": reason or ""})
 
     async def send_denial_response(self, response: Response) -> None:
-        """Refuse the handshake with an HTTP response, through ASGI's websocket.http.response
-        extension; raises RuntimeError if the server does not offer it."""
+        """Refuse the handshake with an HTTP response (ASGI's websocket.http.response extension)."""
         if "websocket.http.response" not in self.scope.get("extensions", {}):
             raise RuntimeError(
                 "The server doesn't support the Websocket Denial Response extension."
