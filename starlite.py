@@ -2756,10 +2756,8 @@ class _TaskGroup:
     # A class rather than an asynccontextmanager, whose generator costs more (measured with
     # benchmarks/compare.py): every BaseHTTPMiddleware call and many streamed responses enter one.
 
-    def __init__(self) -> None:
-        self._group = anyio.create_task_group()
-
     async def __aenter__(self) -> anyio.abc.TaskGroup:
+        self._group = anyio.create_task_group()
         return await self._group.__aenter__()
 
     async def __aexit__(self, *exc_info: Any) -> bool | None:
@@ -3250,20 +3248,18 @@ class FileResponse(Response):
         else:
             status = 206
             raw_headers, parts, suffix = self._range_parts(ranges, size)
-        start = {"type": "http.response.start", "status": status, "headers": raw_headers}
+        await send({"type": "http.response.start", "status": status, "headers": raw_headers})
         if method == "HEAD" or status in _BODYLESS_STATUSES:
-            await send(start)
             await send({"type": "http.response.body", "body": b"", "more_body": False})
         elif ranges is None and "http.response.pathsend" in scope.get("extensions", {}):
-            await send(start)
             await send({"type": "http.response.pathsend", "path": await self._absolute_path()})
         elif _listens_for_disconnect(scope):
             await _until_disconnect(
-                functools.partial(self._send_parts, start, parts, suffix, send),
+                functools.partial(self._send_parts, parts, suffix, send),
                 functools.partial(_wait_for_disconnect, receive),
             )
         else:  # an ASGI 2.4 server's OSError, once the client has gone, stops the sending
-            await self._send_parts(start, parts, suffix, send)
+            await self._send_parts(parts, suffix, send)
         if self.background is not None:
             await self.background()
 
@@ -3328,12 +3324,15 @@ class FileResponse(Response):
         parts_length = sum(len(part_header(start, end)) + end - start + 2 for start, end in ranges)
         return parts_length + len(f"--{boundary}--"), part_header
 
-    async def _send_parts(
-        self, start: Message, parts: list[_FilePart], suffix: bytes, send: Send
-    ) -> None:
-        await send(start)
+    async def _send_parts(self, parts: list[_FilePart], suffix: bytes, send: Send) -> None:
+        """Send the parts as body messages, holding one back so the last can end the body."""
+        previous = b""
         async with _Closing(self._read_parts(parts, suffix)) as chunks:
-            await _send_chunks(chunks, send)
+            async for chunk in chunks:
+                if previous:
+                    await send({"type": "http.response.body", "body": previous, "more_body": True})
+                previous = chunk
+        await send({"type": "http.response.body", "body": previous})
 
     async def _read_parts(self, parts: list[_FilePart], suffix: bytes) -> AsyncIterator[bytes]:
         """Each part's prefix, bytes (`chunk_size` at a time) and what follows; then `suffix`."""
@@ -3360,16 +3359,6 @@ class FileResponse(Response):
         finally:
             with anyio.CancelScope(shield=True):  # the file must be closed even when cancelled
                 await file.aclose()
-
-
-async def _send_chunks(chunks: AsyncIterator[bytes], send: Send) -> None:
-    """Send chunks as body messages, holding one back so the last can say it ends the body."""
-    previous = b""
-    async for chunk in chunks:
-        if previous:
-            await send({"type": "http.response.body", "body": previous, "more_body": True})
-        previous = chunk
-    await send({"type": "http.response.body", "body": previous})
 
 
 # ==== WebSockets ====
