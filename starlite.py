@@ -2359,10 +2359,10 @@ class Request(HTTPConnection[StateT]):
         max_part_size: int = 1024 * 1024,
     ) -> _FormContext:
         """The body parsed as a form, once and cached: urlencoded, or multipart (which needs
-        python-multipart). Await it, or ``async with request.form() as form:`` to close its upload
-        files on leaving (they close when the request ends anyway). Past a limit, or malformed, it
-        raises ``HTTPException(400)`` inside an app (``MultiPartException`` outside one): limits
-        are `max_files` files, `max_fields` other fields, `max_part_size` bytes a non-file field."""
+        python-multipart). Await it, or ``async with`` it to close its upload files on leaving
+        (the request's end closes them anyway). Past a limit (`max_files` files, `max_fields` other
+        fields, `max_part_size` bytes in a field not a file), or malformed: ``HTTPException(400)``
+        in an app, else ``MultiPartException``."""
         return _FormContext(self._parse_form(max_files, max_fields, max_part_size))
 
     async def _parse_form(
@@ -3106,8 +3106,7 @@ def _byte_position(digits: str) -> int:
 
 
 def _byte_range(first: str, last: str, size: int) -> tuple[int, int] | None:
-    """One range-spec as a half-open ``(start, end)`` clamped to the file, or None if it asks for
-    nothing inside it."""
+    """One range-spec as a half-open ``(start, end)`` clamped to the file; None if it misses it."""
     if not first:  # suffix-range: the final `last` bytes
         length = _byte_position(last)
         return (max(size - length, 0), size) if length and size else None
