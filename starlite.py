@@ -96,7 +96,7 @@ from datetime import UTC, datetime
 from enum import Enum, EnumMeta
 from http import HTTPStatus
 from importlib.machinery import ModuleSpec
-from types import ModuleType, TracebackType
+from types import ModuleType
 from typing import (
     IO,
     TYPE_CHECKING,
@@ -1787,11 +1787,8 @@ def _unquote_cookie_value(value: str) -> str:
 
 
 def cookie_parser(cookie_string: str) -> dict[str, str]:
-    """Parse a ``Cookie`` header into a dict, leniently, as browsers do.
-
-    Browsers send cookies that break RFC 6265 (spaces, commas, no ``=``), so nothing here raises:
-    a pair without ``=`` is taken as a value with an empty name, as Firefox and Chrome do.
-    """
+    """Parse a ``Cookie`` header into a dict, leniently, as browsers do: nothing raises, and a
+    pair without ``=`` is a value with an empty name, as Firefox and Chrome read it."""
     cookies: dict[str, str] = {}
     for pair in cookie_string.split(";"):
         name, sep, value = pair.partition("=")
@@ -1804,8 +1801,7 @@ def cookie_parser(cookie_string: str) -> dict[str, str]:
 
 
 def _scope_cookies(scope: Scope) -> dict[str, str]:
-    """The cookies of a request; HTTP/2 lets a client split them over several Cookie fields
-    (RFC 9113 §8.2.3), so all are read."""
+    """A request's cookies, from all its Cookie fields (HTTP/2 splits them: RFC 9113 §8.2.3)."""
     fields = [value.decode("latin-1") for name, value in scope["headers"] if name == b"cookie"]
     return cookie_parser("; ".join(fields))
 
@@ -1883,14 +1879,17 @@ class HTTPConnection(Mapping[str, Any], Generic[StateT]):
         """The cookies the client sent."""
         return _scope_cookies(self.scope)
 
+    def _set_by(self, middleware: str, key: str) -> Any:
+        if key not in self.scope:
+            # An AssertionError, as Starlette raises (not an assert, which -O strips): code
+            # written for Starlette catches exactly that.
+            raise AssertionError(f"{middleware} must be installed to access request.{key}")
+        return self.scope[key]
+
     @property
     def session(self) -> dict[str, Any]:
         """The session kept by SessionMiddleware. Reading it makes the response vary by Cookie."""
-        if "session" not in self.scope:
-            # An AssertionError, as Starlette raises (not an assert, which -O strips): code
-            # written for Starlette catches exactly that, here and for auth and user below.
-            raise AssertionError("SessionMiddleware must be installed to access request.session")
-        session = self.scope["session"]
+        session = self._set_by("SessionMiddleware", "session")
         if isinstance(session, Session):
             session.mark_accessed()
         return session  # type: ignore[no-any-return]
@@ -1898,20 +1897,12 @@ class HTTPConnection(Mapping[str, Any], Generic[StateT]):
     @property
     def auth(self) -> Any:
         """The credentials AuthenticationMiddleware found (an AuthCredentials)."""
-        if "auth" not in self.scope:
-            raise AssertionError(
-                "AuthenticationMiddleware must be installed to access request.auth"
-            )
-        return self.scope["auth"]
+        return self._set_by("AuthenticationMiddleware", "auth")
 
     @property
     def user(self) -> Any:
         """The user AuthenticationMiddleware found (a BaseUser)."""
-        if "user" not in self.scope:
-            raise AssertionError(
-                "AuthenticationMiddleware must be installed to access request.user"
-            )
-        return self.scope["user"]
+        return self._set_by("AuthenticationMiddleware", "user")
 
     @property
     def client(self) -> Address | None:
@@ -1932,12 +1923,8 @@ class HTTPConnection(Mapping[str, Any], Generic[StateT]):
 
     @functools.cached_property
     def state(self) -> StateT:
-        """Per-request state; starts as a copy of what the lifespan yielded.
-
-        Annotate the connection with the state's type, ``Request[AppState]``, for a type checker
-        to check its use: a TypedDict (``request.state["db"]``) or a subclass of State declaring
-        its attributes (``request.state.db``). At run time it is always a State.
-        """
+        """Per-request state, first a copy of what the lifespan yielded: a State at run time, typed
+        by ``Request[AppState]`` (a TypedDict, or a State subclass declaring its attributes)."""
         return cast("StateT", State(self.scope.setdefault("state", {})))
 
 
@@ -1948,8 +1935,7 @@ _PUSHED_HEADERS = frozenset(
 
 
 class _FormContext:
-    """What ``request.form()`` returns: await it for the form, or enter it with ``async with``
-    to have the form's upload files closed on leaving."""
+    """What ``request.form()`` returns: await it, or enter it to close the upload files after."""
 
     def __init__(self, parsing: Coroutine[Any, Any, FormData]) -> None:
         self._parsing = parsing
@@ -1978,12 +1964,9 @@ _FORM_SCOPE_KEY = "starlite.form"
 
 
 async def _receive_if_ready(receive: Receive) -> Message | None:
-    """The message `receive` hands over without waiting, or None if it would wait.
-
-    `receive` runs in a task of its own, cancelled once it waits. Calling it in a scope cancelled
-    beforehand is not enough: a trio channel (hypercorn's receive under trio) checks for
-    cancellation before it looks, so it would never hand over a message, a disconnect included.
-    """
+    """The message `receive` hands over without waiting, or None if it would wait. It runs in a
+    task cancelled once it waits: a trio channel (hypercorn's receive under trio) checks for a
+    cancelled scope before it looks, so would never hand over a message, a disconnect included."""
     taken: list[Message] = []
     failed: list[Exception] = []
 
@@ -2101,14 +2084,11 @@ _I_JSON_DECODER = json.JSONDecoder(
 def _parse_json(data: str | bytes, error: type[_InvalidJSON]) -> Any:
     """`data` (UTF-8 if bytes) parsed as I-JSON, or `error` raised, in time and memory linear in
     its size. A leading byte order mark is ignored, as RFC 8259 §8.1 allows."""
-    if isinstance(data, str):
-        text = data
-    else:
-        try:
-            text = data.decode("utf-8")
-        except UnicodeDecodeError as exc:  # I-JSON is UTF-8 only (RFC 7493 §2.1)
-            valid = data[: exc.start].decode("utf-8")
-            raise error("Invalid UTF-8", valid, len(valid)) from None
+    try:
+        text = data if isinstance(data, str) else data.decode("utf-8")
+    except UnicodeDecodeError as exc:  # I-JSON is UTF-8 only (RFC 7493 §2.1)
+        valid = exc.object[: exc.start].decode("utf-8")
+        raise error("Invalid UTF-8", valid, len(valid)) from None
     text = text.removeprefix("\ufeff")
     # The checks that need a pass of their own run only when a quick look in C says they may find
     # something: too few brackets cannot nest that deep, and without a backslash there is no escape.
@@ -2124,8 +2104,7 @@ def _parse_json(data: str | bytes, error: type[_InvalidJSON]) -> Any:
         raise error(str(exc), text, _token_position(text, exc.token)) from None
     except ValueError as exc:  # a repeated name, or an int over Python's 4300 digits
         raise error(str(exc), text, 0) from None
-    position = _lone_surrogate(text) if "\\" in text else None
-    if position is not None:
+    if "\\" in text and (position := _lone_surrogate(text)) is not None:
         raise error("Lone UTF-16 surrogate", text, position)
     return value
 
@@ -2135,9 +2114,10 @@ class Request(HTTPConnection[StateT]):
 
     # What reading the body changes starts out as these class defaults, and becomes an instance's
     # own only when it changes: most requests read no body, and setting all five in __init__
-    # cost 0.15 us a request. `_body` has no default: as in Starlette, it exists once the body
-    # is read, and a subclass may set it (decompressed, say) for body(), json(), form() and
-    # stream() to read, as FastAPI's documented custom request class does.
+    # would slow every request (measured with benchmarks/compare.py). `_body` has no default: as
+    # in Starlette, it exists once the body is read, and a subclass may set it (decompressed, say)
+    # for body(), json(), form() and stream() to read, as FastAPI's documented custom request
+    # class does.
     _body: bytes
     _stream_consumed = False  # the last body message has been received
     _is_disconnected = False
@@ -2162,13 +2142,10 @@ class Request(HTTPConnection[StateT]):
         return self._receive
 
     async def stream(self) -> AsyncGenerator[bytes, None]:
-        """The body as it arrives, chunk by chunk, and then an empty chunk that marks its end;
-        the cached body if it was read already.
-
-        Raises `ClientDisconnect` if the client goes away first, and `RuntimeError` when the
-        body was already streamed (use ``body()``, which caches, to read it more than once).
-        Several streams of one request share the body: each chunk goes to one of them.
-        """
+        """The body as it arrives, chunk by chunk, then an empty chunk that marks its end (the
+        cached body if it was read already). Raises `ClientDisconnect` if the client goes away
+        first, `RuntimeError` if the body was streamed already (``body()`` caches it). Several
+        streams of one request share the body: each chunk goes to one of them."""
         if hasattr(self, "_body"):
             if self._body:
                 yield self._body
@@ -2193,8 +2170,7 @@ class Request(HTTPConnection[StateT]):
     async def body(self) -> bytes:
         """The whole body, read once and cached."""
         if not hasattr(self, "_body"):
-            chunks = [chunk async for chunk in self.stream()]
-            self._body = b"".join(chunks)
+            self._body = b"".join([chunk async for chunk in self.stream()])
         return self._body
 
     async def json(self) -> Any:
@@ -2212,13 +2188,10 @@ class Request(HTTPConnection[StateT]):
         max_part_size: int = 1024 * 1024,
     ) -> _FormContext:
         """The body parsed as a form, once and cached: urlencoded, or multipart (which needs
-        python-multipart). Await it, or use ``async with request.form() as form:`` to close its
-        upload files at the end (they are closed when the request ends in any case).
-
-        A form beyond a limit, or malformed, raises ``HTTPException(400)`` inside an app
-        (``MultiPartException`` outside one): `max_files` uploaded files, `max_fields` other
-        fields, `max_part_size` bytes for any field that is not a file.
-        """
+        python-multipart). Await it, or ``async with`` it to close its upload files on leaving
+        (the request's end closes them anyway). Past a limit (`max_files` files, `max_fields` other
+        fields, `max_part_size` bytes in a field not a file), or malformed: ``HTTPException(400)``
+        in an app, else ``MultiPartException``."""
         return _FormContext(self._parse_form(max_files, max_fields, max_part_size))
 
     async def _parse_form(
@@ -2259,7 +2232,7 @@ class Request(HTTPConnection[StateT]):
                 if "app" in self.scope:
                     raise HTTPException(status_code=400, detail=exc.message) from exc
                 raise
-        finally:  # as contextlib.aclosing does, without its two coroutines: 0.6 us a form
+        finally:  # as contextlib.aclosing does, without its two coroutine layers per form
             await stream.aclose()
 
     async def close(self) -> None:
@@ -2268,11 +2241,8 @@ class Request(HTTPConnection[StateT]):
             await self._form.close()
 
     async def is_disconnected(self) -> bool:
-        """Whether the client has gone away, checked without waiting.
-
-        Each call asks the server again, whatever was read of the body: a body message the
-        poll takes instead is kept for ``stream()``, so nothing the client sent is lost.
-        """
+        """Whether the client has gone away, checked without waiting. Each call asks the server
+        again; a body message it takes instead is kept for ``stream()``, so nothing is lost."""
         if self._is_disconnected:
             return True
         message = await _receive_if_ready(self._receive)
@@ -2290,15 +2260,13 @@ class Request(HTTPConnection[StateT]):
     # and _DownstreamCall): this Request keeps the body's state, they ask it.
 
     def _body_if_ended(self) -> bytes | None:
-        """The whole body once it was read to its end, for the app below to be given again:
-        the cached body, or b"" if it was streamed (its chunks are gone); None before."""
+        """The body once read to its end: cached, or b"" if streamed (its chunks are gone)."""
         if hasattr(self, "_body"):
             return self._body
         return b"" if self._stream_consumed else None
 
     async def _receive_noting(self) -> Message:
-        """The client's next message as ``stream()`` takes it (one is_disconnected() peeked comes
-        first), noting the body's end or the client's leaving; once gone, it says so each time."""
+        """The client's next message as ``stream()`` takes it; once gone, it says so each time."""
         peeked = self._peeked_messages
         if self._is_disconnected and not peeked:
             return {"type": "http.disconnect"}
@@ -2310,8 +2278,7 @@ class Request(HTTPConnection[StateT]):
         return message
 
     def _hand_on_form(self) -> None:
-        """Put a form parsed from a body that is gone (streamed, not cached) in the scope, where
-        the next Request of this scope finds it (its ``form()`` reads it from there)."""
+        """Leave a form parsed from a streamed body where the scope's next Request finds it."""
         if self._form is not None and not hasattr(self, "_body"):
             self.scope[_FORM_SCOPE_KEY] = self._form
 
@@ -2345,7 +2312,7 @@ mimetypes.init()
 
 @functools.lru_cache(maxsize=64)  # a handful of media types, built once rather than per response
 def _content_type(media_type: str, charset: str) -> bytes:
-    """The Content-Type header value for a media type: text types get the charset."""
+    """The Content-Type value for a media type: text types get the charset."""
     if media_type.startswith("text/") and "charset=" not in media_type.lower():
         media_type = f"{media_type}; charset={charset}"
     return _encode_header("content-type", media_type)[1]
@@ -2381,54 +2348,13 @@ def _samesite(value: str) -> str:
 
 
 def _morsel(key: str, value: str) -> http.cookies.Morsel[str]:
-    """The cookie `key` with `value` quoted as RFC 6265 needs; ValueError for a name that is not
-    a token."""
+    """The cookie `key` with `value` quoted as RFC 6265 needs; ValueError for a name not a token."""
     cookie: http.cookies.SimpleCookie = http.cookies.SimpleCookie()
     try:
         cookie[key] = value
     except http.cookies.CookieError:
         raise ValueError(f"Invalid cookie name: {key!r}") from None
     return cookie[key]
-
-
-def _set_cookie_header(
-    key: str,
-    value: str,
-    max_age: int | None,
-    expires: datetime | str | int | None,
-    path: str | None,
-    domain: str | None,
-    secure: bool,
-    httponly: bool,
-    samesite: str | None,
-    partitioned: bool,
-) -> tuple[bytes, bytes]:
-    """A ``Set-Cookie`` header (see `Response.set_cookie`), checked for injection."""
-    morsel = _morsel(key, value)
-    if max_age is not None:
-        morsel["max-age"] = int(max_age)
-    if isinstance(expires, datetime):
-        if expires.tzinfo is None:
-            raise ValueError("Cookie expires must be a timezone-aware datetime")
-        import email.utils  # lazily: see the imports
-
-        morsel["expires"] = email.utils.format_datetime(expires.astimezone(UTC), usegmt=True)
-    elif isinstance(expires, str):
-        morsel["expires"] = _cookie_attribute("expires", expires)
-    elif expires is not None:
-        morsel["expires"] = expires  # seconds from now; http.cookies formats the date
-    if path is not None:
-        morsel["path"] = _cookie_attribute("path", path)
-    if domain is not None:
-        morsel["domain"] = _cookie_attribute("domain", domain)
-    morsel["secure"] = secure
-    morsel["httponly"] = httponly
-    if samesite is not None:
-        morsel["samesite"] = _samesite(samesite)
-    header = morsel.OutputString()
-    if partitioned:  # http.cookies knows this attribute only from Python 3.14
-        header += "; Partitioned"
-    return _encode_header("set-cookie", header)
 
 
 def _cookie_name(key: str) -> str:
@@ -2438,12 +2364,8 @@ def _cookie_name(key: str) -> str:
 
 
 class Response:
-    """An HTTP response with its whole body in memory; also an ASGI app that sends it.
-
-    Content-Length is set from the body and Content-Type from `media_type` (with the charset for
-    text types) unless `headers` sets them. Nothing is sent after the headers for a HEAD request or
-    a 1xx, 204 or 304 status, as RFC 9110 requires.
-    """
+    """An HTTP response with its whole body in memory; also an ASGI app that sends it. For a HEAD
+    request or a 1xx, 204 or 304 status, nothing follows the headers, as RFC 9110 requires."""
 
     media_type: str | None = None
     charset = "utf-8"
@@ -2518,17 +2440,33 @@ class Response:
         samesite: Literal["lax", "strict", "none"] | None = "lax",
         partitioned: bool = False,
     ) -> None:
-        """Add a ``Set-Cookie`` header.
+        """Add a ``Set-Cookie`` header, its value quoted as ``http.cookies`` does. An attribute
+        that could end the header early or add another (``;``, CR, LF) raises ``ValueError``."""
+        morsel = _morsel(key, value)
+        if max_age is not None:
+            morsel["max-age"] = int(max_age)
+        if isinstance(expires, datetime):
+            if expires.tzinfo is None:
+                raise ValueError("Cookie expires must be a timezone-aware datetime")
+            import email.utils  # lazily: see the imports
 
-        The value is quoted as the standard library's ``http.cookies`` does; an attribute that could
-        end the header early or add another attribute (``;``, CR, LF) raises ``ValueError``.
-        `partitioned` (CHIPS) works on every Python version.
-        """
-        self.raw_headers.append(
-            _set_cookie_header(
-                key, value, max_age, expires, path, domain, secure, httponly, samesite, partitioned
-            )
-        )
+            morsel["expires"] = email.utils.format_datetime(expires.astimezone(UTC), usegmt=True)
+        elif isinstance(expires, str):
+            morsel["expires"] = _cookie_attribute("expires", expires)
+        elif expires is not None:
+            morsel["expires"] = expires  # seconds from now; http.cookies formats the date
+        if path is not None:
+            morsel["path"] = _cookie_attribute("path", path)
+        if domain is not None:
+            morsel["domain"] = _cookie_attribute("domain", domain)
+        morsel["secure"] = secure
+        morsel["httponly"] = httponly
+        if samesite is not None:
+            morsel["samesite"] = _samesite(samesite)
+        header = morsel.OutputString()
+        if partitioned:  # CHIPS; http.cookies knows this attribute only from Python 3.14
+            header += "; Partitioned"
+        self.raw_headers.append(_encode_header("set-cookie", header))
 
     def delete_cookie(
         self,
@@ -2541,17 +2479,8 @@ class Response:
         partitioned: bool = False,
     ) -> None:
         """Tell the client to drop a cookie (same path and domain as when it was set)."""
-        self.set_cookie(
-            key,
-            max_age=0,
-            expires=0,
-            path=path,
-            domain=domain,
-            secure=secure,
-            httponly=httponly,
-            samesite=samesite,
-            partitioned=partitioned,
-        )
+        # An empty value, expired at once: max_age and expires of 0.
+        self.set_cookie(key, "", 0, 0, path, domain, secure, httponly, samesite, partitioned)
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         send = _websocket_denial_send(scope, send)
@@ -2576,12 +2505,13 @@ class PlainTextResponse(Response):
     media_type = "text/plain"
 
 
-# Built once: json.dumps with any option builds a new encoder per call (~0.8 us a response).
+# Built once: json.dumps with any option builds a new encoder per call.
 _COMPACT_JSON = json.JSONEncoder(ensure_ascii=False, allow_nan=False, separators=(",", ":"))
 # The C encoder that JSONEncoder.encode builds and calls (CPython's _json; undocumented, hence the
-# fallback). Called directly it saves the ~0.3 us of Python that encode() wraps it in, a third of
-# encoding a small object. A fresh one per call, as encode() makes: its dict of the containers being
-# encoded is how it refuses a cycle, and an encoding that fails leaves entries behind.
+# fallback). Called directly it skips the Python that encode() wraps it in, a good part of encoding
+# a small object (measured with benchmarks/compare.py). A fresh one per call, as encode() makes:
+# its dict of the containers being encoded is how it refuses a cycle, and an encoding that fails
+# leaves entries behind.
 _make_c_encoder: Callable[..., Callable[[Any, int], Sequence[str]]] | None = getattr(
     json.encoder, "c_make_encoder", None
 )
@@ -2606,8 +2536,7 @@ def _compact_json(content: Any) -> str:
 
 
 class JSONResponse(Response):
-    """A JSON response: compact, UTF-8, and refusing NaN and infinity (``ValueError``), which JSON
-    cannot represent."""
+    """A JSON response: compact, UTF-8, refusing NaN and infinity (``ValueError``) as JSON does."""
 
     media_type = "application/json"
 
@@ -2650,25 +2579,19 @@ def _parse_spec_version(version: str) -> tuple[int, ...]:
 
 
 class _TaskGroup:
-    """A task group that re-raises a lone failure as itself, not inside an ExceptionGroup, so that
-    exception handlers see the exception the app raised. (A class rather than an
-    asynccontextmanager, whose generator costs 1.5 us more: every BaseHTTPMiddleware call and
-    many streamed responses enter one.)"""
+    """A task group that re-raises a lone failure as itself, not in an ExceptionGroup, so that
+    exception handlers see the exception the app raised."""
 
-    def __init__(self) -> None:
-        self._group = anyio.create_task_group()
+    # A class rather than an asynccontextmanager, whose generator costs more (measured with
+    # benchmarks/compare.py): every BaseHTTPMiddleware call and many streamed responses enter one.
 
     async def __aenter__(self) -> anyio.abc.TaskGroup:
+        self._group = anyio.create_task_group()
         return await self._group.__aenter__()
 
-    async def __aexit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        traceback: TracebackType | None,
-    ) -> bool | None:
+    async def __aexit__(self, *exc_info: Any) -> bool | None:
         try:
-            return await self._group.__aexit__(exc_type, exc, traceback)
+            return await self._group.__aexit__(*exc_info)
         except BaseExceptionGroup as group:
             if len(group.exceptions) != 1:
                 raise
@@ -2677,13 +2600,11 @@ class _TaskGroup:
 
 
 def _listens_for_disconnect(scope: Scope) -> bool:
-    """Whether a response streaming its body must listen for ``http.disconnect`` to notice that
-    the client has gone: over HTTP with servers older than ASGI 2.4. From 2.4 on, ``send``
-    raises ``OSError`` instead (and a websocket's denial response has no disconnect to watch)."""
+    """Whether a streaming response must listen for ``http.disconnect``: over HTTP before ASGI
+    2.4 (from 2.4, ``send`` raises OSError; a websocket's denial has no disconnect to watch)."""
     if scope["type"] != "http":
         return False
-    version = scope.get("asgi", {}).get("spec_version", "2.0")
-    return _parse_spec_version(version) < (2, 4)
+    return _parse_spec_version(scope.get("asgi", {}).get("spec_version", "2.0")) < (2, 4)
 
 
 async def _wait_for_disconnect(receive: Receive) -> None:
@@ -2694,12 +2615,9 @@ async def _wait_for_disconnect(receive: Receive) -> None:
 async def _until_disconnect(
     send_body: Callable[[], Awaitable[None]], wait_for_disconnect: Callable[[], Awaitable[None]]
 ) -> None:
-    """Run `send_body`, cancelling it as soon as `wait_for_disconnect` returns.
-
-    The body is sent from this task, and it starts before the listening does: the response's
-    start goes out before the listener's first receive, which may fail (a declared body over
-    the limit, say), so that such a failure finds the response answered, not half-started.
-    """
+    """Run `send_body`, cancelling it as soon as `wait_for_disconnect` returns. The body starts
+    first, from this task: should the listener's first receive fail (a declared body over the
+    limit, say), the failure finds the response answered, not half-started."""
     async with _TaskGroup() as task_group:
 
         async def listen_then_stop_sending() -> None:
@@ -2719,8 +2637,9 @@ async def _send_or_disconnect(send: Send, message: Message) -> None:
 
 
 class _Closing(Generic[T]):
-    """Iterate `iterable` and close it at the end, even when cancelled, so its clean-up runs.
-    (A class, as _TaskGroup is: every streamed response enters one.)"""
+    """Iterate `iterable` and close it at the end, even when cancelled, so its clean-up runs."""
+
+    # A class, as _TaskGroup is: every streamed response enters one.
 
     def __init__(self, iterable: AsyncIterable[T]) -> None:
         self.iterator = aiter(iterable)
@@ -2740,13 +2659,9 @@ ContentStream: TypeAlias = AsyncIterable[Content] | Iterable[Content]
 
 
 class StreamingResponse(Response):
-    """A response whose body comes from an iterator, sent chunk by chunk as it is produced.
-
-    A sync iterator runs in the threadpool. When the client disconnects the iterator is closed at
-    once (its ``finally`` runs) and nothing more is produced; with ASGI 2.4 servers, which raise
-    from ``send`` once the client has gone, the response then raises `ClientDisconnect`.
-    Subclasses may override `stream_response` and `listen_for_disconnect`.
-    """
+    """A response whose body comes from an iterator (a sync one runs in the threadpool), sent
+    chunk by chunk. A client's disconnect closes the iterator at once (its ``finally`` runs); with
+    ASGI 2.4 servers, whose ``send`` then raises, the response raises `ClientDisconnect`."""
 
     body_iterator: AsyncIterable[Content]
 
@@ -2758,10 +2673,9 @@ class StreamingResponse(Response):
         media_type: str | None = None,
         background: BackgroundTask | None = None,
     ) -> None:
-        if isinstance(content, AsyncIterable):
-            self.body_iterator = content
-        else:
-            self.body_iterator = iterate_in_threadpool(content)
+        self.body_iterator = (
+            content if isinstance(content, AsyncIterable) else iterate_in_threadpool(content)
+        )
         self.status_code = status_code
         if media_type is not None:
             self.media_type = media_type
@@ -2791,8 +2705,7 @@ class StreamingResponse(Response):
         await _wait_for_disconnect(receive)
 
     async def stream_response(self, send: Send) -> None:
-        """Send the start of the response, then each chunk of `body_iterator`, then the end of
-        the body; the iterator is closed at the end, even when cancelled."""
+        """Send the start, each chunk of `body_iterator` and the end; the iterator is closed."""
         async with _Closing(self.body_iterator) as chunks:
             await self._send_start(send)
             async for chunk in chunks:
@@ -2818,13 +2731,9 @@ def _single_line(field: str, value: str) -> str:
 
 
 class ServerSentEvent:
-    """One event of an event stream: `data` (may span lines), `event` (its type), `id`, `retry`
-    (the reconnection delay in milliseconds) and a `comment`.
-
-    Data and comments of several lines become several ``data:`` or ``:`` lines, so no text can
-    inject a field or another event; an `event` or `id` with a line break, or an `id` with a NUL
-    (which browsers ignore), is a ``ValueError``.
-    """
+    """One event of an event stream: `data` and a `comment` (each may span lines: no text can
+    inject a field or another event), `event` (its type), `id`, `retry` (the reconnection delay in
+    ms). An `event` or `id` with a line break, or an `id` with a NUL, is a ``ValueError``."""
 
     def __init__(
         self,
@@ -2861,11 +2770,11 @@ class ServerSentEvent:
         return ("\n".join(lines) + "\n\n").encode()
 
     def __repr__(self) -> str:
-        fields = ("data", "event", "id", "retry", "comment")
-        shown = [
-            f"{name}={getattr(self, name)!r}" for name in fields if getattr(self, name) is not None
-        ]
-        return f"{self.__class__.__name__}({', '.join(shown)})"
+        fields = {name: getattr(self, name) for name in ("data", "event", "id", "retry", "comment")}
+        shown = ", ".join(
+            f"{name}={value!r}" for name, value in fields.items() if value is not None
+        )
+        return f"{self.__class__.__name__}({shown})"
 
 
 EventItem: TypeAlias = ServerSentEvent | Mapping[str, Any] | str
@@ -2885,14 +2794,9 @@ def _encode_event(item: EventItem) -> bytes:
 
 
 class EventSourceResponse(StreamingResponse):
-    """Server-sent events (``text/event-stream``) from an iterator of events, sent as produced.
-
-    Items are `ServerSentEvent`\\s, dicts of their fields, or strings of data. A comment goes out
-    every `ping` seconds the iterator is silent (``None`` for never), so that proxies keep the
-    connection open. The iterator is closed (its ``finally`` runs) as soon as the client goes away.
-    The client's ``Last-Event-ID`` header, sent when it reconnects, says where to resume.
-    Not in Starlette: its users install sse-starlette for this.
-    """
+    """Server-sent events (``text/event-stream``) from an iterator of `ServerSentEvent`\\s, dicts
+    of their fields, or strings of data; a comment after `ping` silent seconds (``None``: never)
+    keeps proxies from closing the connection. Not in Starlette, whose users add sse-starlette."""
 
     media_type = "text/event-stream"
 
@@ -2915,10 +2819,8 @@ class EventSourceResponse(StreamingResponse):
         self.headers.setdefault("x-accel-buffering", "no")
 
     async def stream_response(self, send: Send) -> None:
-        """Send the start of the response, then each event as it comes, and a ping comment
-        whenever the iterator has been silent for `ping` seconds."""
-        interval = math.inf if self.ping is None else self.ping
-        sender = _PingingSender(send, interval)
+        """Send the start, each event as it comes, a ping after `ping` silent seconds, the end."""
+        sender = _PingingSender(send, math.inf if self.ping is None else self.ping)
         await sender.send_all(functools.partial(self._send_start, send), self.body_iterator)
         await send({"type": "http.response.body", "body": b""})
 
@@ -2926,16 +2828,10 @@ class EventSourceResponse(StreamingResponse):
 class _PingingSender:
     """Sends events as they come, and a ping whenever nothing has been sent for `interval` s.
 
-    A task of its own iterates the events, closes them, and sends each, so that each event
-    wakes a short chain of coroutines, not the whole app's. The calling task sends the start of
-    the response, then only sleeps, waking when a ping may be due, and sends it if nothing went
-    out meanwhile. A sent event costs a clock reading. (Waiting for each event under a timeout,
-    from a task that handed it over through a memory stream, cost a timer scheduled and
-    cancelled and a hand-off per event: twice the server's CPU per event of Starlette with
-    sse-starlette at 1,000 streams, see benchmarks/sse_streams.py.) Sends never overlap and
-    none is cancelled for a ping: a ping waits for the event being sent, and an event, or the
-    end, for the start or the ping being sent.
-    """
+    A task of its own iterates, sends and closes the events, so an event wakes a short chain of
+    coroutines, not the app's; the calling task sends the start, then sleeps until a ping may be
+    due. A sent event costs a clock reading (a timeout per event cost twice the CPU of Starlette
+    with sse-starlette: benchmarks/sse_streams.py). Sends never overlap; none is cancelled."""
 
     def __init__(self, send: Send, interval: float) -> None:
         self.send = send
@@ -3022,7 +2918,6 @@ class _RangeError(Exception):
     def __init__(self, status_code: int, detail: str) -> None:
         super().__init__(detail)
         self.status_code = status_code
-        self.detail = detail
 
 
 # RFC 9110 §14.1.1:
@@ -3040,8 +2935,7 @@ def _byte_position(digits: str) -> int:
 
 
 def _byte_range(first: str, last: str, size: int) -> tuple[int, int] | None:
-    """One range-spec as a half-open ``(start, end)`` clamped to the file, or None if it asks for
-    nothing inside it."""
+    """One range-spec as a half-open ``(start, end)`` clamped to the file; None if it misses it."""
     if not first:  # suffix-range: the final `last` bytes
         length = _byte_position(last)
         return (max(size - length, 0), size) if length and size else None
@@ -3066,20 +2960,13 @@ def _merge_ranges(ranges: list[tuple[int, int]]) -> list[tuple[int, int]]:
 
 
 def _parse_range_header(header: str, size: int, max_ranges: int) -> list[tuple[int, int]] | None:
-    """The byte ranges a Range header asks of a `size`-byte file, merged and sorted.
-
-    None means "ignore the header and send the whole file": a unit other than bytes (RFC 9110
-    §14.2 says to ignore it) or more than `max_ranges` ranges (serving them would multiply the
-    work of one request). Elements that are not range-specs are skipped. Raises `_RangeError`:
-    400 when no range-spec is left or one is inverted, 416 when no range overlaps the file.
-    Linear in the header's length.
-    """
+    """The byte ranges a Range header asks of a `size`-byte file, merged and sorted, in linear
+    time; None (send it all) for a unit other than bytes (RFC 9110 §14.2) or over `max_ranges`
+    ranges. `_RangeError` 400 for no range-spec or an inverted one, 416 if none is in the file."""
     unit, equals, range_set = header.partition("=")
     if not equals:
         raise _RangeError(400, "Malformed range header.")
-    if unit.strip().lower() != "bytes":
-        return None
-    if range_set.count(",") >= max_ranges:
+    if unit.strip().lower() != "bytes" or range_set.count(",") >= max_ranges:
         return None
     ranges: list[tuple[int, int]] = []
     requested = False
@@ -3113,14 +3000,9 @@ _FilePart: TypeAlias = tuple[bytes, int, int, bytes]
 
 
 class FileResponse(Response):
-    """A file from disk, with ETag, Last-Modified, and byte ranges (RFC 9110 §14).
-
-    The file is stat'ed once, off the event loop, unless `stat_result` is given. A server that
-    offers ASGI's ``http.response.pathsend`` sends the file itself. One range gets a ``206``;
-    several get a ``multipart/byteranges`` body, whose part headers `generate_multipart` makes.
-    A malformed Range gets ``400``, one past the end ``416``; an unknown unit or more than
-    `max_ranges` ranges is ignored and the whole file sent.
-    """
+    """A file from disk, with ETag, Last-Modified, and byte ranges (RFC 9110 §14): one range gets
+    a ``206``, several a ``multipart/byteranges`` body. A server offering ASGI's
+    ``http.response.pathsend`` sends the file itself."""
 
     chunk_size = 64 * 1024
     # Ranges per request (Apache's default is 200): enough for any real client, and bounded.
@@ -3185,7 +3067,7 @@ class FileResponse(Response):
             ranges = self._requested_ranges(scope, method, size)
         except _RangeError as error:
             headers = {"content-range": f"bytes */{size}"} if error.status_code == 416 else None
-            await PlainTextResponse(error.detail, error.status_code, headers)(scope, receive, send)
+            await PlainTextResponse(str(error), error.status_code, headers)(scope, receive, send)
             return
         send = _websocket_denial_send(scope, send)
         if ranges is None:
@@ -3194,20 +3076,18 @@ class FileResponse(Response):
         else:
             status = 206
             raw_headers, parts, suffix = self._range_parts(ranges, size)
-        start = {"type": "http.response.start", "status": status, "headers": raw_headers}
+        await send({"type": "http.response.start", "status": status, "headers": raw_headers})
         if method == "HEAD" or status in _BODYLESS_STATUSES:
-            await send(start)
             await send({"type": "http.response.body", "body": b"", "more_body": False})
         elif ranges is None and "http.response.pathsend" in scope.get("extensions", {}):
-            await send(start)
             await send({"type": "http.response.pathsend", "path": await self._absolute_path()})
         elif _listens_for_disconnect(scope):
             await _until_disconnect(
-                functools.partial(self._send_parts, start, parts, suffix, send),
+                functools.partial(self._send_parts, parts, suffix, send),
                 functools.partial(_wait_for_disconnect, receive),
             )
         else:  # an ASGI 2.4 server's OSError, once the client has gone, stops the sending
-            await self._send_parts(start, parts, suffix, send)
+            await self._send_parts(parts, suffix, send)
         if self.background is not None:
             await self.background()
 
@@ -3258,17 +3138,10 @@ class FileResponse(Response):
         return headers.raw, parts, f"--{boundary}--".encode("latin-1")
 
     def generate_multipart(
-        self,
-        ranges: Sequence[tuple[int, int]],
-        boundary: str,
-        max_size: int,
-        content_type: str,
+        self, ranges: Sequence[tuple[int, int]], boundary: str, max_size: int, content_type: str
     ) -> tuple[int, Callable[[int, int], bytes]]:
         """The length of a ``multipart/byteranges`` body (RFC 9110 §14.6) holding `ranges` of a
-        `max_size`-byte file, and a function giving the header of the part for ``[start, end)``.
-
-        Each part is its header, its bytes and CRLF; the body ends with ``--{boundary}--``.
-        """
+        `max_size`-byte file, and a function giving the header of the part for ``[start, end)``."""
 
         def part_header(start: int, end: int) -> bytes:
             return (
@@ -3279,16 +3152,18 @@ class FileResponse(Response):
         parts_length = sum(len(part_header(start, end)) + end - start + 2 for start, end in ranges)
         return parts_length + len(f"--{boundary}--"), part_header
 
-    async def _send_parts(
-        self, start: Message, parts: list[_FilePart], suffix: bytes, send: Send
-    ) -> None:
-        await send(start)
+    async def _send_parts(self, parts: list[_FilePart], suffix: bytes, send: Send) -> None:
+        """Send the parts as body messages, holding one back so the last can end the body."""
+        previous = b""
         async with _Closing(self._read_parts(parts, suffix)) as chunks:
-            await _send_chunks(chunks, send)
+            async for chunk in chunks:
+                if previous:
+                    await send({"type": "http.response.body", "body": previous, "more_body": True})
+                previous = chunk
+        await send({"type": "http.response.body", "body": previous})
 
     async def _read_parts(self, parts: list[_FilePart], suffix: bytes) -> AsyncIterator[bytes]:
-        """Each part's prefix, its bytes read `chunk_size` at a time, and what follows it; then
-        `suffix`."""
+        """Each part's prefix, bytes (`chunk_size` at a time) and what follows; then `suffix`."""
         file = await anyio.open_file(self.path, "rb")
         position = 0  # where the file is: each seek, like each read, is a trip to a thread
         try:
@@ -3312,16 +3187,6 @@ class FileResponse(Response):
         finally:
             with anyio.CancelScope(shield=True):  # the file must be closed even when cancelled
                 await file.aclose()
-
-
-async def _send_chunks(chunks: AsyncIterator[bytes], send: Send) -> None:
-    """Send chunks as body messages, holding one back so the last can say it ends the body."""
-    previous = b""
-    async for chunk in chunks:
-        if previous:
-            await send({"type": "http.response.body", "body": previous, "more_body": True})
-        previous = chunk
-    await send({"type": "http.response.body", "body": previous})
 
 
 # ==== WebSockets ====
@@ -3379,9 +3244,8 @@ _MAX_CLOSE_REASON_BYTES = 123
 
 
 def _check_close_reason(reason: object) -> None:
-    """Refuse a text reason too long for a close frame. Anything else goes to the server as
-    given, as in Starlette: a close code it will not send (1006, say, which RFC 6455 §7.4.1
-    reserves), or a reason that is not text (FastAPI closes with a list of errors)."""
+    """Refuse a text reason too long for a close frame. Anything else goes to the server as given,
+    as in Starlette: a reserved close code (1006), or a reason not text (FastAPI sends a list)."""
     if isinstance(reason, str) and len(reason.encode("utf-8")) > _MAX_CLOSE_REASON_BYTES:
         raise ValueError(f"WebSocket close reason is longer than {_MAX_CLOSE_REASON_BYTES} bytes")
 
@@ -3394,12 +3258,8 @@ def _expected(allowed: Mapping[str, Any], got: str) -> str:
 
 
 class WebSocket(HTTPConnection[StateT]):
-    """A websocket connection: accept it, exchange text, bytes or JSON, close it.
-
-    ``receive_text`` on a binary frame (or ``receive_bytes`` on a text one) raises a
-    `WebSocketException` that closes with 1003 (unsupported data), unless the app handles it;
-    ``receive_json`` on a frame that is not I-JSON, a `json.JSONDecodeError` that closes with 1007.
-    """
+    """A websocket connection: accept it, exchange text, bytes or JSON, close it. A frame of the
+    wrong kind closes with 1003 (unsupported data), one that is not I-JSON with 1007."""
 
     _close_code = 1000  # the code of the close the app sent, once it sent one
 
@@ -3465,33 +3325,30 @@ class WebSocket(HTTPConnection[StateT]):
             {"type": "websocket.accept", "subprotocol": subprotocol, "headers": headers}
         )
 
-    async def _receive_data(self) -> Message:
+    async def _receive_frame(self, key: str, wrong_kind: str) -> Any:
         if self.application_state is not WebSocketState.CONNECTED:
             raise WebSocketDisconnected('WebSocket is not connected. Need to call "accept" first.')
         message = await self.receive()
         if message["type"] == "websocket.disconnect":
             raise WebSocketDisconnect(message.get("code", 1000), message.get("reason"))
-        return message
+        data = message.get(key)
+        if data is None:
+            raise WebSocketException(1003, wrong_kind)
+        return data
 
     async def receive_text(self) -> str:
         """The next text frame; raises `WebSocketDisconnect` when the client closes."""
-        message = await self._receive_data()
-        text = message.get("text")
-        if text is None:
-            raise WebSocketException(1003, "Expected a text frame, got a binary one")
-        return text  # type: ignore[no-any-return]
+        text: str = await self._receive_frame("text", "Expected a text frame, got a binary one")
+        return text
 
     async def receive_bytes(self) -> bytes:
         """The next binary frame; raises `WebSocketDisconnect` when the client closes."""
-        message = await self._receive_data()
-        data = message.get("bytes")
-        if data is None:
-            raise WebSocketException(1003, "Expected a binary frame, got a text one")
-        return data  # type: ignore[no-any-return]
+        data: bytes = await self._receive_frame("bytes", "Expected a binary frame, got a text one")
+        return data
 
     async def receive_json(self, mode: Literal["text", "binary"] = "text") -> Any:
-        """The next frame parsed as I-JSON (from a text frame, or a binary one in UTF-8); raises
-        ``json.JSONDecodeError`` if it is not, which closes with 1007 unless the app catches it."""
+        """The next frame (text, or binary in UTF-8) parsed as I-JSON; ``json.JSONDecodeError`` if
+        it is not, which closes with 1007 unless the app catches it."""
         _check_mode(mode)
         data = await self.receive_text() if mode == "text" else await self.receive_bytes()
         return _parse_json(data, _InvalidJSONFrame)
@@ -3524,20 +3381,14 @@ class WebSocket(HTTPConnection[StateT]):
 
     async def send_json(self, data: Any, mode: Literal["text", "binary"] = "text") -> None:
         """Send `data` as compact UTF-8 JSON, in a text frame or a binary one."""
-        _check_mode(mode)
-        text = json.dumps(data, separators=(",", ":"), ensure_ascii=False)
-        if mode == "text":
-            await self.send_text(text)
-        else:
-            await self.send_bytes(text.encode("utf-8"))
+        await self.send(_json_frame("websocket.send", data, mode))
 
     async def close(self, code: int = 1000, reason: str | None = None) -> None:
         """Close the websocket (or refuse it, before accept) with `code` and `reason`."""
         await self.send({"type": "websocket.close", "code": code, "reason": reason or ""})
 
     async def send_denial_response(self, response: Response) -> None:
-        """Refuse the handshake with an HTTP response, through ASGI's websocket.http.response
-        extension; raises RuntimeError if the server does not offer it."""
+        """Refuse the handshake with an HTTP response (ASGI's websocket.http.response extension)."""
         if "websocket.http.response" not in self.scope.get("extensions", {}):
             raise RuntimeError(
                 "The server doesn't support the Websocket Denial Response extension."
@@ -3548,6 +3399,15 @@ class WebSocket(HTTPConnection[StateT]):
 def _check_mode(mode: str) -> None:
     if mode not in ("text", "binary"):
         raise RuntimeError('The "mode" argument should be "text" or "binary".')
+
+
+def _json_frame(message_type: str, data: Any, mode: str) -> Message:
+    """A websocket message carrying `data` as compact JSON, in a text frame or a binary one."""
+    _check_mode(mode)
+    text = json.dumps(data, separators=(",", ":"), ensure_ascii=False)
+    if mode == "text":
+        return {"type": message_type, "text": text}
+    return {"type": message_type, "bytes": text.encode("utf-8")}
 
 
 class WebSocketClose:
