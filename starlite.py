@@ -5676,12 +5676,13 @@ class _CORSAddedHeaders:
     what MutableHeaders would append, in the same order, for an origin allowed or not."""
 
     def __init__(self, middleware: CORSMiddleware) -> None:
-        self.simple_headers = dict(middleware.simple_headers)  # what they were built from
+        simple_headers = dict(middleware.simple_headers)
         self.explicit_origin = middleware.preflight_explicit_allow_origin
+        self.built_from = (simple_headers, self.explicit_origin)
         headers = MutableHeaders()
         headers.add_vary_header("Origin")
         self.not_allowed = list(headers.raw)
-        headers.update(self.simple_headers)
+        headers.update(simple_headers)
         headers["Access-Control-Allow-Origin"] = "*"  # or the origin itself: see for_origin
         self.allowed = headers.raw
         self.names = frozenset(name for name, _ in self.allowed)
@@ -5737,9 +5738,8 @@ class CORSMiddleware:
         self.allow_all_origins = "*" in allow_origins
         self.allow_all_headers = "*" in allow_headers
         self.allow_credentials = allow_credentials
-        self.allow_origin_regex = (
-            None if allow_origin_regex is None else re.compile(allow_origin_regex)
-        )
+        regex = allow_origin_regex
+        self.allow_origin_regex = None if regex is None else re.compile(regex)
         self.allow_private_network = allow_private_network
         # "*" answers only where no credentials are allowed: a credentialed request is never
         # answered "*" (Fetch standard, "CORS protocol and credentials"), but the origin itself.
@@ -5832,14 +5832,10 @@ class CORSMiddleware:
         """The headers `_cors_headers` adds, encoded once: on the first request, so that a
         subclass may still change `simple_headers` in its ``__init__`` (as in Starlette), and
         again should the configuration they come from change after."""
-        added = self._added
-        if (
-            added is None
-            or added.simple_headers != self.simple_headers
-            or added.explicit_origin != self.preflight_explicit_allow_origin
-        ):
-            added = self._added = _CORSAddedHeaders(self)
-        return added
+        configuration = (self.simple_headers, self.preflight_explicit_allow_origin)
+        if self._added is None or self._added.built_from != configuration:
+            self._added = _CORSAddedHeaders(self)
+        return self._added
 
     def preflight_response(self, scope: Scope, origin: str, requested_method: str) -> Response:
         """The answer to a preflight: 200, or 400 naming what is not allowed."""
@@ -6078,10 +6074,6 @@ def _b64encode(data: bytes) -> str:
     return base64.urlsafe_b64encode(data).rstrip(b"=").decode("ascii")
 
 
-def _b64decode(text: str) -> bytes:
-    return base64.urlsafe_b64decode(text + "=" * (-len(text) % 4))
-
-
 class _SessionSigner:
     """Signs and checks session cookies with HMAC-SHA256 (standard library only)."""
 
@@ -6119,7 +6111,7 @@ class _SessionSigner:
         if self.max_age is not None and time.time() - int(timestamp) > self.max_age:
             return {}
         try:
-            session = json.loads(_b64decode(payload))
+            session = json.loads(base64.urlsafe_b64decode(payload + "=" * (-len(payload) % 4)))
         except ValueError:  # not base64, not UTF-8 or not JSON, though signed: an old format
             return {}
         return session if isinstance(session, dict) else {}
@@ -6186,10 +6178,9 @@ class SessionMiddleware:
         headers = MutableHeaders(raw=list(start.get("headers", [])))
         # The app may have put a plain dict in the scope: it is compared, not asked.
         session = scope["session"]
-        modified = getattr(session, "modified", False)
         # Compared as JSON, so that a change inside a nested value counts as a change too.
         changed = json.dumps(session, sort_keys=True) != loaded
-        if session and (modified or changed):
+        if session and (getattr(session, "modified", False) or changed):
             headers.raw.append(self._cookie_header(self._signer.sign(session), self._expiry))
         elif not session and changed:
             headers.raw.append(self._cookie_header("null", _CLEARED_COOKIE_EXPIRY))
@@ -6425,9 +6416,7 @@ def _origin_key(origin: str) -> _OriginKey | None:
     """An origin as (scheme, host, port) to compare, case ignored and a default port made
     explicit (``https://a.example:443`` is ``https://a.example``); None if it is not one."""
     match = _ORIGIN.fullmatch(origin)
-    if match is None:
-        return None
-    return _authority_key(match["scheme"], match["authority"])
+    return None if match is None else _authority_key(match["scheme"], match["authority"])
 
 
 def _authority_key(scheme: str, authority: str) -> _OriginKey | None:
@@ -6443,10 +6432,8 @@ def _authority_key(scheme: str, authority: str) -> _OriginKey | None:
 def _request_origin(scope: Scope) -> _OriginKey | None:
     """The origin a request was sent to: its scheme and Host (or server address)."""
     netloc = _scope_netloc(scope)
-    if netloc is None:
-        return None
     scheme: str = scope.get("scheme", "http")
-    return _authority_key(_PAGE_SCHEMES.get(scheme, scheme), netloc)
+    return None if netloc is None else _authority_key(_PAGE_SCHEMES.get(scheme, scheme), netloc)
 
 
 class CSRFMiddleware:
@@ -6489,11 +6476,8 @@ class CSRFMiddleware:
         return key
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if (
-            scope.get("method") in _CSRF_SAFE_METHODS  # a websocket or lifespan has no method
-            or scope["type"] not in ("http", "websocket")
-            or self._allows(scope)
-        ):
+        safe = scope.get("method") in _CSRF_SAFE_METHODS  # a websocket or lifespan has no method
+        if safe or scope["type"] not in ("http", "websocket") or self._allows(scope):
             await self.app(scope, receive, send)
             return
         await _refuse(scope, receive, send, PlainTextResponse("Cross-site request refused", 403))
@@ -6874,10 +6858,9 @@ Lifespan: TypeAlias = Callable[[AppType], contextlib.AbstractAsyncContextManager
 class Starlite:
     """The application (Starlette's ``Starlette``).
 
-    `lifespan` is an async context manager factory taking the app: code before its ``yield`` runs
-    at start-up, after it at shut-down, and a mapping it yields is copied into every request's
-    ``request.state``. Exception handlers are keyed by exception class or status code; one for
-    500 or ``Exception`` makes the response of ServerErrorMiddleware.
+    `lifespan` takes the app and returns an async context manager: entered at start-up, exited at
+    shut-down; a mapping it yields is copied into every request's ``request.state``. An exception
+    handler for 500 or ``Exception`` makes ServerErrorMiddleware's response.
     """
 
     def __init__(
@@ -6970,15 +6953,10 @@ class Starlite:
         include_in_schema: bool = True,
     ) -> None:
         """Add a Route."""
-        self.router.add_route(
-            path, route, methods=methods, name=name, include_in_schema=include_in_schema
-        )
+        self.router.add_route(path, route, methods, name, include_in_schema)
 
     def add_websocket_route(
-        self,
-        path: str,
-        route: Callable[[WebSocket], Awaitable[None]],
-        name: str | None = None,
+        self, path: str, route: Callable[[WebSocket], Awaitable[None]], name: str | None = None
     ) -> None:
         """Add a WebSocketRoute."""
         self.router.add_websocket_route(path, route, name=name)
