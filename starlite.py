@@ -5713,10 +5713,9 @@ class _CORSAddedHeaders:
 class CORSMiddleware:
     """Cross-Origin Resource Sharing, per the Fetch standard.
 
-    Preflights are answered here: 200, or 400 naming what is not allowed. A credentialed request
-    is answered with its origin, never ``*``; every response gets ``Vary: Origin``.
-    `allow_origin_regex` must match the whole origin; the ``null`` origin (sandboxed pages,
-    ``file:`` URLs) is allowed only if listed by name.
+    Preflights are answered here (200, or 400 naming what is not allowed). A credentialed request
+    gets its origin, never ``*``; every response gets ``Vary: Origin``. `allow_origin_regex` must
+    match the whole origin; the ``null`` origin is allowed only if listed by name.
     """
 
     def __init__(
@@ -5785,7 +5784,6 @@ class CORSMiddleware:
         return regex is not None and regex.fullmatch(origin) is not None
 
     def _allow_origin_value(self, origin: str) -> str:
-        """``*`` where any origin may read without credentials; the origin itself otherwise."""
         return origin if self.preflight_explicit_allow_origin else "*"
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
@@ -5906,10 +5904,9 @@ def _gzip_accepted(request_headers: _RawHeaders) -> bool:
 class GZipMiddleware:
     """Compresses responses with gzip for clients that accept it.
 
-    Small (under `minimum_size`) and partial (206) responses, responses with a Content-Encoding,
-    and `exclude_content_types` pass through, their start sent at once. A streamed response is
-    compressed chunk by chunk, each flushed at once; a chunk over `thread_minimum_size` is
-    compressed in a worker thread.
+    Small (under `minimum_size`) and 206 responses, those with a Content-Encoding, and
+    `exclude_content_types` pass through. A streamed response is compressed and flushed chunk by
+    chunk, a chunk over `thread_minimum_size` in a worker thread.
     """
 
     def __init__(
@@ -6442,9 +6439,8 @@ class CSRFMiddleware:
     GET, HEAD, OPTIONS and TRACE pass. Others, websocket handshakes included (a cross-site page
     could open the user's websocket with their cookies), pass when ``Sec-Fetch-Site`` is
     ``same-origin`` or ``none``, or, without it (older browsers), when ``Origin`` is absent or the
-    request's own scheme and Host; or when from `trusted_origins` (``https://app.example.com``)
-    or to `exempt_paths` (a route path, or a prefix ending in "/"). Behind a proxy, let the
-    server trust ``X-Forwarded-Proto``: the scheme compared must be the one the browser used.
+    request's own scheme and Host; or when from `trusted_origins` or to `exempt_paths` (a route
+    path, or a prefix ending in "/"). Behind a proxy, let the server trust ``X-Forwarded-Proto``.
     """
 
     def __init__(
@@ -6466,7 +6462,6 @@ class CSRFMiddleware:
 
     @staticmethod
     def _trusted_key(origin: str) -> _OriginKey:
-        """A trusted origin to compare, or a ValueError saying how to write it."""
         key = None if "*" in origin else _origin_key(origin)
         if key is None:
             raise ValueError(
@@ -6583,7 +6578,6 @@ class _Handoff:
         self.message_taken: anyio.Event | None = None  # the app waits on it
 
     async def send(self, message: Message) -> None:
-        """Hand `message` over, once the middleware takes it."""
         if not self.closed:
             self.message = message
             self._wake_middleware()
@@ -6682,7 +6676,6 @@ class _DownstreamCall:
         return message
 
     def raise_error(self) -> None:
-        """Raise the app's exception, once."""
         error, self.error = self.error, None
         if error is not None:
             raise error
