@@ -5589,11 +5589,9 @@ class Middleware:
 
 
 class TrustedHostMiddleware:
-    """Refuses requests whose Host header is not one of `allowed_hosts` (400).
-
-    ``*.example.com`` allows its subdomains, not example.com itself; case and port are ignored.
-    With `www_redirect`, ``example.com`` is redirected to an allowed ``www.example.com``.
-    """
+    """Refuses requests whose Host header is not one of `allowed_hosts` (400): ``*.example.com``
+    allows its subdomains, not example.com itself; case and port are ignored. With
+    `www_redirect`, ``example.com`` is redirected to an allowed ``www.example.com``."""
 
     def __init__(
         self, app: ASGIApp, allowed_hosts: Sequence[str] | None = None, www_redirect: bool = True
@@ -5679,9 +5677,8 @@ class _CORSAddedHeaders:
         simple_headers = dict(middleware.simple_headers)
         self.explicit_origin = middleware.preflight_explicit_allow_origin
         self.built_from = (simple_headers, self.explicit_origin)
-        headers = MutableHeaders()
-        headers.add_vary_header("Origin")
-        self.not_allowed = list(headers.raw)
+        self.not_allowed = [(b"vary", b"Origin")]
+        headers = MutableHeaders(raw=list(self.not_allowed))
         headers.update(simple_headers)
         headers["Access-Control-Allow-Origin"] = "*"  # or the origin itself: see for_origin
         self.allowed = headers.raw
@@ -5711,12 +5708,10 @@ class _CORSAddedHeaders:
 
 
 class CORSMiddleware:
-    """Cross-Origin Resource Sharing, per the Fetch standard.
-
-    Preflights are answered here (200, or 400 naming what is not allowed). A credentialed request
-    gets its origin, never ``*``; every response gets ``Vary: Origin``. `allow_origin_regex` must
-    match the whole origin; the ``null`` origin is allowed only if listed by name.
-    """
+    """Cross-Origin Resource Sharing, per the Fetch standard: preflights answered here (200, or
+    400 naming what is not allowed). A credentialed request gets its origin, never ``*``; every
+    response gets ``Vary: Origin``. `allow_origin_regex` must match the whole origin; the
+    ``null`` origin is allowed only if listed by name."""
 
     def __init__(
         self,
@@ -5902,12 +5897,11 @@ def _gzip_accepted(request_headers: _RawHeaders) -> bool:
 
 
 class GZipMiddleware:
-    """Compresses responses with gzip for clients that accept it.
-
-    Small (under `minimum_size`) and 206 responses, those with a Content-Encoding, and
-    `exclude_content_types` pass through. A streamed response is compressed and flushed chunk by
-    chunk, a chunk over `thread_minimum_size` in a worker thread.
-    """
+    """Compresses responses with gzip for clients that accept it; for others, a response it would
+    have compressed gets ``Vary: Accept-Encoding``. Small (under `minimum_size`) and 206
+    responses, those with a Content-Encoding, and `exclude_content_types` pass through. A
+    streamed response is compressed and flushed chunk by chunk, a chunk over
+    `thread_minimum_size` in a worker thread."""
 
     def __init__(
         self,
@@ -6119,13 +6113,11 @@ _CLEARED_COOKIE_EXPIRY = "Max-Age=0; expires=Thu, 01 Jan 1970 00:00:00 GMT; "
 
 
 class SessionMiddleware:
-    """Keeps ``request.session``, a JSON-serialisable `Session` dict, in a signed cookie.
-
-    Signed with HMAC-SHA256 from the standard library, not itsdangerous: Starlette's session
-    cookies and starlite's cannot read each other. A bad or expired cookie gives an empty session,
-    never an error. The cookie is written when the session was written to or changed (a nested
-    value too), cleared when it was emptied; a handler that read it adds ``Vary: Cookie``.
-    """
+    """Keeps ``request.session``, a JSON-serialisable `Session` dict, in a cookie signed with
+    HMAC-SHA256 (standard library, not itsdangerous: Starlette's session cookies and starlite's
+    cannot read each other). A bad or expired cookie gives an empty session, never an error; the
+    cookie is written when the session changed (a nested value too), cleared when it was emptied,
+    and a handler that read it adds ``Vary: Cookie``."""
 
     def __init__(
         self,
@@ -6435,13 +6427,11 @@ def _request_origin(scope: Scope) -> _OriginKey | None:
 
 class CSRFMiddleware:
     """Refuses cross-site requests that could change something (403), by the browser's headers.
-
     GET, HEAD, OPTIONS and TRACE pass. Others, websocket handshakes included (a cross-site page
     could open the user's websocket with their cookies), pass when ``Sec-Fetch-Site`` is
     ``same-origin`` or ``none``, or, without it (older browsers), when ``Origin`` is absent or the
     request's own scheme and Host; or when from `trusted_origins` or to `exempt_paths` (a route
-    path, or a prefix ending in "/"). Behind a proxy, let the server trust ``X-Forwarded-Proto``.
-    """
+    path, or a prefix ending in "/"). Behind a proxy, let the server trust ``X-Forwarded-Proto``."""
 
     def __init__(
         self,
@@ -6546,11 +6536,9 @@ class _DownstreamReceive:
         self.body_given = False  # the app has had the last message of the body
 
     async def __call__(self) -> Message:
-        if not self.body_given:
-            body = self.request._body_if_ended()
-            if body is not None:
-                self.body_given = True
-                return {"type": "http.request", "body": body, "more_body": False}
+        if not self.body_given and (body := self.request._body_if_ended()) is not None:
+            self.body_given = True
+            return {"type": "http.request", "body": body, "more_body": False}
         message = await self.request._receive_noting()
         if message["type"] == "http.request":
             self.body_given = not message.get("more_body", False)
@@ -6786,13 +6774,11 @@ class _DownstreamResponse(Response):
 
 class BaseHTTPMiddleware:
     """Middleware written as one method, ``async def dispatch(request, call_next) -> Response``.
-
-    ``await call_next(request)`` runs the rest of the app and returns its response as soon as it
-    starts; the app can read the body `dispatch` read, and its background tasks run once the
-    response is sent. Its exceptions reach the handlers outside; context variables the endpoint
-    set are set in `dispatch` when ``call_next`` returns, where Starlette loses them. Each
-    request costs a task: write middleware that must be fast as pure ASGI.
-    """
+    ``await call_next(request)`` returns the app's response as soon as it starts; the app can
+    read the body `dispatch` read, and its background tasks run once the response is sent. Its
+    exceptions reach the handlers outside; context variables the endpoint set are set in
+    `dispatch` when ``call_next`` returns, where Starlette loses them. Each request costs a task:
+    write middleware that must be fast as pure ASGI."""
 
     def __init__(self, app: ASGIApp, dispatch: DispatchFunction | None = None) -> None:
         if dispatch is None and type(self).dispatch is BaseHTTPMiddleware.dispatch:
@@ -6849,12 +6835,10 @@ Lifespan: TypeAlias = Callable[[AppType], contextlib.AbstractAsyncContextManager
 
 
 class Starlite:
-    """The application (Starlette's ``Starlette``).
-
-    `lifespan` takes the app and returns an async context manager: entered at start-up, exited at
-    shut-down; a mapping it yields is copied into every request's ``request.state``. An exception
-    handler for 500 or ``Exception`` makes ServerErrorMiddleware's response.
-    """
+    """The application (Starlette's ``Starlette``). `lifespan` takes the app and returns an async
+    context manager, entered at start-up and exited at shut-down; a mapping it yields is copied
+    into every request's ``request.state``. A handler for 500 or ``Exception`` makes
+    ServerErrorMiddleware's response."""
 
     def __init__(
         self,
