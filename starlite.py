@@ -5748,7 +5748,7 @@ class CORSMiddleware:
         # The headers of a response to an allowed origin that depend on nothing else.
         self.simple_headers = {}
         if self.allow_all_origins:
-            self.simple_headers["Access-Control-Allow-Origin"] = "*"  # or the origin: see below
+            self.simple_headers["Access-Control-Allow-Origin"] = "*"  # or the origin: _cors_headers
         if allow_credentials:
             self.simple_headers["Access-Control-Allow-Credentials"] = "true"
         if expose_headers:
@@ -6695,7 +6695,7 @@ class _DownstreamBody:
     def __init__(self, call: _DownstreamCall) -> None:
         self.call = call
         self.finished = False
-        self.trailers: list[tuple[bytes, bytes]] = []
+        self.trailers: _RawHeaders = []
 
     def __aiter__(self) -> _DownstreamBody:
         return self
