@@ -5277,31 +5277,17 @@ class Middleware:
 # http and ws to https and wss. Both refuse through _refuse, which CSRF uses too.
 
 
-def _valid_host_pattern(pattern: str) -> bool:
-    """A host pattern is "*", a host name, or "*." and a host name: no other wildcard."""
-    if pattern == "*":
-        return True
-    return "*" not in pattern.removeprefix("*.")
-
-
 class TrustedHostMiddleware:
-    """Refuses requests whose Host header is not one of `allowed_hosts` (400).
-
-    A pattern is a host name, or ``*.example.com`` for its subdomains (not example.com itself),
-    or ``*`` for any. Matching ignores case and port; a missing or malformed Host is refused.
-    With `www_redirect`, a request for ``example.com`` when only ``www.example.com`` is allowed
-    is redirected there.
-    """
+    """Refuses requests whose Host header is not one of `allowed_hosts` (400): ``*.example.com``
+    allows its subdomains, not example.com itself; case and port are ignored. With
+    `www_redirect`, ``example.com`` is redirected to an allowed ``www.example.com``."""
 
     def __init__(
-        self,
-        app: ASGIApp,
-        allowed_hosts: Sequence[str] | None = None,
-        www_redirect: bool = True,
+        self, app: ASGIApp, allowed_hosts: Sequence[str] | None = None, www_redirect: bool = True
     ) -> None:
         patterns = ["*"] if allowed_hosts is None else [host.lower() for host in allowed_hosts]
         for pattern in patterns:
-            if not _valid_host_pattern(pattern):
+            if pattern != "*" and "*" in pattern.removeprefix("*."):
                 raise ValueError(
                     f"Host pattern {pattern!r}: a wildcard can only be '*' or start '*.'"
                 )
@@ -5316,27 +5302,22 @@ class TrustedHostMiddleware:
         if self.allow_any or scope["type"] not in ("http", "websocket"):
             await self.app(scope, receive, send)
             return
-        host = _request_host(scope)
-        if host is None:
-            await _refuse(scope, receive, send, PlainTextResponse("Invalid host header", 400))
-            return
-        if host in self._exact or host.endswith(self._suffixes):
+        host = _request_host(scope)  # None if missing or malformed: refused
+        if host is not None and (host in self._exact or host.endswith(self._suffixes)):
             await self.app(scope, receive, send)
-        elif self.www_redirect and f"www.{host}" in self._exact:
+        elif host is not None and self.www_redirect and f"www.{host}" in self._exact:
             url = URL(scope=scope)
-            await _refuse(
-                scope, receive, send, RedirectResponse(url.replace(netloc=f"www.{url.netloc}"))
-            )
+            redirect = RedirectResponse(url.replace(netloc=f"www.{url.netloc}"))
+            await _refuse(scope, receive, send, redirect)
         else:
             await _refuse(scope, receive, send, PlainTextResponse("Invalid host header", 400))
 
 
 async def _refuse(scope: Scope, receive: Receive, send: Send, response: Response) -> None:
-    """Answer with `response`; a websocket gets it as a denial response where the server offers
-    one, and a policy-violation close (1008) where it does not."""
-    if scope["type"] == "websocket" and "websocket.http.response" not in scope.get(
-        "extensions", {}
-    ):
+    """Answer with `response`, or, to a websocket whose server offers no denial response, close
+    with 1008 (policy violation)."""
+    extensions = scope.get("extensions", {})
+    if scope["type"] == "websocket" and "websocket.http.response" not in extensions:
         await send({"type": "websocket.close", "code": 1008, "reason": ""})
         return
     await response(scope, receive, send)
@@ -5353,8 +5334,7 @@ class HTTPSRedirectMiddleware:
         if scope["type"] not in ("http", "websocket") or scope.get("scheme") not in ("http", "ws"):
             await self.app(scope, receive, send)
             return
-        host_header = _header_value(scope, b"host")
-        if host_header is None or not _valid_host_header(host_header):
+        if not _valid_host_header(_header_value(scope, b"host") or ""):
             # No host of ours to redirect to (and never one the client made up)
             await _refuse(scope, receive, send, PlainTextResponse("Invalid host header", 400))
             return
@@ -5374,30 +5354,20 @@ _CORS_ALL_METHODS = ("DELETE", "GET", "HEAD", "OPTIONS", "PATCH", "POST", "PUT",
 _CORS_SAFELISTED_HEADERS = ("Accept", "Accept-Language", "Content-Language", "Content-Type")
 
 
-def _cors_header_names(allow_headers: Collection[str]) -> list[str]:
-    """The request headers a preflight may allow: the safelisted ones and `allow_headers`, once
-    each whatever their case, sorted, spelled as first given."""
-    names: dict[str, str] = {}
-    for name in (*_CORS_SAFELISTED_HEADERS, *allow_headers):
-        names.setdefault(name.lower(), name)
-    return [names[key] for key in sorted(names)]
+# Headers as ASGI carries them: (name, value) pairs, names in lower case.
+_RawHeaders: TypeAlias = list[tuple[bytes, bytes]]
 
 
 class _CORSAddedHeaders:
     """The headers CORSMiddleware adds to a response that has none of them yet, encoded once:
     what MutableHeaders would append, in the same order, for an origin allowed or not."""
 
-    def __init__(
-        self,
-        simple_headers: Mapping[str, str],
-        explicit_origin: bool,
-        listed_origins: Collection[str],
-    ) -> None:
-        self.simple_headers = dict(simple_headers)  # what they were built from
-        self.explicit_origin = explicit_origin
-        headers = MutableHeaders()
-        headers.add_vary_header("Origin")
-        self.not_allowed = list(headers.raw)
+    def __init__(self, middleware: CORSMiddleware) -> None:
+        simple_headers = dict(middleware.simple_headers)
+        self.explicit_origin = middleware.preflight_explicit_allow_origin
+        self.built_from = (simple_headers, self.explicit_origin)
+        self.not_allowed = [(b"vary", b"Origin")]
+        headers = MutableHeaders(raw=list(self.not_allowed))
         headers.update(simple_headers)
         headers["Access-Control-Allow-Origin"] = "*"  # or the origin itself: see for_origin
         self.allowed = headers.raw
@@ -5405,13 +5375,13 @@ class _CORSAddedHeaders:
         self.origin_at = headers.keys().index("access-control-allow-origin")
         # Encoding and checking an origin took most of the time CORS adds to a response: done
         # here for the listed ones; per request only for one let in by the regex or by "*".
-        self.for_listed_origin: dict[str, list[tuple[bytes, bytes]]] = {}
-        if explicit_origin:
-            for origin in listed_origins:
+        self.for_listed_origin: dict[str, _RawHeaders] = {}
+        if self.explicit_origin:
+            for origin in middleware._allowed_origins:
                 with contextlib.suppress(ValueError):  # not a header value: fails per request
                     self.for_listed_origin[origin] = self._with_origin(origin)
 
-    def for_origin(self, allowed_origin: str | None) -> list[tuple[bytes, bytes]]:
+    def for_origin(self, allowed_origin: str | None) -> _RawHeaders:
         """The headers for a request from `allowed_origin` (None: no origin, or not allowed)."""
         if allowed_origin is None:
             return self.not_allowed
@@ -5420,22 +5390,17 @@ class _CORSAddedHeaders:
         listed = self.for_listed_origin.get(allowed_origin)
         return self._with_origin(allowed_origin) if listed is None else listed
 
-    def _with_origin(self, origin: str) -> list[tuple[bytes, bytes]]:
+    def _with_origin(self, origin: str) -> _RawHeaders:
         with_origin = list(self.allowed)
         with_origin[self.origin_at] = _encode_header("access-control-allow-origin", origin)
         return with_origin
 
 
 class CORSMiddleware:
-    """Cross-Origin Resource Sharing, per the Fetch standard.
-
-    Preflight requests are answered here: 200 when the origin, method and headers are all
-    allowed, 400 naming what is not. Other requests from an allowed origin get
-    ``Access-Control-Allow-Origin`` (the origin itself when credentials are allowed: never ``*``
-    for a credentialed request), and every response gets ``Vary: Origin``, so that caches keep
-    the answers for different origins apart. `allow_origin_regex` must match the whole origin;
-    the ``null`` origin (sandboxed pages, ``file:`` URLs) is allowed only if listed by name.
-    """
+    """Cross-Origin Resource Sharing, per the Fetch standard: preflights answered here (200, or
+    400 naming what is not allowed). A credentialed request gets its origin, never ``*``; every
+    response gets ``Vary: Origin``. `allow_origin_regex` must match the whole origin; the
+    ``null`` origin is allowed only if listed by name."""
 
     def __init__(
         self,
@@ -5456,47 +5421,42 @@ class CORSMiddleware:
         self.allow_all_origins = "*" in allow_origins
         self.allow_all_headers = "*" in allow_headers
         self.allow_credentials = allow_credentials
-        self.allow_origin_regex = (
-            None if allow_origin_regex is None else re.compile(allow_origin_regex)
-        )
+        regex = allow_origin_regex
+        self.allow_origin_regex = None if regex is None else re.compile(regex)
         self.allow_private_network = allow_private_network
         # "*" answers only where no credentials are allowed: a credentialed request is never
         # answered "*" (Fetch standard, "CORS protocol and credentials"), but the origin itself.
         self.preflight_explicit_allow_origin = not self.allow_all_origins or allow_credentials
-        header_names = _cors_header_names(allow_headers)
-        self.allow_headers = [name.lower() for name in header_names]
-        self._allowed_header_names = frozenset(self.allow_headers)
+        # The request headers a preflight may allow: the safelisted ones and `allow_headers`,
+        # once each whatever their case, sorted, spelled as first given.
+        header_names: dict[str, str] = {}
+        for name in (*_CORS_SAFELISTED_HEADERS, *allow_headers):
+            header_names.setdefault(name.lower(), name)
+        self.allow_headers = sorted(header_names)
         self._allowed_origins = frozenset(allow_origins)  # looked up on every request
-        self.simple_headers = self._simple_headers(expose_headers)
-        self.preflight_headers = self._preflight_headers(header_names, max_age)
-        self._added: _CORSAddedHeaders | None = None  # see _added_headers
-
-    def _simple_headers(self, expose_headers: Collection[str]) -> dict[str, str]:
-        """The CORS headers of a response to an allowed origin that depend on nothing else."""
-        headers = {}
+        # The headers of a response to an allowed origin that depend on nothing else.
+        self.simple_headers = {}
         if self.allow_all_origins:
-            headers["Access-Control-Allow-Origin"] = "*"  # or the origin: see _cors_headers
-        if self.allow_credentials:
-            headers["Access-Control-Allow-Credentials"] = "true"
+            self.simple_headers["Access-Control-Allow-Origin"] = "*"  # or the origin: _cors_headers
+        if allow_credentials:
+            self.simple_headers["Access-Control-Allow-Credentials"] = "true"
         if expose_headers:
-            headers["Access-Control-Expose-Headers"] = ", ".join(expose_headers)
-        return headers
-
-    def _preflight_headers(self, header_names: list[str], max_age: int) -> dict[str, str]:
-        """The headers of every preflight response, whatever it asks."""
-        headers = {
+            self.simple_headers["Access-Control-Expose-Headers"] = ", ".join(expose_headers)
+        # The headers of every preflight response, whatever it asks.
+        self.preflight_headers = {
             "Vary": "Origin, Access-Control-Request-Method, Access-Control-Request-Headers, "
             "Access-Control-Request-Private-Network"
         }
         if not self.preflight_explicit_allow_origin:
-            headers["Access-Control-Allow-Origin"] = "*"
-        headers["Access-Control-Allow-Methods"] = ", ".join(self.allow_methods)
-        headers["Access-Control-Max-Age"] = str(max_age)
+            self.preflight_headers["Access-Control-Allow-Origin"] = "*"
+        self.preflight_headers["Access-Control-Allow-Methods"] = ", ".join(self.allow_methods)
+        self.preflight_headers["Access-Control-Max-Age"] = str(max_age)
         if not self.allow_all_headers:
-            headers["Access-Control-Allow-Headers"] = ", ".join(header_names)
-        if self.allow_credentials:
-            headers["Access-Control-Allow-Credentials"] = "true"
-        return headers
+            allowed = ", ".join(header_names[name] for name in self.allow_headers)
+            self.preflight_headers["Access-Control-Allow-Headers"] = allowed
+        if allow_credentials:
+            self.preflight_headers["Access-Control-Allow-Credentials"] = "true"
+        self._added: _CORSAddedHeaders | None = None  # see _added_headers
 
     def is_allowed_origin(self, origin: str) -> bool:
         """Whether requests from `origin` may read responses."""
@@ -5504,12 +5464,10 @@ class CORSMiddleware:
             return "null" in self._allowed_origins
         if self.allow_all_origins or origin in self._allowed_origins:
             return True
-        return self.allow_origin_regex is not None and bool(
-            self.allow_origin_regex.fullmatch(origin)
-        )
+        regex = self.allow_origin_regex
+        return regex is not None and regex.fullmatch(origin) is not None
 
     def _allow_origin_value(self, origin: str) -> str:
-        """``*`` where any origin may read without credentials; the origin itself otherwise."""
         return origin if self.preflight_explicit_allow_origin else "*"
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
@@ -5524,7 +5482,8 @@ class CORSMiddleware:
                 return
 
         # A plain function returning send's awaitable, not a coroutine of its own: it passes
-        # every message of the response, and a coroutine layer costs about 0.1 us a message.
+        # every message of the response, and a coroutine layer would run for each (measured
+        # with benchmarks/compare.py).
         def send_with_cors_headers(message: Message) -> Awaitable[None]:
             if message["type"] == "http.response.start":
                 message = {**message, "headers": self._cors_headers(message, origin)}
@@ -5532,7 +5491,7 @@ class CORSMiddleware:
 
         await self.app(scope, receive, send_with_cors_headers)
 
-    def _cors_headers(self, start: Message, origin: str | None) -> list[tuple[bytes, bytes]]:
+    def _cors_headers(self, start: Message, origin: str | None) -> _RawHeaders:
         """The response's headers plus CORS's (a copy: the app's own list is left alone)."""
         headers = list(start.get("headers", ()))
         allowed_origin = origin if origin is not None and self.is_allowed_origin(origin) else None
@@ -5542,9 +5501,7 @@ class CORSMiddleware:
                 return self._merged_cors_headers(headers, allowed_origin)
         return headers + added.for_origin(allowed_origin)
 
-    def _merged_cors_headers(
-        self, headers: list[tuple[bytes, bytes]], allowed_origin: str | None
-    ) -> list[tuple[bytes, bytes]]:
+    def _merged_cors_headers(self, headers: _RawHeaders, allowed_origin: str | None) -> _RawHeaders:
         """`headers` with CORS's merged in, for a response that has some of them already."""
         merged = MutableHeaders(raw=headers)
         merged.add_vary_header("Origin")
@@ -5557,16 +5514,10 @@ class CORSMiddleware:
         """The headers `_cors_headers` adds, encoded once: on the first request, so that a
         subclass may still change `simple_headers` in its ``__init__`` (as in Starlette), and
         again should the configuration they come from change after."""
-        added = self._added
-        if (
-            added is None
-            or added.simple_headers != self.simple_headers
-            or added.explicit_origin != self.preflight_explicit_allow_origin
-        ):
-            added = self._added = _CORSAddedHeaders(
-                self.simple_headers, self.preflight_explicit_allow_origin, self._allowed_origins
-            )
-        return added
+        configuration = (self.simple_headers, self.preflight_explicit_allow_origin)
+        if self._added is None or self._added.built_from != configuration:
+            self._added = _CORSAddedHeaders(self)
+        return self._added
 
     def preflight_response(self, scope: Scope, origin: str, requested_method: str) -> Response:
         """The answer to a preflight: 200, or 400 naming what is not allowed."""
@@ -5581,11 +5532,10 @@ class CORSMiddleware:
             failures.append("method")
         requested_headers = _header_value(scope, b"access-control-request-headers")
         if requested_headers is not None:
+            requested = {h.strip().lower() for h in requested_headers.split(",")} - {""}
             if self.allow_all_headers:
                 headers["Access-Control-Allow-Headers"] = requested_headers
-            elif not {h.strip().lower() for h in requested_headers.split(",") if h.strip()} <= (
-                self._allowed_header_names
-            ):
+            elif not requested <= set(self.allow_headers):
                 failures.append("headers")
         if _header_value(scope, b"access-control-request-private-network") is not None:
             if self.allow_private_network:
@@ -5604,20 +5554,9 @@ class CORSMiddleware:
 # Types that are compressed already, or must reach the client unbuffered (server-sent events,
 # gRPC): GZipMiddleware passes them through as they are.
 DEFAULT_EXCLUDED_CONTENT_TYPES = (
-    "application/grpc",
-    "application/gzip",
-    "application/x-gzip",
-    "application/zip",
-    "audio/*",
-    "font/woff",
-    "font/woff2",
-    "image/avif",
-    "image/gif",
-    "image/jpeg",
-    "image/png",
-    "image/webp",
-    "text/event-stream",
-    "video/*",
+    *("application/grpc", "application/gzip", "application/x-gzip", "application/zip"),
+    *("audio/*", "font/woff", "font/woff2", "image/avif", "image/gif", "image/jpeg"),
+    *("image/png", "image/webp", "text/event-stream", "video/*"),
 )
 # gzip's framing in zlib: wbits 16 + 15 (RFC 1952 header and trailer, 32 KiB window).
 _GZIP_WBITS = 31
@@ -5635,7 +5574,7 @@ def _coding_quality(value: str) -> float:
     return 1.0
 
 
-def _gzip_accepted(request_headers: Iterable[tuple[bytes, bytes]]) -> bool:
+def _gzip_accepted(request_headers: _RawHeaders) -> bool:
     """Whether Accept-Encoding accepts gzip: listed, or covered by ``*``, with a quality above
     zero (RFC 9110 §12.5.3)."""
     accept_encoding = next((v for n, v in request_headers if n == b"accept-encoding"), b"")
@@ -5647,15 +5586,11 @@ def _gzip_accepted(request_headers: Iterable[tuple[bytes, bytes]]) -> bool:
 
 
 class GZipMiddleware:
-    """Compresses responses with gzip for clients that accept it.
-
-    Responses under `minimum_size` bytes, partial (206) responses, responses that already have a
-    Content-Encoding, and `exclude_content_types` (compressed media, server-sent events, gRPC)
-    pass through untouched, their start sent at once. A response it would have compressed for a
-    client that does not accept gzip gets ``Vary: Accept-Encoding`` all the same. A streamed
-    response is compressed chunk by chunk, each flushed so the client gets it at once; a chunk
-    over `thread_minimum_size` is compressed in a worker thread. Trailers pass through.
-    """
+    """Compresses responses with gzip for clients that accept it; for others, a response it would
+    have compressed gets ``Vary: Accept-Encoding``. Small (under `minimum_size`) and 206
+    responses, those with a Content-Encoding, and `exclude_content_types` pass through. A
+    streamed response is compressed and flushed chunk by chunk, a chunk over
+    `thread_minimum_size` in a worker thread."""
 
     def __init__(
         self,
@@ -5693,10 +5628,6 @@ class GZipMiddleware:
                 content_type = value
         return _media_type_kinds(content_type or b"").isdisjoint(self.exclude_content_types)
 
-    def _accepts_gzip(self, request_headers: Iterable[tuple[bytes, bytes]]) -> bool:
-        """Whether the client accepts a gzip response (GZipResponder assumes it does)."""
-        return _gzip_accepted(request_headers)
-
 
 @functools.lru_cache(maxsize=64)  # a handful of content types, parsed once rather than per response
 def _media_type_kinds(content_type: bytes) -> frozenset[str]:
@@ -5716,14 +5647,11 @@ class _GZipSender:
     __slots__ = ("_send", "compressor", "middleware", "request_headers", "start")
 
     def __init__(
-        self,
-        middleware: GZipMiddleware,
-        send: Send,
-        request_headers: Iterable[tuple[bytes, bytes]],
+        self, middleware: GZipMiddleware, send: Send, request_headers: _RawHeaders | None
     ) -> None:
         self.middleware = middleware
         self._send = send
-        self.request_headers = request_headers
+        self.request_headers = request_headers  # None: the app chose gzip (GZipResponder)
         self.start: Message | None = None  # held back, until we know the headers
         self.compressor: Any = None  # created only for a response that is compressed
 
@@ -5753,10 +5681,9 @@ class _GZipSender:
 
     async def _compress_first(self, start: Message, message: Message) -> None:
         """Send the start and the first body message, compressed if the client accepts gzip."""
-        more_body = message.get("more_body", False)
-        if not self.middleware._accepts_gzip(self.request_headers):
+        headers = MutableHeaders(raw=list(start.get("headers", [])))
+        if self.request_headers is not None and not _gzip_accepted(self.request_headers):
             # Sent as it is, but caches must know that it depends on the client.
-            headers = MutableHeaders(raw=list(start.get("headers", [])))
             headers.add_vary_header("Accept-Encoding")
             await self._send({**start, "headers": headers.raw})
             await self._send(message)
@@ -5764,10 +5691,9 @@ class _GZipSender:
         level = self.middleware.compresslevel
         self.compressor = zlib.compressobj(level, zlib.DEFLATED, _GZIP_WBITS)
         compressed = await self._compress(message)
-        headers = MutableHeaders(raw=list(start.get("headers", [])))
         headers["Content-Encoding"] = "gzip"
         headers.add_vary_header("Accept-Encoding")
-        if more_body or start.get("trailers", False):
+        if message.get("more_body", False) or start.get("trailers", False):
             del headers["Content-Length"]  # not known until the end, or carried in trailers
         else:
             headers["Content-Length"] = str(len(compressed))
@@ -5809,10 +5735,7 @@ class GZipResponder(GZipMiddleware):
         )
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        await self.app(scope, receive, _GZipSender(self, send, ()).send)
-
-    def _accepts_gzip(self, request_headers: Iterable[tuple[bytes, bytes]]) -> bool:
-        return True  # the app chose gzip
+        await self.app(scope, receive, _GZipSender(self, send, None).send)
 
 
 # ==== Sessions ====
@@ -5829,10 +5752,6 @@ _MAX_TIMESTAMP_DIGITS = 12
 
 def _b64encode(data: bytes) -> str:
     return base64.urlsafe_b64encode(data).rstrip(b"=").decode("ascii")
-
-
-def _b64decode(text: str) -> bytes:
-    return base64.urlsafe_b64decode(text + "=" * (-len(text) % 4))
 
 
 class _SessionSigner:
@@ -5866,15 +5785,13 @@ class _SessionSigner:
         payload, _, timestamp = signed.partition(".")
         if not self._compare_digest(signature.encode(), self._signature(signed).encode()):
             return {}
-        if (
-            not (timestamp.isascii() and timestamp.isdigit())
-            or len(timestamp) > _MAX_TIMESTAMP_DIGITS
-        ):
+        # All ASCII (checked above), so isdigit() accepts 0-9 alone.
+        if not timestamp.isdigit() or len(timestamp) > _MAX_TIMESTAMP_DIGITS:
             return {}
         if self.max_age is not None and time.time() - int(timestamp) > self.max_age:
             return {}
         try:
-            session = json.loads(_b64decode(payload))
+            session = json.loads(base64.urlsafe_b64decode(payload + "=" * (-len(payload) % 4)))
         except ValueError:  # not base64, not UTF-8 or not JSON, though signed: an old format
             return {}
         return session if isinstance(session, dict) else {}
@@ -5885,16 +5802,11 @@ _CLEARED_COOKIE_EXPIRY = "Max-Age=0; expires=Thu, 01 Jan 1970 00:00:00 GMT; "
 
 
 class SessionMiddleware:
-    """Keeps ``request.session``, a JSON-serialisable `Session` dict, in a signed cookie.
-
-    The cookie is signed and timestamped with HMAC-SHA256 from the standard library (no
-    itsdangerous), so starlite's session cookies cannot be read by Starlette, nor Starlette's by
-    starlite. A cookie that is tampered with, malformed or older than `max_age` seconds gives an
-    empty session, never an error. The cookie is written when the session was written to or
-    changed (inside a nested value too), and cleared when it was emptied; a response whose
-    handler read the session gets ``Vary: Cookie``. Its attributes are written as Starlette
-    writes them (``path=/; Max-Age=...; httponly; samesite=lax``).
-    """
+    """Keeps ``request.session``, a JSON-serialisable `Session` dict, in a cookie signed with
+    HMAC-SHA256 (standard library, not itsdangerous: Starlette's session cookies and starlite's
+    cannot read each other). A bad or expired cookie gives an empty session, never an error; the
+    cookie is written when the session changed (a nested value too), cleared when it was emptied,
+    and a handler that read it adds ``Vary: Cookie``."""
 
     def __init__(
         self,
@@ -5939,17 +5851,14 @@ class SessionMiddleware:
 
         await self.app(scope, receive, send_with_session)
 
-    def _session_headers(
-        self, scope: Scope, start: Message, loaded: str
-    ) -> list[tuple[bytes, bytes]]:
+    def _session_headers(self, scope: Scope, start: Message, loaded: str) -> _RawHeaders:
         """The response's headers, with the session cookie if it changed and Vary if read."""
         headers = MutableHeaders(raw=list(start.get("headers", [])))
         # The app may have put a plain dict in the scope: it is compared, not asked.
         session = scope["session"]
-        modified = getattr(session, "modified", False)
         # Compared as JSON, so that a change inside a nested value counts as a change too.
         changed = json.dumps(session, sort_keys=True) != loaded
-        if session and (modified or changed):
+        if session and (getattr(session, "modified", False) or changed):
             headers.raw.append(self._cookie_header(self._signer.sign(session), self._expiry))
         elif not session and changed:
             headers.raw.append(self._cookie_header("null", _CLEARED_COOKIE_EXPIRY))
@@ -6050,11 +5959,8 @@ def _authentication_failed(conn: HTTPConnection, exc: AuthenticationError) -> Re
 
 
 class AuthenticationMiddleware:
-    """Sets ``request.auth`` and ``request.user`` from `backend`.
-
-    An AuthenticationError is answered by `on_error` (400 with the error's text by default); a
-    websocket is closed instead (1008, policy violation).
-    """
+    """Sets ``request.auth`` and ``request.user`` from `backend`. An AuthenticationError is
+    answered by `on_error` (400 with its text by default), or closes a websocket with 1008."""
 
     def __init__(
         self,
@@ -6099,12 +6005,9 @@ def _connection_argument(func: Callable[..., Any]) -> tuple[str, int]:
 def requires(
     scopes: str | Sequence[str], status_code: int = 403, redirect: str | None = None
 ) -> Callable[[Callable[P, Any]], Callable[P, Any]]:
-    """Let only connections whose credentials hold `scopes` into an endpoint.
-
-    Others get `status_code` (an HTTPException), or a 303 redirect to the route named `redirect`
-    with ``?next=`` the URL they asked for; a websocket is closed (1008). Works on sync and async
-    functions and endpoint methods whose connection argument is named request or websocket.
-    """
+    """Let only connections whose credentials hold `scopes` into an endpoint (whose connection
+    argument is named request or websocket). Others get `status_code`, or a 303 redirect to the
+    route named `redirect` with ``?next=`` the URL they asked for; a websocket is closed (1008)."""
     required = [scopes] if isinstance(scopes, str) else list(scopes)
 
     def decorator(func: Callable[P, Any]) -> Callable[P, Any]:
@@ -6191,9 +6094,7 @@ def _origin_key(origin: str) -> _OriginKey | None:
     """An origin as (scheme, host, port) to compare, case ignored and a default port made
     explicit (``https://a.example:443`` is ``https://a.example``); None if it is not one."""
     match = _ORIGIN.fullmatch(origin)
-    if match is None:
-        return None
-    return _authority_key(match["scheme"], match["authority"])
+    return None if match is None else _authority_key(match["scheme"], match["authority"])
 
 
 def _authority_key(scheme: str, authority: str) -> _OriginKey | None:
@@ -6209,24 +6110,17 @@ def _authority_key(scheme: str, authority: str) -> _OriginKey | None:
 def _request_origin(scope: Scope) -> _OriginKey | None:
     """The origin a request was sent to: its scheme and Host (or server address)."""
     netloc = _scope_netloc(scope)
-    if netloc is None:
-        return None
     scheme: str = scope.get("scheme", "http")
-    return _authority_key(_PAGE_SCHEMES.get(scheme, scheme), netloc)
+    return None if netloc is None else _authority_key(_PAGE_SCHEMES.get(scheme, scheme), netloc)
 
 
 class CSRFMiddleware:
     """Refuses cross-site requests that could change something (403), by the browser's headers.
-
-    GET, HEAD, OPTIONS and TRACE always pass. Any other request, and every websocket handshake
-    (a cross-site page could otherwise open the user's websocket with their cookies), passes when
-    ``Sec-Fetch-Site`` is ``same-origin`` or ``none``; without that header (older browsers, plain
-    http), when ``Origin`` is absent (a client that is not a browser) or names the request's own
-    scheme and Host. `trusted_origins` (``https://app.example.com``) and `exempt_paths` (a path
-    as routes are written, or a prefix ending in "/") pass too. A refused websocket is denied
-    with 403 where the server can, else closed with 1008. Behind a proxy, let the server trust
-    ``X-Forwarded-Proto`` so that the scheme compared is the one the browser used.
-    """
+    GET, HEAD, OPTIONS and TRACE pass. Others, websocket handshakes included (a cross-site page
+    could open the user's websocket with their cookies), pass when ``Sec-Fetch-Site`` is
+    ``same-origin`` or ``none``, or, without it (older browsers), when ``Origin`` is absent or the
+    request's own scheme and Host; or when from `trusted_origins` or to `exempt_paths` (a route
+    path, or a prefix ending in "/"). Behind a proxy, let the server trust ``X-Forwarded-Proto``."""
 
     def __init__(
         self,
@@ -6247,7 +6141,6 @@ class CSRFMiddleware:
 
     @staticmethod
     def _trusted_key(origin: str) -> _OriginKey:
-        """A trusted origin to compare, or a ValueError saying how to write it."""
         key = None if "*" in origin else _origin_key(origin)
         if key is None:
             raise ValueError(
@@ -6257,11 +6150,8 @@ class CSRFMiddleware:
         return key
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if (
-            scope.get("method") in _CSRF_SAFE_METHODS  # a websocket or lifespan has no method
-            or scope["type"] not in ("http", "websocket")
-            or self._allows(scope)
-        ):
+        safe = scope.get("method") in _CSRF_SAFE_METHODS  # a websocket or lifespan has no method
+        if safe or scope["type"] not in ("http", "websocket") or self._allows(scope):
             await self.app(scope, receive, send)
             return
         await _refuse(scope, receive, send, PlainTextResponse("Cross-site request refused", 403))
@@ -6311,9 +6201,10 @@ DispatchFunction: TypeAlias = Callable[[Request, RequestResponseEndpoint], Await
 # Coming up, the response: the app's messages cross a _Handoff, a channel without a buffer, so the
 # app's `send` returns only once the middleware has taken the message. ``call_next`` takes
 # messages until the app's ``http.response.start`` (an early hint on the way goes straight to the
-# client) and returns an _AppResponse with the app's status and headers, whose body (_AppBody)
-# takes the rest of the app's messages as the response is sent. The body streams through as the
-# app produces it, never faster than the client takes it; nothing is buffered.
+# client) and returns a _DownstreamResponse with the app's status and headers, whose body
+# (_DownstreamBody) takes the rest of the app's messages as the response is sent. The body
+# streams through as the app produces it, never faster than the client takes it; nothing is
+# buffered.
 #
 # The end: the app's last message waits until the middleware's response has been sent in full,
 # so the app's background tasks run after the client has its response, as they would without the
@@ -6326,25 +6217,17 @@ DispatchFunction: TypeAlias = Callable[[Request, RequestResponseEndpoint], Await
 
 
 class _DownstreamReceive:
-    """The receive channel a BaseHTTPMiddleware hands on: the body again, if `dispatch` read it.
-
-    Whatever `dispatch` did with the body, the app below can read one: a cached body is replayed
-    whole, a body streamed to its end reads as empty (rather than waiting for bytes that will never
-    come), and the rest passes straight through, chunk by chunk, keeping the request's stream
-    state, so that `dispatch` and the app can each read part of one body. Once the client has
-    gone, the app hears so each time it asks, though a server says it once.
-    """
+    """The receive channel a BaseHTTPMiddleware hands on: the body again, if `dispatch` read it
+    (see above). Once the client has gone, the app hears so each time it asks."""
 
     def __init__(self, request: Request) -> None:
         self.request = request
         self.body_given = False  # the app has had the last message of the body
 
     async def __call__(self) -> Message:
-        if not self.body_given:
-            body = self.request._body_if_ended()
-            if body is not None:
-                self.body_given = True
-                return {"type": "http.request", "body": body, "more_body": False}
+        if not self.body_given and (body := self.request._body_if_ended()) is not None:
+            self.body_given = True
+            return {"type": "http.request", "body": body, "more_body": False}
         message = await self.request._receive_noting()
         if message["type"] == "http.request":
             self.body_given = not message.get("more_body", False)
@@ -6352,12 +6235,8 @@ class _DownstreamReceive:
 
 
 def _adopt_context_changes(before: contextvars.Context, after: contextvars.Context) -> None:
-    """Set here each context variable whose value differs between `before` and `after`.
-
-    The app below a BaseHTTPMiddleware runs in a task of its own, with a copy of the context:
-    without this a variable the endpoint set (a request id, a database session) would be lost to
-    the middleware and to everything outside it.
-    """
+    """Set here each context variable whose value differs between `before` and `after`: what
+    the app below set in its copy of the context (a request id, say) is not lost to dispatch."""
     for variable, value in after.items():
         if variable not in before or before[variable] is not value:
             variable.set(value)
@@ -6365,12 +6244,8 @@ def _adopt_context_changes(before: contextvars.Context, after: contextvars.Conte
 
 class _Handoff:
     """The unbuffered channel that carries the app's messages to a BaseHTTPMiddleware: each send
-    returns once the middleware has taken the message.
-
-    anyio's memory object streams do the same, but every send and receive is a checkpoint, an
-    event-loop round each: with two messages a response, that was a fifth of the middleware's
-    cost. Here a task waits only when the other side is not ready, on an event made then.
-    """
+    returns once the middleware has taken the message. (anyio's memory object streams make every
+    send and receive an event-loop round; here a task waits only when the other is not ready.)"""
 
     def __init__(self) -> None:
         self.message: Message | None = None  # sent, not yet taken
@@ -6380,7 +6255,6 @@ class _Handoff:
         self.message_taken: anyio.Event | None = None  # the app waits on it
 
     async def send(self, message: Message) -> None:
-        """Hand `message` over, once the middleware takes it."""
         if not self.closed:
             self.message = message
             self._wake_middleware()
@@ -6422,15 +6296,7 @@ class _Handoff:
 
 
 class _DownstreamCall:
-    """One run of the app below a BaseHTTPMiddleware, started by ``call_next``.
-
-    The app runs in its own task and its messages cross an unbuffered _Handoff, so its response
-    goes out as it is produced and no faster than it is sent on. Its last message waits until the
-    middleware's response is sent, so that its background tasks run after that; if the response
-    is never sent in full (a client that went away, a response `dispatch` replaced) it is
-    cancelled instead. A form `dispatch` parsed is handed on as parsed (its files must still be
-    open to be read again).
-    """
+    """One run of the app below a BaseHTTPMiddleware, started by ``call_next`` (see above)."""
 
     def __init__(self, app: ASGIApp, request: Request, response_sent: anyio.Event) -> None:
         self.app = app
@@ -6444,7 +6310,7 @@ class _DownstreamCall:
         self.expects_trailers = False
         self.response_complete = False
         self.error: Exception | None = None
-        self.body = _AppBody(self)
+        self.body = _DownstreamBody(self)
 
     async def run(self) -> None:
         with self.cancel_scope:
@@ -6487,7 +6353,6 @@ class _DownstreamCall:
         return message
 
     def raise_error(self) -> None:
-        """Raise the app's exception, once."""
         error, self.error = self.error, None
         if error is not None:
             raise error
@@ -6498,7 +6363,7 @@ class _DownstreamCall:
         while (message := await self.receive()) is not None:
             if message["type"] == "http.response.start":
                 _adopt_context_changes(self.context_at_call, self.context_at_response)
-                return _AppResponse(message, self.body, debug_info)
+                return _DownstreamResponse(message, self.body, debug_info)
             if message["type"] == "http.response.debug":
                 debug_info = message  # sent with this response, if it is sent
             else:  # an early hint: on to the client at once
@@ -6512,19 +6377,16 @@ class _DownstreamCall:
         self.messages.close()
 
 
-class _AppBody:
-    """The body of the app's response, as an async iterator of byte chunks.
-
-    Trailers after the body are collected for the response to send. A file the app sends with
-    ``pathsend`` comes through as that message, for the server to send as the app asked.
-    """
+class _DownstreamBody:
+    """The body of the app's response, as an async iterator of byte chunks; trailers after it are
+    collected, and a file sent with ``pathsend`` comes through as that message."""
 
     def __init__(self, call: _DownstreamCall) -> None:
         self.call = call
         self.finished = False
-        self.trailers: list[tuple[bytes, bytes]] = []
+        self.trailers: _RawHeaders = []
 
-    def __aiter__(self) -> _AppBody:
+    def __aiter__(self) -> _DownstreamBody:
         return self
 
     async def __anext__(self) -> bytes | Message:
@@ -6552,10 +6414,10 @@ class _AppBody:
                 return
 
 
-class _AppResponse(Response):
+class _DownstreamResponse(Response):
     """What ``call_next`` returns: the app's status and headers, and its body as it comes."""
 
-    def __init__(self, start: Message, body: _AppBody, debug_info: Message | None) -> None:
+    def __init__(self, start: Message, body: _DownstreamBody, debug_info: Message | None) -> None:
         self.status_code = start["status"]
         self.raw_headers = list(start.get("headers", []))
         self.body_iterator: AsyncIterable[Content | Message] = body
@@ -6567,12 +6429,6 @@ class _AppResponse(Response):
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if self.debug_info is not None:
             await send(self.debug_info)
-        with contextlib.suppress(ClientDisconnect):
-            await self._relay(functools.partial(_send_or_disconnect, send))
-        if self.background is not None:
-            await self.background()
-
-    async def _relay(self, send: Send) -> None:
         start: Message = {
             "type": "http.response.start",
             "status": self.status_code,
@@ -6580,14 +6436,18 @@ class _AppResponse(Response):
         }
         if self.has_trailers:  # only then: a server without trailers support needs no key
             start["trailers"] = True
-        await send(start)
-        if self.body_iterator is self.app_body:
-            # Untouched by dispatch: nothing to close (its call stops the app), and _Closing's
-            # shielded close would cost a cancel scope a request.
-            await self._send_body(self.app_body, send)
-            return
-        async with _Closing(self.body_iterator) as chunks:
-            await self._send_body(chunks, send)
+        send = functools.partial(_send_or_disconnect, send)
+        with contextlib.suppress(ClientDisconnect):
+            await send(start)
+            if self.body_iterator is self.app_body:
+                # Untouched by dispatch: nothing to close (its call stops the app), and _Closing's
+                # shielded close would cost a cancel scope a request.
+                await self._send_body(self.app_body, send)
+            else:
+                async with _Closing(self.body_iterator) as chunks:
+                    await self._send_body(chunks, send)
+        if self.background is not None:
+            await self.background()
 
     async def _send_body(self, chunks: AsyncIterable[Content | Message], send: Send) -> None:
         async for chunk in chunks:
@@ -6603,16 +6463,11 @@ class _AppResponse(Response):
 
 class BaseHTTPMiddleware:
     """Middleware written as one method, ``async def dispatch(request, call_next) -> Response``.
-
-    ``await call_next(request)`` runs the rest of the app and returns its response as soon as it
-    starts; the body streams through as the app produces it. The request body can be read in
-    `dispatch` and again by the app. The app's background tasks run once the response is sent,
-    and not at all if it never is. An exception from the app is raised from ``call_next`` (or from
-    the body, once the response has started), so the exception handlers outside see it. Context
-    variables the endpoint set are set in `dispatch` when ``call_next`` returns, where Starlette
-    loses them. Websocket and lifespan scopes pass straight through. Each request costs a task:
-    write middleware that must be fast as pure ASGI.
-    """
+    ``await call_next(request)`` returns the app's response as soon as it starts; the app can
+    read the body `dispatch` read, and its background tasks run once the response is sent. Its
+    exceptions reach the handlers outside; context variables the endpoint set are set in
+    `dispatch` when ``call_next`` returns, where Starlette loses them. Each request costs a task:
+    write middleware that must be fast as pure ASGI."""
 
     def __init__(self, app: ASGIApp, dispatch: DispatchFunction | None = None) -> None:
         if dispatch is None and type(self).dispatch is BaseHTTPMiddleware.dispatch:
@@ -6669,13 +6524,10 @@ Lifespan: TypeAlias = Callable[[AppType], contextlib.AbstractAsyncContextManager
 
 
 class Starlite:
-    """The application (Starlette's ``Starlette``).
-
-    `lifespan` is an async context manager factory taking the app: code before its ``yield`` runs
-    at start-up, after it at shut-down, and a mapping it yields is copied into every request's
-    ``request.state``. Exception handlers are keyed by exception class or status code; one for
-    500 or ``Exception`` makes the response of ServerErrorMiddleware.
-    """
+    """The application (Starlette's ``Starlette``). `lifespan` takes the app and returns an async
+    context manager, entered at start-up and exited at shut-down; a mapping it yields is copied
+    into every request's ``request.state``. A handler for 500 or ``Exception`` makes
+    ServerErrorMiddleware's response."""
 
     def __init__(
         self,
@@ -6767,15 +6619,10 @@ class Starlite:
         include_in_schema: bool = True,
     ) -> None:
         """Add a Route."""
-        self.router.add_route(
-            path, route, methods=methods, name=name, include_in_schema=include_in_schema
-        )
+        self.router.add_route(path, route, methods, name, include_in_schema)
 
     def add_websocket_route(
-        self,
-        path: str,
-        route: Callable[[WebSocket], Awaitable[None]],
-        name: str | None = None,
+        self, path: str, route: Callable[[WebSocket], Awaitable[None]], name: str | None = None
     ) -> None:
         """Add a WebSocketRoute."""
         self.router.add_websocket_route(path, route, name=name)
