@@ -5954,10 +5954,6 @@ class AuthenticationBackend:
         raise NotImplementedError()
 
 
-def _authentication_failed(conn: HTTPConnection, exc: AuthenticationError) -> Response:
-    return PlainTextResponse(str(exc), status_code=400)
-
-
 class AuthenticationMiddleware:
     """Sets ``request.auth`` and ``request.user`` from `backend`. An AuthenticationError is
     answered by `on_error` (400 with its text by default), or closes a websocket with 1008."""
@@ -5970,7 +5966,7 @@ class AuthenticationMiddleware:
     ) -> None:
         self.app = app
         self.backend = backend
-        self.on_error = _authentication_failed if on_error is None else on_error
+        self.on_error = self.default_on_error if on_error is None else on_error
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] not in ("http", "websocket"):
@@ -5987,6 +5983,11 @@ class AuthenticationMiddleware:
             return
         scope["auth"], scope["user"] = result or (AuthCredentials(), UnauthenticatedUser())
         await self.app(scope, receive, send)
+
+    @staticmethod
+    def default_on_error(conn: HTTPConnection, exc: Exception) -> Response:
+        """The answer to a failed authentication when no `on_error` is given: 400, its text."""
+        return PlainTextResponse(str(exc), status_code=400)
 
 
 def has_required_scope(conn: HTTPConnection, scopes: Sequence[str]) -> bool:

@@ -15397,6 +15397,25 @@ def test_authentication_error_is_answered_by_a_custom_on_error(backend: Backend)
     assert errors == [("HTTPConnection", BAD_BASIC_CREDENTIALS)]
 
 
+def test_authentication_default_on_error_is_a_static_method_a_subclass_can_override() -> None:
+    answer = AuthenticationMiddleware.default_on_error(
+        HTTPConnection(make_scope()), AuthenticationError("no")
+    )
+    assert (answer.status_code, answer.body) == (400, b"no")
+
+    class Teapot(AuthenticationMiddleware):
+        @staticmethod
+        def default_on_error(conn: HTTPConnection, exc: Exception) -> Response:
+            return PlainTextResponse(f"teapot: {exc}", status_code=418)
+
+    app = Starlite(
+        routes=[Route("/", text_endpoint("home"))],
+        middleware=[Middleware(Teapot, backend=BasicAuthBackend())],
+    )
+    response = TestClient(app).get("/", headers={"authorization": "Basic !!"})
+    assert (response.status_code, response.text) == (418, "teapot: " + BAD_BASIC_CREDENTIALS)
+
+
 @pytest.mark.parametrize("path", ["/ws", "/ws-endpoint"])
 def test_authentication_error_closes_a_websocket_with_1008_without_on_error(
     backend: Backend, path: str
