@@ -3743,18 +3743,16 @@ class WebSocketClose:
 HTTPExceptionHandler: TypeAlias = Callable[[Request, Exception], Response | Awaitable[Response]]
 WebSocketExceptionHandler: TypeAlias = Callable[[WebSocket, Exception], Awaitable[None]]
 ExceptionHandler: TypeAlias = Callable[[Any, Any], Any]
-_ExceptionHandlers: TypeAlias = tuple[dict[Any, ExceptionHandler], dict[int, ExceptionHandler]]
 # Where ExceptionMiddleware leaves its handlers for the routes: the key Starlette uses, so that
 # middleware written for Starlette which reads it keeps working.
 _HANDLERS_SCOPE_KEY = "starlette.exception_handlers"
-_NO_HANDLERS: _ExceptionHandlers = ({}, {})
+_NO_HANDLERS: tuple[dict[Any, ExceptionHandler], dict[int, ExceptionHandler]] = ({}, {})
 
 
 class _StartNotingSend:
-    """A send that notes whether the response has started, for the layers that must not answer
-    an exception once it has (the error and exception middleware, each endpoint). Each wraps send
-    only if it is not one already, so nested layers share one; the check is written out in each
-    layer, not called, as a call would cost as much as the check on every request."""
+    """A send that notes whether the response has started, for the layers that must not answer an
+    exception once it has. Each wraps send only if it is not one already, so nested layers share
+    one; the check is written out in each, as a call would cost as much on every request."""
 
     __slots__ = ("response_started", "send")
 
@@ -3779,10 +3777,9 @@ async def _answer_exception(
     response_started: bool,
     connection: HTTPConnection | None,
 ) -> None:
-    """Answer `exc` with the handler registered for its status code (an HTTPException) or else
-    the nearest class in its MRO; raise it again if there is none, or if the response has
-    started. Each endpoint does this too, so that a route's own middleware sees the handled
-    response rather than the exception."""
+    """Answer `exc` with the handler for its status code (an HTTPException) or the nearest class
+    in its MRO; raise it again if there is none, or if the response has started. Each endpoint
+    does this too, so that a route's own middleware sees the handled response."""
     by_class, by_status = scope.get(_HANDLERS_SCOPE_KEY, _NO_HANDLERS)
     handler = by_status.get(exc.status_code) if isinstance(exc, HTTPException) else None
     if handler is None:
@@ -3978,8 +3975,7 @@ def _debug_chain_html(
     te: traceback.TracebackException, limit: int, depth: int = 0, heading: str = "Exception"
 ) -> str:
     """Each exception of the chain in a <section>, a group's members nested in it: the exception,
-    then what caused it or was being handled, as Python links them (TracebackException has
-    already cut any cycle)."""
+    then what caused it or was being handled (TracebackException has already cut any cycle)."""
     sections = []
     link: traceback.TracebackException | None = te
     while link is not None:
@@ -4480,15 +4476,10 @@ def request_response(func: Callable[[Request], Awaitable[Response] | Response]) 
         request = Request(scope, receive, send)
         tracked_send = send if isinstance(send, _StartNotingSend) else _StartNotingSend(send)
         try:
-            if is_async:
-                response = await func(request)  # type: ignore[misc]
-            else:
-                response = await run_in_threadpool(func, request)
+            response = await func(request) if is_async else await run_in_threadpool(func, request)  # type: ignore[misc]
             if not callable(response):
-                raise TypeError(
-                    f"Endpoint {get_name(func)!r} returned {type(response).__name__}, "
-                    "but an endpoint must return a Response"
-                )
+                returned = f"Endpoint {get_name(func)!r} returned {type(response).__name__}"
+                raise TypeError(f"{returned}, but an endpoint must return a Response")
             await response(scope, receive, tracked_send)
         except Exception as exc:
             started = tracked_send.response_started
@@ -4508,7 +4499,6 @@ def _wrap_in_middleware(app: ASGIApp, middleware: Sequence[Middleware] | None) -
 
 
 def _with_body_limit(app: ASGIApp, max_body_size: int | None) -> ASGIApp:
-    """`app` behind a RequestBodyLimitMiddleware, if a limit is given."""
     return app if max_body_size is None else RequestBodyLimitMiddleware(app, max_body_size)
 
 
@@ -4534,17 +4524,12 @@ def _is_function(endpoint: Callable[..., Any]) -> bool:
     return inspect.isfunction(endpoint) or inspect.ismethod(endpoint)
 
 
-def _endpoint_url_path(
-    route: Route | WebSocketRoute,
-    name: str,
-    path_params: dict[str, Any],
-    protocol: Literal["http", "websocket"],
-) -> URLPath:
+def _endpoint_url_path(route: Route | WebSocketRoute, name: str, params: dict[str, Any]) -> URLPath:
     """The URL path of a Route or WebSocketRoute, if `name` and the parameters are its own."""
-    if name != route.name or path_params.keys() != route.param_convertors.keys():
-        raise NoMatchFound(name, path_params)
-    path, _ = replace_params(route.path_format, route.param_convertors, path_params)
-    return URLPath(_safe_path(path), protocol=protocol)
+    if name != route.name or params.keys() != route.param_convertors.keys():
+        raise NoMatchFound(name, params)
+    path, _ = replace_params(route.path_format, route.param_convertors, params)
+    return URLPath(_safe_path(path), "http" if isinstance(route, Route) else "websocket")
 
 
 def _require_leading_slash(kind: str, path: str) -> None:
@@ -4603,7 +4588,7 @@ class Route(BaseRoute):
         return None if params is None else _with_outer_params(scope, params)
 
     def url_path_for(self, name: str, /, **path_params: Any) -> URLPath:
-        return _endpoint_url_path(self, name, path_params, "http")
+        return _endpoint_url_path(self, name, path_params)
 
     async def handle(self, scope: Scope, receive: Receive, send: Send) -> None:
         if self.methods is not None and scope["method"] not in self.methods:
@@ -4640,13 +4625,11 @@ def _inner_name(outer_name: str | None, name: str) -> str | None:
     return name.removeprefix(prefix) if name.startswith(prefix) else None
 
 
-def _url_path_in(
-    routes: Iterable[BaseRoute], name: str, path_params: dict[str, Any]
-) -> URLPath | None:
+def _url_path_in(routes: Iterable[BaseRoute], name: str, params: dict[str, Any]) -> URLPath | None:
     """The path of route `name` from the first of `routes` that has it, else None."""
     for route in routes:
         try:
-            return route.url_path_for(name, **path_params)
+            return route.url_path_for(name, **params)
         except NoMatchFound:
             continue
     return None
@@ -4682,7 +4665,7 @@ class WebSocketRoute(BaseRoute):
         return Match.FULL, {"endpoint": self.endpoint, "path_params": path_params}
 
     def url_path_for(self, name: str, /, **path_params: Any) -> URLPath:
-        return _endpoint_url_path(self, name, path_params, "websocket")
+        return _endpoint_url_path(self, name, path_params)
 
     async def handle(self, scope: Scope, receive: Receive, send: Send) -> None:
         await self.app(scope, receive, send)
@@ -4701,11 +4684,8 @@ class WebSocketRoute(BaseRoute):
 
 
 class Mount(BaseRoute):
-    """An ASGI app, or a list of routes, under a path prefix.
-
-    As the ASGI spec asks, the mounted app sees the whole ``path`` and a ``root_path`` that ends
-    with the prefix; ``request.base_url`` stays the application's.
-    """
+    """An ASGI app, or a list of routes, under a path prefix. As the ASGI spec asks, the mounted
+    app sees the whole ``path`` and a ``root_path`` ending with the prefix."""
 
     def __init__(
         self,
@@ -4805,16 +4785,12 @@ class Host(BaseRoute):
         return getattr(self.app, "routes", [])
 
     def matches(self, scope: Scope) -> tuple[Match, Scope]:
-        if scope["type"] not in ("http", "websocket"):
-            return Match.NONE, {}
-        host = _request_host(scope)
-        if host is None:
+        if scope["type"] not in ("http", "websocket") or (host := _request_host(scope)) is None:
             return Match.NONE, {}
         params = _matched_params(self.host_regex, self.param_convertors, host)
         if params is None:
             return Match.NONE, {}
-        path_params = _with_outer_params(scope, params)
-        return Match.FULL, {"path_params": path_params, "endpoint": self.app}
+        return Match.FULL, {"path_params": _with_outer_params(scope, params), "endpoint": self.app}
 
     def url_path_for(self, name: str, /, **path_params: Any) -> URLPath:
         if self.name is not None and name == self.name and "path" in path_params:
@@ -4961,20 +4937,16 @@ class _RouteIndex:
         path_format = getattr(route, "path_format", None)
         regex = getattr(route, "path_regex", None)
         convertors = getattr(route, "param_convertors", None)
-        if not (
-            isinstance(path_format, str)
-            and isinstance(regex, re.Pattern)
-            and isinstance(convertors, dict)
-        ):
+        # Compiled without flags, a str pattern has re.UNICODE alone.
+        if not isinstance(regex, re.Pattern) or regex.flags != re.UNICODE:
+            return None
+        if not (isinstance(path_format, str) and isinstance(convertors, dict)):
             return None
         try:
             expected = _format_regex(path_format, convertors)
         except KeyError:  # a parameter of the format has no convertor
             return None
-        # Compiled without flags, a str pattern has re.UNICODE alone.
-        if regex.pattern != expected or regex.flags != re.UNICODE:
-            return None
-        return path_format, convertors
+        return (path_format, convertors) if regex.pattern == expected else None
 
     def _insert(self, position: int, template: str, convertors: dict[str, Convertor[Any]]) -> None:
         node = self._root
@@ -5310,8 +5282,7 @@ _HTTP_METHODS = ("GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS", "QU
 
 class HTTPEndpoint:
     """A class whose ``get``, ``post``, ... methods answer those HTTP methods (sync ones in the
-    threadpool); HEAD uses ``get`` unless ``head`` is defined. Other methods get 405 with an
-    ``Allow`` header listing the defined ones."""
+    threadpool); HEAD uses ``get`` unless ``head`` is defined, and other methods get 405."""
 
     _allowed_methods: ClassVar[tuple[str, ...]] = ()
 
@@ -5338,9 +5309,8 @@ class HTTPEndpoint:
         method = request.method
         if method == "HEAD" and not hasattr(self, "head"):
             method = "GET"
-        handler: Callable[[Request], Any] = self.method_not_allowed
-        if method in self._allowed_methods:
-            handler = getattr(self, method.lower())
+        allowed = method in self._allowed_methods
+        handler = getattr(self, method.lower()) if allowed else self.method_not_allowed
         try:
             response = await _call_maybe_async(handler, request)
             await response(self.scope, self.receive, self.send)
@@ -5364,12 +5334,8 @@ async def _refuse_frame(websocket: WebSocket, reason: str) -> NoReturn:
 
 class WebSocketEndpoint:
     """A class answering a websocket's events: ``on_connect`` (accepts by default),
-    ``on_receive`` with each frame decoded as `encoding` says, and ``on_disconnect``.
-
-    `encoding` is "text", "bytes", "json" or None (frames as they come). A frame that cannot be
-    decoded so closes the socket with 1003 (unsupported data) and raises RuntimeError; a
-    `WebSocketException` raised by a handler closes it with its own code.
-    """
+    ``on_receive`` with each frame decoded as `encoding` says ("text", "bytes", "json" or None, as
+    it comes), and ``on_disconnect``. A `WebSocketException` from a handler closes with its code."""
 
     encoding: Literal["text", "bytes", "json"] | None = None
 
@@ -5414,8 +5380,7 @@ class WebSocketEndpoint:
             await self.on_disconnect(websocket, close_code)
 
     async def decode(self, websocket: WebSocket, message: Message) -> Any:
-        """A frame's payload as `encoding` wants it. A frame of the wrong kind (or, for JSON,
-        not JSON) closes the socket with 1003 (unsupported data) and raises RuntimeError."""
+        """A frame's payload as `encoding` wants it; one of the wrong kind refuses the frame."""
         text, data = message.get("text"), message.get("bytes")
         if self.encoding == "text":
             if text is None:
