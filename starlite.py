@@ -4636,8 +4636,7 @@ def _url_path_in(routes: Iterable[BaseRoute], name: str, params: dict[str, Any])
 
 
 class WebSocketRoute(BaseRoute):
-    """A websocket endpoint at a path: an async function taking a WebSocket, or an ASGI app
-    such as a ``WebSocketEndpoint`` class."""
+    """A websocket endpoint at a path: an async function taking a WebSocket, or an ASGI app."""
 
     def __init__(
         self,
@@ -4736,9 +4735,7 @@ class Mount(BaseRoute):
         if self.name is not None and name == self.name and "path" in path_params:
             # The mount itself: "path" is the path inside it.
             path_params["path"] = path_params["path"].lstrip("/")
-            path, unused = replace_params(
-                self.path_format, self.param_convertors, dict(path_params)
-            )
+            path, unused = replace_params(self.path_format, self.param_convertors, {**path_params})
             if not unused:
                 return URLPath(_safe_path(path))
         elif (inner_name := _inner_name(self.name, name)) is not None:
@@ -4795,9 +4792,7 @@ class Host(BaseRoute):
     def url_path_for(self, name: str, /, **path_params: Any) -> URLPath:
         if self.name is not None and name == self.name and "path" in path_params:
             path = path_params.pop("path")
-            host, unused = replace_params(
-                self.host_format, self.param_convertors, dict(path_params)
-            )
+            host, unused = replace_params(self.host_format, self.param_convertors, {**path_params})
             if not unused:
                 return URLPath(path=path, host=host)
         elif (inner_name := _inner_name(self.name, name)) is not None:
@@ -4892,8 +4887,7 @@ class _IndexNode:
 
 
 def _is_plain_route(route: BaseRoute) -> TypeGuard[Route]:
-    """Whether `route` is a Route that matches and is handled as Route does, so that the router
-    may do both itself."""
+    """Whether `route` is a Route matched and handled as Route does, so the router may do both."""
     cls = type(route)
     return isinstance(route, Route) and cls.matches is Route.matches and cls.handle is Route.handle
 
@@ -4929,9 +4923,8 @@ class _RouteIndex:
 
     @staticmethod
     def _template(route: BaseRoute) -> tuple[str, dict[str, Convertor[Any]]] | None:
-        """The path format `route` matches, with its convertors, if it is one of ours, matches
-        by path alone, and matches with the regex its format compiles to. A subclass may set up
-        its attributes without __init__, or set a regex of its own (one ignoring case, say)."""
+        """The path format and convertors of `route`, if it is one of ours matching by path alone
+        with the regex its format compiles to (a subclass may set one of its own, or none)."""
         if type(route).matches not in (Route.matches, WebSocketRoute.matches, Mount.matches):
             return None
         path_format = getattr(route, "path_format", None)
