@@ -3782,8 +3782,11 @@ async def _answer_exception(
     does this too, so that a route's own middleware sees the handled response."""
     by_class, by_status = scope.get(_HANDLERS_SCOPE_KEY, _NO_HANDLERS)
     handler = by_status.get(exc.status_code) if isinstance(exc, HTTPException) else None
-    if handler is None:
-        handler = next((by_class[cls] for cls in type(exc).__mro__ if cls in by_class), None)
+    if handler is None:  # a loop, not next() over a generator: every 404 and 405 comes here
+        for cls in type(exc).__mro__:
+            if cls in by_class:
+                handler = by_class[cls]
+                break
     if handler is None:
         raise exc
     if response_started:
