@@ -4724,8 +4724,8 @@ class Mount(BaseRoute):
         params = _matched_params(self.path_regex, self.param_convertors, route_path)
         if params is None:
             return Match.NONE, {}
-        remaining_path = "/" + params.pop("path")
-        matched_path = route_path[: len(route_path) - len(remaining_path)]
+        # The prefix matched: the route path without the remainder and the "/" before it.
+        matched_path = route_path[: len(route_path) - len(params.pop("path")) - 1]
         root_path = scope.get("root_path", "")
         return Match.FULL, {
             "path_params": _with_outer_params(scope, params),
@@ -4742,11 +4742,10 @@ class Mount(BaseRoute):
             if not unused:
                 return URLPath(_safe_path(path))
         elif (inner_name := _inner_name(self.name, name)) is not None:
-            inner_path = path_params.pop("path", None)
-            prefix, inner_params = replace_params(
-                self.path_format, self.param_convertors, {**path_params, "path": ""}
-            )
-            if inner_path is not None:
+            # The prefix alone: "path" is the path for the routes inside.
+            params = {**path_params, "path": ""}
+            prefix, inner_params = replace_params(self.path_format, self.param_convertors, params)
+            if (inner_path := path_params.pop("path", None)) is not None:
                 inner_params["path"] = inner_path
             url = _url_path_in(self.routes, inner_name, inner_params)
             if url is not None:  # a parameter of the prefix not given stays a placeholder
@@ -4799,10 +4798,9 @@ class Host(BaseRoute):
             if not unused:
                 return URLPath(path=path, host=host)
         elif (inner_name := _inner_name(self.name, name)) is not None:
-            host, inner_params = replace_params(
-                self.host_format, self.param_convertors, dict(path_params)
-            )
-            url = _url_path_in(self.routes, inner_name, inner_params)
+            # The parameters the host pattern does not use are for the routes behind it.
+            host, params = replace_params(self.host_format, self.param_convertors, {**path_params})
+            url = _url_path_in(self.routes, inner_name, params)
             if url is not None:
                 return URLPath(path=str(url), protocol=url.protocol, host=host)
         raise NoMatchFound(name, path_params)
@@ -4901,12 +4899,10 @@ class _RouteIndex:
     def __init__(self, routes: Sequence[BaseRoute]) -> None:
         self._routes = list(routes)
         self._root = _IndexNode()
-        self._always: list[int] = []
         templates = [self._template(route) for route in self._routes]
+        self._always = [position for position, template in enumerate(templates) if template is None]
         for position, template in enumerate(templates):
-            if template is None:
-                self._always.append(position)
-            else:
+            if template is not None:
                 self._insert(position, *template)
         self._settle(self._root, self._always)
         # The candidates of each path without parameters, found once: a request for a static
@@ -5064,9 +5060,8 @@ class Router:
         self.redirect_slashes = redirect_slashes
         self.default: ASGIApp = self.not_found if default is None else default
         self.lifespan_context: Lifespan[Any] = _lifespan_context(lifespan)
-        self.middleware_stack = _with_body_limit(
-            _wrap_in_middleware(self.app, middleware), max_body_size
-        )
+        app = _wrap_in_middleware(self.app, middleware)
+        self.middleware_stack = _with_body_limit(app, max_body_size)
 
     @property
     def routes(self) -> list[BaseRoute]:
