@@ -3982,10 +3982,8 @@ def _debug_chain_html(
     sections = []
     link: traceback.TracebackException | None = te
     while link is not None:
-        sections.append(
-            f"<section><h3>{html.escape(heading)}</h3>"
-            f"{_debug_exception_html(link, limit)}{_debug_group_html(link, limit, depth)}</section>"
-        )
+        body = _debug_exception_html(link, limit) + _debug_group_html(link, limit, depth)
+        sections.append(f"<section><h3>{html.escape(heading)}</h3>{body}</section>")
         if link.__cause__ is not None:
             heading, link = "Its direct cause", link.__cause__
         elif link.__context__ is not None and not link.__suppress_context__:
@@ -4960,10 +4958,9 @@ class _RouteIndex:
         """Work out the candidates of a path that ends at `node`, or goes on where no edge leads,
         when the walk took no branch: those of every node on the way, with its own."""
         going_on = sorted(inherited + node.routes_taking_the_rest)
+        ending = sorted(going_on + node.routes_ending_here)
         node.candidates_if_path_goes_on = [self._routes[position] for position in going_on]
-        node.candidates_if_path_ends = [
-            self._routes[position] for position in sorted(going_on + node.routes_ending_here)
-        ]
+        node.candidates_if_path_ends = [self._routes[position] for position in ending]
         for child in [*node.literal.values(), node.wildcard]:
             if child is not None:
                 self._settle(child, going_on)
