@@ -3867,9 +3867,10 @@ _ERROR_CLOSE_TIMEOUT = 5.0
 
 
 class ServerErrorMiddleware:
-    """Answers any unhandled exception with a 500, then re-raises it for the server to log.
-    With `debug` the 500 shows the traceback (HTML for a browser, built in the threadpool as it
-    reads source files); else `handler` makes it, or it says only ``Internal Server Error``."""
+    """Answers any unhandled exception with a 500 (unless the response has started), then
+    re-raises it for the server to log. With `debug` the 500 shows the traceback (HTML for a
+    browser, built in the threadpool as it reads files); else `handler` makes it, or it says
+    only ``Internal Server Error``."""
 
     def __init__(
         self, app: ASGIApp, handler: ExceptionHandler | None = None, debug: bool = False
@@ -4120,9 +4121,9 @@ def _content_length(scope: Scope) -> int | None:
 class RequestBodyLimitMiddleware:
     """Answers ``413 Content Too Large`` to a request body over `max_body_size` bytes: before any
     of it is read for a Content-Length over the limit (replacing the response of an app that never
-    reads it), else as soon as the streamed body crosses it. Where limits nest the innermost wins;
-    inside an app the 413 goes through its HTTPException handlers. The app sees the limit in
-    ``scope[MAX_BODY_SIZE_SCOPE_KEY]``, put back as it was when the app returns."""
+    reads it), else as soon as the streamed body crosses it, so nothing beyond is held. Where limits
+    nest the innermost wins; inside an app the 413 goes through its HTTPException handlers. The app
+    sees the limit in ``scope[MAX_BODY_SIZE_SCOPE_KEY]``, put back when the app returns."""
 
     def __init__(self, app: ASGIApp, max_body_size: int) -> None:
         self.app = app
@@ -4398,8 +4399,8 @@ def replace_params(
     path: str, param_convertors: dict[str, Convertor[Any]], path_params: dict[str, Any]
 ) -> tuple[str, dict[str, Any]]:
     """Fill the ``{name}`` placeholders of a path format with `path_params`, each written by its
-    convertor, in one pass (a value that looks like a placeholder stays as it is). As in Starlette,
-    the values used are popped from `path_params`, returned with those left."""
+    convertor, in one pass: one without a value stays, as does a value that looks like one. As in
+    Starlette, the values used are popped from `path_params`, which is returned with those left."""
 
     def value_of(match: re.Match[str]) -> str:
         name = match[1]
