@@ -4968,8 +4968,8 @@ class _RouteIndex:
 
     def candidates(self, path: str) -> list[BaseRoute]:
         """The routes that may match `path`, in declaration order (a list not to be changed)."""
-        static = self._static.get(path)
-        return static if static is not None else self._walk(path)
+        # A static path's candidates are never empty: its own route is among them.
+        return self._static.get(path) or self._walk(path)
 
     def _walk(self, path: str) -> list[BaseRoute]:
         """Follow `path` down the trie, while each segment has only one edge to take."""
