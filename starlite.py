@@ -211,6 +211,9 @@ Receive: TypeAlias = Callable[[], Awaitable[Message]]
 Send: TypeAlias = Callable[[Message], Awaitable[None]]
 ASGIApp: TypeAlias = Callable[[Scope, Receive, Send], Awaitable[None]]
 
+# A file system path, as open() and os.fspath() take one.
+_StrPath: TypeAlias = str | os.PathLike[str]
+
 P = ParamSpec("P")
 T = TypeVar("T")
 ConvertedT = TypeVar("ConvertedT")
@@ -384,7 +387,6 @@ class URL:
 
     @property
     def scheme(self) -> str:
-        """The scheme, e.g. ``https``."""
         return self.components.scheme
 
     @property
@@ -394,7 +396,6 @@ class URL:
 
     @property
     def path(self) -> str:
-        """The path."""
         return self.components.path
 
     @property
@@ -409,12 +410,10 @@ class URL:
 
     @property
     def username(self) -> str | None:
-        """The user name of the authority, if any."""
         return self.components.username
 
     @property
     def password(self) -> str | None:
-        """The password of the authority, if any."""
         return self.components.password
 
     @property
@@ -1318,7 +1317,6 @@ class BackgroundTasks(BackgroundTask):
         self.tasks = list(tasks) if tasks is not None else []
 
     def add_task(self, func: Callable[P, Any], *args: P.args, **kwargs: P.kwargs) -> None:
-        """Append a task."""
         self.tasks.append(BackgroundTask(func, *args, **kwargs))
 
     async def __call__(self) -> None:
@@ -1391,7 +1389,6 @@ class UploadFile:
         return await run_in_threadpool(self.file.read, size)
 
     async def seek(self, offset: int) -> None:
-        """Move to byte `offset`."""
         if self._in_memory():
             self.file.seek(offset)
         else:
@@ -1860,12 +1857,10 @@ class HTTPConnection(Mapping[str, Any], Generic[StateT]):
 
     @functools.cached_property
     def headers(self) -> Headers:
-        """The request headers."""
         return Headers(scope=self.scope)
 
     @functools.cached_property
     def query_params(self) -> QueryParams:
-        """The parameters of the query string."""
         return QueryParams(self.scope["query_string"])
 
     @property
@@ -1875,7 +1870,6 @@ class HTTPConnection(Mapping[str, Any], Generic[StateT]):
 
     @functools.cached_property
     def cookies(self) -> dict[str, str]:
-        """The cookies the client sent."""
         return _scope_cookies(self.scope)
 
     def _set_by(self, middleware: str, key: str) -> Any:
@@ -2132,19 +2126,16 @@ class Request(HTTPConnection[StateT]):
 
     @property
     def method(self) -> str:
-        """The request method, e.g. ``GET``."""
         return self.scope["method"]  # type: ignore[no-any-return]
 
     @property
     def receive(self) -> Receive:
-        """The ASGI receive channel."""
         return self._receive
 
     async def stream(self) -> AsyncGenerator[bytes, None]:
-        """The body as it arrives, chunk by chunk, then an empty chunk that marks its end (the
-        cached body if it was read already). Raises `ClientDisconnect` if the client goes away
-        first, `RuntimeError` if the body was streamed already (``body()`` caches it). Several
-        streams of one request share the body: each chunk goes to one of them."""
+        """The body as it arrives (or as cached), chunk by chunk, then an empty chunk; raises
+        `ClientDisconnect` if the client goes away first, `RuntimeError` if the body was streamed
+        already. Several streams of one request share the body: each chunk goes to one of them."""
         if hasattr(self, "_body"):
             if self._body:
                 yield self._body
@@ -2186,11 +2177,10 @@ class Request(HTTPConnection[StateT]):
         max_fields: int | float = 1000,
         max_part_size: int = 1024 * 1024,
     ) -> _FormContext:
-        """The body parsed as a form, once and cached: urlencoded, or multipart (which needs
-        python-multipart). Await it, or ``async with`` it to close its upload files on leaving
-        (the request's end closes them anyway). Past a limit (`max_files` files, `max_fields` other
-        fields, `max_part_size` bytes in a field not a file), or malformed: ``HTTPException(400)``
-        in an app, else ``MultiPartException``."""
+        """The body parsed as a form (multipart needs python-multipart), once and cached; await it,
+        or ``async with`` it to close its upload files on leaving (the request's end does anyway).
+        Past a limit (`max_part_size` is for a field not a file), or malformed: ``HTTPException``
+        400 in an app, else ``MultiPartException``."""
         return _FormContext(self._parse_form(max_files, max_fields, max_part_size))
 
     async def _parse_form(
@@ -2249,10 +2239,8 @@ class Request(HTTPConnection[StateT]):
             return False
         if message["type"] == "http.disconnect":
             self._is_disconnected = True
-        elif self._peeked_messages is None:
-            self._peeked_messages = [message]
         else:
-            self._peeked_messages.append(message)
+            self._peeked_messages = [*(self._peeked_messages or ()), message]
         return self._is_disconnected
 
     # What a BaseHTTPMiddleware needs to hand the body on to the app below it (_DownstreamReceive
@@ -2520,18 +2508,11 @@ def _compact_json(content: Any) -> str:
     """`content` as `_COMPACT_JSON.encode` writes it."""
     if _make_c_encoder is None:  # a Python without the C accelerator
         return _COMPACT_JSON.encode(content)
-    encoder = _make_c_encoder(
-        {},  # the containers being encoded
-        _COMPACT_JSON.default,
-        json.encoder.encode_basestring,  # ensure_ascii=False
-        None,  # indent
-        ":",
-        ",",
-        False,  # sort_keys
-        False,  # skipkeys
-        False,  # allow_nan
-    )
-    return "".join(encoder(content, 0))
+    # Its arguments: the containers being encoded, default, the string encoder (encode_basestring
+    # is ensure_ascii=False), indent, the key and item separators, sort_keys, skipkeys, allow_nan.
+    escape = json.encoder.encode_basestring
+    encode = _make_c_encoder({}, _COMPACT_JSON.default, escape, None, ":", ",", False, False, False)
+    return "".join(encode(content, 0))
 
 
 class JSONResponse(Response):
@@ -2770,10 +2751,8 @@ class ServerSentEvent:
 
     def __repr__(self) -> str:
         fields = {name: getattr(self, name) for name in ("data", "event", "id", "retry", "comment")}
-        shown = ", ".join(
-            f"{name}={value!r}" for name, value in fields.items() if value is not None
-        )
-        return f"{self.__class__.__name__}({shown})"
+        text = ", ".join(f"{name}={value!r}" for name, value in fields.items() if value is not None)
+        return f"{self.__class__.__name__}({text})"
 
 
 EventItem: TypeAlias = ServerSentEvent | Mapping[str, Any] | str
@@ -3009,7 +2988,7 @@ class FileResponse(Response):
 
     def __init__(
         self,
-        path: str | os.PathLike[str],
+        path: _StrPath,
         status_code: int = 200,
         headers: Mapping[str, str] | None = None,
         media_type: str | None = None,
@@ -3337,13 +3316,11 @@ class WebSocket(HTTPConnection[StateT]):
 
     async def receive_text(self) -> str:
         """The next text frame; raises `WebSocketDisconnect` when the client closes."""
-        text: str = await self._receive_frame("text", "Expected a text frame, got a binary one")
-        return text
+        return await self._receive_frame("text", "Expected a text frame, got a binary one")  # type: ignore[no-any-return]
 
     async def receive_bytes(self) -> bytes:
         """The next binary frame; raises `WebSocketDisconnect` when the client closes."""
-        data: bytes = await self._receive_frame("bytes", "Expected a binary frame, got a text one")
-        return data
+        return await self._receive_frame("bytes", "Expected a binary frame, got a text one")  # type: ignore[no-any-return]
 
     async def receive_json(self, mode: Literal["text", "binary"] = "text") -> Any:
         """The next frame (text, or binary in UTF-8) parsed as I-JSON; ``json.JSONDecodeError`` if
@@ -3371,11 +3348,9 @@ class WebSocket(HTTPConnection[StateT]):
                 yield await self.receive_json()
 
     async def send_text(self, data: str) -> None:
-        """Send a text frame."""
         await self.send({"type": "websocket.send", "text": data})
 
     async def send_bytes(self, data: bytes) -> None:
-        """Send a binary frame."""
         await self.send({"type": "websocket.send", "bytes": data})
 
     async def send_json(self, data: Any, mode: Literal["text", "binary"] = "text") -> None:
@@ -6537,7 +6512,7 @@ class Config:
 
     def __init__(
         self,
-        env_file: str | os.PathLike[str] | None = None,
+        env_file: _StrPath | None = None,
         environ: Mapping[str, str] = environ,
         env_prefix: str = "",
         encoding: str = "utf-8",
@@ -6581,7 +6556,7 @@ class Config:
         raise KeyError(f"Config '{key}' is missing, and has no default.")
 
 
-def _read_env_file(path: str | os.PathLike[str], encoding: str) -> dict[str, str]:
+def _read_env_file(path: _StrPath, encoding: str) -> dict[str, str]:
     """The ``KEY=value`` pairs of a .env file; a line of another shape is a ValueError that gives
     its number but not its text, which may hold a secret."""
     values = {}
@@ -6691,7 +6666,7 @@ class StaticFiles:
     def __init__(
         self,
         *,
-        directory: str | os.PathLike[str] | None = None,
+        directory: _StrPath | None = None,
         packages: Sequence[str | tuple[str, str]] | None = None,
         html: bool = False,
         check_dir: bool = True,
@@ -6712,7 +6687,7 @@ class StaticFiles:
 
     def get_directories(
         self,
-        directory: str | os.PathLike[str] | None = None,
+        directory: _StrPath | None = None,
         packages: Sequence[str | tuple[str, str]] | None = None,
     ) -> list[str]:
         """`directory`, then each package's statics directory (``statics``, unless given)."""
@@ -6799,11 +6774,7 @@ class StaticFiles:
         return "", None
 
     def file_response(
-        self,
-        full_path: str | os.PathLike[str],
-        stat_result: os.stat_result,
-        scope: Scope,
-        status_code: int = 200,
+        self, full_path: _StrPath, stat_result: os.stat_result, scope: Scope, status_code: int = 200
     ) -> Response:
         """The file at `full_path`, or a 304 if the client's copy is current."""
         response = FileResponse(full_path, status_code, stat_result=stat_result)
@@ -6911,7 +6882,7 @@ class Jinja2Templates:
 
     def __init__(
         self,
-        directory: str | os.PathLike[str] | Sequence[str | os.PathLike[str]] | None = None,
+        directory: _StrPath | Sequence[_StrPath] | None = None,
         *,
         context_processors: Sequence[Callable[[Request], dict[str, Any]]] | None = None,
         env: jinja2.Environment | None = None,
@@ -6923,9 +6894,8 @@ class Jinja2Templates:
         self._escapes: Callable[[str], bool] | None = None
         if env is None:
             self._escapes = jinja.select_autoescape(disabled_extensions=("txt",), default=True)
-            env = jinja.Environment(
-                loader=jinja.FileSystemLoader(directory), autoescape=self._escapes
-            )
+            loader = jinja.FileSystemLoader(directory)
+            env = jinja.Environment(loader=loader, autoescape=self._escapes)
         self.env: jinja2.Environment = env
         self.context_processors = list(context_processors or [])
         self.env.globals.setdefault("url_for", jinja.pass_context(_template_url_for))
@@ -7398,25 +7368,20 @@ class _WebSocketRun:
         self.extra_headers = message.get("headers")
 
     async def send(self, message: Message) -> None:
-        """Send an ASGI message to the app."""
         try:
             await self.to_app.send(message)
         except anyio.BrokenResourceError:
             raise WebSocketDisconnected("The app has already closed the websocket") from None
 
     async def send_text(self, data: str) -> None:
-        """Send a text frame."""
         await self.send({"type": "websocket.receive", "text": data})
 
     async def send_bytes(self, data: bytes) -> None:
-        """Send a binary frame."""
         await self.send({"type": "websocket.receive", "bytes": data})
 
     async def send_json(self, data: Any, mode: Literal["text", "binary"] = "text") -> None:
         """Send `data` as JSON, in a text frame or a binary one."""
-        _check_mode(mode)
-        text = json.dumps(data, separators=(",", ":"), ensure_ascii=False)
-        await (self.send_text(text) if mode == "text" else self.send_bytes(text.encode()))
+        await self.send(_json_frame("websocket.receive", data, mode))
 
     async def close(self, code: int = 1000, reason: str | None = None) -> None:
         """Close the websocket from the client's side."""
@@ -7448,15 +7413,12 @@ class _WebSocketRun:
         return message
 
     async def receive_text(self) -> str:
-        """The next text frame."""
         return (await self._receive_frame())["text"]  # type: ignore[no-any-return]
 
     async def receive_bytes(self) -> bytes:
-        """The next binary frame."""
         return (await self._receive_frame())["bytes"]  # type: ignore[no-any-return]
 
     async def receive_json(self, mode: Literal["text", "binary"] = "text") -> Any:
-        """The next frame, parsed as JSON."""
         _check_mode(mode)
         message = await self._receive_frame()
         return json.loads(message["text"] if mode == "text" else message["bytes"])
@@ -7542,15 +7504,12 @@ class WebSocketTestSession:
         self._exit_stack.close()
 
     def send(self, message: Message) -> None:
-        """Send an ASGI message to the app."""
         self.portal.call(self._run.send, message)
 
     def send_text(self, data: str) -> None:
-        """Send a text frame."""
         self.portal.call(self._run.send_text, data)
 
     def send_bytes(self, data: bytes) -> None:
-        """Send a binary frame."""
         self.portal.call(self._run.send_bytes, data)
 
     def send_json(self, data: Any, mode: Literal["text", "binary"] = "text") -> None:
@@ -7574,7 +7533,6 @@ class WebSocketTestSession:
         return self.portal.call(self._run.receive_bytes)
 
     def receive_json(self, mode: Literal["text", "binary"] = "text") -> Any:
-        """The next frame, parsed as JSON."""
         return self.portal.call(self._run.receive_json, mode)
 
 
@@ -7791,10 +7749,8 @@ class _TestClient(_HTTPXClient):  # type: ignore[misc, unused-ignore]
         try:
             self.request("GET", ws_url, **request_kwargs)
         except _Upgrade as upgrade:
-            transport = self._transport_to_app
-            return WebSocketTestSession(
-                self.app, upgrade.scope, self._portal, transport.raise_server_exceptions
-            )
+            raise_errors = self._transport_to_app.raise_server_exceptions
+            return WebSocketTestSession(self.app, upgrade.scope, self._portal, raise_errors)
         raise RuntimeError("The transport did not open a websocket")  # unreachable by design
 
 
