@@ -895,9 +895,8 @@ def _stored_first(method: MethodT) -> MethodT:
 
 
 class State:
-    """An object to hang arbitrary attributes on: ``app.state``, ``request.state``. Also a mapping
-    of them, as a ``TypedDict`` lifespan state promises ``Request[AppState]``; a value stored under
-    a method's name (``state.items = []``) still reads back as stored."""
+    """An object to hang attributes on (``app.state``, ``request.state``); also a mapping of them,
+    for a TypedDict lifespan state, where a value stored under a method's name reads as stored."""
 
     _state: dict[str, Any]
 
@@ -1128,9 +1127,8 @@ class _RenamedStatus:
 
 
 class _Status:
-    """Status codes by name, as ``starlette.status`` has them (``status.HTTP_404_NOT_FOUND``): the
-    IANA registry's, named as in RFC 9110 §15. Written out, so a type checker catches a misspelt
-    name; a name that does not exist raises AttributeError."""
+    """Status codes by name (``status.HTTP_404_NOT_FOUND``) as RFC 9110 §15 names them: written
+    out, so that a type checker catches a misspelt name."""
 
     __slots__ = ()
 
@@ -1333,8 +1331,7 @@ class BackgroundTasks(BackgroundTask):
 
 class UploadFile:
     """A file uploaded in a multipart form, in a ``SpooledTemporaryFile``: in memory up to 1 MiB,
-    then on disk, where (from the write that moves it there) reads and writes run in the
-    threadpool, so the event loop never waits on the disk."""
+    then on disk, where its reads and writes run in the threadpool, never on the event loop."""
 
     def __init__(
         self,
@@ -1460,9 +1457,8 @@ def _too_large(kind: str, limit: int) -> MultiPartException:
 
 
 class FormParser:
-    """Parses an ``application/x-www-form-urlencoded`` body as it streams in, with no extra
-    library. A limit stops the parsing where it is broken, even inside one large chunk: a field
-    over `max_part_size` is refused before it is copied, none past `max_fields` is decoded."""
+    """Parses an ``application/x-www-form-urlencoded`` body as it streams in: a field over
+    `max_part_size` is refused before it is copied, and none past `max_fields` is decoded."""
 
     def __init__(
         self,
@@ -1606,9 +1602,8 @@ class _Part:
 
 
 class MultiPartParser:
-    """Parses a ``multipart/form-data`` body as it streams in, on python-multipart: files spool to
-    disk, a field without a filename is at most `max_part_size` bytes. Text is decoded in the
-    Content-Type's ``charset`` (UTF-8 by default) or in that of an earlier ``_charset_`` field."""
+    """Parses a ``multipart/form-data`` body as it streams in, on python-multipart; text is decoded
+    in the Content-Type's ``charset`` (UTF-8 by default), or an earlier ``_charset_`` field's."""
 
     spool_max_size = 1024 * 1024
     """The size past which an uploaded file moves from memory to disk."""
@@ -2177,10 +2172,9 @@ class Request(HTTPConnection[StateT]):
         max_fields: int | float = 1000,
         max_part_size: int = 1024 * 1024,
     ) -> _FormContext:
-        """The body parsed as a form (multipart needs python-multipart), once and cached; await it,
-        or ``async with`` it to close its upload files on leaving (the request's end does anyway).
-        Past a limit (`max_part_size` is for a field not a file), or malformed: ``HTTPException``
-        400 in an app, else ``MultiPartException``."""
+        """The body parsed as a form (multipart needs python-multipart), once and cached: await
+        it, or ``async with`` it to close its files on leaving. Past a limit (`max_part_size`: a
+        field not a file) or malformed: HTTPException(400) in an app, else MultiPartException."""
         return _FormContext(self._parse_form(max_files, max_fields, max_part_size))
 
     async def _parse_form(
@@ -2639,9 +2633,8 @@ ContentStream: TypeAlias = AsyncIterable[Content] | Iterable[Content]
 
 
 class StreamingResponse(Response):
-    """A response whose body comes from an iterator (a sync one runs in the threadpool), sent
-    chunk by chunk. A client's disconnect closes the iterator at once (its ``finally`` runs); with
-    ASGI 2.4 servers, whose ``send`` then raises, the response raises `ClientDisconnect`."""
+    """A response whose body comes from an iterator (a sync one runs in the threadpool). A client's
+    disconnect closes it at once; with an ASGI 2.4 server the response raises `ClientDisconnect`."""
 
     body_iterator: AsyncIterable[Content]
 
@@ -2711,9 +2704,8 @@ def _single_line(field: str, value: str) -> str:
 
 
 class ServerSentEvent:
-    """One event of an event stream: `data` and a `comment` (each may span lines: no text can
-    inject a field or another event), `event` (its type), `id`, `retry` (the reconnection delay in
-    ms). An `event` or `id` with a line break, or an `id` with a NUL, is a ``ValueError``."""
+    """One event of an event stream (`retry`: the reconnection delay in ms). `data` and `comment`
+    may span lines; an `event` or `id` with a line break, or an `id` with NUL, is a ValueError."""
 
     def __init__(
         self,
@@ -2772,9 +2764,9 @@ def _encode_event(item: EventItem) -> bytes:
 
 
 class EventSourceResponse(StreamingResponse):
-    """Server-sent events (``text/event-stream``) from an iterator of `ServerSentEvent`\\s, dicts
-    of their fields, or strings of data; a comment after `ping` silent seconds (``None``: never)
-    keeps proxies from closing the connection. Not in Starlette, whose users add sse-starlette."""
+    """Server-sent events from an iterator of `ServerSentEvent`\\s, dicts of their fields or data
+    strings; a comment after `ping` silent seconds (None: never) keeps proxies from closing the
+    connection. Not in Starlette, whose users add sse-starlette."""
 
     media_type = "text/event-stream"
 
@@ -2804,12 +2796,11 @@ class EventSourceResponse(StreamingResponse):
 
 
 class _PingingSender:
-    """Sends events as they come, and a ping whenever nothing has been sent for `interval` s.
-
-    A task of its own iterates, sends and closes the events, so an event wakes a short chain of
-    coroutines, not the app's; the calling task sends the start, then sleeps until a ping may be
-    due. A sent event costs a clock reading (a timeout per event cost twice the CPU of Starlette
-    with sse-starlette: benchmarks/sse_streams.py). Sends never overlap; none is cancelled."""
+    """Sends events as they come, and a ping whenever nothing has been sent for `interval` s. A task
+    of its own iterates, sends and closes the events (an event wakes a short chain of coroutines,
+    not the app's); the calling task sends the start, then sleeps until a ping may be due. Sends
+    never overlap; none is cancelled. An event costs a clock reading, not a timeout (one per event
+    cost twice the CPU: benchmarks/sse_streams.py)."""
 
     def __init__(self, send: Send, interval: float) -> None:
         self.send = send
@@ -2978,9 +2969,8 @@ _FilePart: TypeAlias = tuple[bytes, int, int, bytes]
 
 
 class FileResponse(Response):
-    """A file from disk, with ETag, Last-Modified, and byte ranges (RFC 9110 §14): one range gets
-    a ``206``, several a ``multipart/byteranges`` body. A server offering ASGI's
-    ``http.response.pathsend`` sends the file itself."""
+    """A file from disk, with ETag, Last-Modified and byte ranges (RFC 9110 §14; several make a
+    ``multipart/byteranges`` body); a server offering ASGI's pathsend sends the file itself."""
 
     chunk_size = 64 * 1024
     # Ranges per request (Apache's default is 200): enough for any real client, and bounded.
@@ -6506,9 +6496,8 @@ class _Undefined:
 
 
 class Config:
-    """Settings from the environment, then from the ``KEY=value`` lines of `env_file` (``export``
-    and one pair of quotes allowed), each looked up as `env_prefix` + key. A missing file only
-    warns: the environment may hold everything."""
+    """Settings from the environment, then from `env_file`'s ``KEY=value`` lines, each looked up as
+    `env_prefix` + key. A missing file only warns: the environment may hold everything."""
 
     def __init__(
         self,
@@ -6658,10 +6647,9 @@ _NOTHING_THERE = frozenset(
 
 
 class StaticFiles:
-    """Serves the files of `directory`, and of the ``statics`` directory of each of `packages`:
-    no request reaches a file outside them (a path with ``..``, a backslash or a NUL byte is never
-    looked up, nor a symlink out followed unless `follow_symlink`). File system calls run in a
-    worker thread, never on the event loop."""
+    """Serves the files of `directory` and of each of `packages`' ``statics``: no request reaches a
+    file outside them (``..``, a backslash or NUL is never looked up, nor a symlink out followed
+    unless `follow_symlink`). File system calls run in a worker thread."""
 
     def __init__(
         self,
@@ -6755,9 +6743,8 @@ class StaticFiles:
         raise HTTPException(status_code=404)
 
     def lookup_path(self, path: str) -> tuple[str, os.stat_result | None]:
-        """The resolved path and status of the first file or directory at `path` under the
-        directories that stays inside its directory; ``("", None)`` if there is none (or `path`
-        is unsafe: see `_safe_segments`). Runs in a worker thread: it resolves symlinks, stats."""
+        """The resolved path and status of the first file or directory at `path` that stays inside
+        its directory, or ``("", None)`` (so for an unsafe `path`). Runs in a worker thread."""
         segments = _safe_segments(path)
         if segments is None:
             return "", None
@@ -6875,10 +6862,9 @@ def _unescaped_media_type(name: str, media_type: str | None) -> str:
 
 
 class Jinja2Templates:
-    """Renders jinja2 templates into responses: ``templates.TemplateResponse(request, name)``.
-    Autoescaping is on for every template from a `directory` except ``.txt`` ones (Starlette only
-    escapes ``.html``, ``.htm`` and ``.xml``), which are served as ``text/plain``, never as
-    markup; a given `env` keeps its own policy."""
+    """Renders jinja2 templates into responses. Every template from a `directory` but a ``.txt`` one
+    is autoescaped (Starlette: only .html, .htm, .xml); a .txt one is served as text/plain, never as
+    markup. A given `env` keeps its own policy."""
 
     def __init__(
         self,
@@ -6995,9 +6981,8 @@ def _check_order(holds: bool, kind: str, problem: str) -> None:
 
 
 class _HTTPRun:
-    """One request's run of the app by the test client, and the client's side of it, on the
-    event loop: AsyncTestClient awaits it, TestClient calls it through a blocking portal. The
-    app's exception is kept in `error` for the client to raise."""
+    """One request's run of the app and the client's side of it, on the event loop (TestClient's
+    through a portal); the app's exception is kept in `error` for the client to raise."""
 
     def __init__(self, app: ASGIApp, scope: Scope, body: bytes, unread_limit: int) -> None:
         self.app = app
@@ -7201,9 +7186,8 @@ class _TransportToApp:
         self.app_state: dict[str, Any] = {}  # what the lifespan yields, copied for each request
 
     def scope_for(self, request: httpx.Request) -> Scope:
-        """The ASGI scope a server would give the app for `request`; a websocket handshake
-        (`websocket_connect`'s) goes back out through httpx as `_Upgrade`, for the client to open
-        its session with."""
+        """The ASGI scope a server would give the app for `request`; `websocket_connect`'s handshake
+        goes back out through httpx as `_Upgrade`, for the client to open its session with."""
         url = request.url
         headers = [(name.lower(), value) for name, value in request.headers.raw]
         if not any(name == b"host" for name, _ in headers):
@@ -7323,9 +7307,8 @@ def _start_blocking_portal(
 
 
 class _WebSocketRun:
-    """One websocket connection's run of the app, and the client's side of it, on the event loop
-    from its making: an AsyncWebSocketTestSession is one, and a WebSocketTestSession calls one
-    through a blocking portal. The app's exception is kept in `error` for the test to raise."""
+    """One websocket's run of the app and the client's side of it, on the event loop from its making
+    (an AsyncWebSocketTestSession is one); the app's exception is kept in `error` for the test."""
 
     def __init__(
         self, app: ASGIApp, scope: Scope, raise_server_exceptions: bool, unread_limit: float
@@ -7455,17 +7438,15 @@ class _WebSocketRun:
 
     @staticmethod
     async def _settle() -> None:
-        """Let the app run after the close until it returns, or until every task waits for
-        something (as an app that awaits forever does): its clean-up runs, yet leaving is not
-        held up (as Starlette's, which cancels the app at once)."""
+        """Let the app run after the close until it returns or every task waits (an app awaiting for
+        ever): its clean-up runs, yet leaving is not held up (Starlette cancels the app at once)."""
         with anyio.move_on_after(_WEBSOCKET_CLOSE_GRACE):
             await anyio.wait_all_tasks_blocked()
 
 
 class WebSocketTestSession:
-    """A websocket connection to the app under test, from ``TestClient.websocket_connect``, for
-    a ``with`` block: entering waits for the app to accept (raising `WebSocketDisconnect` or
-    `WebSocketDenialResponse` if it refuses); leaving closes it and lets the app return."""
+    """A websocket to the app under test, for ``with``: entering waits for the app to accept (or
+    raises `WebSocketDisconnect` or `WebSocketDenialResponse`); leaving closes it."""
 
     __test__ = False  # not a test class for pytest
 
@@ -7537,9 +7518,8 @@ class WebSocketTestSession:
 
 
 class AsyncWebSocketTestSession(_WebSocketRun):
-    """A websocket connection to the app under test, from ``AsyncTestClient.websocket_connect``:
-    WebSocketTestSession's API, awaited, with the app in a task of the client's task group, a
-    few messages ahead of the test at most (`_UNREAD_MESSAGES_LIMIT`). Not in Starlette."""
+    """WebSocketTestSession's API, awaited, from ``AsyncTestClient.websocket_connect``: the app runs
+    in the client's task group, a few messages ahead of the test at most. Not in Starlette."""
 
     __test__ = False  # not a test class for pytest
 
@@ -8043,9 +8023,8 @@ class _StarletteFinder:
 
 
 def install_as_starlette() -> None:
-    """Make ``import starlette`` and every module of Starlette 1.10 give starlite's names
-    (``Starlette`` is ``Starlite``), so that FastAPI and other packages built on Starlette run on
-    starlite; call it before any of them is imported. Nothing is written or copied."""
+    """Make ``import starlette.*`` (Starlette 1.10's modules) give starlite's names, so that FastAPI
+    and other packages built on Starlette run on starlite; call it before importing any of them."""
     if any(isinstance(finder, _StarletteFinder) for finder in sys.meta_path):
         return
     imported = sorted(name for name in sys.modules if name.partition(".")[0] == "starlette")
