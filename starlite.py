@@ -432,8 +432,7 @@ class URL:
         return self.scheme in ("https", "wss")
 
     def replace(self, **kwargs: Any) -> URL:
-        """A copy with some components replaced; ``hostname``, ``port``, ``username`` and
-        ``password`` rebuild the netloc."""
+        """A copy with some components replaced (``hostname``, ``port`` and the user too)."""
         if {"hostname", "port", "username", "password"} & kwargs.keys():
             kwargs["netloc"] = self._replaced_netloc(
                 hostname=kwargs.pop("hostname", None),
@@ -1556,8 +1555,7 @@ _QUOTED_PAIR = re.compile(r'\\([\\"])')
 
 
 def _header_parameters(value: str) -> tuple[str, dict[str, str]]:
-    """Split ``type/subtype; name=value; name="quoted; value"`` into the lower-cased type and its
-    parameters (names lower-cased, quotes removed)."""
+    """Split ``type/subtype; a=1; b="quoted; value"`` into the lower-cased type and parameters."""
     pieces: list[list[str]] = [[]]
     for token in _PARAMETER_TOKEN.findall(value):
         if token == ";":
@@ -6628,8 +6626,7 @@ def _http_date(value: str) -> float | None:
 
 
 class NotModifiedResponse(Response):
-    """The 304 Not Modified that stands for a response with `headers`: it keeps only the headers
-    a 304 carries over (RFC 9110 §15.4.5)."""
+    """A 304 standing for a response with `headers`: those a 304 carries over (RFC 9110 §15.4.5)."""
 
     NOT_MODIFIED_HEADERS = ("cache-control", "content-location", "date", "etag", "expires", "vary")
 
@@ -6770,8 +6767,7 @@ class StaticFiles:
         return response
 
     def is_not_modified(self, response_headers: Headers, request_headers: Headers) -> bool:
-        """Whether the client's copy is current (RFC 9110 §13.2.2): If-None-Match decides when
-        present, If-Modified-Since against Last-Modified otherwise."""
+        """Whether the client's copy is current (RFC 9110 §13.2.2), If-None-Match first."""
         if_none_match = request_headers.get("if-none-match", "")
         if if_none_match.strip(" \t"):  # an empty one counts as none
             return _etag_matches(if_none_match, response_headers["etag"])
@@ -6974,8 +6970,7 @@ _LIFESPAN_FAILURE_GRACE = 5.0
 
 
 def _check_order(holds: bool, kind: str, problem: str) -> None:
-    """Raise Starlette's AssertionError for a response message out of order (an `assert` would
-    vanish under ``python -O``)."""
+    """Raise Starlette's AssertionError for a message out of order (`assert` vanishes with -O)."""
     if not holds:
         raise AssertionError(f'Received "http.response.{kind}" {problem}.')
 
@@ -7546,8 +7541,7 @@ class AsyncWebSocketTestSession(_WebSocketRun):
 
 
 class _LifespanServer:
-    """The server's side of the ASGI lifespan protocol, for ``with TestClient(app):`` and
-    ``async with AsyncTestClient(app):``; all of it, from its making, runs on the event loop."""
+    """The server's side of the ASGI lifespan protocol for the test clients, on the event loop."""
 
     def __init__(self, app: ASGIApp, state: dict[str, Any]) -> None:
         self.app = app
@@ -7708,8 +7702,7 @@ class _TestClient(_HTTPXClient):  # type: ignore[misc, unused-ignore]
         await self._lifespan.shut_down()
 
     def request(self, method: str, url: httpx._types.URLTypes, **kwargs: Any) -> httpx.Response:
-        """Send a request, as httpx does; warns that `timeout` means nothing to an app called
-        in-process (Starlette issue 1108)."""
+        """Send a request, as httpx does; `timeout` warns: it means nothing to an app in-process."""
         client_default = _httpx().USE_CLIENT_DEFAULT
         if kwargs.get("timeout", client_default) is not client_default:
             warnings.warn(
@@ -7756,8 +7749,7 @@ class _AsyncResponseStream(_HTTPXAsyncByteStream):  # type: ignore[misc, unused-
 
 
 class _AsyncTestClientTransport(_TransportToApp, _HTTPXAsyncBaseTransport):  # type: ignore[misc, unused-ignore]
-    """An httpx async transport that answers requests by calling an ASGI app, each in a task of
-    the client's task group (set while the client is open)."""
+    """An httpx async transport calling an ASGI app, each request in the client's task group."""
 
     task_group: anyio.abc.TaskGroup | None = None
 
@@ -7837,8 +7829,7 @@ class _AsyncTestClient(_HTTPXAsyncClient):  # type: ignore[misc, unused-ignore]
     async def websocket_connect(
         self, url: str, subprotocols: Sequence[str] | None = None, **kwargs: Any
     ) -> AsyncIterator[AsyncWebSocketTestSession]:
-        """Open a websocket to the app at `url` (relative to `base_url`), in ``async with``, as
-        TestClient's `websocket_connect` does: the handshake is a request of this client's."""
+        """Open a websocket to the app at `url` in ``async with``, as TestClient's does."""
         ws_url, request_kwargs = _handshake(self.base_url, url, subprotocols, kwargs)
         try:
             await self.request("GET", ws_url, **request_kwargs)
@@ -7855,8 +7846,7 @@ class _AsyncTestClient(_HTTPXAsyncClient):  # type: ignore[misc, unused-ignore]
 
 @functools.cache
 def _websocket_denial_response_class() -> type[WebSocketDenialResponse]:
-    """The exception a denied websocket handshake raises: an httpx.Response that is also a
-    WebSocketDisconnect, as in Starlette; built on first use, like TestClient."""
+    """WebSocketDenialResponse: an httpx.Response and WebSocketDisconnect, made on first use."""
     doc = "A websocket handshake the app answered with an HTTP response."
     namespace = {"__module__": __name__, "__doc__": doc}
     bases = (_httpx().Response, WebSocketDisconnect)
@@ -7917,8 +7907,7 @@ _STARLETTE_API_VERSION = "1.10.0"
 
 
 def _handling_exceptions(app: ASGIApp, connection: HTTPConnection) -> ASGIApp:
-    """`app`, with an exception it raises answered by the handler registered for it, as each
-    route does (Starlette's ``wrap_app_handling_exceptions``)."""
+    """`app` with its exceptions answered by their handlers: wrap_app_handling_exceptions."""
 
     async def handling_app(scope: Scope, receive: Receive, send: Send) -> None:
         tracked_send = _StartNotingSend(send)
