@@ -428,7 +428,6 @@ class URL:
 
     @property
     def is_secure(self) -> bool:
-        """Whether the scheme is ``https`` or ``wss``."""
         return self.scheme in ("https", "wss")
 
     def replace(self, **kwargs: Any) -> URL:
@@ -773,7 +772,6 @@ class Headers(Mapping[str, str]):
         return [value.decode("latin-1") for item_name, value in self._list if item_name == name]
 
     def mutablecopy(self) -> MutableHeaders:
-        """A `MutableHeaders` holding a copy of these headers."""
         return MutableHeaders(raw=list(self._list))
 
     def __getitem__(self, key: str) -> str:
@@ -847,7 +845,6 @@ class MutableHeaders(Headers):
         return value
 
     def update(self, other: Mapping[str, str]) -> None:
-        """Set every header of `other`, replacing current values."""
         for key, value in other.items():
             self[key] = value
 
@@ -2434,10 +2431,9 @@ class Response:
             morsel["expires"] = _cookie_attribute("expires", expires)
         elif expires is not None:
             morsel["expires"] = expires  # seconds from now; http.cookies formats the date
-        if path is not None:
-            morsel["path"] = _cookie_attribute("path", path)
-        if domain is not None:
-            morsel["domain"] = _cookie_attribute("domain", domain)
+        for name, attribute in (("path", path), ("domain", domain)):
+            if attribute is not None:
+                morsel[name] = _cookie_attribute(name, attribute)
         morsel["secure"] = secure
         morsel["httponly"] = httponly
         if samesite is not None:
@@ -7358,11 +7354,9 @@ class _WebSocketRun:
         await self.send({"type": "websocket.receive", "bytes": data})
 
     async def send_json(self, data: Any, mode: Literal["text", "binary"] = "text") -> None:
-        """Send `data` as JSON, in a text frame or a binary one."""
         await self.send(_json_frame("websocket.receive", data, mode))
 
     async def close(self, code: int = 1000, reason: str | None = None) -> None:
-        """Close the websocket from the client's side."""
         self.closed = True
         await self.send({"type": "websocket.disconnect", "code": code, "reason": reason or ""})
 
@@ -7489,11 +7483,9 @@ class WebSocketTestSession:
         self.portal.call(self._run.send_bytes, data)
 
     def send_json(self, data: Any, mode: Literal["text", "binary"] = "text") -> None:
-        """Send `data` as JSON, in a text frame or a binary one."""
         self.portal.call(self._run.send_json, data, mode)
 
     def close(self, code: int = 1000, reason: str | None = None) -> None:
-        """Close the websocket from the client's side."""
         self.portal.call(self._run.close, code, reason)
 
     def receive(self) -> Message:
