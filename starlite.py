@@ -7540,7 +7540,7 @@ class _LifespanServer:
         self.state = state
         self.to_app, self.app_inbox = anyio.create_memory_object_stream[Message](math.inf)
         self.app_outbox, self.from_app = anyio.create_memory_object_stream[Message](math.inf)
-        self.error: Exception | None = None
+        self.error: BaseException | None = None
         self.returned = anyio.Event()
         self.cancel_scope = anyio.CancelScope()  # entered by `run`, whenever that starts
 
@@ -7549,7 +7549,10 @@ class _LifespanServer:
         try:
             with self.app_inbox, self.app_outbox, self.cancel_scope:
                 await self.app(scope, self.app_inbox.receive, self.app_outbox.send)
-        except Exception as exc:  # for start_up or shut_down to raise in the test
+        except anyio.get_cancelled_exc_class():
+            raise
+        # For start_up or shut_down to raise in the test; a BaseException too, as for a request.
+        except BaseException as exc:
             self.error = exc
         finally:
             self.returned.set()

@@ -20706,6 +20706,28 @@ def test_test_client_lifespan_exception_during_startup_raises() -> None:
         pass  # pragma: no cover
 
 
+class LifespanBailed(BaseException):
+    """Not an Exception, as pytest's own failures (pytest.fail) are not."""
+
+
+async def lifespan_that_bails(scope: Scope, receive: Receive, send: Send) -> None:
+    await receive()
+    raise LifespanBailed("lifespan bailed")
+
+
+def test_test_client_raises_a_base_exception_of_the_lifespan_as_itself(backend: Backend) -> None:
+    bailed = pytest.raises(LifespanBailed, match="lifespan bailed")
+    with bailed, TestClient(lifespan_that_bails, backend=backend):
+        pass  # pragma: no cover - entering raises
+
+
+@pytest.mark.anyio
+async def test_async_test_client_raises_a_base_exception_of_the_lifespan_as_itself() -> None:
+    with anyio.fail_after(5), pytest.raises(LifespanBailed, match="lifespan bailed"):
+        async with AsyncTestClient(lifespan_that_bails):
+            pass  # pragma: no cover - entering raises
+
+
 def test_lifespan_of_an_app_that_fails_before_reading_startup_raises_its_error() -> None:
     async def app(scope: Scope, receive: Receive, send: Send) -> None:
         raise LookupError("no lifespan here")
