@@ -1602,6 +1602,8 @@ class MultiPartParser:
 
     spool_max_size = 1024 * 1024
     """The size past which an uploaded file moves from memory to disk."""
+    max_part_size = 1024 * 1024
+    """The default largest size of a field without a filename."""
 
     def __init__(
         self,
@@ -1617,7 +1619,7 @@ class MultiPartParser:
         self.max_files = max_files
         self.max_fields = max_fields
         self.max_part_size = max_part_size
-        self._items: list[tuple[str, str | UploadFile]] = []
+        self.items: list[tuple[str, str | UploadFile]] = []  # the form, as it is parsed
         self._files = 0
         self._fields = 0
         self._encoding = "utf-8"
@@ -1660,22 +1662,23 @@ class MultiPartParser:
             for file in self._opened:  # each closes even if the parsing was cancelled
                 await file.close()
             raise
-        return FormData(self._items)
+        return FormData(self.items)
 
     def _callbacks(self) -> dict[str, Callable[..., None]]:
-        # python-multipart calls back on_<event>: each goes to the method _on_<event>.
+        # python-multipart calls back on_<event>, the methods below: public, as in Starlette, so
+        # that a subclass may override one.
         events: tuple[str, ...] = ("part_begin", "header_field", "header_value", "header_end")
         events += ("headers_finished", "part_data", "part_end", "end")
-        return {f"on_{event}": getattr(self, f"_on_{event}") for event in events}
+        return {f"on_{event}": getattr(self, f"on_{event}") for event in events}
 
-    def _on_part_begin(self) -> None:
+    def on_part_begin(self) -> None:
         self._part = _Part()
 
-    def _on_header_field(self, data: bytes, start: int, end: int) -> None:
+    def on_header_field(self, data: bytes, start: int, end: int) -> None:
         self._part.header_name += data[start:end]
         self._count_header_bytes(end - start)
 
-    def _on_header_value(self, data: bytes, start: int, end: int) -> None:
+    def on_header_value(self, data: bytes, start: int, end: int) -> None:
         self._part.header_value += data[start:end]
         self._count_header_bytes(end - start)
 
@@ -1684,13 +1687,13 @@ class MultiPartParser:
         if self._part.headers_size > _MAX_PART_HEADERS_SIZE:
             raise MultiPartException("A part's headers are too large.")
 
-    def _on_header_end(self) -> None:
+    def on_header_end(self) -> None:
         part = self._part
         name, value = bytes(part.header_name.strip().lower()), bytes(part.header_value.strip())
         part.headers.append((name, value))
         part.header_name, part.header_value = bytearray(), bytearray()
 
-    def _on_headers_finished(self) -> None:
+    def on_headers_finished(self) -> None:
         part = self._part
         headers = Headers(raw=part.headers)
         _, disposition = _header_parameters(headers.get("content-disposition", ""))
@@ -1715,7 +1718,7 @@ class MultiPartParser:
         part.file = UploadFile(spooled, size=0, filename=filename, headers=headers)
         self._opened.append(part.file)
 
-    def _on_part_data(self, data: bytes, start: int, end: int) -> None:
+    def on_part_data(self, data: bytes, start: int, end: int) -> None:
         # A view, not a slice: however large a chunk the server hands over, its data is copied
         # once, into the file or the field, and a field over its limit is not copied at all.
         piece = memoryview(data)[start:end]
@@ -1727,17 +1730,17 @@ class MultiPartParser:
             raise _too_large("Part", self.max_part_size)
         part.data += piece
 
-    def _on_part_end(self) -> None:
+    def on_part_end(self) -> None:
         part = self._part
         if part.file is not None:
-            self._items.append((part.name, part.file))
+            self.items.append((part.name, part.file))
             return
         value = self._decode(bytes(part.data))
         if part.name == "_charset_":
             self._encoding = self._codec_name(value)
-        self._items.append((part.name, value))
+        self.items.append((part.name, value))
 
-    def _on_end(self) -> None:
+    def on_end(self) -> None:
         self._ended = True
 
     def _decode(self, data: bytes) -> str:

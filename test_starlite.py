@@ -2951,6 +2951,30 @@ async def test_multipart_part_headers_are_kept_and_files_start_at_zero() -> None
         assert h.filename == "h.txt"
 
 
+@pytest.mark.anyio
+async def test_multipart_parser_calls_its_public_on_methods_so_a_subclass_may_override_one() -> (
+    None
+):
+    seen: list[bytes] = []
+
+    class Noting(MultiPartParser):
+        def on_part_data(self, data: bytes, start: int, end: int) -> None:
+            seen.append(bytes(data[start:end]))
+            super().on_part_data(data, start, end)
+
+    async def stream() -> AsyncIterator[bytes]:
+        yield multipart(part("a", b"1"), part("f", b"xyz", filename="f.txt"))
+
+    parser = Noting(Headers({"content-type": MULTIPART}), stream())
+    form = await parser.parse()
+    try:
+        assert b"".join(seen) == b"1xyz"
+        assert parser.items == form.multi_items()  # Starlette's public attribute
+    finally:
+        await form.close()
+    assert MultiPartParser.max_part_size == parser.max_part_size == 1024 * 1024
+
+
 def traced_peak_growth(parse: Callable[[], Awaitable[Any]]) -> tuple[Any, int]:
     """What `parse()` returns (run on asyncio) and the most memory it held at once, in bytes."""
     tracemalloc.start()
