@@ -7287,8 +7287,10 @@ _WEBSOCKET_CLOSE_GRACE = 5.0
 # not to stop it, and is raised in the test's thread then.
 #
 # A WebSocketTestSession does the same with a _WebSocketRun, each of its methods called through
-# the portal. AsyncTestClient needs no portal: it awaits the same runs on the test's own loop (an
-# AsyncWebSocketTestSession is a _WebSocketRun).
+# the portal; it and the lifespan's start-up and shut-down raise the app's errors through
+# _call_in_portal, which carries them out of the loop the same way. AsyncTestClient needs no
+# portal: it awaits the same runs on the test's own loop (an AsyncWebSocketTestSession is a
+# _WebSocketRun).
 
 
 def _start_blocking_portal(
@@ -7298,6 +7300,25 @@ def _start_blocking_portal(
     import anyio.from_thread  # lazily: see the imports
 
     return anyio.from_thread.start_blocking_portal(backend, backend_options)
+
+
+def _call_in_portal(portal: _Portal, func: Callable[..., Awaitable[T]], *args: Any) -> T:
+    """``portal.call(func, *args)``, but what `func` raises is raised in the test's thread as
+    itself: anyio lets a BaseException that is not an Exception (a failed `pytest.fail` in the
+    app) stop the portal's event loop too, and the test would see a CancelledError."""
+
+    async def carrying_errors() -> tuple[T | None, BaseException | None]:
+        try:
+            return await func(*args), None
+        except anyio.get_cancelled_exc_class():
+            raise
+        except BaseException as exc:
+            return None, exc
+
+    result, error = portal.call(carrying_errors)
+    if error is not None:
+        raise error
+    return cast(T, result)
 
 
 class _WebSocketRun:
@@ -7466,8 +7487,8 @@ class WebSocketTestSession:
             )
             self._run = run
             self.portal.start_task_soon(run._run_app)
-            stack.callback(self.portal.call, run._leave)
-            self.portal.call(run._accept)
+            stack.callback(_call_in_portal, self.portal, run._leave)
+            _call_in_portal(self.portal, run._accept)
             self.accepted_subprotocol = run.accepted_subprotocol
             self.extra_headers = run.extra_headers
             self._exit_stack = stack.pop_all()
@@ -7477,34 +7498,34 @@ class WebSocketTestSession:
         self._exit_stack.close()
 
     def send(self, message: Message) -> None:
-        self.portal.call(self._run.send, message)
+        _call_in_portal(self.portal, self._run.send, message)
 
     def send_text(self, data: str) -> None:
-        self.portal.call(self._run.send_text, data)
+        _call_in_portal(self.portal, self._run.send_text, data)
 
     def send_bytes(self, data: bytes) -> None:
-        self.portal.call(self._run.send_bytes, data)
+        _call_in_portal(self.portal, self._run.send_bytes, data)
 
     def send_json(self, data: Any, mode: Literal["text", "binary"] = "text") -> None:
-        self.portal.call(self._run.send_json, data, mode)
+        _call_in_portal(self.portal, self._run.send_json, data, mode)
 
     def close(self, code: int = 1000, reason: str | None = None) -> None:
-        self.portal.call(self._run.close, code, reason)
+        _call_in_portal(self.portal, self._run.close, code, reason)
 
     def receive(self) -> Message:
         """The app's next ASGI message; raises what the app raised if it returned with an error."""
-        return self.portal.call(self._run.receive)
+        return _call_in_portal(self.portal, self._run.receive)
 
     def receive_text(self) -> str:
         """The next text frame; raises `WebSocketDisconnect` when the app closes."""
-        return self.portal.call(self._run.receive_text)
+        return _call_in_portal(self.portal, self._run.receive_text)
 
     def receive_bytes(self) -> bytes:
         """The next binary frame; raises `WebSocketDisconnect` when the app closes."""
-        return self.portal.call(self._run.receive_bytes)
+        return _call_in_portal(self.portal, self._run.receive_bytes)
 
     def receive_json(self, mode: Literal["text", "binary"] = "text") -> Any:
-        return self.portal.call(self._run.receive_json, mode)
+        return _call_in_portal(self.portal, self._run.receive_json, mode)
 
 
 class AsyncWebSocketTestSession(_WebSocketRun):
@@ -7676,9 +7697,9 @@ class _TestClient(_HTTPXClient):  # type: ignore[misc, unused-ignore]
             self._lifespan = portal.call(_LifespanServer, self.app, self.app_state)
             stack.callback(self._lifespan.close)
             self.task = portal.start_task_soon(self.lifespan)
-            portal.call(self.wait_startup)
+            _call_in_portal(portal, self.wait_startup)
             self.portal = portal
-            stack.callback(portal.call, self.wait_shutdown)
+            stack.callback(_call_in_portal, portal, self.wait_shutdown)
             # First of all, before the shut-down: cancel the apps of responses left open.
             stack.callback(self._transport_to_app.close)
             self._exit_stack = stack.pop_all()

@@ -20730,24 +20730,36 @@ def test_test_client_lifespan_exception_during_startup_raises() -> None:
         pass  # pragma: no cover
 
 
-class LifespanBailed(BaseException):
+class AppBailed(BaseException):
     """Not an Exception, as pytest's own failures (pytest.fail) are not."""
 
 
 async def lifespan_that_bails(scope: Scope, receive: Receive, send: Send) -> None:
     await receive()
-    raise LifespanBailed("lifespan bailed")
+    raise AppBailed("lifespan bailed")
 
 
 def test_test_client_raises_a_base_exception_of_the_lifespan_as_itself(backend: Backend) -> None:
-    bailed = pytest.raises(LifespanBailed, match="lifespan bailed")
+    bailed = pytest.raises(AppBailed, match="lifespan bailed")
     with bailed, TestClient(lifespan_that_bails, backend=backend):
+        pass  # pragma: no cover - entering raises
+
+
+def test_websocket_test_session_raises_a_base_exception_of_the_app_as_itself(
+    backend: Backend,
+) -> None:
+    async def app(scope: Scope, receive: Receive, send: Send) -> None:
+        await receive()
+        raise AppBailed("websocket bailed")
+
+    bailed = pytest.raises(AppBailed, match="websocket bailed")
+    with bailed, TestClient(app, backend=backend).websocket_connect("/"):
         pass  # pragma: no cover - entering raises
 
 
 @pytest.mark.anyio
 async def test_async_test_client_raises_a_base_exception_of_the_lifespan_as_itself() -> None:
-    with anyio.fail_after(5), pytest.raises(LifespanBailed, match="lifespan bailed"):
+    with anyio.fail_after(5), pytest.raises(AppBailed, match="lifespan bailed"):
         async with AsyncTestClient(lifespan_that_bails):
             pass  # pragma: no cover - entering raises
 
