@@ -3515,10 +3515,9 @@ _ERROR_CLOSE_TIMEOUT = 5.0
 
 
 class ServerErrorMiddleware:
-    """Answers any unhandled exception with a 500 (unless the response has started), then
-    re-raises it for the server to log. With `debug` the 500 shows the traceback (HTML for a
-    browser, built in the threadpool as it reads files); else `handler` makes it, or it says
-    only ``Internal Server Error``."""
+    """Answers any unhandled exception with a 500 (unless the response has started), then re-raises
+    it for the server to log. With `debug` the 500 shows the traceback (built in the threadpool, as
+    it reads files); else `handler` makes it, or it says only ``Internal Server Error``."""
 
     def __init__(
         self, app: ASGIApp, handler: ExceptionHandler | None = None, debug: bool = False
@@ -3770,8 +3769,7 @@ class RequestBodyLimitMiddleware:
     """Answers ``413 Content Too Large`` to a request body over `max_body_size` bytes: before any
     of it is read for a Content-Length over the limit (replacing the response of an app that never
     reads it), else as soon as the streamed body crosses it, so nothing beyond is held. Where limits
-    nest the innermost wins; inside an app the 413 goes through its HTTPException handlers. The app
-    sees the limit in ``scope[MAX_BODY_SIZE_SCOPE_KEY]``, put back when the app returns."""
+    nest the innermost wins; inside an app the 413 goes through its HTTPException handlers."""
 
     def __init__(self, app: ASGIApp, max_body_size: int) -> None:
         self.app = app
@@ -4141,15 +4139,11 @@ def request_response(func: Callable[[Request], Awaitable[Response] | Response]) 
     return app
 
 
-def _wrap_in_middleware(app: ASGIApp, middleware: Sequence[Middleware] | None) -> ASGIApp:
-    """`app` inside `middleware`, the first of which is the outermost."""
+def _wrap(app: ASGIApp, middleware: Sequence[Middleware] | None, body_limit: int | None) -> ASGIApp:
+    """`app` inside `middleware` (the first is the outermost), inside a body limit if any."""
     for cls, args, kwargs in reversed(middleware or []):
         app = cls(app, *args, **kwargs)
-    return app
-
-
-def _with_body_limit(app: ASGIApp, max_body_size: int | None) -> ASGIApp:
-    return app if max_body_size is None else RequestBodyLimitMiddleware(app, max_body_size)
+    return app if body_limit is None else RequestBodyLimitMiddleware(app, body_limit)
 
 
 def websocket_session(func: Callable[[WebSocket], Awaitable[None]]) -> ASGIApp:
@@ -4188,9 +4182,8 @@ def _require_leading_slash(kind: str, path: str) -> None:
 
 
 class Route(BaseRoute):
-    """An HTTP endpoint at a path: a function taking a Request and returning a Response, or an
-    ASGI app such as an ``HTTPEndpoint`` class. A function answers GET (and HEAD) unless `methods`
-    says otherwise; any other method gets 405 with an ``Allow`` header."""
+    """An HTTP endpoint at a path: a function of a Request returning a Response, or an ASGI app
+    (an ``HTTPEndpoint`` class, say). A function answers GET and HEAD unless `methods` says not."""
 
     def __init__(
         self,
@@ -4213,7 +4206,7 @@ class Route(BaseRoute):
             methods = ["GET"] if methods is None else methods
         else:  # an ASGI app, e.g. an HTTPEndpoint class
             app = endpoint
-        self.app = _with_body_limit(_wrap_in_middleware(app, middleware), max_body_size)
+        self.app = _wrap(app, middleware, max_body_size)
         self.methods: set[str] | None = None
         if methods is not None:
             self.methods = {method.upper() for method in methods}
@@ -4301,7 +4294,7 @@ class WebSocketRoute(BaseRoute):
         self.endpoint = endpoint
         self.name = get_name(endpoint) if name is None else name
         app = websocket_session(endpoint) if _is_function(endpoint) else endpoint
-        self.app = _wrap_in_middleware(app, middleware)
+        self.app = _wrap(app, middleware, None)
         self.path_regex, self.path_format, self.param_convertors = compile_path(path)
 
     def matches(self, scope: Scope) -> tuple[Match, Scope]:
@@ -4352,7 +4345,7 @@ class Mount(BaseRoute):
             raise ValueError("Mount takes either an app or a list of routes")
         self.path = path.rstrip("/")
         self._base_app: ASGIApp = app if app is not None else Router(routes=routes)
-        self.app = _with_body_limit(_wrap_in_middleware(self._base_app, middleware), max_body_size)
+        self.app = _wrap(self._base_app, middleware, max_body_size)
         self.name = name
         self.path_regex, self.path_format, self.param_convertors = compile_path(
             self.path + "/{path:path}"
@@ -4687,10 +4680,9 @@ class _RouteList(list[BaseRoute]):
 
 
 class Router:
-    """Routes requests to the first matching route, in the order declared. A route that matches
-    the path but not the method is used only when no route matches fully (405). With
-    `redirect_slashes`, a path that matches only with (or without) a trailing slash is redirected
-    there, always on the same host. Otherwise `default` answers (404)."""
+    """Routes a request to the first route that matches, in the order declared, or else to the
+    first that matches its path only (405). With `redirect_slashes`, a path that matches only with
+    (or without) a trailing slash is redirected there, on the same host; else `default` answers."""
 
     def __init__(
         self,
@@ -4706,8 +4698,7 @@ class Router:
         self.redirect_slashes = redirect_slashes
         self.default: ASGIApp = self.not_found if default is None else default
         self.lifespan_context: Lifespan[Any] = _lifespan_context(lifespan)
-        app = _wrap_in_middleware(self.app, middleware)
-        self.middleware_stack = _with_body_limit(app, max_body_size)
+        self.middleware_stack = _wrap(self.app, middleware, max_body_size)
 
     @property
     def routes(self) -> list[BaseRoute]:
@@ -4843,11 +4834,9 @@ class Router:
     __hash__ = object.__hash__
 
     def mount(self, path: str, app: ASGIApp, name: str | None = None) -> None:
-        """Add a Mount."""
         self.routes.append(Mount(path, app=app, name=name))
 
     def host(self, host: str, app: ASGIApp, name: str | None = None) -> None:
-        """Add a Host."""
         self.routes.append(Host(host, app=app, name=name))
 
     def add_route(
@@ -4858,7 +4847,6 @@ class Router:
         name: str | None = None,
         include_in_schema: bool = True,
     ) -> None:
-        """Add a Route."""
         self.routes.append(
             Route(path, endpoint, methods=methods, name=name, include_in_schema=include_in_schema)
         )
@@ -4866,7 +4854,6 @@ class Router:
     def add_websocket_route(
         self, path: str, endpoint: Callable[[WebSocket], Awaitable[None]], name: str | None = None
     ) -> None:
-        """Add a WebSocketRoute."""
         self.routes.append(WebSocketRoute(path, endpoint, name=name))
 
 
@@ -5092,9 +5079,8 @@ class TrustedHostMiddleware:
         patterns = ["*"] if allowed_hosts is None else [host.lower() for host in allowed_hosts]
         for pattern in patterns:
             if pattern != "*" and "*" in pattern.removeprefix("*."):
-                raise ValueError(
-                    f"Host pattern {pattern!r}: a wildcard can only be '*' or start '*.'"
-                )
+                message = f"Host pattern {pattern!r}: a wildcard can only be '*' or start '*.'"
+                raise ValueError(message)
         self.app = app
         self.allowed_hosts = patterns
         self.allow_any = "*" in patterns
@@ -5201,10 +5187,9 @@ class _CORSAddedHeaders:
 
 
 class CORSMiddleware:
-    """Cross-Origin Resource Sharing, per the Fetch standard: preflights answered here (200, or
-    400 naming what is not allowed). A credentialed request gets its origin, never ``*``; every
-    response gets ``Vary: Origin``. `allow_origin_regex` must match the whole origin; the
-    ``null`` origin is allowed only if listed by name."""
+    """Cross-Origin Resource Sharing, per the Fetch standard: preflights answered here, other
+    responses given their headers. `allow_origin_regex` must match the whole origin; the ``null``
+    origin is allowed only if listed by name."""
 
     def __init__(
         self,
@@ -5315,9 +5300,8 @@ class CORSMiddleware:
         return merged.raw
 
     def _added_headers(self) -> _CORSAddedHeaders:
-        """The headers `_cors_headers` adds, encoded once: on the first request, so that a
-        subclass may still change `simple_headers` in its ``__init__`` (as in Starlette), and
-        again should the configuration they come from change after."""
+        """The headers `_cors_headers` adds, encoded on the first request (a subclass may still
+        change `simple_headers` in its ``__init__``, as in Starlette), and again if they change."""
         configuration = (self.simple_headers, self.preflight_explicit_allow_origin)
         if self._added is None or self._added.built_from != configuration:
             self._added = _CORSAddedHeaders(self)
@@ -5390,11 +5374,10 @@ def _gzip_accepted(request_headers: _RawHeaders) -> bool:
 
 
 class GZipMiddleware:
-    """Compresses responses with gzip for clients that accept it; for others, a response it would
-    have compressed gets ``Vary: Accept-Encoding``. Small (under `minimum_size`) and 206
-    responses, those with a Content-Encoding, and `exclude_content_types` pass through. A
-    streamed response is compressed and flushed chunk by chunk, a chunk over
-    `thread_minimum_size` in a worker thread."""
+    """Compresses responses with gzip for clients that accept it; for others, one it would have
+    compressed gets ``Vary: Accept-Encoding``. Small (under `minimum_size`) and 206 responses,
+    those with a Content-Encoding, and `exclude_content_types` pass through. A streamed response
+    is flushed chunk by chunk, a chunk over `thread_minimum_size` compressed in a worker thread."""
 
     def __init__(
         self,
@@ -5467,9 +5450,8 @@ class _GZipSender:
                 await self._send(message)
         elif message["type"] == "http.response.body" and self.start is not None:
             start, self.start = self.start, None
-            if message.get("more_body", False) or len(message.get("body", b"")) >= (
-                self.middleware.minimum_size
-            ):
+            small = len(message.get("body", b"")) < self.middleware.minimum_size
+            if message.get("more_body", False) or not small:
                 await self._compress_first(start, message)
             else:  # whole and small, as most responses are: not worth compressing
                 await self._send(start)
@@ -5608,9 +5590,7 @@ _CLEARED_COOKIE_EXPIRY = "Max-Age=0; expires=Thu, 01 Jan 1970 00:00:00 GMT; "
 class SessionMiddleware:
     """Keeps ``request.session``, a JSON-serialisable `Session` dict, in a cookie signed with
     HMAC-SHA256 (standard library, not itsdangerous: Starlette's session cookies and starlite's
-    cannot read each other). A bad or expired cookie gives an empty session, never an error; the
-    cookie is written when the session changed (a nested value too), cleared when it was emptied,
-    and a handler that read it adds ``Vary: Cookie``."""
+    cannot read each other). A bad or expired cookie gives an empty session, never an error."""
 
     def __init__(
         self,
@@ -5701,12 +5681,10 @@ class BaseUser:
 
     @property
     def is_authenticated(self) -> bool:
-        """Whether this is a known user."""
         raise NotImplementedError()
 
     @property
     def display_name(self) -> str:
-        """A name to show."""
         raise NotImplementedError()
 
     @property
@@ -5920,12 +5898,10 @@ def _request_origin(scope: Scope) -> _OriginKey | None:
 
 
 class CSRFMiddleware:
-    """Refuses cross-site requests that could change something (403), by the browser's headers.
-    GET, HEAD, OPTIONS and TRACE pass. Others, websocket handshakes included (a cross-site page
-    could open the user's websocket with their cookies), pass when ``Sec-Fetch-Site`` is
-    ``same-origin`` or ``none``, or, without it (older browsers), when ``Origin`` is absent or the
-    request's own scheme and Host; or when from `trusted_origins` or to `exempt_paths` (a route
-    path, or a prefix ending in "/"). Behind a proxy, let the server trust ``X-Forwarded-Proto``."""
+    """Refuses cross-site requests (403), GET, HEAD, OPTIONS and TRACE apart, by what the browser's
+    headers say; websocket handshakes too, as a cross-site page could open one with the user's
+    cookies. `exempt_paths` holds route paths, or prefixes ending in "/". Behind a proxy, let the
+    server trust ``X-Forwarded-Proto``."""
 
     def __init__(
         self,
@@ -6267,12 +6243,9 @@ class _DownstreamResponse(Response):
 
 
 class BaseHTTPMiddleware:
-    """Middleware written as one method, ``async def dispatch(request, call_next) -> Response``.
-    ``await call_next(request)`` returns the app's response as soon as it starts; the app can
-    read the body `dispatch` read, and its background tasks run once the response is sent. Its
-    exceptions reach the handlers outside; context variables the endpoint set are set in
-    `dispatch` when ``call_next`` returns, where Starlette loses them. Each request costs a task:
-    write middleware that must be fast as pure ASGI."""
+    """Middleware written as one method, ``async def dispatch(request, call_next) -> Response``,
+    run as the block above explains: the context variables the endpoint set reach `dispatch`,
+    where Starlette loses them. Each request costs a task: write fast middleware as pure ASGI."""
 
     def __init__(self, app: ASGIApp, dispatch: DispatchFunction | None = None) -> None:
         if dispatch is None and type(self).dispatch is BaseHTTPMiddleware.dispatch:
@@ -6329,10 +6302,9 @@ Lifespan: TypeAlias = Callable[[AppType], contextlib.AbstractAsyncContextManager
 
 
 class Starlite:
-    """The application (Starlette's ``Starlette``). `lifespan` takes the app and returns an async
-    context manager, entered at start-up and exited at shut-down; a mapping it yields is copied
-    into every request's ``request.state``. A handler for 500 or ``Exception`` makes
-    ServerErrorMiddleware's response."""
+    """The application (Starlette's ``Starlette``). `lifespan(app)` is an async context manager
+    entered at start-up and exited at shut-down; a mapping it yields is copied into every request's
+    ``request.state``. A handler for 500 or ``Exception`` makes ServerErrorMiddleware's response."""
 
     def __init__(
         self,
@@ -6373,13 +6345,11 @@ class Starlite:
             else:
                 handlers[key] = handler
         app: ASGIApp = ExceptionMiddleware(self.router, handlers=handlers, debug=self.debug)
-        app = _wrap_in_middleware(app, self.user_middleware)
-        app = _with_body_limit(app, self.max_body_size)
+        app = _wrap(app, self.user_middleware, self.max_body_size)
         return ServerErrorMiddleware(app, handler=error_handler, debug=self.debug)
 
     @property
     def routes(self) -> list[BaseRoute]:
-        """The router's routes."""
         return self.router.routes
 
     def url_path_for(self, name: str, /, **path_params: Any) -> URLPath:
@@ -6393,7 +6363,6 @@ class Starlite:
         await self.middleware_stack(scope, receive, send)
 
     def mount(self, path: str, app: ASGIApp, name: str | None = None) -> None:
-        """Mount an ASGI app under `path`."""
         self.router.mount(path, app=app, name=name)
 
     def host(self, host: str, app: ASGIApp, name: str | None = None) -> None:
@@ -6423,13 +6392,11 @@ class Starlite:
         name: str | None = None,
         include_in_schema: bool = True,
     ) -> None:
-        """Add a Route."""
         self.router.add_route(path, route, methods, name, include_in_schema)
 
     def add_websocket_route(
         self, path: str, route: Callable[[WebSocket], Awaitable[None]], name: str | None = None
     ) -> None:
-        """Add a WebSocketRoute."""
         self.router.add_websocket_route(path, route, name=name)
 
 
