@@ -24,8 +24,7 @@ limit around every endpoint, routing, middleware, the application, then the tool
 7. Requests              HTTPConnection and Request: reading what the client sent
 8. Responses             Response and its subclasses: streaming, server-sent events, files, ranges
 9. WebSockets            WebSocket, its states and close codes
-10. Error handling       ExceptionMiddleware, ServerErrorMiddleware and its debug page, and the
-                         helpers that answer an exception
+10. Error handling       ExceptionMiddleware, ServerErrorMiddleware and its debug page
 11. Body limit           RequestBodyLimitMiddleware: a body over its limit is answered 413
 12. Routing              convertors, routes, mounts, hosts, and the indexed Router
 13. Endpoints            HTTPEndpoint and WebSocketEndpoint: a method per verb or event
@@ -3451,8 +3450,7 @@ async def _answer_exception(
 
 
 class ExceptionMiddleware:
-    """Turns exceptions into responses with the handler registered for their class or, for an
-    HTTPException, its status code. HTTPException's own handler answers with its detail."""
+    """Answers an exception with the handler for its class or, for an HTTPException, its status."""
 
     def __init__(
         self,
@@ -4007,8 +4005,7 @@ def get_name(endpoint: Callable[..., Any]) -> str:
 
 
 def _route_path(scope: Scope) -> str:
-    """The part of the path a router matches: the path without the app's root path (ASGI spec:
-    ``path`` includes ``root_path``)."""
+    """The path a router matches: ``path`` without the app's ``root_path`` (ASGI includes it)."""
     path: str = scope["path"]
     root_path: str = scope.get("root_path", "")
     if not root_path or not path.startswith(root_path):
@@ -4058,8 +4055,7 @@ def replace_params(
 
 
 def _safe_path(path: str) -> str:
-    """A generated path that no browser reads as pointing at another host: "//host/..." would,
-    so the second slash is escaped."""
+    """A generated path that no browser reads as pointing at another host, as "//host/" would."""
     path = path.replace("\\", "%5C")
     return "/%2F" + path[2:] if path.startswith("//") else path
 
@@ -4116,8 +4112,7 @@ async def _not_found(scope: Scope, receive: Receive, send: Send) -> None:
 
 
 def request_response(func: Callable[[Request], Awaitable[Response] | Response]) -> ASGIApp:
-    """Make an ASGI app of a function that takes a Request and returns a Response (a sync
-    function runs in the threadpool)."""
+    """Make an ASGI app of a function of a Request returning a Response (a sync one in a thread)."""
     is_async = _is_async_callable(func)  # decided once, not per request
 
     async def app(scope: Scope, receive: Receive, send: Send) -> None:
@@ -4407,8 +4402,7 @@ class Mount(BaseRoute):
 
 
 class Host(BaseRoute):
-    """An ASGI app for requests to a host (``{subdomain}.example.org``), matched without regard
-    to case or port."""
+    """An ASGI app for a host (``{subdomain}.example.org``), matched whatever the case or port."""
 
     def __init__(self, host: str, app: ASGIApp, name: str | None = None) -> None:
         if host.startswith("/"):
@@ -4643,8 +4637,7 @@ class _RouteIndex:
             if not nodes:
                 break
         for node in nodes:
-            found += node.routes_ending_here
-            found += node.routes_taking_the_rest
+            found += node.routes_ending_here + node.routes_taking_the_rest
         if len(found) > 1:  # from several branches of the trie: in declaration order, once each
             found = sorted(set(found))
         return [self._routes[position] for position in found]
@@ -4863,8 +4856,7 @@ async def _no_lifespan(app: Any) -> AsyncIterator[None]:
 
 
 def _lifespan_context(lifespan: Lifespan[Any] | None) -> Lifespan[Any]:
-    """The lifespan as an async context manager factory. A bare generator function, sync or
-    async, still works as in Starlette, with a deprecation warning."""
+    """The lifespan as an async context manager factory; a generator function too (deprecated)."""
     # The warnings come from this module, as Starlette's come from its routing module: a
     # filter names the module.
     if lifespan is None:
@@ -5363,8 +5355,7 @@ def _coding_quality(value: str) -> float:
 
 
 def _gzip_accepted(request_headers: _RawHeaders) -> bool:
-    """Whether Accept-Encoding accepts gzip: listed, or covered by ``*``, with a quality above
-    zero (RFC 9110 §12.5.3)."""
+    """Whether Accept-Encoding takes gzip (or ``*``) with a quality above 0 (RFC 9110 §12.5.3)."""
     accept_encoding = next((v for n, v in request_headers if n == b"accept-encoding"), b"")
     qualities: dict[str, float] = {}
     for coding in accept_encoding.decode("latin-1").split(","):
@@ -5915,8 +5906,7 @@ class CSRFMiddleware:
         self.app = app
         self._trusted = frozenset(self._trusted_key(origin) for origin in trusted_origins)
         for path in exempt_paths:
-            if not path.startswith("/"):
-                raise ValueError(f"Exempt path must start with '/': got {path!r}")
+            _require_leading_slash("Exempt", path)
         self._exempt = frozenset(path for path in exempt_paths if not path.endswith("/"))
         self._exempt_prefixes = tuple(path for path in exempt_paths if path.endswith("/"))
 
@@ -6335,8 +6325,7 @@ class Starlite:
         self.middleware_stack = None
 
     def build_middleware_stack(self) -> ASGIApp:
-        """ServerErrorMiddleware, the body limit if any, the user's middleware, then
-        ExceptionMiddleware, around the router."""
+        """ServerErrorMiddleware, body limit, the user's middleware, ExceptionMiddleware, router."""
         error_handler = None
         handlers: dict[Any, ExceptionHandler] = {}
         for key, handler in self.exception_handlers.items():
