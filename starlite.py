@@ -3417,16 +3417,11 @@ class _StartNotingSend:
 
 
 async def _answer_exception(
-    exc: Exception,
-    scope: Scope,
-    receive: Receive,
-    send: Send,
-    response_started: bool,
-    connection: HTTPConnection | None,
+    exc: Exception, scope: Scope, receive: Receive, send: Send, connection: HTTPConnection | None
 ) -> None:
-    """Answer `exc` with the handler for its status code (an HTTPException) or the nearest class
-    in its MRO; raise it again if there is none, or if the response has started. Each endpoint
-    does this too, so that a route's own middleware sees the handled response."""
+    """Answer `exc` with the handler for its status code (an HTTPException) or the nearest class in
+    its MRO; raise it again if there is none, or if `send` (a _StartNotingSend) saw the response
+    start. Each endpoint does this too, so that a route's middleware sees the handled response."""
     by_class, by_status = scope.get(_HANDLERS_SCOPE_KEY, _NO_HANDLERS)
     handler = by_status.get(exc.status_code) if isinstance(exc, HTTPException) else None
     if handler is None:  # a loop, not next() over a generator: every 404 and 405 comes here
@@ -3436,11 +3431,10 @@ async def _answer_exception(
                 break
     if handler is None:
         raise exc
-    if response_started:
+    if isinstance(send, _StartNotingSend) and send.response_started:
         raise RuntimeError("Caught handled exception, but response already started.") from exc
     if connection is None:
-        connection_class = Request if scope["type"] == "http" else WebSocket
-        connection = connection_class(scope, receive, send)
+        connection = (Request if scope["type"] == "http" else WebSocket)(scope, receive, send)
     response = await _call_maybe_async(handler, connection, exc)
     if response is not None:  # a websocket handler closes the socket itself
         await response(scope, receive, send)
@@ -3493,8 +3487,7 @@ class ExceptionMiddleware:
         try:
             await self.app(scope, receive, send)
         except Exception as exc:
-            started = isinstance(send, _StartNotingSend) and send.response_started
-            await _answer_exception(exc, scope, receive, send, started, None)
+            await _answer_exception(exc, scope, receive, send, None)
 
     async def http_exception(self, request: Request, exc: HTTPException) -> Response:
         """The default answer to an HTTPException: its detail as text, with its headers."""
@@ -4125,8 +4118,7 @@ def request_response(func: Callable[[Request], Awaitable[Response] | Response]) 
                 raise TypeError(f"{returned}, but an endpoint must return a Response")
             await response(scope, receive, tracked_send)
         except Exception as exc:
-            started = tracked_send.response_started
-            await _answer_exception(exc, scope, receive, send, started, request)
+            await _answer_exception(exc, scope, receive, tracked_send, request)
         finally:
             if request._form is not None:  # the uploaded files of a form it parsed
                 await request.close()
@@ -4151,7 +4143,7 @@ def websocket_session(func: Callable[[WebSocket], Awaitable[None]]) -> ASGIApp:
         except WebSocketDisconnect:
             pass  # the client closing is how a websocket ends, not an error for the server to log
         except Exception as exc:
-            await _answer_exception(exc, scope, receive, send, False, session)
+            await _answer_exception(exc, scope, receive, send, session)
 
     return app
 
@@ -4816,8 +4808,7 @@ class Router:
             if match is not Match.NONE:
                 # URL(scope=...) keeps the URL on this host: a path like "//evil.com" becomes
                 # "http://host//evil.com", or "/%2Fevil.com" without a host, never "//evil.com".
-                location = str(URL(scope=redirect_scope))
-                await RedirectResponse(location)(scope, receive, send)
+                await RedirectResponse(str(URL(scope=redirect_scope)))(scope, receive, send)
                 return True
         return False
 
@@ -7865,8 +7856,7 @@ def _handling_exceptions(app: ASGIApp, connection: HTTPConnection) -> ASGIApp:
         try:
             await app(scope, receive, tracked_send)
         except Exception as exc:
-            started = tracked_send.response_started
-            await _answer_exception(exc, scope, receive, send, started, connection)
+            await _answer_exception(exc, scope, receive, tracked_send, connection)
 
     return handling_app
 
