@@ -4940,9 +4940,8 @@ async def _refuse_frame(websocket: WebSocket, reason: str) -> NoReturn:
 
 
 class WebSocketEndpoint:
-    """A class answering a websocket's events: ``on_connect`` (accepts by default),
-    ``on_receive`` with each frame decoded as `encoding` says ("text", "bytes", "json" or None, as
-    it comes), and ``on_disconnect``. A `WebSocketException` from a handler closes with its code."""
+    """A class answering a websocket's events (``on_connect``, ``on_receive``, ``on_disconnect``),
+    each frame decoded as `encoding` says; a `WebSocketException` from one closes with its code."""
 
     encoding: Literal["text", "bytes", "json"] | None = None
 
@@ -5052,9 +5051,8 @@ class Middleware:
 
 
 class TrustedHostMiddleware:
-    """Refuses requests whose Host header is not one of `allowed_hosts` (400): ``*.example.com``
-    allows its subdomains, not example.com itself; case and port are ignored. With
-    `www_redirect`, ``example.com`` is redirected to an allowed ``www.example.com``."""
+    """Refuses (400) a Host header not in `allowed_hosts`, case and port ignored; ``*.example.com``
+    allows only its subdomains. With `www_redirect`, ``example.com`` goes to an allowed ``www.``."""
 
     def __init__(
         self, app: ASGIApp, allowed_hosts: Sequence[str] | None = None, www_redirect: bool = True
@@ -6230,10 +6228,8 @@ class BaseHTTPMiddleware:
 
     def __init__(self, app: ASGIApp, dispatch: DispatchFunction | None = None) -> None:
         if dispatch is None and type(self).dispatch is BaseHTTPMiddleware.dispatch:
-            raise TypeError(
-                f"{type(self).__name__} needs a dispatch function: "
-                "override dispatch(), or pass dispatch=..."
-            )
+            advice = "override dispatch(), or pass dispatch=..."
+            raise TypeError(f"{type(self).__name__} needs a dispatch function: {advice}")
         self.app = app
         self.dispatch_func = self.dispatch if dispatch is None else dispatch
 
