@@ -24,8 +24,7 @@ limit around every endpoint, routing, middleware, the application, then the tool
 7. Requests              HTTPConnection and Request: reading what the client sent
 8. Responses             Response and its subclasses: streaming, server-sent events, files, ranges
 9. WebSockets            WebSocket, its states and close codes
-10. Error handling       ExceptionMiddleware, ServerErrorMiddleware and its debug page, and the
-                         helpers that answer an exception
+10. Error handling       ExceptionMiddleware, ServerErrorMiddleware and its debug page
 11. Body limit           RequestBodyLimitMiddleware: a body over its limit is answered 413
 12. Routing              convertors, routes, mounts, hosts, and the indexed Router
 13. Endpoints            HTTPEndpoint and WebSocketEndpoint: a method per verb or event
@@ -3421,16 +3420,11 @@ class _StartNotingSend:
 
 
 async def _answer_exception(
-    exc: Exception,
-    scope: Scope,
-    receive: Receive,
-    send: Send,
-    response_started: bool,
-    connection: HTTPConnection | None,
+    exc: Exception, scope: Scope, receive: Receive, send: Send, connection: HTTPConnection | None
 ) -> None:
-    """Answer `exc` with the handler for its status code (an HTTPException) or the nearest class
-    in its MRO; raise it again if there is none, or if the response has started. Each endpoint
-    does this too, so that a route's own middleware sees the handled response."""
+    """Answer `exc` with the handler for its status code (an HTTPException) or the nearest class in
+    its MRO; raise it again if there is none, or if `send` (a _StartNotingSend) saw the response
+    start. Each endpoint does this too, so that a route's middleware sees the handled response."""
     by_class, by_status = scope.get(_HANDLERS_SCOPE_KEY, _NO_HANDLERS)
     handler = by_status.get(exc.status_code) if isinstance(exc, HTTPException) else None
     if handler is None:  # a loop, not next() over a generator: every 404 and 405 comes here
@@ -3440,11 +3434,10 @@ async def _answer_exception(
                 break
     if handler is None:
         raise exc
-    if response_started:
+    if isinstance(send, _StartNotingSend) and send.response_started:
         raise RuntimeError("Caught handled exception, but response already started.") from exc
     if connection is None:
-        connection_class = Request if scope["type"] == "http" else WebSocket
-        connection = connection_class(scope, receive, send)
+        connection = (Request if scope["type"] == "http" else WebSocket)(scope, receive, send)
     response = await _call_maybe_async(handler, connection, exc)
     if response is not None:  # a websocket handler closes the socket itself
         await response(scope, receive, send)
@@ -3454,8 +3447,7 @@ async def _answer_exception(
 
 
 class ExceptionMiddleware:
-    """Turns exceptions into responses with the handler registered for their class or, for an
-    HTTPException, its status code. HTTPException's own handler answers with its detail."""
+    """Answers an exception with the handler for its class or, for an HTTPException, its status."""
 
     def __init__(
         self,
@@ -3498,8 +3490,7 @@ class ExceptionMiddleware:
         try:
             await self.app(scope, receive, send)
         except Exception as exc:
-            started = isinstance(send, _StartNotingSend) and send.response_started
-            await _answer_exception(exc, scope, receive, send, started, None)
+            await _answer_exception(exc, scope, receive, send, None)
 
     async def http_exception(self, request: Request, exc: HTTPException) -> Response:
         """The default answer to an HTTPException: its detail as text, with its headers."""
@@ -3518,10 +3509,9 @@ _ERROR_CLOSE_TIMEOUT = 5.0
 
 
 class ServerErrorMiddleware:
-    """Answers any unhandled exception with a 500 (unless the response has started), then
-    re-raises it for the server to log. With `debug` the 500 shows the traceback (HTML for a
-    browser, built in the threadpool as it reads files); else `handler` makes it, or it says
-    only ``Internal Server Error``."""
+    """Answers any unhandled exception with a 500 (unless the response has started), then re-raises
+    it for the server to log. With `debug` the 500 shows the traceback (built in the threadpool, as
+    it reads files); else `handler` makes it, or it says only ``Internal Server Error``."""
 
     def __init__(
         self, app: ASGIApp, handler: ExceptionHandler | None = None, debug: bool = False
@@ -3773,8 +3763,7 @@ class RequestBodyLimitMiddleware:
     """Answers ``413 Content Too Large`` to a request body over `max_body_size` bytes: before any
     of it is read for a Content-Length over the limit (replacing the response of an app that never
     reads it), else as soon as the streamed body crosses it, so nothing beyond is held. Where limits
-    nest the innermost wins; inside an app the 413 goes through its HTTPException handlers. The app
-    sees the limit in ``scope[MAX_BODY_SIZE_SCOPE_KEY]``, put back when the app returns."""
+    nest the innermost wins; inside an app the 413 goes through its HTTPException handlers."""
 
     def __init__(self, app: ASGIApp, max_body_size: int) -> None:
         self.app = app
@@ -4012,8 +4001,7 @@ def get_name(endpoint: Callable[..., Any]) -> str:
 
 
 def _route_path(scope: Scope) -> str:
-    """The part of the path a router matches: the path without the app's root path (ASGI spec:
-    ``path`` includes ``root_path``)."""
+    """The path a router matches: ``path`` without the app's ``root_path`` (ASGI includes it)."""
     path: str = scope["path"]
     root_path: str = scope.get("root_path", "")
     if not root_path or not path.startswith(root_path):
@@ -4063,8 +4051,7 @@ def replace_params(
 
 
 def _safe_path(path: str) -> str:
-    """A generated path that no browser reads as pointing at another host: "//host/..." would,
-    so the second slash is escaped."""
+    """A generated path that no browser reads as pointing at another host, as "//host/" would."""
     path = path.replace("\\", "%5C")
     return "/%2F" + path[2:] if path.startswith("//") else path
 
@@ -4121,8 +4108,7 @@ async def _not_found(scope: Scope, receive: Receive, send: Send) -> None:
 
 
 def request_response(func: Callable[[Request], Awaitable[Response] | Response]) -> ASGIApp:
-    """Make an ASGI app of a function that takes a Request and returns a Response (a sync
-    function runs in the threadpool)."""
+    """Make an ASGI app of a function of a Request returning a Response (a sync one in a thread)."""
     is_async = _is_async_callable(func)  # decided once, not per request
 
     async def app(scope: Scope, receive: Receive, send: Send) -> None:
@@ -4135,8 +4121,7 @@ def request_response(func: Callable[[Request], Awaitable[Response] | Response]) 
                 raise TypeError(f"{returned}, but an endpoint must return a Response")
             await response(scope, receive, tracked_send)
         except Exception as exc:
-            started = tracked_send.response_started
-            await _answer_exception(exc, scope, receive, send, started, request)
+            await _answer_exception(exc, scope, receive, tracked_send, request)
         finally:
             if request._form is not None:  # the uploaded files of a form it parsed
                 await request.close()
@@ -4144,15 +4129,11 @@ def request_response(func: Callable[[Request], Awaitable[Response] | Response]) 
     return app
 
 
-def _wrap_in_middleware(app: ASGIApp, middleware: Sequence[Middleware] | None) -> ASGIApp:
-    """`app` inside `middleware`, the first of which is the outermost."""
+def _wrap(app: ASGIApp, middleware: Sequence[Middleware] | None, body_limit: int | None) -> ASGIApp:
+    """`app` inside `middleware` (the first is the outermost), inside a body limit if any."""
     for cls, args, kwargs in reversed(middleware or []):
         app = cls(app, *args, **kwargs)
-    return app
-
-
-def _with_body_limit(app: ASGIApp, max_body_size: int | None) -> ASGIApp:
-    return app if max_body_size is None else RequestBodyLimitMiddleware(app, max_body_size)
+    return app if body_limit is None else RequestBodyLimitMiddleware(app, body_limit)
 
 
 def websocket_session(func: Callable[[WebSocket], Awaitable[None]]) -> ASGIApp:
@@ -4165,7 +4146,7 @@ def websocket_session(func: Callable[[WebSocket], Awaitable[None]]) -> ASGIApp:
         except WebSocketDisconnect:
             pass  # the client closing is how a websocket ends, not an error for the server to log
         except Exception as exc:
-            await _answer_exception(exc, scope, receive, send, False, session)
+            await _answer_exception(exc, scope, receive, send, session)
 
     return app
 
@@ -4191,9 +4172,8 @@ def _require_leading_slash(kind: str, path: str) -> None:
 
 
 class Route(BaseRoute):
-    """An HTTP endpoint at a path: a function taking a Request and returning a Response, or an
-    ASGI app such as an ``HTTPEndpoint`` class. A function answers GET (and HEAD) unless `methods`
-    says otherwise; any other method gets 405 with an ``Allow`` header."""
+    """An HTTP endpoint at a path: a function of a Request returning a Response, or an ASGI app
+    (an ``HTTPEndpoint`` class, say). A function answers GET and HEAD unless `methods` says not."""
 
     def __init__(
         self,
@@ -4216,7 +4196,7 @@ class Route(BaseRoute):
             methods = ["GET"] if methods is None else methods
         else:  # an ASGI app, e.g. an HTTPEndpoint class
             app = endpoint
-        self.app = _with_body_limit(_wrap_in_middleware(app, middleware), max_body_size)
+        self.app = _wrap(app, middleware, max_body_size)
         self.methods: set[str] | None = None
         if methods is not None:
             self.methods = {method.upper() for method in methods}
@@ -4304,7 +4284,7 @@ class WebSocketRoute(BaseRoute):
         self.endpoint = endpoint
         self.name = get_name(endpoint) if name is None else name
         app = websocket_session(endpoint) if _is_function(endpoint) else endpoint
-        self.app = _wrap_in_middleware(app, middleware)
+        self.app = _wrap(app, middleware, None)
         self.path_regex, self.path_format, self.param_convertors = compile_path(path)
 
     def matches(self, scope: Scope) -> tuple[Match, Scope]:
@@ -4355,7 +4335,7 @@ class Mount(BaseRoute):
             raise ValueError("Mount takes either an app or a list of routes")
         self.path = path.rstrip("/")
         self._base_app: ASGIApp = app if app is not None else Router(routes=routes)
-        self.app = _with_body_limit(_wrap_in_middleware(self._base_app, middleware), max_body_size)
+        self.app = _wrap(self._base_app, middleware, max_body_size)
         self.name = name
         self.path_regex, self.path_format, self.param_convertors = compile_path(
             self.path + "/{path:path}"
@@ -4417,8 +4397,7 @@ class Mount(BaseRoute):
 
 
 class Host(BaseRoute):
-    """An ASGI app for requests to a host (``{subdomain}.example.org``), matched without regard
-    to case or port."""
+    """An ASGI app for a host (``{subdomain}.example.org``), matched whatever the case or port."""
 
     def __init__(self, host: str, app: ASGIApp, name: str | None = None) -> None:
         if host.startswith("/"):
@@ -4653,8 +4632,7 @@ class _RouteIndex:
             if not nodes:
                 break
         for node in nodes:
-            found += node.routes_ending_here
-            found += node.routes_taking_the_rest
+            found += node.routes_ending_here + node.routes_taking_the_rest
         if len(found) > 1:  # from several branches of the trie: in declaration order, once each
             found = sorted(set(found))
         return [self._routes[position] for position in found]
@@ -4690,10 +4668,9 @@ class _RouteList(list[BaseRoute]):
 
 
 class Router:
-    """Routes requests to the first matching route, in the order declared. A route that matches
-    the path but not the method is used only when no route matches fully (405). With
-    `redirect_slashes`, a path that matches only with (or without) a trailing slash is redirected
-    there, always on the same host. Otherwise `default` answers (404)."""
+    """Routes a request to the first route that matches, in the order declared, or else to the
+    first that matches its path only (405). With `redirect_slashes`, a path that matches only with
+    (or without) a trailing slash is redirected there, on the same host; else `default` answers."""
 
     def __init__(
         self,
@@ -4709,8 +4686,7 @@ class Router:
         self.redirect_slashes = redirect_slashes
         self.default: ASGIApp = self.not_found if default is None else default
         self.lifespan_context: Lifespan[Any] = _lifespan_context(lifespan)
-        app = _wrap_in_middleware(self.app, middleware)
-        self.middleware_stack = _with_body_limit(app, max_body_size)
+        self.middleware_stack = _wrap(self.app, middleware, max_body_size)
 
     @property
     def routes(self) -> list[BaseRoute]:
@@ -4835,8 +4811,7 @@ class Router:
             if match is not Match.NONE:
                 # URL(scope=...) keeps the URL on this host: a path like "//evil.com" becomes
                 # "http://host//evil.com", or "/%2Fevil.com" without a host, never "//evil.com".
-                location = str(URL(scope=redirect_scope))
-                await RedirectResponse(location)(scope, receive, send)
+                await RedirectResponse(str(URL(scope=redirect_scope)))(scope, receive, send)
                 return True
         return False
 
@@ -4846,11 +4821,9 @@ class Router:
     __hash__ = object.__hash__
 
     def mount(self, path: str, app: ASGIApp, name: str | None = None) -> None:
-        """Add a Mount."""
         self.routes.append(Mount(path, app=app, name=name))
 
     def host(self, host: str, app: ASGIApp, name: str | None = None) -> None:
-        """Add a Host."""
         self.routes.append(Host(host, app=app, name=name))
 
     def add_route(
@@ -4861,7 +4834,6 @@ class Router:
         name: str | None = None,
         include_in_schema: bool = True,
     ) -> None:
-        """Add a Route."""
         self.routes.append(
             Route(path, endpoint, methods=methods, name=name, include_in_schema=include_in_schema)
         )
@@ -4869,7 +4841,6 @@ class Router:
     def add_websocket_route(
         self, path: str, endpoint: Callable[[WebSocket], Awaitable[None]], name: str | None = None
     ) -> None:
-        """Add a WebSocketRoute."""
         self.routes.append(WebSocketRoute(path, endpoint, name=name))
 
 
@@ -4879,8 +4850,7 @@ async def _no_lifespan(app: Any) -> AsyncIterator[None]:
 
 
 def _lifespan_context(lifespan: Lifespan[Any] | None) -> Lifespan[Any]:
-    """The lifespan as an async context manager factory. A bare generator function, sync or
-    async, still works as in Starlette, with a deprecation warning."""
+    """The lifespan as an async context manager factory; a generator function too (deprecated)."""
     # The warnings come from this module, as Starlette's come from its routing module: a
     # filter names the module.
     if lifespan is None:
@@ -4973,9 +4943,8 @@ async def _refuse_frame(websocket: WebSocket, reason: str) -> NoReturn:
 
 
 class WebSocketEndpoint:
-    """A class answering a websocket's events: ``on_connect`` (accepts by default),
-    ``on_receive`` with each frame decoded as `encoding` says ("text", "bytes", "json" or None, as
-    it comes), and ``on_disconnect``. A `WebSocketException` from a handler closes with its code."""
+    """A class answering a websocket's events (``on_connect``, ``on_receive``, ``on_disconnect``),
+    each frame decoded as `encoding` says; a `WebSocketException` from one closes with its code."""
 
     encoding: Literal["text", "bytes", "json"] | None = None
 
@@ -5085,9 +5054,8 @@ class Middleware:
 
 
 class TrustedHostMiddleware:
-    """Refuses requests whose Host header is not one of `allowed_hosts` (400): ``*.example.com``
-    allows its subdomains, not example.com itself; case and port are ignored. With
-    `www_redirect`, ``example.com`` is redirected to an allowed ``www.example.com``."""
+    """Refuses (400) a Host header not in `allowed_hosts`, case and port ignored; ``*.example.com``
+    allows only its subdomains. With `www_redirect`, ``example.com`` goes to an allowed ``www.``."""
 
     def __init__(
         self, app: ASGIApp, allowed_hosts: Sequence[str] | None = None, www_redirect: bool = True
@@ -5095,9 +5063,8 @@ class TrustedHostMiddleware:
         patterns = ["*"] if allowed_hosts is None else [host.lower() for host in allowed_hosts]
         for pattern in patterns:
             if pattern != "*" and "*" in pattern.removeprefix("*."):
-                raise ValueError(
-                    f"Host pattern {pattern!r}: a wildcard can only be '*' or start '*.'"
-                )
+                message = f"Host pattern {pattern!r}: a wildcard can only be '*' or start '*.'"
+                raise ValueError(message)
         self.app = app
         self.allowed_hosts = patterns
         self.allow_any = "*" in patterns
@@ -5204,10 +5171,9 @@ class _CORSAddedHeaders:
 
 
 class CORSMiddleware:
-    """Cross-Origin Resource Sharing, per the Fetch standard: preflights answered here (200, or
-    400 naming what is not allowed). A credentialed request gets its origin, never ``*``; every
-    response gets ``Vary: Origin``. `allow_origin_regex` must match the whole origin; the
-    ``null`` origin is allowed only if listed by name."""
+    """Cross-Origin Resource Sharing, per the Fetch standard: preflights answered here, other
+    responses given their headers. `allow_origin_regex` must match the whole origin; the ``null``
+    origin is allowed only if listed by name."""
 
     def __init__(
         self,
@@ -5318,9 +5284,8 @@ class CORSMiddleware:
         return merged.raw
 
     def _added_headers(self) -> _CORSAddedHeaders:
-        """The headers `_cors_headers` adds, encoded once: on the first request, so that a
-        subclass may still change `simple_headers` in its ``__init__`` (as in Starlette), and
-        again should the configuration they come from change after."""
+        """The headers `_cors_headers` adds, encoded on the first request (a subclass may still
+        change `simple_headers` in its ``__init__``, as in Starlette), and again if they change."""
         configuration = (self.simple_headers, self.preflight_explicit_allow_origin)
         if self._added is None or self._added.built_from != configuration:
             self._added = _CORSAddedHeaders(self)
@@ -5382,8 +5347,7 @@ def _coding_quality(value: str) -> float:
 
 
 def _gzip_accepted(request_headers: _RawHeaders) -> bool:
-    """Whether Accept-Encoding accepts gzip: listed, or covered by ``*``, with a quality above
-    zero (RFC 9110 §12.5.3)."""
+    """Whether Accept-Encoding takes gzip (or ``*``) with a quality above 0 (RFC 9110 §12.5.3)."""
     accept_encoding = next((v for n, v in request_headers if n == b"accept-encoding"), b"")
     qualities: dict[str, float] = {}
     for coding in accept_encoding.decode("latin-1").split(","):
@@ -5393,11 +5357,10 @@ def _gzip_accepted(request_headers: _RawHeaders) -> bool:
 
 
 class GZipMiddleware:
-    """Compresses responses with gzip for clients that accept it; for others, a response it would
-    have compressed gets ``Vary: Accept-Encoding``. Small (under `minimum_size`) and 206
-    responses, those with a Content-Encoding, and `exclude_content_types` pass through. A
-    streamed response is compressed and flushed chunk by chunk, a chunk over
-    `thread_minimum_size` in a worker thread."""
+    """Compresses responses with gzip for clients that accept it; for others, one it would have
+    compressed gets ``Vary: Accept-Encoding``. Small (under `minimum_size`) and 206 responses,
+    those with a Content-Encoding, and `exclude_content_types` pass through. A streamed response
+    is flushed chunk by chunk, a chunk over `thread_minimum_size` compressed in a worker thread."""
 
     def __init__(
         self,
@@ -5470,9 +5433,8 @@ class _GZipSender:
                 await self._send(message)
         elif message["type"] == "http.response.body" and self.start is not None:
             start, self.start = self.start, None
-            if message.get("more_body", False) or len(message.get("body", b"")) >= (
-                self.middleware.minimum_size
-            ):
+            small = len(message.get("body", b"")) < self.middleware.minimum_size
+            if message.get("more_body", False) or not small:
                 await self._compress_first(start, message)
             else:  # whole and small, as most responses are: not worth compressing
                 await self._send(start)
@@ -5611,9 +5573,7 @@ _CLEARED_COOKIE_EXPIRY = "Max-Age=0; expires=Thu, 01 Jan 1970 00:00:00 GMT; "
 class SessionMiddleware:
     """Keeps ``request.session``, a JSON-serialisable `Session` dict, in a cookie signed with
     HMAC-SHA256 (standard library, not itsdangerous: Starlette's session cookies and starlite's
-    cannot read each other). A bad or expired cookie gives an empty session, never an error; the
-    cookie is written when the session changed (a nested value too), cleared when it was emptied,
-    and a handler that read it adds ``Vary: Cookie``."""
+    cannot read each other). A bad or expired cookie gives an empty session, never an error."""
 
     def __init__(
         self,
@@ -5704,12 +5664,10 @@ class BaseUser:
 
     @property
     def is_authenticated(self) -> bool:
-        """Whether this is a known user."""
         raise NotImplementedError()
 
     @property
     def display_name(self) -> str:
-        """A name to show."""
         raise NotImplementedError()
 
     @property
@@ -5923,12 +5881,10 @@ def _request_origin(scope: Scope) -> _OriginKey | None:
 
 
 class CSRFMiddleware:
-    """Refuses cross-site requests that could change something (403), by the browser's headers.
-    GET, HEAD, OPTIONS and TRACE pass. Others, websocket handshakes included (a cross-site page
-    could open the user's websocket with their cookies), pass when ``Sec-Fetch-Site`` is
-    ``same-origin`` or ``none``, or, without it (older browsers), when ``Origin`` is absent or the
-    request's own scheme and Host; or when from `trusted_origins` or to `exempt_paths` (a route
-    path, or a prefix ending in "/"). Behind a proxy, let the server trust ``X-Forwarded-Proto``."""
+    """Refuses cross-site requests (403), GET, HEAD, OPTIONS and TRACE apart, by what the browser's
+    headers say; websocket handshakes too, as a cross-site page could open one with the user's
+    cookies. `exempt_paths` holds route paths, or prefixes ending in "/". Behind a proxy, let the
+    server trust ``X-Forwarded-Proto``."""
 
     def __init__(
         self,
@@ -5942,8 +5898,7 @@ class CSRFMiddleware:
         self.app = app
         self._trusted = frozenset(self._trusted_key(origin) for origin in trusted_origins)
         for path in exempt_paths:
-            if not path.startswith("/"):
-                raise ValueError(f"Exempt path must start with '/': got {path!r}")
+            _require_leading_slash("Exempt", path)
         self._exempt = frozenset(path for path in exempt_paths if not path.endswith("/"))
         self._exempt_prefixes = tuple(path for path in exempt_paths if path.endswith("/"))
 
@@ -6270,19 +6225,14 @@ class _DownstreamResponse(Response):
 
 
 class BaseHTTPMiddleware:
-    """Middleware written as one method, ``async def dispatch(request, call_next) -> Response``.
-    ``await call_next(request)`` returns the app's response as soon as it starts; the app can
-    read the body `dispatch` read, and its background tasks run once the response is sent. Its
-    exceptions reach the handlers outside; context variables the endpoint set are set in
-    `dispatch` when ``call_next`` returns, where Starlette loses them. Each request costs a task:
-    write middleware that must be fast as pure ASGI."""
+    """Middleware written as one method, ``async def dispatch(request, call_next) -> Response``,
+    run as the block above explains: the context variables the endpoint set reach `dispatch`,
+    where Starlette loses them. Each request costs a task: write fast middleware as pure ASGI."""
 
     def __init__(self, app: ASGIApp, dispatch: DispatchFunction | None = None) -> None:
         if dispatch is None and type(self).dispatch is BaseHTTPMiddleware.dispatch:
-            raise TypeError(
-                f"{type(self).__name__} needs a dispatch function: "
-                "override dispatch(), or pass dispatch=..."
-            )
+            advice = "override dispatch(), or pass dispatch=..."
+            raise TypeError(f"{type(self).__name__} needs a dispatch function: {advice}")
         self.app = app
         self.dispatch_func = self.dispatch if dispatch is None else dispatch
 
@@ -6332,10 +6282,9 @@ Lifespan: TypeAlias = Callable[[AppType], contextlib.AbstractAsyncContextManager
 
 
 class Starlite:
-    """The application (Starlette's ``Starlette``). `lifespan` takes the app and returns an async
-    context manager, entered at start-up and exited at shut-down; a mapping it yields is copied
-    into every request's ``request.state``. A handler for 500 or ``Exception`` makes
-    ServerErrorMiddleware's response."""
+    """The application (Starlette's ``Starlette``). `lifespan(app)` is an async context manager
+    entered at start-up and exited at shut-down; a mapping it yields is copied into every request's
+    ``request.state``. A handler for 500 or ``Exception`` makes ServerErrorMiddleware's response."""
 
     def __init__(
         self,
@@ -6366,8 +6315,7 @@ class Starlite:
         self.middleware_stack = None
 
     def build_middleware_stack(self) -> ASGIApp:
-        """ServerErrorMiddleware, the body limit if any, the user's middleware, then
-        ExceptionMiddleware, around the router."""
+        """ServerErrorMiddleware, body limit, the user's middleware, ExceptionMiddleware, router."""
         error_handler = None
         handlers: dict[Any, ExceptionHandler] = {}
         for key, handler in self.exception_handlers.items():
@@ -6376,13 +6324,11 @@ class Starlite:
             else:
                 handlers[key] = handler
         app: ASGIApp = ExceptionMiddleware(self.router, handlers=handlers, debug=self.debug)
-        app = _wrap_in_middleware(app, self.user_middleware)
-        app = _with_body_limit(app, self.max_body_size)
+        app = _wrap(app, self.user_middleware, self.max_body_size)
         return ServerErrorMiddleware(app, handler=error_handler, debug=self.debug)
 
     @property
     def routes(self) -> list[BaseRoute]:
-        """The router's routes."""
         return self.router.routes
 
     def url_path_for(self, name: str, /, **path_params: Any) -> URLPath:
@@ -6396,7 +6342,6 @@ class Starlite:
         await self.middleware_stack(scope, receive, send)
 
     def mount(self, path: str, app: ASGIApp, name: str | None = None) -> None:
-        """Mount an ASGI app under `path`."""
         self.router.mount(path, app=app, name=name)
 
     def host(self, host: str, app: ASGIApp, name: str | None = None) -> None:
@@ -6426,13 +6371,11 @@ class Starlite:
         name: str | None = None,
         include_in_schema: bool = True,
     ) -> None:
-        """Add a Route."""
         self.router.add_route(path, route, methods, name, include_in_schema)
 
     def add_websocket_route(
         self, path: str, route: Callable[[WebSocket], Awaitable[None]], name: str | None = None
     ) -> None:
-        """Add a WebSocketRoute."""
         self.router.add_websocket_route(path, route, name=name)
 
 
@@ -7933,8 +7876,7 @@ def _handling_exceptions(app: ASGIApp, connection: HTTPConnection) -> ASGIApp:
         try:
             await app(scope, receive, tracked_send)
         except Exception as exc:
-            started = tracked_send.response_started
-            await _answer_exception(exc, scope, receive, send, started, connection)
+            await _answer_exception(exc, scope, receive, tracked_send, connection)
 
     return handling_app
 
