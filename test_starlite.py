@@ -13536,6 +13536,23 @@ def listed_names(value: str) -> set[str]:
     return {name.strip().lower() for name in value.split(",") if name.strip()}
 
 
+def test_cors_preflight_response_takes_the_request_headers_and_a_subclass_may_override_it() -> None:
+    seen: list[str] = []
+
+    class Logged(CORSMiddleware):
+        def preflight_response(self, request_headers: Headers) -> Response:
+            seen.append(request_headers["access-control-request-method"])
+            return super().preflight_response(request_headers)
+
+    client = TestClient(Logged(RecordingApp(), allow_origins=[ORIGIN], allow_methods=["POST"]))
+    response = client.options("/", headers=preflight_headers(method="POST"))
+    assert (response.status_code, response.text) == (200, "OK")
+    assert response.headers["access-control-allow-origin"] == ORIGIN
+    refused = client.options("/", headers=preflight_headers(method="PATCH"))
+    assert (refused.status_code, refused.text) == (400, "Disallowed CORS method")
+    assert seen == ["POST", "PATCH"]
+
+
 def test_cors_simple_request_from_an_allowed_origin_gets_its_origin_back() -> None:
     response = cors_client(allow_origins=[ORIGIN]).get("/", headers={"origin": ORIGIN})
     assert response.status_code == 200
