@@ -1267,17 +1267,16 @@ async def _call_maybe_async(func: Callable[..., Any], *args: Any) -> Any:
 _EXHAUSTED: Any = object()
 
 
-async def iterate_in_threadpool(iterable: Iterable[T]) -> AsyncIterator[T]:
-    """Iterate a blocking iterable, each step in a worker thread. Closing it early (a client went
-    away) closes the underlying generator, in a thread too, so its clean-up runs."""
-    iterator = iter(iterable)
+async def iterate_in_threadpool(iterator: Iterable[T]) -> AsyncIterator[T]:
+    """Iterate a blocking iterable (Starlette's parameter name is `iterator`), each step in a
+    worker thread. Closing it early (a client went away) closes the underlying generator, in a
+    thread too, so its clean-up runs."""
+    steps = iter(iterator)
     try:
-        while (
-            item := await anyio.to_thread.run_sync(next, iterator, _EXHAUSTED)
-        ) is not _EXHAUSTED:
+        while (item := await anyio.to_thread.run_sync(next, steps, _EXHAUSTED)) is not _EXHAUSTED:
             yield item
     finally:
-        close = getattr(iterator, "close", None)
+        close = getattr(steps, "close", None)
         if close is not None:
             with anyio.CancelScope(shield=True):
                 await anyio.to_thread.run_sync(close)

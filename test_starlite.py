@@ -2385,6 +2385,8 @@ async def test_iterate_in_threadpool_accepts_a_plain_iterable_and_an_empty_one()
     assert [item async for item in iterate_in_threadpool(["a", "b"])] == ["a", "b"]
     nothing: list[str] = []
     assert [item async for item in iterate_in_threadpool(nothing)] == []
+    # Starlette's keyword, for code that names it
+    assert [item async for item in iterate_in_threadpool(iterator=iter("ab"))] == ["a", "b"]
 
 
 @pytest.mark.anyio
