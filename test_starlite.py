@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import ast
 import asyncio
 import base64
 import codecs
@@ -24324,10 +24325,56 @@ def test_readme_tour_and_its_test_run_as_written() -> None:
     namespace["test_app"]()
 
 
+BANNER = re.compile(r"^# ==== (.+) ====$")
+
+
 def test_readme_map_of_starlite_py_lists_every_section_in_order() -> None:
     rows = re.findall(r"^\| ([A-Z][A-Za-z ]+) \|", readme_section("Where to read what"), flags=re.M)
-    banners = re.findall(r"^# ==== (.+) ====$", (PROJECT_ROOT / "starlite.py").read_text(), re.M)
-    assert rows == banners
+    lines = (PROJECT_ROOT / "starlite.py").read_text().splitlines()
+    assert rows == [match[1] for line in lines if (match := BANNER.match(line))]
+
+
+def top_level_names(node: ast.stmt) -> list[str]:
+    """The module-level names a top-level statement of starlite.py defines."""
+    if isinstance(node, ast.FunctionDef | ast.AsyncFunctionDef | ast.ClassDef):
+        return [node.name]
+    targets = node.targets if isinstance(node, ast.Assign) else []
+    if isinstance(node, ast.AnnAssign):
+        targets = [node.target]
+    return [target.id for target in targets if isinstance(target, ast.Name)]
+
+
+def names_run(node: ast.AST) -> Iterator[ast.Name]:
+    """The names `node` reads when it runs: annotations left out (they are strings, under
+    ``from __future__ import annotations``)."""
+    for child in ast.iter_child_nodes(node):
+        if isinstance(child, ast.arg) or child is getattr(node, "returns", None):
+            continue
+        if isinstance(node, ast.AnnAssign) and child is node.annotation:
+            continue
+        if isinstance(child, ast.Name) and isinstance(child.ctx, ast.Load):
+            yield child
+        yield from names_run(child)
+
+
+def test_each_section_of_starlite_py_uses_only_what_is_above_it() -> None:
+    source = (PROJECT_ROOT / "starlite.py").read_text()
+    banner_lines = [n + 1 for n, line in enumerate(source.splitlines()) if BANNER.match(line)]
+
+    def section(line: int) -> int:
+        return sum(line >= banner for banner in banner_lines)
+
+    statements = ast.parse(source).body
+    defined_in = {
+        name: section(node.lineno) for node in statements for name in top_level_names(node)
+    }
+    forward = [
+        f"{name.id} (line {name.lineno})"
+        for node in statements
+        for name in names_run(node)
+        if defined_in.get(name.id, 0) > section(node.lineno)
+    ]
+    assert forward == []
 
 
 # ==== Real servers ====
