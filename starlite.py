@@ -7594,6 +7594,7 @@ class _TestClient(_HTTPXClient):  # type: ignore[misc, unused-ignore]
     Closing a response the app has not finished, or the client, cancels the app."""
 
     __test__ = False  # not a test class for pytest, whatever its name says
+    portal: _Portal | None = None  # the event loop of ``with``, while in it
 
     def __init__(
         self,
@@ -7611,7 +7612,6 @@ class _TestClient(_HTTPXClient):  # type: ignore[misc, unused-ignore]
         self.app = _asgi3_app(app)
         self.backend = backend
         self.backend_options = backend_options or {}
-        self.portal: _Portal | None = None
         self._transport_to_app = _with_httpx_base(_TestClientTransport, "BaseTransport")(
             self.app, self._portal, raise_server_exceptions, root_path, client
         )
