@@ -7249,7 +7249,7 @@ def _start_blocking_portal(
 
 def _call_in_portal(portal: _Portal, func: Callable[..., Awaitable[T]], *args: Any) -> T:
     """``portal.call(func, *args)``, but what `func` raises is raised in the test's thread as
-    itself: anyio lets a BaseException that is not an Exception (a failed `pytest.fail` in the
+    itself: anyio lets a BaseException that is not an Exception (`pytest.fail` called in the
     app) stop the portal's event loop too, and the test would see a CancelledError."""
 
     async def carrying_errors() -> tuple[T | None, BaseException | None]:
