@@ -4889,10 +4889,32 @@ def _in_async_context(
 _HTTP_METHODS = ("GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS", "QUERY")
 
 
-class HTTPEndpoint:
+class _Endpoint:
+    """What both endpoint classes are: an ASGI app made per connection of one scope type, which
+    runs when awaited."""
+
+    _scope_type: ClassVar[str]
+
+    def __init__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != self._scope_type:
+            name, wanted, got = type(self).__name__, self._scope_type, scope["type"]
+            raise ValueError(f"{name} needs a scope of type {wanted!r}, got {got!r}")
+        self.scope = scope
+        self.receive = receive
+        self.send = send
+
+    def __await__(self) -> Generator[Any, None, None]:
+        return self.dispatch().__await__()
+
+    async def dispatch(self) -> None:
+        raise NotImplementedError()
+
+
+class HTTPEndpoint(_Endpoint):
     """A class whose ``get``, ``post``, ... methods answer those HTTP methods (sync ones in the
     threadpool); HEAD uses ``get`` unless ``head`` is defined, and other methods get 405."""
 
+    _scope_type = "http"
     _allowed_methods: ClassVar[tuple[str, ...]] = ()
 
     def __init_subclass__(cls, **kwargs: Any) -> None:
@@ -4901,16 +4923,6 @@ class HTTPEndpoint:
         if "GET" in defined:
             defined.add("HEAD")
         cls._allowed_methods = tuple(method for method in _HTTP_METHODS if method in defined)
-
-    def __init__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] != "http":
-            raise ValueError(f"HTTPEndpoint needs an 'http' scope, got {scope['type']!r}")
-        self.scope = scope
-        self.receive = receive
-        self.send = send
-
-    def __await__(self) -> Generator[Any, None, None]:
-        return self.dispatch().__await__()
 
     async def dispatch(self) -> None:
         """Call the method named after the request's method, and send what it returns."""
@@ -4941,21 +4953,12 @@ async def _refuse_frame(websocket: WebSocket, reason: str) -> NoReturn:
     raise RuntimeError(reason)
 
 
-class WebSocketEndpoint:
+class WebSocketEndpoint(_Endpoint):
     """A class answering a websocket's events (``on_connect``, ``on_receive``, ``on_disconnect``),
     each frame decoded as `encoding` says; a `WebSocketException` from one closes with its code."""
 
+    _scope_type = "websocket"
     encoding: Literal["text", "bytes", "json"] | None = None
-
-    def __init__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] != "websocket":
-            raise ValueError(f"WebSocketEndpoint needs a 'websocket' scope, got {scope['type']!r}")
-        self.scope = scope
-        self.receive = receive
-        self.send = send
-
-    def __await__(self) -> Generator[Any, None, None]:
-        return self.dispatch().__await__()
 
     async def dispatch(self) -> None:
         """Run the connection: connect, then a receive for each frame, then disconnect."""

@@ -12446,6 +12446,24 @@ async def test_a_sync_generator_function_lifespan_sees_an_error_raised_while_it_
 # ==== Endpoints ====
 
 
+@pytest.mark.parametrize(
+    ("endpoint", "scope", "wanted", "got"),
+    [
+        (Items, ws_scope(), "http", "websocket"),
+        (WebSocketEndpoint, make_scope(), "websocket", "http"),
+        (Items, {"type": "lifespan"}, "http", "lifespan"),
+    ],
+    ids=["http-endpoint-websocket", "websocket-endpoint-http", "http-endpoint-lifespan"],
+)
+def test_endpoint_made_for_a_scope_of_another_type_raises_naming_both(
+    endpoint: type[HTTPEndpoint | WebSocketEndpoint], scope: Scope, wanted: str, got: str
+) -> None:
+    server = Server()
+    message = f"{endpoint.__name__} needs a scope of type '{wanted}', got '{got}'"
+    with pytest.raises(ValueError, match=re.escape(message)):
+        endpoint(scope, server.receive, server.send)
+
+
 class ThreadReport(HTTPEndpoint):
     """Answers whether each method ran off the event loop (needs LoopThread in the stack)."""
 
