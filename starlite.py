@@ -114,7 +114,7 @@ from typing import (
     cast,
     overload,
 )
-from urllib.parse import SplitResult, quote, unquote, urlencode, urlsplit
+from urllib.parse import SplitResult, quote, unquote, unquote_to_bytes, urlencode, urlsplit
 
 import anyio
 import anyio.to_thread
@@ -236,6 +236,29 @@ def _import_extra(extra: str, package: str, *modules: str) -> ModuleType:
         f"This feature needs {package}: pip install 'starlite-asgi[{extra}]', or, for a copied"
         f" starlite.py, pip install {package}"
     )
+
+
+class _CachedProperty(Generic[T]):
+    """``functools.cached_property`` without the lock Python 3.11 takes on each first read (3.12
+    dropped it): a request's headers, query or URL are computed on nearly every request."""
+
+    def __init__(self, compute: Callable[[Any], T]) -> None:
+        self.compute = compute
+        self.__doc__ = compute.__doc__
+
+    def __set_name__(self, owner: type, name: str) -> None:
+        self.name = name
+
+    @overload
+    def __get__(self, instance: None, owner: type | None = None) -> Self: ...
+    @overload
+    def __get__(self, instance: object, owner: type | None = None) -> T: ...
+    def __get__(self, instance: object, owner: type | None = None) -> T | Self:
+        if instance is None:
+            return self
+        # Kept in the instance's dict, which Python reads before a non-data descriptor like this.
+        value = instance.__dict__[self.name] = self.compute(instance)
+        return value
 
 
 def _is_async_callable(obj: object) -> bool:
@@ -360,8 +383,17 @@ def _parse_query(query: str) -> list[tuple[str, str]]:
     for field in text.split("&"):
         if field:  # "a=1&&b=2" holds an empty field: nothing to add
             name, _, value = field.partition("=")
-            pairs.append((unquote(name), unquote(value)) if escaped else (name, value))
+            pairs.append((_unquote(name), _unquote(value)) if escaped else (name, value))
     return pairs
+
+
+def _unquote(text: str) -> str:
+    """``unquote(text)``, by a shorter road for the usual text: ASCII, with or without a "%"."""
+    if "%" not in text:
+        return text
+    if text.isascii():  # one run of ASCII, which unquote would find with a regex, then decode
+        return unquote_to_bytes(text).decode("utf-8", "replace")
+    return unquote(text)
 
 
 class URL:
@@ -379,7 +411,7 @@ class URL:
                 url = URL("").replace(**components)._url
         self._url = url
 
-    @functools.cached_property
+    @_CachedProperty
     def components(self) -> SplitResult:
         """The URL split into scheme, netloc, path, query and fragment."""
         return urlsplit(self._url)
@@ -1833,12 +1865,12 @@ class HTTPConnection(Mapping[str, Any], Generic[StateT]):
         """The application that received this connection."""
         return self.scope["app"]
 
-    @functools.cached_property
+    @_CachedProperty
     def url(self) -> URL:
         """The full URL the client asked for."""
         return URL(scope=self.scope)
 
-    @functools.cached_property
+    @_CachedProperty
     def base_url(self) -> URL:
         """The URL of the application's root, for building absolute links."""
         # Inside a Mount, root_path grows; app_root_path keeps the application's own.
@@ -1846,11 +1878,11 @@ class HTTPConnection(Mapping[str, Any], Generic[StateT]):
         path = root_path if root_path.endswith("/") else root_path + "/"
         return URL(scope={**self.scope, "path": path, "query_string": b"", "root_path": root_path})
 
-    @functools.cached_property
+    @_CachedProperty
     def headers(self) -> Headers:
         return Headers(scope=self.scope)
 
-    @functools.cached_property
+    @_CachedProperty
     def query_params(self) -> QueryParams:
         return QueryParams(self.scope["query_string"])
 
@@ -1859,7 +1891,7 @@ class HTTPConnection(Mapping[str, Any], Generic[StateT]):
         """The parameters the router matched in the path."""
         return self.scope.get("path_params", {})  # type: ignore[no-any-return]
 
-    @functools.cached_property
+    @_CachedProperty
     def cookies(self) -> dict[str, str]:
         return _scope_cookies(self.scope)
 
@@ -1905,7 +1937,7 @@ class HTTPConnection(Mapping[str, Any], Generic[StateT]):
         url_path: URLPath = url_path_provider.url_path_for(name, **path_params)
         return url_path.make_absolute_url(base_url=self.base_url)
 
-    @functools.cached_property
+    @_CachedProperty
     def state(self) -> StateT:
         """Per-request state, first a copy of what the lifespan yielded: a State at run time, typed
         by ``Request[AppState]`` (a TypedDict, or a State subclass declaring its attributes)."""
@@ -2396,7 +2428,7 @@ class Response:
             raw_headers.append((b"content-type", _content_type(self.media_type, self.charset)))
         self.raw_headers = raw_headers
 
-    @functools.cached_property
+    @_CachedProperty
     def headers(self) -> MutableHeaders:
         """The response headers, editable; changes go straight to `raw_headers`."""
         return MutableHeaders(raw=self.raw_headers)
@@ -2484,24 +2516,34 @@ class PlainTextResponse(Response):
 # Built once: json.dumps with any option builds a new encoder per call.
 _COMPACT_JSON = json.JSONEncoder(ensure_ascii=False, allow_nan=False, separators=(",", ":"))
 # The C encoder that JSONEncoder.encode builds and calls (CPython's _json; undocumented, hence the
-# fallback). Called directly it skips the Python that encode() wraps it in, a good part of encoding
-# a small object (measured with benchmarks/compare.py). A fresh one per call, as encode() makes:
-# its dict of the containers being encoded is how it refuses a cycle, and an encoding that fails
-# leaves entries behind.
-_make_c_encoder: Callable[..., Callable[[Any, int], Sequence[str]]] | None = getattr(
-    json.encoder, "c_make_encoder", None
-)
+# fallback), built once and called directly: encode() wraps it in Python and builds it anew for
+# each call, a good part of encoding a small object. It is built without json's cycle check, a dict
+# of the containers being encoded that calls and threads would share: a cycle recurses until
+# RecursionError instead, and is then encoded again with the check, which says what is wrong.
+_make_c_encoder = getattr(json.encoder, "c_make_encoder", None)
+_encode_compact: Callable[[Any, int], Sequence[str]] | None = None
+if _make_c_encoder is not None:
+    _encode_compact = _make_c_encoder(
+        None,  # no dict of the containers being encoded: no cycle check
+        _COMPACT_JSON.default,
+        json.encoder.encode_basestring,  # ensure_ascii=False
+        None,  # indent
+        ":",
+        ",",
+        False,  # sort_keys
+        False,  # skipkeys
+        False,  # allow_nan
+    )
 
 
 def _compact_json(content: Any) -> str:
     """`content` as `_COMPACT_JSON.encode` writes it."""
-    if _make_c_encoder is None:  # a Python without the C accelerator
+    if _encode_compact is None:  # a Python without the C accelerator
         return _COMPACT_JSON.encode(content)
-    # Its arguments: the containers being encoded, default, the string encoder (encode_basestring
-    # is ensure_ascii=False), indent, the key and item separators, sort_keys, skipkeys, allow_nan.
-    escape = json.encoder.encode_basestring
-    encode = _make_c_encoder({}, _COMPACT_JSON.default, escape, None, ":", ",", False, False, False)
-    return "".join(encode(content, 0))
+    try:
+        return "".join(_encode_compact(content, 0))
+    except RecursionError:  # a cycle, or nesting too deep: json's own check tells which
+        return _COMPACT_JSON.encode(content)
 
 
 class JSONResponse(Response):

@@ -6,6 +6,7 @@ import ast
 import asyncio
 import base64
 import codecs
+import concurrent.futures
 import contextlib
 import contextvars
 import copy
@@ -932,6 +933,31 @@ def test_test_client_falls_back_to_httpx2_when_httpx_is_missing() -> None:
     )
     assert result.returncode == 0, result.stderr
     assert result.stdout.split() == ["httpx2", "via", "httpx2"]
+
+
+def test_cached_property_computes_once_per_instance_as_functools_does() -> None:
+    made: list[object] = []
+
+    class Thing:
+        @starlite._CachedProperty
+        def value(self) -> list[int]:
+            """The value."""
+            made.append(self)
+            return [len(made)]
+
+    first, second = Thing(), Thing()
+    assert first.value is first.value
+    assert (first.value, second.value) == ([1], [2])
+    assert made == [first, second]
+    assert Thing.value.__doc__ == "The value."
+    first.value = [9]  # set, and deleted to be computed again, as with functools.cached_property
+    assert first.value == [9]
+    del first.value
+    assert first.value == [3]
+    request = Request({"type": "http", "query_string": b"a=1", "headers": []})
+    assert request.query_params is request.query_params
+    assert vars(request)["query_params"] is request.query_params
+    assert request.query_params["a"] == "1"
 
 
 def test_import_extra_reraises_a_missing_dependency_of_an_installed_module(
@@ -1979,7 +2005,8 @@ query_text = st.one_of(
     [
         "", "&", "a", "a=", "=", "=1", "a=1&&b=2", "a=1&a=2&a=", "a=b=c", "+%2B+", "a+b=c+d",
         "%", "%4", "%zz", "%C3%A9=%E9", "%E9%", "a=1;b=2", ";", "é=☃", "%F0%9F%98%80",
-        "a=%20&%20=b", "&&a&&", "%2", "%%41",
+        "a=%20&%20=b", "&&a&&", "%2", "%%41", "%C3a%A9", "%c3%a9=%e2%98", "a%2Bb=%26%3D",
+        "é%C3%A9", "%C3é%A9", "%FF%FE",
     ],
 )  # fmt: skip
 def test_parse_query_examples_equal_parse_qsl(text: str) -> None:
@@ -7203,6 +7230,33 @@ def test_json_response_of_a_scalar(content: Any) -> None:
     assert JSONResponse(content).body == expected
 
 
+def test_json_response_tells_a_deep_cycle_from_deep_nesting_as_json_dumps_does() -> None:
+    looped: dict[str, Any] = {"list": [1, {}]}
+    looped["list"][1]["back"] = looped
+    with pytest.raises(ValueError, match="Circular reference"):
+        JSONResponse({"outer": [looped]})
+    deep: list[Any] = []
+    for _ in range(100_000):
+        deep = [deep]
+    with pytest.raises(RecursionError):
+        json.dumps(deep)
+    with pytest.raises(RecursionError):
+        JSONResponse(deep)
+    assert JSONResponse([[1], {"a": looped["list"][0]}]).body == b'[[1],{"a":1}]'
+
+
+def test_json_response_encodes_one_object_from_many_threads_at_once() -> None:
+    # The encoder is shared: with a cycle check's dict shared too, a thread would see the
+    # containers another is encoding as a cycle.
+    shared = {
+        "rows": [{"id": n, "tags": ["a", "b"], "nested": {"x": [n] * 20}} for n in range(200)]
+    }
+    expected = json.dumps(shared, separators=(",", ":")).encode()
+    with concurrent.futures.ThreadPoolExecutor(8) as pool:
+        bodies = list(pool.map(lambda _: JSONResponse(shared).body, range(400)))
+    assert set(bodies) == {expected}
+
+
 @pytest.mark.parametrize(
     "bad", [math.nan, math.inf, -math.inf, [1, math.nan], {"x": {"y": math.inf}}]
 )
@@ -7226,7 +7280,7 @@ def test_json_response_writes_the_same_json_with_or_without_the_c_encoder(
     accelerated: bool, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     if not accelerated:
-        monkeypatch.setattr(starlite, "_make_c_encoder", None)
+        monkeypatch.setattr(starlite, "_encode_compact", None)
     content = {"text": 'é "q"\n', "list": [1, 2.5, None, True], "nested": {"": []}}
     assert JSONResponse(content).body == json.dumps(
         content, ensure_ascii=False, allow_nan=False, separators=(",", ":")
