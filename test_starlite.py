@@ -10141,6 +10141,28 @@ def test_router_not_found_override_answers_unmatched_requests(backend: Backend) 
     assert (missing.status_code, missing.text) == (404, "nothing here")
 
 
+def test_router_app_overridden_in_a_subclass_and_awaited_routes_each_kind_of_request(
+    backend: Backend,
+) -> None:
+    # Router.app returns the awaitable it chose (a plain method, a frame fewer): a subclass that
+    # awaits super().app still routes hits, 405s, redirects, 404s and the lifespan.
+    seen: list[str] = []
+
+    class Noting(Router):
+        async def app(self, scope: Scope, receive: Receive, send: Send) -> None:
+            seen.append(scope["type"])
+            await super().app(scope, receive, send)
+
+    routes = [Route("/", endpoint("home")), Route("/users/{id:int}", endpoint("user"))]
+    with TestClient(Noting(routes), backend=backend, follow_redirects=False) as client:
+        assert client.get("/").text == "home"
+        assert client.get("/users/3").text == "user"
+        assert client.post("/").status_code == 405
+        assert client.get("/users/3/").headers["location"] == "http://testserver/users/3"
+        assert client.get("/missing").status_code == 404
+    assert seen == ["lifespan"] + ["http"] * 5
+
+
 def test_app_answers_404_and_405_like_the_router(backend: Backend) -> None:
     client = TestClient(Starlite(routes=[Route("/", endpoint("home"))]), backend=backend)
     missing = client.get("/missing")
