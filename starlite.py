@@ -15,7 +15,7 @@ Each section uses only what is above it, so the file reads top to bottom: buildi
 comes in (forms, requests), what goes out (responses, websockets), the error handling and body
 limit around every endpoint, routing, middleware, the application, then the tools around it:
 
-1. Types and helpers     ASGI type aliases and the door for optional extras
+1. Types and helpers     ASGI type aliases, the door for optional extras, a cached property
 2. Datastructures        URL, Headers, QueryParams, the multi-dicts, State, Secret, ...
 3. Exceptions            HTTPException, WebSocketException, and status codes by name
 4. Concurrency           running blocking code in the threadpool
@@ -201,8 +201,8 @@ __all__ = [
 
 
 # ==== Types and helpers ====
-# The ASGI interface as type aliases (https://asgi.readthedocs.io/en/latest/specs/main.html), and
-# the one door through which optional extras are imported.
+# The ASGI interface as type aliases (https://asgi.readthedocs.io/en/latest/specs/main.html), the
+# one door through which optional extras are imported, and the cached property the classes use.
 
 Scope: TypeAlias = MutableMapping[str, Any]
 Message: TypeAlias = MutableMapping[str, Any]
